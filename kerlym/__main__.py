@@ -1,0 +1,3 @@
+from kerlym.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,277 @@
+"""What every kerlym agent shares: the environment, observation pipeline and episode loop.
+
+Data flows one way: env -> preprocessor -> frame history (stacking and
+difference frames) -> ``act`` -> env step -> the agent's ``observe`` hook.
+Subclasses implement :meth:`Agent.act`, :meth:`Agent.observe` and the other
+hooks; they never touch the loop itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from kerlym import preproc
+from kerlym.memory import FrameRing
+
+
+def make_env(env, render_mode=None):
+    """A Gymnasium env from an env, an env id, or a zero-argument callable returning one."""
+    import gymnasium as gym
+
+    if isinstance(env, str):
+        if env not in gym.registry:
+            try:  # Atari ids are registered by ale-py on request
+                import ale_py
+
+                gym.register_envs(ale_py)
+            except ImportError:
+                pass
+        return gym.make(env, render_mode=render_mode)
+    if callable(env) and not isinstance(env, gym.Env):
+        return env()
+    return env
+
+
+def factory_name(factory) -> str:
+    return getattr(factory, "__name__", repr(factory))
+
+
+class Agent:
+    """Base class: owns the environment, the frame history and the episode loop.
+
+    Args:
+        env: a Gymnasium env, an env id, or a zero-argument callable returning an env.
+        nframes: observations stacked into one state.
+        difference_obs: feed differences of consecutive frames instead of frames.
+        preprocessor: a ``kerlym.preproc`` function (or any ``frame -> array``).
+        modelfactory: builds the Keras model (see :mod:`kerlym.networks`).
+        dropout, learning_rate: passed to the model factory.
+        seed: seeds the env, NumPy, Python and the Keras backend.
+        **factory_kwargs: further keyword arguments for the model factory.
+    """
+
+    name = "agent"
+
+    def __init__(
+        self,
+        env,
+        nframes: int = 1,
+        difference_obs: bool = False,
+        preprocessor=None,
+        modelfactory=None,
+        dropout: float = 0.0,
+        learning_rate: float = 1e-4,
+        seed: int | None = None,
+        enable_plots: bool = False,
+        **factory_kwargs,
+    ):
+        import keras
+
+        if nframes < 1:
+            raise ValueError(f"nframes must be at least 1, got {nframes}")
+        self.env_spec = env if isinstance(env, str) or (callable(env) and not hasattr(env, "step")) else None
+        self.preprocessor = preprocessor
+        self.env = preproc.apply(make_env(env), preprocessor)
+        self.seed = seed
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+            self.env.action_space.seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.num_actions = getattr(self.env.action_space, "n", None)
+        if self.num_actions is None:
+            raise ValueError(f"{type(self).__name__} needs a discrete action space, got {self.env.action_space}")
+        self.num_actions = int(self.num_actions)
+
+        space = self.env.observation_space
+        self.frame_shape = tuple(space.shape)
+        self.frame_dtype = np.uint8 if space.dtype == np.uint8 else np.float32
+        self.nframes = int(nframes)
+        self.difference_obs = bool(difference_obs)
+        self.input_dim_orig = [self.nframes, *self.frame_shape]
+        self.input_dim = int(np.prod(self.input_dim_orig))
+        self.history = self.frame_history()
+
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.enable_plots = enable_plots
+        self.modelfactory = modelfactory
+        self.factory_kwargs = factory_kwargs
+        self.model = self.build_model()
+
+        self.total_steps = 0
+        self.episode = 0
+        self.updates = 0
+        self.episodes: list[dict] = []  # one row of statistics per finished episode
+        self._losses: list[float] = []
+        self._reset_seed = seed
+        self._stop = False
+
+    # -- construction helpers ---------------------------------------------
+    def frame_history(self, capacity: int | None = None) -> FrameRing:
+        """A ring of frames that builds this agent's states (stacking, differences)."""
+        cap = capacity or self.nframes + self.difference_obs
+        return FrameRing(cap, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs)
+
+    def build_model(self):
+        """Call the model factory and check what it returned."""
+        import keras
+
+        name = factory_name(self.modelfactory)
+        model = self.modelfactory(
+            self, self.env, dropout=self.dropout, learning_rate=self.learning_rate, **self.factory_kwargs
+        )
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"{name} must return a keras.Model, got {type(model).__name__}")
+        out = tuple(model.output_shape)
+        if out[-1] != self.num_actions or len(out) != 2:
+            raise ValueError(f"{name} outputs shape {out}, but the env has {self.num_actions} actions")
+        inp = tuple(model.input_shape)
+        if inp[1:] != (self.input_dim,):
+            raise ValueError(f"{name} takes input shape {inp}, but states have shape (None, {self.input_dim})")
+        if not getattr(model, "compiled", False) or model.optimizer is None:
+            raise ValueError(f"{name} returned a model that is not compiled; call model.compile(optimizer, loss)")
+        return model
+
+    # -- hooks for subclasses ---------------------------------------------
+    def act(self, state: np.ndarray, explore: bool = True) -> tuple[int, np.ndarray]:
+        """Choose an action for one flat state; return it and the model's outputs."""
+        raise NotImplementedError
+
+    def begin_episode(self, frame) -> None:
+        """Called with the first (preprocessed) observation of each training episode."""
+
+    def observe(self, action, reward, terminated, truncated, frame) -> None:
+        """Called after each training step with its outcome and the next observation."""
+
+    def end_episode(self) -> dict:
+        """Called after each training episode; returns extra statistics for its row."""
+        return {}
+
+    # -- the loop ---------------------------------------------------------
+    def _reset(self, env, history):
+        obs, _ = env.reset(seed=self._reset_seed)
+        self._reset_seed = None  # seed only the first reset; later resets continue the env's RNG
+        history.push(obs, first=True)
+        return obs
+
+    def learn(
+        self,
+        max_steps: int | None = None,
+        max_episodes: int | None = None,
+        callback: Callable[[Agent, dict], bool | None] | None = None,
+        step_callback: Callable[[Agent], None] | None = None,
+    ) -> list[dict]:
+        """Train until ``max_steps`` env steps or ``max_episodes`` episodes (forever if neither).
+
+        ``callback(agent, row)`` runs after each episode with its statistics;
+        returning ``True`` stops training. ``step_callback(agent)`` runs every
+        100 env steps (progress lines, checkpoints). :meth:`request_stop` ends
+        training after the current step. Returns the per-episode statistics.
+        """
+        step_limit = None if max_steps is None else self.total_steps + max_steps
+        episode_limit = None if max_episodes is None else self.episode + max_episodes
+        start = time.perf_counter()
+        while episode_limit is None or self.episode < episode_limit:
+            obs = self._reset(self.env, self.history)
+            self.begin_episode(obs)
+            total_reward, length, qmax, qmin = 0.0, 0, 0.0, 0.0
+            while True:
+                action, values = self.act(self.history.latest())
+                obs, reward, terminated, truncated, _ = self.env.step(action)
+                self.history.push(obs, first=False)
+                self.total_steps += 1
+                total_reward += float(reward)
+                length += 1
+                qmax += float(values.max())
+                qmin += float(values.min())
+                self.observe(action, reward, terminated, truncated, obs)
+                if step_callback is not None and self.total_steps % 100 == 0:
+                    step_callback(self)
+                if terminated or truncated:
+                    break
+                if self._stop or (step_limit is not None and self.total_steps >= step_limit):
+                    self._stop = False
+                    return self.episodes
+            self.episode += 1
+            row = {
+                "episode": self.episode,
+                "total_steps": self.total_steps,
+                "reward": total_reward,
+                "length": length,
+                "epsilon": getattr(self, "epsilon", 0.0),
+                "loss": float(np.mean(self._losses)) if self._losses else float("nan"),
+                "max_q": qmax / length,
+                "min_q": qmin / length,
+                "wall_time": time.perf_counter() - start,
+            }
+            self._losses = []
+            row.update(self.end_episode())
+            self.episodes.append(row)
+            if callback is not None and callback(self, row):
+                break
+            if step_limit is not None and self.total_steps >= step_limit:
+                break
+        return self.episodes
+
+    def evaluate(self, episodes: int = 20, env=None, seed: int | None = None) -> np.ndarray:
+        """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).
+
+        Uses a fresh copy of the environment when the agent was given an env id
+        or callable, so evaluation never disturbs training episodes.
+        """
+        if env is None:
+            env = preproc.apply(make_env(self.env_spec), self.preprocessor) if self.env_spec else self.env
+        history = self.frame_history()
+        returns = []
+        for i in range(episodes):
+            obs, _ = env.reset(seed=None if seed is None else seed + i)
+            history.push(obs, first=True)
+            total, done = 0.0, False
+            while not done:
+                action, _ = self.act(history.latest(), explore=False)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                history.push(obs, first=False)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+        return np.asarray(returns)
+
+    # -- checkpoint state ---------------------------------------------------
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """What a checkpoint needs beyond the ``.keras`` model: JSON-able counters and arrays.
+
+        The arrays hold the optimizer's variables, so a resumed run continues
+        with the same moments and step count.
+        """
+        meta = {
+            "total_steps": self.total_steps,
+            "episode": self.episode,
+            "updates": self.updates,
+            "epsilon": float(getattr(self, "epsilon", 0.0)),
+            "rng": self.rng.bit_generator.state,
+        }
+        arrays = {f"optimizer/{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.optimizer.variables)}
+        return meta, arrays
+
+    def set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`get_state` returned (the model weights are loaded separately)."""
+        self.total_steps = int(meta["total_steps"])
+        self.episode = int(meta["episode"])
+        self.updates = int(meta["updates"])
+        if hasattr(self, "epsilon"):
+            self.epsilon = float(meta["epsilon"])
+        self.rng.bit_generator.state = meta["rng"]
+        variables = self.model.optimizer.variables
+        for i, v in enumerate(variables):
+            v.assign(arrays[f"optimizer/{i}"])
+
+    def request_stop(self) -> None:
+        """Ask :meth:`learn` to return after the current step (safe from a signal handler)."""
+        self._stop = True
+
+    def save(self, path: str) -> None:
+        """Save the model as a ``.keras`` file."""
+        self.model.save(path)

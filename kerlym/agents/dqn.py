@@ -1,0 +1,225 @@
+"""DQN and double DQN (D2QN).
+
+The update scheme is the original KeRLym's, in today's terms:
+
+* every ``update_freq`` env steps (SB3's ``train_freq``) the agent trains on
+  ``update_nsamp`` samples (the CLI's ``--update_size``): the newest
+  ``update_freq`` transitions plus uniform replay to fill the rest;
+* those samples are split into minibatches of ``batch_size``, so one update is
+  ``update_nsamp // batch_size`` gradient steps (SB3's ``gradient_steps``),
+  all run inside a single compiled call;
+* the target network is synced every ``target_update_freq`` env steps.  The
+  original alternated its two networks after each update; the default
+  (``target_update_freq = update_freq``) is the same: targets come from the
+  weights as they were before the current update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from keras import ops
+
+from kerlym import networks
+from kerlym.agents.base import Agent
+from kerlym.compiled import Compiled, compiled_loss
+from kerlym.memory import ReplayMemory
+
+
+def td_targets(rewards, terminated, next_values, discount):
+    """``r + discount * V(s')``, with no bootstrap past a terminal state.
+
+    Truncation (a time limit) is not termination: those transitions keep the
+    bootstrap, so pass only Gymnasium's ``terminated`` flag here.
+    """
+    not_done = 1.0 - ops.cast(terminated, "float32")
+    return ops.cast(rewards, "float32") + discount * not_done * next_values
+
+
+def linear_epsilon(start: float, end: float, steps: int) -> Callable[[int], float]:
+    """Epsilon annealed linearly from ``start`` to ``end`` over ``steps`` env steps."""
+
+    def schedule(step: int) -> float:
+        return end + (start - end) * max(0.0, 1.0 - step / steps)
+
+    return schedule
+
+
+class DQN(Agent):
+    """Deep Q-learning with experience replay and a target network.
+
+    Args:
+        env: a Gymnasium env, env id, or zero-argument callable returning one.
+        nframes, difference_obs, preprocessor, seed: see :class:`kerlym.agents.base.Agent`.
+        epsilon: initial exploration probability.
+        discount: reward discount.
+        modelfactory: Q-network factory (:mod:`kerlym.networks`).
+        update_freq: env steps between updates.
+        update_nsamp: samples per update (newest ``update_freq`` + replay).
+        batch_size: minibatch size; an update is ``update_nsamp // batch_size`` steps.
+        dropout, learning_rate: passed to the model factory.
+        max_memory: replay capacity in transitions (frames).
+        epsilon_schedule: ``f(episode, epsilon) -> epsilon``, called after each episode.
+        epsilon_min: floor of the ``epsilon_decay_steps`` schedule.
+        epsilon_decay_steps: if given, anneal epsilon linearly to ``epsilon_min``
+            over this many env steps instead (per-step, as SB3 does).
+        target_update_freq: env steps between target syncs (default ``update_freq``).
+        learning_starts: env steps before the first update (default ``batch_size``).
+        enable_plots: accepted for compatibility; plotting is done by the CLI.
+        **factory_kwargs: passed to the model factory (e.g. ``optimizer="adam"``).
+    """
+
+    name = "dqn"
+
+    def __init__(
+        self,
+        env,
+        nframes: int = 1,
+        epsilon: float = 0.1,
+        discount: float = 0.99,
+        modelfactory=networks.simple_dnn,
+        update_freq: int = 1000,
+        update_nsamp: int = 1100,
+        batch_size: int = 32,
+        dropout: float = 0.0,
+        enable_plots: bool = False,
+        max_memory: int = 100_000,
+        epsilon_schedule: Callable[[int, float], float] | None = None,
+        difference_obs: bool = False,
+        preprocessor=None,
+        learning_rate: float = 1e-4,
+        seed: int | None = None,
+        epsilon_min: float = 0.05,
+        epsilon_decay_steps: int | None = None,
+        target_update_freq: int | None = None,
+        learning_starts: int | None = None,
+        **factory_kwargs,
+    ):
+        for label, value in (("batch_size", batch_size), ("update_freq", update_freq), ("max_memory", max_memory)):
+            if value < 1:
+                raise ValueError(f"{label} must be positive, got {value}")
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        if update_nsamp < batch_size:
+            raise ValueError(f"update_nsamp ({update_nsamp}) must be at least batch_size ({batch_size})")
+        if max_memory < batch_size:
+            raise ValueError(f"max_memory ({max_memory}) must be at least batch_size ({batch_size})")
+        super().__init__(
+            env,
+            nframes=nframes,
+            difference_obs=difference_obs,
+            preprocessor=preprocessor,
+            modelfactory=modelfactory,
+            dropout=dropout,
+            learning_rate=learning_rate,
+            seed=seed,
+            enable_plots=enable_plots,
+            **factory_kwargs,
+        )
+        self.epsilon = float(epsilon)
+        self.discount = float(discount)
+        self.update_freq = int(update_freq)
+        self.update_nsamp = int(update_nsamp)
+        self.batch_size = int(batch_size)
+        self.epsilon_schedule = epsilon_schedule
+        self._step_epsilon = linear_epsilon(epsilon, epsilon_min, epsilon_decay_steps) if epsilon_decay_steps else None
+        self.target_update_freq = int(target_update_freq or update_freq)
+        self.learning_starts = min(int(learning_starts if learning_starts is not None else batch_size), max_memory - 1)
+        self.memory = ReplayMemory(max_memory, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs)
+        self.loss = compiled_loss(self.model, self.modelfactory.__name__)
+        self.target_model = self.build_model()
+        self.compiled = Compiled(self.model, self.q_loss, target=self.target_model)
+        self.compiled.sync_target()
+
+    # -- the maths ----------------------------------------------------------
+    def next_state_value(self, online, target, next_states):
+        """DQN: ``max_a' Q_target(s', a')``. D2QN overrides this one method."""
+        return ops.max(target(next_states), axis=-1)
+
+    def q_loss(self, online, target, batch):
+        """The factory's loss between ``Q(s, a)`` and the TD target, for one minibatch."""
+        states, actions, rewards, next_states, terminated = batch
+        q = online(states, training=True)
+        next_v = self.next_state_value(lambda x: ops.stop_gradient(online(x)), target, next_states)
+        y = ops.stop_gradient(td_targets(rewards, terminated, next_v, self.discount))
+        q_sa = ops.take_along_axis(q, ops.expand_dims(ops.cast(actions, "int32"), -1), axis=-1)
+        return self.loss(ops.expand_dims(y, -1), q_sa)
+
+    # -- acting and learning ------------------------------------------------
+    def act(self, state, explore=True):
+        greedy, q = self.compiled.act(state)
+        if explore and self.rng.random() < self.epsilon:
+            return int(self.rng.integers(self.num_actions)), q[0]
+        return int(greedy[0]), q[0]
+
+    def begin_episode(self, frame):
+        self.memory.start_episode(frame)
+
+    def observe(self, action, reward, terminated, truncated, frame):
+        self.memory.add(action, reward, terminated, frame)
+        t = self.total_steps
+        if self._step_epsilon is not None:
+            self.epsilon = self._step_epsilon(t)
+        # Counting transitions held (not steps taken) makes a run resumed without
+        # its replay memory refill it before training again.
+        if len(self.memory) >= self.learning_starts and t % self.update_freq == 0:
+            self.update()
+        if t % self.target_update_freq == 0:
+            self.compiled.sync_target()
+
+    def sample_update(self):
+        """The samples of one update as arrays of shape ``[steps, batch_size, ...]``."""
+        steps = self.update_nsamp // self.batch_size
+        n = steps * self.batch_size
+        batch = self.memory.sample(n, self.rng, newest=min(self.update_freq, n))
+        order = self.rng.permutation(n)  # spread the newest transitions over the minibatches
+        return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch)
+
+    def update(self) -> np.ndarray:
+        """One update: ``update_nsamp // batch_size`` gradient steps in one compiled call."""
+        losses = self.compiled.update(*self.sample_update())
+        self.updates += 1
+        self._losses.extend(losses.tolist())
+        return losses
+
+    def get_state(self, include_memory: bool = False):
+        """Adds the target network and, if asked, the replay memory to the base state."""
+        meta, arrays = super().get_state()
+        for i, v in enumerate(self.target_model.variables):
+            arrays[f"target/{i}"] = np.asarray(v.numpy())
+        if include_memory:
+            m = self.memory
+            meta["memory"] = {"ptr": m.ptr, "size": m.size, "num_transitions": m.num_transitions}
+            for name in ("frames", "age", "actions", "rewards", "terminated", "valid"):
+                arrays[f"memory/{name}"] = getattr(m, name)
+        return meta, arrays
+
+    def set_state(self, meta, arrays):
+        super().set_state(meta, arrays)
+        for i, v in enumerate(self.target_model.variables):
+            v.assign(arrays[f"target/{i}"])
+        if "memory" in meta:
+            m = self.memory
+            for name in ("frames", "age", "actions", "rewards", "terminated", "valid"):
+                saved = arrays[f"memory/{name}"]
+                if saved.shape != getattr(m, name).shape:
+                    raise ValueError(f"saved replay memory has shape {saved.shape}, expected {getattr(m, name).shape}")
+                getattr(m, name)[...] = saved
+            m.ptr, m.size, m.num_transitions = (int(meta["memory"][k]) for k in ("ptr", "size", "num_transitions"))
+
+    def end_episode(self):
+        if self.epsilon_schedule is not None and self._step_epsilon is None:
+            self.epsilon = float(self.epsilon_schedule(self.episode, self.epsilon))
+        return {}
+
+
+class D2QN(DQN):
+    """Double DQN: the online network picks the next action, the target network values it."""
+
+    name = "ddqn"
+
+    def next_state_value(self, online, target, next_states):
+        best = ops.argmax(online(next_states), axis=-1)
+        q_target = target(next_states)
+        return ops.take_along_axis(q_target, ops.expand_dims(best, -1), axis=-1)[:, 0]

@@ -1,0 +1,211 @@
+"""Compiled act and update steps: the one piece of kerlym that differs per Keras backend.
+
+Agents describe learning as a backend-neutral loss written with ``keras.ops``::
+
+    loss_fn(online, target, batch) -> scalar
+
+``online(x, training=False)`` runs the model being trained, ``target(x)``
+runs the target network (``None`` when there is none), and ``batch`` is a
+tuple of tensors. :class:`Compiled` turns that into
+
+* ``act(x)``: one compiled call returning ``argmax`` and the model outputs;
+* ``update(*batches)``: one compiled call that runs every minibatch stacked
+  on the leading axis of ``batches``, each a full step of loss, gradients and
+  the optimizer that the model factory compiled.
+
+TensorFlow runs both as ``tf.function`` graphs, JAX as ``jax.jit`` over
+Keras's stateless API (the update loops with ``lax.scan``), and torch eagerly.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def compiled_loss(model, factory_name: str = "the model factory"):
+    """The loss a model was compiled with, as ``f(y_true, y_pred) -> scalar``."""
+    if not getattr(model, "compiled", False) or model.optimizer is None or model.loss is None:
+        raise ValueError(f"{factory_name} returned a model that is not compiled; call model.compile(optimizer, loss)")
+    loss = model.loss
+    if isinstance(loss, (list, tuple, dict)):
+        raise ValueError(f"{factory_name} compiled several losses; kerlym needs exactly one")
+    fn = keras.losses.get(loss) if isinstance(loss, str) else loss
+
+    def mean_loss(y_true, y_pred):
+        return ops.mean(fn(y_true, y_pred))
+
+    return mean_loss
+
+
+class Compiled:
+    """Compiled act/update for ``model`` (and an optional ``target`` copy) on the current backend.
+
+    Args:
+        model: a compiled Keras model; its optimizer does the updates.
+        loss_fn: ``loss_fn(online, target, batch) -> scalar`` in ``keras.ops``.
+        target: optional target network with the same architecture.
+    """
+
+    def __init__(self, model, loss_fn, target=None):
+        self.model = model
+        self.target = target
+        self.loss_fn = loss_fn
+        self.backend = keras.backend.backend()
+        model.optimizer.build(model.trainable_variables)
+        build = {"tensorflow": self._build_tf, "jax": self._build_jax, "torch": self._build_torch}
+        if self.backend not in build:
+            raise RuntimeError(f"unsupported Keras backend {self.backend!r}")
+        build[self.backend]()
+
+    def sync_target(self) -> None:
+        """Copy the online weights into the target network."""
+        for t, v in zip(self.target.variables, self.model.variables):
+            t.assign(v.value)
+
+    # -- TensorFlow -------------------------------------------------------
+    def _build_tf(self):
+        import tensorflow as tf
+
+        model, target, optimizer = self.model, self.target, self.model.optimizer
+        tvars = model.trainable_variables
+
+        def forward(x):
+            out = model(ops.cast(x, "float32"), training=False)
+            return ops.argmax(out, axis=-1), out
+
+        def online(x, training=False):
+            return model(ops.cast(x, "float32"), training=training)
+
+        def target_fn(x):
+            return target(ops.cast(x, "float32"), training=False)
+
+        @tf.function(reduce_retracing=True)
+        def update(batches):
+            n = tf.shape(batches[0])[0]
+            losses = tf.TensorArray(tf.float32, size=n)
+            for k in tf.range(n):
+                batch = tuple(b[k] for b in batches)
+                with tf.GradientTape() as tape:
+                    loss = self.loss_fn(online, target_fn if target is not None else None, batch)
+                optimizer.apply(tape.gradient(loss, tvars), tvars)
+                losses = losses.write(k, tf.cast(loss, tf.float32))
+            return losses.stack()
+
+        self._tf_act = tf.function(forward, reduce_retracing=True)
+        self._tf_update = update
+
+    # -- JAX --------------------------------------------------------------
+    def _build_jax(self):
+        import jax
+
+        model, target, optimizer = self.model, self.target, self.model.optimizer
+        loss_fn = self.loss_fn
+
+        def forward(tv, ntv, x):
+            out, _ = model.stateless_call(tv, ntv, ops.cast(x, "float32"), training=False)
+            return ops.argmax(out, axis=-1), out
+
+        def step(carry, batch):
+            tv, ntv, ov, target_tv, target_ntv = carry
+
+            def loss_of(tv, ntv):
+                state = {"ntv": ntv}
+
+                def online(x, training=False):
+                    out, new_ntv = model.stateless_call(tv, state["ntv"], ops.cast(x, "float32"), training=training)
+                    if training:
+                        state["ntv"] = new_ntv
+                    return out
+
+                def target_fn(x):
+                    return model.stateless_call(target_tv, target_ntv, ops.cast(x, "float32"), training=False)[0]
+
+                loss = loss_fn(online, target_fn if target is not None else None, batch)
+                return loss, state["ntv"]
+
+            (loss, ntv), grads = jax.value_and_grad(loss_of, has_aux=True)(tv, ntv)
+            tv, ov = optimizer.stateless_apply(ov, grads, tv)
+            return (tv, ntv, ov, target_tv, target_ntv), loss
+
+        def update(tv, ntv, ov, target_tv, target_ntv, batches):
+            (tv, ntv, ov, _, _), losses = jax.lax.scan(step, (tv, ntv, ov, target_tv, target_ntv), batches)
+            return tv, ntv, ov, losses
+
+        self._jax_act = jax.jit(forward)
+        self._jax_update = jax.jit(update)
+
+    # -- torch ------------------------------------------------------------
+    def _build_torch(self):
+        pass
+
+    # -- public -----------------------------------------------------------
+    def act(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy actions and model outputs for a batch of flat states."""
+        if self.backend == "tensorflow":
+            a, out = self._tf_act(x)
+        elif self.backend == "jax":
+            m = self.model
+            a, out = self._jax_act(
+                [v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables], x
+            )
+        else:
+            import torch
+
+            with torch.no_grad():
+                out = self.model(ops.cast(ops.convert_to_tensor(x), "float32"), training=False)
+                a = ops.argmax(out, axis=-1)
+        return ops.convert_to_numpy(a), ops.convert_to_numpy(out)
+
+    def update(self, *batches) -> np.ndarray:
+        """Run one optimizer step per minibatch; ``batches`` share a leading minibatch axis.
+
+        Returns the loss of each minibatch (before its step).
+        """
+        if self.backend == "tensorflow":
+            return self._tf_update(batches).numpy()
+        if self.backend == "jax":
+            return self._update_jax(batches)
+        return self._update_torch(batches)
+
+    def _update_jax(self, batches):
+        m, opt = self.model, self.model.optimizer
+        values = lambda vs: [v.value for v in vs]  # noqa: E731
+        t = self.target
+        tv, ntv, ov, losses = self._jax_update(
+            values(m.trainable_variables),
+            values(m.non_trainable_variables),
+            values(opt.variables),
+            values(t.trainable_variables) if t is not None else [],
+            values(t.non_trainable_variables) if t is not None else [],
+            batches,
+        )
+        for vs, new in ((m.trainable_variables, tv), (m.non_trainable_variables, ntv), (opt.variables, ov)):
+            for v, value in zip(vs, new):
+                v.assign(value)
+        return np.asarray(losses)
+
+    def _update_torch(self, batches):
+        import torch
+
+        model, target, optimizer = self.model, self.target, self.model.optimizer
+        tvars = model.trainable_variables
+
+        def online(x, training=False):
+            return model(ops.cast(x, "float32"), training=training)
+
+        def target_fn(x):
+            with torch.no_grad():
+                return target(ops.cast(x, "float32"), training=False)
+
+        losses = []
+        for k in range(len(batches[0])):
+            batch = tuple(ops.convert_to_tensor(b[k]) for b in batches)
+            model.zero_grad()
+            loss = self.loss_fn(online, target_fn if target is not None else None, batch)
+            loss.backward()
+            with torch.no_grad():
+                optimizer.apply([v.value.grad for v in tvars], tvars)
+            losses.append(float(loss.detach()))
+        return np.asarray(losses, dtype=np.float32)

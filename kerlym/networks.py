@@ -1,0 +1,115 @@
+"""Model factories: the user's extension point.
+
+A model factory is ``factory(agent, env, dropout=..., learning_rate=..., **kwargs)``
+returning a *compiled* ``keras.Model`` that maps a flat input of shape
+``(agent.input_dim,)`` to one output per action. The agent trains with the
+optimizer and loss the factory compiled. ``agent.input_dim_orig`` is
+``[nframes, *observation_shape]`` for factories that want to reshape.
+
+``optimizer`` and ``loss`` keyword arguments choose what the built-in
+factories compile (any Keras identifier or object); their defaults are the
+original KeRLym's RMSprop and mean squared error.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def _action_count(env) -> int:
+    n = getattr(env.action_space, "n", None)
+    if n is None:
+        raise ValueError(f"the networks need a discrete action space, got {env.action_space}")
+    return int(n)
+
+
+def _compile(model, learning_rate, optimizer="rmsprop", loss="mse"):
+    if isinstance(optimizer, str):
+        optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+    model.compile(optimizer=optimizer, loss=loss)
+    return model
+
+
+def _frames_with_channels(agent, factory):
+    """``input_dim_orig`` as ``[nframes, H, W, C]``; vector observations are refused."""
+    shape = list(agent.input_dim_orig)
+    if len(shape) == 3:  # [nframes, H, W]: grayscale without a channel axis
+        shape.append(1)
+    if len(shape) != 4:
+        raise ValueError(
+            f"{factory} is a convolutional network and needs image observations, "
+            f"got observation shape {tuple(shape[1:])}"
+        )
+    return shape
+
+
+def simple_dnn(agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop", loss="mse", **kwargs):
+    """Two 256-unit ReLU layers with dropout and a zero-initialised linear output."""
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Dense(256, activation="relu", kernel_initializer="he_normal")(s)
+    h = layers.Dropout(dropout)(h)
+    h = layers.Dense(256, activation="relu", kernel_initializer="he_normal")(h)
+    h = layers.Dropout(dropout)(h)
+    v = layers.Dense(_action_count(env), kernel_initializer="zeros")(h)
+    return _compile(keras.Model(s, v, name="simple_dnn"), learning_rate, optimizer, loss)
+
+
+def simple_rnn(
+    agent, env, dropout=0.0, learning_rate=1e-4, h0_width=8, h1_width=8, optimizer="rmsprop", loss="mse", **kwargs
+):
+    """Per-frame Dense, then two LSTMs over the ``nframes`` axis."""
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Reshape((agent.nframes, agent.input_dim // agent.nframes))(s)
+    h = layers.TimeDistributed(layers.Dense(h0_width, activation="relu", kernel_initializer="he_normal"))(h)
+    h = layers.Dropout(dropout)(h)
+    h = layers.LSTM(h1_width, return_sequences=True)(h)
+    h = layers.Dropout(dropout)(h)
+    h = layers.LSTM(h1_width)(h)
+    h = layers.Dropout(dropout)(h)
+    v = layers.Dense(_action_count(env), kernel_initializer="zeros")(h)
+    return _compile(keras.Model(s, v, name="simple_rnn"), learning_rate, optimizer, loss)
+
+
+def simple_cnn(agent, env, dropout=0.0, learning_rate=1e-3, optimizer="rmsprop", loss="mse", **kwargs):
+    """Per-frame Conv2D 16@8x8/4 and 32@4x4/2, Dense 256, linear output."""
+    shape = _frames_with_channels(agent, "simple_cnn")
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Reshape(shape)(s)
+    h = layers.TimeDistributed(layers.Conv2D(16, 8, strides=4, padding="same", activation="relu"))(h)
+    h = layers.TimeDistributed(layers.Conv2D(32, 4, strides=2, padding="same", activation="relu"))(h)
+    h = layers.Flatten()(h)
+    h = layers.Dense(256, activation="relu")(h)
+    h = layers.Dropout(dropout)(h)
+    v = layers.Dense(_action_count(env), kernel_initializer="zeros")(h)
+    return _compile(keras.Model(s, v, name="simple_cnn"), learning_rate, optimizer, loss)
+
+
+def nature_cnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="huber", **kwargs):
+    """The DQN Nature network (and SB3's NatureCNN): frames become channels, pixels scaled by 1/255."""
+    nframes, height, width, channels = _frames_with_channels(agent, "nature_cnn")
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Reshape((nframes, height, width, channels))(s)
+    h = layers.Permute((2, 3, 1, 4))(h)
+    h = layers.Reshape((height, width, nframes * channels))(h)
+    h = layers.Rescaling(1.0 / 255)(h)
+    h = layers.Conv2D(32, 8, strides=4, activation="relu")(h)
+    h = layers.Conv2D(64, 4, strides=2, activation="relu")(h)
+    h = layers.Conv2D(64, 3, strides=1, activation="relu")(h)
+    h = layers.Flatten()(h)
+    h = layers.Dense(512, activation="relu")(h)
+    v = layers.Dense(_action_count(env))(h)
+    return _compile(keras.Model(s, v, name="nature_cnn"), learning_rate, optimizer, loss)
+
+
+# Name -> factory, for the CLI and presets. Never eval() a user's string.
+NETWORKS = {f.__name__: f for f in (simple_dnn, simple_rnn, simple_cnn, nature_cnn)}
+CONV_NETWORKS = {"simple_cnn", "nature_cnn"}
+
+
+def get(name: str):
+    """The factory registered as ``name``; ``KeyError`` lists the valid names."""
+    try:
+        return NETWORKS[name]
+    except KeyError:
+        raise KeyError(f"unknown network {name!r}; choose one of: {', '.join(sorted(NETWORKS))}") from None

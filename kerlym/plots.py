@@ -1,0 +1,110 @@
+"""The live 2x2 training figure (imported only when plots are asked for).
+
+With a display the window refreshes without blocking training; without one
+(servers, CI) matplotlib falls back to Agg. Either way the same figure is
+written to a PNG in the run folder at each refresh, atomically, so it can be
+opened while training runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from kerlym.stats import statbin
+
+
+def has_display() -> bool:
+    """True when a GUI window can be opened."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _pyplot(live: bool):
+    import matplotlib
+
+    if not (live and has_display()):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _binned(ax, values, bin_size, color, label, extremes=True):
+    s = statbin(values, bin_size)
+    ax.fill_between(s["x"], s["mean"] - s["std"], s["mean"] + s["std"], color=color, alpha=0.3, label=f"{label} ±1 std")
+    ax.plot(s["x"], s["mean"], color=color, label=f"{label} mean")
+    if extremes:
+        ax.plot(s["x"], s["min"], color=color, linestyle=":", linewidth=0.8, label=f"{label} min")
+        ax.plot(s["x"], s["max"], color=color, linestyle="--", linewidth=0.8, label=f"{label} max")
+
+
+class TrainingPlot:
+    """The original's four panels: reward, episode length, value outputs and loss.
+
+    Args:
+        agent_name: shown in the title (``"ddqn"``, ``"pg"``, ...).
+        env_name: shown in the title.
+        path: PNG file rewritten at every refresh.
+        bin_size: episodes per bin (the CLI's ``--plot_rate``).
+        live: open a window when a display is available.
+        values: draw the value-function panel (Q-learning agents only).
+    """
+
+    def __init__(self, agent_name, env_name, path, bin_size=10, live=True, values=True):
+        self.plt = _pyplot(live)
+        self.live = live and self.plt.get_backend().lower() != "agg"
+        self.path = path
+        self.bin_size = bin_size
+        self.values = values
+        self.fig, axes = self.plt.subplots(2, 2, figsize=(11, 8))
+        self.axes = axes.ravel()
+        self.title = f"{agent_name} Training Stats for {env_name}"
+        if self.live:
+            self.plt.ion()
+            self.plt.show(block=False)
+
+    def update(self, rows: list[dict]) -> None:
+        """Redraw from the per-episode rows and rewrite the PNG."""
+        if not rows:
+            return
+        col = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in rows[0]}
+        ax_r, ax_l, ax_v, ax_loss = self.axes
+        for ax in self.axes:
+            ax.clear()
+        self.fig.suptitle(self.title)
+        _binned(ax_r, col["reward"], self.bin_size, "tab:blue", "reward")
+        ax_r.set(title="Total Reward per Episode", xlabel="Episode", ylabel="Total Reward")
+        _binned(ax_l, col["length"], self.bin_size, "tab:green", "length")
+        ax_l.set(title="Finishing Time per Episode", xlabel="Episode", ylabel="Steps")
+        if self.values:
+            _binned(ax_v, col["max_q"], self.bin_size, "tab:purple", "max Q", extremes=False)
+            _binned(ax_v, col["min_q"], self.bin_size, "slategrey", "min Q", extremes=False)
+            ax_v.set(title="Value Function Outputs", xlabel="Episode", ylabel="Q (mean per episode)")
+        else:
+            ax_v.set_axis_off()
+            ax_v.text(0.5, 0.5, "no value function (policy gradient)", ha="center", va="center")
+        loss = col["loss"]
+        ok = np.isfinite(loss)
+        ax_loss.plot(col["episode"][ok], loss[ok], color="tab:red", linewidth=0.8)
+        ax_loss.set(title="Training Loss", xlabel="Episode", ylabel="Loss (mean per episode)")
+        if ok.any() and (loss[ok] > 0).all():
+            ax_loss.set_yscale("log")
+        for ax in (ax_r, ax_l) + ((ax_v,) if self.values else ()):
+            ax.legend(loc="upper left", fontsize="x-small")
+        self.fig.tight_layout()
+        self.save()
+        if self.live:
+            self.fig.canvas.draw_idle()
+            self.fig.canvas.flush_events()
+
+    def save(self) -> None:
+        tmp = self.path + ".tmp.png"
+        self.fig.savefig(tmp, dpi=80)
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        self.plt.close(self.fig)

@@ -1,0 +1,132 @@
+"""Run folders and atomic checkpoints.
+
+A run folder holds ``config.json``, ``progress.csv``, ``training.png`` and
+``checkpoints/``. Each checkpoint is a folder written under a temporary name
+and renamed into place; ``checkpoints/latest`` names the newest complete one
+and is itself replaced atomically, so a run killed mid-write keeps its
+previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+
+CONFIG = "config.json"
+PROGRESS = "progress.csv"
+PLOT = "training.png"
+CHECKPOINTS = "checkpoints"
+MODEL = "model.keras"
+STATE = "state.json"
+ARRAYS = "arrays.npz"
+
+
+class CheckpointError(Exception):
+    """A checkpoint or run folder is missing or unreadable."""
+
+
+def new_run_dir(outdir: str, env_id: str, agent: str) -> str:
+    """Create ``outdir/<env>-<agent>-<time>`` (made unique) and return it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(outdir, f"{env_id.replace('/', '_')}-{agent}-{stamp}")
+    path, n = base, 1
+    while os.path.exists(path):
+        n += 1
+        path = f"{base}-{n}"
+    os.makedirs(path)
+    return path
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_config(run_dir: str, config: dict) -> None:
+    _atomic_write(os.path.join(run_dir, CONFIG), json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def read_config(run_dir: str) -> dict:
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.isdir(run_dir):
+        raise CheckpointError(f"run folder {run_dir!r} does not exist")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir!r} is not a kerlym run folder (no {CONFIG})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is corrupt: {e}") from None
+
+
+def save_checkpoint(run_dir: str, agent, include_memory: bool = False, keep: int = 2) -> str:
+    """Write the agent's model and state as a new checkpoint; returns its folder."""
+    root = os.path.join(run_dir, CHECKPOINTS)
+    os.makedirs(root, exist_ok=True)
+    name = f"step-{agent.total_steps:010d}"
+    final = os.path.join(root, name)
+    tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    agent.model.save(os.path.join(tmp, MODEL))
+    kwargs = {"include_memory": True} if include_memory and hasattr(agent, "memory") else {}
+    meta, arrays = agent.get_state(**kwargs)
+    np.savez(os.path.join(tmp, ARRAYS), **arrays)
+    _atomic_write(os.path.join(tmp, STATE), json.dumps(meta))
+    if os.path.exists(final):  # same step saved twice (e.g. Ctrl-C right after a checkpoint)
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _atomic_write(os.path.join(root, "latest"), name + "\n")
+    existing = sorted(d for d in os.listdir(root) if d.startswith("step-"))
+    for old in existing[:-keep]:
+        shutil.rmtree(os.path.join(root, old), ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: str) -> str:
+    """Folder of the newest complete checkpoint of ``run_dir``."""
+    root = os.path.join(run_dir, CHECKPOINTS)
+    try:
+        with open(os.path.join(root, "latest")) as f:
+            name = f.read().strip()
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir!r} has no checkpoint to resume from") from None
+    path = os.path.join(root, name)
+    missing = [f for f in (MODEL, STATE, ARRAYS) if not os.path.isfile(os.path.join(path, f))]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is incomplete (missing {', '.join(missing)})")
+    return path
+
+
+def load_model(path: str):
+    """Load a ``.keras`` model in Keras's safe mode; unreadable files raise :class:`CheckpointError`."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a bad file
+        raise CheckpointError(
+            f"cannot load model {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
+
+
+def restore_checkpoint(path: str, agent) -> None:
+    """Load the checkpoint in ``path`` into an agent built with the run's config."""
+    saved = load_model(os.path.join(path, MODEL))
+    try:
+        with open(os.path.join(path, STATE)) as f:
+            meta = json.load(f)
+        with np.load(os.path.join(path, ARRAYS)) as npz:
+            arrays = dict(npz)
+        agent.model.set_weights(saved.get_weights())
+        agent.set_state(meta, arrays)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt or does not match this agent: {e}") from None

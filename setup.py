@@ -1,0 +1,39 @@
+"""kerlym's package definition; build settings and tool configuration live in pyproject.toml."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = re.search(r'__version__ = "([^"]+)"', Path("kerlym/__init__.py").read_text()).group(1)
+
+setup(
+    name="kerlym",
+    version=version,
+    description="Deep reinforcement learning agents (DQN, double DQN, policy gradient) for Gymnasium with Keras 3",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    author="kerlym developers (originally Tim O'Shea)",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kerlym", "kerlym.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "gymnasium>=1.0",
+        "ale-py>=0.9",
+        "numpy>=1.24",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "ruff>=0.5"],
+        "jax": ["jax>=0.4.30"],
+        "box2d": ["gymnasium[box2d]>=1.0"],
+    },
+    entry_points={"console_scripts": ["kerlym=kerlym.main:main"]},
+    classifiers=[
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
