@@ -1,0 +1,161 @@
+"""TD targets, double Q-learning and the compiled update, checked against hand-computed numbers."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers, ops
+
+from kerlym.agents import D2QN, DQN
+from kerlym.agents.dqn import td_targets
+
+
+def linear_q(agent, env, dropout=0.0, learning_rate=0.1, **kwargs):
+    """Q(s) = s @ W: gradients that are easy to compute by hand. Trained with plain SGD."""
+    s = keras.Input((agent.input_dim,))
+    q = layers.Dense(int(env.action_space.n), use_bias=False)(s)
+    model = keras.Model(s, q)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse")
+    return model
+
+
+def make_agent(cls, **kw):
+    args = dict(modelfactory=linear_q, nframes=1, batch_size=2, update_nsamp=2, seed=0, discount=0.9, learning_rate=0.1)
+    args.update(kw)
+    return cls("CartPole-v1", **args)
+
+
+def np_(x):
+    return ops.convert_to_numpy(x)
+
+
+def test_td_targets_by_hand():
+    y = td_targets(np.array([1.0, 2.0, 3.0]), np.array([False, True, False]), np.array([10.0, 10.0, -5.0]), 0.9)
+    np.testing.assert_allclose(np_(y), [1 + 9, 2, 3 - 4.5], rtol=1e-6)
+
+
+def test_dqn_takes_max_and_d2qn_lets_online_pick():
+    q_online = np.array([[1.0, 5.0], [3.0, 2.0]], np.float32)
+    q_target = np.array([[7.0, 4.0], [6.0, 9.0]], np.float32)
+    online, target = (lambda x: q_online), (lambda x: q_target)
+    dqn, ddqn = make_agent(DQN), make_agent(D2QN)
+    np.testing.assert_allclose(np_(dqn.next_state_value(online, target, None)), [7.0, 9.0])
+    np.testing.assert_allclose(np_(ddqn.next_state_value(online, target, None)), [4.0, 6.0])
+
+
+@pytest.mark.parametrize("cls", [DQN, D2QN])
+def test_update_matches_hand_computed_sgd_step(cls):
+    agent = make_agent(cls)
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(4, 2)).astype(np.float32)
+    w_target = rng.normal(size=(4, 2)).astype(np.float32)
+    agent.model.set_weights([w])
+    agent.target_model.set_weights([w_target])
+
+    s = np.array([[1.0, 0.5, -1.0, 2.0], [0.0, -1.0, 1.0, 0.5]], np.float32)
+    s2 = np.array([[0.5, 0.5, 0.0, 1.0], [1.0, 1.0, -2.0, 0.0]], np.float32)
+    a = np.array([1, 0], np.int32)
+    r = np.array([1.0, -0.5], np.float32)
+    term = np.array([False, True])
+    if cls is DQN:
+        v_next = (s2 @ w_target).max(axis=1)
+    else:
+        v_next = (s2 @ w_target)[np.arange(2), (s2 @ w).argmax(axis=1)]
+    y = r + 0.9 * (1 - term) * v_next
+    q_sa = (s @ w)[np.arange(2), a]
+    expected_loss = np.mean((y - q_sa) ** 2)
+    grad = np.zeros_like(w)
+    for i in range(2):
+        grad[:, a[i]] += -2.0 / 2 * (y[i] - q_sa[i]) * s[i]
+
+    losses = agent.compiled.update(s[None], a[None], r[None], s2[None], term[None])
+    np.testing.assert_allclose(losses, [expected_loss], rtol=1e-5)
+    np.testing.assert_allclose(agent.model.get_weights()[0], w - 0.1 * grad, rtol=1e-5, atol=1e-6)
+    # The target network is untouched by an update.
+    np.testing.assert_array_equal(agent.target_model.get_weights()[0], w_target)
+
+
+def test_several_minibatches_run_in_one_call_in_order():
+    agent = make_agent(DQN)
+    w = np.ones((4, 2), np.float32)
+    agent.model.set_weights([w])
+    agent.target_model.set_weights([np.zeros((4, 2), np.float32)])
+    s = np.eye(4, dtype=np.float32)[:2]
+    batch = (s, np.array([0, 1], np.int32), np.ones(2, np.float32), s, np.ones(2, bool))
+    stacked = [np.stack([x, x]) for x in batch]
+    losses = agent.compiled.update(*stacked)
+    # Step 1: y = 1, Q(s,a) = 1 -> loss 0, no change; step 2 sees the same weights.
+    np.testing.assert_allclose(losses, [0.0, 0.0], atol=1e-7)
+    batch2 = (s, np.array([0, 1], np.int32), np.full(2, 3.0, np.float32), s, np.ones(2, bool))
+    losses = agent.compiled.update(*[np.stack([x, x]) for x in batch2])
+    # Step 1: error 2 on each sample -> loss 4; W[0,0] and W[1,1] move by 0.1 * 2 = 0.2 -> error 1.8.
+    np.testing.assert_allclose(losses, [4.0, 1.8**2], rtol=1e-5)
+
+
+def test_truncation_bootstraps_and_termination_does_not():
+    agent = make_agent(DQN)
+    o0, o1, o2 = (np.full(4, v, np.float32) for v in (0.0, 1.0, 2.0))
+    agent.learning_starts = 10**9  # record only, no automatic updates
+    # Episode 1 ends by time limit, episode 2 by termination; same transition otherwise.
+    agent.begin_episode(o0)
+    agent.observe(0, 1.0, False, True, o1)
+    agent.begin_episode(o0)
+    agent.observe(0, 1.0, True, False, o2)
+    agent.model.set_weights([np.zeros((4, 2), np.float32)])
+    agent.target_model.set_weights([np.ones((4, 2), np.float32)])
+    batch = agent.memory._gather(agent.memory.newest_indices(2)[::-1])
+    np.testing.assert_array_equal(batch.terminated, [False, True])
+    v_next = np.array([4.0, 8.0])  # max over actions of sum(next_state) with all-ones target weights
+    y = np.array([1.0, 1.0]) + 0.9 * np.array([1.0, 0.0]) * v_next
+    np.testing.assert_allclose(y, [4.6, 1.0])
+    losses = agent.compiled.update(*(x[None] for x in batch))
+    np.testing.assert_allclose(losses, [np.mean(y**2)], rtol=1e-5)  # Q(s, a) = 0 everywhere
+
+
+def test_compiled_loss_is_the_factorys_loss():
+    def huber_q(agent, env, **kw):
+        model = linear_q(agent, env)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.Huber(delta=1.0))
+        return model
+
+    agent = make_agent(DQN, modelfactory=huber_q)
+    agent.model.set_weights([np.zeros((4, 2), np.float32)])
+    s = np.zeros((2, 4), np.float32)
+    r = np.array([3.0, 0.5], np.float32)  # errors 3 (linear part) and 0.5 (quadratic part)
+    losses = agent.compiled.update(s[None], np.zeros((1, 2), np.int32), r[None], s[None], np.ones((1, 2), bool))
+    np.testing.assert_allclose(losses, [np.mean([3.0 - 0.5, 0.5 * 0.5**2])], rtol=1e-5)
+
+
+def test_act_is_greedy_without_exploration_and_returns_q_values():
+    agent = make_agent(DQN, epsilon=1.0)
+    agent.model.set_weights([np.array([[1.0, 2.0]] * 4, np.float32)])
+    state = np.ones((1, 4), np.float32)
+    action, q = agent.act(state, explore=False)
+    assert action == 1
+    np.testing.assert_allclose(q, [4.0, 8.0])
+    explored = {agent.act(state)[0] for _ in range(50)}
+    assert explored == {0, 1}
+
+
+def test_update_scheme_samples_newest_then_replay():
+    agent = make_agent(DQN, batch_size=4, update_nsamp=12, update_freq=5)
+    agent.learning_starts = 10**9
+    agent.begin_episode(np.zeros(4, np.float32))
+    for t in range(1, 31):
+        agent.observe(0, float(t), False, False, np.full(4, t, np.float32))
+    batches = agent.sample_update()
+    assert batches[0].shape == (3, 4, 4)  # 12 samples -> 3 gradient steps of 4
+    rewards = batches[2].ravel()
+    assert set(range(26, 31)) <= set(rewards.tolist())  # the newest update_freq transitions are all there
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"epsilon": 1.5}, "epsilon"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"max_memory": 8, "batch_size": 16, "update_nsamp": 16}, "max_memory"),
+    ],
+)
+def test_bad_arguments_are_refused(kw, message):
+    with pytest.raises(ValueError, match=message):
+        make_agent(DQN, **kw)

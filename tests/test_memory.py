@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+
+from kerlym.memory import FrameRing, ReplayMemory
+
+
+def fill(mem, episodes):
+    """Episodes are lists of scalar observations; action = obs, reward = 10 * obs."""
+    for ep in episodes:
+        mem.start_episode(np.array([ep[0]], dtype=np.float32))
+        for i, nxt in enumerate(ep[1:]):
+            last = i == len(ep) - 2
+            mem.add(action=int(ep[i]), reward=10.0 * ep[i], terminated=last, next_obs=np.array([nxt], np.float32))
+
+
+def test_insert_and_gather_exact_contents():
+    mem = ReplayMemory(10, (1,), nframes=1)
+    fill(mem, [[1, 2, 3], [5, 6]])
+    # frames 1 2 3 | 5 6 ; transitions start at 1, 2 and 5 (3 and 6 are final frames)
+    assert len(mem) == 3
+    np.testing.assert_array_equal(mem.valid[:5], [True, True, False, True, False])
+    b = mem._gather(np.array([0, 1, 3]))
+    np.testing.assert_array_equal(b.states[:, 0], [1, 2, 5])
+    np.testing.assert_array_equal(b.next_states[:, 0], [2, 3, 6])
+    np.testing.assert_array_equal(b.actions, [1, 2, 5])
+    np.testing.assert_array_equal(b.rewards, [10, 20, 50])
+    np.testing.assert_array_equal(b.terminated, [False, True, True])
+
+
+def test_sample_only_returns_real_transitions():
+    mem = ReplayMemory(10, (1,), nframes=1)
+    fill(mem, [[1, 2, 3], [5, 6]])
+    b = mem.sample(500, np.random.default_rng(0))
+    pairs = set(zip(b.states[:, 0].tolist(), b.next_states[:, 0].tolist()))
+    assert pairs == {(1.0, 2.0), (2.0, 3.0), (5.0, 6.0)}
+    np.testing.assert_array_equal(b.actions, b.states[:, 0])
+    np.testing.assert_array_equal(b.rewards, 10 * b.states[:, 0])
+
+
+def test_newest_transitions_come_first():
+    mem = ReplayMemory(20, (1,), nframes=1)
+    fill(mem, [[1, 2, 3], [5, 6, 7, 8]])
+    np.testing.assert_array_equal(mem._gather(mem.newest_indices(4)).states[:, 0], [7, 6, 5, 2])
+    b = mem.sample(6, np.random.default_rng(0), newest=2)
+    np.testing.assert_array_equal(b.states[:2, 0], [7, 6])
+
+
+def test_wraparound_overwrites_oldest_and_keeps_counts():
+    mem = ReplayMemory(5, (1,), nframes=1)
+    fill(mem, [list(range(1, 9))])  # 8 frames into 5 slots
+    assert mem.size == 5 and mem.ptr == 3
+    np.testing.assert_array_equal(mem.frames[:, 0], [6, 7, 8, 4, 5])
+    # slot 2 holds the newest frame (8): no transition yet; 4->5, 5->6, 6->7, 7->8 remain
+    assert len(mem) == 4
+    b = mem.sample(300, np.random.default_rng(1))
+    assert set(zip(b.states[:, 0].tolist(), b.next_states[:, 0].tolist())) == {(4, 5), (5, 6), (6, 7), (7, 8)}
+
+
+def test_frame_stacking_pads_with_first_frame_of_episode():
+    ring = FrameRing(10, (1,), nframes=3)
+    for t, x in enumerate([1, 2, 3, 4]):
+        ring.push(np.array([x]), first=t == 0)
+    ring.push(np.array([9]), first=True)  # new episode must not see 1..4
+    np.testing.assert_array_equal(ring.stack(np.array([0, 1, 3, 4])), [[1, 1, 1], [1, 1, 2], [2, 3, 4], [9, 9, 9]])
+
+
+def test_difference_frames_are_zero_at_episode_start():
+    ring = FrameRing(10, (2,), nframes=2, difference=True)
+    for t, x in enumerate([[1, 1], [4, 2], [10, 3]]):
+        ring.push(np.array(x, dtype=np.uint8), first=t == 0)
+    s = ring.stack(np.array([0, 1, 2]))
+    assert s.dtype == np.float32
+    # state t = [d(t-1), d(t)] with d(t) = frame t - frame t-1, d(0) = 0
+    np.testing.assert_array_equal(s, [[0, 0, 0, 0], [0, 0, 3, 1], [3, 1, 6, 1]])
+
+
+def test_uint8_difference_does_not_wrap_around():
+    ring = FrameRing(4, (1,), nframes=1, difference=True, dtype=np.uint8)
+    ring.push(np.array([200], np.uint8), first=True)
+    ring.push(np.array([10], np.uint8), first=False)
+    assert ring.latest()[0, 0] == -190.0
+
+
+def test_stacking_never_reads_overwritten_history():
+    ring = FrameRing(4, (1,), nframes=3)
+    for t in range(6):  # one long episode: 0..5, ring keeps 2,3,4,5
+        ring.push(np.array([t]), first=t == 0)
+    oldest = ring.ptr  # slot of frame 2
+    np.testing.assert_array_equal(ring.stack(np.array([oldest])), [[2, 2, 2]])
+    np.testing.assert_array_equal(ring.latest(), [[3, 4, 5]])
+
+
+def test_images_stay_uint8_and_storage_is_one_frame_per_step():
+    mem = ReplayMemory(1000, (84, 84, 1), dtype=np.uint8, nframes=4)
+    assert mem.frames.dtype == np.uint8
+    assert mem.frames.nbytes == 1000 * 84 * 84
+    assert mem.nbytes < 1000 * 84 * 84 * 1.01
+
+
+def test_empty_memory_refuses_to_sample():
+    with pytest.raises(ValueError, match="empty"):
+        ReplayMemory(4, (1,)).sample(2, np.random.default_rng(0))
