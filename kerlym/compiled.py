@@ -25,16 +25,29 @@ from keras import ops
 
 
 def compiled_loss(model, factory_name: str = "the model factory"):
-    """The loss a model was compiled with, as ``f(y_true, y_pred) -> scalar``."""
+    """The loss a model was compiled with, as ``f(y_true, y_pred, sample_weight=None) -> scalar``.
+
+    The result is the mean over the batch of the per-sample loss, each
+    multiplied by its ``sample_weight`` when one is given.
+    """
     if not getattr(model, "compiled", False) or model.optimizer is None or model.loss is None:
         raise ValueError(f"{factory_name} returned a model that is not compiled; call model.compile(optimizer, loss)")
     loss = model.loss
     if isinstance(loss, (list, tuple, dict)):
         raise ValueError(f"{factory_name} compiled several losses; kerlym needs exactly one")
-    fn = keras.losses.get(loss) if isinstance(loss, str) else loss
+    if isinstance(loss, keras.losses.Loss):
+        # Reduce per sample ourselves so that sample weights mean the same for every loss.
+        config = loss.get_config()
+        config["reduction"] = None
+        fn = type(loss).from_config(config)
+    else:
+        fn = keras.losses.get(loss)
 
-    def mean_loss(y_true, y_pred):
-        return ops.mean(fn(y_true, y_pred))
+    def mean_loss(y_true, y_pred, sample_weight=None):
+        per_sample = fn(y_true, y_pred)
+        if sample_weight is not None:
+            per_sample = per_sample * ops.cast(sample_weight, per_sample.dtype)
+        return ops.mean(per_sample)
 
     return mean_loss
 

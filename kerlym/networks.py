@@ -102,9 +102,44 @@ def nature_cnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", lo
     return _compile(keras.Model(s, v, name="nature_cnn"), learning_rate, optimizer, loss)
 
 
+# -- policy networks (softmax over actions) for the PG agent ------------------
+# Compiled with categorical cross-entropy: PG weights it per sample by the
+# advantage, which is exactly the REINFORCE loss -A * log pi(a|s).
+
+
+def karpathy_simple_pgnet(
+    agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop", loss="categorical_crossentropy", **kwargs
+):
+    """Karpathy's Pong policy: Dense 200 ReLU, dropout, softmax over actions."""
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Dense(200, activation="relu", kernel_initializer="he_normal")(s)
+    h = layers.Dropout(dropout)(h)
+    p = layers.Dense(_action_count(env), activation="softmax", kernel_initializer="zeros")(h)
+    return _compile(keras.Model(s, p, name="karpathy_simple_pgnet"), learning_rate, optimizer, loss)
+
+
+def pgconvnet(
+    agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop", loss="categorical_crossentropy", **kwargs
+):
+    """Per-frame Conv2D 16@8x8/4, Dense 64, Dense 16 (dropout between), softmax over actions."""
+    shape = _frames_with_channels(agent, "pgconvnet")
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Reshape(shape)(s)
+    h = layers.TimeDistributed(layers.Conv2D(16, 8, strides=4, padding="same", activation="relu"))(h)
+    h = layers.Flatten()(h)
+    h = layers.Dropout(dropout)(h)
+    h = layers.Dense(64, activation="relu", kernel_initializer="he_normal")(h)
+    h = layers.Dropout(dropout)(h)
+    h = layers.Dense(16, activation="relu", kernel_initializer="he_normal")(h)
+    h = layers.Dropout(dropout)(h)
+    p = layers.Dense(_action_count(env), activation="softmax", kernel_initializer="zeros")(h)
+    return _compile(keras.Model(s, p, name="pgconvnet"), learning_rate, optimizer, loss)
+
+
 # Name -> factory, for the CLI and presets. Never eval() a user's string.
-NETWORKS = {f.__name__: f for f in (simple_dnn, simple_rnn, simple_cnn, nature_cnn)}
-CONV_NETWORKS = {"simple_cnn", "nature_cnn"}
+NETWORKS = {f.__name__: f for f in (simple_dnn, simple_rnn, simple_cnn, nature_cnn, karpathy_simple_pgnet, pgconvnet)}
+CONV_NETWORKS = {"simple_cnn", "nature_cnn", "pgconvnet"}
+POLICY_NETWORKS = {"karpathy_simple_pgnet", "pgconvnet"}
 
 
 def get(name: str):

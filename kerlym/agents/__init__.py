@@ -2,7 +2,8 @@
 
 from kerlym.agents.base import Agent
 from kerlym.agents.dqn import D2QN, DQN
+from kerlym.agents.pg import PG
 
-AGENTS = {"dqn": DQN, "ddqn": D2QN}
+AGENTS = {"dqn": DQN, "ddqn": D2QN, "pg": PG}
 
-__all__ = ["AGENTS", "Agent", "D2QN", "DQN"]
+__all__ = ["AGENTS", "PG", "Agent", "D2QN", "DQN"]

@@ -1,0 +1,163 @@
+"""Policy gradient (REINFORCE) with a Keras policy network, after Karpathy's Pong gist.
+
+Each episode the agent keeps its states, actions and rewards. At the end it
+computes discounted returns, standardises them into advantages and takes one
+gradient step on the whole episode with the loss the factory compiled
+(categorical cross-entropy for the built-in policy networks), weighted per
+sample by the advantage: ``-A * log pi(a|s)``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from keras import ops
+
+from kerlym import networks
+from kerlym.agents.base import Agent
+from kerlym.compiled import Compiled, compiled_loss
+
+
+def discounted_returns(rewards, discount: float, reset_on_score: bool = False) -> np.ndarray:
+    """``G_t = r_t + discount * G_{t+1}``; with ``reset_on_score`` the sum restarts at every non-zero reward.
+
+    The reset is Pong's rule: each point scored ends a rally, so rewards of
+    later rallies say nothing about the actions of earlier ones.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    out = np.zeros_like(rewards)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        if reset_on_score and rewards[t] != 0:
+            running = 0.0
+        running = rewards[t] + discount * running
+        out[t] = running
+    return out
+
+
+def standardise(x) -> np.ndarray:
+    """Zero mean, unit standard deviation (left centred if the deviation is zero)."""
+    x = np.asarray(x, dtype=np.float64) - np.mean(x)
+    std = x.std()
+    return x / std if std > 1e-8 else x
+
+
+def _padded_length(n: int) -> int:
+    """Pad episodes to a few fixed sizes so the compiled update is not retraced for every length."""
+    return max(64, 1 << (n - 1).bit_length())
+
+
+class PG(Agent):
+    """REINFORCE with a softmax policy network.
+
+    Args:
+        env: a Gymnasium env, env id, or zero-argument callable returning one.
+        nframes, difference_obs, preprocessor, seed: see :class:`kerlym.agents.base.Agent`.
+        discount: reward discount.
+        modelfactory: policy network factory (``karpathy_simple_pgnet``, ``pgconvnet``).
+        dropout, learning_rate: passed to the model factory.
+        reset_on_score: restart the discounted return at every non-zero reward;
+            ``None`` turns it on for Pong and off elsewhere.
+        save_path: ``.keras`` file the model is saved to every ``save_every`` episodes.
+        resume: load ``save_path`` first if it exists.
+        **factory_kwargs: passed to the model factory (e.g. ``optimizer="adam"``).
+    """
+
+    name = "pg"
+
+    def __init__(
+        self,
+        env,
+        nframes: int = 1,
+        discount: float = 0.99,
+        modelfactory=networks.karpathy_simple_pgnet,
+        dropout: float = 0.5,
+        difference_obs: bool = False,
+        preprocessor=None,
+        learning_rate: float = 1e-4,
+        seed: int | None = None,
+        reset_on_score: bool | None = None,
+        save_path: str | None = None,
+        save_every: int = 100,
+        resume: bool = False,
+        enable_plots: bool = False,
+        **factory_kwargs,
+    ):
+        super().__init__(
+            env,
+            nframes=nframes,
+            difference_obs=difference_obs,
+            preprocessor=preprocessor,
+            modelfactory=modelfactory,
+            dropout=dropout,
+            learning_rate=learning_rate,
+            seed=seed,
+            enable_plots=enable_plots,
+            **factory_kwargs,
+        )
+        self.discount = float(discount)
+        if reset_on_score is None:
+            env_id = self.env.spec.id if self.env.spec is not None else ""
+            reset_on_score = "pong" in env_id.lower()
+        self.reset_on_score = bool(reset_on_score)
+        self.save_path = save_path
+        self.save_every = int(save_every)
+        self.loss = compiled_loss(self.model, getattr(modelfactory, "__name__", "modelfactory"))
+        self.compiled = Compiled(self.model, self.pg_loss)
+        if resume and save_path and os.path.exists(save_path):
+            from kerlym.runs import load_model
+
+            self.model.set_weights(load_model(save_path).get_weights())
+        self._states: list[np.ndarray] = []
+        self._actions: list[int] = []
+        self._rewards: list[float] = []
+
+    def pg_loss(self, online, target, batch):
+        """The factory's loss between the taken actions and the policy, weighted by advantage."""
+        states, actions, advantages = batch
+        probs = online(states, training=True)
+        taken = ops.one_hot(ops.cast(actions, "int32"), self.num_actions)
+        return self.loss(taken, probs, sample_weight=advantages)
+
+    def act(self, state, explore=True):
+        greedy, probs = self.compiled.act(state)
+        p = probs[0].astype(np.float64)
+        if not explore:
+            return int(greedy[0]), probs[0]
+        self._states.append(state[0])
+        return int(self.rng.choice(self.num_actions, p=p / p.sum())), probs[0]
+
+    def observe(self, action, reward, terminated, truncated, frame):
+        self._actions.append(action)
+        self._rewards.append(float(reward))
+
+    def begin_episode(self, frame):
+        self._states.clear()
+        self._actions.clear()
+        self._rewards.clear()
+
+    def episode_batch(self):
+        """The finished episode as padded ``(states, actions, advantages)`` with one minibatch axis."""
+        n = len(self._actions)
+        adv = standardise(discounted_returns(self._rewards, self.discount, self.reset_on_score))
+        size = _padded_length(n)
+        states = np.zeros((size, self.input_dim), dtype=self.history.state_dtype)
+        states[:n] = np.asarray(self._states[:n])
+        actions = np.zeros(size, dtype=np.int32)
+        actions[:n] = self._actions
+        # Padding has zero weight; rescale so the mean is over the real steps only.
+        weights = np.zeros(size, dtype=np.float32)
+        weights[:n] = adv * (size / n)
+        return states[None], actions[None], weights[None]
+
+    def end_episode(self):
+        if self._actions:
+            losses = self.compiled.update(*self.episode_batch())
+            self.updates += 1
+            self._losses.extend(losses.tolist())
+        if self.save_path and self.episode % self.save_every == 0:
+            tmp = self.save_path[: -len(".keras")] + ".tmp.keras"
+            self.model.save(tmp)
+            os.replace(tmp, self.save_path)
+        return {}

@@ -1,0 +1,89 @@
+"""Every factory builds, round-trips through .keras with identical outputs, and bad factories are refused."""
+
+import importlib.util
+import os
+from types import SimpleNamespace
+
+import gymnasium as gym
+import keras
+import numpy as np
+import pytest
+
+from kerlym import networks
+from kerlym.agents import D2QN, DQN
+from kerlym.main import CONV_NETWORKS, NETWORK_NAMES
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+
+
+def fake_agent(nframes, frame_shape):
+    dims = [nframes, *frame_shape]
+    return SimpleNamespace(nframes=nframes, input_dim_orig=dims, input_dim=int(np.prod(dims)))
+
+
+VECTOR_ENV = SimpleNamespace(action_space=gym.spaces.Discrete(3))
+IMAGE_SHAPE = (84, 84, 1)
+
+
+def test_cli_and_registry_list_the_same_networks():
+    assert set(NETWORK_NAMES) == set(networks.NETWORKS)
+    assert set(CONV_NETWORKS) == set(networks.CONV_NETWORKS)
+
+
+@pytest.mark.parametrize("name", sorted(networks.NETWORKS))
+def test_factory_builds_and_round_trips(name, tmp_path):
+    conv = name in networks.CONV_NETWORKS
+    agent = fake_agent(2, IMAGE_SHAPE if conv else (4,))
+    model = networks.get(name)(agent, VECTOR_ENV, dropout=0.25, learning_rate=1e-3)
+    assert model.input_shape == (None, agent.input_dim)
+    assert model.output_shape == (None, 3)
+    assert model.optimizer is not None and model.compiled
+    x = np.random.default_rng(0).uniform(0, 255 if conv else 1, size=(5, agent.input_dim)).astype(np.float32)
+    path = str(tmp_path / f"{name}.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-6, atol=1e-6)
+    assert type(loaded.optimizer) is type(model.optimizer)
+
+
+def test_conv_factory_refuses_vector_observations():
+    with pytest.raises(ValueError, match="simple_cnn is a convolutional network"):
+        networks.simple_cnn(fake_agent(1, (4,)), VECTOR_ENV)
+
+
+def test_unknown_network_lists_valid_names():
+    with pytest.raises(KeyError, match="simple_dnn"):
+        networks.get("resnet")
+
+
+def test_factory_with_wrong_output_size_is_refused_by_name():
+    def four_outputs(agent, env, **kw):
+        s = keras.Input((agent.input_dim,))
+        m = keras.Model(s, keras.layers.Dense(4)(s))
+        m.compile(optimizer="sgd", loss="mse")
+        return m
+
+    with pytest.raises(ValueError, match=r"four_outputs outputs shape \(None, 4\), but the env has 2 actions"):
+        DQN("CartPole-v1", modelfactory=four_outputs)
+
+
+def test_uncompiled_factory_is_refused_by_name():
+    def not_compiled(agent, env, **kw):
+        s = keras.Input((agent.input_dim,))
+        return keras.Model(s, keras.layers.Dense(2)(s))
+
+    with pytest.raises(ValueError, match="not_compiled returned a model that is not compiled"):
+        DQN("CartPole-v1", modelfactory=not_compiled)
+
+
+def test_users_optimizer_is_the_one_that_trains():
+    spec = importlib.util.spec_from_file_location("custom_network", os.path.join(ROOT, "examples", "custom_network.py"))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    agent = D2QN("CartPole-v1", nframes=2, modelfactory=example.custom_Q_nn, seed=0, batch_size=8, update_nsamp=16)
+    opt = agent.model.optimizer
+    assert isinstance(opt, keras.optimizers.RMSprop)
+    assert float(opt.learning_rate) == pytest.approx(0.01)
+    before = int(opt.iterations)
+    agent.learn(max_steps=1000)  # one update of 16 samples in minibatches of 8
+    assert int(opt.iterations) - before == 2

@@ -1,0 +1,83 @@
+"""REINFORCE maths by hand: returns, Pong's reset rule, the advantage-weighted loss and its gradient."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from kerlym.agents import PG
+from kerlym.agents.pg import discounted_returns, standardise
+
+
+def linear_policy(agent, env, learning_rate=0.5, **kwargs):
+    s = keras.Input((agent.input_dim,))
+    p = layers.Dense(int(env.action_space.n), use_bias=False, activation="softmax")(s)
+    model = keras.Model(s, p)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="categorical_crossentropy")
+    return model
+
+
+def test_discounted_returns_by_hand():
+    np.testing.assert_allclose(discounted_returns([1, 0, 2], 0.5), [1 + 0.5 * 0 + 0.25 * 2, 0 + 0.5 * 2, 2])
+
+
+def test_pong_reset_restarts_the_return_at_each_point():
+    r = [0, 0, -1, 0, 1]
+    np.testing.assert_allclose(discounted_returns(r, 0.5, reset_on_score=True), [-0.25, -0.5, -1, 0.5, 1])
+    np.testing.assert_allclose(discounted_returns(r, 0.5, reset_on_score=False), [-0.1875, -0.375, -0.75, 0.5, 1])
+
+
+def test_standardise():
+    np.testing.assert_allclose(standardise([1.0, 3.0]), [-1.0, 1.0])
+    np.testing.assert_allclose(standardise([2.0, 2.0]), [0.0, 0.0])
+
+
+def test_reset_rule_is_on_for_pong_only():
+    assert PG("CartPole-v1", dropout=0.0).reset_on_score is False
+    assert PG("CartPole-v1", dropout=0.0, reset_on_score=True).reset_on_score is True
+
+
+def test_episode_update_is_the_advantage_weighted_log_likelihood_step():
+    agent = PG("CartPole-v1", modelfactory=linear_policy, learning_rate=0.5, discount=0.5, seed=0)
+    w = np.random.default_rng(1).normal(size=(4, 2)).astype(np.float32) * 0.3
+    agent.model.set_weights([w])
+    s = np.array([[1.0, 0.0, 0.5, -1.0], [0.0, 1.0, -0.5, 2.0], [1.0, 1.0, 1.0, 1.0]], np.float32)
+    a = np.array([0, 1, 1])
+    agent.begin_episode(None)
+    agent._states.extend(s)
+    for action, reward in zip(a, [1.0, 0.0, 2.0]):
+        agent.observe(action, reward, False, False, None)
+    adv = standardise(discounted_returns([1.0, 0.0, 2.0], 0.5))
+
+    logits = s @ w
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected_loss = np.mean(-adv * np.log(p[np.arange(3), a]))
+    # d/dW of -A log softmax(sW)_a = -A * s^T (onehot(a) - p), averaged over the 3 real steps.
+    grad = sum(-adv[i] * np.outer(s[i], np.eye(2)[a[i]] - p[i]) for i in range(3)) / 3
+
+    losses = agent.compiled.update(*agent.episode_batch())
+    np.testing.assert_allclose(losses, [expected_loss], rtol=1e-4)
+    np.testing.assert_allclose(agent.model.get_weights()[0], w - 0.5 * grad, rtol=1e-4, atol=1e-6)
+
+
+def test_greedy_and_sampled_actions():
+    agent = PG("CartPole-v1", modelfactory=linear_policy, seed=0)
+    agent.model.set_weights([np.array([[0.0, 3.0]] * 4, np.float32)])
+    state = np.ones((1, 4), np.float32)
+    action, probs = agent.act(state, explore=False)
+    assert action == 1
+    np.testing.assert_allclose(probs, [1 / (1 + np.exp(12)), 1 / (1 + np.exp(-12))], rtol=1e-4)
+    agent.model.set_weights([np.zeros((4, 2), np.float32)])
+    sampled = [agent.act(state)[0] for _ in range(400)]
+    assert 150 < sum(sampled) < 250  # a uniform policy samples both actions
+
+
+@pytest.mark.slow
+def test_saves_every_n_episodes_and_resumes(tmp_path):
+    path = str(tmp_path / "pg.keras")
+    agent = PG("CartPole-v1", dropout=0.0, seed=0, save_path=path, save_every=5, learning_rate=1e-2)
+    agent.learn(max_episodes=5)
+    x = np.random.default_rng(0).normal(size=(8, agent.input_dim)).astype(np.float32)
+    saved = agent.compiled.act(x)[1]
+    resumed = PG("CartPole-v1", dropout=0.0, seed=1, save_path=path, resume=True)
+    np.testing.assert_allclose(resumed.compiled.act(x)[1], saved, rtol=1e-6)
