@@ -159,8 +159,12 @@ def resolve_config(args: argparse.Namespace) -> dict:
             raise UsageError(e.args[0]) from None
     cfg.update(given)
     if cfg["net"] is None:
-        cfg["net"] = "karpathy_simple_pgnet" if cfg["agent"] == "pg" else "simple_dnn"
+        cfg["net"] = default_net(cfg["agent"])
     return cfg
+
+
+def default_net(agent: str) -> str:
+    return "karpathy_simple_pgnet" if agent == "pg" else "simple_dnn"
 
 
 def validate(cfg: dict) -> None:
@@ -434,11 +438,7 @@ def train(cfg: dict, run_dir: str, resume_from: str | None) -> int:
     from kerlym.stats import read_progress, rewrite_progress
 
     stats_envs: list | None = [] if cfg["submit"] else None
-    make_env = make_env_factory(cfg, stats_envs)
-    check_env(cfg, make_env)
-    if stats_envs:
-        stats_envs.clear()
-    agent = build_agent(cfg, make_env)
+    agent = build_agent(cfg, make_env_factory(cfg, stats_envs))
     rows = []
     if resume_from:
         runs.restore_checkpoint(resume_from, agent)
@@ -484,23 +484,53 @@ def train(cfg: dict, run_dir: str, resume_from: str | None) -> int:
     return 0
 
 
-def play(run_dir: str, overrides: dict) -> int:
+def saved_config(run_dir: str, overrides: dict) -> dict:
+    """A saved run's settings (defaults for any it lacks), with ``overrides`` applied."""
+    from kerlym import runs
+
+    saved = runs.read_config(run_dir)
+    if not isinstance(saved, dict):
+        raise runs.CheckpointError(f"{os.path.join(run_dir, runs.CONFIG)} is corrupt: not a JSON object")
+    cfg = {**DEFAULTS, **saved, **overrides}
+    if cfg["net"] is None:
+        cfg["net"] = default_net(cfg["agent"])
+    return cfg
+
+
+def play(cfg: dict, checkpoint: str) -> int:
     """Greedy episodes with a saved agent; no training, nothing written."""
     import numpy as np
 
     from kerlym import runs
 
-    cfg = runs.read_config(run_dir)
-    cfg.update(overrides)
-    ckpt = runs.latest_checkpoint(run_dir)
-    make_env = make_env_factory(cfg)
-    agent = build_agent(cfg, make_env)
-    agent.model.set_weights(runs.load_model(os.path.join(ckpt, runs.MODEL)).get_weights())
-    returns = agent.evaluate(cfg["eval_episodes"] if "eval_episodes" in overrides else 5)
+    agent = build_agent(cfg, make_env_factory(cfg))
+    agent.model.set_weights(runs.load_model(os.path.join(checkpoint, runs.MODEL)).get_weights())
+    returns = agent.evaluate(cfg["eval_episodes"])
     for i, r in enumerate(returns):
         print(f" * Episode {i + 1}: reward {r:.2f}")
-    print(f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({ckpt})")
+    print(f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({checkpoint})")
     return 0
+
+
+def import_backend() -> None:
+    """Import Keras and start its backend with native stderr silenced.
+
+    TensorFlow's C++ start-up logs ("Could not find cuda drivers", CPU
+    feature notes) ignore ``TF_CPP_MIN_LOG_LEVEL`` and would bury kerlym's
+    own one-line messages. Python exceptions still surface normally.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras
+
+        keras.ops.convert_to_numpy(keras.ops.zeros(1))
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def main(argv=None) -> int:
@@ -513,15 +543,19 @@ def main(argv=None) -> int:
             from kerlym import runs
 
             overrides = {k: getattr(args, k) for k in RUNTIME_OPTIONS if getattr(args, k) is not None}
-            cfg = runs.read_config(saved_dir)
-            cfg.update(overrides)
+            cfg = saved_config(saved_dir, overrides)
+            checkpoint = runs.latest_checkpoint(saved_dir)
             validate(cfg)
+            check_env(cfg, make_env_factory(cfg))
+            import_backend()
             if args.play:
-                return play(saved_dir, overrides)
-            return train(cfg, saved_dir, runs.latest_checkpoint(saved_dir))
+                return play(cfg, checkpoint)
+            return train(cfg, saved_dir, checkpoint)
         cfg = resolve_config(args)
         validate(cfg)
         check_env_id(cfg["env"])
+        check_env(cfg, make_env_factory(cfg))
+        import_backend()
         from kerlym import runs
 
         run_dir = runs.new_run_dir(cfg["outdir"], cfg["env"], cfg["agent"])

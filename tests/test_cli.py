@@ -1,0 +1,205 @@
+"""The real ``kerlym`` command in a subprocess: run folders, interrupt and resume, and bad input."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kerlym import agents, preproc
+from kerlym.main import AGENT_NAMES, PREPROCESSOR_NAMES
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+ENV.pop("DISPLAY", None)
+ENV.pop("WAYLAND_DISPLAY", None)
+FAST = ["-e", "CartPole-v1", "-a", "ddqn", "--preset", "--seed", "0", "-q"]
+
+
+def kerlym(*args, cwd=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "kerlym", *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=timeout
+    )
+
+
+def only_run(outdir):
+    (name,) = os.listdir(outdir)
+    return os.path.join(outdir, name)
+
+
+def read_rows(run):
+    with open(os.path.join(run, "progress.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def checkpoint_step(run):
+    with open(os.path.join(run, "checkpoints", "latest")) as f:
+        return int(f.read().strip().split("-")[1])
+
+
+def test_registries_match_the_cli():
+    assert set(AGENT_NAMES) == set(agents.AGENTS)
+    assert set(PREPROCESSOR_NAMES) == set(preproc.PREPROCESSORS)
+
+
+def test_help_and_version_do_not_import_heavy_libraries():
+    code = (
+        "import sys; from kerlym.main import main\n"
+        "for argv in (['--version'], ['--help']):\n"
+        "    try: main(argv)\n"
+        "    except SystemExit: pass\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib', 'jax', 'gymnasium') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "kerlym 0." in out.stdout
+
+
+def test_help_shows_defaults_in_brackets():
+    out = kerlym("--help").stdout
+    for text in ("[MountainCar-v0]", "[1000]", "[1100]", "[0.5]", "[0.0001]", "[ddqn]", "[100000]", "[2]"):
+        assert text in out
+    assert "results bundle" in out  # -S says what it does now
+
+
+def test_short_run_writes_folder_csv_png_and_checkpoint(tmp_path):
+    out = kerlym(*FAST, "--steps", "1200", "-P", "-F", "5", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    assert os.path.basename(run).startswith("CartPole-v1-ddqn-")
+    rows = read_rows(run)
+    assert list(rows[0]) == [
+        "episode",
+        "total_steps",
+        "reward",
+        "length",
+        "epsilon",
+        "loss",
+        "max_q",
+        "min_q",
+        "wall_time",
+    ]
+    assert [int(r["episode"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert all(float(r["reward"]) == int(r["length"]) for r in rows)  # CartPole pays 1 per step
+    assert int(rows[-1]["total_steps"]) <= 1200
+    with open(os.path.join(run, "training.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert config["env"] == "CartPole-v1" and config["learning_rate"] == 2.3e-3 and config["steps"] == 1200
+    assert checkpoint_step(run) == 1200
+    assert {"model.keras", "state.json", "arrays.npz"} <= set(
+        os.listdir(os.path.join(run, "checkpoints", "step-0000001200"))
+    )
+
+
+def _start(args, run_root):
+    return subprocess.Popen(
+        [sys.executable, "-m", "kerlym", *args, "--outdir", str(run_root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+
+
+def _wait_for_checkpoint(run_root, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = os.listdir(run_root) if os.path.isdir(run_root) else []
+        if runs and os.path.exists(os.path.join(run_root, runs[0], "checkpoints", "latest")):
+            return os.path.join(run_root, runs[0])
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_resumes_to_the_same_step_count(tmp_path, sig):
+    proc = _start([*FAST, "--steps", "6000", "--checkpoint_every", "1000", "--save_memory"], tmp_path)
+    run = _wait_for_checkpoint(tmp_path, proc)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 0, stderr
+        assert "interrupted at step" in stdout and f"kerlym --resume {run}" in stdout
+        assert "Traceback" not in stderr
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    saved = checkpoint_step(run)
+    assert 1000 <= saved < 6000
+
+    out = kerlym("--resume", run)
+    assert out.returncode == 0, out.stderr
+    assert f"resumed {run} at step {saved}" in out.stdout
+    assert checkpoint_step(run) == 6000
+    rows = read_rows(run)
+    assert [int(r["episode"]) for r in rows] == list(range(1, len(rows) + 1))  # no gap, no duplicate
+    steps = [int(r["total_steps"]) for r in rows]
+    assert steps == sorted(steps) and steps[-1] <= 6000
+
+
+def test_play_evaluates_a_saved_run(tmp_path):
+    assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
+    out = kerlym("--play", only_run(tmp_path), "--eval_episodes", "2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count(" * Episode") == 2 and "mean reward" in out.stdout
+
+
+def _corrupt_run(tmp_path):
+    assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path / "runs")).returncode == 0
+    run = only_run(tmp_path / "runs")
+    model = os.path.join(run, "checkpoints", "step-0000000300", "model.keras")
+    with open(model, "wb") as f:
+        f.write(b"not a keras file")
+    return run
+
+
+BAD_INPUTS = {
+    "unknown env": (["-e", "CartPol-v1"], "unknown environment 'CartPol-v1'; did you mean CartPole-v1"),
+    "unknown agent": (["-a", "sarsa"], "unknown agent 'sarsa'; choose one of: dqn, ddqn, pg"),
+    "unknown net": (["-n", "resnet"], "unknown net 'resnet'; choose one of: simple_dnn"),
+    "conv on vector": (["-e", "CartPole-v1", "-n", "simple_cnn"], "simple_cnn is a convolutional network"),
+    "continuous dqn": (["-e", "Pendulum-v1"], "continuous action space"),
+    "continuous pg": (["-e", "Pendulum-v1", "-a", "pg"], "-a pg needs discrete actions"),
+    "epsilon": (["-p", "1.5"], "epsilon must be in [0, 1], got 1.5"),
+    "batch size": (["-b", "0"], "batch_size must be positive, got 0"),
+    "plot rate": (["-F", "-1"], "plot_rate must be positive, got -1"),
+    "memory size": (["-m", "0"], "max_mem must be positive, got 0"),
+    "memory below batch": (["-m", "16", "-b", "32"], "max_mem (16) must be at least the batch size (32)"),
+    "not a number": (["-b", "lots"], "argument -b/--batch_size: invalid int value: 'lots'"),
+    "missing run": (["--resume", "/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
+    "render headless": (["-e", "CartPole-v1", "-R"], "--render needs a display"),
+    "concurrency": (["-c", "4"], "-c/--concurrency other than 1 is not supported yet"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path):
+    args, message = BAD_INPUTS[case]
+    out = kerlym(*args, "--outdir", str(tmp_path / "runs"))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("kerlym: error: ")
+    assert message in out.stderr
+    assert not os.path.exists(tmp_path / "runs") or not os.listdir(tmp_path / "runs")  # no empty run folder left
+
+
+def test_missing_checkpoint_is_one_line_and_exit_2(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"env": "CartPole-v1"}))
+    out = kerlym("--resume", str(run))
+    assert out.returncode == 2 and "has no checkpoint to resume from" in out.stderr
+    assert out.stderr.count("\n") == 1
+
+
+def test_corrupt_checkpoint_is_one_line_exit_2_and_leaves_the_run_alone(tmp_path):
+    run = _corrupt_run(tmp_path)
+    before = {p: os.path.getmtime(os.path.join(run, p)) for p in ("config.json", "progress.csv")}
+    out = kerlym("--resume", run)
+    assert out.returncode == 2
+    assert out.stderr.startswith("kerlym: error: cannot load model") and out.stderr.count("\n") == 1
+    assert before == {p: os.path.getmtime(os.path.join(run, p)) for p in before}
