@@ -20,10 +20,11 @@ setup(
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.3",
-        "gymnasium>=1.0",
+        "gymnasium[classic-control]>=1.0",  # pygame: rendering for -R and -S videos
         "ale-py>=0.9",
         "numpy>=1.24",
         "matplotlib>=3.7",
+        "moviepy>=1.0",  # evaluation videos for -S (Gymnasium's RecordVideo)
     ],
     extras_require={
         "test": ["pytest>=7", "ruff>=0.5"],

@@ -15,6 +15,8 @@ import signal
 import sys
 import time
 
+from kerlym.runs import first_line
+
 AGENT_NAMES = ("dqn", "ddqn", "pg")
 NETWORK_NAMES = ("simple_dnn", "simple_rnn", "simple_cnn", "nature_cnn", "karpathy_simple_pgnet", "pgconvnet")
 CONV_NETWORKS = ("simple_cnn", "nature_cnn", "pgconvnet")
@@ -253,9 +255,7 @@ def check_env(cfg: dict, make_env) -> None:
     try:
         env = make_env()
     except Exception as e:  # a missing extra (box2d, ...) or a broken env
-        raise UsageError(
-            f"cannot create {cfg['env']}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        ) from None
+        raise UsageError(f"cannot create {cfg['env']}: {first_line(e)}") from None
     try:
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise UsageError(
@@ -420,16 +420,21 @@ def _record_videos(cfg, agent, folder, episodes=3) -> str:
 
     from kerlym import preproc
 
+    env = None
+    if not _has_display():
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen
     try:
         env = gym.make(cfg["env"], render_mode="rgb_array")
         env = gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda i: True, disable_logger=True)
-    except Exception as e:  # no rgb_array rendering, or moviepy missing
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        env = preproc.apply(env, preproc.PREPROCESSORS[cfg["preprocessor"]])
+        agent.evaluate(episodes, env=env)
+    except Exception as e:  # no rgb_array rendering, a missing renderer or video writer
+        msg = first_line(e)
         print(f"kerlym: note: no evaluation videos: {msg}", file=sys.stderr)
         return f"not recorded: {msg}"
-    env = preproc.apply(env, preproc.PREPROCESSORS[cfg["preprocessor"]])
-    agent.evaluate(episodes, env=env)
-    env.close()
+    finally:
+        if env is not None:
+            env.close()
     return folder
 
 

@@ -14,8 +14,6 @@ import os
 import shutil
 import time
 
-import numpy as np
-
 CONFIG = "config.json"
 PROGRESS = "progress.csv"
 PLOT = "training.png"
@@ -23,6 +21,12 @@ CHECKPOINTS = "checkpoints"
 MODEL = "model.keras"
 STATE = "state.json"
 ARRAYS = "arrays.npz"
+
+
+def first_line(error: BaseException) -> str:
+    """An exception as one line of text."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class CheckpointError(Exception):
@@ -69,6 +73,8 @@ def read_config(run_dir: str) -> dict:
 
 def save_checkpoint(run_dir: str, agent, include_memory: bool = False, keep: int = 2) -> str:
     """Write the agent's model and state as a new checkpoint; returns its folder."""
+    import numpy as np
+
     root = os.path.join(run_dir, CHECKPOINTS)
     os.makedirs(root, exist_ok=True)
     name = f"step-{agent.total_steps:010d}"
@@ -113,13 +119,13 @@ def load_model(path: str):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad file
-        raise CheckpointError(
-            f"cannot load model {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        ) from None
+        raise CheckpointError(f"cannot load model {path}: {first_line(e)}") from None
 
 
 def restore_checkpoint(path: str, agent) -> None:
     """Load the checkpoint in ``path`` into an agent built with the run's config."""
+    import numpy as np
+
     saved = load_model(os.path.join(path, MODEL))
     try:
         with open(os.path.join(path, STATE)) as f:

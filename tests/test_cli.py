@@ -141,6 +141,21 @@ def test_interrupted_run_resumes_to_the_same_step_count(tmp_path, sig):
     assert steps == sorted(steps) and steps[-1] <= 6000
 
 
+def test_submit_writes_a_results_bundle(tmp_path):
+    out = kerlym(*FAST, "--steps", "400", "-S", "--eval_episodes", "2", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    bundle = os.path.join(only_run(tmp_path), "submission")
+    assert f"results bundle: {bundle}" in out.stdout
+    evaluation = json.load(open(os.path.join(bundle, "evaluation.json")))
+    assert evaluation["episodes"] == 2 and len(evaluation["returns"]) == 2
+    assert evaluation["mean"] == sum(evaluation["returns"]) / 2
+    stats = json.load(open(os.path.join(bundle, "episode_statistics.json")))
+    rows = read_rows(only_run(tmp_path))
+    assert stats["returns"][: len(rows)] == [float(r["reward"]) for r in rows]  # same episodes, two records
+    videos = os.listdir(os.path.join(bundle, "videos"))
+    assert any(v.endswith(".mp4") for v in videos), evaluation["videos"]
+
+
 def test_play_evaluates_a_saved_run(tmp_path):
     assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
     out = kerlym("--play", only_run(tmp_path), "--eval_episodes", "2")
