@@ -24,6 +24,7 @@ setup(
         "ale-py>=0.9",
         "numpy>=1.24",
         "matplotlib>=3.7",
+        "opencv-python-headless>=4.5",  # Gymnasium's AtariPreprocessing
         "moviepy>=1.0",  # evaluation videos for -S (Gymnasium's RecordVideo)
     ],
     extras_require={

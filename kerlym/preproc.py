@@ -2,7 +2,9 @@
 
 A preprocessor is either a function ``frame -> array`` (applied with
 Gymnasium's ``TransformObservation``) or a function ``env -> env`` marked
-with :func:`env_wrapper` that wraps the environment itself.
+with :func:`env_wrapper` that wraps the environment itself. A function may
+set ``storage_dtype`` to the dtype its frames are kept in (``uint8`` for
+binary or pixel frames), so that replay memory never widens them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ def karpathy_preproc(frame) -> np.ndarray:
     f = np.asarray(frame)[35:195:2, ::2, 0]
     out = ((f != 144) & (f != 109) & (f != 0)).astype(np.float32)
     return out[:, :, None]
+
+
+# Its values are 0 and 1: kerlym stores these frames as uint8 (a quarter of float32's memory).
+karpathy_preproc.storage_dtype = np.uint8
 
 
 @env_wrapper
@@ -55,8 +61,16 @@ def apply(env, preprocessor):
     import gymnasium as gym
     from gymnasium.wrappers import TransformObservation
 
-    sample = np.asarray(preprocessor(env.observation_space.sample()))
-    space = gym.spaces.Box(low=-np.inf, high=np.inf, shape=sample.shape, dtype=sample.dtype)
-    if sample.dtype == np.uint8:
-        space = gym.spaces.Box(low=0, high=255, shape=sample.shape, dtype=np.uint8)
-    return TransformObservation(env, preprocessor, space)
+    dtype = np.dtype(
+        getattr(preprocessor, "storage_dtype", None) or np.asarray(preprocessor(env.observation_space.sample())).dtype
+    )
+
+    def transform(obs):
+        return np.asarray(preprocessor(obs)).astype(dtype, copy=False)
+
+    shape = transform(env.observation_space.sample()).shape
+    if dtype == np.uint8:
+        space = gym.spaces.Box(low=0, high=255, shape=shape, dtype=np.uint8)
+    else:
+        space = gym.spaces.Box(low=-np.inf, high=np.inf, shape=shape, dtype=dtype)
+    return TransformObservation(env, transform, space)

@@ -1,0 +1,73 @@
+"""Pong from pixels, briefly: every stage of the pipeline on real frames."""
+
+import numpy as np
+import pytest
+
+from kerlym import networks, preproc
+from kerlym.agents import D2QN, PG
+
+
+@pytest.mark.slow
+def test_pg_on_pong_frames_updates_and_reloads_identically(tmp_path):
+    agent = PG(
+        "ALE/Pong-v5",
+        preprocessor=preproc.karpathy_preproc,
+        difference_obs=True,
+        dropout=0.0,
+        learning_rate=1e-3,
+        seed=0,
+    )
+    assert agent.reset_on_score and agent.input_dim == 80 * 80
+    assert agent.history.frames.dtype == np.uint8
+    obs, _ = agent.env.reset(seed=0)
+    agent.history.push(obs, first=True)
+    agent.begin_episode(obs)
+    rewards = []
+    for _ in range(300):
+        action, probs = agent.act(agent.history.latest())
+        obs, reward, terminated, truncated, _ = agent.env.step(action)
+        agent.history.push(obs, first=False)
+        agent.observe(action, reward, terminated, truncated, obs)
+        rewards.append(reward)
+    assert np.abs(agent.history.latest()).sum() > 0  # difference frames see the ball and paddles move
+    before = [w.copy() for w in agent.model.get_weights()]
+    agent.end_episode()
+    assert np.isfinite(agent._losses).all()
+    if any(rewards):  # a point was scored: the advantages are not all zero, so the policy moved
+        assert any(not np.array_equal(a, b) for a, b in zip(before, agent.model.get_weights()))
+
+    path = str(tmp_path / "pong_pg.keras")
+    agent.save(path)
+    states = np.stack([np.asarray(s, np.float32) for s in agent._states[:16]])
+    reloaded = PG(
+        "ALE/Pong-v5",
+        preprocessor=preproc.karpathy_preproc,
+        difference_obs=True,
+        dropout=0.0,
+        save_path=path,
+        resume=True,
+    )
+    np.testing.assert_array_equal(reloaded.compiled.act(states)[1], agent.compiled.act(states)[1])
+
+
+@pytest.mark.slow
+def test_dqn_update_on_atari_frames():
+    agent = D2QN(
+        "ALE/Pong-v5",
+        preprocessor=preproc.atari,
+        modelfactory=networks.simple_cnn,
+        nframes=4,
+        update_freq=100,
+        update_nsamp=64,
+        batch_size=32,
+        dropout=0.0,
+        epsilon=1.0,
+        seed=0,
+    )
+    assert agent.memory.frames.dtype == np.uint8 and agent.memory.frames.shape[1:] == (84, 84, 1)
+    before = [w.copy() for w in agent.model.get_weights()]
+    agent.learn(max_steps=250)  # two updates of two minibatches each
+    assert agent.updates == 2 and len(agent.memory) == 250 - len(agent.episodes)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, agent.model.get_weights()))
+    batch = agent.memory.sample(8, agent.rng)
+    assert batch.states.shape == (8, 4 * 84 * 84) and batch.states.dtype == np.uint8
