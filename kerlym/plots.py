@@ -69,7 +69,9 @@ class TrainingPlot:
 
     def update(self, rows: list[dict]) -> None:
         """Redraw from the per-episode rows and rewrite the PNG."""
-        if not rows:
+        if not rows:  # still write the figure, so the PNG exists from the start of a run
+            self.fig.suptitle(f"{self.title} (waiting for the first episode)")
+            self.save()
             return
         col = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in rows[0]}
         ax_r, ax_l, ax_v, ax_loss = self.axes
