@@ -8,6 +8,7 @@ when a run actually starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import os
@@ -443,10 +444,12 @@ def train(cfg: dict, run_dir: str, resume_from: str | None) -> int:
     from kerlym.stats import read_progress, rewrite_progress
 
     stats_envs: list | None = [] if cfg["submit"] else None
-    agent = build_agent(cfg, make_env_factory(cfg, stats_envs))
+    with native_stderr_silenced():
+        agent = build_agent(cfg, make_env_factory(cfg, stats_envs))
     rows = []
     if resume_from:
-        runs.restore_checkpoint(resume_from, agent)
+        with native_stderr_silenced():
+            runs.restore_checkpoint(resume_from, agent)
         progress = os.path.join(run_dir, runs.PROGRESS)
         rows = read_progress(progress, until_step=agent.total_steps)
         rewrite_progress(progress, rows)  # drop episodes after the checkpoint: they will be re-run
@@ -508,8 +511,9 @@ def play(cfg: dict, checkpoint: str) -> int:
 
     from kerlym import runs
 
-    agent = build_agent(cfg, make_env_factory(cfg))
-    agent.model.set_weights(runs.load_model(os.path.join(checkpoint, runs.MODEL)).get_weights())
+    with native_stderr_silenced():
+        agent = build_agent(cfg, make_env_factory(cfg))
+        agent.model.set_weights(runs.load_model(os.path.join(checkpoint, runs.MODEL)).get_weights())
     returns = agent.evaluate(cfg["eval_episodes"])
     for i, r in enumerate(returns):
         print(f" * Episode {i + 1}: reward {r:.2f}")
@@ -517,22 +521,23 @@ def play(cfg: dict, checkpoint: str) -> int:
     return 0
 
 
-def import_backend() -> None:
-    """Import Keras and start its backend with native stderr silenced.
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence what native libraries write to stderr while Keras and the agent start up.
 
     TensorFlow's C++ start-up logs ("Could not find cuda drivers", CPU
     feature notes) ignore ``TF_CPP_MIN_LOG_LEVEL`` and would bury kerlym's
-    own one-line messages. Python exceptions still surface normally.
+    own one-line messages. Python exceptions still surface normally: they
+    are printed after the block has restored stderr.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import keras
-
-        keras.ops.convert_to_numpy(keras.ops.zeros(1))
+        yield
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
@@ -552,7 +557,6 @@ def main(argv=None) -> int:
             checkpoint = runs.latest_checkpoint(saved_dir)
             validate(cfg)
             check_env(cfg, make_env_factory(cfg))
-            import_backend()
             if args.play:
                 return play(cfg, checkpoint)
             return train(cfg, saved_dir, checkpoint)
@@ -560,7 +564,6 @@ def main(argv=None) -> int:
         validate(cfg)
         check_env_id(cfg["env"])
         check_env(cfg, make_env_factory(cfg))
-        import_backend()
         from kerlym import runs
 
         run_dir = runs.new_run_dir(cfg["outdir"], cfg["env"], cfg["agent"])

@@ -201,7 +201,7 @@ class Agent:
                 "total_steps": self.total_steps,
                 "reward": total_reward,
                 "length": length,
-                "epsilon": getattr(self, "epsilon", 0.0),
+                "epsilon": getattr(self, "epsilon", float("nan")),  # PG has none
                 "loss": float(np.mean(self._losses)) if self._losses else float("nan"),
                 "max_q": qmax / length,
                 "min_q": qmin / length,
