@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt("-r", "--learning_rate", type=float, help="Optimizer learning rate")
     opt("-E", "--preprocessor", help=f"Observation preprocessor: {', '.join(PREPROCESSOR_NAMES)}")
     opt("-R", "--render", action="store_true", help="Render the environment in a window (needs a display)")
-    opt("-c", "--concurrency", type=int, help="Parallel environment copies (only 1 is supported so far)")
+    opt("-c", "--concurrency", type=int, help="Env copies stepping in parallel processes, feeding one learner")
     opt("--steps", type=int, help="Stop after this many env steps in total (default: run until Ctrl-C)")
     opt("--episodes", type=int, help="Stop after this many episodes in total")
     opt("--seed", type=int, help="Random seed for the env, NumPy and Keras")
@@ -188,7 +188,16 @@ def validate(cfg: dict) -> None:
         raise UsageError(f"discount must be in [0, 1], got {cfg['discount']}")
     if not 0.0 <= cfg["dropout"] < 1.0:
         raise UsageError(f"dropout must be in [0, 1), got {cfg['dropout']}")
-    positive = ("batch_size", "plot_rate", "max_mem", "update_freq", "update_size", "num_frames", "checkpoint_every")
+    positive = (
+        "batch_size",
+        "plot_rate",
+        "max_mem",
+        "update_freq",
+        "update_size",
+        "num_frames",
+        "checkpoint_every",
+        "concurrency",
+    )
     for key in positive + ("steps", "episodes", "exploration_steps", "target_update", "eval_episodes"):
         if cfg[key] is not None and cfg[key] <= 0:
             raise UsageError(f"{key} must be positive, got {cfg[key]}")
@@ -198,8 +207,6 @@ def validate(cfg: dict) -> None:
         raise UsageError(f"max_mem ({cfg['max_mem']}) must be at least the batch size ({cfg['batch_size']})")
     if cfg["agent"] != "pg" and cfg["update_size"] < cfg["batch_size"]:
         raise UsageError(f"update_size ({cfg['update_size']}) must be at least the batch size ({cfg['batch_size']})")
-    if cfg["concurrency"] != 1:
-        raise UsageError("-c/--concurrency other than 1 is not supported yet; run with -c 1")
     if cfg["agent"] == "pg" and cfg["net"] not in PG_NETWORKS:
         raise UsageError(f"-a pg needs a policy network: {', '.join(PG_NETWORKS)} (got {cfg['net']})")
     if cfg["agent"] != "pg" and cfg["net"] in PG_NETWORKS:
@@ -288,6 +295,7 @@ def build_agent(cfg: dict, make_env):
         learning_rate=cfg["learning_rate"],
         seed=cfg["seed"],
         optimizer=cfg["optimizer"],
+        concurrency=cfg["concurrency"],
     )
     if cfg["agent"] == "pg":
         extra = {} if cfg["pong_reset"] is None else {"reset_on_score": bool(cfg["pong_reset"])}

@@ -1,11 +1,13 @@
 """Observation history and replay memory.
 
 Both are preallocated NumPy ring buffers that store each observation (frame)
-exactly once. A state is assembled on demand from the last ``nframes`` frames
-of the same episode, so a transition ``(s, a, r, s')`` costs one frame of
-storage instead of ``2 * nframes``.  Image frames stay ``uint8``; with
-``difference=True`` the stacked states are differences of consecutive frames,
-computed when a batch is drawn.
+exactly once. Every slot remembers the slot of the previous frame of its
+episode, so a state is assembled on demand by following those links back
+``nframes`` times, and ``(s, a, r, s')`` costs one frame of storage instead of
+``2 * nframes``. The links also let several environments write into one
+buffer, interleaved (``-c N``). Image frames stay ``uint8``; with
+``difference=True`` states are differences of consecutive frames, computed
+when a batch is drawn.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ class FrameRing:
         nframes: frames per state.
         difference: states hold ``frame[t] - frame[t-1]`` (zero at an
             episode's first frame) instead of raw frames.
+        streams: how many environments write into the buffer, interleaved.
     """
 
-    def __init__(self, capacity, frame_shape, dtype=np.float32, nframes=1, difference=False):
+    def __init__(self, capacity, frame_shape, dtype=np.float32, nframes=1, difference=False, streams=1):
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
         self.capacity = int(capacity)
@@ -45,22 +48,25 @@ class FrameRing:
         self.nframes = int(nframes)
         self.difference = bool(difference)
         self.frames = np.zeros((self.capacity, *self.frame_shape), dtype=dtype)
-        # Frames since the start of the episode the frame belongs to.
-        self.age = np.zeros(self.capacity, dtype=np.int64)
+        self.prev = np.arange(self.capacity, dtype=np.int64)  # previous frame's slot; itself at an episode start
+        self.stamp = np.full(self.capacity, -1, dtype=np.int64)  # write order, to spot overwritten history
+        self.last = np.full(int(streams), -1, dtype=np.int64)  # newest slot of each stream
         self.ptr = 0  # next slot to write
         self.size = 0
-        # Offsets back in time of the frames one state needs, oldest first.
-        self._back = np.arange(self.nframes + self.difference - 1, -1, -1)
+        self.writes = 0
 
     @property
     def state_dtype(self):
         return np.float32 if self.difference else self.frames.dtype
 
-    def push(self, frame, first: bool) -> int:
-        """Write one frame; ``first`` marks the start of an episode. Returns its slot."""
+    def push(self, frame, first: bool, stream: int = 0) -> int:
+        """Write one frame of ``stream``; ``first`` marks an episode start. Returns its slot."""
         i = self.ptr
         self.frames[i] = frame
-        self.age[i] = 0 if first else self.age[i - 1] + 1
+        self.prev[i] = i if first else self.last[stream]
+        self.stamp[i] = self.writes
+        self.last[stream] = i
+        self.writes += 1
         self.ptr = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         return i
@@ -71,19 +77,21 @@ class FrameRing:
         Frames before an episode's start (or already overwritten) repeat the
         oldest frame available, so a difference there is zero.
         """
-        idx = np.asarray(idx, dtype=np.int64)
-        # Frames still intact behind idx: all of them until the ring wraps.
-        intact = (idx - self.ptr) % self.capacity if self.size == self.capacity else idx
-        limit = np.minimum(self.age[idx], intact)
-        k = np.minimum(self._back[None, :], limit[:, None])
-        f = self.frames[(idx[:, None] - k) % self.capacity]
+        cur = np.asarray(idx, dtype=np.int64)
+        cols = [cur]
+        for _ in range(self.nframes + self.difference - 1):
+            p = self.prev[cur]
+            # A real predecessor was written before cur; a self-link or a newer stamp (overwritten) is not.
+            cur = np.where(self.stamp[p] < self.stamp[cur], p, cur)
+            cols.append(cur)
+        f = self.frames[np.stack(cols[::-1], axis=1)]
         if self.difference:
             f = f[:, 1:].astype(np.float32) - f[:, :-1].astype(np.float32)
-        return f.reshape(len(idx), -1)
+        return f.reshape(len(cols[0]), -1)
 
-    def latest(self) -> np.ndarray:
-        """The state ending at the newest frame, shape ``[1, input_dim]``."""
-        return self.stack(np.array([(self.ptr - 1) % self.capacity]))
+    def latest(self, stream: int = 0) -> np.ndarray:
+        """The state ending at ``stream``'s newest frame, shape ``[1, input_dim]``."""
+        return self.stack(self.last[stream : stream + 1])
 
 
 class ReplayMemory(FrameRing):
@@ -91,60 +99,62 @@ class ReplayMemory(FrameRing):
 
     Call :meth:`start_episode` with the first observation, then :meth:`add`
     once per step with the action taken, the reward, ``terminated`` and the
-    next observation. Slot ``i`` holds a transition when its next frame
-    ``i + 1`` belongs to the same episode; the final frame of an episode is
-    kept only as a next state, which is what lets a truncated episode
-    bootstrap from it.
+    next observation (per ``stream`` when several envs share the memory).
+    The final frame of an episode is kept only as a next state, which is what
+    lets a truncated episode bootstrap from it.
     """
 
-    def __init__(self, capacity, frame_shape, dtype=np.float32, nframes=1, difference=False):
-        super().__init__(capacity, frame_shape, dtype, nframes, difference)
+    def __init__(self, capacity, frame_shape, dtype=np.float32, nframes=1, difference=False, streams=1):
+        super().__init__(capacity, frame_shape, dtype, nframes, difference, streams)
+        self.next = np.zeros(self.capacity, dtype=np.int64)
         self.actions = np.zeros(self.capacity, dtype=np.int32)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=bool)
         self.valid = np.zeros(self.capacity, dtype=bool)
         self.num_transitions = 0
 
+    ARRAYS = ("frames", "prev", "stamp", "last", "next", "actions", "rewards", "terminated", "valid")
+
     def __len__(self) -> int:
         return self.num_transitions
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.frames, self.age, self.actions, self.rewards, self.terminated, self.valid)
-        return sum(a.nbytes for a in arrays)
+        return sum(getattr(self, name).nbytes for name in self.ARRAYS)
 
-    def _write(self, frame, first):
-        if self.valid[self.ptr]:  # overwriting the oldest transition
+    def push(self, frame, first: bool, stream: int = 0) -> int:
+        # The transition stored in the slot being overwritten is gone. Its successor frame
+        # was written later, so no surviving transition ever points at an overwritten slot.
+        if self.valid[self.ptr]:
             self.valid[self.ptr] = False
             self.num_transitions -= 1
-        return self.push(frame, first)
+        return super().push(frame, first, stream)
 
-    def start_episode(self, obs) -> None:
-        self._write(obs, first=True)
+    def start_episode(self, obs, stream: int = 0) -> None:
+        self.push(obs, True, stream)
 
-    def add(self, action, reward, terminated, next_obs) -> None:
-        i = (self.ptr - 1) % self.capacity
+    def add(self, action, reward, terminated, next_obs, stream: int = 0) -> None:
+        i = self.last[stream]
         self.actions[i] = action
         self.rewards[i] = reward
         self.terminated[i] = terminated
+        self.next[i] = self.push(next_obs, False, stream)
         self.valid[i] = True
         self.num_transitions += 1
-        self._write(next_obs, first=False)
 
     def _gather(self, idx) -> Batch:
-        nxt = (idx + 1) % self.capacity
         return Batch(
             self.stack(idx),
             self.actions[idx],
             self.rewards[idx],
-            self.stack(nxt),
+            self.stack(self.next[idx]),
             self.terminated[idx],
         )
 
     def newest_indices(self, n: int) -> np.ndarray:
         """Slots of the ``n`` most recent transitions, newest first."""
         n = min(n, self.num_transitions)
-        window = n + 1
+        window = n + len(self.last)
         while True:
             cand = (self.ptr - 1 - np.arange(min(window, self.size))) % self.capacity
             cand = cand[self.valid[cand]]
@@ -158,7 +168,7 @@ class ReplayMemory(FrameRing):
             raise ValueError("cannot sample from an empty replay memory")
         out = np.empty(0, dtype=np.int64)
         while len(out) < n:
-            # Oversample a little: a few slots (episode ends, the newest frame) hold no transition.
+            # Oversample a little: a few slots (episode ends, the newest frames) hold no transition.
             cand = rng.integers(0, self.size, size=2 * (n - len(out)) + 8)
             out = np.concatenate([out, cand[self.valid[cand]]])
         return out[:n]
@@ -168,3 +178,18 @@ class ReplayMemory(FrameRing):
         new = self.newest_indices(newest) if newest else np.empty(0, dtype=np.int64)
         idx = np.concatenate([new, self.random_indices(batch_size - len(new), rng)])
         return self._gather(idx)
+
+    def state_dict(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """Counters and arrays that restore this memory exactly."""
+        meta = {"ptr": self.ptr, "size": self.size, "writes": self.writes, "num_transitions": self.num_transitions}
+        return meta, {name: getattr(self, name) for name in self.ARRAYS}
+
+    def load_state_dict(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        for name in self.ARRAYS:
+            mine = getattr(self, name)
+            if arrays[name].shape != mine.shape:
+                raise ValueError(f"saved replay {name} has shape {arrays[name].shape}, expected {mine.shape}")
+            mine[...] = arrays[name]
+        self.ptr, self.size, self.writes, self.num_transitions = (
+            int(meta[k]) for k in ("ptr", "size", "writes", "num_transitions")
+        )

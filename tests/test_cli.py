@@ -187,7 +187,7 @@ BAD_INPUTS = {
     "not a number": (["-b", "lots"], "argument -b/--batch_size: invalid int value: 'lots'"),
     "missing run": (["--resume", "/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
     "render headless": (["-e", "CartPole-v1", "-R"], "--render needs a display"),
-    "concurrency": (["-c", "4"], "-c/--concurrency other than 1 is not supported yet"),
+    "concurrency": (["-c", "0"], "concurrency must be positive, got 0"),
 }
 
 

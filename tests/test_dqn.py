@@ -97,9 +97,9 @@ def test_truncation_bootstraps_and_termination_does_not():
     agent.learning_starts = 10**9  # record only, no automatic updates
     # Episode 1 ends by time limit, episode 2 by termination; same transition otherwise.
     agent.begin_episode(o0)
-    agent.observe(0, 1.0, False, True, o1)
+    agent.observe(0, o0[None], 0, 1.0, False, True, o1)
     agent.begin_episode(o0)
-    agent.observe(0, 1.0, True, False, o2)
+    agent.observe(0, o0[None], 0, 1.0, True, False, o2)
     agent.model.set_weights([np.zeros((4, 2), np.float32)])
     agent.target_model.set_weights([np.ones((4, 2), np.float32)])
     batch = agent.memory._gather(agent.memory.newest_indices(2)[::-1])
@@ -129,11 +129,13 @@ def test_act_is_greedy_without_exploration_and_returns_q_values():
     agent = make_agent(DQN, epsilon=1.0)
     agent.model.set_weights([np.array([[1.0, 2.0]] * 4, np.float32)])
     state = np.ones((1, 4), np.float32)
-    action, q = agent.act(state, explore=False)
-    assert action == 1
-    np.testing.assert_allclose(q, [4.0, 8.0])
-    explored = {agent.act(state)[0] for _ in range(50)}
+    actions, q = agent.act(state, explore=False)
+    assert actions.tolist() == [1]
+    np.testing.assert_allclose(q, [[4.0, 8.0]])
+    explored = {int(agent.act(state)[0][0]) for _ in range(50)}
     assert explored == {0, 1}
+    batch_actions, _ = agent.act(np.ones((64, 4), np.float32))
+    assert batch_actions.shape == (64,) and set(batch_actions.tolist()) == {0, 1}
 
 
 def test_update_scheme_samples_newest_then_replay():
@@ -141,7 +143,7 @@ def test_update_scheme_samples_newest_then_replay():
     agent.learning_starts = 10**9
     agent.begin_episode(np.zeros(4, np.float32))
     for t in range(1, 31):
-        agent.observe(0, float(t), False, False, np.full(4, t, np.float32))
+        agent.observe(0, None, 0, float(t), False, False, np.full(4, t, np.float32))
     batches = agent.sample_update()
     assert batches[0].shape == (3, 4, 4)  # 12 samples -> 3 gradient steps of 4
     rewards = batches[2].ravel()

@@ -44,9 +44,8 @@ def test_episode_update_is_the_advantage_weighted_log_likelihood_step():
     s = np.array([[1.0, 0.0, 0.5, -1.0], [0.0, 1.0, -0.5, 2.0], [1.0, 1.0, 1.0, 1.0]], np.float32)
     a = np.array([0, 1, 1])
     agent.begin_episode(None)
-    agent._states.extend(s)
-    for action, reward in zip(a, [1.0, 0.0, 2.0]):
-        agent.observe(action, reward, False, False, None)
+    for state, action, reward in zip(s, a, [1.0, 0.0, 2.0]):
+        agent.observe(0, state, action, reward, False, False, None)
     adv = standardise(discounted_returns([1.0, 0.0, 2.0], 0.5))
 
     logits = s @ w
@@ -64,12 +63,14 @@ def test_greedy_and_sampled_actions():
     agent = PG("CartPole-v1", modelfactory=linear_policy, seed=0)
     agent.model.set_weights([np.array([[0.0, 3.0]] * 4, np.float32)])
     state = np.ones((1, 4), np.float32)
-    action, probs = agent.act(state, explore=False)
-    assert action == 1
-    np.testing.assert_allclose(probs, [1 / (1 + np.exp(12)), 1 / (1 + np.exp(-12))], rtol=1e-4)
+    actions, probs = agent.act(state, explore=False)
+    assert actions.tolist() == [1]
+    np.testing.assert_allclose(probs, [[1 / (1 + np.exp(12)), 1 / (1 + np.exp(-12))]], rtol=1e-4)
     agent.model.set_weights([np.zeros((4, 2), np.float32)])
-    sampled = [agent.act(state)[0] for _ in range(400)]
-    assert 150 < sum(sampled) < 250  # a uniform policy samples both actions
+    sampled, _ = agent.act(np.ones((2000, 4), np.float32))
+    assert 900 < sampled.sum() < 1100  # a uniform policy samples both actions equally often
+    agent.model.set_weights([np.array([[0.0, -3.0]] * 4, np.float32)])
+    assert agent.act(np.ones((500, 4), np.float32))[0].sum() == 0  # p(1) = 6e-6: never sampled
 
 
 @pytest.mark.slow

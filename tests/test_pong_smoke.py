@@ -18,18 +18,20 @@ def test_pg_on_pong_frames_updates_and_reloads_identically(tmp_path):
         seed=0,
     )
     assert agent.reset_on_score and agent.input_dim == 80 * 80
-    assert agent.history.frames.dtype == np.uint8
+    history = agent.frame_history()
+    assert history.frames.dtype == np.uint8
     obs, _ = agent.env.reset(seed=0)
-    agent.history.push(obs, first=True)
+    history.push(obs, first=True)
     agent.begin_episode(obs)
     rewards = []
     for _ in range(300):
-        action, probs = agent.act(agent.history.latest())
-        obs, reward, terminated, truncated, _ = agent.env.step(action)
-        agent.history.push(obs, first=False)
-        agent.observe(action, reward, terminated, truncated, obs)
+        state = history.latest()
+        actions, probs = agent.act(state)
+        obs, reward, terminated, truncated, _ = agent.env.step(int(actions[0]))
+        history.push(obs, first=False)
+        agent.observe(0, state[0], actions[0], reward, terminated, truncated, obs)
         rewards.append(reward)
-    assert np.abs(agent.history.latest()).sum() > 0  # difference frames see the ball and paddles move
+    assert np.abs(history.latest()).sum() > 0  # difference frames see the ball and paddles move
     before = [w.copy() for w in agent.model.get_weights()]
     agent.end_episode()
     assert np.isfinite(agent._losses).all()
@@ -38,7 +40,7 @@ def test_pg_on_pong_frames_updates_and_reloads_identically(tmp_path):
 
     path = str(tmp_path / "pong_pg.keras")
     agent.save(path)
-    states = np.stack([np.asarray(s, np.float32) for s in agent._states[:16]])
+    states = np.stack([np.asarray(s, np.float32) for s in agent._episodes[0][0][:16]])
     reloaded = PG(
         "ALE/Pong-v5",
         preprocessor=preproc.karpathy_preproc,

@@ -50,6 +50,8 @@ class Agent:
         modelfactory: builds the Keras model (see :mod:`kerlym.networks`).
         dropout, learning_rate: passed to the model factory.
         seed: seeds the env, NumPy, Python and the Keras backend.
+        concurrency: env copies stepping in parallel (Gymnasium's ``AsyncVectorEnv``)
+            that feed the one learner; actions for all come from one batched call.
         **factory_kwargs: further keyword arguments for the model factory.
     """
 
@@ -66,12 +68,17 @@ class Agent:
         learning_rate: float = 1e-4,
         seed: int | None = None,
         enable_plots: bool = False,
+        concurrency: int = 1,
         **factory_kwargs,
     ):
         import keras
 
         if nframes < 1:
             raise ValueError(f"nframes must be at least 1, got {nframes}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = int(concurrency)
+        self._vector_env = None
         self.env_spec = env if isinstance(env, str) or (callable(env) and not hasattr(env, "step")) else None
         self.preprocessor = preprocessor
         self.env = preproc.apply(make_env(env), preprocessor)
@@ -92,7 +99,7 @@ class Agent:
         self.difference_obs = bool(difference_obs)
         self.input_dim_orig = [self.nframes, *self.frame_shape]
         self.input_dim = int(np.prod(self.input_dim_orig))
-        self.history = self.frame_history()
+        self.state_dtype = np.float32 if self.difference_obs else self.frame_dtype
 
         self.dropout = dropout
         self.learning_rate = learning_rate
@@ -110,9 +117,9 @@ class Agent:
         self._stop = False
 
     # -- construction helpers ---------------------------------------------
-    def frame_history(self, capacity: int | None = None) -> FrameRing:
-        """A ring of frames that builds this agent's states (stacking, differences)."""
-        cap = capacity or self.nframes + self.difference_obs
+    def frame_history(self) -> FrameRing:
+        """A small ring of frames that builds this agent's states (stacking, differences) for one env."""
+        cap = self.nframes + self.difference_obs + 1
         return FrameRing(cap, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs)
 
     def build_model(self):
@@ -136,26 +143,45 @@ class Agent:
         return model
 
     # -- hooks for subclasses ---------------------------------------------
-    def act(self, state: np.ndarray, explore: bool = True) -> tuple[int, np.ndarray]:
-        """Choose an action for one flat state; return it and the model's outputs."""
+    def act(self, states: np.ndarray, explore: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Choose actions for flat states ``[N, input_dim]``; return them and the model's outputs ``[N, A]``."""
         raise NotImplementedError
 
-    def begin_episode(self, frame) -> None:
-        """Called with the first (preprocessed) observation of each training episode."""
+    def begin_episode(self, frame, stream: int = 0) -> None:
+        """Called with the first (preprocessed) observation of each training episode of env ``stream``."""
 
-    def observe(self, action, reward, terminated, truncated, frame) -> None:
-        """Called after each training step with its outcome and the next observation."""
+    def observe(self, stream, state, action, reward, terminated, truncated, frame) -> None:
+        """Called for each env after each training step: the state acted on, the outcome, the next frame."""
 
-    def end_episode(self) -> dict:
+    def after_step(self, steps_before: int) -> None:
+        """Called once per (vector) step, after :meth:`observe`; ``total_steps`` was ``steps_before``."""
+
+    def end_episode(self, stream: int = 0) -> dict:
         """Called after each training episode; returns extra statistics for its row."""
         return {}
 
     # -- the loop ---------------------------------------------------------
-    def _reset(self, env, history):
-        obs, _ = env.reset(seed=self._reset_seed)
-        self._reset_seed = None  # seed only the first reset; later resets continue the env's RNG
-        history.push(obs, first=True)
-        return obs
+    def vector_env(self):
+        """The envs that training steps: a Gymnasium vector env of ``concurrency`` copies.
+
+        Episodes end and restart within one ``step`` (same-step autoreset), with
+        the final observation in ``info["final_obs"]``.
+        """
+        if self._vector_env is None:
+            import gymnasium as gym
+
+            mode = gym.vector.AutoresetMode.SAME_STEP
+            if self.concurrency == 1:
+                self._vector_env = gym.vector.SyncVectorEnv([lambda: self.env], autoreset_mode=mode)
+            else:
+                if self.env_spec is None:
+                    raise ValueError("concurrency > 1 needs an env id or a callable that makes envs, not an env")
+                fns = [self._make_env] * self.concurrency
+                self._vector_env = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+        return self._vector_env
+
+    def _make_env(self):
+        return preproc.apply(make_env(self.env_spec), self.preprocessor)
 
     def learn(
         self,
@@ -167,54 +193,73 @@ class Agent:
         """Train until ``max_steps`` env steps or ``max_episodes`` episodes (forever if neither).
 
         ``callback(agent, row)`` runs after each episode with its statistics;
-        returning ``True`` stops training. ``step_callback(agent)`` runs every
-        100 env steps (progress lines, checkpoints). :meth:`request_stop` ends
-        training after the current step. Returns the per-episode statistics.
+        returning ``True`` stops training. ``step_callback(agent)`` runs about
+        every 100 env steps (progress lines, checkpoints). :meth:`request_stop`
+        ends training after the current step. Unfinished episodes are dropped
+        when training stops. Returns the per-episode statistics.
         """
+        n = self.concurrency
+        envs = self.vector_env()
         step_limit = None if max_steps is None else self.total_steps + max_steps
         episode_limit = None if max_episodes is None else self.episode + max_episodes
+        callback_every = max(1, 100 // n)
         start = time.perf_counter()
-        while episode_limit is None or self.episode < episode_limit:
-            obs = self._reset(self.env, self.history)
-            self.begin_episode(obs)
-            total_reward, length, qmax, qmin = 0.0, 0, 0.0, 0.0
-            while True:
-                action, values = self.act(self.history.latest())
-                obs, reward, terminated, truncated, _ = self.env.step(action)
-                self.history.push(obs, first=False)
-                self.total_steps += 1
-                total_reward += float(reward)
-                length += 1
-                qmax += float(values.max())
-                qmin += float(values.min())
-                self.observe(action, reward, terminated, truncated, obs)
-                if step_callback is not None and self.total_steps % 100 == 0:
-                    step_callback(self)
-                if terminated or truncated:
-                    break
-                if self._stop or (step_limit is not None and self.total_steps >= step_limit):
-                    self._stop = False
-                    return self.episodes
-            self.episode += 1
-            row = {
-                "episode": self.episode,
-                "total_steps": self.total_steps,
-                "reward": total_reward,
-                "length": length,
-                "epsilon": getattr(self, "epsilon", float("nan")),  # PG has none
-                "loss": float(np.mean(self._losses)) if self._losses else float("nan"),
-                "max_q": qmax / length,
-                "min_q": qmin / length,
-                "wall_time": time.perf_counter() - start,
-            }
-            self._losses = []
-            row.update(self.end_episode())
-            self.episodes.append(row)
-            if callback is not None and callback(self, row):
-                break
-            if step_limit is not None and self.total_steps >= step_limit:
-                break
-        return self.episodes
+        histories = [self.frame_history() for _ in range(n)]
+        ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
+        ep_qmax, ep_qmin = np.zeros(n), np.zeros(n)
+
+        obs, _ = envs.reset(seed=self._reset_seed)
+        self._reset_seed = None  # seed only the first reset; later resets continue each env's RNG
+        for i in range(n):
+            histories[i].push(obs[i], first=True)
+            self.begin_episode(obs[i], i)
+        vector_steps = 0
+        while True:
+            states = np.concatenate([h.latest() for h in histories])
+            actions, values = self.act(states)
+            obs, rewards, terminated, truncated, infos = envs.step(actions)
+            done = terminated | truncated
+            steps_before = self.total_steps
+            self.total_steps += n
+            ep_reward += rewards
+            ep_len += 1
+            ep_qmax += values.max(axis=1)
+            ep_qmin += values.min(axis=1)
+            for i in range(n):
+                nxt = infos["final_obs"][i] if done[i] else obs[i]
+                histories[i].push(nxt, first=False)
+                self.observe(i, states[i], actions[i], rewards[i], terminated[i], truncated[i], nxt)
+            self.after_step(steps_before)
+            vector_steps += 1
+            if step_callback is not None and vector_steps % callback_every == 0:
+                step_callback(self)
+            stop = False
+            for i in np.flatnonzero(done):
+                self.episode += 1
+                row = {
+                    "episode": self.episode,
+                    "total_steps": self.total_steps,
+                    "reward": float(ep_reward[i]),
+                    "length": int(ep_len[i]),
+                    "epsilon": getattr(self, "epsilon", float("nan")),  # PG has none
+                    "loss": float(np.mean(self._losses)) if self._losses else float("nan"),
+                    "max_q": float(ep_qmax[i] / ep_len[i]),
+                    "min_q": float(ep_qmin[i] / ep_len[i]),
+                    "wall_time": time.perf_counter() - start,
+                }
+                self._losses = []
+                row.update(self.end_episode(i))
+                self.episodes.append(row)
+                ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = 0
+                histories[i].push(obs[i], first=True)
+                self.begin_episode(obs[i], i)
+                if callback is not None and callback(self, row):
+                    stop = True
+                if episode_limit is not None and self.episode >= episode_limit:
+                    stop = True
+            if stop or self._stop or (step_limit is not None and self.total_steps >= step_limit):
+                self._stop = False
+                return self.episodes
 
     def evaluate(self, episodes: int = 20, env=None, seed: int | None = None) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).
@@ -231,8 +276,8 @@ class Agent:
             history.push(obs, first=True)
             total, done = 0.0, False
             while not done:
-                action, _ = self.act(history.latest(), explore=False)
-                obs, reward, terminated, truncated, _ = env.step(action)
+                actions, _ = self.act(history.latest(), explore=False)
+                obs, reward, terminated, truncated, _ = env.step(int(actions[0]))
                 history.push(obs, first=False)
                 total += float(reward)
                 done = terminated or truncated

@@ -126,7 +126,9 @@ class DQN(Agent):
         self._step_epsilon = linear_epsilon(epsilon, epsilon_min, epsilon_decay_steps) if epsilon_decay_steps else None
         self.target_update_freq = int(target_update_freq or update_freq)
         self.learning_starts = min(int(learning_starts if learning_starts is not None else batch_size), max_memory - 1)
-        self.memory = ReplayMemory(max_memory, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs)
+        self.memory = ReplayMemory(
+            max_memory, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs, self.concurrency
+        )
         self.loss = compiled_loss(self.model, self.modelfactory.__name__)
         self.target_model = self.build_model()
         self.compiled = Compiled(self.model, self.q_loss, target=self.target_model)
@@ -147,25 +149,31 @@ class DQN(Agent):
         return self.loss(ops.expand_dims(y, -1), q_sa)
 
     # -- acting and learning ------------------------------------------------
-    def act(self, state, explore=True):
-        greedy, q = self.compiled.act(state)
-        if explore and self.rng.random() < self.epsilon:
-            return int(self.rng.integers(self.num_actions)), q[0]
-        return int(greedy[0]), q[0]
+    def act(self, states, explore=True):
+        greedy, q = self.compiled.act(states)
+        if not explore:
+            return greedy, q
+        random = self.rng.random(len(greedy)) < self.epsilon
+        if random.any():
+            greedy = np.where(random, self.rng.integers(self.num_actions, size=len(greedy)), greedy)
+        return greedy, q
 
-    def begin_episode(self, frame):
-        self.memory.start_episode(frame)
+    def begin_episode(self, frame, stream=0):
+        self.memory.start_episode(frame, stream)
 
-    def observe(self, action, reward, terminated, truncated, frame):
-        self.memory.add(action, reward, terminated, frame)
+    def observe(self, stream, state, action, reward, terminated, truncated, frame):
+        self.memory.add(action, reward, terminated, frame, stream)
+
+    def after_step(self, steps_before):
         t = self.total_steps
         if self._step_epsilon is not None:
             self.epsilon = self._step_epsilon(t)
         # Counting transitions held (not steps taken) makes a run resumed without
         # its replay memory refill it before training again.
-        if len(self.memory) >= self.learning_starts and t % self.update_freq == 0:
-            self.update()
-        if t % self.target_update_freq == 0:
+        if len(self.memory) >= self.learning_starts:
+            for _ in range(t // self.update_freq - steps_before // self.update_freq):
+                self.update()
+        if t // self.target_update_freq > steps_before // self.target_update_freq:
             self.compiled.sync_target()
 
     def sample_update(self):
@@ -189,10 +197,8 @@ class DQN(Agent):
         for i, v in enumerate(self.target_model.variables):
             arrays[f"target/{i}"] = np.asarray(v.numpy())
         if include_memory:
-            m = self.memory
-            meta["memory"] = {"ptr": m.ptr, "size": m.size, "num_transitions": m.num_transitions}
-            for name in ("frames", "age", "actions", "rewards", "terminated", "valid"):
-                arrays[f"memory/{name}"] = getattr(m, name)
+            meta["memory"], memory = self.memory.state_dict()
+            arrays.update({f"memory/{k}": v for k, v in memory.items()})
         return meta, arrays
 
     def set_state(self, meta, arrays):
@@ -200,15 +206,11 @@ class DQN(Agent):
         for i, v in enumerate(self.target_model.variables):
             v.assign(arrays[f"target/{i}"])
         if "memory" in meta:
-            m = self.memory
-            for name in ("frames", "age", "actions", "rewards", "terminated", "valid"):
-                saved = arrays[f"memory/{name}"]
-                if saved.shape != getattr(m, name).shape:
-                    raise ValueError(f"saved replay memory has shape {saved.shape}, expected {getattr(m, name).shape}")
-                getattr(m, name)[...] = saved
-            m.ptr, m.size, m.num_transitions = (int(meta["memory"][k]) for k in ("ptr", "size", "num_transitions"))
+            prefix = "memory/"
+            memory = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            self.memory.load_state_dict(meta["memory"], memory)
 
-    def end_episode(self):
+    def end_episode(self, stream=0):
         if self.epsilon_schedule is not None and self._step_epsilon is None:
             self.epsilon = float(self.epsilon_schedule(self.episode, self.epsilon))
         return {}

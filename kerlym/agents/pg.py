@@ -109,9 +109,8 @@ class PG(Agent):
             from kerlym.runs import load_model
 
             self.model.set_weights(load_model(save_path).get_weights())
-        self._states: list[np.ndarray] = []
-        self._actions: list[int] = []
-        self._rewards: list[float] = []
+        # Per env: the states, actions and rewards of its episode so far.
+        self._episodes: list[tuple[list, list, list]] = [([], [], []) for _ in range(self.concurrency)]
 
     def pg_loss(self, online, target, batch):
         """The factory's loss between the taken actions and the policy, weighted by advantage."""
@@ -120,40 +119,42 @@ class PG(Agent):
         taken = ops.one_hot(ops.cast(actions, "int32"), self.num_actions)
         return self.loss(taken, probs, sample_weight=advantages)
 
-    def act(self, state, explore=True):
-        greedy, probs = self.compiled.act(state)
-        p = probs[0].astype(np.float64)
+    def act(self, states, explore=True):
+        greedy, probs = self.compiled.act(states)
         if not explore:
-            return int(greedy[0]), probs[0]
-        self._states.append(state[0])
-        return int(self.rng.choice(self.num_actions, p=p / p.sum())), probs[0]
+            return greedy, probs
+        # Inverse-CDF sampling of every row at once.
+        cdf = np.cumsum(probs, axis=1, dtype=np.float64)
+        u = self.rng.random(len(cdf)) * cdf[:, -1]
+        return np.minimum((cdf < u[:, None]).sum(axis=1), self.num_actions - 1), probs
 
-    def observe(self, action, reward, terminated, truncated, frame):
-        self._actions.append(action)
-        self._rewards.append(float(reward))
+    def observe(self, stream, state, action, reward, terminated, truncated, frame):
+        states, actions, rewards = self._episodes[stream]
+        states.append(state)
+        actions.append(action)
+        rewards.append(float(reward))
 
-    def begin_episode(self, frame):
-        self._states.clear()
-        self._actions.clear()
-        self._rewards.clear()
+    def begin_episode(self, frame, stream=0):
+        self._episodes[stream] = ([], [], [])
 
-    def episode_batch(self):
-        """The finished episode as padded ``(states, actions, advantages)`` with one minibatch axis."""
-        n = len(self._actions)
-        adv = standardise(discounted_returns(self._rewards, self.discount, self.reset_on_score))
+    def episode_batch(self, stream=0):
+        """A finished episode as padded ``(states, actions, advantages)`` with one minibatch axis."""
+        states_list, actions_list, rewards = self._episodes[stream]
+        n = len(actions_list)
+        adv = standardise(discounted_returns(rewards, self.discount, self.reset_on_score))
         size = _padded_length(n)
-        states = np.zeros((size, self.input_dim), dtype=self.history.state_dtype)
-        states[:n] = np.asarray(self._states[:n])
+        states = np.zeros((size, self.input_dim), dtype=self.state_dtype)
+        states[:n] = np.asarray(states_list[:n])
         actions = np.zeros(size, dtype=np.int32)
-        actions[:n] = self._actions
+        actions[:n] = actions_list
         # Padding has zero weight; rescale so the mean is over the real steps only.
         weights = np.zeros(size, dtype=np.float32)
         weights[:n] = adv * (size / n)
         return states[None], actions[None], weights[None]
 
-    def end_episode(self):
-        if self._actions:
-            losses = self.compiled.update(*self.episode_batch())
+    def end_episode(self, stream=0):
+        if self._episodes[stream][1]:
+            losses = self.compiled.update(*self.episode_batch(stream))
             self.updates += 1
             self._losses.extend(losses.tolist())
         if self.save_path and self.episode % self.save_every == 0:
