@@ -26,9 +26,71 @@ _CARTPOLE_Q = {
     "steps": 50_000,
 }
 
+# RL Zoo: lr 4e-3, batch 128, buffer 10k, learning_starts 1000, gamma 0.98, target_update_interval 600,
+# train_freq 16, gradient_steps 8, exploration_fraction 0.2, final eps 0.07, net [256, 256], 120k steps.
+_MOUNTAINCAR_Q = {
+    "num_frames": 1,
+    "dropout": 0.0,
+    "learning_rate": 4e-3,
+    "batch_size": 128,
+    "max_mem": 10_000,
+    "learning_starts": 1000,
+    "update_freq": 16,
+    "update_size": 8 * 128,
+    "target_update": 600,
+    "epsilon": 1.0,
+    "epsilon_min": 0.07,
+    "exploration_steps": 24_000,
+    "discount": 0.98,
+    "optimizer": "adam",
+    "loss": "huber",
+    "steps": 120_000,
+}
+
+# RL Zoo (Acrobot-v1 and LunarLander): lr 6.3e-4, batch 128, buffer 50k, learning_starts 0, gamma 0.99,
+# target_update_interval 250, train_freq 4, gradient_steps -1 (= 4), exploration_fraction 0.12,
+# final eps 0.1, net [256, 256], 100k steps. learning_starts is one batch here: nothing to sample before.
+_ACROBOT_Q = {
+    "num_frames": 1,
+    "dropout": 0.0,
+    "learning_rate": 6.3e-4,
+    "batch_size": 128,
+    "max_mem": 50_000,
+    "learning_starts": 128,
+    "update_freq": 4,
+    "update_size": 4 * 128,
+    "target_update": 250,
+    "epsilon": 1.0,
+    "epsilon_min": 0.1,
+    "exploration_steps": 12_000,
+    "discount": 0.99,
+    "optimizer": "adam",
+    "loss": "huber",
+    "steps": 100_000,
+}
+
+# REINFORCE: one update per episode on standardised returns, Adam, no dropout.
+_CARTPOLE_PG = {
+    "net": "karpathy_simple_pgnet",
+    "num_frames": 1,
+    "dropout": 0.0,
+    "learning_rate": 1e-2,
+    "discount": 0.99,
+    "optimizer": "adam",
+    "steps": 150_000,
+}
+
 PRESETS: dict[tuple[str, str], dict] = {
     ("CartPole-v1", "dqn"): _CARTPOLE_Q,
     ("CartPole-v1", "ddqn"): _CARTPOLE_Q,
+    ("MountainCar-v0", "dqn"): _MOUNTAINCAR_Q,
+    ("MountainCar-v0", "ddqn"): _MOUNTAINCAR_Q,
+    ("Acrobot-v1", "dqn"): _ACROBOT_Q,
+    ("Acrobot-v1", "ddqn"): _ACROBOT_Q,
+    ("LunarLander-v3", "dqn"): _ACROBOT_Q,
+    ("LunarLander-v3", "ddqn"): _ACROBOT_Q,
+    ("CartPole-v1", "pg"): _CARTPOLE_PG,
+    ("Acrobot-v1", "pg"): {**_CARTPOLE_PG, "learning_rate": 3e-3, "steps": 100_000},
 }
 
 

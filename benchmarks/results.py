@@ -1,0 +1,179 @@
+"""The learning-results table: kerlym's presets against RL Zoo DQN on the classic tasks.
+
+    python benchmarks/results.py                                   # the whole table
+    python benchmarks/results.py --env CartPole-v1 --agent ddqn    # one row
+    KERAS_BACKEND=jax python benchmarks/results.py --seeds 0 1 2   # the backend is Keras's choice
+
+Each row trains an agent with ``kerlym -e ENV -a AGENT --preset --seed S`` settings
+(built through the CLI's own code path) for the preset's step budget, then runs a
+greedy evaluation over 20 episodes. A row reports the mean ± std across seeds of
+those evaluation means, next to RL Zoo's DQN figure at the same budget. Results go to
+``benchmarks/results/results.csv`` (one line per seed, rows replaced when re-run) and
+``benchmarks/results/curve_<env>.png`` (training return against env steps, mean ±
+std across seeds, one line per agent; the per-seed curves are kept beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+
+import numpy as np
+
+from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "results")
+# RL Zoo DQN (mean ± std of the final return) and its budget in env steps.
+RL_ZOO = {
+    "CartPole-v1": (500.0, 0.0, 50_000),
+    "MountainCar-v0": (-100.8, 9.9, 120_000),
+    "Acrobot-v1": (-76.6, 11.8, 100_000),
+    "LunarLander-v3": (154.4, 79.2, 100_000),
+}
+TABLE = [(env, agent) for env in RL_ZOO for agent in ("dqn", "ddqn")] + [("CartPole-v1", "pg"), ("Acrobot-v1", "pg")]
+FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "eval_mean", "eval_std", "wall_s"]
+GRID = 50  # points on each learning curve
+
+
+def run(env_id: str, agent_name: str, seed: int, eval_episodes: int):
+    """Train one seed; return its CSV row and its learning curve (steps, smoothed training return)."""
+    import keras
+
+    cfg = resolve_config(build_parser().parse_args(["-e", env_id, "-a", agent_name, "--preset", "--seed", str(seed)]))
+    agent = build_agent(cfg, make_env_factory(cfg))
+    start = time.perf_counter()
+    rows = agent.learn(max_steps=cfg["steps"])
+    wall = time.perf_counter() - start
+    returns = agent.evaluate(eval_episodes, seed=10_000 + seed)
+    steps = np.array([r["total_steps"] for r in rows])
+    rewards = np.array([r["reward"] for r in rows])
+    smooth = np.array([rewards[max(0, i - 9) : i + 1].mean() for i in range(len(rewards))])  # last 10 episodes
+    grid = np.linspace(cfg["steps"] / GRID, cfg["steps"], GRID)
+    curve = np.interp(grid, steps, smooth) if len(steps) else np.full(GRID, np.nan)
+    row = {
+        "env": env_id,
+        "agent": agent_name,
+        "seed": seed,
+        "backend": keras.backend.backend(),
+        "steps": agent.total_steps,
+        "episodes": agent.episode,
+        "eval_mean": float(returns.mean()),
+        "eval_std": float(returns.std()),
+        "wall_s": round(wall, 1),
+    }
+    print(
+        f"  {env_id} {agent_name} seed {seed}: eval {returns.mean():.1f} ± {returns.std():.1f} in {wall:.0f} s",
+        flush=True,
+    )
+    return row, grid, curve
+
+
+def save_rows(path: str, new: list[dict]) -> list[dict]:
+    """Merge ``new`` into the CSV, replacing lines of the same env, agent, seed and backend."""
+    key = lambda r: (r["env"], r["agent"], str(r["seed"]), r["backend"])  # noqa: E731
+    old = []
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            old = list(csv.DictReader(f))
+    replaced = {key(r) for r in new}
+    rows = [r for r in old if key(r) not in replaced] + new
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+def save_curve(env_id: str, agent_name: str, backend: str, seed: int, grid, curve) -> None:
+    """Keep each seed's learning curve, so rows run separately still share one plot."""
+    path = os.path.join(OUT, f"curve_{env_id}_{agent_name}_{backend}.npz")
+    data = dict(np.load(path)) if os.path.exists(path) else {}
+    data["grid"], data[f"seed{seed}"] = grid, curve
+    np.savez(path, **data)
+
+
+def plot_curves(env_id: str, backend: str) -> str:
+    """Training return against env steps for every agent saved for ``env_id``: mean ± std across seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for agent_name in ("dqn", "ddqn", "pg"):
+        path = os.path.join(OUT, f"curve_{env_id}_{agent_name}_{backend}.npz")
+        if not os.path.exists(path):
+            continue
+        data = np.load(path)
+        runs = np.stack([data[k] for k in data.files if k.startswith("seed")])
+        mean, std = runs.mean(axis=0), runs.std(axis=0)
+        ax.plot(data["grid"], mean, label=f"{agent_name} ({len(runs)} seeds)")
+        ax.fill_between(data["grid"], mean - std, mean + std, alpha=0.25)
+    if env_id in RL_ZOO:
+        ax.axhline(RL_ZOO[env_id][0], color="grey", linestyle="--", label="RL Zoo DQN (final eval)")
+    ax.set(title=f"{env_id}: training return (last 10 episodes)", xlabel="env steps", ylabel="return")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = os.path.join(OUT, f"curve_{env_id}.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def summary(rows: list[dict]) -> str:
+    """A Markdown table: one line per env/agent/backend over the seeds in ``rows``."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["env"], r["agent"], r["backend"]), []).append(r)
+    lines = [
+        "| env | agent | kerlym (greedy, 20 episodes) | seeds | RL Zoo DQN | budget | meets RL Zoo mean? "
+        "| wall-clock / run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    order = {row: i for i, row in enumerate(TABLE)}
+    for (env, agent, backend), rs in sorted(groups.items(), key=lambda kv: order.get(kv[0][:2], 99)):
+        means = np.array([float(r["eval_mean"]) for r in rs])
+        wall = np.mean([float(r["wall_s"]) for r in rs])
+        zoo = RL_ZOO.get(env)
+        zoo_text = f"{zoo[0]:.1f} ± {zoo[1]:.1f}" if zoo and agent != "pg" else "-"
+        verdict = (
+            ("yes" if means.mean() >= zoo[0] else f"**no** ({means.mean():.1f} < {zoo[0]:.1f})")
+            if (zoo and agent != "pg")
+            else "-"
+        )
+        steps = int(float(rs[0]["steps"]))
+        lines.append(
+            f"| {env} | {agent} | {means.mean():.1f} ± {means.std():.1f} | {len(rs)} | {zoo_text} | "
+            f"{steps // 1000}k | {verdict} | {wall:.0f} s ({backend}) |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", help="one env of the table (default: all)")
+    p.add_argument("--agent", choices=("dqn", "ddqn", "pg"), help="one agent (default: all)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--eval-episodes", type=int, default=20)
+    args = p.parse_args(argv)
+    todo = [(e, a) for e, a in TABLE if (args.env in (None, e)) and (args.agent in (None, a))]
+    if not todo:
+        p.error(f"no table row for --env {args.env} --agent {args.agent}")
+    os.makedirs(OUT, exist_ok=True)
+    csv_path = os.path.join(OUT, "results.csv")
+    rows: list[dict] = []
+    for env_id, agent_name in todo:
+        for seed in args.seeds:
+            row, grid, curve = run(env_id, agent_name, seed, args.eval_episodes)
+            rows = save_rows(csv_path, [row])
+            save_curve(env_id, agent_name, row["backend"], seed, grid, curve)
+        print(f"curve: {plot_curves(env_id, row['backend'])}")
+    print(summary(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
