@@ -28,7 +28,7 @@ setup(
         "moviepy>=1.0",  # evaluation videos for -S (Gymnasium's RecordVideo)
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff>=0.5"],
+        "test": ["pytest>=7", "ruff>=0.5", "gymnasium[box2d]>=1.0"],
         "jax": ["jax>=0.4.30"],
         "box2d": ["gymnasium[box2d]>=1.0"],
     },
