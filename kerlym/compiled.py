@@ -52,25 +52,46 @@ def compiled_loss(model, factory_name: str = "the model factory"):
     return mean_loss
 
 
-class _XlaOrGraph:
-    """Calls an XLA-compiled function; if its first call fails to compile, the plain graph from then on."""
+class _TfCall:
+    """Runs ``fn`` as a TensorFlow graph with as little per-call overhead as possible.
 
-    def __init__(self, xla, graph):
-        self.fn, self.graph, self.tried = xla, graph, False
+    Concrete functions are cached per input signature, which skips
+    ``tf.function``'s argument matching on every call (about 0.15 ms). Each is
+    XLA-compiled, unless XLA cannot compile the model: then plain graphs from
+    then on. ``batch_polymorphic`` leaves the leading axis of the inputs free.
+    """
 
-    @property
-    def uses_xla(self) -> bool:
-        return self.fn is not self.graph
+    def __init__(self, fn, batch_polymorphic: bool):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.xla, self.graph = tf.function(fn, jit_compile=True), tf.function(fn)
+        self.uses_xla = True
+        self.batch_polymorphic = batch_polymorphic
+        self.cache = {}
 
     def __call__(self, *args):
-        if self.tried:
-            return self.fn(*args)
+        tf = self.tf
+        tensors = tf.nest.map_structure(tf.convert_to_tensor, args)
+        flat = tf.nest.flatten(tensors)
+        key = tuple((t.dtype, tuple(t.shape[1:] if self.batch_polymorphic else t.shape)) for t in flat)
+        fn = self.cache.get(key)
+        if fn is not None:
+            return fn(*tensors)
+        specs = tf.nest.map_structure(
+            lambda t: tf.TensorSpec([None, *t.shape[1:]] if self.batch_polymorphic else t.shape, t.dtype), tensors
+        )
         try:
-            out = self.fn(*args)
+            fn = (self.xla if self.uses_xla else self.graph).get_concrete_function(*specs)
+            out = fn(*tensors)
         except Exception:  # XLA cannot compile some ops (it varies by TF version)
-            self.fn = self.graph
-            out = self.fn(*args)
-        self.tried = True
+            if not self.uses_xla:
+                raise
+            self.uses_xla = False
+            self.cache.clear()
+            fn = self.graph.get_concrete_function(*specs)
+            out = fn(*tensors)
+        self.cache[key] = fn
         return out
 
 
@@ -89,6 +110,14 @@ class Compiled:
         self.loss_fn = loss_fn
         self.backend = keras.backend.backend()
         model.optimizer.build(model.trainable_variables)
+        # Keras walks every layer to list variables; the lists never change, so list them once.
+        self._vars = {
+            "trainable": list(model.trainable_variables),
+            "non_trainable": list(model.non_trainable_variables),
+            "optimizer": list(model.optimizer.variables),
+            "target_trainable": list(target.trainable_variables) if target is not None else [],
+            "target_non_trainable": list(target.non_trainable_variables) if target is not None else [],
+        }
         build = {"tensorflow": self._build_tf, "jax": self._build_jax, "torch": self._build_torch}
         if self.backend not in build:
             raise RuntimeError(f"unsupported Keras backend {self.backend!r}")
@@ -104,7 +133,7 @@ class Compiled:
         import tensorflow as tf
 
         model, target, optimizer = self.model, self.target, self.model.optimizer
-        tvars = model.trainable_variables
+        tvars = self._vars["trainable"]
 
         def forward(x):
             out = model(ops.cast(x, "float32"), training=False)
@@ -127,9 +156,8 @@ class Compiled:
                 losses = losses.write(k, tf.cast(loss, tf.float32))
             return losses.stack()
 
-        # XLA roughly halves the per-call overhead on CPU; models it cannot compile run as plain graphs.
-        self._tf_act = _XlaOrGraph(tf.function(forward, jit_compile=True), tf.function(forward))
-        self._tf_update = _XlaOrGraph(tf.function(update, jit_compile=True), tf.function(update))
+        self._tf_act = _TfCall(forward, batch_polymorphic=True)
+        self._tf_update = _TfCall(update, batch_polymorphic=False)
 
     # -- JAX --------------------------------------------------------------
     def _build_jax(self):
@@ -181,10 +209,7 @@ class Compiled:
         if self.backend == "tensorflow":
             a, out = self._tf_act(x)
         elif self.backend == "jax":
-            m = self.model
-            a, out = self._jax_act(
-                [v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables], x
-            )
+            a, out = self._jax_act(self._values("trainable"), self._values("non_trainable"), x)
         else:
             import torch
 
@@ -204,20 +229,20 @@ class Compiled:
             return self._update_jax(batches)
         return self._update_torch(batches)
 
+    def _values(self, group: str) -> list:
+        return [v.value for v in self._vars[group]]
+
     def _update_jax(self, batches):
-        m, opt = self.model, self.model.optimizer
-        values = lambda vs: [v.value for v in vs]  # noqa: E731
-        t = self.target
         tv, ntv, ov, losses = self._jax_update(
-            values(m.trainable_variables),
-            values(m.non_trainable_variables),
-            values(opt.variables),
-            values(t.trainable_variables) if t is not None else [],
-            values(t.non_trainable_variables) if t is not None else [],
+            self._values("trainable"),
+            self._values("non_trainable"),
+            self._values("optimizer"),
+            self._values("target_trainable"),
+            self._values("target_non_trainable"),
             batches,
         )
-        for vs, new in ((m.trainable_variables, tv), (m.non_trainable_variables, ntv), (opt.variables, ov)):
-            for v, value in zip(vs, new):
+        for group, new in (("trainable", tv), ("non_trainable", ntv), ("optimizer", ov)):
+            for v, value in zip(self._vars[group], new):
                 v.assign(value)
         return np.asarray(losses)
 
@@ -225,7 +250,7 @@ class Compiled:
         import torch
 
         model, target, optimizer = self.model, self.target, self.model.optimizer
-        tvars = model.trainable_variables
+        tvars = self._vars["trainable"]
 
         def online(x, training=False):
             return model(ops.cast(x, "float32"), training=training)
