@@ -497,6 +497,7 @@ def train(cfg: dict, run_dir: str, resume_from: str | None) -> int:
         print(f"plot: {os.path.join(run_dir, runs.PLOT)}")
     if cfg["submit"] and not interrupted:
         print(f"results bundle: {write_submission(cfg, run_dir, agent, stats_envs)}")
+    agent.close()
     return 0
 
 
@@ -523,6 +524,7 @@ def play(cfg: dict, checkpoint: str) -> int:
         agent = build_agent(cfg, make_env_factory(cfg))
         agent.model.set_weights(runs.load_model(os.path.join(checkpoint, runs.MODEL)).get_weights())
     returns = agent.evaluate(cfg["eval_episodes"])
+    agent.close()
     for i, r in enumerate(returns):
         print(f" * Episode {i + 1}: reward {r:.2f}")
     print(f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({checkpoint})")

@@ -79,6 +79,7 @@ class Agent:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.concurrency = int(concurrency)
         self._vector_env = None
+        self._eval_env = None
         self.env_spec = env if isinstance(env, str) or (callable(env) and not hasattr(env, "step")) else None
         self.preprocessor = preprocessor
         self.env = preproc.apply(make_env(env), preprocessor)
@@ -268,7 +269,9 @@ class Agent:
         or callable, so evaluation never disturbs training episodes.
         """
         if env is None:
-            env = preproc.apply(make_env(self.env_spec), self.preprocessor) if self.env_spec else self.env
+            if self._eval_env is None:
+                self._eval_env = self._make_env() if self.env_spec else self.env
+            env = self._eval_env
         history = self.frame_history()
         returns = []
         for i in range(episodes):
@@ -283,6 +286,13 @@ class Agent:
                 done = terminated or truncated
             returns.append(total)
         return np.asarray(returns)
+
+    def close(self) -> None:
+        """Close the environments this agent opened."""
+        for env in (self._vector_env, self._eval_env, self.env):
+            if env is not None:
+                env.close()
+        self._vector_env = self._eval_env = None
 
     # -- checkpoint state ---------------------------------------------------
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
