@@ -269,8 +269,8 @@ class Agent:
         or callable, so evaluation never disturbs training episodes.
         """
         if env is None:
-            if self._eval_env is None:
-                self._eval_env = self._make_env() if self.env_spec else self.env
+            if self._eval_env is None:  # training steps self.env only when concurrency is 1
+                self._eval_env = self._make_env() if self.env_spec and self.concurrency == 1 else self.env
             env = self._eval_env
         history = self.frame_history()
         returns = []
