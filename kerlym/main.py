@@ -60,11 +60,22 @@ DEFAULTS = {
     "checkpoint_every": 10_000,
     "save_memory": False,
     "eval_episodes": 20,
+    "eval_every": None,
     "quiet": False,
     "pong_reset": None,
 }
 # What --resume and --play may change on a saved run; everything else comes from its config.json.
-RUNTIME_OPTIONS = ("steps", "episodes", "plots", "plot_rate", "render", "submit", "quiet", "eval_episodes")
+RUNTIME_OPTIONS = (
+    "steps",
+    "episodes",
+    "plots",
+    "plot_rate",
+    "render",
+    "submit",
+    "quiet",
+    "eval_episodes",
+    "eval_every",
+)
 
 
 class UsageError(Exception):
@@ -132,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt("--loss", help="Loss the built-in Q-networks compile (any Keras name, e.g. huber)")
     opt("--checkpoint_every", type=int, help="Env steps between checkpoints")
     opt("--save_memory", action="store_true", help="Include the replay memory in checkpoints")
-    opt("--eval_episodes", type=int, help="Greedy episodes evaluated by -S and --play")
+    opt("--eval_episodes", type=int, help="Greedy episodes per evaluation (--eval_every, -S, --play)")
+    opt("--eval_every", type=int, help="Evaluate greedily every N steps; keeps the best model as best.keras")
     opt(
         "--pong_reset",
         type=int,
@@ -142,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt("-q", "--quiet", action="store_true", help="Print a progress line every 10 s instead of one per episode")
     p.add_argument("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--play", metavar="RUN_DIR", help="Watch/evaluate the saved agent in RUN_DIR without training")
+    p.add_argument("--best", action="store_true", help="With --play: use best.keras (see --eval_every)")
     p.add_argument("--version", action="version", version=f"kerlym {__version__}")
     return p
 
@@ -198,7 +211,7 @@ def validate(cfg: dict) -> None:
         "checkpoint_every",
         "concurrency",
     )
-    for key in positive + ("steps", "episodes", "exploration_steps", "target_update", "eval_episodes"):
+    for key in positive + ("steps", "episodes", "exploration_steps", "target_update", "eval_episodes", "eval_every"):
         if cfg[key] is not None and cfg[key] <= 0:
             raise UsageError(f"{key} must be positive, got {cfg[key]}")
     if cfg["learning_rate"] <= 0:
@@ -344,6 +357,8 @@ class Reporter:
         self.t0, self.steps0 = time.perf_counter(), agent.total_steps
         self.last_line = self.t0
         self.next_checkpoint = (agent.total_steps // cfg["checkpoint_every"] + 1) * cfg["checkpoint_every"]
+        every = cfg["eval_every"]
+        self.next_eval = None if every is None else (agent.total_steps // every + 1) * every
 
     def speed(self) -> float:
         return (self.agent.total_steps - self.steps0) / max(time.perf_counter() - self.t0, 1e-9)
@@ -364,6 +379,23 @@ class Reporter:
             print(f"   ... {self.status()}", flush=True)
         if agent.total_steps >= self.next_checkpoint:
             self.checkpoint()
+        if self.next_eval is not None and agent.total_steps >= self.next_eval:
+            self.evaluate()
+
+    def evaluate(self) -> None:
+        """Greedy evaluation: a row in evaluations.csv, and best.keras when it is the best so far."""
+        from kerlym import runs
+
+        every = self.cfg["eval_every"]
+        self.next_eval = (self.agent.total_steps // every + 1) * every
+        returns = self.agent.evaluate(self.cfg["eval_episodes"])
+        mean, std = float(returns.mean()), float(returns.std())
+        best = runs.record_evaluation(self.run_dir, self.agent, mean, std)
+        print(
+            f"   eval at {self.agent.total_steps} steps: {mean:.2f} ± {std:.2f}"
+            + ("  (best so far: saved best.keras)" if best else ""),
+            flush=True,
+        )
 
     def on_episode(self, agent, row) -> None:
         self.rows.append(row)
@@ -514,7 +546,7 @@ def saved_config(run_dir: str, overrides: dict) -> dict:
     return cfg
 
 
-def play(cfg: dict, checkpoint: str) -> int:
+def play(cfg: dict, model_path: str) -> int:
     """Greedy episodes with a saved agent; no training, nothing written."""
     import numpy as np
 
@@ -522,12 +554,12 @@ def play(cfg: dict, checkpoint: str) -> int:
 
     with native_stderr_silenced():
         agent = build_agent(cfg, make_env_factory(cfg))
-        agent.model.set_weights(runs.load_model(os.path.join(checkpoint, runs.MODEL)).get_weights())
+        agent.model.set_weights(runs.load_model(model_path).get_weights())
     returns = agent.evaluate(cfg["eval_episodes"])
     agent.close()
     for i, r in enumerate(returns):
         print(f" * Episode {i + 1}: reward {r:.2f}")
-    print(f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({checkpoint})")
+    print(f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({model_path})")
     return 0
 
 
@@ -564,11 +596,13 @@ def main(argv=None) -> int:
 
             overrides = {k: getattr(args, k) for k in RUNTIME_OPTIONS if getattr(args, k) is not None}
             cfg = saved_config(saved_dir, overrides)
-            checkpoint = runs.latest_checkpoint(saved_dir)
+            if args.best and not args.play:
+                raise UsageError("--best goes with --play")
+            checkpoint = runs.best_model(saved_dir) if args.best else runs.latest_checkpoint(saved_dir)
             validate(cfg)
             check_env(cfg, make_env_factory(cfg))
             if args.play:
-                return play(cfg, checkpoint)
+                return play(cfg, checkpoint if args.best else os.path.join(checkpoint, runs.MODEL))
             return train(cfg, saved_dir, checkpoint)
         cfg = resolve_config(args)
         validate(cfg)

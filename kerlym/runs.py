@@ -21,6 +21,8 @@ CHECKPOINTS = "checkpoints"
 MODEL = "model.keras"
 STATE = "state.json"
 ARRAYS = "arrays.npz"
+EVALUATIONS = "evaluations.csv"
+BEST = "best.keras"
 
 
 def first_line(error: BaseException) -> str:
@@ -136,3 +138,32 @@ def restore_checkpoint(path: str, agent) -> None:
         agent.set_state(meta, arrays)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or does not match this agent: {e}") from None
+
+
+def record_evaluation(run_dir: str, agent, mean: float, std: float) -> bool:
+    """Append an evaluation to ``evaluations.csv``; save ``best.keras`` if its mean is the best yet."""
+    path = os.path.join(run_dir, EVALUATIONS)
+    best_before = float("-inf")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f.readlines()[1:]:
+                best_before = max(best_before, float(line.split(",")[1]))
+    else:
+        with open(path, "w") as f:
+            f.write("total_steps,mean,std\n")
+    with open(path, "a") as f:
+        f.write(f"{agent.total_steps},{mean},{std}\n")
+    if mean <= best_before:
+        return False
+    tmp = os.path.join(run_dir, f".tmp-{os.getpid()}-{BEST}")
+    agent.model.save(tmp)
+    os.replace(tmp, os.path.join(run_dir, BEST))
+    return True
+
+
+def best_model(run_dir: str) -> str:
+    """Path of the run's best model (saved by evaluations during training)."""
+    path = os.path.join(run_dir, BEST)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{run_dir!r} has no {BEST}; train with --eval_every N to keep the best model")
+    return path

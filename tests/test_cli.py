@@ -218,3 +218,19 @@ def test_corrupt_checkpoint_is_one_line_exit_2_and_leaves_the_run_alone(tmp_path
     assert out.returncode == 2
     assert out.stderr.startswith("kerlym: error: cannot load model") and out.stderr.count("\n") == 1
     assert before == {p: os.path.getmtime(os.path.join(run, p)) for p in before}
+
+
+def test_periodic_evaluation_keeps_the_best_model(tmp_path):
+    out = kerlym(*FAST, "--steps", "900", "--eval_every", "300", "--eval_episodes", "2", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    with open(os.path.join(run, "evaluations.csv")) as f:
+        evals = list(csv.DictReader(f))
+    assert [int(e["total_steps"]) for e in evals] == [300, 600, 900]
+    best = max(float(e["mean"]) for e in evals)
+    assert out.stdout.count("saved best.keras") >= 1 and os.path.exists(os.path.join(run, "best.keras"))
+    played = kerlym("--play", run, "--best", "--eval_episodes", "1")
+    assert played.returncode == 0 and "best.keras" in played.stdout
+    assert best >= max(float(e["mean"]) for e in evals[:1])
+    missing = kerlym("--play", str(tmp_path / "nope"), "--best")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
