@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import os
 import time
 
@@ -74,16 +75,18 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int):
 def save_rows(path: str, new: list[dict]) -> list[dict]:
     """Merge ``new`` into the CSV, replacing lines of the same env, agent, seed and backend."""
     key = lambda r: (r["env"], r["agent"], str(r["seed"]), r["backend"])  # noqa: E731
-    old = []
-    if os.path.exists(path):
-        with open(path, newline="") as f:
-            old = list(csv.DictReader(f))
-    replaced = {key(r) for r in new}
-    rows = [r for r in old if key(r) not in replaced] + new
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
+    with open(path + ".lock", "w") as lock:  # rows of the table may run in parallel processes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = []
+        if os.path.exists(path):
+            with open(path, newline="") as f:
+                old = list(csv.DictReader(f))
+        replaced = {key(r) for r in new}
+        rows = [r for r in old if key(r) not in replaced] + new
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS)
+            w.writeheader()
+            w.writerows(rows)
     return rows
 
 
