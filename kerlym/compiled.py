@@ -125,7 +125,7 @@ class Compiled:
 
     def sync_target(self) -> None:
         """Copy the online weights into the target network."""
-        for t, v in zip(self.target.variables, self.model.variables):
+        for t, v in zip(self.target.variables, self.model.variables, strict=True):
             t.assign(v.value)
 
     # -- TensorFlow -------------------------------------------------------
