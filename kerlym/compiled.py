@@ -23,6 +23,11 @@ import keras
 import numpy as np
 from keras import ops
 
+# Updates of up to this many minibatch steps are unrolled in the compiled graph. XLA on CPU
+# runs convolutions inside a loop (tf.while / lax.scan) 10-20x slower than unrolled;
+# an MLP's many small steps are fine inside the loop, and long loops would compile slowly.
+UNROLL = 8
+
 
 def compiled_loss(model, factory_name: str = "the model factory"):
     """The loss a model was compiled with, as ``f(y_true, y_pred, sample_weight=None) -> scalar``.
@@ -145,15 +150,19 @@ class Compiled:
         def target_fn(x):
             return target(ops.cast(x, "float32"), training=False)
 
+        def step(batch):
+            with tf.GradientTape() as tape:
+                loss = self.loss_fn(online, target_fn if target is not None else None, batch)
+            optimizer.apply(tape.gradient(loss, tvars), tvars)
+            return tf.cast(loss, tf.float32)
+
         def update(batches):
-            n = tf.shape(batches[0])[0]
+            n = batches[0].shape[0]  # static: each input signature gets its own graph
+            if n <= UNROLL:
+                return tf.stack([step(tuple(b[k] for b in batches)) for k in range(n)])
             losses = tf.TensorArray(tf.float32, size=n)
             for k in tf.range(n):
-                batch = tuple(b[k] for b in batches)
-                with tf.GradientTape() as tape:
-                    loss = self.loss_fn(online, target_fn if target is not None else None, batch)
-                optimizer.apply(tape.gradient(loss, tvars), tvars)
-                losses = losses.write(k, tf.cast(loss, tf.float32))
+                losses = losses.write(k, step(tuple(b[k] for b in batches)))
             return losses.stack()
 
         self._tf_act = _TfCall(forward, batch_polymorphic=True)
@@ -193,8 +202,17 @@ class Compiled:
             return (tv, ntv, ov, target_tv, target_ntv), loss
 
         def update(tv, ntv, ov, target_tv, target_ntv, batches):
-            (tv, ntv, ov, _, _), losses = jax.lax.scan(step, (tv, ntv, ov, target_tv, target_ntv), batches)
-            return tv, ntv, ov, losses
+            carry = (tv, ntv, ov, target_tv, target_ntv)
+            n = batches[0].shape[0]
+            if n <= UNROLL:
+                losses = []
+                for k in range(n):
+                    carry, loss = step(carry, tuple(b[k] for b in batches))
+                    losses.append(loss)
+                losses = ops.stack(losses)
+            else:
+                carry, losses = jax.lax.scan(step, carry, batches)
+            return carry[0], carry[1], carry[2], losses
 
         self._jax_act = jax.jit(forward)
         self._jax_update = jax.jit(update)

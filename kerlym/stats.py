@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -15,20 +16,25 @@ def statbin(values, bin_size: int) -> dict[str, np.ndarray]:
     """Group ``values`` into consecutive bins of ``bin_size`` and summarise each bin.
 
     Returns arrays ``x`` (episode index at the end of each bin), ``mean``,
-    ``std``, ``min`` and ``max``. A last, partial bin is included.
+    ``std``, ``min`` and ``max``. A last, partial bin is included; NaNs (an
+    episode without that statistic) are left out of their bin.
     """
     if bin_size < 1:
         raise ValueError(f"bin_size must be positive, got {bin_size}")
     v = np.asarray(values, dtype=np.float64)
     n_bins = math.ceil(len(v) / bin_size)
-    bins = [v[i * bin_size : (i + 1) * bin_size] for i in range(n_bins)]
-    return {
-        "x": np.array([min((i + 1) * bin_size, len(v)) for i in range(n_bins)], dtype=np.int64),
-        "mean": np.array([b.mean() for b in bins]),
-        "std": np.array([b.std() for b in bins]),
-        "min": np.array([b.min() for b in bins]),
-        "max": np.array([b.max() for b in bins]),
-    }
+    padded = np.full(n_bins * bin_size, np.nan)
+    padded[: len(v)] = v
+    bins = padded.reshape(n_bins, bin_size)
+    with warnings.catch_warnings():  # a bin of only NaNs (e.g. no Q-values yet) summarises to NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {
+            "x": np.minimum(np.arange(1, n_bins + 1) * bin_size, len(v)),
+            "mean": np.nanmean(bins, axis=1),
+            "std": np.nanstd(bins, axis=1),
+            "min": np.nanmin(bins, axis=1),
+            "max": np.nanmax(bins, axis=1),
+        }
 
 
 class ProgressCSV:

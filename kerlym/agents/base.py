@@ -144,8 +144,11 @@ class Agent:
         return model
 
     # -- hooks for subclasses ---------------------------------------------
-    def act(self, states: np.ndarray, explore: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Choose actions for flat states ``[N, input_dim]``; return them and the model's outputs ``[N, A]``."""
+    def act(self, states: np.ndarray, explore: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Choose actions for flat states ``[N, input_dim]``; return them and the model's outputs ``[N, A]``.
+
+        The outputs may be ``None`` when exploring skipped the network altogether.
+        """
         raise NotImplementedError
 
     def begin_episode(self, frame, stream: int = 0) -> None:
@@ -207,7 +210,7 @@ class Agent:
         start = time.perf_counter()
         histories = [self.frame_history() for _ in range(n)]
         ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
-        ep_qmax, ep_qmin = np.zeros(n), np.zeros(n)
+        ep_qmax, ep_qmin, ep_qsteps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
 
         obs, _ = envs.reset(seed=self._reset_seed)
         self._reset_seed = None  # seed only the first reset; later resets continue each env's RNG
@@ -224,8 +227,10 @@ class Agent:
             self.total_steps += n
             ep_reward += rewards
             ep_len += 1
-            ep_qmax += values.max(axis=1)
-            ep_qmin += values.min(axis=1)
+            if values is not None:  # statistics over the steps where the network was consulted
+                ep_qmax += values.max(axis=1)
+                ep_qmin += values.min(axis=1)
+                ep_qsteps += 1
             for i in range(n):
                 nxt = infos["final_obs"][i] if done[i] else obs[i]
                 histories[i].push(nxt, first=False)
@@ -244,14 +249,14 @@ class Agent:
                     "length": int(ep_len[i]),
                     "epsilon": getattr(self, "epsilon", float("nan")),  # PG has none
                     "loss": float(np.mean(self._losses)) if self._losses else float("nan"),
-                    "max_q": float(ep_qmax[i] / ep_len[i]),
-                    "min_q": float(ep_qmin[i] / ep_len[i]),
+                    "max_q": float(ep_qmax[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
+                    "min_q": float(ep_qmin[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
                     "wall_time": time.perf_counter() - start,
                 }
                 self._losses = []
                 row.update(self.end_episode(i))
                 self.episodes.append(row)
-                ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = 0
+                ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
                 histories[i].push(obs[i], first=True)
                 self.begin_episode(obs[i], i)
                 if callback is not None and callback(self, row):

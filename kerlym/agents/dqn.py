@@ -150,13 +150,15 @@ class DQN(Agent):
 
     # -- acting and learning ------------------------------------------------
     def act(self, states, explore=True):
-        greedy, q = self.compiled.act(states)
         if not explore:
-            return greedy, q
-        random = self.rng.random(len(greedy)) < self.epsilon
-        if random.any():
-            greedy = np.where(random, self.rng.integers(self.num_actions, size=len(greedy)), greedy)
-        return greedy, q
+            return self.compiled.act(states)
+        n = len(states)
+        random = self.rng.random(n) < self.epsilon
+        actions = self.rng.integers(self.num_actions, size=n)
+        if random.all():  # nothing for the network to decide (most steps while epsilon is near 1)
+            return actions, None
+        greedy, q = self.compiled.act(states)
+        return np.where(random, actions, greedy), q
 
     def begin_episode(self, frame, stream=0):
         self.memory.start_episode(frame, stream)

@@ -1,0 +1,334 @@
+"""Speed of kerlym (TensorFlow and JAX backends) side by side with Stable-Baselines3 and plain Keras.
+
+Full comparison (run it on a quiet machine; roughly 1 to 1.5 hours on 2 CPU cores, most of it Pong)::
+
+    python benchmarks/speed.py
+
+Smoke test of every part with small budgets (about 10 minutes on a quiet 2-core machine)::
+
+    python benchmarks/speed.py --cartpole-steps 3000 --pong-steps 500 --pg-episodes 20 --eval-episodes 3 \\
+        --concurrency 1 2 --conc-steps 1000 --conc-pong-steps 300 --out /tmp/speed_smoke.json
+
+Pick parts with ``--parts cartpole pong pg concurrency`` and backends with ``--backends``. The SB3 rows need
+(torch first, or pip pulls a multi-GB CUDA build; without SB3 one line says so and its rows are skipped)::
+
+    pip install torch==2.13.0 && pip install stable-baselines3 opencv-python-headless ale-py
+
+The Keras backend is fixed at import, so every row runs in a fresh subprocess (this script with a hidden
+``--worker`` flag, printing one JSON line), one after another, never in parallel. Table columns: steps and
+seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/results/speed.json``.
+
+* cartpole: kerlym D2QN built exactly as ``kerlym -e CartPole-v1 -a ddqn --preset --seed S`` vs SB3 DQN
+  with the RL Zoo CartPole-v1 hyperparameters, ``--cartpole-steps`` each, for every ``--seeds``. seconds =
+  wall-clock of ``learn`` (kerlym's tracing/compiling included; building and evaluation excluded); eval =
+  mean return of ``--eval-episodes`` greedy episodes (seeds 10000+S, ...); ratio = SB3 s / kerlym s.
+* pong: DQN from pixels on PongNoFrameskip-v4 in both: Nature CNN on 4 stacked 84x84 frames, train_freq 4,
+  batch 32, one gradient step per update, ``--pong-buffer``, ``--pong-learning-starts``, target sync every
+  1000 steps, Adam 1e-4, Huber, epsilon 1 -> 0.01 by learning_starts (so timed steps act through the
+  network in both). SB3: ``make_atari_env`` + ``VecFrameStack(4)``; kerlym: ``nature_cnn`` +
+  ``preproc.atari``, nframes=4. Timed: ``--pong-steps`` steps from 200 steps after learning starts
+  (compilation excluded). ratio = kerlym steps/s / SB3 steps/s.
+* pg: kerlym PG as ``kerlym -e CartPole-v1 -a pg --preset`` (karpathy_simple_pgnet, dropout 0, Adam 1e-2)
+  vs the plain eager Keras REINFORCE below (same network, ``model(x)`` per step, one ``GradientTape``
+  update per episode; TensorFlow), ``--pg-episodes`` each; ratio = kerlym steps/s / plain steps/s.
+* concurrency: kerlym D2QN with ``concurrency=N`` for each ``--concurrency`` N, on CartPole (preset;
+  ``--conc-steps`` timed from step 1100, after the first update) and Pong (as above, ``--conc-pong-steps``
+  timed); ratio = steps/s / steps/s at the first N, same env and backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+MARK = "SPEED-RESULT "
+PONG = "PongNoFrameskip-v4"
+SB3_INSTALL = "pip install torch==2.13.0 && pip install stable-baselines3 opencv-python-headless ale-py"
+# RL Zoo's CartPole-v1 hyperparameters.
+SB3_CARTPOLE = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99)
+SB3_CARTPOLE.update(target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16)
+SB3_CARTPOLE.update(exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256]))
+PARTS = ("cartpole", "pong", "pg", "concurrency")
+
+
+class Window:
+    """Times env steps from the first tick at or after ``start`` steps to :meth:`rate`'s call."""
+
+    def __init__(self, start: int):
+        self.start, self.t0, self.s0 = start, None, None
+
+    def tick(self, steps: int) -> None:
+        if self.t0 is None and steps >= self.start:
+            self.t0, self.s0 = time.perf_counter(), steps
+
+    def rate(self, steps: int) -> dict:
+        return result(steps - self.s0, time.perf_counter() - self.t0)
+
+
+def result(steps: int, seconds: float, **extra) -> dict:
+    return {"steps": steps, "seconds": seconds, "steps_per_s": steps / seconds, **extra}
+
+
+# -- workers: each runs in its own process and returns one row ----------------------------------------
+def kerlym_cli_agent(agent: str, seed: int, *flags: str):
+    from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
+
+    argv = ["-e", "CartPole-v1", "-a", agent, "--preset", "--seed", str(seed), *flags]
+    cfg = resolve_config(build_parser().parse_args(argv))
+    return build_agent(cfg, make_env_factory(cfg))
+
+
+def kerlym_cartpole(spec: dict) -> dict:
+    n, steps = spec.get("concurrency", 1), spec["steps"]
+    agent = kerlym_cli_agent("ddqn", spec["seed"], "--steps", str(steps), "-c", str(n))
+    if spec.get("window"):  # concurrency: time the steps after the first update
+        window = Window(spec["window"])
+        agent.learn(max_steps=spec["window"] + steps, step_callback=lambda a: window.tick(a.total_steps))
+        return window.rate(agent.total_steps)
+    start = time.perf_counter()
+    agent.learn(max_steps=steps)
+    seconds = time.perf_counter() - start
+    returns = agent.evaluate(spec["episodes"], seed=10_000 + spec["seed"])
+    return result(agent.total_steps, seconds, eval=float(returns.mean()))
+
+
+def sb3_cartpole(spec: dict) -> dict:
+    import gymnasium as gym
+    from stable_baselines3 import DQN
+
+    model = DQN("MlpPolicy", "CartPole-v1", seed=spec["seed"], device="cpu", verbose=0, **SB3_CARTPOLE)
+    start = time.perf_counter()
+    model.learn(total_timesteps=spec["steps"])
+    seconds = time.perf_counter() - start
+    env, returns = gym.make("CartPole-v1"), []
+    for i in range(spec["episodes"]):
+        obs, _ = env.reset(seed=10_000 + spec["seed"] + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(int(model.predict(obs, deterministic=True)[0]))
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    return result(model.num_timesteps, seconds, eval=float(np.mean(returns)))
+
+
+def kerlym_pong(spec: dict) -> dict:
+    from kerlym import agents, networks, preproc
+
+    ls = spec["learning_starts"]
+    kw = dict(modelfactory=networks.nature_cnn, preprocessor=preproc.atari, nframes=4, update_freq=4, update_nsamp=32)
+    kw.update(batch_size=32, max_memory=spec["buffer"], learning_starts=ls, target_update_freq=1000, epsilon=1.0)
+    kw.update(epsilon_min=0.01, epsilon_decay_steps=ls, learning_rate=1e-4, optimizer="adam", loss="huber")
+    agent = agents.AGENTS[spec["agent"]](PONG, seed=spec["seed"], concurrency=spec["concurrency"], **kw)
+    window = Window(ls + 200)
+    agent.learn(max_steps=ls + 200 + spec["steps"], step_callback=lambda a: window.tick(a.total_steps))
+    return window.rate(agent.total_steps)
+
+
+def sb3_pong(spec: dict) -> dict:
+    import ale_py
+    import gymnasium as gym
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    gym.register_envs(ale_py)
+    ls, window = spec["learning_starts"], Window(spec["learning_starts"] + 200)
+    total = window.start + spec["steps"]
+
+    class Tick(BaseCallback):
+        def _on_step(self) -> bool:
+            window.tick(self.num_timesteps)
+            return True
+
+    env = VecFrameStack(make_atari_env(PONG, n_envs=1, seed=spec["seed"]), n_stack=4)
+    kw = dict(learning_rate=1e-4, buffer_size=spec["buffer"], learning_starts=ls, batch_size=32, train_freq=4)
+    kw.update(
+        gradient_steps=1, target_update_interval=1000, exploration_fraction=ls / total, exploration_final_eps=0.01
+    )
+    model = DQN("CnnPolicy", env, seed=spec["seed"], device="cpu", verbose=0, **kw)
+    model.learn(total_timesteps=total, callback=Tick())
+    return window.rate(model.num_timesteps)
+
+
+def kerlym_pg(spec: dict) -> dict:
+    agent = kerlym_cli_agent("pg", spec["seed"], "--episodes", str(spec["episodes"]))
+    start = time.perf_counter()
+    agent.learn(max_episodes=spec["episodes"])
+    seconds = time.perf_counter() - start
+    return result(agent.total_steps, seconds)
+
+
+def keras_pg(spec: dict) -> dict:
+    """Plain eager Keras REINFORCE: the network of karpathy_simple_pgnet, one tape update per episode."""
+    import gymnasium as gym
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    keras.utils.set_random_seed(spec["seed"])
+    env, rng = gym.make("CartPole-v1"), np.random.default_rng(spec["seed"])
+    inputs = keras.Input((4,))
+    hidden = layers.Dense(200, activation="relu", kernel_initializer="he_normal")(inputs)
+    model = keras.Model(inputs, layers.Dense(2, activation="softmax", kernel_initializer="zeros")(hidden))
+    optimizer, steps, start = keras.optimizers.Adam(1e-2), 0, time.perf_counter()
+    for episode in range(spec["episodes"]):
+        obs, _ = env.reset(seed=spec["seed"] if episode == 0 else None)
+        states, actions, rewards, done = [], [], [], False
+        while not done:
+            probs = model(obs[None].astype("float32"))[0].numpy()
+            action = min(int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum())), 1)
+            states.append(obs)
+            actions.append(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            rewards.append(float(reward))
+            done = terminated or truncated
+        returns, running = np.zeros(len(rewards)), 0.0
+        for t in reversed(range(len(rewards))):
+            running = rewards[t] + 0.99 * running
+            returns[t] = running
+        adv = (returns - returns.mean()) / max(returns.std(), 1e-8)
+        with tf.GradientTape() as tape:
+            probs = model(np.asarray(states, dtype="float32"), training=True)
+            logp = tf.math.log(tf.gather(probs, actions, batch_dims=1) + 1e-8)
+            loss = -tf.reduce_mean(tf.cast(adv, "float32") * logp)
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        steps += len(rewards)
+    seconds = time.perf_counter() - start
+    return result(steps, seconds)
+
+
+WORKERS = {f.__name__: f for f in (kerlym_cartpole, sb3_cartpole, kerlym_pong, sb3_pong, kerlym_pg, keras_pg)}
+
+
+# -- the driver ------------------------------------------------------------------------------------------
+def run_row(part: str, system: str, backend: str, spec: dict) -> dict:
+    """Run one worker in a fresh process with ``KERAS_BACKEND=backend``; its row, or one with ``error``."""
+    row = {"part": part, "system": system, "backend": backend, "N": spec.get("concurrency", 1), "seed": spec["seed"]}
+    print(f"-- {part}: {system} ({backend}, N={row['N']}, seed {row['seed']}) ...", end=" ", flush=True)
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow" if backend == "torch" else backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
+    if proc.returncode == 0 and lines:
+        row.update(json.loads(lines[-1][len(MARK) :]))
+        print(f"{row['steps_per_s']:.0f} steps/s in {row['seconds']:.1f} s", flush=True)
+    else:
+        err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        row["error"] = f"exit {proc.returncode}: {err}"
+        print("FAILED: " + row["error"], flush=True)
+    return row
+
+
+def set_ratios(rows: list[dict], ref: dict | None, key: str) -> None:
+    """``ratio`` of each row: ``ref[key] / row[key]`` for seconds, ``row[key] / ref[key]`` for steps/s."""
+    for r in rows:
+        if ref and "error" not in ref and "error" not in r:
+            r["ratio"] = ref[key] / r[key] if key == "seconds" else r[key] / ref[key]
+
+
+def print_table(rows: list[dict]) -> None:
+    head = f"{'part':<12}{'system':<24}{'backend':<11}{'N':>2}{'seed':>5}{'steps':>8}{'seconds':>9}"
+    print("\n" + head + f"{'steps/s':>9}{'eval':>7}{'ratio':>7}")
+    for r in rows:
+        left = f"{r['part']:<12}{r['system']:<24}{r['backend']:<11}{r['N']:>2}{r['seed']:>5}"
+        if "error" in r:
+            print(left + "  FAILED " + r["error"][:80])
+            continue
+        ev = f"{r['eval']:7.1f}" if "eval" in r else f"{'':7}"
+        ratio = f"{r['ratio']:7.2f}" if "ratio" in r else f"{'':7}"
+        print(left + f"{r['steps']:>8}{r['seconds']:9.1f}{r['steps_per_s']:9.0f}{ev}{ratio}")
+    print("ratio: cartpole SB3 s / kerlym s; pong, pg kerlym steps/s / reference steps/s; concurrency vs N=1")
+
+
+def pong_spec(args, **changes) -> dict:
+    spec = {"fn": "kerlym_pong", "agent": "dqn", "concurrency": 1, "seed": args.seeds[0], "steps": args.pong_steps}
+    return {**spec, "learning_starts": args.pong_learning_starts, "buffer": args.pong_buffer, **changes}
+
+
+def versus(part, system, spec, backends, ref_system, ref_backend, ref_spec, key) -> list[dict]:
+    """kerlym on each backend, then the reference (none if ``ref_spec`` is None), with ratios against it."""
+    mine = [run_row(part, system, b, spec) for b in backends]
+    ref = run_row(part, ref_system, ref_backend, ref_spec) if ref_spec else None
+    set_ratios(mine, ref, key)
+    return mine + ([ref] if ref else [])
+
+
+def part_cartpole(args, sb3: bool) -> list[dict]:
+    rows = []
+    for seed in args.seeds:
+        spec = {"fn": "kerlym_cartpole", "steps": args.cartpole_steps, "episodes": args.eval_episodes, "seed": seed}
+        ref = {**spec, "fn": "sb3_cartpole"} if sb3 else None
+        rows += versus("cartpole", "kerlym D2QN (preset)", spec, args.backends, "SB3 DQN", "torch", ref, "seconds")
+    return rows
+
+
+def part_pong(args, sb3: bool) -> list[dict]:
+    ref = pong_spec(args, fn="sb3_pong") if sb3 else None
+    return versus("pong", "kerlym DQN", pong_spec(args), args.backends, "SB3 DQN", "torch", ref, "steps_per_s")
+
+
+def part_pg(args, sb3: bool) -> list[dict]:
+    spec = {"fn": "kerlym_pg", "episodes": args.pg_episodes, "seed": args.seeds[0]}
+    ref, ref_system = {**spec, "fn": "keras_pg"}, "plain Keras REINFORCE"
+    return versus("pg", "kerlym PG (preset)", spec, args.backends, ref_system, "tensorflow", ref, "steps_per_s")
+
+
+def part_concurrency(args, sb3: bool) -> list[dict]:
+    cartpole = {"fn": "kerlym_cartpole", "steps": args.conc_steps, "window": 1100, "seed": args.seeds[0]}
+    pong = pong_spec(args, agent="ddqn", steps=args.conc_pong_steps)
+    rows = []
+    for b in args.backends:
+        for system, spec in (("CartPole", cartpole), ("Pong", pong)):
+            curve = [
+                run_row("concurrency", f"kerlym D2QN {system}", b, {**spec, "concurrency": n}) for n in args.concurrency
+            ]
+            set_ratios(curve, curve[0], "steps_per_s")
+            rows += curve
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    p.add_argument("--backends", nargs="+", choices=("tensorflow", "jax"), default=["tensorflow", "jax"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="cartpole runs each; other parts the first")
+    p.add_argument("--cartpole-steps", type=int, default=50_000)
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--pong-steps", type=int, default=5000, help="timed env steps")
+    p.add_argument("--pong-learning-starts", type=int, default=1000)
+    p.add_argument("--pong-buffer", type=int, default=10_000)
+    p.add_argument("--pg-episodes", type=int, default=200)
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8], help="the first is the reference")
+    p.add_argument("--conc-steps", type=int, default=5000, help="timed CartPole env steps per N")
+    p.add_argument("--conc-pong-steps", type=int, default=500, help="timed Pong env steps per N")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        spec = json.loads(args.worker)
+        print(MARK + json.dumps(WORKERS[spec.pop("fn")](spec)), flush=True)
+        return 0
+
+    sb3 = importlib.util.find_spec("stable_baselines3") is not None
+    if not sb3 and {"cartpole", "pong"} & set(args.parts):
+        print(f"stable-baselines3 is not installed: skipping the SB3 rows (install: {SB3_INSTALL})")
+    parts = {"cartpole": part_cartpole, "pong": part_pong, "pg": part_pg, "concurrency": part_concurrency}
+    rows = [row for name in PARTS if name in args.parts for row in parts[name](args, sb3)]
+    print_table(rows)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"args": {k: v for k, v in vars(args).items() if k != "worker"}, "rows": rows}, f, indent=1)
+    print(f"wrote {args.out}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
