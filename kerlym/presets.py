@@ -90,7 +90,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     ("LunarLander-v3", "dqn"): _ACROBOT_Q,
     ("LunarLander-v3", "ddqn"): _ACROBOT_Q,
     ("CartPole-v1", "pg"): _CARTPOLE_PG,
-    ("Acrobot-v1", "pg"): {**_CARTPOLE_PG, "learning_rate": 3e-3, "steps": 100_000},
+    ("Acrobot-v1", "pg"): {**_CARTPOLE_PG, "learning_rate": 1e-3, "steps": 100_000},
 }
 
 
