@@ -161,12 +161,17 @@ def main(argv=None) -> int:
     p.add_argument("--agent", choices=("dqn", "ddqn", "pg"), help="one agent (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--summary", action="store_true", help="only print the table from the saved CSV")
     args = p.parse_args(argv)
+    csv_path = os.path.join(OUT, "results.csv")
+    if args.summary:
+        with open(csv_path, newline="") as f:
+            print(summary(list(csv.DictReader(f))))
+        return 0
     todo = [(e, a) for e, a in TABLE if (args.env in (None, e)) and (args.agent in (None, a))]
     if not todo:
         p.error(f"no table row for --env {args.env} --agent {args.agent}")
     os.makedirs(OUT, exist_ok=True)
-    csv_path = os.path.join(OUT, "results.csv")
     rows: list[dict] = []
     for env_id, agent_name in todo:
         for seed in args.seeds:
