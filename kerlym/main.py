@@ -56,6 +56,7 @@ DEFAULTS = {
     "target_update": None,
     "learning_starts": None,
     "optimizer": "rmsprop",
+    "clipnorm": None,
     "loss": "mse",
     "checkpoint_every": 10_000,
     "save_memory": False,
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt("--learning_starts", type=int, help="Transitions in memory before the first update (default: -b)")
     opt("--optimizer", help="Optimizer the built-in networks compile (any Keras name)")
     opt("--loss", help="Loss the built-in Q-networks compile (any Keras name, e.g. huber)")
+    opt("--clipnorm", type=float, help="Clip the global gradient norm (SB3's max_grad_norm; default: no clipping)")
     opt("--checkpoint_every", type=int, help="Env steps between checkpoints")
     opt("--save_memory", action="store_true", help="Include the replay memory in checkpoints")
     opt("--eval_episodes", type=int, help="Greedy episodes per evaluation (--eval_every, -S, --play)")
@@ -308,6 +310,7 @@ def build_agent(cfg: dict, make_env):
         learning_rate=cfg["learning_rate"],
         seed=cfg["seed"],
         optimizer=cfg["optimizer"],
+        clipnorm=cfg["clipnorm"],
         concurrency=cfg["concurrency"],
     )
     if cfg["agent"] == "pg":

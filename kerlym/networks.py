@@ -8,7 +8,8 @@ optimizer and loss the factory compiled. ``agent.input_dim_orig`` is
 
 ``optimizer`` and ``loss`` keyword arguments choose what the built-in
 factories compile (any Keras identifier or object); their defaults are the
-original KeRLym's RMSprop and mean squared error.
+original KeRLym's RMSprop and mean squared error. ``clipnorm`` clips the
+global gradient norm of an optimizer given by name.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ def _action_count(env) -> int:
     return int(n)
 
 
-def _compile(model, learning_rate, optimizer="rmsprop", loss="mse"):
+def _compile(model, learning_rate, optimizer="rmsprop", loss="mse", clipnorm=None):
     if isinstance(optimizer, str):
-        optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+        config = {"learning_rate": learning_rate}
+        if clipnorm is not None:  # clip the global gradient norm, as SB3's max_grad_norm does
+            config["global_clipnorm"] = clipnorm
+        optimizer = keras.optimizers.get({"class_name": optimizer, "config": config})
     model.compile(optimizer=optimizer, loss=loss)
     return model
 
@@ -52,7 +56,7 @@ def simple_dnn(agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop",
     h = layers.Dense(256, activation="relu", kernel_initializer="he_normal")(h)
     h = layers.Dropout(dropout)(h)
     v = layers.Dense(_action_count(env), kernel_initializer="zeros")(h)
-    return _compile(keras.Model(s, v, name="simple_dnn"), learning_rate, optimizer, loss)
+    return _compile(keras.Model(s, v, name="simple_dnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
 def simple_rnn(
@@ -68,7 +72,7 @@ def simple_rnn(
     h = layers.LSTM(h1_width)(h)
     h = layers.Dropout(dropout)(h)
     v = layers.Dense(_action_count(env), kernel_initializer="zeros")(h)
-    return _compile(keras.Model(s, v, name="simple_rnn"), learning_rate, optimizer, loss)
+    return _compile(keras.Model(s, v, name="simple_rnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
 def simple_cnn(agent, env, dropout=0.0, learning_rate=1e-3, optimizer="rmsprop", loss="mse", **kwargs):
@@ -82,7 +86,7 @@ def simple_cnn(agent, env, dropout=0.0, learning_rate=1e-3, optimizer="rmsprop",
     h = layers.Dense(256, activation="relu")(h)
     h = layers.Dropout(dropout)(h)
     v = layers.Dense(_action_count(env), kernel_initializer="zeros")(h)
-    return _compile(keras.Model(s, v, name="simple_cnn"), learning_rate, optimizer, loss)
+    return _compile(keras.Model(s, v, name="simple_cnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
 def nature_cnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="huber", **kwargs):
@@ -99,7 +103,7 @@ def nature_cnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", lo
     h = layers.Flatten()(h)
     h = layers.Dense(512, activation="relu")(h)
     v = layers.Dense(_action_count(env))(h)
-    return _compile(keras.Model(s, v, name="nature_cnn"), learning_rate, optimizer, loss)
+    return _compile(keras.Model(s, v, name="nature_cnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
 # -- policy networks (softmax over actions) for the PG agent ------------------
@@ -115,7 +119,9 @@ def karpathy_simple_pgnet(
     h = layers.Dense(200, activation="relu", kernel_initializer="he_normal")(s)
     h = layers.Dropout(dropout)(h)
     p = layers.Dense(_action_count(env), activation="softmax", kernel_initializer="zeros")(h)
-    return _compile(keras.Model(s, p, name="karpathy_simple_pgnet"), learning_rate, optimizer, loss)
+    return _compile(
+        keras.Model(s, p, name="karpathy_simple_pgnet"), learning_rate, optimizer, loss, kwargs.get("clipnorm")
+    )
 
 
 def pgconvnet(
@@ -133,7 +139,7 @@ def pgconvnet(
     h = layers.Dense(16, activation="relu", kernel_initializer="he_normal")(h)
     h = layers.Dropout(dropout)(h)
     p = layers.Dense(_action_count(env), activation="softmax", kernel_initializer="zeros")(h)
-    return _compile(keras.Model(s, p, name="pgconvnet"), learning_rate, optimizer, loss)
+    return _compile(keras.Model(s, p, name="pgconvnet"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
 # Name -> factory, for the CLI and presets. Never eval() a user's string.

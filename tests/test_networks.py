@@ -87,3 +87,10 @@ def test_users_optimizer_is_the_one_that_trains():
     before = int(opt.iterations)
     agent.learn(max_steps=1000)  # one update of 16 samples in minibatches of 8
     assert int(opt.iterations) - before == 2
+
+
+def test_clipnorm_clips_the_global_gradient_norm():
+    model = networks.simple_dnn(fake_agent(1, (4,)), VECTOR_ENV, learning_rate=1e-3, optimizer="adam", clipnorm=10.0)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert model.optimizer.global_clipnorm == 10.0
+    assert networks.simple_dnn(fake_agent(1, (4,)), VECTOR_ENV).optimizer.global_clipnorm is None
