@@ -613,13 +613,8 @@ def main(argv=None) -> int:
         check_env(cfg, make_env_factory(cfg))
         from kerlym import runs
 
-        run_dir = runs.new_run_dir(cfg["outdir"], cfg["env"], cfg["agent"])
-        try:
-            return train(cfg, run_dir, None)
-        except UsageError:
-            if not os.listdir(run_dir):
-                os.rmdir(run_dir)
-            raise
+        # Every check above ran before the run folder exists, so bad input never leaves one behind.
+        return train(cfg, runs.new_run_dir(cfg["outdir"], cfg["env"], cfg["agent"]), None)
     except UsageError as e:
         print(f"kerlym: error: {e}", file=sys.stderr)
         return 2
