@@ -49,6 +49,73 @@ def atari(env):
     return AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_newaxis=True)
 
 
+def atari_vector_env(env_id: str, num_envs: int):
+    """ale-py's own ``AtariVectorEnv`` for ``env_id``, giving the frames :func:`atari` gives.
+
+    The N emulators and their preprocessing (noop reset, frame skip 4 with
+    max-pool, 84x84 grayscale) run in C++ threads; episodes end and restart in
+    the same step with the last frame in ``info["final_obs"]``, as Gymnasium's
+    vector envs do for kerlym. The id's sticky-action probability, action set
+    and time limit carry over. Returns ``None`` for ids that are not ALE envs
+    with screen observations.
+    """
+    import gymnasium as gym
+
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return None
+    kw = spec.kwargs
+    if spec.entry_point != "ale_py.env:AtariEnv" or kw.get("obs_type", "rgb") not in ("rgb", "grayscale"):
+        return None
+    from ale_py.vector_env import AtariVectorEnv
+
+    # As in atari(), the emulator runs unskipped and the id's step limit counts emulator frames.
+    limits = [x for x in (spec.max_episode_steps, kw.get("max_num_frames_per_episode")) if x]
+    env = AtariVectorEnv(
+        kw["game"],
+        num_envs,
+        repeat_action_probability=kw.get("repeat_action_probability", 0.25),
+        full_action_space=kw.get("full_action_space", False),
+        max_num_frames_per_episode=min(limits) if limits else 108_000,
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        img_height=84,
+        img_width=84,
+        grayscale=True,
+        stack_num=1,  # kerlym stacks frames itself (nframes)
+        frameskip=4,
+        maxpool=True,
+        noop_max=30,
+        reward_clipping=False,
+        use_fire_reset=False,
+    )
+    return _ChannelLast(env)
+
+
+class _ChannelLast:
+    """Presents AtariVectorEnv's ``[N, 1, 84, 84]`` frames as :func:`atari`'s ``[N, 84, 84, 1]``."""
+
+    def __init__(self, env):
+        self.env = env
+        self.num_envs = env.num_envs
+
+    def _frames(self, obs):
+        return obs.reshape(obs.shape[0], *obs.shape[2:], 1)
+
+    def reset(self, seed=None):
+        obs, info = self.env.reset(seed=seed)
+        return self._frames(obs), info
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = self.env.step(np.asarray(actions))
+        if "final_obs" in info:
+            info["final_obs"] = self._frames(info["final_obs"])
+        return self._frames(obs), rewards, terminated, truncated, info
+
+    def close(self):
+        self.env.close()
+
+
 PREPROCESSORS = {"none": None, "karpathy": karpathy_preproc, "atari": atari}
 
 

@@ -80,6 +80,31 @@ _CARTPOLE_PG = {
     "steps": 150_000,
 }
 
+# Atari Pong from pixels, sized for a few CPU hours rather than RL Zoo's 10M steps: the Nature
+# network on 4 stacked 84x84 frames, Adam 1e-4, Huber loss, train every 4 steps on one batch of
+# 32, target synced every 1000 steps, epsilon 1.0 -> 0.02 over the first 100k steps (RL Zoo: 1M),
+# learning after 10k steps, 100k transitions of memory.
+_PONG_Q = {
+    "net": "nature_cnn",
+    "preprocessor": "atari",
+    "num_frames": 4,
+    "dropout": 0.0,
+    "learning_rate": 1e-4,
+    "batch_size": 32,
+    "max_mem": 100_000,
+    "learning_starts": 10_000,
+    "update_freq": 4,
+    "update_size": 32,
+    "target_update": 1000,
+    "epsilon": 1.0,
+    "epsilon_min": 0.02,
+    "exploration_steps": 100_000,
+    "discount": 0.99,
+    "optimizer": "adam",
+    "loss": "huber",
+    "steps": 2_000_000,
+}
+
 PRESETS: dict[tuple[str, str], dict] = {
     ("CartPole-v1", "dqn"): _CARTPOLE_Q,
     ("CartPole-v1", "ddqn"): _CARTPOLE_Q,
@@ -89,6 +114,8 @@ PRESETS: dict[tuple[str, str], dict] = {
     ("Acrobot-v1", "ddqn"): _ACROBOT_Q,
     ("LunarLander-v3", "dqn"): _ACROBOT_Q,
     ("LunarLander-v3", "ddqn"): _ACROBOT_Q,
+    ("PongNoFrameskip-v4", "dqn"): _PONG_Q,
+    ("PongNoFrameskip-v4", "ddqn"): _PONG_Q,
     ("CartPole-v1", "pg"): _CARTPOLE_PG,
     ("Acrobot-v1", "pg"): {**_CARTPOLE_PG, "learning_rate": 1e-3, "steps": 100_000},
 }

@@ -26,3 +26,52 @@ def test_parallel_envs_keep_episode_statistics_and_transitions_exact(cls):
         assert np.abs(b.next_states - b.states).max() < 1.0
         # Termination is exactly CartPole's rule on the next state: pole angle or cart position out of bounds.
         assert (b.terminated == ((np.abs(b.next_states[:, 2]) > 0.2095) | (np.abs(b.next_states[:, 0]) > 2.4))).all()
+
+
+def test_one_env_restarts_in_the_same_step_and_reports_the_final_observation():
+    import gymnasium as gym
+
+    from kerlym.agents.base import _OneEnv
+
+    env, twin = _OneEnv(gym.make("CartPole-v1")), gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=3)
+    expected, _ = twin.reset(seed=3)
+    np.testing.assert_array_equal(obs[0], expected)
+    for t in range(500):
+        obs, rewards, terminated, truncated, info = env.step(np.array([t % 2]))
+        expected, reward, term, trunc, _ = twin.step(t % 2)
+        assert rewards.tolist() == [reward] and terminated.tolist() == [term] and truncated.tolist() == [trunc]
+        if term or trunc:
+            np.testing.assert_array_equal(info["final_obs"][0], expected)  # the episode's last observation
+            assert np.abs(obs[0]).max() <= 0.05  # ... and a fresh CartPole start in its place
+            break
+        np.testing.assert_array_equal(obs[0], expected)
+    else:
+        raise AssertionError("alternating actions should drop the pole within 500 steps")
+
+
+@pytest.mark.slow
+def test_atari_copies_run_in_ale_threads_with_the_atari_preprocessors_frames():
+    from kerlym import preproc
+    from kerlym.agents.base import make_env
+
+    single = preproc.atari(make_env("PongNoFrameskip-v4"))
+    frame, _ = single.reset(seed=0)
+    agent = D2QN(
+        "PongNoFrameskip-v4", preprocessor=preproc.atari, nframes=2, concurrency=2, seed=0, learning_starts=10**6
+    )
+    envs = agent.vector_env()
+    assert type(envs.env).__name__ == "AtariVectorEnv" and envs.num_envs == 2
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (2, *single.observation_space.shape) and obs.dtype == np.uint8
+    np.testing.assert_array_equal(obs[0], frame)  # Pong's first screen, pixel for pixel the same
+    rows = agent.learn(max_steps=2400)  # random play loses 21-0 in about 800 steps, in each copy
+    assert len(rows) >= 2 and all(r["reward"] <= -15 for r in rows)
+    assert [r["episode"] for r in rows] == list(range(1, len(rows) + 1))
+    assert sum(r["length"] for r in rows) <= agent.total_steps == 2400
+    # Transitions of each copy stay in their own stream: consecutive frames of one game barely differ.
+    b = agent.memory.sample(64, np.random.default_rng(0))
+    changed = (b.next_states[:, -84 * 84 :] != b.states[:, -84 * 84 :]).mean(axis=1)
+    assert changed.max() < 0.1
+    agent.close()
+    single.close()

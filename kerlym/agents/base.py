@@ -39,6 +39,35 @@ def factory_name(factory) -> str:
     return getattr(factory, "__name__", repr(factory))
 
 
+class _OneEnv:
+    """One env behind the vector-env interface the training loop uses.
+
+    Same-step autoreset as Gymnasium's ``SyncVectorEnv`` (the last observation
+    of an episode goes to ``info["final_obs"]``), without batching the
+    observations into new arrays on every step, which costs more than a
+    CartPole step itself.
+    """
+
+    num_envs = 1
+
+    def __init__(self, env):
+        self.env = env
+
+    def reset(self, seed=None):
+        obs, info = self.env.reset(seed=seed)
+        return [obs], info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions[0])
+        if terminated or truncated:
+            info = {"final_obs": [obs], "final_info": info}
+            obs, _ = self.env.reset()
+        return [obs], np.array([reward], dtype=np.float64), np.array([terminated]), np.array([truncated]), info
+
+    def close(self):
+        self.env.close()
+
+
 class Agent:
     """Base class: owns the environment, the frame history and the episode loop.
 
@@ -50,7 +79,8 @@ class Agent:
         modelfactory: builds the Keras model (see :mod:`kerlym.networks`).
         dropout, learning_rate: passed to the model factory.
         seed: seeds the env, NumPy, Python and the Keras backend.
-        concurrency: env copies stepping in parallel (Gymnasium's ``AsyncVectorEnv``)
+        concurrency: env copies stepping in parallel (Gymnasium's ``AsyncVectorEnv``, or
+            ale-py's ``AtariVectorEnv`` for Atari ids with the ``atari`` preprocessor)
             that feed the one learner; actions for all come from one batched call.
         **factory_kwargs: further keyword arguments for the model factory.
     """
@@ -166,7 +196,11 @@ class Agent:
 
     # -- the loop ---------------------------------------------------------
     def vector_env(self):
-        """The envs that training steps: a Gymnasium vector env of ``concurrency`` copies.
+        """The envs that training steps: ``concurrency`` copies behind Gymnasium's vector-env interface.
+
+        One env steps in this process; N copies step in Gymnasium's
+        ``AsyncVectorEnv`` worker processes or, for ALE ids with the ``atari``
+        preprocessor, in ale-py's ``AtariVectorEnv`` C++ threads.
 
         Episodes end and restart within one ``step`` (same-step autoreset), with
         the final observation in ``info["final_obs"]``.
@@ -174,13 +208,15 @@ class Agent:
         if self._vector_env is None:
             import gymnasium as gym
 
-            mode = gym.vector.AutoresetMode.SAME_STEP
             if self.concurrency == 1:
-                self._vector_env = gym.vector.SyncVectorEnv([lambda: self.env], autoreset_mode=mode)
-            else:
-                if self.env_spec is None:
-                    raise ValueError("concurrency > 1 needs an env id or a callable that makes envs, not an env")
+                self._vector_env = _OneEnv(self.env)
+            elif self.env_spec is None:
+                raise ValueError("concurrency > 1 needs an env id or a callable that makes envs, not an env")
+            elif self.preprocessor is preproc.atari and isinstance(self.env_spec, str):
+                self._vector_env = preproc.atari_vector_env(self.env_spec, self.concurrency)
+            if self._vector_env is None:
                 fns = [self._make_env] * self.concurrency
+                mode = gym.vector.AutoresetMode.SAME_STEP
                 self._vector_env = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
         return self._vector_env
 
