@@ -73,15 +73,24 @@ class _TfCall:
         self.xla, self.graph = tf.function(fn, jit_compile=True), tf.function(fn)
         self.uses_xla = True
         self.batch_polymorphic = batch_polymorphic
-        self.cache = {}
+        self.cache, self.array_cache = {}, {}
 
     def __call__(self, *args):
         tf = self.tf
+        one_array = len(args) == 1 and isinstance(args[0], np.ndarray)
+        if one_array:  # acting: skip tf.nest on the hot path
+            x = args[0]
+            array_key = (x.dtype, x.shape[1:] if self.batch_polymorphic else x.shape)
+            fn = self.array_cache.get(array_key)
+            if fn is not None:
+                return fn(tf.convert_to_tensor(x))
         tensors = tf.nest.map_structure(tf.convert_to_tensor, args)
         flat = tf.nest.flatten(tensors)
         key = tuple((t.dtype, tuple(t.shape[1:] if self.batch_polymorphic else t.shape)) for t in flat)
         fn = self.cache.get(key)
         if fn is not None:
+            if one_array:
+                self.array_cache[array_key] = fn
             return fn(*tensors)
         specs = tf.nest.map_structure(
             lambda t: tf.TensorSpec([None, *t.shape[1:]] if self.batch_polymorphic else t.shape, t.dtype), tensors
@@ -94,9 +103,12 @@ class _TfCall:
                 raise
             self.uses_xla = False
             self.cache.clear()
+            self.array_cache.clear()
             fn = self.graph.get_concrete_function(*specs)
             out = fn(*tensors)
         self.cache[key] = fn
+        if one_array:
+            self.array_cache[array_key] = fn
         return out
 
 
@@ -226,8 +238,10 @@ class Compiled:
         """Greedy actions and model outputs for a batch of flat states."""
         if self.backend == "tensorflow":
             a, out = self._tf_act(x)
-        elif self.backend == "jax":
+            return a.numpy(), out.numpy()
+        if self.backend == "jax":
             a, out = self._jax_act(self._values("trainable"), self._values("non_trainable"), x)
+            return np.asarray(a), np.asarray(out)  # keras's convert_to_numpy costs more than the call
         else:
             import torch
 
