@@ -266,6 +266,8 @@ def make_env_factory(cfg: dict, submit_stats: list | None = None):
             submit_stats.append(env)
         return env
 
+    if submit_stats is None and not cfg["render"]:
+        make.env_id = cfg["env"]  # nothing added to the plain env: copies may come from ale-py's vector env
     return make
 
 

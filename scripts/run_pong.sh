@@ -6,8 +6,11 @@
 # Differences from the 2016 script, each because the original no longer works:
 #  - epsilon anneals 1.0 -> 0.1 over 1M steps (--exploration_steps); the original's
 #    per-episode decay of 1e-6 left epsilon at ~1.0 for the whole run;
-#  - -c 4 (four actor threads) is not supported yet, so one env steps;
+#  - the original's four actor threads (-c 4) are four emulators in ale-py's
+#    AtariVectorEnv, stepping in C++ threads and feeding the one learner;
 #  - -R (render) is added only when there is a display.
+# For settings that learn Pong within a few CPU hours, use the preset instead:
+#   kerlym -e PongNoFrameskip-v4 -a dqn --preset -P   (see benchmarks/README.md)
 set -euo pipefail
 render=()
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then render=(--render); fi
@@ -24,4 +27,5 @@ exec kerlym --env Pong-v0 \
        --difference \
        --plots \
        --plot_rate 10 \
+       --concurrency 4 \
        "${render[@]}" "$@"

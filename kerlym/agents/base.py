@@ -212,13 +212,17 @@ class Agent:
                 self._vector_env = _OneEnv(self.env)
             elif self.env_spec is None:
                 raise ValueError("concurrency > 1 needs an env id or a callable that makes envs, not an env")
-            elif self.preprocessor is preproc.atari and isinstance(self.env_spec, str):
-                self._vector_env = preproc.atari_vector_env(self.env_spec, self.concurrency)
+            elif self.preprocessor is preproc.atari and self._env_id() is not None:
+                self._vector_env = preproc.atari_vector_env(self._env_id(), self.concurrency)
             if self._vector_env is None:
                 fns = [self._make_env] * self.concurrency
                 mode = gym.vector.AutoresetMode.SAME_STEP
                 self._vector_env = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
         return self._vector_env
+
+    def _env_id(self) -> str | None:
+        """The env id, when envs come from one with nothing added (a callable may say so with ``env_id``)."""
+        return self.env_spec if isinstance(self.env_spec, str) else getattr(self.env_spec, "env_id", None)
 
     def _make_env(self):
         return preproc.apply(make_env(self.env_spec), self.preprocessor)

@@ -1,0 +1,105 @@
+"""Learning Pong from pixels on this CPU: how far an agent gets in a time budget.
+
+    python benchmarks/pong.py --agent dqn --minutes 115                  # train, then summarise
+    KERAS_BACKEND=jax python benchmarks/pong.py --agent pg --minutes 55
+    python benchmarks/pong.py --agent dqn --run runs/PongNoFrameskip-v4-dqn-...   # summarise a run
+
+``--agent dqn`` trains ``kerlym -e PongNoFrameskip-v4 -a dqn --preset`` (the Nature
+network on 4 stacked 84x84 frames from Gymnasium's AtariPreprocessing, see
+``kerlym/presets.py``); ``--agent pg`` runs ``examples/pg_pong.sh`` (Karpathy's
+setup: 80x80 binary difference frames, a 200-unit policy network, RMSprop 1e-3,
+the return reset at each point). Either is stopped with Ctrl-C (SIGINT) after
+the time budget, which checkpoints the run. The summary reports Karpathy's
+running reward (an exponential average, 0.99 per episode, started at -21) and
+writes the curve to ``benchmarks/results/pong_<agent>.png``.
+"""
+
+import argparse
+import csv
+import glob
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+COMMANDS = {
+    "dqn": ["kerlym", "-e", "PongNoFrameskip-v4", "-a", "dqn", "--preset", "-P", "-F", "10"],
+    "pg": ["bash", os.path.join(HERE, "..", "examples", "pg_pong.sh")],
+}
+ENV_IDS = {"dqn": "PongNoFrameskip-v4", "pg": "Pong-v0"}
+
+
+def train(agent: str, minutes: float, outdir: str, seed: int) -> str:
+    cmd = [*COMMANDS[agent], "--seed", str(seed), "-q", "--outdir", outdir, "--checkpoint_every", "100000"]
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        proc.wait(timeout=minutes * 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGINT)  # the CLI saves a checkpoint and exits 0
+        proc.wait()
+    return sorted(glob.glob(os.path.join(outdir, f"{ENV_IDS[agent]}-{agent}-*")))[-1]
+
+
+def running_reward(rewards: np.ndarray) -> np.ndarray:
+    out, value = np.empty(len(rewards)), -21.0
+    for i, r in enumerate(rewards):
+        value = 0.99 * value + 0.01 * r
+        out[i] = value
+    return out
+
+
+def summarise(agent: str, run: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(os.path.join(run, "progress.csv")) as f:
+        rows = list(csv.DictReader(f))
+    rewards = np.array([float(r["reward"]) for r in rows])
+    steps = np.array([int(r["total_steps"]) for r in rows])
+    running = running_reward(rewards)
+    hours = float(rows[-1]["wall_time"]) / 3600
+    print(f"run: {run}")
+    print(f"episodes {len(rows)}, agent steps {steps[-1]:,} ({ENV_IDS[agent]}), {hours:.2f} h")
+    chunk = max(1, len(rewards) // 8)
+    for lo in range(0, len(rewards), chunk):
+        hi = min(len(rewards), lo + chunk)
+        print(
+            f"  episodes {lo + 1:5d}-{hi:5d} (to step {steps[hi - 1]:>9,}): mean reward "
+            f"{rewards[lo:hi].mean():6.2f} ± {rewards[lo:hi].std():5.2f}, running {running[hi - 1]:6.2f}"
+        )
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, rewards, ".", markersize=3, alpha=0.4, label="episode reward")
+    ax.plot(steps, running, label="running reward (0.99 EMA)")
+    ax.set(
+        title=f"{agent.upper()} on {ENV_IDS[agent]} from pixels ({hours:.1f} h on 2 CPU cores)",
+        xlabel="agent steps (4 emulator frames each)" if agent == "dqn" else "agent steps",
+        ylabel="reward",
+        ylim=(-21.5, 21.5),
+    )
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    out = os.path.join(HERE, "results", f"pong_{agent}.png")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    fig.savefig(out, dpi=90)
+    print(f"curve: {out}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--agent", choices=sorted(COMMANDS), default="dqn")
+    p.add_argument("--run", help="summarise this existing run folder instead of training")
+    p.add_argument("--minutes", type=float, default=115.0)
+    p.add_argument("--outdir", default="runs")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    summarise(args.agent, args.run or train(args.agent, args.minutes, args.outdir, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
