@@ -6,8 +6,10 @@
 
 Each row trains an agent with ``kerlym -e ENV -a AGENT --preset --seed S`` settings
 (built through the CLI's own code path) for the preset's step budget, then runs a
-greedy evaluation over 20 episodes. A row reports the mean ± std across seeds of
-those evaluation means, next to RL Zoo's DQN figure at the same budget. Results go to
+greedy evaluation over 20 episodes (PG rows also sample from the policy, since a
+softmax policy's argmax can fail where the policy itself succeeds). A row reports the
+mean ± std across seeds of those evaluation means, next to RL Zoo's DQN figure at the
+same budget. Results go to
 ``benchmarks/results/results.csv`` (one line per seed, rows replaced when re-run) and
 ``benchmarks/results/curve_<env>.png`` (training return against env steps, mean ±
 std across seeds, one line per agent; the per-seed curves are kept beside it).
@@ -35,7 +37,7 @@ RL_ZOO = {
     "LunarLander-v3": (154.4, 79.2, 100_000),
 }
 TABLE = [(env, agent) for env in RL_ZOO for agent in ("dqn", "ddqn")] + [("CartPole-v1", "pg"), ("Acrobot-v1", "pg")]
-FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "eval_mean", "eval_std", "wall_s"]
+FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "eval_mean", "eval_std", "wall_s", "sampled_mean"]
 GRID = 50  # points on each learning curve
 
 
@@ -49,6 +51,8 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int):
     rows = agent.learn(max_steps=cfg["steps"])
     wall = time.perf_counter() - start
     returns = agent.evaluate(eval_episodes, seed=10_000 + seed)
+    # A policy network's greedy (argmax) actions can fail where sampling from it succeeds: report both.
+    sampled = agent.evaluate(eval_episodes, seed=10_000 + seed, explore=True) if agent_name == "pg" else None
     steps = np.array([r["total_steps"] for r in rows])
     rewards = np.array([r["reward"] for r in rows])
     smooth = np.array([rewards[max(0, i - 9) : i + 1].mean() for i in range(len(rewards))])  # last 10 episodes
@@ -64,9 +68,11 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int):
         "eval_mean": float(returns.mean()),
         "eval_std": float(returns.std()),
         "wall_s": round(wall, 1),
+        "sampled_mean": "" if sampled is None else float(sampled.mean()),
     }
+    also = "" if sampled is None else f" (sampling from the policy: {sampled.mean():.1f})"
     print(
-        f"  {env_id} {agent_name} seed {seed}: eval {returns.mean():.1f} ± {returns.std():.1f} in {wall:.0f} s",
+        f"  {env_id} {agent_name} seed {seed}: eval {returns.mean():.1f} ± {returns.std():.1f}{also} in {wall:.0f} s",
         flush=True,
     )
     return row, grid, curve
@@ -148,8 +154,12 @@ def summary(rows: list[dict]) -> str:
             else "-"
         )
         steps = int(float(rs[0]["steps"]))
+        score = f"{means.mean():.1f} ± {means.std():.1f}"
+        sampled = [float(r["sampled_mean"]) for r in rs if r.get("sampled_mean") not in (None, "")]
+        if sampled:
+            score += f" (sampling: {np.mean(sampled):.1f} ± {np.std(sampled):.1f})"
         lines.append(
-            f"| {env} | {agent} | {means.mean():.1f} ± {means.std():.1f} | {len(rs)} | {zoo_text} | "
+            f"| {env} | {agent} | {score} | {len(rs)} | {zoo_text} | "
             f"{steps // 1000}k | {verdict} | {wall:.0f} s ({backend}) |"
         )
     return "\n".join(lines)

@@ -82,3 +82,12 @@ def test_saves_every_n_episodes_and_resumes(tmp_path):
     saved = agent.compiled.act(x)[1]
     resumed = PG("CartPole-v1", dropout=0.0, seed=1, save_path=path, resume=True)
     np.testing.assert_allclose(resumed.compiled.act(x)[1], saved, rtol=1e-6)
+
+
+def test_evaluation_is_greedy_unless_asked_to_sample_from_the_policy():
+    agent = PG("CartPole-v1", modelfactory=linear_policy, seed=0)
+    agent.model.set_weights([np.zeros((4, 2), np.float32)])  # a uniform policy; its argmax is always "left"
+    greedy = agent.evaluate(20, seed=0)
+    sampled = agent.evaluate(20, seed=0, explore=True)
+    assert greedy.max() <= 12  # always pushing left drops the pole within a dozen steps
+    assert sampled.max() > 12 and len(set(sampled.tolist())) > 3  # random actions balance longer, variably

@@ -307,8 +307,11 @@ class Agent:
                 self._stop = False
                 return self.episodes
 
-    def evaluate(self, episodes: int = 20, env=None, seed: int | None = None) -> np.ndarray:
+    def evaluate(self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).
+
+        ``explore=True`` picks actions as training does instead (epsilon-greedy
+        for DQN, sampled from the policy for PG), still without learning.
 
         Uses a fresh copy of the environment when the agent was given an env id
         or callable, so evaluation never disturbs training episodes.
@@ -324,7 +327,7 @@ class Agent:
             history.push(obs, first=True)
             total, done = 0.0, False
             while not done:
-                actions, _ = self.act(history.latest(), explore=False)
+                actions, _ = self.act(history.latest(), explore=explore)
                 obs, reward, terminated, truncated, _ = env.step(int(actions[0]))
                 history.push(obs, first=False)
                 total += float(reward)
