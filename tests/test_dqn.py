@@ -161,3 +161,19 @@ def test_update_scheme_samples_newest_then_replay():
 def test_bad_arguments_are_refused(kw, message):
     with pytest.raises(ValueError, match=message):
         make_agent(DQN, **kw)
+
+
+def test_weights_read_before_an_update_stay_as_they_were():
+    # The JAX update reuses (donates) the weights' buffers; arrays handed out earlier must not change.
+    agent = D2QN(
+        "CartPole-v1", seed=0, dropout=0.0, update_freq=100, update_nsamp=64, batch_size=32, learning_starts=200
+    )
+    agent.learn(max_steps=300)
+    weights = agent.model.get_weights()
+    target = agent.target_model.get_weights()
+    copies = [w.copy() for w in weights + target]
+    agent.learn(max_steps=700)
+    assert agent.updates == 9
+    for held, copy in zip(weights + target, copies):
+        np.testing.assert_array_equal(held, copy)
+    assert any(not np.array_equal(w, c) for w, c in zip(agent.model.get_weights(), copies))
