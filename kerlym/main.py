@@ -259,8 +259,10 @@ def make_env_factory(cfg: dict, submit_stats: list | None = None):
     """A zero-argument callable making the run's env (with rendering and episode statistics)."""
     import gymnasium as gym
 
+    from kerlym.agents.base import make_env
+
     def make():
-        env = gym.make(cfg["env"], render_mode="human" if cfg["render"] else None)
+        env = make_env(cfg["env"], render_mode="human" if cfg["render"] else None)  # registers ALE ids
         if submit_stats is not None:
             env = gym.wrappers.RecordEpisodeStatistics(env, buffer_length=1_000_000)
             submit_stats.append(env)

@@ -78,10 +78,8 @@ def test_atari_copies_run_in_ale_threads_with_the_atari_preprocessors_frames():
 
 
 def test_the_cli_steps_atari_copies_in_ale_threads_unless_it_wraps_each_env():
-    from kerlym.agents.base import make_env
     from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
 
-    make_env("PongNoFrameskip-v4")  # registers the ALE ids, as the CLI's env check does
     cfg = resolve_config(build_parser().parse_args("-e PongNoFrameskip-v4 -n nature_cnn -E atari -t 4 -c 2".split()))
     agent = build_agent(cfg, make_env_factory(cfg))
     assert type(agent.vector_env().env).__name__ == "AtariVectorEnv"
