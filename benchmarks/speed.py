@@ -28,8 +28,8 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
   network in both). SB3: ``make_atari_env`` + ``VecFrameStack(4)``; kerlym: ``nature_cnn`` +
   ``preproc.atari``, nframes=4. Timed: ``--pong-steps`` steps from 200 steps after learning starts
   (compilation excluded). ratio = kerlym steps/s / SB3 steps/s.
-* pg: kerlym PG as ``kerlym -e CartPole-v1 -a pg --preset`` (karpathy_simple_pgnet, dropout 0, Adam 1e-2)
-  vs the plain eager Keras REINFORCE below (same network, ``model(x)`` per step, one ``GradientTape``
+* pg: kerlym PG as ``kerlym -e CartPole-v1 -a pg --preset`` (karpathy_simple_pgnet, dropout 0, Adam at
+  the preset's rate) vs the plain eager Keras REINFORCE below (same network, ``model(x)`` per step, one ``GradientTape``
   update per episode; TensorFlow), ``--pg-episodes`` each; ratio = kerlym steps/s / plain steps/s.
 * concurrency: kerlym D2QN with ``concurrency=N`` for each ``--concurrency`` N, on CartPole (preset;
   ``--conc-steps`` timed from step 1100, after the first update) and Pong (as above, ``--conc-pong-steps``
@@ -178,7 +178,10 @@ def keras_pg(spec: dict) -> dict:
     inputs = keras.Input((4,))
     hidden = layers.Dense(200, activation="relu", kernel_initializer="he_normal")(inputs)
     model = keras.Model(inputs, layers.Dense(2, activation="softmax", kernel_initializer="zeros")(hidden))
-    optimizer, steps, start = keras.optimizers.Adam(1e-2), 0, time.perf_counter()
+    from kerlym import presets
+
+    lr = presets.get("CartPole-v1", "pg")["learning_rate"]  # the same optimizer as kerlym's row
+    optimizer, steps, start = keras.optimizers.Adam(lr), 0, time.perf_counter()
     for episode in range(spec["episodes"]):
         obs, _ = env.reset(seed=spec["seed"] if episode == 0 else None)
         states, actions, rewards, done = [], [], [], False

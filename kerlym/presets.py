@@ -74,7 +74,7 @@ _CARTPOLE_PG = {
     "net": "karpathy_simple_pgnet",
     "num_frames": 1,
     "dropout": 0.0,
-    "learning_rate": 1e-2,
+    "learning_rate": 3e-3,  # 1e-2 collapsed to one action on some seeds (seed 0: 9.4); 3e-3: 500 on seeds 0-4
     "discount": 0.99,
     "optimizer": "adam",
     "steps": 150_000,
