@@ -7,10 +7,10 @@ Submodules are imported on first use, so ``import kerlym`` (and the
 import importlib
 
 __version__ = "0.2.0"
-__all__ = ["agents", "networks", "preproc", "memory", "__version__"]
+__all__ = ["agents", "envs", "networks", "preproc", "memory", "__version__"]
 
 
 def __getattr__(name):
-    if name in ("agents", "networks", "preproc", "memory", "compiled"):
+    if name in ("agents", "envs", "networks", "preproc", "memory", "compiled"):
         return importlib.import_module(f"kerlym.{name}")
     raise AttributeError(f"module 'kerlym' has no attribute {name!r}")

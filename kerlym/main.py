@@ -242,13 +242,9 @@ def _has_display() -> bool:
 def check_env_id(env_id: str) -> None:
     import gymnasium as gym
 
-    if env_id not in gym.registry:
-        try:
-            import ale_py
+    from kerlym.envs import register_atari
 
-            gym.register_envs(ale_py)
-        except ImportError:
-            pass
+    register_atari(env_id)
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -259,7 +255,7 @@ def make_env_factory(cfg: dict, submit_stats: list | None = None):
     """A zero-argument callable making the run's env (with rendering and episode statistics)."""
     import gymnasium as gym
 
-    from kerlym.agents.base import make_env
+    from kerlym.envs import make_env
 
     def make():
         env = make_env(cfg["env"], render_mode="human" if cfg["render"] else None)  # registers ALE ids

@@ -14,25 +14,8 @@ from collections.abc import Callable
 import numpy as np
 
 from kerlym import preproc
+from kerlym.envs import make_env
 from kerlym.memory import FrameRing
-
-
-def make_env(env, render_mode=None):
-    """A Gymnasium env from an env, an env id, or a zero-argument callable returning one."""
-    import gymnasium as gym
-
-    if isinstance(env, str):
-        if env not in gym.registry:
-            try:  # Atari ids are registered by ale-py on request
-                import ale_py
-
-                gym.register_envs(ale_py)
-            except ImportError:
-                pass
-        return gym.make(env, render_mode=render_mode)
-    if callable(env) and not isinstance(env, gym.Env):
-        return env()
-    return env
 
 
 def factory_name(factory) -> str:
