@@ -2,6 +2,7 @@
 
     python benchmarks/results.py                                   # the whole table
     python benchmarks/results.py --env CartPole-v1 --agent ddqn    # one row
+    python benchmarks/results.py --env MountainCar-v0 --agent ddqn --flags "--clipnorm 10"  # a variant
     KERAS_BACKEND=jax python benchmarks/results.py --seeds 0 1 2   # the backend is Keras's choice
 
 Each row trains an agent with ``kerlym -e ENV -a AGENT --preset --seed S`` settings
@@ -41,11 +42,12 @@ FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "eval_mean", "
 GRID = 50  # points on each learning curve
 
 
-def run(env_id: str, agent_name: str, seed: int, eval_episodes: int):
+def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, flags: tuple[str, ...] = ()):
     """Train one seed; return its CSV row and its learning curve (steps, smoothed training return)."""
     import keras
 
-    cfg = resolve_config(build_parser().parse_args(["-e", env_id, "-a", agent_name, "--preset", "--seed", str(seed)]))
+    argv = ["-e", env_id, "-a", agent_name, "--preset", "--seed", str(seed), *flags]
+    cfg = resolve_config(build_parser().parse_args(argv))
     agent = build_agent(cfg, make_env_factory(cfg))
     start = time.perf_counter()
     rows = agent.learn(max_steps=cfg["steps"])
@@ -172,6 +174,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--summary", action="store_true", help="only print the table from the saved CSV")
+    p.add_argument(
+        "--flags",
+        default="",
+        help='kerlym flags on top of the preset, e.g. "--clipnorm 10": tries a variant, printed but not saved',
+    )
     args = p.parse_args(argv)
     csv_path = os.path.join(OUT, "results.csv")
     if args.summary:
@@ -185,10 +192,14 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     for env_id, agent_name in todo:
         for seed in args.seeds:
-            row, grid, curve = run(env_id, agent_name, seed, args.eval_episodes)
+            row, grid, curve = run(env_id, agent_name, seed, args.eval_episodes, tuple(args.flags.split()))
+            if args.flags:  # a variant of a preset: reported, never mixed into the table
+                rows.append(row)
+                continue
             rows = save_rows(csv_path, [row])
             save_curve(env_id, agent_name, row["backend"], seed, grid, curve)
-        print(f"curve: {plot_curves(env_id, row['backend'])}")
+        if not args.flags:
+            print(f"curve: {plot_curves(env_id, row['backend'])}")
     print(summary(rows))
     return 0
 
