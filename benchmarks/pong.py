@@ -74,6 +74,9 @@ def summarise(agent: str, run: str) -> None:
         )
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, rewards, ".", markersize=3, alpha=0.4, label="episode reward")
+    window = min(20, len(rewards))
+    rolling = np.convolve(rewards, np.ones(window) / window, mode="valid")
+    ax.plot(steps[window - 1 :], rolling, label=f"mean of the last {window} episodes")
     ax.plot(steps, running, label="running reward (0.99 EMA)")
     ax.set(
         title=f"{agent.upper()} on {ENV_IDS[agent]} from pixels ({hours:.1f} h on 2 CPU cores)",
