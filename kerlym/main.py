@@ -433,12 +433,21 @@ def write_submission(cfg, run_dir, agent, stats_envs) -> str:
 
     out = os.path.join(run_dir, "submission")
     os.makedirs(out, exist_ok=True)
-    train_env = stats_envs[0] if stats_envs else None
-    episode_stats = {
-        "returns": [float(x) for x in getattr(train_env, "return_queue", [])],
-        "lengths": [int(x) for x in getattr(train_env, "length_queue", [])],
-        "times": [float(x) for x in getattr(train_env, "time_queue", [])],
-    }
+    train_env = stats_envs[0] if stats_envs and agent.concurrency == 1 else None
+    if train_env is not None:  # Gymnasium's RecordEpisodeStatistics around the env that trained
+        episode_stats = {
+            "source": "RecordEpisodeStatistics",
+            "returns": [float(x) for x in train_env.return_queue],
+            "lengths": [int(x) for x in train_env.length_queue],
+            "times": [float(x) for x in train_env.time_queue],
+        }
+    else:  # -c N: the copies step in other processes or threads; the agent's own rows count the same episodes
+        episode_stats = {
+            "source": "kerlym episode rows",
+            "returns": [float(r["reward"]) for r in agent.episodes],
+            "lengths": [int(r["length"]) for r in agent.episodes],
+            "times": [],  # episodes of different copies overlap in time
+        }
     with open(os.path.join(out, "episode_statistics.json"), "w") as f:
         json.dump(episode_stats, f)
     video_note = _record_videos(cfg, agent, os.path.join(out, "videos"))

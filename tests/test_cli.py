@@ -156,6 +156,15 @@ def test_submit_writes_a_results_bundle(tmp_path):
     assert any(v.endswith(".mp4") for v in videos), evaluation["videos"]
 
 
+def test_submit_counts_the_episodes_of_every_env_copy(tmp_path):
+    out = kerlym(*FAST, "--steps", "600", "-c", "2", "-S", "--eval_episodes", "1", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    stats = json.load(open(os.path.join(only_run(tmp_path), "submission", "episode_statistics.json")))
+    rows = read_rows(only_run(tmp_path))
+    assert len(rows) > 10 and stats["returns"] == [float(r["reward"]) for r in rows]
+    assert stats["lengths"] == [int(r["length"]) for r in rows]
+
+
 def test_play_evaluates_a_saved_run(tmp_path):
     assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
     out = kerlym("--play", only_run(tmp_path), "--eval_episodes", "2")
