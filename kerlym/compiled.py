@@ -73,25 +73,24 @@ class _TfCall:
         self.xla, self.graph = tf.function(fn, jit_compile=True), tf.function(fn)
         self.uses_xla = True
         self.batch_polymorphic = batch_polymorphic
-        self.cache, self.array_cache = {}, {}
+        self.cache = {}
 
     def __call__(self, *args):
         tf = self.tf
-        one_array = len(args) == 1 and isinstance(args[0], np.ndarray)
-        if one_array:  # acting: skip tf.nest on the hot path
+        if len(args) == 1 and isinstance(args[0], np.ndarray):  # acting: keyed without tf.nest, the hot path
             x = args[0]
-            array_key = (x.dtype, x.shape[1:] if self.batch_polymorphic else x.shape)
-            fn = self.array_cache.get(array_key)
+            key = (x.dtype, x.shape[1:] if self.batch_polymorphic else x.shape)
+            fn = self.cache.get(key)
             if fn is not None:
                 return fn(tf.convert_to_tensor(x))
-        tensors = tf.nest.map_structure(tf.convert_to_tensor, args)
-        flat = tf.nest.flatten(tensors)
-        key = tuple((t.dtype, tuple(t.shape[1:] if self.batch_polymorphic else t.shape)) for t in flat)
-        fn = self.cache.get(key)
-        if fn is not None:
-            if one_array:
-                self.array_cache[array_key] = fn
-            return fn(*tensors)
+            tensors = (tf.convert_to_tensor(x),)
+        else:
+            tensors = tf.nest.map_structure(tf.convert_to_tensor, args)
+            flat = tf.nest.flatten(tensors)
+            key = tuple((t.dtype, tuple(t.shape[1:] if self.batch_polymorphic else t.shape)) for t in flat)
+            fn = self.cache.get(key)
+            if fn is not None:
+                return fn(*tensors)
         specs = tf.nest.map_structure(
             lambda t: tf.TensorSpec([None, *t.shape[1:]] if self.batch_polymorphic else t.shape, t.dtype), tensors
         )
@@ -103,12 +102,9 @@ class _TfCall:
                 raise
             self.uses_xla = False
             self.cache.clear()
-            self.array_cache.clear()
             fn = self.graph.get_concrete_function(*specs)
             out = fn(*tensors)
         self.cache[key] = fn
-        if one_array:
-            self.array_cache[array_key] = fn
         return out
 
 
@@ -244,12 +240,11 @@ class Compiled:
         if self.backend == "jax":
             a, out = self._jax_act(self._values("trainable"), self._values("non_trainable"), x)
             return np.asarray(a), np.asarray(out)  # keras's convert_to_numpy costs more than the call
-        else:
-            import torch
+        import torch
 
-            with torch.no_grad():
-                out = self.model(ops.cast(ops.convert_to_tensor(x), "float32"), training=False)
-                a = ops.argmax(out, axis=-1)
+        with torch.no_grad():
+            out = self.model(ops.cast(ops.convert_to_tensor(x), "float32"), training=False)
+            a = ops.argmax(out, axis=-1)
         return ops.convert_to_numpy(a), ops.convert_to_numpy(out)
 
     def update(self, *batches) -> np.ndarray:

@@ -53,7 +53,7 @@ def test_one_env_restarts_in_the_same_step_and_reports_the_final_observation():
 @pytest.mark.slow
 def test_atari_copies_run_in_ale_threads_with_the_atari_preprocessors_frames():
     from kerlym import preproc
-    from kerlym.agents.base import make_env
+    from kerlym.envs import make_env
 
     single = preproc.atari(make_env("PongNoFrameskip-v4"))
     frame, _ = single.reset(seed=0)

@@ -191,12 +191,13 @@ class Agent:
         if self._vector_env is None:
             import gymnasium as gym
 
+            env_id = self._env_id()
             if self.concurrency == 1:
                 self._vector_env = _OneEnv(self.env)
             elif self.env_spec is None:
                 raise ValueError("concurrency > 1 needs an env id or a callable that makes envs, not an env")
-            elif self.preprocessor is preproc.atari and self._env_id() is not None:
-                self._vector_env = preproc.atari_vector_env(self._env_id(), self.concurrency)
+            elif self.preprocessor is preproc.atari and env_id is not None:
+                self._vector_env = preproc.atari_vector_env(env_id, self.concurrency)
             if self._vector_env is None:
                 fns = [self._make_env] * self.concurrency
                 mode = gym.vector.AutoresetMode.SAME_STEP
