@@ -177,3 +177,39 @@ def test_weights_read_before_an_update_stay_as_they_were():
     for held, copy in zip(weights + target, copies):
         np.testing.assert_array_equal(held, copy)
     assert any(not np.array_equal(w, c) for w, c in zip(agent.model.get_weights(), copies))
+
+
+@pytest.mark.parametrize("cls", [DQN, D2QN])
+def test_one_call_of_many_minibatches_equals_one_call_each(cls):
+    # Twelve minibatches run in one compiled call: a loop (more than UNROLL steps), the target
+    # network evaluated once for all of them. The same minibatches one call at a time must give
+    # the same losses and weights: each step sees the weights the step before left.
+    def mlp_q(agent, env, **kw):
+        s = keras.Input((agent.input_dim,))
+        h = layers.Dense(8, activation="tanh")(s)
+        model = keras.Model(s, layers.Dense(int(env.action_space.n))(h))
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="huber")
+        return model
+
+    agents = [make_agent(cls, modelfactory=mlp_q) for _ in range(2)]
+    agents[1].model.set_weights(agents[0].model.get_weights())
+    rng = np.random.default_rng(0)
+    target_weights = [rng.normal(size=w.shape).astype(np.float32) for w in agents[0].target_model.get_weights()]
+    for agent in agents:
+        agent.target_model.set_weights(target_weights)
+    n, b = 12, 5
+    batches = (
+        rng.normal(size=(n, b, 4)).astype(np.float32),
+        rng.integers(2, size=(n, b)).astype(np.int32),
+        rng.normal(size=(n, b)).astype(np.float32),
+        rng.normal(size=(n, b, 4)).astype(np.float32),
+        rng.random((n, b)) < 0.3,
+    )
+    together = agents[0].compiled.update(*batches)
+    apart = np.concatenate([agents[1].compiled.update(*(x[k : k + 1] for x in batches)) for k in range(n)])
+    assert len(set(np.round(together, 4).tolist())) > 1  # the steps differ
+    np.testing.assert_allclose(together, apart, rtol=2e-4, atol=1e-5)
+    for w1, w2 in zip(agents[0].model.get_weights(), agents[1].model.get_weights()):
+        np.testing.assert_allclose(w1, w2, rtol=2e-4, atol=1e-5)
+    for w, held in zip(agents[0].target_model.get_weights(), target_weights):
+        np.testing.assert_array_equal(w, held)

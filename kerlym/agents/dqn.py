@@ -131,7 +131,7 @@ class DQN(Agent):
         )
         self.loss = compiled_loss(self.model, self.modelfactory.__name__)
         self.target_model = self.build_model()
-        self.compiled = Compiled(self.model, self.q_loss, target=self.target_model)
+        self.compiled = Compiled(self.model, self.q_loss, target=self.target_model, target_input=3)
         self.compiled.sync_target()
 
     # -- the maths ----------------------------------------------------------
