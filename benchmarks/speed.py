@@ -56,6 +56,7 @@ SB3_CARTPOLE = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, le
 SB3_CARTPOLE.update(target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16)
 SB3_CARTPOLE.update(exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256]))
 PARTS = ("cartpole", "pong", "pg", "concurrency")
+SOLVED, CARTPOLE_MAX = 475.0, 500.0  # issue 5's bar for "solved", and CartPole-v1's most
 
 
 class Window:
@@ -76,6 +77,48 @@ def result(steps: int, seconds: float, **extra) -> dict:
     return {"steps": steps, "seconds": seconds, "steps_per_s": steps / seconds, **extra}
 
 
+class SolveClock:
+    """Training wall-clock with the solve checks left out, and when the first check passed.
+
+    Every ``check_every`` env steps (0: never) ``passes(play)`` plays greedy
+    episodes through ``play(seed) -> return``; the clock stops meanwhile.
+    Once a check has passed there are no more.
+    """
+
+    def __init__(self, check_every: int, episodes: int, seed: int):
+        self.check_every, self.episodes, self.seed = check_every, episodes, seed
+        self.start, self.paused = time.perf_counter(), 0.0
+        self.solve_steps = self.solve_seconds = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start - self.paused
+
+    def maybe_check(self, steps: int, play) -> bool:
+        """Run the check due at ``steps``, if any; whether the run is solved."""
+        if self.check_every and self.solve_steps is None and steps % self.check_every == 0:
+            t0 = time.perf_counter()
+            if solves(play, self.episodes, self.seed):
+                self.solve_steps, self.solve_seconds = steps, t0 - self.start - self.paused
+            self.paused += time.perf_counter() - t0
+        return self.solve_steps is not None
+
+    def fields(self) -> dict:
+        return {"solve_steps": self.solve_steps, "solve_seconds": self.solve_seconds}
+
+
+def solves(play, episodes: int, seed: int) -> bool:
+    """Whether greedy returns average at least SOLVED over ``episodes`` episodes (seeds ``seed``, ``seed + 1``, ...).
+
+    Stops as soon as the mean can no longer get there (CartPole-v1 returns at most 500).
+    """
+    total = 0.0
+    for i in range(episodes):
+        total += play(seed + i)
+        if total + CARTPOLE_MAX * (episodes - i - 1) < SOLVED * episodes:
+            return False
+    return True
+
+
 # -- workers: each runs in its own process and returns one row ----------------------------------------
 def kerlym_cli_agent(agent: str, seed: int, *flags: str):
     from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
@@ -92,30 +135,43 @@ def kerlym_cartpole(spec: dict) -> dict:
         window = Window(spec["window"])
         agent.learn(max_steps=spec["window"] + steps, step_callback=lambda a: window.tick(a.total_steps))
         return window.rate(agent.total_steps)
-    start = time.perf_counter()
-    agent.learn(max_steps=steps)
-    seconds = time.perf_counter() - start
+    clock = SolveClock(spec.get("check_every", 0), spec["episodes"], 10_000 + spec["seed"])
+
+    def play(seed: int) -> float:  # greedy: draws nothing from the agent's RNG, so training is unchanged
+        return float(agent.evaluate(1, seed=seed)[0])
+
+    agent.learn(max_steps=steps, step_callback=lambda a: clock.maybe_check(a.total_steps, play))
+    seconds = clock.elapsed()
     returns = agent.evaluate(spec["episodes"], seed=10_000 + spec["seed"])
-    return result(agent.total_steps, seconds, eval=float(returns.mean()))
+    return result(agent.total_steps, seconds, eval=float(returns.mean()), **clock.fields())
 
 
 def sb3_cartpole(spec: dict) -> dict:
     import gymnasium as gym
     from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
 
-    model = DQN("MlpPolicy", "CartPole-v1", seed=spec["seed"], device="cpu", verbose=0, **SB3_CARTPOLE)
-    start = time.perf_counter()
-    model.learn(total_timesteps=spec["steps"])
-    seconds = time.perf_counter() - start
-    env, returns = gym.make("CartPole-v1"), []
-    for i in range(spec["episodes"]):
-        obs, _ = env.reset(seed=10_000 + spec["seed"] + i)
+    env = gym.make("CartPole-v1")
+
+    def play(seed: int) -> float:
+        obs, _ = env.reset(seed=seed)
         total, done = 0.0, False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(int(model.predict(obs, deterministic=True)[0]))
             total, done = total + float(reward), terminated or truncated
-        returns.append(total)
-    return result(model.num_timesteps, seconds, eval=float(np.mean(returns)))
+        return total
+
+    class Check(BaseCallback):
+        def _on_step(self) -> bool:
+            clock.maybe_check(self.num_timesteps, play)
+            return True
+
+    model = DQN("MlpPolicy", "CartPole-v1", seed=spec["seed"], device="cpu", verbose=0, **SB3_CARTPOLE)
+    clock = SolveClock(spec.get("check_every", 0), spec["episodes"], 10_000 + spec["seed"])
+    model.learn(total_timesteps=spec["steps"], callback=Check())
+    seconds = clock.elapsed()
+    returns = [play(10_000 + spec["seed"] + i) for i in range(spec["episodes"])]
+    return result(model.num_timesteps, seconds, eval=float(np.mean(returns)), **clock.fields())
 
 
 def kerlym_pong(spec: dict) -> dict:
@@ -239,7 +295,7 @@ def set_ratios(rows: list[dict], ref: dict | None, key: str) -> None:
 
 def print_table(rows: list[dict]) -> None:
     head = f"{'part':<12}{'system':<24}{'backend':<11}{'N':>2}{'seed':>5}{'steps':>8}{'seconds':>9}"
-    print("\n" + head + f"{'steps/s':>9}{'eval':>7}{'ratio':>7}")
+    print("\n" + head + f"{'steps/s':>9}{'eval':>7}{'ratio':>7}{'solved at':>11}{'solve s':>9}")
     for r in rows:
         left = f"{r['part']:<12}{r['system']:<24}{r['backend']:<11}{r['N']:>2}{r['seed']:>5}"
         if "error" in r:
@@ -247,8 +303,35 @@ def print_table(rows: list[dict]) -> None:
             continue
         ev = f"{r['eval']:7.1f}" if "eval" in r else f"{'':7}"
         ratio = f"{r['ratio']:7.2f}" if "ratio" in r else f"{'':7}"
-        print(left + f"{r['steps']:>8}{r['seconds']:9.1f}{r['steps_per_s']:9.0f}{ev}{ratio}")
+        solve = ""
+        if r.get("solve_steps") is not None:
+            solve = f"{r['solve_steps']:>11}{r['solve_seconds']:9.1f}"
+        elif "solve_steps" in r:
+            solve = f"{'never':>11}"
+        print(left + f"{r['steps']:>8}{r['seconds']:9.1f}{r['steps_per_s']:9.0f}{ev}{ratio}{solve}")
     print("ratio: cartpole SB3 s / kerlym s; pong, pg kerlym steps/s / reference steps/s; concurrency vs N=1")
+    print(f"solved at: the first check where {SOLVED:.0f} <= the greedy mean (seconds without the checks)")
+    for line in solve_summary(rows):
+        print(line)
+
+
+def solve_summary(rows: list[dict]) -> list[str]:
+    """Median time to solve CartPole per system over seeds (a run never solved counts as infinitely slow)."""
+    runs = {}
+    for r in rows:
+        if r["part"] == "cartpole" and "error" not in r and "solve_steps" in r:
+            runs.setdefault((r["system"], r["backend"]), []).append(r["solve_seconds"] or float("inf"))
+    medians = {key: float(np.median(times)) for key, times in runs.items()}
+    ref = medians.get(("SB3 DQN", "torch"))
+    lines = []
+    for (system, backend), times in runs.items():
+        med = medians[(system, backend)]
+        line = f"time to solve, {system} ({backend}): median {med:.1f} s over {len(times)} seeds"
+        line += f", {sum(t < float('inf') for t in times)} solved"
+        if ref is not None and system != "SB3 DQN" and med < float("inf"):
+            line += f"; SB3 median / this median = {ref / med:.2f}"
+        lines.append(line)
+    return lines
 
 
 def pong_spec(args, **changes) -> dict:
@@ -268,6 +351,7 @@ def part_cartpole(args, sb3: bool) -> list[dict]:
     rows = []
     for seed in args.seeds:
         spec = {"fn": "kerlym_cartpole", "steps": args.cartpole_steps, "episodes": args.eval_episodes, "seed": seed}
+        spec["check_every"] = args.check_every
         ref = {**spec, "fn": "sb3_cartpole"} if sb3 else None
         rows += versus("cartpole", "kerlym D2QN (preset)", spec, args.backends, "SB3 DQN", "torch", ref, "seconds")
     return rows
@@ -304,7 +388,8 @@ def main(argv=None) -> int:
     p.add_argument("--backends", nargs="+", choices=("tensorflow", "jax"), default=["tensorflow", "jax"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="cartpole runs each; other parts the first")
     p.add_argument("--cartpole-steps", type=int, default=50_000)
-    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--eval-episodes", type=int, default=20, help="episodes of each solve check and the final eval")
+    p.add_argument("--check-every", type=int, default=1000, help="cartpole: env steps between solve checks (0: none)")
     p.add_argument("--pong-steps", type=int, default=5000, help="timed env steps")
     p.add_argument("--pong-learning-starts", type=int, default=1000)
     p.add_argument("--pong-buffer", type=int, default=10_000)
@@ -315,6 +400,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.check_every % 100:
+        p.error("--check-every must be a multiple of 100 (kerlym's step callback runs every 100 steps)")
     if args.worker:
         spec = json.loads(args.worker)
         print(MARK + json.dumps(WORKERS[spec.pop("fn")](spec)), flush=True)
