@@ -4,6 +4,7 @@
     python benchmarks/results.py --env CartPole-v1 --agent ddqn    # one row
     python benchmarks/results.py --env MountainCar-v0 --agent ddqn --flags "--clipnorm 10"  # a variant
     KERAS_BACKEND=jax python benchmarks/results.py --seeds 0 1 2   # the backend is Keras's choice
+    python benchmarks/results.py --sb3 --env MountainCar-v0        # SB3 DQN, RL Zoo hyperparameters, here
 
 Each row trains an agent with ``kerlym -e ENV -a AGENT --preset --seed S`` settings
 (built through the CLI's own code path) for the preset's step budget, then runs a
@@ -14,6 +15,11 @@ same budget. Results go to
 ``benchmarks/results/results.csv`` (one line per seed, rows replaced when re-run) and
 ``benchmarks/results/curve_<env>.png`` (training return against env steps, mean ±
 std across seeds, one line per agent; the per-seed curves are kept beside it).
+
+``--sb3`` runs Stable-Baselines3's DQN instead, with the RL Zoo's hyperparameters for
+each env, the same budget and the same evaluation (agent ``sb3-dqn``, backend
+``torch``): a check of the RL Zoo figure on this machine and these seeds. It needs
+``pip install torch==2.13.0 && pip install stable-baselines3`` (torch first: its CPU build).
 """
 
 from __future__ import annotations
@@ -37,6 +43,24 @@ RL_ZOO = {
     "Acrobot-v1": (-76.6, 11.8, 100_000),
     "LunarLander-v3": (154.4, 79.2, 100_000),
 }
+# The RL Zoo's DQN hyperparameters (rl-baselines3-zoo hyperparams/dqn.yml), for --sb3.
+_ZOO_ACROBOT = dict(learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0, gamma=0.99)
+_ZOO_ACROBOT.update(target_update_interval=250, train_freq=4, gradient_steps=-1, exploration_fraction=0.12)
+_ZOO_ACROBOT.update(exploration_final_eps=0.1)
+SB3_ZOO = {
+    "CartPole-v1": dict(
+        learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
+        target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+        exploration_final_eps=0.04,
+    ),
+    "MountainCar-v0": dict(
+        learning_rate=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000, gamma=0.98,
+        target_update_interval=600, train_freq=16, gradient_steps=8, exploration_fraction=0.2,
+        exploration_final_eps=0.07,
+    ),
+    "Acrobot-v1": _ZOO_ACROBOT,
+    "LunarLander-v3": _ZOO_ACROBOT,
+}  # fmt: skip
 TABLE = [(env, agent) for env in RL_ZOO for agent in ("dqn", "ddqn")] + [("CartPole-v1", "pg"), ("Acrobot-v1", "pg")]
 FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "eval_mean", "eval_std", "wall_s", "sampled_mean"]
 GRID = 50  # points on each learning curve
@@ -56,10 +80,7 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, flags: tupl
     # A policy network's greedy (argmax) actions can fail where sampling from it succeeds: report both.
     sampled = agent.evaluate(eval_episodes, seed=10_000 + seed, explore=True) if agent_name == "pg" else None
     steps = np.array([r["total_steps"] for r in rows])
-    rewards = np.array([r["reward"] for r in rows])
-    smooth = np.array([rewards[max(0, i - 9) : i + 1].mean() for i in range(len(rewards))])  # last 10 episodes
-    grid = np.linspace(cfg["steps"] / GRID, cfg["steps"], GRID)
-    curve = np.interp(grid, steps, smooth) if len(steps) else np.full(GRID, np.nan)
+    grid, curve = learning_curve(steps, np.array([r["reward"] for r in rows]), cfg["steps"])
     row = {
         "env": env_id,
         "agent": agent_name,
@@ -78,6 +99,55 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, flags: tupl
         flush=True,
     )
     return row, grid, curve
+
+
+def run_sb3(env_id: str, seed: int, eval_episodes: int):
+    """SB3 DQN with the RL Zoo's hyperparameters and budget; the same row, curve and evaluation as :func:`run`."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    torch.set_num_threads(1)  # like-for-like with a table run on one core; rows may run side by side
+    budget, finished = RL_ZOO[env_id][2], []
+
+    class Episodes(BaseCallback):
+        def _on_step(self) -> bool:
+            finished.extend((self.num_timesteps, i["episode"]["r"]) for i in self.locals["infos"] if "episode" in i)
+            return True
+
+    kw = dict(SB3_ZOO[env_id], policy_kwargs=dict(net_arch=[256, 256]))
+    model = DQN("MlpPolicy", env_id, seed=seed, device="cpu", verbose=0, **kw)
+    start = time.perf_counter()
+    model.learn(total_timesteps=budget, callback=Episodes())
+    wall = time.perf_counter() - start
+    env, returns = gym.make(env_id), []
+    for i in range(eval_episodes):
+        obs, _ = env.reset(seed=10_000 + seed + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(int(model.predict(obs, deterministic=True)[0]))
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    returns = np.asarray(returns)
+    steps = np.array([t for t, _ in finished])
+    rewards = np.array([r for _, r in finished], dtype=float)
+    grid, curve = learning_curve(steps, rewards, budget)
+    row = dict.fromkeys(FIELDS, "")
+    row.update(env=env_id, agent="sb3-dqn", seed=seed, backend="torch", steps=model.num_timesteps)
+    row.update(episodes=len(finished), eval_mean=float(returns.mean()), eval_std=float(returns.std()))
+    row.update(wall_s=round(wall, 1))
+    print(
+        f"  {env_id} SB3 DQN seed {seed}: eval {returns.mean():.1f} ± {returns.std():.1f} in {wall:.0f} s", flush=True
+    )
+    return row, grid, curve
+
+
+def learning_curve(steps, rewards, budget: int):
+    """Training return (mean of the last 10 episodes) on a grid of ``GRID`` env-step points up to ``budget``."""
+    smooth = np.array([rewards[max(0, i - 9) : i + 1].mean() for i in range(len(rewards))])
+    grid = np.linspace(budget / GRID, budget, GRID)
+    return grid, (np.interp(grid, steps, smooth) if len(steps) else np.full(GRID, np.nan))
 
 
 def save_rows(path: str, new: list[dict]) -> list[dict]:
@@ -114,14 +184,15 @@ def plot_curves(env_id: str, backend: str) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for agent_name in ("dqn", "ddqn", "pg"):
-        path = os.path.join(OUT, f"curve_{env_id}_{agent_name}_{backend}.npz")
+    for agent_name, curve_backend in (("dqn", backend), ("ddqn", backend), ("pg", backend), ("sb3-dqn", "torch")):
+        path = os.path.join(OUT, f"curve_{env_id}_{agent_name}_{curve_backend}.npz")
         if not os.path.exists(path):
             continue
         data = np.load(path)
         runs = np.stack([data[k] for k in data.files if k.startswith("seed")])
         mean, std = runs.mean(axis=0), runs.std(axis=0)
-        ax.plot(data["grid"], mean, label=f"{agent_name} ({len(runs)} seeds)")
+        label = "SB3 DQN, RL Zoo hyperparameters" if agent_name == "sb3-dqn" else f"kerlym {agent_name}"
+        ax.plot(data["grid"], mean, label=f"{label} ({len(runs)} seeds)")
         ax.fill_between(data["grid"], mean - std, mean + std, alpha=0.25)
     if env_id in RL_ZOO:
         ax.axhline(RL_ZOO[env_id][0], color="grey", linestyle="--", label="RL Zoo DQN (final eval)")
@@ -140,11 +211,12 @@ def summary(rows: list[dict]) -> str:
     for r in rows:
         groups.setdefault((r["env"], r["agent"], r["backend"]), []).append(r)
     lines = [
-        "| env | agent | kerlym (greedy, 20 episodes) | seeds | RL Zoo DQN | budget | meets RL Zoo mean? "
+        "| env | agent | greedy eval (20 episodes) | seeds | RL Zoo DQN | budget | meets RL Zoo mean? "
         "| wall-clock / run |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     order = {row: i for i, row in enumerate(TABLE)}
+    order.update({(env, "sb3-dqn"): i + 0.5 for i, (env, agent) in enumerate(TABLE) if agent == "ddqn"})
     for (env, agent, backend), rs in sorted(groups.items(), key=lambda kv: order.get(kv[0][:2], 99)):
         means = np.array([float(r["eval_mean"]) for r in rs])
         wall = np.mean([float(r["wall_s"]) for r in rs])
@@ -174,6 +246,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--summary", action="store_true", help="only print the table from the saved CSV")
+    p.add_argument("--sb3", action="store_true", help="SB3 DQN with the RL Zoo's hyperparameters instead")
     p.add_argument(
         "--flags",
         default="",
@@ -186,20 +259,27 @@ def main(argv=None) -> int:
             print(summary(list(csv.DictReader(f))))
         return 0
     todo = [(e, a) for e, a in TABLE if (args.env in (None, e)) and (args.agent in (None, a))]
+    if args.sb3:
+        if args.flags or args.agent:
+            p.error("--sb3 runs SB3's DQN with the RL Zoo's settings: no --agent or --flags")
+        todo = [(e, "sb3-dqn") for e in SB3_ZOO if args.env in (None, e)]
     if not todo:
         p.error(f"no table row for --env {args.env} --agent {args.agent}")
     os.makedirs(OUT, exist_ok=True)
     rows: list[dict] = []
     for env_id, agent_name in todo:
         for seed in args.seeds:
-            row, grid, curve = run(env_id, agent_name, seed, args.eval_episodes, tuple(args.flags.split()))
+            if args.sb3:
+                row, grid, curve = run_sb3(env_id, seed, args.eval_episodes)
+            else:
+                row, grid, curve = run(env_id, agent_name, seed, args.eval_episodes, tuple(args.flags.split()))
             if args.flags:  # a variant of a preset: reported, never mixed into the table
                 rows.append(row)
                 continue
             rows = save_rows(csv_path, [row])
             save_curve(env_id, agent_name, row["backend"], seed, grid, curve)
         if not args.flags:
-            print(f"curve: {plot_curves(env_id, row['backend'])}")
+            print(f"curve: {plot_curves(env_id, 'jax' if args.sb3 else row['backend'])}")
     print(summary(rows))
     return 0
 

@@ -19,7 +19,15 @@ import time
 from kerlym.runs import first_line
 
 AGENT_NAMES = ("dqn", "ddqn", "pg")
-NETWORK_NAMES = ("simple_dnn", "simple_rnn", "simple_cnn", "nature_cnn", "karpathy_simple_pgnet", "pgconvnet")
+NETWORK_NAMES = (
+    "simple_dnn",
+    "zoo_mlp",
+    "simple_rnn",
+    "simple_cnn",
+    "nature_cnn",
+    "karpathy_simple_pgnet",
+    "pgconvnet",
+)
 CONV_NETWORKS = ("simple_cnn", "nature_cnn", "pgconvnet")
 PG_NETWORKS = ("karpathy_simple_pgnet", "pgconvnet")
 PREPROCESSOR_NAMES = ("none", "atari", "karpathy")

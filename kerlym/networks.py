@@ -59,6 +59,34 @@ def simple_dnn(agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop",
     return _compile(keras.Model(s, v, name="simple_dnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
+def _linear(units: int, fan_in: int, activation=None):
+    """A Dense layer initialised as torch's ``nn.Linear``: weights and biases uniform in ±1/sqrt(fan_in)."""
+    bound = 1.0 / float(fan_in) ** 0.5
+    return layers.Dense(
+        units,
+        activation=activation,
+        kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
+        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+    )
+
+
+def zoo_mlp(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="huber", **kwargs):
+    """SB3's DQN network as the RL Zoo tuned it: two 256-unit ReLU layers, each layer initialised as torch's.
+
+    The same shape as :func:`simple_dnn`, whose He-normal weights have 6x the
+    variance and whose output layer starts at zero. With the RL Zoo's CartPole
+    settings that start learned more slowly and less reliably (benchmarks/README.md),
+    so the classic-control presets use this one.
+    """
+    s = keras.Input(shape=(agent.input_dim,))
+    h = _linear(256, agent.input_dim, "relu")(s)
+    h = layers.Dropout(dropout)(h)
+    h = _linear(256, 256, "relu")(h)
+    h = layers.Dropout(dropout)(h)
+    v = _linear(_action_count(env), 256)(h)
+    return _compile(keras.Model(s, v, name="zoo_mlp"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
+
+
 def simple_rnn(
     agent, env, dropout=0.0, learning_rate=1e-4, h0_width=8, h1_width=8, optimizer="rmsprop", loss="mse", **kwargs
 ):
@@ -143,7 +171,8 @@ def pgconvnet(
 
 
 # Name -> factory, for the CLI and presets. Never eval() a user's string.
-NETWORKS = {f.__name__: f for f in (simple_dnn, simple_rnn, simple_cnn, nature_cnn, karpathy_simple_pgnet, pgconvnet)}
+_FACTORIES = (simple_dnn, zoo_mlp, simple_rnn, simple_cnn, nature_cnn, karpathy_simple_pgnet, pgconvnet)
+NETWORKS = {f.__name__: f for f in _FACTORIES}
 CONV_NETWORKS = {"simple_cnn", "nature_cnn", "pgconvnet"}
 POLICY_NETWORKS = {"karpathy_simple_pgnet", "pgconvnet"}
 

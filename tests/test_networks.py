@@ -94,3 +94,16 @@ def test_clipnorm_clips_the_global_gradient_norm():
     assert isinstance(model.optimizer, keras.optimizers.Adam)
     assert model.optimizer.global_clipnorm == 10.0
     assert networks.simple_dnn(fake_agent(1, (4,)), VECTOR_ENV).optimizer.global_clipnorm is None
+
+
+def test_zoo_mlp_starts_as_torch_linear_layers_do():
+    # torch's nn.Linear: weights and biases uniform in +-1/sqrt(fan_in), variance 1/(3 fan_in).
+    model = networks.zoo_mlp(fake_agent(1, (6,)), VECTOR_ENV, learning_rate=1e-3)
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.units for d in dense] == [256, 256, 3]
+    for layer, fan_in in zip(dense, (6, 256, 256)):
+        kernel, bias = (np.asarray(w) for w in layer.get_weights())
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound
+        assert np.abs(kernel).max() > 0.95 * bound  # spread over the whole interval
+        np.testing.assert_allclose(kernel.var(), bound**2 / 3, rtol=0.15)
