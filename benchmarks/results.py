@@ -176,22 +176,32 @@ def save_curve(env_id: str, agent_name: str, backend: str, seed: int, grid, curv
     np.savez(path, **data)
 
 
-def plot_curves(env_id: str, backend: str) -> str:
-    """Training return against env steps for every agent saved for ``env_id``: mean ± std across seeds."""
+def plot_curves(env_id: str) -> str:
+    """Training return against env steps for every agent and backend saved for ``env_id``: mean ± std across seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    prefix = f"curve_{env_id}_"
+    saved = [
+        name[len(prefix) : -len(".npz")].rsplit("_", 1)
+        for name in os.listdir(OUT)
+        if name.startswith(prefix) and name.endswith(".npz")
+    ]
+    order = {"dqn": 0, "ddqn": 1, "pg": 2, "sb3-dqn": 3}
+    saved.sort(key=lambda ab: (order.get(ab[0], len(order)), ab[1]))
+    kerlym_backends = {backend for agent_name, backend in saved if agent_name != "sb3-dqn"}
+
     fig, ax = plt.subplots(figsize=(6, 4))
-    for agent_name, curve_backend in (("dqn", backend), ("ddqn", backend), ("pg", backend), ("sb3-dqn", "torch")):
-        path = os.path.join(OUT, f"curve_{env_id}_{agent_name}_{curve_backend}.npz")
-        if not os.path.exists(path):
-            continue
-        data = np.load(path)
+    for agent_name, backend in saved:
+        data = np.load(os.path.join(OUT, f"{prefix}{agent_name}_{backend}.npz"))
         runs = np.stack([data[k] for k in data.files if k.startswith("seed")])
         mean, std = runs.mean(axis=0), runs.std(axis=0)
-        label = "SB3 DQN, RL Zoo hyperparameters" if agent_name == "sb3-dqn" else f"kerlym {agent_name}"
+        if agent_name == "sb3-dqn":
+            label = "SB3 DQN, RL Zoo hyperparameters"
+        else:  # name the backend only when more than one has curves for this env
+            label = f"kerlym {agent_name}" + (f" ({backend})" if len(kerlym_backends) > 1 else "")
         ax.plot(data["grid"], mean, label=f"{label} ({len(runs)} seeds)")
         ax.fill_between(data["grid"], mean - std, mean + std, alpha=0.25)
     if env_id in RL_ZOO:
@@ -279,7 +289,7 @@ def main(argv=None) -> int:
             rows = save_rows(csv_path, [row])
             save_curve(env_id, agent_name, row["backend"], seed, grid, curve)
         if not args.flags:
-            print(f"curve: {plot_curves(env_id, 'jax' if args.sb3 else row['backend'])}")
+            print(f"curve: {plot_curves(env_id)}")
     print(summary(rows))
     return 0
 

@@ -21,7 +21,12 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
 * cartpole: kerlym D2QN built exactly as ``kerlym -e CartPole-v1 -a ddqn --preset --seed S`` vs SB3 DQN
   with the RL Zoo CartPole-v1 hyperparameters, ``--cartpole-steps`` each, for every ``--seeds``. seconds =
   wall-clock of ``learn`` (kerlym's tracing/compiling included; building and evaluation excluded); eval =
-  mean return of ``--eval-episodes`` greedy episodes (seeds 10000+S, ...); ratio = SB3 s / kerlym s.
+  mean return of ``--eval-episodes`` greedy episodes (seeds 10000+S, ...) after the last step; ratio =
+  SB3 s / kerlym s. Solve checks: every ``--check-every`` steps (0: none) both systems play
+  ``--eval-episodes`` greedy episodes; "solved at" is the first check whose mean reaches 475 and
+  "solve s" the training seconds up to it. The clock is paused during checks, so they leave seconds
+  alone but lengthen the run's wall time. The summary lines give each system's median time to solve
+  over the seeds (a run never solved counts as infinitely slow).
 * pong: DQN from pixels on PongNoFrameskip-v4 in both: Nature CNN on 4 stacked 84x84 frames, train_freq 4,
   batch 32, one gradient step per update, ``--pong-buffer``, ``--pong-learning-starts``, target sync every
   1000 steps, Adam 1e-4, Huber, epsilon 1 -> 0.01 by learning_starts (so timed steps act through the
@@ -79,7 +84,7 @@ def result(steps: int, seconds: float, **extra) -> dict:
 class SolveClock:
     """Training wall-clock with the solve checks left out, and when the first check passed.
 
-    Every ``check_every`` env steps (0: never) ``passes(play)`` plays greedy
+    Every ``check_every`` env steps (0: never) ``maybe_check`` plays greedy
     episodes through ``play(seed) -> return``; the clock stops meanwhile.
     Once a check has passed there are no more.
     """
@@ -102,6 +107,9 @@ class SolveClock:
         return self.solve_steps is not None
 
     def fields(self) -> dict:
+        """The row's solve columns; none when checks are off (``check_every`` 0), so no row reads "never"."""
+        if not self.check_every:
+            return {}
         return {"solve_steps": self.solve_steps, "solve_seconds": self.solve_seconds}
 
 

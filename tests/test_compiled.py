@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 jax_only = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX backend only")
@@ -19,3 +20,37 @@ def test_jax_cpu_calls_run_inline_unless_the_user_says(env_value, expected):
         env["JAX_CPU_ENABLE_ASYNC_DISPATCH"] = env_value
     out = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == expected
+
+
+def _model():
+    x = keras.Input((3,))
+    model = keras.Model(x, keras.layers.Dense(2)(x))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    return model
+
+
+def _target_loss(which):
+    def loss_fn(online, target, batch):
+        return keras.ops.mean((online(batch[0], training=True) - target(batch[which])) ** 2)
+
+    return loss_fn
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="torch runs the target inside each step")
+def test_precomputed_target_outputs_serve_only_the_declared_input():
+    # With target_input=1 the target's outputs are computed from batch[1] before the steps run;
+    # a loss that asks for the target on batch[0] must be refused, not handed batch[1]'s outputs.
+    from kerlym.compiled import Compiled
+
+    rng = np.random.default_rng(0)
+    batches = tuple(rng.normal(size=(2, 4, 3)).astype(np.float32) for _ in range(2))
+    models = [_model() for _ in range(3)]
+    target = _model()
+    for m in models:
+        m.set_weights(models[0].get_weights())
+
+    declared = Compiled(models[0], _target_loss(1), target=target, target_input=1).update(*batches)
+    plain = Compiled(models[1], _target_loss(1), target=target, target_input=None).update(*batches)
+    np.testing.assert_allclose(declared, plain, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"batch\[1\]"):
+        Compiled(models[2], _target_loss(0), target=target, target_input=1).update(*batches)
