@@ -16,6 +16,7 @@ than seconds, it can run beside other jobs. Variants:
 * ``ddqn-no-newest``, ``dqn-no-newest``: each update samples all its minibatches uniformly from
   replay, as SB3 does, instead of always including the newest ``update_freq`` transitions
   (kerlym's update scheme, kept from the original; no CLI flag, patched here).
+* ``ddqn-eps8``, ``dqn-eps8``: Adam's epsilon 1e-8, torch's default (Keras's is 1e-7).
 * ``sb3``: SB3's DQN with the RL Zoo's CartPole hyperparameters (needs stable-baselines3).
 """
 
@@ -30,7 +31,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from speed import SOLVED, SolveClock, kerlym_cli_agent, sb3_cartpole  # noqa: E402
 
-VARIANTS = ("ddqn", "dqn", "ddqn-clip", "dqn-clip", "ddqn-no-newest", "dqn-no-newest", "sb3")
+VARIANTS = ("ddqn", "dqn", "ddqn-clip", "dqn-clip", "ddqn-no-newest", "dqn-no-newest", "ddqn-eps8", "dqn-eps8", "sb3")
 
 
 def run_kerlym(variant: str, seed: int, steps: int, check_every: int, episodes: int) -> dict:
@@ -40,6 +41,8 @@ def run_kerlym(variant: str, seed: int, steps: int, check_every: int, episodes: 
     if change == "no-newest":
         sample = agent.memory.sample
         agent.memory.sample = lambda n, rng, newest=0: sample(n, rng, newest=0)
+    if change == "eps8":  # read when the update is first traced, which is after this
+        agent.model.optimizer.epsilon = 1e-8
     clock = SolveClock(check_every, episodes, 10_000 + seed)
 
     def play(s: int) -> float:
