@@ -16,7 +16,9 @@ than seconds, it can run beside other jobs. Variants:
 * ``ddqn-no-newest``, ``dqn-no-newest``: each update samples all its minibatches uniformly from
   replay, as SB3 does, instead of always including the newest ``update_freq`` transitions
   (kerlym's update scheme, kept from the original; no CLI flag, patched here).
-* ``ddqn-eps8``, ``dqn-eps8``: Adam's epsilon 1e-8, torch's default (Keras's is 1e-7).
+* ``ddqn-eps8``, ``dqn-eps8``: Adam's epsilon 1e-8, torch's default value (Keras's is 1e-7).
+  Keras adds it to the uncorrected sqrt(v), torch to the bias-corrected one, so early in
+  training Keras's 1e-8 weighs like torch's 3e-7: closer to torch, not the same.
 * ``sb3``: SB3's DQN with the RL Zoo's CartPole hyperparameters (needs stable-baselines3).
 """
 
@@ -61,6 +63,8 @@ def main(argv=None) -> int:
     p.add_argument("--check-every", type=int, default=1000)
     p.add_argument("--eval-episodes", type=int, default=20)
     args = p.parse_args(argv)
+    if args.check_every <= 0 or args.check_every % 100:
+        p.error("--check-every must be a positive multiple of 100 (kerlym's step callback runs every 100 steps)")
 
     print(f"{'variant':<16}{'seed':>5}{'first solve':>13}{'final':>8}", flush=True)
     table = {}

@@ -37,13 +37,14 @@ def _target_loss(which):
 
 
 @pytest.mark.skipif(keras.backend.backend() == "torch", reason="torch runs the target inside each step")
-def test_precomputed_target_outputs_serve_only_the_declared_input():
+@pytest.mark.parametrize("n", [2, 12])  # unrolled, and a tf.range / lax.scan loop (more than UNROLL steps)
+def test_precomputed_target_outputs_serve_only_the_declared_input(n):
     # With target_input=1 the target's outputs are computed from batch[1] before the steps run;
     # a loss that asks for the target on batch[0] must be refused, not handed batch[1]'s outputs.
     from kerlym.compiled import Compiled
 
     rng = np.random.default_rng(0)
-    batches = tuple(rng.normal(size=(2, 4, 3)).astype(np.float32) for _ in range(2))
+    batches = tuple(rng.normal(size=(n, 4, 3)).astype(np.float32) for _ in range(2))
     models = [_model() for _ in range(3)]
     target = _model()
     for m in models:

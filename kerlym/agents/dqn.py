@@ -71,6 +71,9 @@ class DQN(Agent):
     """
 
     name = "dqn"
+    # The batch element the target network sees (next states; see q_loss). A subclass whose loss
+    # feeds the target anything else sets None: the target then runs inside each minibatch step.
+    target_input: int | None = 3
 
     def __init__(
         self,
@@ -131,7 +134,7 @@ class DQN(Agent):
         )
         self.loss = compiled_loss(self.model, self.modelfactory.__name__)
         self.target_model = self.build_model()
-        self.compiled = Compiled(self.model, self.q_loss, target=self.target_model, target_input=3)
+        self.compiled = Compiled(self.model, self.q_loss, target=self.target_model, target_input=self.target_input)
         self.compiled.sync_target()
 
     # -- the maths ----------------------------------------------------------
