@@ -3,7 +3,7 @@
     python benchmarks/results.py                                   # the whole table
     python benchmarks/results.py --env CartPole-v1 --agent ddqn    # one row
     python benchmarks/results.py --env MountainCar-v0 --agent ddqn --flags "--clipnorm 10"  # a variant
-    KERAS_BACKEND=jax python benchmarks/results.py --seeds 0 1 2   # fewer seeds (default 0-4); Keras picks the backend
+    KERAS_BACKEND=jax python benchmarks/results.py --seeds 0 1 2   # fewer seeds (default 0-9); Keras picks the backend
     python benchmarks/results.py --sb3 --env MountainCar-v0        # SB3 DQN, RL Zoo hyperparameters, here
 
 Each row trains an agent with ``kerlym -e ENV -a AGENT --preset --seed S`` settings
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", help="one env of the table (default: all)")
     p.add_argument("--agent", choices=("dqn", "ddqn", "pg"), help="one agent (default: all)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--summary", action="store_true", help="only print the table from the saved CSV")
     p.add_argument("--sb3", action="store_true", help="SB3 DQN with the RL Zoo's hyperparameters instead")
