@@ -3,21 +3,25 @@
     python benchmarks/pong.py --agent dqn --minutes 115                  # train, then summarise
     KERAS_BACKEND=jax python benchmarks/pong.py --agent pg --minutes 55
     python benchmarks/pong.py --agent dqn --run runs/PongNoFrameskip-v4-dqn-...   # summarise a run
+    python benchmarks/pong.py --agent dqn --minutes 75 --flags "--dtype_policy mixed_bfloat16" --tag bf16
 
 ``--agent dqn`` trains ``kerlym -e PongNoFrameskip-v4 -a dqn --preset`` (the Nature
 network on 4 stacked 84x84 frames from Gymnasium's AtariPreprocessing, see
 ``kerlym/presets.py``); ``--agent pg`` runs ``examples/pg_pong.sh`` (Karpathy's
 setup: 80x80 binary difference frames, a 200-unit policy network, RMSprop 1e-3,
 the return reset at each point). Either is stopped with Ctrl-C (SIGINT) after
-the time budget, which checkpoints the run. The summary reports Karpathy's
-running reward (an exponential average, 0.99 per episode, started at -21) and
-writes the curve to ``benchmarks/results/pong_<agent>.png``.
+the time budget, which checkpoints the run. ``--flags`` are added to the
+command. The summary reports Karpathy's running reward (an exponential
+average, 0.99 per episode, started at -21) and the steps at which the 20-episode
+mean first passed -19, -15, -10, 0 and +10, and writes the curve to
+``benchmarks/results/pong_<agent>[_<tag>].png``.
 """
 
 import argparse
 import csv
 import glob
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -32,8 +36,8 @@ COMMANDS = {
 ENV_IDS = {"dqn": "PongNoFrameskip-v4", "pg": "Pong-v0"}
 
 
-def train(agent: str, minutes: float, outdir: str, seed: int) -> str:
-    cmd = [*COMMANDS[agent], "--seed", str(seed), "-q", "--outdir", outdir, "--checkpoint_every", "100000"]
+def train(agent: str, minutes: float, outdir: str, seed: int, flags: list[str]) -> str:
+    cmd = [*COMMANDS[agent], "--seed", str(seed), "-q", "--outdir", outdir, "--checkpoint_every", "100000", *flags]
     proc = subprocess.Popen(cmd, start_new_session=True)
     try:
         proc.wait(timeout=minutes * 60)
@@ -51,7 +55,7 @@ def running_reward(rewards: np.ndarray) -> np.ndarray:
     return out
 
 
-def summarise(agent: str, run: str) -> None:
+def summarise(agent: str, run: str, tag: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,10 +76,16 @@ def summarise(agent: str, run: str) -> None:
             f"  episodes {lo + 1:5d}-{hi:5d} (to step {steps[hi - 1]:>9,}): mean reward "
             f"{rewards[lo:hi].mean():6.2f} ± {rewards[lo:hi].std():5.2f}, running {running[hi - 1]:6.2f}"
         )
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, rewards, ".", markersize=3, alpha=0.4, label="episode reward")
     window = min(20, len(rewards))
     rolling = np.convolve(rewards, np.ones(window) / window, mode="valid")
+    for level in (-19, -15, -10, 0, 10):
+        above = np.flatnonzero(rolling > level)
+        if len(above):
+            i = above[0] + window - 1
+            minutes = float(rows[i]["wall_time"]) / 60
+            print(f"  {window}-episode mean first above {level:+d}: step {steps[i]:,}, {minutes:.0f} min")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, rewards, ".", markersize=3, alpha=0.4, label="episode reward")
     ax.plot(steps[window - 1 :], rolling, label=f"mean of the last {window} episodes")
     ax.plot(steps, running, label="running reward (0.99 EMA)")
     ax.set(
@@ -86,7 +96,7 @@ def summarise(agent: str, run: str) -> None:
     )
     ax.legend(loc="upper left")
     fig.tight_layout()
-    out = os.path.join(HERE, "results", f"pong_{agent}.png")
+    out = os.path.join(HERE, "results", f"pong_{agent}{'_' + tag if tag else ''}.png")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     fig.savefig(out, dpi=90)
     print(f"curve: {out}")
@@ -99,8 +109,11 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=115.0)
     p.add_argument("--outdir", default="runs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--flags", default="", help='more kerlym flags, e.g. "--dtype_policy mixed_bfloat16"')
+    p.add_argument("--tag", default="", help="suffix of the curve's file name")
     args = p.parse_args()
-    summarise(args.agent, args.run or train(args.agent, args.minutes, args.outdir, args.seed))
+    run = args.run or train(args.agent, args.minutes, args.outdir, args.seed, shlex.split(args.flags))
+    summarise(args.agent, run, args.tag)
     return 0
 
 

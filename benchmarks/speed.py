@@ -32,7 +32,9 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
   1000 steps, Adam 1e-4, Huber, epsilon 1 -> 0.01 by learning_starts (so timed steps act through the
   network in both). SB3: ``make_atari_env`` + ``VecFrameStack(4)``; kerlym: ``nature_cnn`` +
   ``preproc.atari``, nframes=4. Timed: ``--pong-steps`` steps from 200 steps after learning starts
-  (compilation excluded). ratio = kerlym steps/s / SB3 steps/s.
+  (compilation excluded). kerlym runs once per ``--pong-dtype-policies`` on each backend: "(bf16)" rows
+  compute the layers in bfloat16 (``dtype_policy="mixed_bfloat16"``; weights, optimizer and loss float32);
+  SB3 computes in float32. SB3 runs first. ratio = kerlym steps/s / SB3 steps/s.
 * pg: kerlym PG as ``kerlym -e CartPole-v1 -a pg --preset`` (karpathy_simple_pgnet, dropout 0, Adam at
   the preset's rate) vs the plain eager Keras REINFORCE below (same network, ``model(x)`` per step, one ``GradientTape``
   update per episode; TensorFlow), ``--pg-episodes`` each; ratio = kerlym steps/s / plain steps/s.
@@ -188,7 +190,8 @@ def kerlym_pong(spec: dict) -> dict:
     kw = dict(modelfactory=networks.nature_cnn, preprocessor=preproc.atari, nframes=4, update_freq=4, update_nsamp=32)
     kw.update(batch_size=32, max_memory=spec["buffer"], learning_starts=ls, target_update_freq=1000, epsilon=1.0)
     kw.update(epsilon_min=0.01, epsilon_decay_steps=ls, learning_rate=1e-4, optimizer="adam", loss="huber")
-    agent = agents.AGENTS[spec["agent"]](PONG, seed=spec["seed"], concurrency=spec["concurrency"], **kw)
+    kw.update(concurrency=spec["concurrency"], dtype_policy=spec.get("dtype_policy", "float32"))
+    agent = agents.AGENTS[spec["agent"]](PONG, seed=spec["seed"], **kw)
     window = Window(ls + 200)
     agent.learn(max_steps=ls + 200 + spec["steps"], step_callback=lambda a: window.tick(a.total_steps))
     return window.rate(agent.total_steps)
@@ -365,8 +368,14 @@ def part_cartpole(args, sb3: bool) -> list[dict]:
 
 
 def part_pong(args, sb3: bool) -> list[dict]:
-    ref = pong_spec(args, fn="sb3_pong") if sb3 else None
-    return versus("pong", "kerlym DQN", pong_spec(args), args.backends, "SB3 DQN", "torch", ref, "steps_per_s")
+    ref = run_row("pong", "SB3 DQN", "torch", pong_spec(args, fn="sb3_pong")) if sb3 else None
+    rows = []
+    for policy in args.pong_dtype_policies:
+        system = "kerlym DQN" + ("" if policy == "float32" else " (bf16)")
+        spec = pong_spec(args, dtype_policy=policy)
+        rows += [run_row("pong", system, b, spec) for b in args.backends]
+    set_ratios(rows, ref, "steps_per_s")
+    return rows + ([ref] if ref else [])
 
 
 def part_pg(args, sb3: bool) -> list[dict]:
@@ -400,6 +409,13 @@ def main(argv=None) -> int:
     p.add_argument("--pong-steps", type=int, default=5000, help="timed env steps")
     p.add_argument("--pong-learning-starts", type=int, default=1000)
     p.add_argument("--pong-buffer", type=int, default=10_000)
+    p.add_argument(
+        "--pong-dtype-policies",
+        nargs="+",
+        choices=("float32", "mixed_bfloat16"),
+        default=["float32", "mixed_bfloat16"],
+        help="kerlym's Pong rows: one per Keras dtype policy (SB3 runs float32)",
+    )
     p.add_argument("--pg-episodes", type=int, default=200)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8], help="the first is the reference")
     p.add_argument("--conc-steps", type=int, default=5000, help="timed CartPole env steps per N")

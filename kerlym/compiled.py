@@ -16,6 +16,13 @@ tuple of tensors. :class:`Compiled` turns that into
 TensorFlow runs both as ``tf.function`` graphs, JAX as ``jax.jit`` over
 Keras's stateless API (the update loops with ``lax.scan``), and torch eagerly.
 
+Model outputs are cast to float32 wherever they leave the model, so under a
+mixed-precision policy (layers computing in bfloat16) the loss, the TD targets
+and the Q-values returned by ``act`` are float32. TensorFlow XLA-compiles its
+graphs, except for a model that computes in a 16-bit float on a machine
+without a GPU: XLA's CPU backend has no fast bfloat16 kernels, and plain graphs
+run TensorFlow's oneDNN ones.
+
 On JAX, importing this module turns off JAX's asynchronous dispatch on CPU
 (``jax_cpu_enable_async_dispatch``), unless ``JAX_CPU_ENABLE_ASYNC_DISPATCH``
 is set in the environment. The training loop waits for every act call's
@@ -46,6 +53,16 @@ if keras.backend.backend() == "jax" and "JAX_CPU_ENABLE_ASYNC_DISPATCH" not in o
 # runs convolutions inside a loop (tf.while / lax.scan) 10-20x slower than unrolled;
 # an MLP's many small steps are fine inside the loop, and long loops would compile slowly.
 UNROLL = 8
+
+
+def _float32(x):
+    """A model's outputs in float32, whatever dtype its last layer computed in (a no-op when float32)."""
+    return ops.cast(x, "float32")
+
+
+def _computes_in_16_bits(model) -> bool:
+    """Whether ``model`` or any of its layers computes in bfloat16 or float16 (a mixed-precision policy)."""
+    return any(layer.compute_dtype in ("bfloat16", "float16") for layer in (model, *model.layers))
 
 
 def compiled_loss(model, factory_name: str = "the model factory"):
@@ -81,16 +98,16 @@ class _TfCall:
 
     Concrete functions are cached per input signature, which skips
     ``tf.function``'s argument matching on every call (about 0.15 ms). Each is
-    XLA-compiled, unless XLA cannot compile the model: then plain graphs from
-    then on. ``batch_polymorphic`` leaves the leading axis of the inputs free.
+    XLA-compiled (unless ``xla`` is false), or, once XLA cannot compile the
+    model, a plain graph from then on. ``batch_polymorphic`` leaves the leading axis of the inputs free.
     """
 
-    def __init__(self, fn, batch_polymorphic: bool):
+    def __init__(self, fn, batch_polymorphic: bool, xla: bool = True):
         import tensorflow as tf
 
         self.tf = tf
         self.xla, self.graph = tf.function(fn, jit_compile=True), tf.function(fn)
-        self.uses_xla = True
+        self.uses_xla = xla
         self.batch_polymorphic = batch_polymorphic
         self.cache = {}
 
@@ -225,14 +242,14 @@ class Compiled:
         tvars = self._vars["trainable"]
 
         def forward(x):
-            out = model(ops.cast(x, "float32"), training=False)
+            out = _float32(model(ops.cast(x, "float32"), training=False))
             return ops.argmax(out, axis=-1), out
 
         def online(x, training=False):
-            return model(ops.cast(x, "float32"), training=training)
+            return _float32(model(ops.cast(x, "float32"), training=training))
 
         def target_fn(x):
-            return target(ops.cast(x, "float32"), training=False)
+            return _float32(target(ops.cast(x, "float32"), training=False))
 
         def step(batch):
             batch, target_call = self._target_for_step(batch, target_fn)
@@ -251,8 +268,9 @@ class Compiled:
                 losses = losses.write(k, step(tuple(b[k] for b in batches)))
             return losses.stack()
 
-        self._tf_act = _TfCall(forward, batch_polymorphic=True)
-        self._tf_update = _TfCall(update, batch_polymorphic=False)
+        xla = not (_computes_in_16_bits(model) and not tf.config.list_physical_devices("GPU"))
+        self._tf_act = _TfCall(forward, batch_polymorphic=True, xla=xla)
+        self._tf_update = _TfCall(update, batch_polymorphic=False, xla=xla)
 
     # -- JAX --------------------------------------------------------------
     def _build_jax(self):
@@ -263,10 +281,11 @@ class Compiled:
 
         def forward(tv, ntv, x):
             out, _ = model.stateless_call(tv, ntv, ops.cast(x, "float32"), training=False)
+            out = _float32(out)
             return ops.argmax(out, axis=-1), out
 
         def run_target(target_tv, target_ntv, x):
-            return model.stateless_call(target_tv, target_ntv, ops.cast(x, "float32"), training=False)[0]
+            return _float32(model.stateless_call(target_tv, target_ntv, ops.cast(x, "float32"), training=False)[0])
 
         def step(carry, batch):
             tv, ntv, ov, target_tv, target_ntv = carry
@@ -278,7 +297,7 @@ class Compiled:
                     out, new_ntv = model.stateless_call(tv, state["ntv"], ops.cast(x, "float32"), training=training)
                     if training:
                         state["ntv"] = new_ntv
-                    return out
+                    return _float32(out)
 
                 target_fn = functools.partial(run_target, target_tv, target_ntv)
                 inputs, target_call = self._target_for_step(batch, target_fn)
@@ -323,7 +342,7 @@ class Compiled:
         import torch
 
         with torch.no_grad():
-            out = self.model(ops.cast(ops.convert_to_tensor(x), "float32"), training=False)
+            out = _float32(self.model(ops.cast(ops.convert_to_tensor(x), "float32"), training=False))
             a = ops.argmax(out, axis=-1)
         return ops.convert_to_numpy(a), ops.convert_to_numpy(out)
 
@@ -362,11 +381,11 @@ class Compiled:
         tvars = self._vars["trainable"]
 
         def online(x, training=False):
-            return model(ops.cast(x, "float32"), training=training)
+            return _float32(model(ops.cast(x, "float32"), training=training))
 
         def target_fn(x):
             with torch.no_grad():
-                return target(ops.cast(x, "float32"), training=False)
+                return _float32(target(ops.cast(x, "float32"), training=False))
 
         losses = []
         for k in range(len(batches[0])):

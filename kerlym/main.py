@@ -31,6 +31,7 @@ NETWORK_NAMES = (
 CONV_NETWORKS = ("simple_cnn", "nature_cnn", "pgconvnet")
 PG_NETWORKS = ("karpathy_simple_pgnet", "pgconvnet")
 PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")  # kerlym.agents.base.DTYPE_POLICIES
 
 # The original KeRLym's defaults, then the options kerlym adds.
 DEFAULTS = {
@@ -72,6 +73,7 @@ DEFAULTS = {
     "eval_every": None,
     "quiet": False,
     "pong_reset": None,
+    "dtype_policy": "float32",
 }
 # What --resume and --play may change on a saved run; everything else comes from its config.json.
 RUNTIME_OPTIONS = (
@@ -161,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(0, 1),
         help="PG: reset the running return at each point (default: on for Pong)",
     )
+    opt(
+        "--dtype_policy",
+        help="Keras dtype policy of the networks: mixed_bfloat16 computes layers in bfloat16 (faster "
+        "convolutions on CPUs with bfloat16 instructions, TensorFlow backend), float32 weights and losses",
+    )
     opt("-q", "--quiet", action="store_true", help="Print a progress line every 10 s instead of one per episode")
     p.add_argument("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--play", metavar="RUN_DIR", help="Watch/evaluate the saved agent in RUN_DIR without training")
@@ -199,6 +206,8 @@ def validate(cfg: dict) -> None:
         raise UsageError(f"unknown agent {cfg['agent']!r}; choose one of: {', '.join(AGENT_NAMES)}")
     if cfg["net"] not in NETWORK_NAMES:
         raise UsageError(f"unknown net {cfg['net']!r}; choose one of: {', '.join(NETWORK_NAMES)}")
+    if cfg["dtype_policy"] not in DTYPE_POLICIES:
+        raise UsageError(f"unknown dtype policy {cfg['dtype_policy']!r}; choose one of: {', '.join(DTYPE_POLICIES)}")
     if cfg["preprocessor"] not in PREPROCESSOR_NAMES:
         raise UsageError(
             f"unknown preprocessor {cfg['preprocessor']!r}; choose one of: {', '.join(PREPROCESSOR_NAMES)}"
@@ -320,6 +329,7 @@ def build_agent(cfg: dict, make_env):
         optimizer=cfg["optimizer"],
         clipnorm=cfg["clipnorm"],
         concurrency=cfg["concurrency"],
+        dtype_policy=cfg["dtype_policy"],
     )
     if cfg["agent"] == "pg":
         extra = {} if cfg["pong_reset"] is None else {"reset_on_score": bool(cfg["pong_reset"])}

@@ -10,6 +10,12 @@ optimizer and loss the factory compiled. ``agent.input_dim_orig`` is
 factories compile (any Keras identifier or object); their defaults are the
 original KeRLym's RMSprop and mean squared error. ``clipnorm`` clips the
 global gradient norm of an optimizer given by name.
+
+Every built-in factory's output layer computes in float32 (``dtype="float32"``),
+as Keras's mixed-precision guide advises, so that under the agents'
+``dtype_policy="mixed_bfloat16"`` the hidden layers run in bfloat16 while
+Q-values and action probabilities keep full precision. Under the default
+float32 policy this changes nothing.
 """
 
 from __future__ import annotations
@@ -55,16 +61,17 @@ def simple_dnn(agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop",
     h = layers.Dropout(dropout)(h)
     h = layers.Dense(256, activation="relu", kernel_initializer="he_normal")(h)
     h = layers.Dropout(dropout)(h)
-    v = layers.Dense(_action_count(env), kernel_initializer="zeros")(h)
+    v = layers.Dense(_action_count(env), kernel_initializer="zeros", dtype="float32")(h)
     return _compile(keras.Model(s, v, name="simple_dnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
-def _linear(units: int, fan_in: int, activation=None):
+def _linear(units: int, fan_in: int, activation=None, dtype=None):
     """A Dense layer initialised as torch's ``nn.Linear``: weights and biases uniform in ±1/sqrt(fan_in)."""
     bound = 1.0 / float(fan_in) ** 0.5
     return layers.Dense(
         units,
         activation=activation,
+        dtype=dtype,
         kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
         bias_initializer=keras.initializers.RandomUniform(-bound, bound),
     )
@@ -84,7 +91,7 @@ def zoo_mlp(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss=
     h = layers.Dropout(dropout)(h)
     h = _linear(256, 256, "relu")(h)
     h = layers.Dropout(dropout)(h)
-    v = _linear(_action_count(env), 256)(h)
+    v = _linear(_action_count(env), 256, dtype="float32")(h)
     return _compile(keras.Model(s, v, name="zoo_mlp"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
@@ -100,7 +107,7 @@ def simple_rnn(
     h = layers.Dropout(dropout)(h)
     h = layers.LSTM(h1_width)(h)
     h = layers.Dropout(dropout)(h)
-    v = layers.Dense(_action_count(env), kernel_initializer="zeros")(h)
+    v = layers.Dense(_action_count(env), kernel_initializer="zeros", dtype="float32")(h)
     return _compile(keras.Model(s, v, name="simple_rnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
@@ -114,7 +121,7 @@ def simple_cnn(agent, env, dropout=0.0, learning_rate=1e-3, optimizer="rmsprop",
     h = layers.Flatten()(h)
     h = layers.Dense(256, activation="relu")(h)
     h = layers.Dropout(dropout)(h)
-    v = layers.Dense(_action_count(env), kernel_initializer="zeros")(h)
+    v = layers.Dense(_action_count(env), kernel_initializer="zeros", dtype="float32")(h)
     return _compile(keras.Model(s, v, name="simple_cnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
@@ -131,7 +138,7 @@ def nature_cnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", lo
     h = layers.Conv2D(64, 3, strides=1, activation="relu")(h)
     h = layers.Flatten()(h)
     h = layers.Dense(512, activation="relu")(h)
-    v = layers.Dense(_action_count(env))(h)
+    v = layers.Dense(_action_count(env), dtype="float32")(h)
     return _compile(keras.Model(s, v, name="nature_cnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
@@ -147,7 +154,7 @@ def karpathy_simple_pgnet(
     s = keras.Input(shape=(agent.input_dim,))
     h = layers.Dense(200, activation="relu", kernel_initializer="he_normal")(s)
     h = layers.Dropout(dropout)(h)
-    p = layers.Dense(_action_count(env), activation="softmax", kernel_initializer="zeros")(h)
+    p = layers.Dense(_action_count(env), activation="softmax", kernel_initializer="zeros", dtype="float32")(h)
     return _compile(
         keras.Model(s, p, name="karpathy_simple_pgnet"), learning_rate, optimizer, loss, kwargs.get("clipnorm")
     )
@@ -167,7 +174,7 @@ def pgconvnet(
     h = layers.Dropout(dropout)(h)
     h = layers.Dense(16, activation="relu", kernel_initializer="he_normal")(h)
     h = layers.Dropout(dropout)(h)
-    p = layers.Dense(_action_count(env), activation="softmax", kernel_initializer="zeros")(h)
+    p = layers.Dense(_action_count(env), activation="softmax", kernel_initializer="zeros", dtype="float32")(h)
     return _compile(keras.Model(s, p, name="pgconvnet"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 

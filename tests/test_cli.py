@@ -197,6 +197,7 @@ BAD_INPUTS = {
     "missing run": (["--resume", "/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
     "render headless": (["-e", "CartPole-v1", "-R"], "--render needs a display"),
     "concurrency": (["-c", "0"], "concurrency must be positive, got 0"),
+    "dtype policy": (["--dtype_policy", "float16"], "unknown dtype policy 'float16'; choose one of: float32, mixed_"),
 }
 
 

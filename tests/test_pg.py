@@ -91,3 +91,17 @@ def test_evaluation_is_greedy_unless_asked_to_sample_from_the_policy():
     sampled = agent.evaluate(20, seed=0, explore=True)
     assert greedy.max() <= 12  # always pushing left drops the pole within a dozen steps
     assert sampled.max() > 12 and len(set(sampled.tolist())) > 3  # random actions balance longer, variably
+
+
+def test_each_episode_row_reports_the_loss_of_its_own_update():
+    agent = PG("CartPole-v1", modelfactory=linear_policy, seed=0)
+    update, losses = agent.compiled.update, []
+
+    def recording_update(*batches):
+        losses.append(update(*batches))
+        return losses[-1]
+
+    agent.compiled.update = recording_update
+    agent.learn(max_episodes=3)
+    assert len(losses) == 3
+    np.testing.assert_allclose([row["loss"] for row in agent.episodes], [float(np.mean(x)) for x in losses])
