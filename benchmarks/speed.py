@@ -34,7 +34,7 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
   ``preproc.atari``, nframes=4. Timed: ``--pong-steps`` steps from 200 steps after learning starts
   (compilation excluded). kerlym runs once per ``--pong-dtype-policies`` on each backend: "(bf16)" rows
   compute the layers in bfloat16 (``dtype_policy="mixed_bfloat16"``; weights, optimizer and loss float32);
-  SB3 computes in float32. SB3 runs first. ratio = kerlym steps/s / SB3 steps/s.
+  SB3 computes in float32. ratio = kerlym steps/s / SB3 steps/s.
 * pg: kerlym PG as ``kerlym -e CartPole-v1 -a pg --preset`` (karpathy_simple_pgnet, dropout 0, Adam at
   the preset's rate) vs the plain eager Keras REINFORCE below (same network, ``model(x)`` per step, one ``GradientTape``
   update per episode; TensorFlow), ``--pg-episodes`` each; ratio = kerlym steps/s / plain steps/s.
@@ -349,12 +349,13 @@ def pong_spec(args, **changes) -> dict:
     return {**spec, "learning_starts": args.pong_learning_starts, "buffer": args.pong_buffer, **changes}
 
 
-def versus(part, system, spec, backends, ref_system, ref_backend, ref_spec, key) -> list[dict]:
-    """kerlym on each backend, then the reference (none if ``ref_spec`` is None), with ratios against it."""
-    mine = [run_row(part, system, b, spec) for b in backends]
-    ref = run_row(part, ref_system, ref_backend, ref_spec) if ref_spec else None
-    set_ratios(mine, ref, key)
-    return mine + ([ref] if ref else [])
+def versus(part, mine, backends, ref, key) -> list[dict]:
+    """Each kerlym ``(system, spec)`` on each backend, then the reference ``(system, backend, spec)``
+    (none if ``ref`` is None), with ratios against it."""
+    rows = [run_row(part, system, b, spec) for system, spec in mine for b in backends]
+    ref_row = run_row(part, *ref) if ref else None
+    set_ratios(rows, ref_row, key)
+    return rows + ([ref_row] if ref_row else [])
 
 
 def part_cartpole(args, sb3: bool) -> list[dict]:
@@ -362,26 +363,24 @@ def part_cartpole(args, sb3: bool) -> list[dict]:
     for seed in args.seeds:
         spec = {"fn": "kerlym_cartpole", "steps": args.cartpole_steps, "episodes": args.eval_episodes, "seed": seed}
         spec["check_every"] = args.check_every
-        ref = {**spec, "fn": "sb3_cartpole"} if sb3 else None
-        rows += versus("cartpole", "kerlym D2QN (preset)", spec, args.backends, "SB3 DQN", "torch", ref, "seconds")
+        ref = ("SB3 DQN", "torch", {**spec, "fn": "sb3_cartpole"}) if sb3 else None
+        rows += versus("cartpole", [("kerlym D2QN (preset)", spec)], args.backends, ref, "seconds")
     return rows
 
 
 def part_pong(args, sb3: bool) -> list[dict]:
-    ref = run_row("pong", "SB3 DQN", "torch", pong_spec(args, fn="sb3_pong")) if sb3 else None
-    rows = []
-    for policy in args.pong_dtype_policies:
-        system = "kerlym DQN" + ("" if policy == "float32" else " (bf16)")
-        spec = pong_spec(args, dtype_policy=policy)
-        rows += [run_row("pong", system, b, spec) for b in args.backends]
-    set_ratios(rows, ref, "steps_per_s")
-    return rows + ([ref] if ref else [])
+    mine = [
+        ("kerlym DQN" + ("" if policy == "float32" else " (bf16)"), pong_spec(args, dtype_policy=policy))
+        for policy in args.pong_dtype_policies
+    ]
+    ref = ("SB3 DQN", "torch", pong_spec(args, fn="sb3_pong")) if sb3 else None
+    return versus("pong", mine, args.backends, ref, "steps_per_s")
 
 
 def part_pg(args, sb3: bool) -> list[dict]:
     spec = {"fn": "kerlym_pg", "episodes": args.pg_episodes, "seed": args.seeds[0]}
-    ref, ref_system = {**spec, "fn": "keras_pg"}, "plain Keras REINFORCE"
-    return versus("pg", "kerlym PG (preset)", spec, args.backends, ref_system, "tensorflow", ref, "steps_per_s")
+    ref = ("plain Keras REINFORCE", "tensorflow", {**spec, "fn": "keras_pg"})
+    return versus("pg", [("kerlym PG (preset)", spec)], args.backends, ref, "steps_per_s")
 
 
 def part_concurrency(args, sb3: bool) -> list[dict]:

@@ -61,8 +61,9 @@ def _float32(x):
 
 
 def _computes_in_16_bits(model) -> bool:
-    """Whether ``model`` or any of its layers computes in bfloat16 or float16 (a mixed-precision policy)."""
-    return any(layer.compute_dtype in ("bfloat16", "float16") for layer in (model, *model.layers))
+    """Whether any layer with weights, nested models' included, computes in bfloat16 or float16."""
+    layers = model._flatten_layers(include_self=False)
+    return any(layer.compute_dtype in ("bfloat16", "float16") for layer in layers if layer.weights)
 
 
 def compiled_loss(model, factory_name: str = "the model factory"):

@@ -86,6 +86,7 @@ RUNTIME_OPTIONS = (
     "quiet",
     "eval_episodes",
     "eval_every",
+    "dtype_policy",  # weights are float32 under either policy
 )
 
 
@@ -165,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt(
         "--dtype_policy",
-        help="Keras dtype policy of the networks: mixed_bfloat16 computes layers in bfloat16 (faster "
-        "convolutions on CPUs with bfloat16 instructions, TensorFlow backend), float32 weights and losses",
+        help=f"Keras dtype policy of the networks: {', '.join(DTYPE_POLICIES)}. mixed_bfloat16 computes "
+        "layers in bfloat16 (faster convolutions on CPUs with bfloat16 instructions, TensorFlow backend), "
+        "weights and losses in float32",
     )
     opt("-q", "--quiet", action="store_true", help="Print a progress line every 10 s instead of one per episode")
     p.add_argument("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint")

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from kerlym import agents, preproc
-from kerlym.main import AGENT_NAMES, PREPROCESSOR_NAMES
+from kerlym.agents import base
+from kerlym.main import AGENT_NAMES, DTYPE_POLICIES, PREPROCESSOR_NAMES
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
 ENV.pop("DISPLAY", None)
@@ -42,6 +43,7 @@ def checkpoint_step(run):
 
 def test_registries_match_the_cli():
     assert set(AGENT_NAMES) == set(agents.AGENTS)
+    assert DTYPE_POLICIES == base.DTYPE_POLICIES
     assert set(PREPROCESSOR_NAMES) == set(preproc.PREPROCESSORS)
 
 
@@ -139,6 +141,16 @@ def test_interrupted_run_resumes_to_the_same_step_count(tmp_path, sig):
     assert [int(r["episode"]) for r in rows] == list(range(1, len(rows) + 1))  # no gap, no duplicate
     steps = [int(r["total_steps"]) for r in rows]
     assert steps == sorted(steps) and steps[-1] <= 6000
+
+
+def test_resume_may_change_the_dtype_policy(tmp_path):
+    assert kerlym(*FAST, "--steps", "400", "--outdir", str(tmp_path)).returncode == 0
+    run = only_run(tmp_path)
+    out = kerlym("--resume", run, "--steps", "800", "--dtype_policy", "mixed_bfloat16")
+    assert out.returncode == 0, out.stderr
+    assert checkpoint_step(run) == 800
+    with open(os.path.join(run, "config.json")) as f:
+        assert json.load(f)["dtype_policy"] == "mixed_bfloat16"
 
 
 def test_submit_writes_a_results_bundle(tmp_path):

@@ -55,3 +55,20 @@ def test_precomputed_target_outputs_serve_only_the_declared_input(n):
     np.testing.assert_allclose(declared, plain, rtol=1e-5)
     with pytest.raises(ValueError, match=r"batch\[1\]"):
         Compiled(models[2], _target_loss(0), target=target, target_input=1).update(*batches)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's XLA choice")
+def test_tensorflow_runs_16_bit_models_as_plain_graphs_on_cpu():
+    import tensorflow as tf
+
+    from kerlym.compiled import Compiled
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("XLA stays on with a GPU")
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        bf16 = _model()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert not Compiled(bf16, _target_loss(0))._tf_update.uses_xla
+    assert Compiled(_model(), _target_loss(0))._tf_update.uses_xla

@@ -213,3 +213,10 @@ def test_one_call_of_many_minibatches_equals_one_call_each(cls):
         np.testing.assert_allclose(w1, w2, rtol=2e-4, atol=1e-5)
     for w, held in zip(agents[0].target_model.get_weights(), target_weights):
         np.testing.assert_array_equal(w, held)
+
+
+def test_each_episode_row_reports_the_epsilon_it_ran_with():
+    agent = make_agent(DQN, epsilon=0.5, epsilon_schedule=lambda episode, eps: eps * 0.5, learning_starts=10**6)
+    agent.learn(max_episodes=3)
+    assert [row["epsilon"] for row in agent.episodes] == [0.5, 0.25, 0.125]
+    assert agent.epsilon == 0.0625  # decayed after the third episode, for the fourth

@@ -46,6 +46,21 @@ def test_factory_builds_and_round_trips(name, tmp_path):
     assert type(loaded.optimizer) is type(model.optimizer)
 
 
+@pytest.mark.parametrize("name", sorted(networks.NETWORKS))
+def test_factory_outputs_stay_float32_under_mixed_bfloat16(name):
+    conv = name in networks.CONV_NETWORKS
+    agent = fake_agent(2, IMAGE_SHAPE if conv else (4,))
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = networks.get(name)(agent, VECTOR_ENV)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    weighted = [layer for layer in model._flatten_layers(include_self=False) if layer.weights]
+    assert [layer.compute_dtype for layer in weighted[:-1]] == ["bfloat16"] * (len(weighted) - 1)
+    assert weighted[-1] is model.layers[-1] and model.layers[-1].compute_dtype == "float32"
+
+
 def test_conv_factory_refuses_vector_observations():
     with pytest.raises(ValueError, match="simple_cnn is a convolutional network"):
         networks.simple_cnn(fake_agent(1, (4,)), VECTOR_ENV)

@@ -9,6 +9,7 @@ hooks; they never touch the loop itself.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -74,10 +75,15 @@ class Agent:
             ale-py's ``AtariVectorEnv`` for Atari ids with the ``atari`` preprocessor)
             that feed the one learner; actions for all come from one batched call.
         dtype_policy: the Keras dtype policy the model factory builds under:
-            ``"float32"`` (the default), or ``"mixed_bfloat16"``, where layers compute
-            in bfloat16 and weights, optimizer state, losses and TD targets stay
-            float32. It is set only while the factory runs, not for the process.
-            See ``DTYPE_POLICIES`` for where bfloat16 is faster.
+            ``"float32"``, or ``"mixed_bfloat16"``, where layers compute in bfloat16
+            while weights and optimizer state stay float32, and outputs are cast to
+            float32 for the loss and TD targets. ``None`` (the default) takes Keras's
+            global policy (``keras.config.dtype_policy()``, float32 unless set). It
+            is set only while the factory runs, not for the process. The built-in
+            networks' output layers compute in float32; a factory's own output layer
+            should too (``dtype="float32"``), or its outputs are rounded to bfloat16
+            first, and a warning says so. See ``DTYPE_POLICIES`` for where bfloat16
+            is faster.
         **factory_kwargs: further keyword arguments for the model factory.
     """
 
@@ -95,11 +101,13 @@ class Agent:
         seed: int | None = None,
         enable_plots: bool = False,
         concurrency: int = 1,
-        dtype_policy: str = "float32",
+        dtype_policy: str | None = None,
         **factory_kwargs,
     ):
         import keras
 
+        if dtype_policy is None:
+            dtype_policy = keras.config.dtype_policy().name
         if dtype_policy not in DTYPE_POLICIES:
             raise ValueError(f"dtype_policy must be one of {', '.join(DTYPE_POLICIES)}, got {dtype_policy!r}")
         self.dtype_policy = dtype_policy
@@ -176,6 +184,13 @@ class Agent:
             raise ValueError(f"{name} takes input shape {inp}, but states have shape (None, {self.input_dim})")
         if not getattr(model, "compiled", False) or model.optimizer is None:
             raise ValueError(f"{name} returned a model that is not compiled; call model.compile(optimizer, loss)")
+        last = model.layers[-1].compute_dtype
+        if last != "float32":
+            warnings.warn(
+                f"{name}'s output layer computes in {last}, so its outputs are rounded to {last} before the "
+                "float32 loss; build it with dtype='float32'",
+                stacklevel=3,
+            )
         return model
 
     # -- hooks for subclasses ---------------------------------------------
@@ -288,13 +303,14 @@ class Agent:
             stop = False
             for i in np.flatnonzero(done):
                 self.episode += 1
-                extra = self.end_episode(i)  # PG updates here: the row's loss is this episode's update
+                epsilon = getattr(self, "epsilon", float("nan"))  # the episode's own (PG has none)
+                extra = self.end_episode(i)  # DQN decays epsilon here; PG updates, so its loss joins this row
                 row = {
                     "episode": self.episode,
                     "total_steps": self.total_steps,
                     "reward": float(ep_reward[i]),
                     "length": int(ep_len[i]),
-                    "epsilon": getattr(self, "epsilon", float("nan")),  # PG has none
+                    "epsilon": epsilon,
                     "loss": float(np.mean(self._losses)) if self._losses else float("nan"),
                     "max_q": float(ep_qmax[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
                     "min_q": float(ep_qmin[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
