@@ -89,7 +89,8 @@ def summarise(agent: str, run: str, tag: str = "") -> None:
     ax.plot(steps[window - 1 :], rolling, label=f"mean of the last {window} episodes")
     ax.plot(steps, running, label="running reward (0.99 EMA)")
     ax.set(
-        title=f"{agent.upper()} on {ENV_IDS[agent]} from pixels ({hours:.1f} h on 2 CPU cores)",
+        title=f"{agent.upper()}{f' ({tag})' if tag else ''} on {ENV_IDS[agent]} from pixels "
+        f"({hours:.1f} h on 2 CPU cores)",
         xlabel="agent steps (4 emulator frames each)" if agent == "dqn" else "agent steps",
         ylabel="reward",
         ylim=(-21.5, 21.5),
