@@ -20,9 +20,10 @@ from kerlym.memory import FrameRing
 
 # Keras dtype policies an agent's networks may compute in. "mixed_bfloat16" pays off on CPUs with
 # bfloat16 instructions (AVX512_BF16, AMX) through TensorFlow's oneDNN kernels: a Nature CNN DQN
-# update, batch 32, 17.4 -> 12.7 ms on the 2-core AMD EPYC machine. XLA's CPU backend has no fast
-# bfloat16 kernels (the same update 19.9 ms, a batch-1 act 0.5 -> 4.4 ms), so TensorFlow then runs
-# plain graphs on CPU (kerlym.compiled), and JAX on CPU is slower in bfloat16 than in float32.
+# update (batch 32) took 22.0 ms in float32 and 14.5 ms in bfloat16 on the 2-core AMD EPYC machine.
+# XLA's CPU backend has no fast bfloat16 kernels (a batch-1 act: 0.5 ms in float32, 4.4 ms in
+# bfloat16), so TensorFlow then runs plain graphs on CPU (kerlym.compiled), and JAX on CPU is
+# slower in bfloat16 than in float32.
 # "mixed_float16" is left out: it needs loss scaling, which the compiled update does not do.
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 
