@@ -24,6 +24,22 @@ def make_agent(cls, **kw):
     return cls("CartPole-v1", **args)
 
 
+def hand_sgd_step(cls, w, w_target, batch, discount):
+    """The mean squared TD error of ``Q(s) = s @ w`` on one minibatch, and its gradient in ``w``, by hand."""
+    s, a, r, s2, term = batch
+    rows = np.arange(len(s))
+    if cls is DQN:
+        v_next = (s2 @ w_target).max(axis=1)
+    else:  # D2QN: the online network picks the action, the target network values it
+        v_next = (s2 @ w_target)[rows, (s2 @ w).argmax(axis=1)]
+    y = r + discount * (1 - term) * v_next
+    q_sa = (s @ w)[rows, a]
+    grad = np.zeros_like(w)
+    for i in rows:
+        grad[:, a[i]] += -2.0 / len(s) * (y[i] - q_sa[i]) * s[i]
+    return np.mean((y - q_sa) ** 2), grad
+
+
 def np_(x):
     return ops.convert_to_numpy(x)
 
@@ -56,16 +72,7 @@ def test_update_matches_hand_computed_sgd_step(cls):
     a = np.array([1, 0], np.int32)
     r = np.array([1.0, -0.5], np.float32)
     term = np.array([False, True])
-    if cls is DQN:
-        v_next = (s2 @ w_target).max(axis=1)
-    else:
-        v_next = (s2 @ w_target)[np.arange(2), (s2 @ w).argmax(axis=1)]
-    y = r + 0.9 * (1 - term) * v_next
-    q_sa = (s @ w)[np.arange(2), a]
-    expected_loss = np.mean((y - q_sa) ** 2)
-    grad = np.zeros_like(w)
-    for i in range(2):
-        grad[:, a[i]] += -2.0 / 2 * (y[i] - q_sa[i]) * s[i]
+    expected_loss, grad = hand_sgd_step(cls, w, w_target, (s, a, r, s2, term), 0.9)
 
     losses = agent.compiled.update(s[None], a[None], r[None], s2[None], term[None])
     np.testing.assert_allclose(losses, [expected_loss], rtol=1e-5)

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from test_dqn import hand_sgd_step
 
 from kerlym import networks, runs
 from kerlym.agents import D2QN, DQN, PG
@@ -81,18 +82,10 @@ def test_bf16_update_matches_hand_computed_sgd_step(cls):
     a = np.array([1, 0], np.int32)
     r = np.array([1.0, -0.5], np.float32)
     term = np.array([False, False])
-    if cls is DQN:
-        v_next = (s2 @ w_target).max(axis=1)
-    else:
-        v_next = (s2 @ w_target)[np.arange(2), (s2 @ w).argmax(axis=1)]
-    y = r + 0.5 * v_next
-    q_sa = (s @ w)[np.arange(2), a]
-    grad = np.zeros_like(w)
-    for i in range(2):
-        grad[:, a[i]] += -(y[i] - q_sa[i]) * s[i]
+    expected_loss, grad = hand_sgd_step(cls, w, w_target, (s, a, r, s2, term), 0.5)
 
     losses = agent.compiled.update(s[None], a[None], r[None], s2[None], term[None])
-    np.testing.assert_allclose(losses, [np.mean((y - q_sa) ** 2)], rtol=1e-6)
+    np.testing.assert_allclose(losses, [expected_loss], rtol=1e-6)
     np.testing.assert_allclose(agent.model.get_weights()[0], w - np.float32(0.1) * grad, rtol=1e-6)
 
 
