@@ -72,3 +72,44 @@ def test_tensorflow_runs_16_bit_models_as_plain_graphs_on_cpu():
         keras.config.set_dtype_policy("float32")
     assert not Compiled(bf16, _target_loss(0))._tf_update.uses_xla
     assert Compiled(_model(), _target_loss(0))._tf_update.uses_xla
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_act_returns_the_models_outputs_and_their_argmax(dtype):
+    from kerlym.compiled import Compiled
+
+    model = _model()
+    compiled = Compiled(model, _target_loss(0))
+    rng = np.random.default_rng(1)
+    for n in (1, 5, 1):  # the second call of a shape takes the cached fast path
+        wide = (rng.uniform(0, 9, size=(n, 6))).astype(dtype)
+        x = wide[:, ::2]  # not contiguous
+        actions, q = compiled.act(x)
+        expected = keras.ops.convert_to_numpy(model(x.astype(np.float32)))
+        np.testing.assert_allclose(q, expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(actions, expected.argmax(-1))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's act entry points")
+@pytest.mark.parametrize("missing", ["none", "execute", "flat"])
+def test_tensorflow_act_falls_back_when_its_internals_are_missing(monkeypatch, missing):
+    import tensorflow as tf
+
+    import kerlym.compiled
+    from kerlym.compiled import _flat_call
+
+    graph_fn = tf.function(lambda x: (x * 2.0, x + 1.0)).get_concrete_function(tf.TensorSpec([None, 2], tf.float32))
+    fn = graph_fn
+    if missing != "none":  # no TFE_Py_Execute: the flat entry point
+        monkeypatch.setattr(kerlym.compiled, "_execute_directly", lambda *args: None)
+    if missing == "flat":  # no flat entry point either: the public call
+
+        class Public:
+            def __call__(self, x):
+                return graph_fn(x)
+
+        fn = Public()
+    x = np.array([[1.0, 2.0]], np.float32)
+    doubled, plus_one = _flat_call(fn)(x)
+    np.testing.assert_array_equal(doubled, [[2.0, 4.0]])
+    np.testing.assert_array_equal(plus_one, [[2.0, 3.0]])
