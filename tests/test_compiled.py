@@ -100,7 +100,9 @@ def test_tensorflow_act_falls_back_when_its_internals_are_missing(monkeypatch, m
 
     graph_fn = tf.function(lambda x: (x * 2.0, x + 1.0)).get_concrete_function(tf.TensorSpec([None, 2], tf.float32))
     fn = graph_fn
-    if missing != "none":  # no TFE_Py_Execute: the flat entry point
+    if missing == "none":  # this TensorFlow has the internals the fast path needs
+        assert kerlym.compiled._execute_directly(graph_fn._inference_function, graph_fn.captured_inputs) is not None
+    else:  # no TFE_Py_Execute: the flat entry point
         monkeypatch.setattr(kerlym.compiled, "_execute_directly", lambda *args: None)
     if missing == "flat":  # no flat entry point either: the public call
 
