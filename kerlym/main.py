@@ -32,6 +32,7 @@ CONV_NETWORKS = ("simple_cnn", "nature_cnn", "pgconvnet")
 PG_NETWORKS = ("karpathy_simple_pgnet", "pgconvnet")
 PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")  # kerlym.agents.base.DTYPE_POLICIES
+REPLAY_MODES = ("newest", "uniform")  # kerlym.agents.dqn.REPLAY_MODES
 
 # The original KeRLym's defaults, then the options kerlym adds.
 DEFAULTS = {
@@ -39,6 +40,7 @@ DEFAULTS = {
     "net": None,  # simple_dnn, or karpathy_simple_pgnet for -a pg
     "update_freq": 1000,
     "update_size": 1100,
+    "replay": "newest",
     "batch_size": 32,
     "dropout": 0.5,
     "epsilon": 0.1,
@@ -120,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     opt("-n", "--net", help=f"NN architecture: {', '.join(NETWORK_NAMES)}")
     opt("-f", "--update_freq", type=int, help="Frequency of NN updates specified in time steps")
     opt("-u", "--update_size", type=int, help="Number of samples to train on each update")
+    opt(
+        "--replay",
+        help="What each DQN/D2QN update samples: newest (the newest -f transitions plus uniform replay, "
+        "the original's scheme) or uniform (all from replay, as SB3 does)",
+    )
     opt("-b", "--batch_size", type=int, help="Batch size during NN training")
     opt("-o", "--dropout", type=float, help="Dropout rate in the NN")
     opt("-p", "--epsilon", type=float, help="Exploration (1.0) vs exploitation (0.0) action probability")
@@ -210,6 +217,8 @@ def validate(cfg: dict) -> None:
         raise UsageError(f"unknown net {cfg['net']!r}; choose one of: {', '.join(NETWORK_NAMES)}")
     if cfg["dtype_policy"] not in DTYPE_POLICIES:
         raise UsageError(f"unknown dtype policy {cfg['dtype_policy']!r}; choose one of: {', '.join(DTYPE_POLICIES)}")
+    if cfg["replay"] not in REPLAY_MODES:
+        raise UsageError(f"unknown replay {cfg['replay']!r}; choose one of: {', '.join(REPLAY_MODES)}")
     if cfg["preprocessor"] not in PREPROCESSOR_NAMES:
         raise UsageError(
             f"unknown preprocessor {cfg['preprocessor']!r}; choose one of: {', '.join(PREPROCESSOR_NAMES)}"
@@ -342,6 +351,7 @@ def build_agent(cfg: dict, make_env):
         epsilon=cfg["epsilon"],
         update_freq=cfg["update_freq"],
         update_nsamp=cfg["update_size"],
+        replay=cfg["replay"],
         batch_size=cfg["batch_size"],
         max_memory=cfg["max_mem"],
         epsilon_schedule=lambda episode, eps: max(eps_min, eps * (1.0 - decay)),

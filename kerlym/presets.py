@@ -73,6 +73,11 @@ _ACROBOT_Q = {
     "steps": 100_000,
 }
 
+# DQN on LunarLander samples its updates as SB3 does, all from replay: over seeds 0-9 that scored
+# 157.0 ± 57.1, every seed above 69, against 120.5 ± 139.7 (two seeds below 0) with the newest
+# transitions in every update. D2QN keeps them (164.9 ± 84.2 over the same seeds).
+_LUNARLANDER_DQN = {**_ACROBOT_Q, "replay": "uniform"}
+
 # REINFORCE: one update per episode on standardised returns, Adam, no dropout.
 _CARTPOLE_PG = {
     "net": "karpathy_simple_pgnet",
@@ -118,7 +123,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     ("MountainCar-v0", "ddqn"): _MOUNTAINCAR_Q,
     ("Acrobot-v1", "dqn"): _ACROBOT_Q,
     ("Acrobot-v1", "ddqn"): _ACROBOT_Q,
-    ("LunarLander-v3", "dqn"): _ACROBOT_Q,
+    ("LunarLander-v3", "dqn"): _LUNARLANDER_DQN,
     ("LunarLander-v3", "ddqn"): _ACROBOT_Q,
     ("PongNoFrameskip-v4", "dqn"): _PONG_Q,
     ("PongNoFrameskip-v4", "ddqn"): _PONG_Q,

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from kerlym import agents, preproc
-from kerlym.agents import base
-from kerlym.main import AGENT_NAMES, DTYPE_POLICIES, PREPROCESSOR_NAMES
+from kerlym.agents import base, dqn
+from kerlym.main import AGENT_NAMES, DTYPE_POLICIES, PREPROCESSOR_NAMES, REPLAY_MODES
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
 ENV.pop("DISPLAY", None)
@@ -44,6 +44,7 @@ def checkpoint_step(run):
 def test_registries_match_the_cli():
     assert set(AGENT_NAMES) == set(agents.AGENTS)
     assert DTYPE_POLICIES == base.DTYPE_POLICIES
+    assert REPLAY_MODES == dqn.REPLAY_MODES
     assert set(PREPROCESSOR_NAMES) == set(preproc.PREPROCESSORS)
 
 
@@ -210,6 +211,7 @@ BAD_INPUTS = {
     "render headless": (["-e", "CartPole-v1", "-R"], "--render needs a display"),
     "concurrency": (["-c", "0"], "concurrency must be positive, got 0"),
     "dtype policy": (["--dtype_policy", "float16"], "unknown dtype policy 'float16'; choose one of: float32, mixed_"),
+    "replay": (["--replay", "fifo"], "unknown replay 'fifo'; choose one of: newest, uniform"),
 }
 
 

@@ -1,5 +1,7 @@
 """TD targets, double Q-learning and the compiled update, checked against hand-computed numbers."""
 
+from copy import deepcopy
+
 import keras
 import numpy as np
 import pytest
@@ -157,12 +159,28 @@ def test_update_scheme_samples_newest_then_replay():
     assert set(range(26, 31)) <= set(rewards.tolist())  # the newest update_freq transitions are all there
 
 
+def test_uniform_replay_draws_every_sample_from_memory():
+    agent = make_agent(DQN, batch_size=4, update_nsamp=12, update_freq=5, replay="uniform")
+    agent.learning_starts = 10**9
+    agent.begin_episode(np.zeros(4, np.float32))
+    for t in range(1, 31):
+        agent.observe(0, None, 0, float(t), False, False, np.full(4, t, np.float32))
+    rng = deepcopy(agent.rng)  # replays the agent's draws: 12 uniform indices, then the shuffle
+    drawn = agent.memory._gather(agent.memory.random_indices(12, rng)).rewards
+    expected = drawn[rng.permutation(12)]
+    batches = agent.sample_update()
+    np.testing.assert_array_equal(batches[2].ravel(), expected)
+    np.testing.assert_array_equal(batches[0][..., 0].ravel(), expected - 1.0)  # state t - 1 led to reward t
+    assert not set(range(26, 31)) <= set(expected.tolist())  # unlike "newest", which forces these in
+
+
 @pytest.mark.parametrize(
     "kw, message",
     [
         ({"epsilon": 1.5}, "epsilon"),
         ({"batch_size": 0}, "batch_size"),
         ({"max_memory": 8, "batch_size": 16, "update_nsamp": 16}, "max_memory"),
+        ({"replay": "fifo"}, "replay must be one of newest, uniform"),
     ],
 )
 def test_bad_arguments_are_refused(kw, message):

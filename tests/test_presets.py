@@ -17,6 +17,7 @@ def test_preset_loads_and_runs(env_id, agent_name):
     assert agent.total_steps == 300
     if agent_name != "pg":
         assert agent.updates >= 1 or cfg["learning_starts"] > 300
+        assert agent.replay == cfg["replay"]  # e.g. "uniform" for LunarLander-v3 -a dqn
 
 
 def test_flags_override_the_preset():

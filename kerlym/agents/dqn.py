@@ -4,7 +4,9 @@ The update scheme is the original KeRLym's, in today's terms:
 
 * every ``update_freq`` env steps (SB3's ``train_freq``) the agent trains on
   ``update_nsamp`` samples (the CLI's ``--update_size``): the newest
-  ``update_freq`` transitions plus uniform replay to fill the rest;
+  ``update_freq`` transitions plus uniform replay to fill the rest
+  (``replay="newest"``), or all of them drawn uniformly from the replay
+  memory, as SB3 and the DQN paper do (``replay="uniform"``);
 * those samples are split into minibatches of ``batch_size``, so one update is
   ``update_nsamp // batch_size`` gradient steps (SB3's ``gradient_steps``),
   all run inside a single compiled call;
@@ -25,6 +27,8 @@ from kerlym import networks
 from kerlym.agents.base import Agent
 from kerlym.compiled import Compiled, compiled_loss
 from kerlym.memory import ReplayMemory
+
+REPLAY_MODES = ("newest", "uniform")  # kerlym.main.REPLAY_MODES
 
 
 def td_targets(rewards, terminated, next_values, discount):
@@ -57,6 +61,9 @@ class DQN(Agent):
         modelfactory: Q-network factory (:mod:`kerlym.networks`).
         update_freq: env steps between updates.
         update_nsamp: samples per update (newest ``update_freq`` + replay).
+        replay: ``"newest"`` (every update includes the newest ``update_freq``
+            transitions, the original KeRLym's scheme) or ``"uniform"`` (every
+            sample drawn uniformly from the memory).
         batch_size: minibatch size; an update is ``update_nsamp // batch_size`` steps.
         dropout, learning_rate: passed to the model factory.
         max_memory: replay capacity in transitions (frames).
@@ -97,8 +104,11 @@ class DQN(Agent):
         epsilon_decay_steps: int | None = None,
         target_update_freq: int | None = None,
         learning_starts: int | None = None,
+        replay: str = "newest",
         **factory_kwargs,
     ):
+        if replay not in REPLAY_MODES:
+            raise ValueError(f"replay must be one of {', '.join(REPLAY_MODES)}, got {replay!r}")
         for label, value in (("batch_size", batch_size), ("update_freq", update_freq), ("max_memory", max_memory)):
             if value < 1:
                 raise ValueError(f"{label} must be positive, got {value}")
@@ -125,6 +135,7 @@ class DQN(Agent):
         self.update_freq = int(update_freq)
         self.update_nsamp = int(update_nsamp)
         self.batch_size = int(batch_size)
+        self.replay = replay
         self.epsilon_schedule = epsilon_schedule
         self._step_epsilon = linear_epsilon(epsilon, epsilon_min, epsilon_decay_steps) if epsilon_decay_steps else None
         self.target_update_freq = int(target_update_freq or update_freq)
@@ -185,7 +196,8 @@ class DQN(Agent):
         """The samples of one update as arrays of shape ``[steps, batch_size, ...]``."""
         steps = self.update_nsamp // self.batch_size
         n = steps * self.batch_size
-        batch = self.memory.sample(n, self.rng, newest=min(self.update_freq, n))
+        newest = min(self.update_freq, n) if self.replay == "newest" else 0
+        batch = self.memory.sample(n, self.rng, newest=newest)
         order = self.rng.permutation(n)  # spread the newest transitions over the minibatches
         return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch)
 
