@@ -90,7 +90,10 @@ class FrameRing:
         return f.reshape(len(cols[0]), -1)
 
     def latest(self, stream: int = 0) -> np.ndarray:
-        """The state ending at ``stream``'s newest frame, shape ``[1, input_dim]``."""
+        """The state ending at ``stream``'s newest frame, shape ``[1, input_dim]`` (a new array)."""
+        if self.nframes == 1 and not self.difference:  # the state is the frame: a copy, without stack's gather
+            i = self.last[stream]
+            return self.frames[i : i + 1].reshape(1, -1).copy()
         return self.stack(self.last[stream : stream + 1])
 
 

@@ -90,6 +90,23 @@ def test_stacking_never_reads_overwritten_history():
     np.testing.assert_array_equal(ring.latest(), [[3, 4, 5]])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_latest_single_frame_state_is_a_copy_of_each_streams_newest_frame(dtype):
+    ring = FrameRing(3, (2, 2), dtype=dtype, streams=2)  # 2x2 frames are flattened like stacked ones
+    ring.push(np.full((2, 2), 1, dtype), first=True, stream=0)
+    ring.push(np.array([[2, 3], [4, 5]], dtype), first=True, stream=1)
+    ring.push(np.full((2, 2), 6, dtype), first=False, stream=0)
+    newest0, newest1 = ring.latest(0), ring.latest(1)
+    np.testing.assert_array_equal(newest0, [[6, 6, 6, 6]])
+    np.testing.assert_array_equal(newest1, [[2, 3, 4, 5]])
+    assert newest1.dtype == dtype and newest1.shape == (1, 4)
+    np.testing.assert_array_equal(newest1, ring.stack(ring.last[1:2]))  # what the general path returns
+    for _ in range(2):  # slots 0 and 1: the second overwrites stream 1's frame (capacity 3)
+        ring.push(np.full((2, 2), 9, dtype), first=False, stream=0)
+    assert ring.last[0] == 1
+    np.testing.assert_array_equal(newest1, [[2, 3, 4, 5]])  # states handed out are not views of the ring
+
+
 def test_images_stay_uint8_and_storage_is_one_frame_per_step():
     mem = ReplayMemory(1000, (84, 84, 1), dtype=np.uint8, nframes=4)
     assert mem.frames.dtype == np.uint8

@@ -281,7 +281,7 @@ class Agent:
             self.begin_episode(obs[i], i)
         vector_steps = 0
         while True:
-            states = np.concatenate([h.latest() for h in histories])
+            states = histories[0].latest() if n == 1 else np.concatenate([h.latest() for h in histories])
             actions, values = self.act(states)
             obs, rewards, terminated, truncated, infos = envs.step(actions)
             done = terminated | truncated
@@ -302,7 +302,7 @@ class Agent:
             if step_callback is not None and vector_steps % callback_every == 0:
                 step_callback(self)
             stop = False
-            for i in np.flatnonzero(done):
+            for i in done.nonzero()[0]:
                 self.episode += 1
                 epsilon = getattr(self, "epsilon", float("nan"))  # the episode's own (PG has none)
                 extra = self.end_episode(i)  # DQN decays epsilon here; PG updates, so its loss joins this row
