@@ -76,6 +76,7 @@ DEFAULTS = {
     "quiet": False,
     "pong_reset": None,
     "dtype_policy": "float32",
+    "ema": None,
 }
 # What --resume and --play may change on a saved run; everything else comes from its config.json.
 RUNTIME_OPTIONS = (
@@ -160,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     opt("--learning_starts", type=int, help="Transitions in memory before the first update (default: -b)")
     opt("--optimizer", help="Optimizer the built-in networks compile (any Keras name)")
     opt("--loss", help="Loss the built-in Q-networks compile (any Keras name, e.g. huber)")
+    opt(
+        "--ema",
+        type=int,
+        metavar="STEPS",
+        help="DQN/D2QN: act greedily (evaluation, --play, best.keras) with an exponential moving average of the "
+        "Q-network's weights over about this many env steps (default: the online network)",
+    )
     opt("--clipnorm", type=float, help="Clip the global gradient norm (SB3's max_grad_norm; default: no clipping)")
     opt("--checkpoint_every", type=int, help="Env steps between checkpoints")
     opt("--save_memory", action="store_true", help="Include the replay memory in checkpoints")
@@ -241,7 +249,8 @@ def validate(cfg: dict) -> None:
         "checkpoint_every",
         "concurrency",
     )
-    for key in positive + ("steps", "episodes", "exploration_steps", "target_update", "eval_episodes", "eval_every"):
+    optional = ("steps", "episodes", "exploration_steps", "target_update", "eval_episodes", "eval_every", "ema")
+    for key in positive + optional:
         if cfg[key] is not None and cfg[key] <= 0:
             raise UsageError(f"{key} must be positive, got {cfg[key]}")
     if cfg["learning_rate"] <= 0:
@@ -250,6 +259,8 @@ def validate(cfg: dict) -> None:
         raise UsageError(f"max_mem ({cfg['max_mem']}) must be at least the batch size ({cfg['batch_size']})")
     if cfg["agent"] != "pg" and cfg["update_size"] < cfg["batch_size"]:
         raise UsageError(f"update_size ({cfg['update_size']}) must be at least the batch size ({cfg['batch_size']})")
+    if cfg["agent"] == "pg" and cfg["ema"] is not None:
+        raise UsageError("--ema applies to -a dqn and -a ddqn, not -a pg")
     if cfg["agent"] == "pg" and cfg["net"] not in PG_NETWORKS:
         raise UsageError(f"-a pg needs a policy network: {', '.join(PG_NETWORKS)} (got {cfg['net']})")
     if cfg["agent"] != "pg" and cfg["net"] in PG_NETWORKS:
@@ -359,6 +370,7 @@ def build_agent(cfg: dict, make_env):
         epsilon_decay_steps=cfg["exploration_steps"],
         target_update_freq=cfg["target_update"],
         learning_starts=cfg["learning_starts"],
+        ema_steps=cfg["ema"],
         loss=cfg["loss"],
         **common,
     )
@@ -589,14 +601,18 @@ def saved_config(run_dir: str, overrides: dict) -> dict:
 
 
 def play(cfg: dict, model_path: str) -> int:
-    """Greedy episodes with a saved agent; no training, nothing written."""
+    """Greedy episodes with a saved agent (a checkpoint folder or a ``.keras`` file); no training, nothing written."""
     import numpy as np
 
     from kerlym import runs
 
     with native_stderr_silenced():
         agent = build_agent(cfg, make_env_factory(cfg))
-        agent.model.set_weights(runs.load_model(model_path).get_weights())
+        weights = runs.greedy_weights(model_path)
+        try:
+            agent.greedy_model.set_weights(weights)
+        except ValueError as e:
+            raise runs.CheckpointError(f"{model_path} does not match this agent's network: {first_line(e)}") from None
     returns = agent.evaluate(cfg["eval_episodes"])
     agent.close()
     for i, r in enumerate(returns):
@@ -644,7 +660,7 @@ def main(argv=None) -> int:
             validate(cfg)
             check_env(cfg, make_env_factory(cfg))
             if args.play:
-                return play(cfg, checkpoint if args.best else os.path.join(checkpoint, runs.MODEL))
+                return play(cfg, checkpoint)
             return train(cfg, saved_dir, checkpoint)
         cfg = resolve_config(args)
         validate(cfg)

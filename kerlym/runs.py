@@ -140,6 +140,27 @@ def restore_checkpoint(path: str, agent) -> None:
         raise CheckpointError(f"checkpoint {path} is corrupt or does not match this agent: {e}") from None
 
 
+def greedy_weights(path: str) -> list:
+    """The weights of the network a saved agent acts greedily with.
+
+    ``path`` is a ``.keras`` file (``best.keras``) or a checkpoint folder; a
+    checkpoint of an agent with a weight average (``--ema``) gives the average,
+    otherwise its ``model.keras``.
+    """
+    import numpy as np
+
+    if os.path.isdir(path):
+        try:
+            with np.load(os.path.join(path, ARRAYS)) as npz:  # loads only the arrays asked for
+                keys = sorted((k for k in npz.files if k.startswith("ema/")), key=lambda k: int(k[4:]))
+                if keys:
+                    return [npz[k] for k in keys]
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path} is corrupt: {e}") from None
+        path = os.path.join(path, MODEL)
+    return load_model(path).get_weights()
+
+
 def record_evaluation(run_dir: str, agent, mean: float, std: float) -> bool:
     """Append an evaluation to ``evaluations.csv``; save ``best.keras`` if its mean is the best yet."""
     path = os.path.join(run_dir, EVALUATIONS)
@@ -156,7 +177,7 @@ def record_evaluation(run_dir: str, agent, mean: float, std: float) -> bool:
     if mean <= best_before:
         return False
     tmp = os.path.join(run_dir, f".tmp-{os.getpid()}-{BEST}")
-    agent.model.save(tmp)
+    agent.greedy_model.save(tmp)
     os.replace(tmp, os.path.join(run_dir, BEST))
     return True
 

@@ -185,6 +185,29 @@ def test_play_evaluates_a_saved_run(tmp_path):
     assert out.stdout.count(" * Episode") == 2 and "mean reward" in out.stdout
 
 
+def test_play_and_best_model_use_the_weight_average(tmp_path):
+    import keras
+    import numpy as np
+
+    from kerlym import runs
+
+    args = ("--steps", "1500", "--ema", "1000", "--eval_every", "1500", "--eval_episodes", "1")
+    out = kerlym(*FAST, *args, "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    checkpoint = os.path.join(run, "checkpoints", "step-0000001500")
+    with np.load(os.path.join(checkpoint, "arrays.npz")) as npz:
+        average = [npz[f"ema/{i}"] for i in range(6)]  # zoo_mlp: three kernels and three biases
+    online = keras.saving.load_model(os.path.join(checkpoint, "model.keras"), compile=False).get_weights()
+    assert not np.allclose(average[0], online[0])  # two updates (1024, 1280): the average lags the online weights
+    for got, want in zip(runs.greedy_weights(checkpoint), average, strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(runs.greedy_weights(os.path.join(run, "best.keras")), average, strict=True):
+        np.testing.assert_array_equal(got, want)  # evaluated, and saved, at step 1500: the average
+    played = kerlym("--play", run, "--eval_episodes", "1")
+    assert played.returncode == 0 and "mean reward" in played.stdout, played.stderr
+
+
 def _corrupt_run(tmp_path):
     assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path / "runs")).returncode == 0
     run = only_run(tmp_path / "runs")
@@ -212,6 +235,8 @@ BAD_INPUTS = {
     "concurrency": (["-c", "0"], "concurrency must be positive, got 0"),
     "dtype policy": (["--dtype_policy", "float16"], "unknown dtype policy 'float16'; choose one of: float32, mixed_"),
     "replay": (["--replay", "fifo"], "unknown replay 'fifo'; choose one of: newest, uniform"),
+    "ema": (["--ema", "0"], "ema must be positive, got 0"),
+    "ema with pg": (["-a", "pg", "--ema", "100"], "--ema applies to -a dqn and -a ddqn, not -a pg"),
 }
 
 

@@ -1,5 +1,6 @@
 """TD targets, double Q-learning and the compiled update, checked against hand-computed numbers."""
 
+import json
 from copy import deepcopy
 
 import keras
@@ -245,3 +246,86 @@ def test_each_episode_row_reports_the_epsilon_it_ran_with():
     agent.learn(max_episodes=3)
     assert [row["epsilon"] for row in agent.episodes] == [0.5, 0.25, 0.125]
     assert agent.epsilon == 0.0625  # decayed after the third episode, for the fourth
+
+
+def test_weight_average_by_hand_and_greedy_actions_come_from_it():
+    agent = make_agent(DQN, epsilon=0.0, ema_steps=500)
+    w1, w2, w3 = (np.full((4, 2), v, np.float32) for v in (1.0, 3.0, -2.0))
+    w1[:, 1] = 2.0  # action 1 greedy under w1
+    state = np.ones((1, 4), np.float32)
+    np.testing.assert_allclose(agent.act(state, explore=False)[1], agent.act(state)[1])  # no update yet: equal
+
+    agent.total_steps = 100
+    agent.model.set_weights([w1])
+    agent.average_weights()  # the first move copies
+    agent.total_steps = 200
+    agent.model.set_weights([w2])
+    agent.average_weights()  # 100 steps later
+    agent.total_steps = 500
+    agent.model.set_weights([w3])
+    agent.average_weights()  # 300 steps later
+    k1, k2 = np.exp(-100 / 500), np.exp(-300 / 500)
+    expected = k2 * (k1 * w1 + (1 - k1) * w2) + (1 - k2) * w3
+    np.testing.assert_allclose(agent._ema[0], expected, rtol=1e-6)
+
+    greedy_actions, greedy_q = agent.act(state, explore=False)
+    np.testing.assert_allclose(greedy_q, state @ expected, rtol=1e-5)
+    assert greedy_actions.tolist() == [int(np.argmax(state @ expected))]
+    _, online_q = agent.act(state)  # training acts with the online network (epsilon 0: greedy)
+    np.testing.assert_allclose(online_q, state @ w3, rtol=1e-5)
+    np.testing.assert_allclose(agent.greedy_model.get_weights()[0], expected, rtol=1e-6)
+
+
+def test_every_update_moves_the_average_by_the_steps_since_the_last():
+    kw = dict(update_freq=50, update_nsamp=64, batch_size=32, learning_starts=100, ema_steps=300)
+    agent = D2QN("CartPole-v1", seed=0, **kw)
+    after_update = []
+    update = agent.compiled.update
+
+    def recording_update(*batches):
+        losses = update(*batches)
+        after_update.append((agent.total_steps, [w.copy() for w in agent.model.get_weights()]))
+        return losses
+
+    agent.compiled.update = recording_update
+    agent.learn(max_steps=400)
+    assert [step for step, _ in after_update] == [100, 150, 200, 250, 300, 350, 400]
+    expected = after_update[0][1]
+    keep = np.exp(-50 / 300)  # every update comes 50 steps after the one before
+    for _, weights in after_update[1:]:
+        expected = [keep * e + (1 - keep) * w for e, w in zip(expected, weights)]
+    for got, want in zip(agent._ema, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(agent._ema[0], agent.model.get_weights()[0])
+
+
+def test_weight_average_survives_get_and_set_state_and_save(tmp_path):
+    agent = make_agent(DQN, ema_steps=200)
+    agent.model.set_weights([np.full((4, 2), 2.0, np.float32)])
+    agent.total_steps = 50
+    agent.average_weights()
+    agent.model.set_weights([np.full((4, 2), -1.0, np.float32)])
+    agent.total_steps = 250
+    agent.average_weights()
+    meta, arrays = agent.get_state()
+    assert meta["ema_step"] == 250
+
+    restored = make_agent(DQN, ema_steps=200)
+    restored.model.set_weights(agent.model.get_weights())
+    restored.set_state(json.loads(json.dumps(meta)), arrays)
+    state = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)
+    np.testing.assert_allclose(restored.act(state, explore=False)[1], agent.act(state, explore=False)[1])
+    restored.model.set_weights([np.zeros((4, 2), np.float32)])
+    restored.total_steps = 450
+    restored.average_weights()  # continues from the saved step: 200 steps later
+    keep = np.exp(-200 / 200)
+    np.testing.assert_allclose(restored._ema[0], keep * agent._ema[0], rtol=1e-6)
+
+    agent.save(str(tmp_path / "greedy.keras"))  # the network greedy actions come from
+    saved = keras.saving.load_model(str(tmp_path / "greedy.keras"), compile=False)
+    np.testing.assert_allclose(saved.get_weights()[0], agent._ema[0])
+
+
+def test_ema_steps_must_be_positive():
+    with pytest.raises(ValueError, match="ema_steps must be positive, got 0"):
+        make_agent(DQN, ema_steps=0)

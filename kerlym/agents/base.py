@@ -399,6 +399,11 @@ class Agent:
         """Ask :meth:`learn` to return after the current step (safe from a signal handler)."""
         self._stop = True
 
+    @property
+    def greedy_model(self):
+        """The network greedy actions (``explore=False``) come from; agents with a weight average override it."""
+        return self.model
+
     def save(self, path: str) -> None:
-        """Save the model as a ``.keras`` file."""
-        self.model.save(path)
+        """Save the network greedy actions come from (:attr:`greedy_model`) as a ``.keras`` file."""
+        self.greedy_model.save(path)

@@ -13,11 +13,17 @@ The update scheme is the original KeRLym's, in today's terms:
 * the target network is synced every ``target_update_freq`` env steps.  The
   original alternated its two networks after each update; the default
   (``target_update_freq = update_freq``) is the same: targets come from the
-  weights as they were before the current update.
+  weights as they were before the current update;
+* with ``ema_steps``, greedy actions (evaluation, ``--play``, saved models)
+  come from an exponential moving average of the online network's weights,
+  updated after every update; training still acts and learns with the online
+  network. A DQN's greedy policy can swing between good and poor from one
+  update to the next; the average over the last few thousand steps swings less.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -73,6 +79,10 @@ class DQN(Agent):
             over this many env steps instead (per-step, as SB3 does).
         target_update_freq: env steps between target syncs (default ``update_freq``).
         learning_starts: env steps before the first update (default ``batch_size``).
+        ema_steps: if given, greedy actions come from an exponential moving average of the
+            online weights with this time constant in env steps: after each update the average
+            moves toward the new weights by ``1 - exp(-steps since the last update / ema_steps)``
+            (the first update sets it). ``None``: greedy actions use the online network.
         enable_plots: accepted for compatibility; plotting is done by the CLI.
         **factory_kwargs: passed to the model factory (e.g. ``optimizer="adam"``).
     """
@@ -105,8 +115,11 @@ class DQN(Agent):
         target_update_freq: int | None = None,
         learning_starts: int | None = None,
         replay: str = "newest",
+        ema_steps: int | None = None,
         **factory_kwargs,
     ):
+        if ema_steps is not None and ema_steps <= 0:
+            raise ValueError(f"ema_steps must be positive, got {ema_steps}")
         if replay not in REPLAY_MODES:
             raise ValueError(f"replay must be one of {', '.join(REPLAY_MODES)}, got {replay!r}")
         for label, value in (("batch_size", batch_size), ("update_freq", update_freq), ("max_memory", max_memory)):
@@ -147,6 +160,15 @@ class DQN(Agent):
         self.target_model = self.build_model()
         self.compiled = Compiled(self.model, self.q_loss, target=self.target_model, target_input=self.target_input)
         self.compiled.sync_target()
+        self.ema_steps = ema_steps
+        self.ema_model = self.greedy_compiled = None
+        self._ema: list[np.ndarray] | None = None  # the averaged weights; None until the first update
+        self._ema_step = 0  # total_steps at the average's last move
+        self._ema_stale = False  # _ema has moved since it was copied into ema_model
+        if ema_steps is not None:
+            self.ema_model = self.build_model()
+            self.ema_model.set_weights(self.model.get_weights())
+            self.greedy_compiled = Compiled(self.ema_model, self.q_loss)  # only its act is used
 
     # -- the maths ----------------------------------------------------------
     def next_state_value(self, online, target, next_states):
@@ -165,7 +187,10 @@ class DQN(Agent):
     # -- acting and learning ------------------------------------------------
     def act(self, states, explore=True):
         if not explore:
-            return self.compiled.act(states)
+            if self.ema_model is None:
+                return self.compiled.act(states)
+            self._sync_ema_model()
+            return self.greedy_compiled.act(states)
         n = len(states)
         random = self.rng.random(n) < self.epsilon
         actions = self.rng.integers(self.num_actions, size=n)
@@ -206,13 +231,44 @@ class DQN(Agent):
         losses = self.compiled.update(*self.sample_update())
         self.updates += 1
         self._losses.extend(losses.tolist())
+        if self.ema_steps is not None:
+            self.average_weights()
         return losses
 
+    def average_weights(self) -> None:
+        """Move the weight average toward the online weights (``ema_steps``); the first call copies them."""
+        weights = [np.array(w, dtype=np.float32) for w in self.model.get_weights()]
+        if self._ema is None:
+            self._ema = weights
+        else:
+            keep = math.exp(-(self.total_steps - self._ema_step) / self.ema_steps)
+            for average, w in zip(self._ema, weights):
+                average *= keep
+                average += (1.0 - keep) * w
+        self._ema_step = self.total_steps
+        self._ema_stale = True
+
+    @property
+    def greedy_model(self):
+        """The network greedy actions come from: the weight average with ``ema_steps``, else the online network."""
+        if self.ema_model is None:
+            return self.model
+        self._sync_ema_model()
+        return self.ema_model
+
+    def _sync_ema_model(self) -> None:
+        if self._ema_stale:  # copied only when greedy actions are wanted, not after every update
+            self.ema_model.set_weights(self._ema)
+            self._ema_stale = False
+
     def get_state(self, include_memory: bool = False):
-        """Adds the target network and, if asked, the replay memory to the base state."""
+        """Adds the target network, the weight average and, if asked, the replay memory to the base state."""
         meta, arrays = super().get_state()
         for i, v in enumerate(self.target_model.variables):
             arrays[f"target/{i}"] = np.asarray(v.numpy())
+        if self._ema is not None:
+            meta["ema_step"] = self._ema_step
+            arrays.update({f"ema/{i}": w for i, w in enumerate(self._ema)})
         if include_memory:
             meta["memory"], memory = self.memory.state_dict()
             arrays.update({f"memory/{k}": v for k, v in memory.items()})
@@ -222,6 +278,14 @@ class DQN(Agent):
         super().set_state(meta, arrays)
         for i, v in enumerate(self.target_model.variables):
             v.assign(arrays[f"target/{i}"])
+        if self.ema_model is not None:
+            if "ema_step" in meta:
+                self._ema = [np.array(arrays[f"ema/{i}"], dtype=np.float32) for i in range(len(self.model.weights))]
+                self._ema_step = int(meta["ema_step"])
+            else:  # saved before the first update: the average starts at the online weights
+                self._ema = None
+                self.ema_model.set_weights(self.model.get_weights())
+            self._ema_stale = self._ema is not None
         if "memory" in meta:
             prefix = "memory/"
             memory = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
