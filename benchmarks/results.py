@@ -62,7 +62,8 @@ SB3_ZOO = {
     "LunarLander-v3": _ZOO_ACROBOT,
 }  # fmt: skip
 TABLE = [(env, agent) for env in RL_ZOO for agent in ("dqn", "ddqn")] + [("CartPole-v1", "pg"), ("Acrobot-v1", "pg")]
-FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "eval_mean", "eval_std", "wall_s", "sampled_mean"]
+FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "eval_mean", "eval_std", "wall_s"]
+FIELDS += ["sampled_mean", "online_mean"]  # PG sampling from its policy; with --ema, the online network
 GRID = 50  # points on each learning curve
 
 
@@ -79,6 +80,7 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, flags: tupl
     returns = agent.evaluate(eval_episodes, seed=10_000 + seed)
     # A policy network's greedy (argmax) actions can fail where sampling from it succeeds: report both.
     sampled = agent.evaluate(eval_episodes, seed=10_000 + seed, explore=True) if agent_name == "pg" else None
+    online = evaluate_online(agent, eval_episodes, seed=10_000 + seed)
     steps = np.array([r["total_steps"] for r in rows])
     grid, curve = learning_curve(steps, np.array([r["reward"] for r in rows]), cfg["steps"])
     row = {
@@ -92,13 +94,30 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, flags: tupl
         "eval_std": float(returns.std()),
         "wall_s": round(wall, 1),
         "sampled_mean": "" if sampled is None else float(sampled.mean()),
+        "online_mean": "" if online is None else float(online.mean()),
     }
     also = "" if sampled is None else f" (sampling from the policy: {sampled.mean():.1f})"
+    also += "" if online is None else f" (online network: {online.mean():.1f})"
     print(
         f"  {env_id} {agent_name} seed {seed}: eval {returns.mean():.1f} ± {returns.std():.1f}{also} in {wall:.0f} s",
         flush=True,
     )
     return row, grid, curve
+
+
+def evaluate_online(agent, episodes: int, seed: int):
+    """With a weight average (``--ema``), the same greedy evaluation of the online network, the last weights trained.
+
+    ``None`` for agents that act greedily with the online network anyway.
+    """
+    if getattr(agent, "ema_model", None) is None:
+        return None
+    average = agent.greedy_model.get_weights()
+    agent.ema_model.set_weights(agent.model.get_weights())
+    try:
+        return agent.evaluate(episodes, seed=seed)
+    finally:
+        agent.ema_model.set_weights(average)
 
 
 def run_sb3(env_id: str, seed: int, eval_episodes: int):
@@ -239,9 +258,10 @@ def summary(rows: list[dict]) -> str:
         )
         steps = int(float(rs[0]["steps"]))
         score = f"{means.mean():.1f} ± {means.std():.1f}"
-        sampled = [float(r["sampled_mean"]) for r in rs if r.get("sampled_mean") not in (None, "")]
-        if sampled:
-            score += f" (sampling: {np.mean(sampled):.1f} ± {np.std(sampled):.1f})"
+        for column, label in (("sampled_mean", "sampling"), ("online_mean", "online network")):
+            also = [float(r[column]) for r in rs if r.get(column) not in (None, "")]
+            if also:
+                score += f" ({label}: {np.mean(also):.1f} ± {np.std(also):.1f})"
         lines.append(
             f"| {env} | {agent} | {score} | {len(rs)} | {zoo_text} | "
             f"{steps // 1000}k | {verdict} | {wall:.0f} s ({backend}) |"
