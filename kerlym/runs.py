@@ -155,8 +155,8 @@ def greedy_weights(path: str) -> list:
                 keys = sorted((k for k in npz.files if k.startswith("ema/")), key=lambda k: int(k[4:]))
                 if keys:
                     return [npz[k] for k in keys]
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {path} is corrupt: {e}") from None
+        except Exception as e:  # a truncated or overwritten file: BadZipFile, OSError, ValueError, ...
+            raise CheckpointError(f"checkpoint {path} is corrupt: {first_line(e)}") from None
         path = os.path.join(path, MODEL)
     return load_model(path).get_weights()
 

@@ -208,6 +208,16 @@ def test_play_and_best_model_use_the_weight_average(tmp_path):
     assert played.returncode == 0 and "mean reward" in played.stdout, played.stderr
 
 
+def test_play_with_corrupt_arrays_is_one_line_and_exit_2(tmp_path):
+    assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
+    arrays = os.path.join(only_run(tmp_path), "checkpoints", "step-0000000300", "arrays.npz")
+    with open(arrays, "wb") as f:
+        f.write(b"truncated")
+    out = kerlym("--play", only_run(tmp_path), "--eval_episodes", "1")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("kerlym: error: checkpoint") and "is corrupt" in out.stderr
+
+
 def _corrupt_run(tmp_path):
     assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path / "runs")).returncode == 0
     run = only_run(tmp_path / "runs")

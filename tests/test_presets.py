@@ -18,6 +18,7 @@ def test_preset_loads_and_runs(env_id, agent_name):
     if agent_name != "pg":
         assert agent.updates >= 1 or cfg["learning_starts"] > 300
         assert agent.replay == cfg["replay"]  # e.g. "uniform" for LunarLander-v3 -a dqn
+        assert agent.ema_steps == cfg["ema"]  # 5000 for the classic-control tasks
 
 
 def test_flags_override_the_preset():
