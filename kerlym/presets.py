@@ -11,11 +11,11 @@ tasks learned worse with it than with ``simple_dnn`` (benchmarks/README.md).
 On top of the RL Zoo's settings, the classic-control DQN/D2QN presets act
 greedily with an exponential moving average of the Q-network's weights over
 about 5000 env steps (``--ema 5000``); training is unchanged. One value for
-every env: greedy evaluation after the budget, JAX, mean over seeds, final
-online network -> average (CartPole seeds 0-19, the others 0-9):
-CartPole DQN 387.5 -> 496.0, D2QN 396.1 -> 466-ish (see benchmarks/README.md),
-MountainCar DQN -120.1 -> -108.4, D2QN -120.3 -> -111.0, Acrobot D2QN
--72.2 -> -71.4, LunarLander DQN 152.7 -> 231.2.
+every env and agent. Greedy evaluation after the budget, seeds 0-9 (the
+README's results table), final online network -> average: CartPole DQN
+406.8 -> 494.1, D2QN 478.9 -> 485.3; MountainCar DQN -120.1 -> -108.4, D2QN
+-120.4 -> -110.9; Acrobot DQN -73.9 -> -73.7, D2QN -72.2 -> -71.4;
+LunarLander DQN 157.0 -> 229.4, D2QN 164.9 -> 229.8.
 """
 
 from __future__ import annotations
