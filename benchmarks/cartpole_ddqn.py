@@ -54,7 +54,7 @@ def run_seed(agent_name: str, seed: int, steps: int, every: int, episodes: int) 
         eval_seconds += time.perf_counter() - t
         curve[a.total_steps] = (float(returns.mean()), float(returns.std()))
         if returns.mean() >= best["mean"]:  # ties go to the later checkpoint
-            best.update(mean=returns.mean(), step=a.total_steps, weights=a.model.get_weights())
+            best.update(mean=returns.mean(), step=a.total_steps, weights=a.greedy_model.get_weights())
         print(
             f"  seed {seed}  step {a.total_steps:6d}  validation {returns.mean():6.1f} ± {returns.std():5.1f}",
             flush=True,
@@ -69,7 +69,7 @@ def run_seed(agent_name: str, seed: int, steps: int, every: int, episodes: int) 
     train_seconds = time.perf_counter() - start - eval_seconds
     checkpoint(agent)
     final = agent.evaluate(episodes, seed=TEST_SEED + seed)
-    agent.model.set_weights(best["weights"])
+    agent.greedy_model.set_weights(best["weights"])  # the average with --ema, else the online network
     at_best = agent.evaluate(episodes, seed=TEST_SEED + seed)
     agent.close()
     return {

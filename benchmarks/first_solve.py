@@ -11,7 +11,8 @@ speed.py's, which draws nothing from the agent's RNG), and prints the first step
 the mean reached 475, and the greedy mean after the last step. Counting steps rather
 than seconds, it can run beside other jobs. Variants:
 
-* ``ddqn``, ``dqn``: the presets as they are.
+* ``ddqn``, ``dqn``: the presets as they are (since 2026-11-30 their greedy checks play the weight
+  average, ``--ema 5000``; the figures in benchmarks/README.md are from before).
 * ``ddqn-clip``, ``dqn-clip``: with ``--clipnorm 10``, SB3's ``max_grad_norm``.
 * ``ddqn-no-newest``, ``dqn-no-newest``: each update samples all its minibatches uniformly from
   replay, as SB3 does, instead of always including the newest ``update_freq`` transitions

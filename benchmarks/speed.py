@@ -21,8 +21,9 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
 * cartpole: kerlym D2QN built exactly as ``kerlym -e CartPole-v1 -a ddqn --preset --seed S`` vs SB3 DQN
   with the RL Zoo CartPole-v1 hyperparameters, ``--cartpole-steps`` each, for every ``--seeds``. seconds =
   wall-clock of ``learn`` (kerlym's tracing/compiling included; building and evaluation excluded); eval =
-  mean return of ``--eval-episodes`` greedy episodes (seeds 10000+S, ...) after the last step; ratio =
-  SB3 s / kerlym s. Solve checks: every ``--check-every`` steps (0: none) both systems play
+  mean return of ``--eval-episodes`` greedy episodes (seeds 10000+S, ...) after the last step (kerlym's
+  greedy actions come from the preset's weight average, ``--ema``, in the evaluation and every check);
+  ratio = SB3 s / kerlym s. Solve checks: every ``--check-every`` steps (0: none) both systems play
   ``--eval-episodes`` greedy episodes; "solved at" is the first check whose mean reaches 475 and
   "solve s" the training seconds up to it. The clock is paused during checks, so they leave seconds
   alone but lengthen the run's wall time. The summary lines give each system's median time to solve

@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="STEPS",
         help="DQN/D2QN: act greedily (evaluation, --play, best.keras) with an exponential moving average of the "
-        "Q-network's weights over about this many env steps (default: the online network)",
+        "Q-network's weights over about this many env steps (default, and 0: the online network)",
     )
     opt("--clipnorm", type=float, help="Clip the global gradient norm (SB3's max_grad_norm; default: no clipping)")
     opt("--checkpoint_every", type=int, help="Env steps between checkpoints")
@@ -208,6 +208,8 @@ def resolve_config(args: argparse.Namespace) -> dict:
         except KeyError as e:
             raise UsageError(e.args[0]) from None
     cfg.update(given)
+    if cfg["ema"] == 0:  # --ema 0 turns a preset's weight average off
+        cfg["ema"] = None
     if cfg["net"] is None:
         cfg["net"] = default_net(cfg["agent"])
     return cfg

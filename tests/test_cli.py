@@ -185,10 +185,11 @@ def test_play_evaluates_a_saved_run(tmp_path):
     assert out.stdout.count(" * Episode") == 2 and "mean reward" in out.stdout
 
 
-def test_play_and_best_model_use_the_weight_average(tmp_path):
+def test_play_and_best_model_use_the_weight_average(tmp_path, monkeypatch):
     import keras
     import numpy as np
 
+    from kerlym import main as cli
     from kerlym import runs
 
     args = ("--steps", "1500", "--ema", "1000", "--eval_every", "1500", "--eval_episodes", "1")
@@ -206,6 +207,17 @@ def test_play_and_best_model_use_the_weight_average(tmp_path):
         np.testing.assert_array_equal(got, want)  # evaluated, and saved, at step 1500: the average
     played = kerlym("--play", run, "--eval_episodes", "1")
     assert played.returncode == 0 and "mean reward" in played.stdout, played.stderr
+    # The weights --play evaluates with are the average's, not the online network's.
+    evaluated = []
+
+    def evaluate(agent, episodes, **kwargs):
+        evaluated.append(agent.greedy_model.get_weights())
+        return [0.0]
+
+    monkeypatch.setattr(dqn.DQN, "evaluate", evaluate)
+    assert cli.play(cli.saved_config(run, {"eval_episodes": 1}), checkpoint) == 0
+    for got, want in zip(evaluated[0], average, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_play_with_corrupt_arrays_is_one_line_and_exit_2(tmp_path):
@@ -245,7 +257,7 @@ BAD_INPUTS = {
     "concurrency": (["-c", "0"], "concurrency must be positive, got 0"),
     "dtype policy": (["--dtype_policy", "float16"], "unknown dtype policy 'float16'; choose one of: float32, mixed_"),
     "replay": (["--replay", "fifo"], "unknown replay 'fifo'; choose one of: newest, uniform"),
-    "ema": (["--ema", "0"], "ema must be positive, got 0"),
+    "ema": (["--ema", "-5"], "ema must be positive, got -5"),
     "ema with pg": (["-a", "pg", "--ema", "100"], "--ema applies to -a dqn and -a ddqn, not -a pg"),
 }
 

@@ -276,9 +276,8 @@ def test_weight_average_by_hand_and_greedy_actions_come_from_it():
     np.testing.assert_allclose(agent.greedy_model.get_weights()[0], expected, rtol=1e-6)
 
 
-def test_every_update_moves_the_average_by_the_steps_since_the_last():
-    kw = dict(update_freq=50, update_nsamp=64, batch_size=32, learning_starts=100, ema_steps=300)
-    agent = D2QN("CartPole-v1", seed=0, **kw)
+def record_updates(agent):
+    """A list that gets (total_steps, the online weights) after each of the agent's compiled updates."""
     after_update = []
     update = agent.compiled.update
 
@@ -288,6 +287,13 @@ def test_every_update_moves_the_average_by_the_steps_since_the_last():
         return losses
 
     agent.compiled.update = recording_update
+    return after_update
+
+
+def test_every_update_moves_the_average_by_the_steps_since_the_last():
+    kw = dict(update_freq=50, update_nsamp=64, batch_size=32, learning_starts=100, ema_steps=300)
+    agent = D2QN("CartPole-v1", seed=0, **kw)
+    after_update = record_updates(agent)
     agent.learn(max_steps=400)
     assert [step for step, _ in after_update] == [100, 150, 200, 250, 300, 350, 400]
     expected = after_update[0][1]
@@ -326,6 +332,25 @@ def test_weight_average_survives_get_and_set_state_and_save(tmp_path):
     np.testing.assert_allclose(saved.get_weights()[0], agent._ema[0])
 
 
-def test_ema_steps_must_be_positive():
-    with pytest.raises(ValueError, match="ema_steps must be positive, got 0"):
-        make_agent(DQN, ema_steps=0)
+def test_with_several_updates_per_step_each_moves_the_average_by_its_own_steps():
+    # 4 env copies, an update every 2 steps: each step of the 4 copies crosses two multiples of 2.
+    kw = dict(update_freq=2, update_nsamp=64, batch_size=32, learning_starts=40, ema_steps=30, concurrency=4)
+    agent = DQN("CartPole-v1", seed=0, **kw)
+    after_update = record_updates(agent)
+    agent.learn(max_steps=60)
+    assert [step for step, _ in after_update] == [40, 40, 44, 44, 48, 48, 52, 52, 56, 56, 60, 60]
+    # The first update (for step 38, run once 40 transitions are held) copies; every later one
+    # belongs to a step 2 after the one before, even when two run after the same env step.
+    expected = after_update[0][1]
+    keep = np.exp(-2 / 30)
+    for _, weights in after_update[1:]:
+        expected = [keep * e + (1 - keep) * w for e, w in zip(expected, weights)]
+    for got, want in zip(agent._ema, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert agent._ema_step == 60
+
+
+@pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf")])
+def test_ema_steps_must_be_positive_and_finite(bad):
+    with pytest.raises(ValueError, match="ema_steps must be positive and finite"):
+        make_agent(DQN, ema_steps=bad)

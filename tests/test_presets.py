@@ -18,7 +18,17 @@ def test_preset_loads_and_runs(env_id, agent_name):
     if agent_name != "pg":
         assert agent.updates >= 1 or cfg["learning_starts"] > 300
         assert agent.replay == cfg["replay"]  # e.g. "uniform" for LunarLander-v3 -a dqn
-        assert agent.ema_steps == cfg["ema"]  # 5000 for the classic-control tasks
+        assert agent.ema_steps == cfg["ema"]
+        # The classic-control DQN/D2QN presets act greedily with the weight average; Pong's do not.
+        assert agent.ema_steps == (None if "NoFrameskip" in env_id else presets.EMA_STEPS)
+
+
+def test_ema_0_turns_the_presets_average_off():
+    parse = build_parser().parse_args
+    assert resolve_config(parse(["-e", "CartPole-v1", "-a", "ddqn", "--preset"]))["ema"] == 5000
+    cfg = resolve_config(parse(["-e", "CartPole-v1", "-a", "ddqn", "--preset", "--ema", "0"]))
+    validate(cfg)
+    assert cfg["ema"] is None
 
 
 def test_flags_override_the_preset():

@@ -118,8 +118,8 @@ class DQN(Agent):
         ema_steps: int | None = None,
         **factory_kwargs,
     ):
-        if ema_steps is not None and ema_steps <= 0:
-            raise ValueError(f"ema_steps must be positive, got {ema_steps}")
+        if ema_steps is not None and not (math.isfinite(ema_steps) and ema_steps > 0):
+            raise ValueError(f"ema_steps must be positive and finite, got {ema_steps}")
         if replay not in REPLAY_MODES:
             raise ValueError(f"replay must be one of {', '.join(REPLAY_MODES)}, got {replay!r}")
         for label, value in (("batch_size", batch_size), ("update_freq", update_freq), ("max_memory", max_memory)):
@@ -212,8 +212,9 @@ class DQN(Agent):
         # Counting transitions held (not steps taken) makes a run resumed without
         # its replay memory refill it before training again.
         if len(self.memory) >= self.learning_starts:
-            for _ in range(t // self.update_freq - steps_before // self.update_freq):
-                self.update()
+            # One update per multiple of update_freq crossed; with -c N a step can cross several.
+            for k in range(steps_before // self.update_freq + 1, t // self.update_freq + 1):
+                self.update(step=k * self.update_freq)
         if t // self.target_update_freq > steps_before // self.target_update_freq:
             self.compiled.sync_target()
 
@@ -226,26 +227,35 @@ class DQN(Agent):
         order = self.rng.permutation(n)  # spread the newest transitions over the minibatches
         return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch)
 
-    def update(self) -> np.ndarray:
-        """One update: ``update_nsamp // batch_size`` gradient steps in one compiled call."""
+    def update(self, step: int | None = None) -> np.ndarray:
+        """One update: ``update_nsamp // batch_size`` gradient steps in one compiled call.
+
+        ``step``: the env step the update belongs to, which times the weight average
+        (default: ``total_steps``).
+        """
         losses = self.compiled.update(*self.sample_update())
         self.updates += 1
         self._losses.extend(losses.tolist())
         if self.ema_steps is not None:
-            self.average_weights()
+            self.average_weights(step)
         return losses
 
-    def average_weights(self) -> None:
-        """Move the weight average toward the online weights (``ema_steps``); the first call copies them."""
+    def average_weights(self, step: int | None = None) -> None:
+        """Move the weight average toward the online weights (``ema_steps``); the first call copies them.
+
+        The move is ``1 - exp(-(step - the last move's step) / ema_steps)``; ``step`` defaults to
+        ``total_steps``.
+        """
+        step = self.total_steps if step is None else step
         weights = [np.array(w, dtype=np.float32) for w in self.model.get_weights()]
         if self._ema is None:
             self._ema = weights
         else:
-            keep = math.exp(-(self.total_steps - self._ema_step) / self.ema_steps)
+            keep = math.exp(-max(step - self._ema_step, 0) / self.ema_steps)
             for average, w in zip(self._ema, weights):
                 average *= keep
                 average += (1.0 - keep) * w
-        self._ema_step = self.total_steps
+        self._ema_step = step
         self._ema_stale = True
 
     @property
