@@ -89,6 +89,8 @@ RUNTIME_OPTIONS = (
     "quiet",
     "eval_episodes",
     "eval_every",
+    "checkpoint_every",
+    "save_memory",
     "dtype_policy",  # weights are float32 under either policy
 )
 
@@ -589,6 +591,21 @@ def train(cfg: dict, run_dir: str, resume_from: str | None) -> int:
     return 0
 
 
+def check_fixed_settings(args: argparse.Namespace, cfg: dict) -> None:
+    """With --resume or --play, a setting the run fixed (not in RUNTIME_OPTIONS) may be repeated, not changed."""
+    flags = {a.dest: "/".join(a.option_strings) for a in build_parser()._actions}
+    for key, value in vars(args).items():
+        if value is None or key in RUNTIME_OPTIONS or key in ("resume", "play", "best"):
+            continue
+        same = value == cfg.get(key) or (key == "ema" and value == 0 and cfg.get(key) is None)  # 0: no average
+        if not same:
+            changeable = ", ".join(flags[k].split("/")[-1] for k in RUNTIME_OPTIONS)
+            raise UsageError(
+                f"{flags[key]} {value} differs from this run's {key} ({cfg.get(key)}); a saved run keeps its "
+                f"settings, except {changeable}"
+            )
+
+
 def saved_config(run_dir: str, overrides: dict) -> dict:
     """A saved run's settings (defaults for any it lacks), with ``overrides`` applied."""
     from kerlym import runs
@@ -656,6 +673,7 @@ def main(argv=None) -> int:
 
             overrides = {k: getattr(args, k) for k in RUNTIME_OPTIONS if getattr(args, k) is not None}
             cfg = saved_config(saved_dir, overrides)
+            check_fixed_settings(args, cfg)
             if args.best and not args.play:
                 raise UsageError("--best goes with --play")
             checkpoint = runs.best_model(saved_dir) if args.best else runs.latest_checkpoint(saved_dir)

@@ -154,6 +154,29 @@ def test_resume_may_change_the_dtype_policy(tmp_path):
         assert json.load(f)["dtype_policy"] == "mixed_bfloat16"
 
 
+def test_resume_refuses_a_changed_setting_and_accepts_a_repeated_one(tmp_path):
+    assert kerlym(*FAST, "--steps", "300", "--ema", "1000", "--outdir", str(tmp_path)).returncode == 0
+    run = only_run(tmp_path)
+    with open(os.path.join(run, "config.json")) as f:
+        before = f.read()
+    for flags, message in [
+        (["-r", "0.5"], "-r/--learning_rate 0.5 differs from this run's learning_rate (0.0023)"),
+        (["--ema", "0"], "--ema 0 differs from this run's ema (1000)"),
+        (["-a", "dqn"], "-a/--agent dqn differs from this run's agent (ddqn)"),
+    ]:
+        for mode in ("--resume", "--play"):
+            out = kerlym(mode, run, *flags)
+            assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+            assert out.stderr.startswith(f"kerlym: error: {message}; a saved run keeps its settings, except --steps")
+    with open(os.path.join(run, "config.json")) as f:
+        assert f.read() == before
+    assert checkpoint_step(run) == 300
+    # The run's own command line, repeated with --resume and a longer budget, continues it.
+    out = kerlym(*FAST, "--ema", "1000", "--outdir", str(tmp_path), "--resume", run, "--steps", "600")
+    assert out.returncode == 0, out.stderr
+    assert checkpoint_step(run) == 600
+
+
 def test_submit_writes_a_results_bundle(tmp_path):
     out = kerlym(*FAST, "--steps", "400", "-S", "--eval_episodes", "2", "--outdir", str(tmp_path))
     assert out.returncode == 0, out.stderr
