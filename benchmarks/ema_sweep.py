@@ -28,6 +28,26 @@ from kerlym.agents.dqn import DQN
 from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
 
 
+def attach_averages(agent, emas: list[int]) -> dict:
+    """After each of ``agent``'s updates, move one weight average per time constant as ``--ema`` does.
+
+    Returns ``{time constant: holder}``; a holder's ``_ema`` is its average (None before the first update).
+    """
+    # What DQN.average_weights reads and writes, once per time constant.
+    averages = {n: SimpleNamespace(model=agent.model, ema_steps=n, _ema=None, _ema_step=0, total_steps=0) for n in emas}
+    update = agent.update
+
+    def update_and_average(step=None):
+        losses = update(step)
+        for average in averages.values():
+            average.total_steps = agent.total_steps
+            DQN.average_weights(average, step)
+        return losses
+
+    agent.update = update_and_average
+    return averages
+
+
 def run(env_id: str, agent_name: str, seed: int, emas: list[int], episodes: int, steps: int | None = None) -> dict:
     """The seed's greedy scores: ``"online"`` and one per time constant in ``emas``."""
     argv = ["-e", env_id, "-a", agent_name, "--preset", "--seed", str(seed)]
@@ -35,18 +55,7 @@ def run(env_id: str, agent_name: str, seed: int, emas: list[int], episodes: int,
     cfg["ema"] = None
     cfg["steps"] = steps or cfg["steps"]
     agent = build_agent(cfg, make_env_factory(cfg))
-    # What DQN.average_weights reads and writes, once per time constant.
-    averages = {n: SimpleNamespace(model=agent.model, ema_steps=n, _ema=None, _ema_step=0, total_steps=0) for n in emas}
-    update = agent.update
-
-    def update_and_average():
-        losses = update()
-        for average in averages.values():
-            average.total_steps = agent.total_steps
-            DQN.average_weights(average)
-        return losses
-
-    agent.update = update_and_average
+    averages = attach_averages(agent, emas)
     agent.learn(max_steps=cfg["steps"])
     scores = {"online": float(agent.evaluate(episodes, seed=10_000 + seed).mean())}
     online = agent.model.get_weights()
