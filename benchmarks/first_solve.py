@@ -16,7 +16,7 @@ than seconds, it can run beside other jobs. Variants:
 * ``ddqn-clip``, ``dqn-clip``: with ``--clipnorm 10``, SB3's ``max_grad_norm``.
 * ``ddqn-no-newest``, ``dqn-no-newest``: each update samples all its minibatches uniformly from
   replay, as SB3 does, instead of always including the newest ``update_freq`` transitions
-  (kerlym's update scheme, kept from the original; no CLI flag, patched here).
+  (kerlym's default scheme, kept from the original); patched here, as ``--replay uniform`` now does.
 * ``ddqn-eps8``, ``dqn-eps8``: Adam's epsilon 1e-8, torch's default value (Keras's is 1e-7).
   Keras adds it to the uncorrected sqrt(v), torch to the bias-corrected one, so early in
   training Keras's 1e-8 weighs like torch's 3e-7: closer to torch, not the same.
