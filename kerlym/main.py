@@ -138,12 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     opt("-d", "--discount", type=float, help="Discount rate for future rewards")
     opt("-t", "--num_frames", type=int, help="Number of sequential observations stacked into one state")
     opt("-m", "--max_mem", type=int, help="Max number of samples to remember")
-    opt("-P", "--plots", action="store_true", help="Plot learning statistics while running (PNG in the run folder)")
+    opt(
+        "-P",
+        "--plots",
+        action=argparse.BooleanOptionalAction,
+        help="Plot learning statistics while running (PNG in the run folder)",
+    )
     opt("-F", "--plot_rate", type=int, help="Plot update rate in episodes (and bin size)")
     opt(
         "-S",
         "--submit",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         help="Write a results bundle in the run folder (OpenAI's upload service is gone): episode "
         "statistics, a greedy evaluation as JSON and evaluation videos",
     )
@@ -151,7 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     opt("-i", "--difference", action="store_true", help="Compute difference images for training")
     opt("-r", "--learning_rate", type=float, help="Optimizer learning rate")
     opt("-E", "--preprocessor", help=f"Observation preprocessor: {', '.join(PREPROCESSOR_NAMES)}")
-    opt("-R", "--render", action="store_true", help="Render the environment in a window (needs a display)")
+    opt(
+        "-R",
+        "--render",
+        action=argparse.BooleanOptionalAction,
+        help="Render the environment in a window (needs a display)",
+    )
     opt("-c", "--concurrency", type=int, help="Env copies stepping in parallel processes, feeding one learner")
     opt("--steps", type=int, help="Stop after this many env steps in total (default: run until Ctrl-C)")
     opt("--episodes", type=int, help="Stop after this many episodes in total")
@@ -172,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt("--clipnorm", type=float, help="Clip the global gradient norm (SB3's max_grad_norm; default: no clipping)")
     opt("--checkpoint_every", type=int, help="Env steps between checkpoints")
-    opt("--save_memory", action="store_true", help="Include the replay memory in checkpoints")
+    opt("--save_memory", action=argparse.BooleanOptionalAction, help="Include the replay memory in checkpoints")
     opt("--eval_episodes", type=int, help="Greedy episodes per evaluation (--eval_every, -S, --play)")
     opt("--eval_every", type=int, help="Evaluate greedily every N steps; keeps the best model as best.keras")
     opt(
@@ -187,7 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         "layers in bfloat16 (faster convolutions on CPUs with bfloat16 instructions, TensorFlow backend), "
         "weights and losses in float32",
     )
-    opt("-q", "--quiet", action="store_true", help="Print a progress line every 10 s instead of one per episode")
+    opt(
+        "-q",
+        "--quiet",
+        action=argparse.BooleanOptionalAction,
+        help="Print a progress line every 10 s instead of one per episode",
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--play", metavar="RUN_DIR", help="Watch/evaluate the saved agent in RUN_DIR without training")
     p.add_argument("--best", action="store_true", help="With --play: use best.keras (see --eval_every)")
@@ -198,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 # -- configuration -----------------------------------------------------------
 def resolve_config(args: argparse.Namespace) -> dict:
     """Defaults, then the preset, then the flags the user gave."""
-    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("resume", "play")}
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("resume", "play", "best")}
     cfg = dict(DEFAULTS)
     agent = given.get("agent", cfg["agent"])
     env = given.get("env", cfg["env"])
@@ -595,7 +610,9 @@ def check_fixed_settings(args: argparse.Namespace, cfg: dict) -> None:
     """With --resume or --play, a setting the run fixed (not in RUNTIME_OPTIONS) may be repeated, not changed."""
     flags = {a.dest: "/".join(a.option_strings) for a in build_parser()._actions}
     for key, value in vars(args).items():
-        if value is None or key in RUNTIME_OPTIONS or key in ("resume", "play", "best"):
+        if value is None or key in RUNTIME_OPTIONS or key in ("resume", "play", "best", "outdir"):
+            continue
+        if key == "seed" and args.play:  # seeds the evaluation episodes of --play
             continue
         same = value == cfg.get(key) or (key == "ema" and value == 0 and cfg.get(key) is None)  # 0: no average
         if not same:
@@ -619,7 +636,7 @@ def saved_config(run_dir: str, overrides: dict) -> dict:
     return cfg
 
 
-def play(cfg: dict, model_path: str) -> int:
+def play(cfg: dict, model_path: str, seed: int | None = None) -> int:
     """Greedy episodes with a saved agent (a checkpoint folder or a ``.keras`` file); no training, nothing written."""
     import numpy as np
 
@@ -632,7 +649,7 @@ def play(cfg: dict, model_path: str) -> int:
             agent.greedy_model.set_weights(weights)
         except ValueError as e:
             raise runs.CheckpointError(f"{model_path} does not match this agent's network: {first_line(e)}") from None
-    returns = agent.evaluate(cfg["eval_episodes"])
+    returns = agent.evaluate(cfg["eval_episodes"], seed=seed)
     agent.close()
     for i, r in enumerate(returns):
         print(f" * Episode {i + 1}: reward {r:.2f}")
@@ -680,7 +697,7 @@ def main(argv=None) -> int:
             validate(cfg)
             check_env(cfg, make_env_factory(cfg))
             if args.play:
-                return play(cfg, checkpoint)
+                return play(cfg, checkpoint, seed=args.seed)
             return train(cfg, saved_dir, checkpoint)
         cfg = resolve_config(args)
         validate(cfg)

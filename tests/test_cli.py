@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from kerlym import agents, preproc
@@ -171,10 +172,29 @@ def test_resume_refuses_a_changed_setting_and_accepts_a_repeated_one(tmp_path):
     with open(os.path.join(run, "config.json")) as f:
         assert f.read() == before
     assert checkpoint_step(run) == 300
-    # The run's own command line, repeated with --resume and a longer budget, continues it.
-    out = kerlym(*FAST, "--ema", "1000", "--outdir", str(tmp_path), "--resume", run, "--steps", "600")
+    # The run's own command line, repeated with --resume and a longer budget, continues it
+    # (--outdir, spelled differently here, plays no part in a resume).
+    out = kerlym(*FAST, "--ema", "1000", "--outdir", f"{tmp_path}/.", "--resume", run, "--steps", "600")
     assert out.returncode == 0, out.stderr
     assert checkpoint_step(run) == 600
+
+
+def test_on_off_flags_can_be_turned_off_on_resume_and_play_takes_a_seed(tmp_path):
+    assert kerlym(*FAST, "--steps", "300", "--save_memory", "--outdir", str(tmp_path)).returncode == 0
+    run = only_run(tmp_path)
+    out = kerlym("--resume", run, "--steps", "600", "--no-save_memory", "--no-quiet")
+    assert out.returncode == 0, out.stderr
+    with np.load(os.path.join(run, "checkpoints", "step-0000000300", "arrays.npz")) as npz:
+        assert any(k.startswith("memory/") for k in npz.files)
+    with np.load(os.path.join(run, "checkpoints", "step-0000000600", "arrays.npz")) as npz:
+        assert not any(k.startswith("memory/") for k in npz.files)
+    with open(os.path.join(run, "config.json")) as f:
+        saved = json.load(f)
+    assert saved["save_memory"] is False and saved["quiet"] is False and "best" not in saved
+    plays = [kerlym("--play", run, "--seed", str(seed), "--eval_episodes", "3").stdout for seed in (5, 5, 6)]
+    rewards = [[line.split("reward ")[1] for line in p.splitlines() if line.startswith(" * Episode")] for p in plays]
+    assert len(rewards[0]) == 3 and rewards[0] == rewards[1]  # --seed makes --play's episodes repeat
+    assert rewards[2][:2] == rewards[0][1:]  # episode i of --seed S plays env seed S + i
 
 
 def test_submit_writes_a_results_bundle(tmp_path):
