@@ -608,7 +608,6 @@ def train(cfg: dict, run_dir: str, resume_from: str | None) -> int:
 
 def check_fixed_settings(args: argparse.Namespace, cfg: dict) -> None:
     """With --resume or --play, a setting the run fixed (not in RUNTIME_OPTIONS) may be repeated, not changed."""
-    flags = {a.dest: "/".join(a.option_strings) for a in build_parser()._actions}
     for key, value in vars(args).items():
         if value is None or key in RUNTIME_OPTIONS or key in ("resume", "play", "best", "outdir"):
             continue
@@ -616,6 +615,7 @@ def check_fixed_settings(args: argparse.Namespace, cfg: dict) -> None:
             continue
         same = value == cfg.get(key) or (key == "ema" and value == 0 and cfg.get(key) is None)  # 0: no average
         if not same:
+            flags = {a.dest: "/".join(a.option_strings) for a in build_parser()._actions}
             changeable = ", ".join(flags[k].split("/")[-1] for k in RUNTIME_OPTIONS)
             raise UsageError(
                 f"{flags[key]} {value} differs from this run's {key} ({cfg.get(key)}); a saved run keeps its "

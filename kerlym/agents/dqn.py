@@ -161,7 +161,8 @@ class DQN(Agent):
         self.compiled = Compiled(self.model, self.q_loss, target=self.target_model, target_input=self.target_input)
         self.compiled.sync_target()
         self.ema_steps = ema_steps
-        self.ema_model = self.greedy_compiled = None
+        self.ema_model = None
+        self.greedy_compiled = self.compiled  # what act(explore=False) calls; the average's own with ema_steps
         self._ema: list[np.ndarray] | None = None  # the averaged weights; None until the first update
         self._ema_step = 0  # total_steps at the average's last move
         self._ema_stale = False  # _ema has moved since it was copied into ema_model
@@ -187,8 +188,6 @@ class DQN(Agent):
     # -- acting and learning ------------------------------------------------
     def act(self, states, explore=True):
         if not explore:
-            if self.ema_model is None:
-                return self.compiled.act(states)
             self._sync_ema_model()
             return self.greedy_compiled.act(states)
         n = len(states)
@@ -261,13 +260,11 @@ class DQN(Agent):
     @property
     def greedy_model(self):
         """The network greedy actions come from: the weight average with ``ema_steps``, else the online network."""
-        if self.ema_model is None:
-            return self.model
         self._sync_ema_model()
-        return self.ema_model
+        return self.model if self.ema_model is None else self.ema_model
 
     def _sync_ema_model(self) -> None:
-        if self._ema_stale:  # copied only when greedy actions are wanted, not after every update
+        if self._ema_stale:  # copied only when greedy actions are wanted, not after every update; never without one
             self.ema_model.set_weights(self._ema)
             self._ema_stale = False
 
