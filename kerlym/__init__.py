@@ -2,15 +2,20 @@
 
 Submodules are imported on first use, so ``import kerlym`` (and the
 ``kerlym`` command's start-up) does not pay for TensorFlow or Keras.
+``kerlym.make`` and ``kerlym.configure`` build what the command builds.
 """
 
 import importlib
 
-__version__ = "0.2.0"
-__all__ = ["agents", "envs", "networks", "preproc", "memory", "__version__"]
+__version__ = "0.3.0"
+__all__ = ["agents", "envs", "networks", "preproc", "memory", "config", "make", "configure", "__version__"]
+
+_MODULES = ("agents", "envs", "networks", "preproc", "memory", "config", "runner", "sinks", "presets", "runs", "backend")
 
 
 def __getattr__(name):
-    if name in ("agents", "envs", "networks", "preproc", "memory", "compiled"):
+    if name in _MODULES:
         return importlib.import_module(f"kerlym.{name}")
+    if name in ("make", "configure"):
+        return getattr(importlib.import_module("kerlym.make"), name)
     raise AttributeError(f"module 'kerlym' has no attribute {name!r}")

@@ -20,9 +20,6 @@ float32 policy this changes nothing.
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
 
 def _action_count(env) -> int:
     n = getattr(env.action_space, "n", None)
@@ -32,6 +29,8 @@ def _action_count(env) -> int:
 
 
 def _compile(model, learning_rate, optimizer="rmsprop", loss="mse", clipnorm=None):
+    import keras
+
     if isinstance(optimizer, str):
         config = {"learning_rate": learning_rate}
         if clipnorm is not None:  # clip the global gradient norm, as SB3's max_grad_norm does
@@ -56,6 +55,9 @@ def _frames_with_channels(agent, factory):
 
 def simple_dnn(agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop", loss="mse", **kwargs):
     """Two 256-unit ReLU layers with dropout and a zero-initialised linear output."""
+    import keras
+    from keras import layers
+
     s = keras.Input(shape=(agent.input_dim,))
     h = layers.Dense(256, activation="relu", kernel_initializer="he_normal")(s)
     h = layers.Dropout(dropout)(h)
@@ -67,6 +69,9 @@ def simple_dnn(agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop",
 
 def _linear(units: int, fan_in: int, activation=None, dtype=None):
     """A Dense layer initialised as torch's ``nn.Linear``: weights and biases uniform in ±1/sqrt(fan_in)."""
+    import keras
+    from keras import layers
+
     bound = 1.0 / float(fan_in) ** 0.5
     return layers.Dense(
         units,
@@ -86,6 +91,9 @@ def zoo_mlp(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss=
     so the CartPole-v1 presets use this one. On MountainCar-v0 and LunarLander-v3
     it learned worse than simple_dnn over 3 seeds, so those presets keep simple_dnn.
     """
+    import keras
+    from keras import layers
+
     s = keras.Input(shape=(agent.input_dim,))
     h = _linear(256, agent.input_dim, "relu")(s)
     h = layers.Dropout(dropout)(h)
@@ -99,6 +107,9 @@ def simple_rnn(
     agent, env, dropout=0.0, learning_rate=1e-4, h0_width=8, h1_width=8, optimizer="rmsprop", loss="mse", **kwargs
 ):
     """Per-frame Dense, then two LSTMs over the ``nframes`` axis."""
+    import keras
+    from keras import layers
+
     s = keras.Input(shape=(agent.input_dim,))
     h = layers.Reshape((agent.nframes, agent.input_dim // agent.nframes))(s)
     h = layers.TimeDistributed(layers.Dense(h0_width, activation="relu", kernel_initializer="he_normal"))(h)
@@ -113,6 +124,9 @@ def simple_rnn(
 
 def simple_cnn(agent, env, dropout=0.0, learning_rate=1e-3, optimizer="rmsprop", loss="mse", **kwargs):
     """Per-frame Conv2D 16@8x8/4 and 32@4x4/2, Dense 256, linear output."""
+    import keras
+    from keras import layers
+
     shape = _frames_with_channels(agent, "simple_cnn")
     s = keras.Input(shape=(agent.input_dim,))
     h = layers.Reshape(shape)(s)
@@ -127,6 +141,9 @@ def simple_cnn(agent, env, dropout=0.0, learning_rate=1e-3, optimizer="rmsprop",
 
 def nature_cnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="huber", **kwargs):
     """The DQN Nature network (and SB3's NatureCNN): frames become channels, pixels scaled by 1/255."""
+    import keras
+    from keras import layers
+
     nframes, height, width, channels = _frames_with_channels(agent, "nature_cnn")
     s = keras.Input(shape=(agent.input_dim,))
     h = layers.Reshape((nframes, height, width, channels))(s)
@@ -151,6 +168,9 @@ def karpathy_simple_pgnet(
     agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop", loss="categorical_crossentropy", **kwargs
 ):
     """Karpathy's Pong policy: Dense 200 ReLU, dropout, softmax over actions."""
+    import keras
+    from keras import layers
+
     s = keras.Input(shape=(agent.input_dim,))
     h = layers.Dense(200, activation="relu", kernel_initializer="he_normal")(s)
     h = layers.Dropout(dropout)(h)
@@ -164,6 +184,9 @@ def pgconvnet(
     agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop", loss="categorical_crossentropy", **kwargs
 ):
     """Per-frame Conv2D 16@8x8/4, Dense 64, Dense 16 (dropout between), softmax over actions."""
+    import keras
+    from keras import layers
+
     shape = _frames_with_channels(agent, "pgconvnet")
     s = keras.Input(shape=(agent.input_dim,))
     h = layers.Reshape(shape)(s)

@@ -141,3 +141,13 @@ def apply(env, preprocessor):
     else:
         space = gym.spaces.Box(low=-np.inf, high=np.inf, shape=shape, dtype=dtype)
     return TransformObservation(env, transform, space)
+
+
+def get(preprocessor):
+    """The preprocessor a setting names (``"none"``, ``"karpathy"``, ``"atari"``), or a function as given."""
+    if preprocessor is None or callable(preprocessor):
+        return preprocessor
+    try:
+        return PREPROCESSORS[preprocessor]
+    except KeyError:
+        raise ValueError(f"unknown preprocessor {preprocessor!r}; choose one of: {', '.join(PREPROCESSORS)}") from None

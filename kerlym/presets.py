@@ -10,13 +10,12 @@ tasks learned worse with it than with ``simple_dnn`` (benchmarks/README.md).
 
 On top of the RL Zoo's settings, the classic-control DQN/D2QN presets act
 greedily with an exponential moving average of the Q-network's weights over
-about 5000 env steps (``--ema 5000``; ``--ema 0`` turns it off); training is
-unchanged. One value for the four classic-control envs and both agents; the
-Pong presets have none. Greedy evaluation after the budget, seeds 0-9 (the
-README's results table), final online network -> average: CartPole DQN
-406.8 -> 494.1, D2QN 478.9 -> 485.3; MountainCar DQN -120.1 -> -108.4, D2QN
--120.4 -> -110.9; Acrobot DQN -73.9 -> -73.7, D2QN -72.2 -> -71.4;
-LunarLander DQN 157.0 -> 229.4, D2QN 164.9 -> 229.8.
+about 5000 env steps (``ema_steps``; ``--ema 0`` turns it off); training is
+unchanged. The Pong presets have none. What each preset scores, and why its
+values were chosen, is in benchmarks/README.md.
+
+Each preset is a dict of :mod:`kerlym.config` field names; the tests check
+every one against the config classes.
 """
 
 from __future__ import annotations
@@ -25,44 +24,44 @@ from __future__ import annotations
 EMA_STEPS = 5000
 
 _CARTPOLE_Q = {
-    "net": "zoo_mlp",
-    "num_frames": 1,
+    "modelfactory": "zoo_mlp",
+    "nframes": 1,
     "dropout": 0.0,
     "learning_rate": 2.3e-3,
     "batch_size": 64,
-    "max_mem": 100_000,
+    "max_memory": 100_000,
     "learning_starts": 1000,
     "update_freq": 256,
-    "update_size": 128 * 64,
+    "update_nsamp": 128 * 64,
     "epsilon": 1.0,
     "epsilon_min": 0.04,
-    "exploration_steps": 8000,
+    "epsilon_decay_steps": 8000,
     "discount": 0.99,
     "optimizer": "adam",
     "loss": "huber",
-    "ema": EMA_STEPS,
+    "ema_steps": EMA_STEPS,
     "steps": 50_000,
 }
 
 # RL Zoo: lr 4e-3, batch 128, buffer 10k, learning_starts 1000, gamma 0.98, target_update_interval 600,
 # train_freq 16, gradient_steps 8, exploration_fraction 0.2, final eps 0.07, net [256, 256], 120k steps.
 _MOUNTAINCAR_Q = {
-    "num_frames": 1,
+    "nframes": 1,
     "dropout": 0.0,
     "learning_rate": 4e-3,
     "batch_size": 128,
-    "max_mem": 10_000,
+    "max_memory": 10_000,
     "learning_starts": 1000,
     "update_freq": 16,
-    "update_size": 8 * 128,
-    "target_update": 600,
+    "update_nsamp": 8 * 128,
+    "target_update_freq": 600,
     "epsilon": 1.0,
     "epsilon_min": 0.07,
-    "exploration_steps": 24_000,
+    "epsilon_decay_steps": 24_000,
     "discount": 0.98,
     "optimizer": "adam",
     "loss": "huber",
-    "ema": EMA_STEPS,
+    "ema_steps": EMA_STEPS,
     "steps": 120_000,
 }
 
@@ -70,38 +69,35 @@ _MOUNTAINCAR_Q = {
 # target_update_interval 250, train_freq 4, gradient_steps -1 (= 4), exploration_fraction 0.12,
 # final eps 0.1, net [256, 256], 100k steps. learning_starts is one batch here: nothing to sample before.
 _ACROBOT_Q = {
-    "num_frames": 1,
+    "nframes": 1,
     "dropout": 0.0,
     "learning_rate": 6.3e-4,
     "batch_size": 128,
-    "max_mem": 50_000,
+    "max_memory": 50_000,
     "learning_starts": 128,
     "update_freq": 4,
-    "update_size": 4 * 128,
-    "target_update": 250,
+    "update_nsamp": 4 * 128,
+    "target_update_freq": 250,
     "epsilon": 1.0,
     "epsilon_min": 0.1,
-    "exploration_steps": 12_000,
+    "epsilon_decay_steps": 12_000,
     "discount": 0.99,
     "optimizer": "adam",
     "loss": "huber",
-    "ema": EMA_STEPS,
+    "ema_steps": EMA_STEPS,
     "steps": 100_000,
 }
 
-# DQN on LunarLander samples its updates as SB3 does, all from replay: over seeds 0-9 the final
-# online network scored 157.0 ± 57.1, every seed above 69, against 120.5 ± 139.7 (two seeds below
-# 0) with the newest transitions in every update. D2QN keeps them (164.9 ± 84.2 over the same
-# seeds). Both measured before the weight average; with it, 229.4 and 229.8.
+# DQN on LunarLander samples its updates as SB3 does, all from replay (benchmarks/README.md: it
+# learned more reliably that way); D2QN keeps the newest transitions in every update.
 _LUNARLANDER_DQN = {**_ACROBOT_Q, "replay": "uniform"}
 
 # REINFORCE: one update per episode on standardised returns, Adam, no dropout.
 _CARTPOLE_PG = {
-    "net": "karpathy_simple_pgnet",
-    "num_frames": 1,
+    "modelfactory": "karpathy_simple_pgnet",
+    "nframes": 1,
     "dropout": 0.0,
-    # Greedy at 150k, seeds 0-9 / unseen 10-19: 3e-3 450.0 / 486.6 (seed 6 collapsed to one action, 9.4;
-    # 1e-2 did so on seed 0); 1e-3 494.1 / 482.3; 2e-3 496.4 / 498.3, every seed at 474 or more.
+    # The learning-rate sweep behind this value is in benchmarks/README.md.
     "learning_rate": 2e-3,
     "discount": 0.99,
     "optimizer": "adam",
@@ -113,20 +109,20 @@ _CARTPOLE_PG = {
 # 32, target synced every 1000 steps, epsilon 1.0 -> 0.02 over the first 100k steps (RL Zoo: 1M),
 # learning after 10k steps, 100k transitions of memory.
 _PONG_Q = {
-    "net": "nature_cnn",
+    "modelfactory": "nature_cnn",
     "preprocessor": "atari",
-    "num_frames": 4,
+    "nframes": 4,
     "dropout": 0.0,
     "learning_rate": 1e-4,
     "batch_size": 32,
-    "max_mem": 100_000,
+    "max_memory": 100_000,
     "learning_starts": 10_000,
     "update_freq": 4,
-    "update_size": 32,
-    "target_update": 1000,
+    "update_nsamp": 32,
+    "target_update_freq": 1000,
     "epsilon": 1.0,
     "epsilon_min": 0.02,
-    "exploration_steps": 100_000,
+    "epsilon_decay_steps": 100_000,
     "discount": 0.99,
     "optimizer": "adam",
     "loss": "huber",

@@ -8,28 +8,31 @@ hooks; they never touch the loop itself.
 
 from __future__ import annotations
 
-import time
+import difflib
+import inspect
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 
 from kerlym import preproc
+from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, field_names, replace
 from kerlym.envs import make_env
 from kerlym.memory import FrameRing
-
-# Keras dtype policies an agent's networks may compute in. "mixed_bfloat16" pays off on CPUs with
-# bfloat16 instructions (AVX512_BF16, AMX) through TensorFlow's oneDNN kernels: a Nature CNN DQN
-# update (batch 32) took 22.0 ms in float32 and 14.5 ms in bfloat16 on the 2-core AMD EPYC machine.
-# XLA's CPU backend has no fast bfloat16 kernels (a batch-1 act: 0.5 ms in float32, 4.4 ms in
-# bfloat16), so TensorFlow then runs plain graphs on CPU (kerlym.compiled), and JAX on CPU is
-# slower in bfloat16 than in float32.
-# "mixed_float16" is left out: it needs loss scaling, which the compiled update does not do.
-DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 
 
 def factory_name(factory) -> str:
     return getattr(factory, "__name__", repr(factory))
+
+
+def _named_parameters(fn) -> set[str]:
+    """The keyword arguments a function names explicitly (not its ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return set()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in params if p.kind in kinds}
 
 
 class _OneEnv:
@@ -62,90 +65,75 @@ class _OneEnv:
 
 
 class Agent:
-    """Base class: owns the environment, the frame history and the episode loop.
+    """Base class: owns the environment, the frame history and the network; subclasses own learning.
 
     Args:
         env: a Gymnasium env, an env id, or a zero-argument callable returning an env.
-        nframes: observations stacked into one state.
-        difference_obs: feed differences of consecutive frames instead of frames.
-        preprocessor: a ``kerlym.preproc`` function (or any ``frame -> array``).
-        modelfactory: builds the Keras model (see :mod:`kerlym.networks`).
-        dropout, learning_rate: passed to the model factory.
-        seed: seeds the env, NumPy, Python and the Keras backend.
-        concurrency: env copies stepping in parallel (Gymnasium's ``AsyncVectorEnv``, or
-            ale-py's ``AtariVectorEnv`` for Atari ids with the ``atari`` preprocessor)
-            that feed the one learner; actions for all come from one batched call.
-        dtype_policy: the Keras dtype policy the model factory builds under:
-            ``"float32"``, or ``"mixed_bfloat16"``, where layers compute in bfloat16
-            while weights and optimizer state stay float32, and outputs are cast to
-            float32 for the loss and TD targets. ``None`` (the default) takes Keras's
-            global policy (``keras.config.dtype_policy()``, float32 unless set). It
-            is set only while the factory runs, not for the process. The built-in
-            networks' output layers compute in float32; a factory's own output layer
-            should too (``dtype="float32"``), or its outputs are rounded to bfloat16
-            first, and a warning says so. See ``DTYPE_POLICIES`` for where bfloat16
-            is faster.
-        **factory_kwargs: further keyword arguments for the model factory.
+        config: the agent's settings (its ``Config`` class); keyword arguments override its fields.
+        enable_plots: draw the original's live 2x2 figure while :meth:`learn` runs (saved as
+            ``training.png`` in the working folder).
+        **kwargs: the ``Config`` fields (see :mod:`kerlym.config`: ``nframes``, ``difference_obs``,
+            ``preprocessor``, ``modelfactory``, ``dropout``, ``learning_rate``, ``seed``,
+            ``concurrency``, ``dtype_policy``, ...), then any keyword argument that the model
+            factory names in its signature. Anything else is an error with a did-you-mean.
+
+    ``concurrency`` env copies step in parallel (Gymnasium's ``AsyncVectorEnv``, or ale-py's
+    ``AtariVectorEnv`` for Atari ids with the ``atari`` preprocessor) and feed the one learner;
+    actions for all come from one batched call. ``dtype_policy`` is the Keras dtype policy the
+    model factory builds under, set only while the factory runs: with ``"mixed_bfloat16"`` layers
+    compute in bfloat16 while weights and optimizer state stay float32 and outputs are cast to
+    float32 for the loss. A factory's own output layer should compute in float32
+    (``dtype="float32"``), or a warning says its outputs are rounded first.
     """
 
     name = "agent"
+    Config = AgentConfig
+    default_network = "simple_dnn"
 
-    def __init__(
-        self,
-        env,
-        nframes: int = 1,
-        difference_obs: bool = False,
-        preprocessor=None,
-        modelfactory=None,
-        dropout: float = 0.0,
-        learning_rate: float = 1e-4,
-        seed: int | None = None,
-        enable_plots: bool = False,
-        concurrency: int = 1,
-        dtype_policy: str | None = None,
-        **factory_kwargs,
-    ):
+    def __init__(self, env, config: AgentConfig | None = None, *, enable_plots: bool = False, **kwargs):
         import keras
 
-        if dtype_policy is None:
-            dtype_policy = keras.config.dtype_policy().name
+        config, factory_kwargs = self._settings(config, kwargs)
+        self.config = config
+        dtype_policy = config.dtype_policy or keras.config.dtype_policy().name
         if dtype_policy not in DTYPE_POLICIES:
             raise ValueError(f"dtype_policy must be one of {', '.join(DTYPE_POLICIES)}, got {dtype_policy!r}")
         self.dtype_policy = dtype_policy
-        if nframes < 1:
-            raise ValueError(f"nframes must be at least 1, got {nframes}")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        self.concurrency = int(concurrency)
+        self.concurrency = int(config.concurrency)
         self._vector_env = None
         self._eval_env = None
         self.env_spec = env if isinstance(env, str) or (callable(env) and not hasattr(env, "step")) else None
-        self.preprocessor = preprocessor
-        self.env = preproc.apply(make_env(env), preprocessor)
-        self.seed = seed
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
-            self.env.action_space.seed(seed)
-        self.rng = np.random.default_rng(seed)
+        self.preprocessor = preproc.get(config.preprocessor)
+        self.env = preproc.apply(make_env(env), self.preprocessor)
+        self.seed = config.seed
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
+            self.env.action_space.seed(self.seed)
+        self.rng = np.random.default_rng(self.seed)
         self.num_actions = getattr(self.env.action_space, "n", None)
         if self.num_actions is None:
             raise ValueError(f"{type(self).__name__} needs a discrete action space, got {self.env.action_space}")
         self.num_actions = int(self.num_actions)
 
         space = self.env.observation_space
+        if space.shape is None:
+            raise ValueError(
+                f"{type(self).__name__} needs array observations, got {space}; wrap the env in "
+                "gymnasium.wrappers.FlattenObservation"
+            )
         self.frame_shape = tuple(space.shape)
         self.frame_dtype = np.uint8 if space.dtype == np.uint8 else np.float32
-        self.nframes = int(nframes)
-        self.difference_obs = bool(difference_obs)
+        self.nframes = int(config.nframes)
+        self.difference_obs = bool(config.difference_obs)
         self.input_dim_orig = [self.nframes, *self.frame_shape]
         self.input_dim = int(np.prod(self.input_dim_orig))
         self.state_dtype = np.float32 if self.difference_obs else self.frame_dtype
 
-        self.dropout = dropout
-        self.learning_rate = learning_rate
+        self.dropout = config.dropout
+        self.learning_rate = config.learning_rate
         self.enable_plots = enable_plots
-        self.modelfactory = modelfactory
-        self.factory_kwargs = factory_kwargs
+        self.modelfactory = self._factory(config.modelfactory)
+        self.factory_kwargs = self._compile_settings(config) | factory_kwargs
         self.model = self.build_model()
 
         self.total_steps = 0
@@ -153,8 +141,45 @@ class Agent:
         self.updates = 0
         self.episodes: list[dict] = []  # one row of statistics per finished episode
         self._losses: list[float] = []
-        self._reset_seed = seed
+        self._reset_seed = self.seed
         self._stop = False
+
+    # -- settings -----------------------------------------------------------
+    @classmethod
+    def _settings(cls, config, kwargs) -> tuple[AgentConfig, dict]:
+        """The agent's config (``config`` with the keyword arguments that name its fields) and the rest."""
+        names = set(field_names(cls.Config))
+        values = {k: v for k, v in kwargs.items() if k in names}
+        rest = {k: v for k, v in kwargs.items() if k not in names}
+        try:
+            config = replace(config, **values) if config is not None else cls.Config(**values)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        factory = cls._factory(config.modelfactory)
+        accepted = _named_parameters(factory)
+        for key in rest:
+            if key not in accepted:
+                close = difflib.get_close_matches(key, sorted(names | accepted), n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise TypeError(
+                    f"{cls.__name__} got an unexpected argument {key!r}: it is neither a setting of "
+                    f"{cls.Config.__name__} nor a parameter that {factory_name(factory)} names{hint}"
+                )
+        return config, rest
+
+    @classmethod
+    def _factory(cls, modelfactory):
+        from kerlym import networks
+
+        if modelfactory is None:
+            return networks.get(cls.default_network)
+        return networks.get(modelfactory) if isinstance(modelfactory, str) else modelfactory
+
+    @staticmethod
+    def _compile_settings(config) -> dict:
+        """What the model factory compiles with: the user's optimizer, loss and clipnorm, where given."""
+        chosen = {"optimizer": config.optimizer, "loss": config.loss, "clipnorm": config.clipnorm}
+        return {k: v for k, v in chosen.items() if v is not None}
 
     # -- construction helpers ---------------------------------------------
     def frame_history(self) -> FrameRing:
@@ -255,81 +280,25 @@ class Agent:
         max_episodes: int | None = None,
         callback: Callable[[Agent, dict], bool | None] | None = None,
         step_callback: Callable[[Agent], None] | None = None,
+        verbose: int = 1,
     ) -> list[dict]:
         """Train until ``max_steps`` env steps or ``max_episodes`` episodes (forever if neither).
 
-        ``callback(agent, row)`` runs after each episode with its statistics;
-        returning ``True`` stops training. ``step_callback(agent)`` runs about
-        every 100 env steps (progress lines, checkpoints). :meth:`request_stop`
-        ends training after the current step. Unfinished episodes are dropped
-        when training stops. Returns the per-episode statistics.
+        Runs :class:`kerlym.runner.Runner`, as the command does: ``verbose=1`` prints a line
+        per episode, ``0`` nothing. Ctrl-C (or :meth:`request_stop`) ends training after the
+        current step and returns normally, the agent intact. ``callback(agent, row)`` runs
+        after each episode with its statistics; returning ``True`` stops training.
+        ``step_callback(agent)`` runs about every 100 env steps. Unfinished episodes are
+        dropped when training stops. Returns the per-episode statistics.
         """
-        n = self.concurrency
-        envs = self.vector_env()
-        step_limit = None if max_steps is None else self.total_steps + max_steps
-        episode_limit = None if max_episodes is None else self.episode + max_episodes
-        callback_every = max(1, 100 // n)
-        start = time.perf_counter()
-        histories = [self.frame_history() for _ in range(n)]
-        ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
-        ep_qmax, ep_qmin, ep_qsteps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
+        from kerlym import sinks
+        from kerlym.runner import Runner
 
-        obs, _ = envs.reset(seed=self._reset_seed)
-        self._reset_seed = None  # seed only the first reset; later resets continue each env's RNG
-        for i in range(n):
-            histories[i].push(obs[i], first=True)
-            self.begin_episode(obs[i], i)
-        vector_steps = 0
-        while True:
-            states = histories[0].latest() if n == 1 else np.concatenate([h.latest() for h in histories])
-            actions, values = self.act(states)
-            obs, rewards, terminated, truncated, infos = envs.step(actions)
-            done = terminated | truncated
-            steps_before = self.total_steps
-            self.total_steps += n
-            ep_reward += rewards
-            ep_len += 1
-            if values is not None:  # statistics over the steps where the network was consulted
-                ep_qmax += values.max(axis=1)
-                ep_qmin += values.min(axis=1)
-                ep_qsteps += 1
-            for i in range(n):
-                nxt = infos["final_obs"][i] if done[i] else obs[i]
-                histories[i].push(nxt, first=False)
-                self.observe(i, states[i], actions[i], rewards[i], terminated[i], truncated[i], nxt)
-            self.after_step(steps_before)
-            vector_steps += 1
-            if step_callback is not None and vector_steps % callback_every == 0:
-                step_callback(self)
-            stop = False
-            for i in done.nonzero()[0]:
-                self.episode += 1
-                epsilon = getattr(self, "epsilon", float("nan"))  # the episode's own (PG has none)
-                extra = self.end_episode(i)  # DQN decays epsilon here; PG updates, so its loss joins this row
-                row = {
-                    "episode": self.episode,
-                    "total_steps": self.total_steps,
-                    "reward": float(ep_reward[i]),
-                    "length": int(ep_len[i]),
-                    "epsilon": epsilon,
-                    "loss": float(np.mean(self._losses)) if self._losses else float("nan"),
-                    "max_q": float(ep_qmax[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
-                    "min_q": float(ep_qmin[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
-                    "wall_time": time.perf_counter() - start,
-                }
-                self._losses = []
-                row.update(extra)
-                self.episodes.append(row)
-                ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
-                histories[i].push(obs[i], first=True)
-                self.begin_episode(obs[i], i)
-                if callback is not None and callback(self, row):
-                    stop = True
-                if episode_limit is not None and self.episode >= episode_limit:
-                    stop = True
-            if stop or self._stop or (step_limit is not None and self.total_steps >= step_limit):
-                self._stop = False
-                return self.episodes
+        outputs = [sinks.Console()] if verbose else []
+        if self.enable_plots:
+            env_id = self._env_id() or type(self.env.unwrapped).__name__
+            outputs.append(sinks.LivePlot(".", self.name, env_id, 10, self.episodes, values=self.name != "pg"))
+        return Runner(self, sinks=outputs).run(max_steps, max_episodes, callback, step_callback)
 
     def evaluate(self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).
@@ -340,24 +309,13 @@ class Agent:
         Uses a fresh copy of the environment when the agent was given an env id
         or callable, so evaluation never disturbs training episodes.
         """
+        from kerlym.runner import evaluate
+
         if env is None:
             if self._eval_env is None:  # training steps self.env only when concurrency is 1
                 self._eval_env = self._make_env() if self.env_spec and self.concurrency == 1 else self.env
             env = self._eval_env
-        history = self.frame_history()
-        returns = []
-        for i in range(episodes):
-            obs, _ = env.reset(seed=None if seed is None else seed + i)
-            history.push(obs, first=True)
-            total, done = 0.0, False
-            while not done:
-                actions, _ = self.act(history.latest(), explore=explore)
-                obs, reward, terminated, truncated, _ = env.step(int(actions[0]))
-                history.push(obs, first=False)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-        return np.asarray(returns)
+        return evaluate(self, episodes, env=env, seed=seed, explore=explore)
 
     def close(self) -> None:
         """Close the environments this agent opened."""

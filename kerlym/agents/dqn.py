@@ -23,18 +23,17 @@ The update scheme is the original KeRLym's, in today's terms:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
 import numpy as np
 from keras import ops
 
-from kerlym import networks
 from kerlym.agents.base import Agent
 from kerlym.compiled import Compiled, compiled_loss
+from kerlym.config import DQNConfig
 from kerlym.memory import ReplayMemory
-
-REPLAY_MODES = ("newest", "uniform")  # kerlym.main.REPLAY_MODES
 
 
 def td_targets(rewards, terminated, next_values, discount):
@@ -45,6 +44,11 @@ def td_targets(rewards, terminated, next_values, discount):
     """
     not_done = 1.0 - ops.cast(terminated, "float32")
     return ops.cast(rewards, "float32") + discount * not_done * next_values
+
+
+def decayed_epsilon(episode: int, epsilon: float, decay: float, floor: float) -> float:
+    """The original's per-episode schedule: ``epsilon *= (1 - decay)``, never below ``floor``."""
+    return max(floor, epsilon * (1.0 - decay))
 
 
 def linear_epsilon(start: float, end: float, steps: int) -> Callable[[int], float]:
@@ -61,33 +65,17 @@ class DQN(Agent):
 
     Args:
         env: a Gymnasium env, env id, or zero-argument callable returning one.
-        nframes, difference_obs, preprocessor, seed: see :class:`kerlym.agents.base.Agent`.
-        epsilon: initial exploration probability.
-        discount: reward discount.
-        modelfactory: Q-network factory (:mod:`kerlym.networks`).
-        update_freq: env steps between updates.
-        update_nsamp: samples per update (newest ``update_freq`` + replay).
-        replay: ``"newest"`` (every update includes the newest ``update_freq``
-            transitions, the original KeRLym's scheme) or ``"uniform"`` (every
-            sample drawn uniformly from the memory).
-        batch_size: minibatch size; an update is ``update_nsamp // batch_size`` steps.
-        dropout, learning_rate: passed to the model factory.
-        max_memory: replay capacity in transitions (frames).
-        epsilon_schedule: ``f(episode, epsilon) -> epsilon``, called after each episode.
-        epsilon_min: floor of the ``epsilon_decay_steps`` schedule.
-        epsilon_decay_steps: if given, anneal epsilon linearly to ``epsilon_min``
-            over this many env steps instead (per-step, as SB3 does).
-        target_update_freq: env steps between target syncs (default ``update_freq``).
-        learning_starts: env steps before the first update (default ``batch_size``).
-        ema_steps: if given, greedy actions come from an exponential moving average of the
-            online weights with this time constant in env steps: after each update the average
-            moves toward the new weights by ``1 - exp(-steps since the last update / ema_steps)``
-            (the first update sets it). ``None``: greedy actions use the online network.
-        enable_plots: accepted for compatibility; plotting is done by the CLI.
-        **factory_kwargs: passed to the model factory (e.g. ``optimizer="adam"``).
+        config: a :class:`kerlym.config.DQNConfig`, where each setting is documented
+            (``epsilon``, ``update_freq``, ``update_nsamp``, ``batch_size``, ``max_memory``,
+            ``replay``, ``learning_starts``, ``ema_steps``, ...); keyword arguments override its fields.
+        epsilon_schedule: ``f(episode, epsilon) -> epsilon``, called after each episode (the
+            original's API); by default ``epsilon_decay`` decays it. Not used with ``epsilon_decay_steps``.
+        enable_plots: draw the live plot while :meth:`learn` runs.
+        **kwargs: :class:`~kerlym.config.DQNConfig` fields, then parameters the model factory names.
     """
 
     name = "dqn"
+    Config = DQNConfig
     # The batch element the target network sees (next states; see q_loss). A subclass whose loss
     # feeds the target anything else sets None: the target then runs inside each minibatch step.
     target_input: int | None = 3
@@ -95,64 +83,33 @@ class DQN(Agent):
     def __init__(
         self,
         env,
-        nframes: int = 1,
-        epsilon: float = 0.1,
-        discount: float = 0.99,
-        modelfactory=networks.simple_dnn,
-        update_freq: int = 1000,
-        update_nsamp: int = 1100,
-        batch_size: int = 32,
-        dropout: float = 0.0,
-        enable_plots: bool = False,
-        max_memory: int = 100_000,
+        config: DQNConfig | None = None,
+        *,
         epsilon_schedule: Callable[[int, float], float] | None = None,
-        difference_obs: bool = False,
-        preprocessor=None,
-        learning_rate: float = 1e-4,
-        seed: int | None = None,
-        epsilon_min: float = 0.05,
-        epsilon_decay_steps: int | None = None,
-        target_update_freq: int | None = None,
-        learning_starts: int | None = None,
-        replay: str = "newest",
-        ema_steps: int | None = None,
-        **factory_kwargs,
+        enable_plots: bool = False,
+        **kwargs,
     ):
-        if ema_steps is not None and not (math.isfinite(ema_steps) and ema_steps > 0):
-            raise ValueError(f"ema_steps must be positive and finite, got {ema_steps}")
-        if replay not in REPLAY_MODES:
-            raise ValueError(f"replay must be one of {', '.join(REPLAY_MODES)}, got {replay!r}")
-        for label, value in (("batch_size", batch_size), ("update_freq", update_freq), ("max_memory", max_memory)):
-            if value < 1:
-                raise ValueError(f"{label} must be positive, got {value}")
-        if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
-        if update_nsamp < batch_size:
-            raise ValueError(f"update_nsamp ({update_nsamp}) must be at least batch_size ({batch_size})")
-        if max_memory < batch_size:
-            raise ValueError(f"max_memory ({max_memory}) must be at least batch_size ({batch_size})")
-        super().__init__(
-            env,
-            nframes=nframes,
-            difference_obs=difference_obs,
-            preprocessor=preprocessor,
-            modelfactory=modelfactory,
-            dropout=dropout,
-            learning_rate=learning_rate,
-            seed=seed,
-            enable_plots=enable_plots,
-            **factory_kwargs,
-        )
-        self.epsilon = float(epsilon)
-        self.discount = float(discount)
-        self.update_freq = int(update_freq)
-        self.update_nsamp = int(update_nsamp)
-        self.batch_size = int(batch_size)
-        self.replay = replay
+        super().__init__(env, config, enable_plots=enable_plots, **kwargs)
+        c = self.config
+        self.epsilon = float(c.epsilon)
+        self.discount = float(c.discount)
+        self.update_freq = int(c.update_freq)
+        self.update_nsamp = int(c.update_nsamp)
+        self.batch_size = int(c.batch_size)
+        self.replay = c.replay
+        if epsilon_schedule is None and c.epsilon_decay > 0:
+            epsilon_schedule = functools.partial(decayed_epsilon, decay=c.epsilon_decay, floor=c.epsilon_min)
         self.epsilon_schedule = epsilon_schedule
-        self._step_epsilon = linear_epsilon(epsilon, epsilon_min, epsilon_decay_steps) if epsilon_decay_steps else None
-        self.target_update_freq = int(target_update_freq or update_freq)
-        self.learning_starts = min(int(learning_starts if learning_starts is not None else batch_size), max_memory - 1)
+        self._step_epsilon = (
+            linear_epsilon(c.epsilon, c.epsilon_min, c.epsilon_decay_steps) if c.epsilon_decay_steps else None
+        )
+        self.target_update_freq = int(c.target_update_freq or c.update_freq)
+        # By default the first update waits for one batch (a memory no larger than that still updates).
+        self.learning_starts = (
+            c.learning_starts if c.learning_starts is not None else min(c.batch_size, c.max_memory - 1)
+        )
+        max_memory = c.max_memory
+        ema_steps = c.ema_steps
         self.memory = ReplayMemory(
             max_memory, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs, self.concurrency
         )

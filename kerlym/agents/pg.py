@@ -9,14 +9,12 @@ sample by the advantage: ``-A * log pi(a|s)``.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from keras import ops
 
-from kerlym import networks
 from kerlym.agents.base import Agent
 from kerlym.compiled import Compiled, compiled_loss
+from kerlym.config import PGConfig
 
 
 def discounted_returns(rewards, discount: float, reset_on_score: bool = False) -> np.ndarray:
@@ -53,62 +51,26 @@ class PG(Agent):
 
     Args:
         env: a Gymnasium env, env id, or zero-argument callable returning one.
-        nframes, difference_obs, preprocessor, seed: see :class:`kerlym.agents.base.Agent`.
-        discount: reward discount.
-        modelfactory: policy network factory (``karpathy_simple_pgnet``, ``pgconvnet``).
-        dropout, learning_rate: passed to the model factory.
-        reset_on_score: restart the discounted return at every non-zero reward;
-            ``None`` turns it on for Pong and off elsewhere.
-        save_path: ``.keras`` file the model is saved to every ``save_every`` episodes.
-        resume: load ``save_path`` first if it exists.
-        **factory_kwargs: passed to the model factory (e.g. ``optimizer="adam"``).
+        config: a :class:`kerlym.config.PGConfig` (``discount``, ``reset_on_score``, and the
+            settings every agent shares); keyword arguments override its fields.
+        enable_plots: draw the live plot while :meth:`learn` runs.
+        **kwargs: :class:`~kerlym.config.PGConfig` fields, then parameters the model factory names.
     """
 
     name = "pg"
+    Config = PGConfig
+    default_network = "karpathy_simple_pgnet"
 
-    def __init__(
-        self,
-        env,
-        nframes: int = 1,
-        discount: float = 0.99,
-        modelfactory=networks.karpathy_simple_pgnet,
-        dropout: float = 0.5,
-        difference_obs: bool = False,
-        preprocessor=None,
-        learning_rate: float = 1e-4,
-        seed: int | None = None,
-        reset_on_score: bool | None = None,
-        save_path: str | None = None,
-        save_every: int = 100,
-        resume: bool = False,
-        enable_plots: bool = False,
-        **factory_kwargs,
-    ):
-        super().__init__(
-            env,
-            nframes=nframes,
-            difference_obs=difference_obs,
-            preprocessor=preprocessor,
-            modelfactory=modelfactory,
-            dropout=dropout,
-            learning_rate=learning_rate,
-            seed=seed,
-            enable_plots=enable_plots,
-            **factory_kwargs,
-        )
-        self.discount = float(discount)
-        if reset_on_score is None:
+    def __init__(self, env, config: PGConfig | None = None, *, enable_plots: bool = False, **kwargs):
+        super().__init__(env, config, enable_plots=enable_plots, **kwargs)
+        self.discount = float(self.config.discount)
+        reset_on_score = self.config.reset_on_score
+        if reset_on_score is None:  # Pong's rule, on for Pong only
             env_id = self.env.spec.id if self.env.spec is not None else ""
             reset_on_score = "pong" in env_id.lower()
         self.reset_on_score = bool(reset_on_score)
-        self.save_path = save_path
-        self.save_every = int(save_every)
-        self.loss = compiled_loss(self.model, getattr(modelfactory, "__name__", "modelfactory"))
+        self.loss = compiled_loss(self.model, getattr(self.modelfactory, "__name__", "modelfactory"))
         self.compiled = Compiled(self.model, self.pg_loss)
-        if resume and save_path and os.path.exists(save_path):
-            from kerlym.runs import load_model
-
-            self.model.set_weights(load_model(save_path).get_weights())
         # Per env: the states, actions and rewards of its episode so far.
         self._episodes: list[tuple[list, list, list]] = [([], [], []) for _ in range(self.concurrency)]
 
@@ -157,8 +119,4 @@ class PG(Agent):
             losses = self.compiled.update(*self.episode_batch(stream))
             self.updates += 1
             self._losses.extend(losses.tolist())
-        if self.save_path and self.episode % self.save_every == 0:
-            tmp = self.save_path[: -len(".keras")] + ".tmp.keras"
-            self.model.save(tmp)
-            os.replace(tmp, self.save_path)
         return {}

@@ -1,0 +1,324 @@
+"""kerlym's settings as typed, frozen dataclasses: one per agent family plus one for the run.
+
+Every setting has one name (the Python API's), one default, one docstring and
+one validation, here. The command line's flags are generated from these
+fields (``kerlym.main``); each field's metadata gives the original KeRLym
+flag spelling and, where the original command's default differed from the
+Python API's, the command's default. Presets (:mod:`kerlym.presets`) are
+dictionaries of these field names, checked against the same classes.
+
+This module imports only the standard library, so that ``kerlym --help`` and
+argument errors stay instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import MISSING, dataclass, field, fields
+
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
+REPLAY_MODES = ("newest", "uniform")
+PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
+
+
+class ConfigError(ValueError):
+    """A setting, or a combination of settings, that can never train; the message is one line."""
+
+
+def setting(default, help: str, flags: tuple[str, ...] = (), cli_default=MISSING, **meta):
+    """A config field with its docstring (``help``), command-line ``flags`` and the command's default if it differs."""
+    return field(default=default, metadata={"help": help, "flags": flags, "cli_default": cli_default, **meta})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What the run does around the agent: which env and agent, how long, what it writes."""
+
+    env: str = setting("MountainCar-v0", "Which Gymnasium environment to run", ("-e", "--env"))
+    agent: str = setting("ddqn", "Which learning algorithm to use", ("-a", "--agent"))
+    steps: int | None = setting(
+        None, "Stop after this many env steps in total (default: run until Ctrl-C)", ("--steps",)
+    )
+    episodes: int | None = setting(None, "Stop after this many episodes in total", ("--episodes",))
+    outdir: str = setting("runs", "Folder that holds run folders", ("--outdir",))
+    plots: bool = setting(False, "Plot learning statistics while running (PNG in the run folder)", ("-P", "--plots"))
+    plot_rate: int = setting(10, "Plot update rate in episodes (and bin size)", ("-F", "--plot_rate"))
+    submit: bool = setting(
+        False,
+        "Write a results bundle in the run folder (OpenAI's upload service is gone): episode statistics, a greedy "
+        "evaluation as JSON and evaluation videos",
+        ("-S", "--submit"),
+    )
+    render: bool = setting(False, "Render the environment in a window (needs a display)", ("-R", "--render"))
+    checkpoint_every: int = setting(10_000, "Env steps between checkpoints", ("--checkpoint_every",))
+    save_memory: bool = setting(False, "Include the replay memory in checkpoints", ("--save_memory",))
+    eval_episodes: int = setting(20, "Greedy episodes per evaluation (--eval_every, -S, --play)", ("--eval_episodes",))
+    eval_every: int | None = setting(
+        None, "Evaluate greedily every N steps; keeps the best model as best.keras", ("--eval_every",)
+    )
+    quiet: bool = setting(False, "Print a progress line every 10 s instead of one per episode", ("-q", "--quiet"))
+
+    def __post_init__(self):
+        for name in ("plot_rate", "checkpoint_every"):
+            _positive(name, getattr(self, name))
+        for name in ("steps", "episodes", "eval_episodes", "eval_every"):
+            _positive(name, getattr(self, name), optional=True)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Settings every agent shares: the observation pipeline, the network and its optimizer."""
+
+    nframes: int = setting(
+        1, "Number of sequential observations stacked into one state", ("-t", "--num_frames"), cli_default=2
+    )
+    difference_obs: bool = setting(False, "Compute difference images for training", ("-i", "--difference"))
+    preprocessor: str = setting(
+        "none", "Observation preprocessor", ("-E", "--preprocessor"), choices=PREPROCESSOR_NAMES
+    )
+    modelfactory: str | None = setting(
+        None, "NN architecture (a registered network name; the Python API also takes a factory)", ("-n", "--net")
+    )
+    dropout: float = setting(0.0, "Dropout rate in the NN", ("-o", "--dropout"), cli_default=0.5)
+    learning_rate: float = setting(1e-4, "Optimizer learning rate", ("-r", "--learning_rate"))
+    optimizer: str | None = setting(
+        None, "Optimizer the built-in networks compile (any Keras name; default: the network's own)", ("--optimizer",)
+    )
+    loss: str | None = setting(
+        None, "Loss the built-in networks compile (any Keras name, e.g. huber; default: the network's own)", ("--loss",)
+    )
+    clipnorm: float | None = setting(
+        None, "Clip the global gradient norm (SB3's max_grad_norm; default: no clipping)", ("--clipnorm",)
+    )
+    discount: float = setting(0.99, "Discount rate for future rewards", ("-d", "--discount"))
+    seed: int | None = setting(None, "Random seed for the env, NumPy and Keras", ("--seed",))
+    concurrency: int = setting(
+        1, "Env copies stepping in parallel processes, feeding one learner", ("-c", "--concurrency")
+    )
+    dtype_policy: str | None = setting(
+        None,
+        "Keras dtype policy of the networks: float32 or mixed_bfloat16 (layers compute in bfloat16, weights and "
+        "losses stay float32; default: Keras's global policy)",
+        ("--dtype_policy",),
+        cli_default="float32",
+        choices=DTYPE_POLICIES,
+    )
+
+    def __post_init__(self):
+        _positive("nframes", self.nframes)
+        _positive("concurrency", self.concurrency)
+        _positive("learning_rate", self.learning_rate)
+        _positive("clipnorm", self.clipnorm, optional=True)
+        _within("discount", self.discount, 0.0, 1.0)
+        if not (math.isfinite(self.dropout) and 0.0 <= self.dropout < 1.0):
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.preprocessor, str):  # the Python API may pass a function instead
+            _choice("preprocessor", self.preprocessor, PREPROCESSOR_NAMES)
+        if self.dtype_policy is not None:
+            _choice("dtype policy", self.dtype_policy, DTYPE_POLICIES)
+
+
+@dataclass(frozen=True)
+class DQNConfig(AgentConfig):
+    """Deep Q-learning (``dqn``) and double DQN (``ddqn``)."""
+
+    epsilon: float = setting(0.1, "Exploration (1.0) vs exploitation (0.0) action probability", ("-p", "--epsilon"))
+    epsilon_decay: float = setting(
+        0.0,
+        "Rate of epsilon decay per episode: epsilon *= (1-decay); not used with --exploration_steps",
+        ("-D", "--epsilon_decay"),
+        cli_default=1e-4,
+    )
+    epsilon_min: float = setting(0.05, "Min epsilon value after decay", ("-s", "--epsilon_min"))
+    epsilon_decay_steps: int | None = setting(
+        None, "Anneal epsilon linearly to -s over this many steps instead of -D", ("--exploration_steps",)
+    )
+    update_freq: int = setting(1000, "Frequency of NN updates specified in time steps", ("-f", "--update_freq"))
+    update_nsamp: int = setting(1100, "Number of samples to train on each update", ("-u", "--update_size"))
+    batch_size: int = setting(32, "Batch size during NN training", ("-b", "--batch_size"))
+    max_memory: int = setting(100_000, "Max number of samples (frames) to remember", ("-m", "--max_mem"))
+    replay: str = setting(
+        "newest",
+        "What each update samples: newest (the newest -f transitions plus uniform replay, the original's scheme) "
+        "or uniform (all from replay, as SB3 does)",
+        ("--replay",),
+        choices=REPLAY_MODES,
+    )
+    target_update_freq: int | None = setting(
+        None, "Env steps between target-network syncs (default: -f)", ("--target_update",)
+    )
+    learning_starts: int | None = setting(
+        None, "Transitions in memory before the first update (default: -b)", ("--learning_starts",)
+    )
+    ema_steps: int | None = setting(
+        None,
+        "Act greedily (evaluation, --play, best.keras) with an exponential moving average of the Q-network's "
+        "weights over about this many env steps (default, and 0: the online network)",
+        ("--ema",),
+        metavar="STEPS",
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        _within("epsilon", self.epsilon, 0.0, 1.0)
+        _within("epsilon_min", self.epsilon_min, 0.0, 1.0)
+        _within("epsilon_decay", self.epsilon_decay, 0.0, 1.0)
+        for name in ("update_freq", "update_nsamp", "batch_size", "max_memory"):
+            _positive(name, getattr(self, name))
+        for name in ("epsilon_decay_steps", "target_update_freq", "ema_steps"):
+            _positive(name, getattr(self, name), optional=True)
+        _choice("replay", self.replay, REPLAY_MODES)
+        if self.max_memory < self.batch_size:
+            raise ConfigError(
+                f"{label('max_memory')} ({self.max_memory}) must be at least the batch size ({self.batch_size})"
+            )
+        if self.update_nsamp < self.batch_size:
+            raise ConfigError(
+                f"{label('update_nsamp')} ({self.update_nsamp}) must be at least the batch size ({self.batch_size})"
+            )
+        if self.learning_starts is not None:
+            if self.learning_starts < 0:
+                raise ConfigError(f"learning_starts must be at least 0, got {self.learning_starts}")
+            if self.learning_starts >= self.max_memory:
+                # The memory can never hold that many transitions, so no update would ever run.
+                raise ConfigError(
+                    f"learning_starts ({self.learning_starts}) must be below {label('max_memory')} "
+                    f"({self.max_memory}): the memory holds at most {self.max_memory - 1} transitions, so the agent "
+                    "would never update"
+                )
+
+
+@dataclass(frozen=True)
+class PGConfig(AgentConfig):
+    """REINFORCE policy gradient (``pg``)."""
+
+    dropout: float = setting(0.5, "Dropout rate in the NN", ("-o", "--dropout"))
+    reset_on_score: bool | None = setting(
+        None,
+        "Reset the running return at each point (1) or not (0) (default: on for Pong)",
+        ("--pong_reset",),
+        cli_type="01",
+    )
+
+
+# Agent name -> its config class. kerlym.agents.AGENTS holds the classes, imported only when a run starts.
+AGENT_CONFIGS: dict[str, type[AgentConfig]] = {"dqn": DQNConfig, "ddqn": DQNConfig, "pg": PGConfig}
+
+# The names config.json used before these classes existed (the command's flag names), and the fields they are now.
+OLD_NAMES = {
+    "num_frames": "nframes",
+    "difference": "difference_obs",
+    "net": "modelfactory",
+    "max_mem": "max_memory",
+    "update_size": "update_nsamp",
+    "exploration_steps": "epsilon_decay_steps",
+    "target_update": "target_update_freq",
+    "ema": "ema_steps",
+    "pong_reset": "reset_on_score",
+}
+
+
+def label(name: str) -> str:
+    """A field's name as the user knows it from the command line, e.g. ``max_mem`` for ``max_memory``."""
+    for cls in (RunConfig, DQNConfig, PGConfig):
+        for f in fields(cls):
+            if f.name == name and f.metadata.get("flags"):
+                return f.metadata["flags"][-1].lstrip("-")
+    return name
+
+
+def _positive(name, value, optional=False):
+    if value is None and optional:
+        return
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{label(name)} must be positive, got {value}")
+
+
+def _within(name, value, low, high):
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ConfigError(f"{label(name)} must be in [{low:g}, {high:g}], got {value}")
+
+
+def _choice(what, value, choices):
+    if value not in choices:
+        raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def defaults(cls, cli: bool = False) -> dict:
+    """A config class's defaults; ``cli``: the command's, where the original command's differ."""
+    out = {}
+    for f in fields(cls):
+        cli_default = f.metadata.get("cli_default", MISSING)
+        out[f.name] = cli_default if cli and cli_default is not MISSING else f.default
+    return out
+
+
+# What --resume and --play may change on a saved run; every other setting comes from its config.json.
+RUNTIME_FIELDS = (
+    "steps",
+    "episodes",
+    "plots",
+    "plot_rate",
+    "render",
+    "submit",
+    "quiet",
+    "eval_episodes",
+    "eval_every",
+    "checkpoint_every",
+    "save_memory",
+    "dtype_policy",  # weights are float32 under either policy
+)
+
+
+def field_names(cls) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def all_agent_fields() -> set[str]:
+    """Every field of every agent config."""
+    return {name for cls in AGENT_CONFIGS.values() for name in field_names(cls)}
+
+
+def split(values: dict, agent: str) -> tuple[dict, dict, dict]:
+    """Sort flat settings into (run fields, the agent's fields, fields of other agents only)."""
+    run_names = set(field_names(RunConfig))
+    mine = set(field_names(AGENT_CONFIGS[agent]))
+    run, own, other = {}, {}, {}
+    for key, value in values.items():
+        (run if key in run_names else own if key in mine else other)[key] = value
+    return run, own, other
+
+
+def agent_config(agent: str, values: dict) -> AgentConfig:
+    """The agent's config from field values; an unknown name is an error with a did-you-mean."""
+    if agent not in AGENT_CONFIGS:
+        raise ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENT_CONFIGS)}")
+    cls = AGENT_CONFIGS[agent]
+    known = field_names(cls)
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{cls.__name__} has no setting {key!r}{hint}")
+    try:
+        return cls(**values)
+    except TypeError as e:  # a value of the wrong type compared or computed with
+        raise ConfigError(f"bad value in {cls.__name__}: {e}") from None
+
+
+def to_dict(config) -> dict:
+    """A config's fields as a JSON-able dict (a factory or preprocessor function is saved by its name)."""
+    out = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if callable(value):
+            value = getattr(value, "__name__", repr(value))
+        out[f.name] = value
+    return out
+
+
+def replace(config, **changes):
+    """``dataclasses.replace`` that reports bad values as :class:`ConfigError`."""
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,288 @@
+"""The training session: the env loop, episode rows, the checkpoint and evaluation schedule, signals.
+
+The runner owns time: when the envs step, when an episode's row is written,
+when to checkpoint and evaluate, and when to stop. The agent owns learning: it
+chooses actions (``act``), sees each transition (``observe``), and decides
+after each step whether to update (``after_step``). Rows go to small sinks
+(:mod:`kerlym.sinks`): the console, ``progress.csv``, the live plot.
+
+Data flows one way: env -> preprocessor (inside the env) -> frame history ->
+``agent.act`` -> env step -> ``agent.observe`` -> ``agent.after_step`` (memory,
+updates) -> episode rows -> sinks.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+class NonFiniteLoss(RuntimeError):
+    """An update produced a NaN or infinite loss; training stops before it can be checkpointed."""
+
+
+class Runner:
+    """Runs an agent's training session.
+
+    Args:
+        agent: a :class:`kerlym.agents.base.Agent`.
+        run_dir: the run folder to checkpoint into (``None``: no checkpoints).
+        sinks: objects with ``on_episode(runner, row)`` and optionally ``on_tick(runner)``
+            (about every 100 env steps), ``on_eval(runner, mean, std, best)`` and ``close()``.
+        checkpoint_every: env steps between checkpoints (with ``run_dir``).
+        eval_every: env steps between greedy evaluations (with ``run_dir``, the best is kept as ``best.keras``).
+        eval_episodes: episodes per evaluation.
+        save_memory: include the replay memory in checkpoints.
+        handle_signals: the first SIGINT/SIGTERM stops training after the current step and saves;
+            a second one while saving is ignored with a message. Only in the main thread.
+    """
+
+    def __init__(
+        self,
+        agent,
+        run_dir: str | None = None,
+        sinks=(),
+        checkpoint_every: int | None = None,
+        eval_every: int | None = None,
+        eval_episodes: int = 20,
+        save_memory: bool = False,
+        handle_signals: bool = True,
+    ):
+        self.agent = agent
+        self.run_dir = run_dir
+        self.sinks = list(sinks)
+        self.checkpoint_every = checkpoint_every if run_dir else None
+        self.eval_every = eval_every
+        self.eval_episodes = eval_episodes
+        self.save_memory = save_memory
+        self.handle_signals = handle_signals
+        self.interrupted: list[int] = []
+        self.saving = False
+        self.last_checkpoint: str | None = None
+        self.t0 = time.perf_counter()
+        self.steps0 = agent.total_steps
+
+    # -- schedule ---------------------------------------------------------
+    @staticmethod
+    def _next(step: int, every: int | None) -> int | None:
+        return None if every is None else (step // every + 1) * every
+
+    def speed(self) -> float:
+        """Env steps per second since this runner started."""
+        return (self.agent.total_steps - self.steps0) / max(time.perf_counter() - self.t0, 1e-9)
+
+    # -- the loop -----------------------------------------------------------
+    def run(
+        self,
+        max_steps: int | None = None,
+        max_episodes: int | None = None,
+        callback: Callable | None = None,
+        step_callback: Callable | None = None,
+    ) -> list[dict]:
+        """Train until ``max_steps`` more env steps or ``max_episodes`` more episodes (forever if neither).
+
+        ``callback(agent, row)`` runs after each episode; returning ``True`` stops training.
+        ``step_callback(agent)`` runs about every 100 env steps. With a run folder a final
+        checkpoint is written however training stops (limit, callback, signal, error).
+        Returns the agent's per-episode rows.
+        """
+        agent = self.agent
+        previous = self._install_signals()
+        self.t0, self.steps0 = time.perf_counter(), agent.total_steps
+        try:
+            if max_steps != 0 and max_episodes != 0:
+                self._loop(max_steps, max_episodes, callback, step_callback)
+        except NonFiniteLoss:
+            raise  # never checkpoint non-finite weights; the last finite checkpoint stays
+        except BaseException as error:  # an env or a callback failed: keep the work done so far, then re-raise
+            if self.run_dir is not None:
+                self._checkpoint_after(error)
+            raise
+        else:
+            if self.run_dir is not None:
+                self.checkpoint()
+        finally:
+            self._restore_signals(previous)
+            for sink in self.sinks:
+                if hasattr(sink, "close"):
+                    sink.close()
+        return agent.episodes
+
+    def _loop(self, max_steps, max_episodes, callback, step_callback):
+        agent = self.agent
+        n = agent.concurrency
+        envs = agent.vector_env()
+        step_limit = None if max_steps is None else agent.total_steps + max_steps
+        episode_limit = None if max_episodes is None else agent.episode + max_episodes
+        tick_every = max(1, 100 // n)
+        next_checkpoint = self._next(agent.total_steps, self.checkpoint_every)
+        next_eval = self._next(agent.total_steps, self.eval_every)
+        start = time.perf_counter()
+        histories = [agent.frame_history() for _ in range(n)]
+        ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
+        ep_qmax, ep_qmin, ep_qsteps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
+
+        obs, _ = envs.reset(seed=agent._reset_seed)
+        agent._reset_seed = None  # seed only the first reset; later resets continue each env's RNG
+        for i in range(n):
+            histories[i].push(obs[i], first=True)
+            agent.begin_episode(obs[i], i)
+        vector_steps = 0
+        while True:
+            states = histories[0].latest() if n == 1 else np.concatenate([h.latest() for h in histories])
+            actions, values = agent.act(states)
+            obs, rewards, terminated, truncated, infos = envs.step(actions)
+            done = terminated | truncated
+            steps_before = agent.total_steps
+            agent.total_steps += n
+            ep_reward += rewards
+            ep_len += 1
+            if values is not None:  # statistics over the steps where the network was consulted
+                ep_qmax += values.max(axis=1)
+                ep_qmin += values.min(axis=1)
+                ep_qsteps += 1
+            for i in range(n):
+                nxt = infos["final_obs"][i] if done[i] else obs[i]
+                histories[i].push(nxt, first=False)
+                agent.observe(i, states[i], actions[i], rewards[i], terminated[i], truncated[i], nxt)
+            updates_before = agent.updates
+            agent.after_step(steps_before)
+            if agent.updates != updates_before:
+                self._check_finite()
+            stop = False
+            for i in done.nonzero()[0]:
+                agent.episode += 1
+                epsilon = getattr(agent, "epsilon", float("nan"))  # the episode's own (PG has none)
+                extra = agent.end_episode(i)  # DQN decays epsilon here; PG updates, so its loss joins this row
+                if agent.updates != updates_before:
+                    self._check_finite()
+                losses = agent._losses
+                row = {
+                    "episode": agent.episode,
+                    "total_steps": agent.total_steps,
+                    "reward": float(ep_reward[i]),
+                    "length": int(ep_len[i]),
+                    "epsilon": epsilon,
+                    "loss": float(np.mean(losses)) if losses else float("nan"),
+                    "max_q": float(ep_qmax[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
+                    "min_q": float(ep_qmin[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
+                    "wall_time": time.perf_counter() - start,
+                }
+                agent._losses = []
+                row.update(extra)
+                agent.episodes.append(row)
+                ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
+                histories[i].push(obs[i], first=True)
+                agent.begin_episode(obs[i], i)
+                for sink in self.sinks:
+                    sink.on_episode(self, row)
+                if callback is not None and callback(agent, row):
+                    stop = True
+                if episode_limit is not None and agent.episode >= episode_limit:
+                    stop = True
+            # Checkpoints and evaluations come after the step's episodes are counted, so a checkpoint's
+            # episode count and the rows kept on resume always agree.
+            vector_steps += 1
+            if vector_steps % tick_every == 0:
+                for sink in self.sinks:
+                    if hasattr(sink, "on_tick"):
+                        sink.on_tick(self)
+                if step_callback is not None:
+                    step_callback(agent)
+            if next_checkpoint is not None and agent.total_steps >= next_checkpoint:
+                self.checkpoint()
+                next_checkpoint = self._next(agent.total_steps, self.checkpoint_every)
+            if next_eval is not None and agent.total_steps >= next_eval:
+                self.evaluate()
+                next_eval = self._next(agent.total_steps, self.eval_every)
+            if stop or agent._stop or self.interrupted or (step_limit is not None and agent.total_steps >= step_limit):
+                agent._stop = False
+                return
+
+    def _check_finite(self) -> None:
+        losses = self.agent._losses
+        if losses and not all(math.isfinite(x) for x in losses[-64:]):
+            raise NonFiniteLoss(
+                f"the loss became {losses[-1]} at step {self.agent.total_steps} (update {self.agent.updates}); "
+                "training stopped and no checkpoint was written after it. Lower the learning rate or check the "
+                "env's rewards"
+            )
+
+    def _checkpoint_after(self, error: BaseException) -> None:
+        from kerlym import runs
+
+        try:
+            self.checkpoint()
+        except runs.CheckpointError as e:  # the original error is the one to report; say what else went wrong
+            print(f"kerlym: note: no checkpoint after the error: {e}", flush=True)
+        else:
+            if hasattr(error, "add_note"):  # Python 3.11+
+                error.add_note(f"kerlym: at step {self.agent.total_steps}; checkpoint saved in {self.last_checkpoint}")
+
+    # -- checkpoints and evaluations ---------------------------------------
+    def checkpoint(self) -> str:
+        """Write a checkpoint now; a second signal meanwhile is ignored with a message."""
+        from kerlym import runs
+
+        self.saving = True
+        try:
+            self.last_checkpoint = runs.save_checkpoint(self.run_dir, self.agent, include_memory=self.save_memory)
+        finally:
+            self.saving = False
+        return self.last_checkpoint
+
+    def evaluate(self) -> tuple[float, float]:
+        """Greedy evaluation; with a run folder, a row in evaluations.csv and best.keras when it is the best."""
+        returns = self.agent.evaluate(self.eval_episodes)
+        mean, std = float(returns.mean()), float(returns.std())
+        best = False
+        if self.run_dir is not None:
+            from kerlym import runs
+
+            best = runs.record_evaluation(self.run_dir, self.agent, mean, std)
+        for sink in self.sinks:
+            if hasattr(sink, "on_eval"):
+                sink.on_eval(self, mean, std, best)
+        return mean, std
+
+    # -- signals ------------------------------------------------------------
+    def _install_signals(self):
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def on_signal(signum, frame):
+            if self.saving:
+                print("\nkerlym: still saving the checkpoint; it finishes before kerlym exits", flush=True)
+            elif not self.interrupted:
+                print("\nkerlym: stopping after this step and saving a checkpoint ...", flush=True)
+            self.interrupted.append(signum)
+
+        return {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _restore_signals(previous) -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def evaluate(agent, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False) -> np.ndarray:
+    """Returns of ``episodes`` episodes of ``agent`` on ``env`` (no learning; greedy unless ``explore``)."""
+    history = agent.frame_history()
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=None if seed is None else seed + i)
+        history.push(obs, first=True)
+        total, done = 0.0, False
+        while not done:
+            actions, _ = agent.act(history.latest(), explore=explore)
+            obs, reward, terminated, truncated, _ = env.step(int(actions[0]))
+            history.push(obs, first=False)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return np.asarray(returns)
