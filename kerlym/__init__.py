@@ -7,6 +7,8 @@ Submodules are imported on first use, so ``import kerlym`` (and the
 
 import importlib
 
+from kerlym.make import configure, make  # light (standard library only); binds kerlym.make to the function
+
 __version__ = "0.3.0"
 __all__ = ["agents", "envs", "networks", "preproc", "memory", "config", "make", "configure", "__version__"]
 
@@ -16,6 +18,4 @@ _MODULES = ("agents", "envs", "networks", "preproc", "memory", "config", "runner
 def __getattr__(name):
     if name in _MODULES:
         return importlib.import_module(f"kerlym.{name}")
-    if name in ("make", "configure"):
-        return getattr(importlib.import_module("kerlym.make"), name)
     raise AttributeError(f"module 'kerlym' has no attribute {name!r}")

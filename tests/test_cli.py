@@ -11,9 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from kerlym import agents, preproc
-from kerlym.agents import base, dqn
-from kerlym.main import AGENT_NAMES, DTYPE_POLICIES, PREPROCESSOR_NAMES, REPLAY_MODES
+from kerlym import agents, config, preproc
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
 ENV.pop("DISPLAY", None)
@@ -42,11 +40,10 @@ def checkpoint_step(run):
         return int(f.read().strip().split("-")[1])
 
 
-def test_registries_match_the_cli():
-    assert set(AGENT_NAMES) == set(agents.AGENTS)
-    assert DTYPE_POLICIES == base.DTYPE_POLICIES
-    assert REPLAY_MODES == dqn.REPLAY_MODES
-    assert set(PREPROCESSOR_NAMES) == set(preproc.PREPROCESSORS)
+def test_every_agent_has_a_config_and_every_preprocessor_a_name():
+    assert set(config.AGENT_CONFIGS) == set(agents.AGENTS)
+    assert all(agents.AGENTS[name].Config is cls for name, cls in config.AGENT_CONFIGS.items())
+    assert set(config.PREPROCESSOR_NAMES) == set(preproc.PREPROCESSORS)
 
 
 def test_help_and_version_do_not_import_heavy_libraries():

@@ -58,7 +58,7 @@ def test_atari_copies_run_in_ale_threads_with_the_atari_preprocessors_frames():
     single = preproc.atari(make_env("PongNoFrameskip-v4"))
     frame, _ = single.reset(seed=0)
     agent = D2QN(
-        "PongNoFrameskip-v4", preprocessor=preproc.atari, nframes=2, concurrency=2, seed=0, learning_starts=10**6
+        "PongNoFrameskip-v4", preprocessor=preproc.atari, nframes=2, concurrency=2, seed=0, learning_starts=99_999
     )
     envs = agent.vector_env()
     assert type(envs.env).__name__ == "AtariVectorEnv" and envs.num_envs == 2
@@ -78,10 +78,11 @@ def test_atari_copies_run_in_ale_threads_with_the_atari_preprocessors_frames():
 
 
 def test_the_cli_steps_atari_copies_in_ale_threads_unless_it_wraps_each_env():
-    from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
+    from kerlym.main import build_parser, resolve
+    from kerlym.make import make, make_env_factory
 
-    cfg = resolve_config(build_parser().parse_args("-e PongNoFrameskip-v4 -n nature_cnn -E atari -t 4 -c 2".split()))
-    agent = build_agent(cfg, make_env_factory(cfg))
+    run, cfg = resolve(build_parser().parse_args("-e PongNoFrameskip-v4 -n nature_cnn -E atari -t 4 -c 2".split()))
+    agent = make(run, cfg)
     assert type(agent.vector_env().env).__name__ == "AtariVectorEnv"
     agent.close()
-    assert getattr(make_env_factory(cfg, submit_stats=[]), "env_id", None) is None  # -S records each env's episodes
+    assert getattr(make_env_factory(run, submit_stats=[]), "env_id", None) is None  # -S records each env's episodes

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 
-from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
+import kerlym
 
 
 def preset_agent(agent="ddqn", seed=0):
-    cfg = resolve_config(build_parser().parse_args(["-e", "CartPole-v1", "-a", agent, "--preset", "--seed", str(seed)]))
-    return build_agent(cfg, make_env_factory(cfg))
+    return kerlym.make("CartPole-v1", agent, preset=True, cli_defaults=True, seed=seed)
 
 
 @pytest.mark.slow

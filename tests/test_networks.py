@@ -11,7 +11,6 @@ import pytest
 
 from kerlym import networks
 from kerlym.agents import D2QN, DQN
-from kerlym.main import CONV_NETWORKS, NETWORK_NAMES
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 
@@ -23,11 +22,6 @@ def fake_agent(nframes, frame_shape):
 
 VECTOR_ENV = SimpleNamespace(action_space=gym.spaces.Discrete(3))
 IMAGE_SHAPE = (84, 84, 1)
-
-
-def test_cli_and_registry_list_the_same_networks():
-    assert set(NETWORK_NAMES) == set(networks.NETWORKS)
-    assert set(CONV_NETWORKS) == set(networks.CONV_NETWORKS)
 
 
 @pytest.mark.parametrize("name", sorted(networks.NETWORKS))
