@@ -38,6 +38,20 @@ class RunConfig:
 
     env: str = setting("MountainCar-v0", "Which Gymnasium environment to run", ("-e", "--env"))
     agent: str = setting("ddqn", "Which learning algorithm to use", ("-a", "--agent"))
+    env_kwargs: dict | None = setting(
+        None,
+        "Keyword arguments for the env, as KEY=VALUE (values read as Python literals, else as strings)",
+        ("--env-kwargs",),
+        cli_nargs="+",
+        metavar="KEY=VALUE",
+    )
+    gym_packages: tuple[str, ...] | None = setting(
+        None,
+        "Modules to import before making the env, for envs they register (-e MODULE:ENV_ID also imports MODULE)",
+        ("--gym-packages",),
+        cli_nargs="+",
+        metavar="MODULE",
+    )
     steps: int | None = setting(
         None, "Stop after this many env steps in total (default: run until Ctrl-C)", ("--steps",)
     )
@@ -61,6 +75,8 @@ class RunConfig:
     quiet: bool = setting(False, "Print a progress line every 10 s instead of one per episode", ("-q", "--quiet"))
 
     def __post_init__(self):
+        if self.env_kwargs is not None and not isinstance(self.env_kwargs, dict):
+            raise ConfigError(f"env_kwargs must be a dict of keyword arguments, got {self.env_kwargs!r}")
         for name in ("plot_rate", "checkpoint_every"):
             _positive(name, getattr(self, name))
         for name in ("steps", "episodes", "eval_episodes", "eval_every"):

@@ -49,7 +49,9 @@ def _add_flags(group, cls, skip=()):
         shown = _SHOWN_DEFAULTS.get(f.name, f.default if cli_default is MISSING else cli_default)
         kw = {"dest": f.name, "default": None, "help": f"{f.metadata['help']} [{shown}]"}
         kind = str(f.type).split("|")[0].strip()
-        if f.metadata.get("cli_type") == "01":
+        if f.metadata.get("cli_nargs"):
+            kw["nargs"] = f.metadata["cli_nargs"]
+        elif f.metadata.get("cli_type") == "01":
             kw.update(type=int, choices=(0, 1))
         elif kind == "bool":
             kw["action"] = "store_true" if f.name in _SWITCHES else argparse.BooleanOptionalAction
@@ -100,7 +102,27 @@ def given_settings(args: argparse.Namespace) -> dict:
     values = {k: v for k, v in vars(args).items() if v is not None and k not in skip}
     if "reset_on_score" in values:
         values["reset_on_score"] = bool(values["reset_on_score"])
+    if "env_kwargs" in values:
+        values["env_kwargs"] = parse_kwargs(values["env_kwargs"])
+    if "gym_packages" in values:
+        values["gym_packages"] = list(values["gym_packages"])
     return values
+
+
+def parse_kwargs(items: list[str]) -> dict:
+    """``KEY=VALUE`` words as a dict; a value is a Python literal (``3``, ``0.5``, ``True``, ``[1, 2]``) or a string."""
+    import ast
+
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--env-kwargs takes KEY=VALUE pairs, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key] = text
+    return out
 
 
 def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig]:
@@ -143,13 +165,18 @@ def check_settings(run: C.RunConfig, cfg: C.AgentConfig) -> None:
         raise UsageError("--render needs a display, and none was found (DISPLAY is unset); use -S to record videos")
 
 
-def check_env_id(env_id: str) -> None:
+def check_env_id(run: C.RunConfig) -> None:
     import difflib
 
     import gymnasium as gym
 
-    from kerlym.envs import register_atari
+    from kerlym.envs import import_env_modules, register_atari
 
+    try:
+        import_env_modules(run.env, run.gym_packages)
+    except ImportError as e:
+        raise UsageError(str(e)) from None
+    env_id = run.env.split(":")[-1]
     register_atari(env_id)
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
@@ -333,12 +360,13 @@ def _record_videos(run, agent, folder, episodes=3) -> str:
     import gymnasium as gym
 
     from kerlym import preproc
+    from kerlym.envs import make_env
 
     env = None
     if not _has_display():
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen
     try:
-        env = gym.make(run.env, render_mode="rgb_array")
+        env = make_env(run.env, "rgb_array", run.env_kwargs, run.gym_packages)
         env = gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda i: True, disable_logger=True)
         env = preproc.apply(env, agent.preprocessor)
         agent.evaluate(episodes, env=env)
@@ -397,12 +425,12 @@ def main(argv=None) -> int:
             return train(run, cfg, saved_dir, checkpoint)
         run, cfg = resolve(args)
         check_settings(run, cfg)
-        check_env_id(run.env)
+        check_env_id(run)
         check_env(run, cfg)
         from kerlym import runs
 
         # Every check above ran before the run folder exists, so bad input never leaves one behind.
-        return train(run, cfg, runs.new_run_dir(run.outdir, run.env, run.agent), None)
+        return train(run, cfg, runs.new_run_dir(run.outdir, run.env.replace(":", "_"), run.agent), None)
     except UsageError as e:
         print(f"kerlym: error: {e}", file=sys.stderr)
         return 2

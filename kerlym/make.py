@@ -67,7 +67,8 @@ def make_env_factory(run: C.RunConfig, submit_stats: list | None = None):
     def make():
         from kerlym.envs import make_env
 
-        env = make_env(run.env, render_mode="human" if run.render else None)  # registers ALE and kerlym ids
+        render_mode = "human" if run.render else None
+        env = make_env(run.env, render_mode, run.env_kwargs, run.gym_packages)  # registers ALE and kerlym ids
         if submit_stats is not None:
             import gymnasium as gym
 
@@ -75,7 +76,7 @@ def make_env_factory(run: C.RunConfig, submit_stats: list | None = None):
             submit_stats.append(env)
         return env
 
-    if submit_stats is None and not run.render:
+    if submit_stats is None and not run.render and not run.env_kwargs and ":" not in run.env:
         make.env_id = run.env  # nothing added to the plain env: copies may come from ale-py's vector env
     return make
 

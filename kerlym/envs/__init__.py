@@ -41,13 +41,43 @@ def register_atari(env_id: str) -> None:
             pass
 
 
-def make_env(env, render_mode=None):
-    """A Gymnasium env from an env, an env id, or a zero-argument callable returning one."""
+def import_env_modules(env_id: str, gym_packages=None) -> None:
+    """Import the modules that register a user's envs: ``gym_packages``, and ``MODULE`` of ``MODULE:ENV_ID``.
+
+    Raises:
+        ImportError: with one line naming the module and the first line of its error.
+    """
+    import importlib
+    import os
+    import sys
+
+    modules = list(gym_packages or [])
+    if modules or ":" in env_id:  # as ``python -m`` does, so the ``kerlym`` script finds a module in this folder
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.append(cwd)
+    if ":" in env_id:
+        modules.append(env_id.split(":")[0])
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # anything the user's module raises while importing
+            text = str(e).strip().splitlines()
+            raise ImportError(f"cannot import {name!r}: {type(e).__name__}: {text[0] if text else ''}") from None
+
+
+def make_env(env, render_mode=None, env_kwargs=None, gym_packages=None):
+    """A Gymnasium env from an env, an env id (``MODULE:ENV_ID`` too), or a zero-argument callable returning one."""
     import gymnasium as gym
 
     if isinstance(env, str):
+        import_env_modules(env, gym_packages)
+        env = env.split(":")[-1]
         register_atari(env)
-        return gym.make(env, render_mode=render_mode)
+        kwargs = dict(env_kwargs or {})
+        if render_mode is not None:  # an env without rendering need not take the argument at all
+            kwargs["render_mode"] = render_mode
+        return gym.make(env, **kwargs)
     if callable(env) and not isinstance(env, gym.Env):
         return env()
     return env
