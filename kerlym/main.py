@@ -47,7 +47,9 @@ def _add_flags(group, cls, skip=()):
             continue
         cli_default = f.metadata.get("cli_default", MISSING)
         shown = _SHOWN_DEFAULTS.get(f.name, f.default if cli_default is MISSING else cli_default)
-        kw = {"dest": f.name, "default": None, "help": f"{f.metadata['help']} [{shown}]"}
+        names = _choices(f)
+        listed = f": {', '.join(names)}" if names else ""
+        kw = {"dest": f.name, "default": None, "help": f"{f.metadata['help']}{listed} [{shown}]"}
         kind = str(f.type).split("|")[0].strip()
         if f.metadata.get("cli_nargs"):
             kw["nargs"] = f.metadata["cli_nargs"]
@@ -57,9 +59,20 @@ def _add_flags(group, cls, skip=()):
             kw["action"] = "store_true" if f.name in _SWITCHES else argparse.BooleanOptionalAction
         else:
             kw["type"] = _TYPES[kind]
-        if "metavar" in f.metadata:
-            kw["metavar"] = f.metadata["metavar"]
+        if kind != "bool":
+            kw["metavar"] = f.metadata.get("metavar", flags[-1].lstrip("-").upper())
         group.add_argument(*flags, **kw)
+
+
+def _choices(f) -> tuple[str, ...]:
+    """The names a field takes, listed in its help."""
+    if f.name == "agent":
+        return tuple(C.AGENT_CONFIGS)
+    if f.name == "modelfactory":
+        from kerlym import networks  # light: Keras is imported only when a network is built
+
+        return tuple(networks.NETWORKS)
+    return tuple(f.metadata.get("choices", ()))
 
 
 def build_parser() -> argparse.ArgumentParser:
