@@ -31,6 +31,7 @@ setup(
         "test": ["pytest>=7", "ruff>=0.5", "gymnasium[box2d]>=1.0"],
         "jax": ["jax>=0.4.30"],
         "box2d": ["gymnasium[box2d]>=1.0"],
+        "go": ["open-spiel>=1.5"],  # Go9x9-v0 / Go19x19-v0; GnuGo opponents also need apt-get install gnugo
     },
     entry_points={"console_scripts": ["kerlym=kerlym.main:main"]},
     classifiers=[

@@ -53,6 +53,27 @@ def _frames_with_channels(agent, factory):
     return shape
 
 
+def _is_channels_first(frame_shape) -> bool:
+    """A ``(C, H, W)`` frame: a few planes before a square image, as Go's ``(3, N, N)`` board planes."""
+    channels, height, width = frame_shape
+    return channels <= 4 and height == width > channels
+
+
+def _frames(s, agent, factory):
+    """The flat input ``s`` as ``[nframes, H, W, C]`` frames, and that shape.
+
+    Conv2D wants channels last, so ``(C, H, W)`` frames are transposed inside the model.
+    """
+    from keras import layers
+
+    shape = _frames_with_channels(agent, factory)
+    h = layers.Reshape(shape)(s)
+    if _is_channels_first(shape[1:]):
+        h = layers.Permute((1, 3, 4, 2))(h)
+        shape = [shape[0], shape[2], shape[3], shape[1]]
+    return h, shape
+
+
 def simple_dnn(agent, env, dropout=0.5, learning_rate=1e-4, optimizer="rmsprop", loss="mse", **kwargs):
     """Two 256-unit ReLU layers with dropout and a zero-initialised linear output."""
     import keras
@@ -127,9 +148,8 @@ def simple_cnn(agent, env, dropout=0.0, learning_rate=1e-3, optimizer="rmsprop",
     import keras
     from keras import layers
 
-    shape = _frames_with_channels(agent, "simple_cnn")
     s = keras.Input(shape=(agent.input_dim,))
-    h = layers.Reshape(shape)(s)
+    h, _ = _frames(s, agent, "simple_cnn")
     h = layers.TimeDistributed(layers.Conv2D(16, 8, strides=4, padding="same", activation="relu"))(h)
     h = layers.TimeDistributed(layers.Conv2D(32, 4, strides=2, padding="same", activation="relu"))(h)
     h = layers.Flatten()(h)
@@ -144,9 +164,8 @@ def nature_cnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", lo
     import keras
     from keras import layers
 
-    nframes, height, width, channels = _frames_with_channels(agent, "nature_cnn")
     s = keras.Input(shape=(agent.input_dim,))
-    h = layers.Reshape((nframes, height, width, channels))(s)
+    h, (nframes, height, width, channels) = _frames(s, agent, "nature_cnn")
     h = layers.Permute((2, 3, 1, 4))(h)
     h = layers.Reshape((height, width, nframes * channels))(h)
     h = layers.Rescaling(1.0 / 255)(h)

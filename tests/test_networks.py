@@ -116,3 +116,29 @@ def test_zoo_mlp_starts_as_torch_linear_layers_do():
         assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound
         assert np.abs(kernel).max() > 0.95 * bound  # spread over the whole interval
         np.testing.assert_allclose(kernel.var(), bound**2 / 3, rtol=0.15)
+
+
+def test_simple_cnn_reads_go_planes_channels_first():
+    # Go's (3, 9, 9) planes: the convolution must see 9x9 boards with 3 channels, not 3x9 images with 9.
+    agent = fake_agent(2, (3, 9, 9))
+    model = networks.simple_cnn(agent, VECTOR_ENV)
+    first_conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.TimeDistributed))
+    assert tuple(first_conv.input.shape) == (None, 2, 9, 9, 3)
+    frames = np.zeros((1, 2, 3, 9, 9), np.float32)
+    frames[0, 0, 0] = 1.0  # frame 0: the black plane full
+    frames[0, 1, 2, 4, 5] = 7.0  # frame 1: the empty plane at row 4, column 5
+    permuted = keras.Model(model.input, first_conv.input)(frames.reshape(1, -1))
+    expected = np.zeros((1, 2, 9, 9, 3), np.float32)
+    expected[0, 0, :, :, 0] = 1.0
+    expected[0, 1, 4, 5, 2] = 7.0
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(permuted), expected)
+    assert model.output_shape == (None, 3)
+
+
+@pytest.mark.parametrize("frame_shape", [(3, 36, 36), (36, 36, 3)])
+def test_nature_cnn_stacks_frames_as_channels_either_way(frame_shape):
+    model = networks.nature_cnn(fake_agent(2, frame_shape), VECTOR_ENV)
+    first_conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert tuple(first_conv.input.shape) == (None, 36, 36, 6)
+    permutes = [layer for layer in model.layers if isinstance(layer, keras.layers.Permute)]
+    assert len(permutes) == (2 if frame_shape[0] == 3 else 1)  # nature_cnn's own frames-to-channels permute

@@ -1,0 +1,432 @@
+"""Go against a fixed opponent: the original KeRLym's ``Go9x9-v0`` and ``Go19x19-v0``, rebuilt on OpenSpiel.
+
+The old gym's Go env wrapped Pachi, which is gone. Here OpenSpiel's ``go`` game
+keeps the rules and the score, and the opponent is GnuGo (over GTP), OpenSpiel's
+MCTS bot, or uniform random play.
+
+Rules, from OpenSpiel: suicide and simple-ko recaptures are illegal; the game
+ends after two passes in a row and is scored by Tromp-Taylor area counting
+with ``komi`` for white. OpenSpiel ends a game in two more ways: a move that
+repeats an earlier position (positional superko) ends it as a draw, and after
+``max_game_length`` moves (``2 N**2`` unless given) the position is scored as
+it stands. Resigning is this env's own: the resigning side loses.
+
+Coordinates: an action ``row * N + col`` is a point counted from the top-left
+corner (row 0 is the top, as in the observation); ``N * N`` passes and
+``N * N + 1`` resigns. In GTP's letters, on 9x9 action 0 is A9, 8 is J9 and 80 is J1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.error import DependencyNotInstalled
+
+GNUGO_PATH = "/usr/games/gnugo"  # where Debian's gnugo package puts it, off most users' PATH
+GTP_COLUMNS = "ABCDEFGHJKLMNOPQRST"  # GTP skips the letter I
+RESIGN = -1  # what an opponent's move() returns to resign
+OPPONENT_FORMS = "'random', 'mcts:SIMULATIONS' or 'gnugo:LEVEL'"
+
+
+class IllegalMove(ValueError):
+    """The agent played an illegal move with ``illegal_move_mode="raise"``."""
+
+
+def find_gnugo() -> str | None:
+    """GnuGo's binary: ``gnugo`` on PATH, else Debian's ``/usr/games/gnugo``; None when neither exists."""
+    found = shutil.which("gnugo")
+    if found is None and os.access(GNUGO_PATH, os.X_OK):
+        found = GNUGO_PATH
+    return found
+
+
+def flip_rows(action: int, board_size: int) -> int:
+    """This env's point action <-> OpenSpiel's (OpenSpiel counts rows from the bottom); pass maps to pass."""
+    if action >= board_size * board_size:
+        return action
+    row, col = divmod(action, board_size)
+    return (board_size - 1 - row) * board_size + col
+
+
+def action_to_gtp(action: int, board_size: int) -> str:
+    """A point or pass action as a GTP vertex: rows count from the bottom, columns skip I."""
+    if action == board_size * board_size:
+        return "pass"
+    row, col = divmod(action, board_size)
+    return f"{GTP_COLUMNS[col]}{board_size - row}"
+
+
+def gtp_to_action(vertex: str, board_size: int) -> int:
+    """A GTP vertex (any case) as this env's action; ``pass`` is ``N * N``."""
+    vertex = vertex.strip().upper()
+    if vertex == "PASS":
+        return board_size * board_size
+    col, row = GTP_COLUMNS.index(vertex[0]), board_size - int(vertex[1:])
+    if not (0 <= row < board_size and col < board_size):
+        raise ValueError(f"GTP vertex {vertex} is off a {board_size}x{board_size} board")
+    return row * board_size + col
+
+
+# -- opponents: new_game(rng), observe(state, action), move(state), close() --------------------------------------
+# Actions here are OpenSpiel's; move() returns one legal in ``state`` or RESIGN.
+class RandomOpponent:
+    """Uniform over OpenSpiel's legal moves (points and pass), drawn from the env's ``np_random``."""
+
+    def new_game(self, rng):
+        self.rng = rng
+
+    def observe(self, state, action):
+        pass
+
+    def move(self, state):
+        return int(self.rng.choice(state.legal_actions()))
+
+    def close(self):
+        pass
+
+
+class MCTSOpponent:
+    """OpenSpiel's MCTS bot with ``simulations`` random-rollout simulations a move, seeded per game."""
+
+    def __init__(self, game, simulations: int):
+        self.game, self.simulations = game, simulations
+
+    def new_game(self, rng):
+        from open_spiel.python.algorithms import mcts
+
+        random_state = np.random.RandomState(int(rng.integers(2**31)))
+        evaluator = mcts.RandomRolloutEvaluator(n_rollouts=1, random_state=random_state)
+        self.bot = mcts.MCTSBot(
+            self.game, uct_c=2.0, max_simulations=self.simulations, evaluator=evaluator, random_state=random_state
+        )
+
+    def observe(self, state, action):
+        pass
+
+    def move(self, state):
+        return self.bot.step(state)
+
+    def close(self):
+        pass
+
+
+class GnuGoOpponent:
+    """GnuGo as a GTP subprocess, kept in step with the game by sending it every move.
+
+    GnuGo runs with ``--capture-all-dead --play-out-aftermath`` because the
+    score is Tromp-Taylor: without them it passes with dead stones still on
+    the board and loses games it has won. ``--chinese-rules`` (area scoring)
+    and ``--positional-superko`` make it play by OpenSpiel's rules (no suicide,
+    no repeated position), so it avoids the moves with which OpenSpiel would end
+    the game as a superko draw. The two then agree on legality; as a safety net,
+    should GnuGo propose a move OpenSpiel refuses, the opponent passes instead,
+    and should GnuGo refuse a move OpenSpiel played, the move stands; either way
+    GnuGo's board is then rebuilt from OpenSpiel's position. GnuGo resigning
+    loses it the game.
+    """
+
+    def __init__(self, binary: str, level: int, board_size: int, komi: float):
+        self.args = [binary, "--mode", "gtp", "--level", str(level), "--seed", "0"]
+        self.args += ["--capture-all-dead", "--play-out-aftermath", "--chinese-rules", "--positional-superko"]
+        self.board_size, self.komi = board_size, komi
+        self.process = None
+
+    def gtp(self, command: str) -> str:
+        """Send one GTP command; its answer without the ``=``, or RuntimeError on ``?`` or a dead GnuGo."""
+        try:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise RuntimeError(f"GnuGo exited (code {self.process.poll()}) before {command!r}") from None
+        lines = []
+        while True:  # an answer is one or more lines, then an empty line
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"GnuGo exited (code {self.process.poll()}) answering {command!r}")
+            if line.strip():
+                lines.append(line.strip())
+            elif lines:
+                break
+        answer = "\n".join(lines)
+        if answer.startswith("?"):
+            raise RuntimeError(f"GnuGo refused {command!r}: {answer[1:].strip()}")
+        return answer[1:].strip()
+
+    def new_game(self, rng):
+        if self.process is None:
+            self.process = subprocess.Popen(
+                self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
+            self.gtp(f"boardsize {self.board_size}")
+            self.gtp(f"komi {self.komi}")
+        self.gtp("clear_board")
+        self.gtp(f"set_random_seed {int(rng.integers(2**31))}")
+
+    def vertex(self, action: int) -> str:
+        return action_to_gtp(flip_rows(action, self.board_size), self.board_size)
+
+    def observe(self, state, action):
+        color = "W" if state.current_player() == 0 else "B"  # the side that just moved
+        try:
+            self.gtp(f"play {color} {self.vertex(action)}")
+        except RuntimeError:
+            self.rebuild(state)
+
+    def move(self, state):
+        color = "B" if state.current_player() == 0 else "W"
+        answer = self.gtp(f"genmove {color}")
+        if answer.lower() == "resign":
+            return RESIGN
+        action = flip_rows(gtp_to_action(answer, self.board_size), self.board_size)
+        if action not in state.legal_actions():
+            self.rebuild(state)  # GnuGo's board already holds its move: set it back to OpenSpiel's
+            action = self.board_size * self.board_size
+        return action
+
+    def rebuild(self, state):
+        """Set GnuGo's board to ``state``'s stones (in any order: in a legal position none is ever captured)."""
+        n = self.board_size
+        planes = np.asarray(state.observation_tensor(0)).reshape(4, n, n)
+        self.gtp("clear_board")
+        for color, plane in (("B", planes[0]), ("W", planes[1])):
+            for action in np.flatnonzero(plane):
+                self.gtp(f"play {color} {self.vertex(int(action))}")
+
+    def close(self):
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            process.stdin.write("quit\n")
+            process.stdin.flush()
+            process.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+        finally:
+            process.stdin.close()
+            process.stdout.close()
+
+
+def parse_opponent(opponent: str) -> tuple[str, int]:
+    """``"gnugo:0"`` -> ``("gnugo", 0)``; ``"random"`` -> ``("random", 0)``; ValueError on anything else."""
+    kind, _, number = str(opponent).partition(":")
+    if kind == "random" and not number:
+        return kind, 0
+    if kind in ("gnugo", "mcts") and number.isdigit():
+        value = int(number)
+        if (kind == "gnugo" and value <= 10) or (kind == "mcts" and value >= 1):
+            return kind, value
+    raise ValueError(f"unknown Go opponent {opponent!r}; use {OPPONENT_FORMS} (gnugo levels 0-10)")
+
+
+class GoEnv(gym.Env):
+    """Go on an N x N board against a fixed opponent; the agent plays ``player_color``.
+
+    Observation: uint8 ``(3, N, N)`` planes of black, white and empty points,
+    row 0 at the top. Actions: ``Discrete(N*N + 2)``, points row-major, then
+    pass and resign. Reward: +1 / -1 / 0 for the agent's win, loss or draw when
+    the game ends (``terminated``), 0 before. ``info["action_mask"]`` (int8,
+    1 = legal) comes with every reset and step; pass and resign are always
+    legal. At the end ``info["end"]`` says why: ``"two_passes"``, ``"resign"``,
+    ``"opponent_resigned"``, ``"illegal_move"``, ``"superko"`` or ``"move_limit"``.
+
+    Args:
+        board_size: N, 2 to 19 (OpenSpiel's limits).
+        opponent: ``"random"``, ``"mcts:SIMULATIONS"`` (OpenSpiel's MCTS with random rollouts) or
+            ``"gnugo:LEVEL"`` (GnuGo 3.8, level 0-10). Every one is seeded by ``reset(seed=...)``.
+        player_color: ``"black"`` (moves first) or ``"white"`` (the opponent moves first at reset).
+        illegal_move_mode: ``"lose"`` (an illegal move loses: reward -1, terminated) or ``"raise"`` (IllegalMove).
+        komi: points added to white's score. OpenSpiel's default 7.5; the old gym's Pachi board had komi 0.
+        max_game_length: OpenSpiel's move cap, after which the position is scored; None for its ``2 N**2``.
+        render_mode: ``"ansi"`` (text), ``"rgb_array"`` (an image, for videos) or ``"human"`` (prints the text).
+    """
+
+    metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        board_size: int = 9,
+        opponent: str = "gnugo:0",
+        player_color: str = "black",
+        illegal_move_mode: str = "lose",
+        komi: float = 7.5,
+        max_game_length: int | None = None,
+        render_mode: str | None = None,
+    ):
+        try:
+            import pyspiel
+        except ImportError:
+            raise DependencyNotInstalled('Go needs OpenSpiel: pip install "kerlym[go]"') from None
+        if not (str(board_size).isdigit() and 2 <= int(board_size) <= 19):  # "9" too, as a command line gives it
+            raise ValueError(f"board_size must be an integer from 2 to 19, got {board_size!r}")
+        if player_color not in ("black", "white"):
+            raise ValueError(f"player_color must be 'black' or 'white', got {player_color!r}")
+        if illegal_move_mode not in ("lose", "raise"):
+            raise ValueError(f"illegal_move_mode must be 'lose' or 'raise', got {illegal_move_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.board_size = n = int(board_size)
+        self.player_color, self.illegal_move_mode, self.komi = player_color, illegal_move_mode, float(komi)
+        self.render_mode = render_mode
+        self.player = 0 if player_color == "black" else 1  # OpenSpiel's player numbers: black 0, white 1
+        self.pass_action, self.resign_action = n * n, n * n + 1
+        self.observation_space = spaces.Box(0, 1, shape=(3, n, n), dtype=np.uint8)
+        self.action_space = spaces.Discrete(n * n + 2)
+
+        params = {"board_size": n, "komi": self.komi}
+        if max_game_length is not None:
+            params["max_game_length"] = int(max_game_length)
+        self.game = pyspiel.load_game("go", params)
+        self.max_game_length = self.game.max_game_length()
+
+        kind, number = parse_opponent(opponent)
+        self.opponent_name = opponent
+        if kind == "gnugo":
+            binary = find_gnugo()
+            if binary is None:
+                raise DependencyNotInstalled(
+                    f"the Go opponent {opponent!r} needs GnuGo: apt-get install gnugo "
+                    "(or play another opponent: --env-kwargs opponent=random)"
+                )
+            self.opponent = GnuGoOpponent(binary, number, n, self.komi)
+        elif kind == "mcts":
+            self.opponent = MCTSOpponent(self.game, number)
+        else:
+            self.opponent = RandomOpponent()
+        self.state = self.game.new_initial_state()
+        self.done, self.end = False, None
+
+    # -- the game ------------------------------------------------------------------------------------------------
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state = self.game.new_initial_state()
+        self.done, self.end = False, None
+        self.opponent.new_game(self.np_random)
+        if self.state.current_player() != self.player:
+            self._opponent_moves()
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), self._info()
+
+    def step(self, action):
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be an integer from 0 to {self.resign_action}, got {action!r}")
+        action = int(action)
+        if self.done:  # as the old gym did: the finished game stays finished
+            return self._result(0.0)
+        if action == self.resign_action:
+            return self._finish(-1.0, "resign")
+        spiel_action = flip_rows(action, self.board_size)
+        if spiel_action not in self.state.legal_actions():
+            if self.illegal_move_mode == "raise":
+                raise IllegalMove(f"{action_to_gtp(action, self.board_size)} is illegal for {self.player_color}")
+            return self._finish(-1.0, "illegal_move")
+        self.state.apply_action(spiel_action)
+        if not self.state.is_terminal():
+            self.opponent.observe(self.state, spiel_action)
+            if self._opponent_moves():
+                return self._finish(1.0, "opponent_resigned")
+        if self.state.is_terminal():
+            return self._finish(float(self.state.returns()[self.player]), self._end_reason())
+        return self._result(0.0)
+
+    def _opponent_moves(self) -> bool:
+        """The opponent's move, played on the board; True when it resigned."""
+        move = self.opponent.move(self.state)
+        if move == RESIGN:
+            return True
+        self.state.apply_action(move)
+        return False
+
+    def _finish(self, reward: float, end: str):
+        self.done, self.end = True, end
+        return self._result(reward)
+
+    def _result(self, reward: float):
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), reward, self.done, False, self._info()
+
+    def _end_reason(self) -> str:
+        history = self.state.history()
+        if history[-2:] == [self.pass_action, self.pass_action]:
+            return "two_passes"
+        return "move_limit" if len(history) >= self.max_game_length else "superko"
+
+    def _observation(self) -> np.ndarray:
+        n = self.board_size
+        planes = np.asarray(self.state.observation_tensor(0), dtype=np.float32).reshape(4, n, n)[:3]
+        return np.ascontiguousarray(planes[:, ::-1], dtype=np.uint8)  # OpenSpiel's row 0 is the bottom
+
+    def action_mask(self) -> np.ndarray:
+        """int8 over the actions, 1 where legal for the agent now; pass and resign always."""
+        mask = np.zeros(self.action_space.n, dtype=np.int8)
+        if not self.done and not self.state.is_terminal():
+            mask[[flip_rows(a, self.board_size) for a in self.state.legal_actions()]] = 1
+        mask[self.pass_action] = mask[self.resign_action] = 1
+        return mask
+
+    def _info(self) -> dict:
+        info = {"action_mask": self.action_mask()}
+        if self.end is not None:
+            info["end"] = self.end
+        return info
+
+    # -- rendering and closing -----------------------------------------------------------------------------------
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return board_image(self._observation())
+        text = board_text(self._observation(), self.komi)
+        if self.render_mode == "human":
+            print(text, file=sys.stdout)
+            return None
+        return text
+
+    def close(self):
+        opponent = getattr(self, "opponent", None)
+        if opponent is not None:
+            opponent.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # at interpreter exit the pipes or the subprocess module may be gone already
+            pass
+
+
+def board_text(planes: np.ndarray, komi: float) -> str:
+    """The board as text, black X and white O, GTP's letters and numbers round it."""
+    n = planes.shape[1]
+    letters = "   " + " ".join(GTP_COLUMNS[:n])
+    rows = [letters]
+    for r in range(n):
+        cells = ["X" if planes[0, r, c] else "O" if planes[1, r, c] else "." for c in range(n)]
+        rows.append(f"{n - r:2d} {' '.join(cells)} {n - r:2d}")
+    rows.append(letters)
+    rows.append(f"komi {komi:g}, stones: black {int(planes[0].sum())}, white {int(planes[1].sum())}")
+    return "\n".join(rows)
+
+
+def board_image(planes: np.ndarray, cell: int = 24) -> np.ndarray:
+    """The board as an RGB uint8 image, ``cell`` pixels a point: wood, grid lines, black and white stones."""
+    n = planes.shape[1]
+    size = n * cell
+    image = np.empty((size, size, 3), dtype=np.uint8)
+    image[:] = (220, 179, 92)
+    centre = np.arange(n) * cell + cell // 2
+    lo, hi = centre[0], centre[-1] + 1
+    image[centre, lo:hi] = 0  # horizontal lines
+    image[lo:hi, centre] = 0  # vertical lines
+    yy, xx = np.mgrid[:cell, :cell] - (cell - 1) / 2
+    disc = yy**2 + xx**2 <= (0.45 * cell) ** 2
+    for colour, plane in (((10, 10, 10), planes[0]), ((245, 245, 245), planes[1])):
+        for r, c in zip(*np.nonzero(plane)):
+            image[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell][disc] = colour
+    return image

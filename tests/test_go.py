@@ -1,0 +1,331 @@
+"""kerlym.envs.go: coordinates, planes, captures, scoring, illegal moves, masks, seeding, opponents, errors.
+
+Positions are set up with a scripted opponent and checked against values
+worked out by hand. GnuGo tests need /usr/games/gnugo (``apt-get install gnugo``);
+everything past the coordinate maths needs OpenSpiel (``pip install open-spiel``).
+"""
+
+import gc
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.error import DependencyNotInstalled
+
+from kerlym.envs import go, register
+from kerlym.envs.go import action_to_gtp, flip_rows, gtp_to_action
+
+needs_gnugo = pytest.mark.skipif(go.find_gnugo() is None, reason="GnuGo is not installed (apt-get install gnugo)")
+
+
+class Scripted:
+    """An opponent playing the given points (this env's actions) in turn."""
+
+    def __init__(self, actions, board_size):
+        self.moves = [flip_rows(a, board_size) for a in actions]
+
+    def new_game(self, rng):
+        self.next = iter(self.moves)
+
+    def observe(self, state, action):
+        pass
+
+    def move(self, state):
+        return next(self.next)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def make():
+    """GoEnv(**kwargs), optionally with a scripted opponent; every env made is closed afterwards."""
+    pytest.importorskip("pyspiel")
+    made = []
+
+    def make(script=None, **kwargs):
+        kwargs.setdefault("opponent", "random")
+        env = go.GoEnv(**kwargs)
+        made.append(env)
+        if script is not None:
+            env.opponent = Scripted(script, env.board_size)
+        return env
+
+    yield make
+    for env in made:
+        env.close()
+
+
+def play(env, actions):
+    """Step through ``actions``; the last step's (obs, reward, terminated, truncated, info)."""
+    for action in actions:
+        result = env.step(action)
+    return result
+
+
+# -- coordinates ----------------------------------------------------------------------------------------------------
+def test_gtp_coordinates_by_hand():
+    assert [action_to_gtp(a, 9) for a in (0, 8, 40, 72, 80, 81)] == ["A9", "J9", "E5", "A1", "J1", "pass"]
+    assert [action_to_gtp(a, 19) for a in (8, 18, 19 * 19 - 1)] == ["J19", "T19", "T1"]
+    assert gtp_to_action("j1", 9) == 80 and gtp_to_action("PASS", 9) == 81 and gtp_to_action("H8", 9) == 16
+    for n in (5, 9, 19):
+        assert all(gtp_to_action(action_to_gtp(a, n), n) == a for a in range(n * n + 1))
+    with pytest.raises(ValueError, match="off a 9x9 board"):
+        gtp_to_action("T1", 9)
+
+
+def test_flip_rows_is_openspiels_numbering():
+    # OpenSpiel counts rows from the bottom: its 0 is a1, our 0 is A9 (top-left).
+    assert [flip_rows(a, 9) for a in (0, 8, 72, 80, 81)] == [72, 80, 0, 8, 81]
+    pyspiel = pytest.importorskip("pyspiel")
+    state = pyspiel.load_game("go", {"board_size": 9}).new_initial_state()
+    assert state.action_to_string(0, flip_rows(0, 9)) == "B a9"
+    assert state.action_to_string(0, flip_rows(80, 9)) == "B j1"
+
+
+# -- the board ------------------------------------------------------------------------------------------------------
+def test_planes_after_known_moves(make):
+    env = make(script=[40, 80], render_mode="ansi")  # white: E5, J1
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (3, 9, 9) and obs.dtype == np.uint8
+    assert obs[2].sum() == 81 and obs[:2].sum() == 0
+    obs, reward, terminated, truncated, info = play(env, [0, 10])  # black: A9, B8
+    black, white, empty = np.zeros((3, 9, 9), np.uint8)
+    black[0, 0] = black[1, 1] = 1
+    white[4, 4] = white[8, 8] = 1
+    np.testing.assert_array_equal(obs, np.stack([black, white, 1 - black - white]))
+    assert (reward, terminated, truncated) == (0.0, False, False)
+    lines = env.render().splitlines()
+    assert lines[1] == " 9 X . . . . . . . .  9" and lines[5] == " 5 . . . . O . . . .  5"
+    assert lines[9] == " 1 . . . . . . . . O  1"
+
+
+def test_capture_removes_stones(make):
+    # 5x5: black surrounds white's C3 (action 12) at B3, D3, C2, C4; white's other stones are far away.
+    env = make(board_size=5, script=[12, 20, 24, 0])  # white: C3, A1, E1, A5
+    env.reset(seed=0)
+    obs, *_ = play(env, [11, 13, 17, 7])  # black: B3, D3, C2, C4 (captures)
+    assert obs[1, 2, 2] == 0 and obs[2, 2, 2] == 1
+    assert sorted(np.flatnonzero(obs[1])) == [0, 20, 24]
+    assert sorted(np.flatnonzero(obs[0])) == [7, 11, 13, 17]
+
+
+@pytest.mark.parametrize("komi, reward", [(0.5, 1.0), (5.0, 0.0), (5.5, -1.0)])
+def test_two_passes_end_with_the_tromp_taylor_score(make, komi, reward):
+    # 5x5, black walls column C and white column D: black owns A-C (15 points), white D-E (10) plus komi.
+    env = make(board_size=5, komi=komi, script=[3, 8, 13, 18, 23, 25])
+    env.reset(seed=0)
+    obs, r, terminated, truncated, info = play(env, [2, 7, 12, 17])
+    assert not terminated
+    obs, r, terminated, truncated, info = play(env, [22, 25])  # the last column stone, then pass; white passes
+    assert (r, terminated, truncated, info["end"]) == (reward, True, False, "two_passes")
+    assert obs[0].sum() == 5 and obs[1].sum() == 5
+
+
+def test_white_wins_when_the_agent_plays_white(make):
+    env = make(board_size=5, komi=0.5, player_color="white", script=[2, 7, 12, 17, 22, 25])
+    obs, info = env.reset(seed=0)
+    assert obs[0].sum() == 1 and obs[0, 0, 2] == 1  # black moved first
+    obs, reward, terminated, truncated, info = play(env, [3, 8, 13, 18, 23, 25])
+    assert (reward, terminated, info["end"]) == (-1.0, True, "two_passes")  # black 15 > white 10.5
+
+
+# -- illegal moves, masks, resigning --------------------------------------------------------------------------------
+def test_illegal_move_loses_in_lose_mode(make):
+    env = make(script=[40])
+    env.reset(seed=0)
+    env.step(0)
+    obs, reward, terminated, truncated, info = env.step(0)  # A9 again: occupied
+    assert (reward, terminated, truncated, info["end"]) == (-1.0, True, False, "illegal_move")
+    assert obs[0].sum() == 1 and obs[1].sum() == 1  # the board is left as it was
+    assert env.step(5)[1:3] == (0.0, True)  # the finished game stays finished
+
+
+def test_illegal_move_raises_in_raise_mode(make):
+    env = make(illegal_move_mode="raise", script=[40])
+    env.reset(seed=0)
+    env.step(0)
+    with pytest.raises(go.IllegalMove, match="A9 is illegal for black"):
+        env.step(0)
+
+
+def test_mask_marks_occupied_and_suicide_points_illegal(make):
+    env = make(script=[1, 9], illegal_move_mode="lose")  # white: B9, A8 around the corner A9
+    env.reset(seed=0)
+    obs, _, _, _, info = play(env, [40, 60])  # black: E5, G3
+    mask = info["action_mask"]
+    assert mask.dtype == np.int8 and mask.shape == (83,)
+    assert mask[[1, 9, 40, 60]].tolist() == [0, 0, 0, 0]  # occupied
+    assert mask[0] == 0  # A9 would be suicide for black
+    assert mask[81] == mask[82] == 1 and mask.sum() == 81 - 5 + 2
+    assert env.step(0)[1:3] == (-1.0, True)
+
+
+def test_resigning_loses(make):
+    env = make()
+    _, info = env.reset(seed=0)
+    assert info["action_mask"][82] == 1
+    obs, reward, terminated, truncated, info = env.step(82)
+    assert (reward, terminated, info["end"]) == (-1.0, True, "resign")
+
+
+# -- seeding, Gymnasium's checks, rendering -------------------------------------------------------------------------
+def random_game(env, seed):
+    """A game of uniformly random legal moves (the agent never resigns); every observation, as bytes."""
+    rng = np.random.default_rng(1234)
+    obs, info = env.reset(seed=seed)
+    seen, terminated = [obs.tobytes()], False
+    while not terminated:
+        mask = info["action_mask"].copy()
+        mask[-1] = 0
+        obs, reward, terminated, truncated, info = env.step(int(rng.choice(np.flatnonzero(mask))))
+        seen.append(obs.tobytes())
+    return seen
+
+
+@pytest.mark.parametrize("opponent", ["random", "mcts:4"])
+def test_seeded_games_repeat(make, opponent):
+    first = random_game(make(board_size=5, opponent=opponent), seed=7)
+    second_env = make(board_size=5, opponent=opponent)
+    assert random_game(second_env, seed=7) == first
+    assert random_game(second_env, seed=8) != first  # the opponent really follows the seed
+
+
+def test_gymnasium_env_checker_passes(make):
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(make(opponent="random"), skip_render_check=True)
+
+
+def test_registered_ids_make_go_boards():
+    pytest.importorskip("pyspiel")
+    register()
+    env = gym.make("Go19x19-v0", opponent="random")
+    try:
+        obs, info = env.reset(seed=0)
+        assert obs.shape == (3, 19, 19) and env.action_space.n == 363
+    finally:
+        env.close()
+
+
+def test_rgb_array_draws_stones(make):
+    env = make(script=[40], render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(0)
+    image = env.render()
+    assert image.shape == (216, 216, 3) and image.dtype == np.uint8
+    near_centre = (7, 7)  # off the grid lines, inside the stone
+    assert image[near_centre].tolist() == [10, 10, 10]  # black at A9
+    assert image[4 * 24 + 7, 4 * 24 + 7].tolist() == [245, 245, 245]  # white at E5
+    assert image[24 + 7, 24 + 7].tolist() == [220, 179, 92]  # B8 is empty
+
+
+# -- errors ---------------------------------------------------------------------------------------------------------
+def test_missing_openspiel_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyspiel", None)  # import pyspiel now raises ImportError
+    with pytest.raises(DependencyNotInstalled) as error:
+        go.GoEnv(opponent="random")
+    assert str(error.value) == 'Go needs OpenSpiel: pip install "kerlym[go]"'
+
+
+def test_missing_gnugo_is_one_line_naming_the_install_and_the_alternative(monkeypatch):
+    pytest.importorskip("pyspiel")
+    monkeypatch.setattr(go, "find_gnugo", lambda: None)
+    register()
+    with pytest.raises(DependencyNotInstalled) as error:
+        gym.make("Go9x9-v0")  # its default opponent is gnugo:0
+    message = str(error.value)
+    assert "\n" not in message
+    assert "apt-get install gnugo" in message and "--env-kwargs opponent=random" in message
+
+
+@pytest.mark.parametrize("opponent", ["pachi", "gnugo", "gnugo:11", "mcts:0", "random:3"])
+def test_unknown_opponent_is_refused(make, opponent):
+    with pytest.raises(ValueError, match="unknown Go opponent"):
+        make(opponent=opponent)
+
+
+# -- GnuGo ----------------------------------------------------------------------------------------------------------
+def gnugo_stones(opponent, color, board_size):
+    answer = opponent.gtp(f"list_stones {color}")
+    return sorted(gtp_to_action(v, board_size) for v in answer.split())
+
+
+@needs_gnugo
+def test_gnugo_follows_the_game(make):
+    env = make(opponent="gnugo:0")
+    env.reset(seed=0)
+    for action in (0, 80, 20):  # A9, J1, C7
+        obs, reward, terminated, _, info = env.step(action)
+        assert not terminated
+        assert gnugo_stones(env.opponent, "black", 9) == sorted(np.flatnonzero(obs[0]))
+        assert gnugo_stones(env.opponent, "white", 9) == sorted(np.flatnonzero(obs[1]))
+    assert obs[1].sum() == 3  # GnuGo answered every move on the board
+    assert sorted(env.opponent.gtp("list_stones black").split()) == ["A9", "C7", "J1"]
+
+
+@needs_gnugo
+def test_gnugo_game_ends_with_the_score_gnugo_agrees_with(make):
+    # The agent passes throughout; GnuGo fills its area, then passes: white owns all 25 points.
+    env = make(board_size=5, opponent="gnugo:0")
+    env.reset(seed=0)
+    terminated, steps = False, 0
+    while not terminated:
+        obs, reward, terminated, truncated, info = env.step(25)
+        steps += 1
+        assert steps < 50
+    assert (reward, info["end"]) == (-1.0, "two_passes")
+    assert obs[0].sum() == 0 and obs[1].sum() > 0
+    assert env.opponent.gtp("final_score") == "W+32.5"  # 25 points + komi 7.5
+
+
+@needs_gnugo
+def test_gnugo_plays_a_full_9x9_game_against_random_moves(make):
+    env = make(opponent="gnugo:0")
+    seen = random_game(env, seed=3)
+    assert env.done and env.end in ("two_passes", "opponent_resigned", "move_limit", "superko")
+    assert len(seen) > 5
+    assert random_game(make(opponent="gnugo:0"), seed=3) == seen  # --seed / set_random_seed make it repeat
+
+
+@needs_gnugo
+def test_gnugo_disagreements_resync_its_board():
+    pyspiel = pytest.importorskip("pyspiel")
+    state = pyspiel.load_game("go", {"board_size": 5}).new_initial_state()
+    opponent = go.GnuGoOpponent(go.find_gnugo(), 0, 5, 7.5)
+    try:
+        opponent.new_game(np.random.default_rng(0))
+        # GnuGo is not told of black's C3, proposes C3 itself (OpenSpiel: occupied), and passes instead.
+        state.apply_action(flip_rows(12, 5))
+        assert opponent.move(state) == 25
+        assert gnugo_stones(opponent, "black", 5) == [12] and gnugo_stones(opponent, "white", 5) == []
+        # GnuGo holds a stone OpenSpiel lacks, so it refuses black's move there: its board is rebuilt.
+        state.apply_action(25)
+        opponent.gtp("play W B2")
+        state.apply_action(flip_rows(16, 5))
+        opponent.observe(state, flip_rows(16, 5))
+        assert gnugo_stones(opponent, "black", 5) == [12, 16] and gnugo_stones(opponent, "white", 5) == []
+    finally:
+        opponent.close()
+
+
+@needs_gnugo
+def test_gnugo_process_ends_on_close_and_on_garbage_collection(make):
+    env = make(opponent="gnugo:0")
+    env.reset(seed=0)
+    process = env.opponent.process
+    env.close()
+    assert process.returncode is not None  # exited and reaped: no zombie
+    env = go.GoEnv(opponent="gnugo:0")
+    env.reset(seed=0)
+    process = env.opponent.process
+    del env
+    gc.collect()
+    assert process.returncode is not None
+
+
+@pytest.mark.parametrize("board_size", [1, 20, 9.5, "nine"])
+def test_bad_board_size_is_refused(make, board_size):
+    with pytest.raises(ValueError, match="board_size must be an integer from 2 to 19"):
+        make(board_size=board_size)
