@@ -1,0 +1,62 @@
+"""kerlym.configure and kerlym.make: settings to an agent, as the command builds it."""
+
+import pytest
+
+import kerlym
+from kerlym.agents import D2QN
+from kerlym.config import ConfigError
+from kerlym.make import make_env_factory
+
+
+def test_configure_layers_defaults_preset_and_settings():
+    run, cfg = kerlym.configure("CartPole-v1", "ddqn", preset=True, cli_defaults=True, seed=3, batch_size=16)
+    assert run.env == "CartPole-v1" and run.steps == 50_000  # the preset's budget
+    assert cfg.learning_rate == 2.3e-3 and cfg.batch_size == 16 and cfg.seed == 3
+    assert cfg.nframes == 1  # the preset's, over the command's default of 2
+    _, plain = kerlym.configure("CartPole-v1", "ddqn", cli_defaults=True)
+    assert plain.nframes == 2 and plain.dropout == 0.5
+
+
+def test_configure_refuses_unknown_and_foreign_settings():
+    with pytest.raises(ConfigError, match="unknown setting 'learnig_rate'; did you mean learning_rate"):
+        kerlym.configure("CartPole-v1", "ddqn", learnig_rate=0.1)
+    with pytest.raises(ConfigError, match="unknown agent 'sarsa'"):
+        kerlym.configure("CartPole-v1", "sarsa")
+
+
+def test_make_builds_the_configured_agent():
+    agent = kerlym.make("CartPole-v1", "ddqn", preset=True, seed=0, update_freq=64)
+    assert isinstance(agent, D2QN) and agent.update_freq == 64 and agent.batch_size == 64
+    assert agent.model.name == "zoo_mlp" and type(agent.model.optimizer).__name__ == "Adam"
+    agent.close()
+
+
+def test_the_networks_own_optimizer_stands_unless_one_is_given():
+    agent = kerlym.make("CartPole-v1", "dqn", modelfactory="zoo_mlp")
+    assert type(agent.model.optimizer).__name__ == "Adam"  # zoo_mlp's own, not the original's RMSprop
+    agent.close()
+    agent = kerlym.make("CartPole-v1", "dqn", modelfactory="zoo_mlp", optimizer="rmsprop")
+    assert type(agent.model.optimizer).__name__ == "RMSprop"
+    agent.close()
+
+
+def test_agent_arguments_are_config_fields_or_named_factory_parameters():
+    with pytest.raises(TypeError, match="unexpected argument 'dufference_obs'.*did you mean difference_obs"):
+        D2QN("CartPole-v1", dufference_obs=True)
+    agent = D2QN("CartPole-v1", modelfactory=kerlym.networks.simple_rnn, nframes=2, h0_width=4)  # simple_rnn names it
+    assert agent.model.layers[2].output.shape[-1] == 4
+    agent.close()
+
+
+def test_env_kwargs_and_module_prefix_reach_the_env(tmp_path, monkeypatch):
+    (tmp_path / "kerlym_test_lineworld.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('KerlymTestLine-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run, cfg = kerlym.configure(
+        "kerlym_test_lineworld:KerlymTestLine-v0", "dqn", env_kwargs={"sutton_barto_reward": True}
+    )
+    env = make_env_factory(run)()
+    assert env.unwrapped._sutton_barto_reward is True
+    env.close()
