@@ -1,0 +1,64 @@
+"""The runner: Ctrl-C from Python, non-finite losses, and checkpoints that agree with the episode rows."""
+
+import json
+import os
+import signal
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import kerlym
+from kerlym import runs
+from kerlym.agents import D2QN
+from kerlym.runner import NonFiniteLoss, Runner
+
+
+def test_ctrl_c_in_learn_stops_after_the_step_and_returns_the_agent_intact():
+    agent = D2QN("CartPole-v1", seed=0, batch_size=16, update_nsamp=32, update_freq=50)
+
+    def interrupt(a):
+        if a.total_steps >= 300:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    rows = agent.learn(max_steps=5000, step_callback=interrupt, verbose=0)
+    assert 300 <= agent.total_steps < 500  # stopped within a few steps of the signal, not at 5000
+    assert rows is agent.episodes and agent.updates == agent.total_steps // 50
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
+    agent.learn(max_steps=100, verbose=0)  # and the agent trains on
+    agent.close()
+
+
+class NanRewards(gym.Wrapper):
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, float("nan"), terminated, truncated, info
+
+
+def test_a_nan_loss_stops_training_and_is_never_checkpointed(tmp_path):
+    agent = D2QN(
+        lambda: NanRewards(gym.make("CartPole-v1")), seed=0, batch_size=16, update_nsamp=32, update_freq=100
+    )
+    runner = Runner(agent, str(tmp_path), checkpoint_every=50)
+    with pytest.raises(NonFiniteLoss, match="the loss became nan at step 100"):
+        runner.run(max_steps=1000)
+    assert runs.latest_checkpoint(str(tmp_path)).endswith("step-0000000050")  # the last finite one
+    agent.close()
+
+
+def test_a_checkpoint_on_an_episodes_last_step_counts_that_episode(tmp_path):
+    # MountainCar's random episodes all last 200 steps, so every checkpoint falls on an episode's end.
+    agent = D2QN("MountainCar-v0", seed=0, learning_starts=99_999)
+    Runner(agent, str(tmp_path), checkpoint_every=200).run(max_steps=600)
+    with open(os.path.join(runs.latest_checkpoint(str(tmp_path)), runs.STATE)) as f:
+        state = json.load(f)
+    assert (state["total_steps"], state["episode"]) == (600, 3) == (agent.total_steps, len(agent.episodes))
+    agent.close()
+
+
+def test_configure_and_make_train_what_the_command_trains():
+    run, cfg = kerlym.configure("CartPole-v1", "pg", preset=True, cli_defaults=True, seed=1)
+    agent = kerlym.make(run, cfg)
+    rows = agent.learn(max_episodes=3, verbose=0)
+    assert [r["episode"] for r in rows] == [1, 2, 3] and np.isfinite([r["loss"] for r in rows]).all()
+    agent.close()
