@@ -83,6 +83,8 @@ def _reason(error: OSError) -> str:
 
 def _remove(path: str) -> None:
     """Remove a file or folder if it is there; cleanup must not hide the error that caused it."""
+    if not os.path.lexists(path):  # checked first: on a read-only file system, unlink says EROFS even then
+        return
     try:
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
@@ -567,8 +569,9 @@ def resumable_checkpoint(run_dir: str) -> tuple[str, str | None]:
             return os.path.join(root, name), None
     for other in others:
         if other != name and checkpoint_problem(os.path.join(root, other)) is None:
-            about = f"checkpoint {name} is unusable" if name else "no checkpoint is named as latest"
-            return os.path.join(root, other), f"{about} ({why}); resuming from {other}"
+            if name:
+                return os.path.join(root, other), f"checkpoint {name} is unusable ({why}); resuming from {other}"
+            return os.path.join(root, other), f"{why}; resuming from {other}, the newest complete checkpoint"
     raise CheckpointError(why + ("; no other checkpoint is complete" if set(others) - {name} else ""))
 
 

@@ -255,8 +255,8 @@ def test_random_bytes_in_latest_are_named_and_resume_falls_back(tmp_path):
     assert one_line(e.value) == f"{latest} is corrupt: it does not name a checkpoint"
     assert runs.resumable_checkpoint(run) == (
         newest,
-        f"no checkpoint is named as latest ({latest} is corrupt: it does not name a checkpoint); "
-        "resuming from step-0000000600",
+        f"{latest} is corrupt: it does not name a checkpoint; resuming from step-0000000600, "
+        "the newest complete checkpoint",
     )
     with open(latest, "w") as f:
         f.write("../../etc\n")  # decodes, but is no checkpoint name
