@@ -96,19 +96,20 @@ def _remove(path: str) -> None:
         print(f"kerlym: note: could not remove {path}: {_reason(e)}", file=sys.stderr)
 
 
-def _fsync_dir(folder: str) -> None:
-    """Make a rename in ``folder`` durable (a crash of the machine, not only of kerlym)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _fsync(path: str) -> None:
+    """Flush ``path`` (a file, or a folder after a rename in it) to the disk, so a crash of the machine keeps it.
 
+    A file system that cannot sync folders (some FUSE and network mounts say
+    EINVAL) is let be: kerlym's own crashes are covered by the renames alone.
+    """
+    import errno
 
-def _fsync_file(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
     finally:
         os.close(fd)
 
@@ -458,14 +459,14 @@ def save_checkpoint(run_dir: str, agent, include_memory: bool = False, keep: int
         np.savez(os.path.join(tmp, ARRAYS), **arrays)
         _atomic_write(os.path.join(tmp, STATE), json.dumps(meta))
         for file in (MODEL, ARRAYS):
-            _fsync_file(os.path.join(tmp, file))
+            _fsync(os.path.join(tmp, file))
         if os.path.exists(final):  # same step saved twice (e.g. Ctrl-C right after a checkpoint)
             os.rename(final, replaced)  # a kill before the next rename: resumable_checkpoint falls back
         os.rename(tmp, final)
         renamed = True
-        _fsync_dir(root)
+        _fsync(root)
         _atomic_write(os.path.join(root, LATEST), name + "\n")
-        _fsync_dir(root)
+        _fsync(root)
     except BaseException as e:  # also KeyboardInterrupt: never leave a partial folder behind
         _remove(tmp)
         if renamed and _latest_or_none(root) != name:  # complete, but `latest` could not be moved to it
@@ -690,7 +691,7 @@ def record_evaluation(run_dir: str, agent, mean: float, std: float) -> bool:
     tmp = temporary_path(best)
     try:
         model.save(tmp)
-        _fsync_file(tmp)
+        _fsync(tmp)
         os.replace(tmp, best)
     except BaseException as e:
         _remove(tmp)
@@ -758,7 +759,10 @@ def available_memory_bytes() -> int:
     except (OSError, ValueError, IndexError):
         pass
     if available is None:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):  # macOS has no count of free pages: all of it, then
+            available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     cgroup = _cgroup_memory_headroom()
     return available if cgroup is None else min(available, cgroup)
 

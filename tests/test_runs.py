@@ -396,6 +396,9 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_resume_works_after(agent,
             "(previous checkpoint kept: step-0000000100)"
         )
         assert listing(checkpoints) == ["latest", "step-0000000100"]
+        if leave == 0:
+            with pytest.raises(CheckpointError, match=rf"^cannot write {fs}/config.json: No space left on device$"):
+                runs.write_config(fs, {"env": "CartPole-v1"})
         assert_intact(fs, "step-0000000100")
         os.unlink(os.path.join(fs, "filler"))
     from kerlym.agents import D2QN
