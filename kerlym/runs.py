@@ -471,8 +471,9 @@ def save_checkpoint(run_dir: str, agent, include_memory: bool = False, keep: int
         _remove(tmp)
         if renamed and _latest_or_none(root) != name:  # complete, but `latest` could not be moved to it
             _remove(final)
-        if os.path.exists(replaced):
-            _remove(replaced) if os.path.exists(final) else os.rename(replaced, final)
+        if os.path.exists(replaced) and not os.path.exists(final):
+            os.rename(replaced, final)  # the same step's earlier checkpoint goes back in place
+        _remove(replaced)
         err = _os_error(e)
         if err is None or not isinstance(e, Exception):
             raise
