@@ -12,9 +12,23 @@ when a batch is drawn.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
+
+
+def replay_nbytes(capacity: int, frame_shape, dtype=np.float32, streams: int = 1) -> int:
+    """Bytes ``ReplayMemory(capacity, frame_shape, dtype, streams=streams)`` allocates (its ``nbytes``), exactly.
+
+    Computed without allocating, so a caller can refuse a memory that does
+    not fit before NumPy tries: per slot, one frame plus the links and the
+    transition (``prev``, ``stamp``, ``next``: int64; ``actions``: int32;
+    ``rewards``: float32; ``terminated``, ``valid``: bool), and one int64 per stream.
+    """
+    frame = math.prod(int(n) for n in frame_shape) * np.dtype(dtype).itemsize
+    per_slot = frame + 3 * 8 + 4 + 4 + 1 + 1
+    return int(capacity) * per_slot + 8 * int(streams)
 
 
 class Batch(NamedTuple):

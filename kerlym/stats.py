@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import warnings
 
 import numpy as np
+
+from kerlym.runs import CheckpointError
 
 PROGRESS_FIELDS = ["episode", "total_steps", "reward", "length", "epsilon", "loss", "max_q", "min_q", "wall_time"]
 
@@ -37,47 +40,231 @@ def statbin(values, bin_size: int) -> dict[str, np.ndarray]:
         }
 
 
+class ProgressWarning(UserWarning):
+    """A partial last row of a CSV file was dropped (a write cut short by a full disk or a crash)."""
+
+
+def append_line(path: str, line: str, header: str | None = None) -> None:
+    """Append ``line`` to ``path`` whole, after ``header`` if the file is new or empty.
+
+    The text goes out in one ``write`` call (repeated only for the rest of a
+    short write). If writing fails (a full disk), the file is cut back to its
+    length before, so it never ends in a partial row.
+
+    Raises:
+        CheckpointError: the line cannot be written; the message names the file and the reason.
+    """
+    fd = _open_append(path)
+    try:
+        _drop_partial_line(fd, path)
+        _write_whole(fd, path, line, header)
+    finally:
+        os.close(fd)
+
+
+def _open_append(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _write_whole(fd: int, path: str, line: str, header: str | None) -> None:
+    size = os.fstat(fd).st_size
+    data = ((header if header and size == 0 else "") + line).encode()
+    try:
+        done = 0
+        while done < len(data):
+            done += os.write(fd, data[done:])
+    except OSError as e:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            note = f"; {path} may end in a partial row, which reading it drops"
+        else:
+            note = ""
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}{note}") from None
+
+
+def _drop_partial_line(fd: int, path: str) -> None:
+    """Cut a file that does not end in a line end back to its last one, so appended rows start on a new line."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    start = max(0, size - 65536)  # a row is far shorter than this
+    keep = os.pread(fd, size - start, start).rfind(b"\n") + 1
+    keep = start + keep if keep else 0
+    try:
+        os.ftruncate(fd, keep)
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+    warnings.warn(f"{path} ended in a partial row (a write was cut short); dropped it", ProgressWarning, stacklevel=3)
+
+
+def csv_line(row: dict, fields: list[str]) -> str:
+    """``row`` as one CSV line (fields in order, missing ones empty), as ``csv.DictWriter`` writes it."""
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore").writerow(row)
+    return buffer.getvalue()
+
+
 class ProgressCSV:
-    """Appends one row per episode to ``progress.csv``, flushing each row so nothing is lost."""
+    """Appends one row per episode to ``progress.csv``; each row reaches the file whole or not at all.
+
+    Raises:
+        CheckpointError: from ``__init__`` or :meth:`write` when the file cannot be written.
+    """
 
     def __init__(self, path: str):
         self.path = path
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        self._file = open(path, "a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=PROGRESS_FIELDS, extrasaction="ignore")
-        if new:
-            self._writer.writeheader()
-            self._file.flush()
+        self._fd = _open_append(path)
+        self._header = csv_line(dict(zip(PROGRESS_FIELDS, PROGRESS_FIELDS, strict=True)), PROGRESS_FIELDS)
+        _drop_partial_line(self._fd, path)
+        if os.fstat(self._fd).st_size == 0:
+            _write_whole(self._fd, path, "", self._header)
 
     def write(self, row: dict) -> None:
-        self._writer.writerow(row)
-        self._file.flush()
+        _write_whole(self._fd, self.path, csv_line(row, PROGRESS_FIELDS), self._header)
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_table(path: str, fields: list[str]) -> tuple[list[dict[str, str]], str | None]:
+    """The rows of a kerlym CSV file (``fields`` as its header) as dicts of strings, and a note on a dropped row.
+
+    A last row that is incomplete (no line end, too few or too many values)
+    is what a write cut short leaves: it is dropped and the note says so. A
+    missing file has no rows.
+
+    Raises:
+        CheckpointError: a wrong header or a bad row before the last one, naming the file and line.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return [], None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    lines = data.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]  # tail: the text after the last line end ("" when there is none)
+    rows, note = [], None
+    for number, raw in enumerate(complete, start=1):
+        values = _csv_values(raw)
+        if number == 1:
+            if values != fields:
+                raise CheckpointError(f"{path} line 1 is not the header {','.join(fields)}")
+            continue
+        if values is None or len(values) != len(fields):
+            if number == len(complete) and not tail:
+                note = f"{path} line {number} is incomplete (a write was cut short); dropped it"
+                break
+            raise CheckpointError(f"{path} line {number} is corrupt: expected {len(fields)} values")
+        rows.append(dict(zip(fields, values, strict=True)))
+    if tail:  # a header cut short too: the file has no rows yet
+        note = f"{path} line {len(complete) + 1} is incomplete (a write was cut short); dropped it"
+    return rows, note
+
+
+def _csv_values(raw: bytes) -> list[str] | None:
+    try:
+        text = raw.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        return None
+    return next(csv.reader([text]), [])
+
+
+def _progress_row(raw: dict[str, str], path: str, number: int) -> dict:
+    try:
+        row = {k: float(v) if v != "" else float("nan") for k, v in raw.items()}
+        for k in ("episode", "total_steps", "length"):
+            row[k] = int(row[k])
+    except ValueError as e:
+        raise CheckpointError(f"{path} line {number} is corrupt: {e}") from None
+    return row
+
+
+def load_progress(path: str) -> tuple[list[dict], str | None]:
+    """All rows of a progress CSV as dicts of floats (ints for counters), and a note if a partial last row was dropped.
+
+    Raises:
+        CheckpointError: a corrupt row other than the last, naming the file and line.
+    """
+    raw_rows, note = read_table(path, PROGRESS_FIELDS)
+    rows = []
+    for i, raw in enumerate(raw_rows):
+        try:
+            rows.append(_progress_row(raw, path, i + 2))
+        except CheckpointError as e:
+            if i < len(raw_rows) - 1 or note:
+                raise
+            note = f"{e}; dropped it"  # the last row: what a write cut short leaves
+    return rows, note
 
 
 def read_progress(path: str, until_step: int | None = None) -> list[dict]:
-    """Rows of a progress CSV as dicts of floats (ints for counters), up to ``until_step`` total steps."""
-    if not os.path.exists(path):
-        return []
-    rows = []
-    with open(path, newline="") as f:
-        for raw in csv.DictReader(f):
-            row = {k: float(v) if v not in ("", None) else float("nan") for k, v in raw.items()}
-            for k in ("episode", "total_steps", "length"):
-                row[k] = int(row[k])
-            if until_step is not None and row["total_steps"] > until_step:
-                break
-            rows.append(row)
-    return rows
+    """Rows of a progress CSV as dicts of floats (ints for counters), up to ``until_step`` total steps.
+
+    A partial last row is dropped with a :class:`ProgressWarning`; use
+    :func:`load_progress` to get that note as a value instead.
+
+    Raises:
+        CheckpointError: a corrupt row other than the last, naming the file and line.
+    """
+    rows, note = load_progress(path)
+    if note:
+        warnings.warn(note, ProgressWarning, stacklevel=2)
+    return [r for r in rows if until_step is None or r["total_steps"] <= until_step]
+
+
+def truncate_progress(
+    path: str, until_step: int | None = None, until_episode: int | None = None
+) -> tuple[list[dict], str | None]:
+    """Keep the rows of ``path`` up to a checkpoint (``total_steps <= until_step``, ``episode <= until_episode``).
+
+    This is what a resume does: the episodes after the checkpoint will be run
+    again. Giving the checkpoint's episode count makes the rows kept agree
+    with it exactly. A partial last row is dropped too; the note says so. The
+    file is rewritten atomically, only when something was dropped.
+
+    Raises:
+        CheckpointError: a corrupt row other than the last, or the file cannot be rewritten.
+    """
+    rows, note = load_progress(path)
+    kept = [
+        r
+        for r in rows
+        if (until_step is None or r["total_steps"] <= until_step)
+        and (until_episode is None or r["episode"] <= until_episode)
+    ]
+    if note or len(kept) < len(rows):
+        rewrite_progress(path, kept)
+    return kept, note
 
 
 def rewrite_progress(path: str, rows: list[dict]) -> None:
-    """Replace ``path`` with exactly ``rows`` (used when resuming drops episodes after a checkpoint)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=PROGRESS_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    """Replace ``path`` with exactly ``rows``, atomically (used when resuming drops episodes after a checkpoint).
+
+    Raises:
+        CheckpointError: it cannot be written; the old file is kept.
+    """
+    from kerlym.runs import temporary_path
+
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=PROGRESS_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass  # never there, or the error above says why
+        raise CheckpointError(f"cannot rewrite {path}: {e.strerror or e} (the old file is kept)") from None

@@ -1,12 +1,25 @@
 """Binned statistics, the progress CSV and the training figure."""
 
+import errno
 import math
 import os
+import subprocess
 
 import numpy as np
 import pytest
 
-from kerlym.stats import PROGRESS_FIELDS, ProgressCSV, read_progress, rewrite_progress, statbin
+from kerlym.runs import CheckpointError
+from kerlym.stats import (
+    PROGRESS_FIELDS,
+    ProgressCSV,
+    ProgressWarning,
+    csv_line,
+    load_progress,
+    read_progress,
+    rewrite_progress,
+    statbin,
+    truncate_progress,
+)
 
 
 def test_statbin_by_hand():
@@ -79,3 +92,140 @@ def test_training_plot_writes_a_png_with_nan_q_values(tmp_path):
     ]
     assert open(path, "rb").read(4) == b"\x89PNG"
     plot.close()
+
+
+# -- progress.csv under faults -------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs; skips where one cannot be mounted (not root, a sandbox)."""
+    point = tmp_path / "fs"
+    point.mkdir()
+    out = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(point)], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({out.stderr.strip() or 'mount failed'})")
+    yield str(point)
+    subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_progress_rows_stay_whole_when_the_disk_fills(small_disk):
+    path = os.path.join(small_disk, "progress.csv")
+    log = ProgressCSV(path)
+    st = os.statvfs(small_disk)
+    with open(os.path.join(small_disk, "filler"), "wb") as f:
+        f.write(b"x" * (st.f_bavail * st.f_frsize - 4096))  # one page left for the rows
+    written = 0
+    with pytest.raises(CheckpointError) as e:
+        for i in range(1, 1000):
+            log.write(row(i))
+            written = i
+    log.close()
+    assert str(e.value) == f"cannot write {path}: No space left on device"
+    size = os.path.getsize(path)  # two pages: the header's, and the one left free
+    assert size <= 8192 < size + len(csv_line(row(written + 1), PROGRESS_FIELDS)) and written > 50
+    assert open(path, "rb").read().endswith(b"\r\n")  # no partial row
+    rows, note = load_progress(path)
+    assert note is None and [r["episode"] for r in rows] == list(range(1, written + 1))
+
+
+def test_a_short_write_then_an_error_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    path = str(tmp_path / "progress.csv")
+    log = ProgressCSV(path)
+    log.write(row(1))
+    before = open(path, "rb").read()
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if len(data) > 10:
+            return real_write(fd, data[:10])  # what write(2) does when the disk fills mid-row
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(CheckpointError, match=r"^cannot write .*progress.csv: No space left on device$"):
+        log.write(row(2))
+    monkeypatch.undo()
+    assert open(path, "rb").read() == before
+    log.write(row(2))
+    assert [r["episode"] for r in read_progress(path)] == [1, 2]
+
+
+def write_rows(path, n, tail=""):
+    log = ProgressCSV(path)
+    for i in range(1, n + 1):
+        log.write(row(i))
+    log.close()
+    with open(path, "a") as f:
+        f.write(tail)
+
+
+@pytest.mark.parametrize(
+    "tail, why",
+    [
+        ("6,60,6.0,1", "line 7 is incomplete (a write was cut short)"),  # no line end: today a ValueError
+        ("6,60,6.0,10,0.5\r\n", "line 7 is incomplete (a write was cut short)"),  # too few values
+        ("6,60,6.0,10,0.5,0.1,1.0,0.0,0.0.6\r\n", "line 7 is corrupt: could not convert string to float: '0.0.6'"),
+    ],
+)
+def test_a_partial_last_row_is_dropped_and_said(tmp_path, tail, why):
+    path = str(tmp_path / "progress.csv")
+    write_rows(path, 5, tail)
+    rows, note = load_progress(path)
+    assert [r["episode"] for r in rows] == [1, 2, 3, 4, 5]
+    assert note == f"{path} {why}; dropped it"
+    with pytest.warns(ProgressWarning, match="dropped it$"):
+        assert len(read_progress(path)) == 5
+
+
+def test_a_corrupt_row_before_the_last_is_a_one_line_error(tmp_path):
+    path = str(tmp_path / "progress.csv")
+    write_rows(path, 2, "3,30,x,10,0.5,0.1,1.0,0.0,0.03\r\n")
+    write_rows(path, 1)
+    with pytest.raises(CheckpointError, match=rf"^{path} line 4 is corrupt: could not convert string to float: 'x'$"):
+        load_progress(path)
+    with open(path, "w") as f:
+        f.write("not,a,header\r\n1,2,3\r\n")
+    with pytest.raises(CheckpointError, match=rf"^{path} line 1 is not the header episode,total_steps,"):
+        load_progress(path)
+
+
+def test_appending_after_a_partial_row_starts_a_new_line(tmp_path):
+    path = str(tmp_path / "progress.csv")
+    write_rows(path, 3, "4,40,4.")
+    with pytest.warns(ProgressWarning, match="ended in a partial row"):
+        log = ProgressCSV(path)
+    log.write(row(4))
+    log.close()
+    rows, note = load_progress(path)
+    assert note is None and [r["episode"] for r in rows] == [1, 2, 3, 4] and rows[3]["reward"] == 4.0
+
+
+def test_truncate_progress_keeps_the_checkpoints_episodes(tmp_path):
+    path = str(tmp_path / "progress.csv")
+    write_rows(path, 5, "6,60,6.0,1")
+    rows, note = truncate_progress(path, until_step=40, until_episode=3)
+    assert [r["episode"] for r in rows] == [1, 2, 3] and note.endswith(
+        "line 7 is incomplete (a write was cut short); dropped it"
+    )
+    assert load_progress(path) == (rows, None)
+    with open(path) as f:
+        text = f.read()
+    assert truncate_progress(path, until_step=40) == (rows, None)  # nothing to drop: the file is not rewritten
+    assert open(path).read() == text
+
+
+def test_rewrite_progress_keeps_the_old_file_when_it_cannot_write(tmp_path, monkeypatch):
+    path = str(tmp_path / "progress.csv")
+    write_rows(path, 3)
+    before = open(path, "rb").read()
+
+    def read_only(*args):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.raises(
+        CheckpointError, match=rf"^cannot rewrite {path}: Read-only file system \(the old file is kept\)$"
+    ):
+        rewrite_progress(path, [row(1)])
+    monkeypatch.undo()
+    assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["progress.csv"]
