@@ -256,7 +256,7 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     from kerlym import runs, sinks
     from kerlym.make import make
     from kerlym.runner import NonFiniteLoss, Runner
-    from kerlym.stats import read_progress, rewrite_progress
+    from kerlym.stats import truncate_progress
 
     stats_envs: list | None = [] if run.submit else None
     with native_stderr_silenced():
@@ -264,10 +264,12 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     if resume_from:
         with native_stderr_silenced():
             runs.restore_checkpoint(resume_from, agent)
+        # The checkpoint was written after its step's episodes were counted: keep exactly those rows
+        # (episodes after it will be run again).
         progress = os.path.join(run_dir, runs.PROGRESS)
-        # The checkpoint was written after its step's episodes were counted: keep exactly those rows.
-        rows = [r for r in read_progress(progress) if r["episode"] <= agent.episode]
-        rewrite_progress(progress, rows)  # episodes after the checkpoint will be run again
+        rows, note = truncate_progress(progress, until_step=agent.total_steps, until_episode=agent.episode)
+        if note:
+            print(f"kerlym: note: {note}", file=sys.stderr)
         agent.episodes = rows
         print(f"resumed {run_dir} at step {agent.total_steps}, episode {agent.episode}")
     runs.write_config(run_dir, config_dict(run, cfg))
@@ -291,7 +293,7 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     try:
         runner.run(max_steps=steps_left, max_episodes=episodes_left)
     except NonFiniteLoss as e:
-        raise UsageError(f"{e}; the last checkpoint is {runs.latest_checkpoint(run_dir)}") from None
+        raise UsageError(f"{e}; checkpoints before it are kept in {run_dir}") from None
     path = runner.last_checkpoint
     if runner.interrupted:
         print(f"\ninterrupted at step {agent.total_steps}: checkpoint saved in {path}")
@@ -430,20 +432,29 @@ def main(argv=None) -> int:
             overrides = {k: v for k, v in given.items() if k in C.RUNTIME_FIELDS}
             run, cfg = saved_configs(saved_dir, overrides)
             check_fixed_settings(args, run, cfg)
-            checkpoint = runs.best_model(saved_dir) if args.best else runs.latest_checkpoint(saved_dir)
             check_settings(run, cfg)
             check_env(run, cfg)
-            if args.play:
+            if args.play:  # reads only: no lock, works on a read-only disk
+                checkpoint = runs.best_model(saved_dir) if args.best else runs.latest_checkpoint(saved_dir)
                 return play(run, cfg, checkpoint, seed=args.seed)
-            return train(run, cfg, saved_dir, checkpoint)
+            runs.check_run_writable(saved_dir)
+            with runs.lock_run(saved_dir):
+                runs.remove_stale_temporaries(saved_dir)
+                checkpoint, note = runs.resumable_checkpoint(saved_dir)
+                if note:
+                    print(f"kerlym: note: {note}", file=sys.stderr)
+                return train(run, cfg, saved_dir, checkpoint)
         run, cfg = resolve(args)
         check_settings(run, cfg)
         check_env_id(run)
         check_env(run, cfg)
         from kerlym import runs
 
+        runs.check_outdir_writable(run.outdir)
         # Every check above ran before the run folder exists, so bad input never leaves one behind.
-        return train(run, cfg, runs.new_run_dir(run.outdir, run.env.replace(":", "_"), run.agent), None)
+        run_dir = runs.new_run_dir(run.outdir, run.env.replace(":", "_"), run.agent)
+        with runs.lock_run(run_dir):
+            return train(run, cfg, run_dir, None)
     except UsageError as e:
         print(f"kerlym: error: {e}", file=sys.stderr)
         return 2

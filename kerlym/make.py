@@ -129,5 +129,31 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
                 f"{net} is a convolutional network but {run.env} observations have shape {shape}; "
                 "use simple_dnn or an image env"
             )
+        check_resources(config, shape, env.observation_space.dtype)
     finally:
         env.close()
+
+
+def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
+    """Refuse settings this machine cannot run: more env workers than it can start, a replay memory beyond its RAM."""
+    import numpy as np
+
+    from kerlym import memory, runs
+
+    workers = runs.max_env_workers()
+    if config.concurrency > workers:
+        raise C.ConfigError(
+            f"{C.label('concurrency')} {config.concurrency} is more env processes than this machine can run "
+            f"(at most {workers} here)"
+        )
+    capacity = getattr(config, "max_memory", None)
+    if capacity is None:
+        return
+    dtype = np.uint8 if frame_dtype == np.uint8 else np.float32
+    need = memory.replay_nbytes(capacity, frame_shape, dtype, config.concurrency)
+    have = runs.available_memory_bytes()
+    if need > have:
+        raise C.ConfigError(
+            f"a replay memory of {capacity} frames of shape {tuple(frame_shape)} needs {need / 2**30:.1f} GiB, but "
+            f"{have / 2**30:.1f} GiB is available; lower {C.label('max_memory')}"
+        )

@@ -22,6 +22,10 @@ from collections.abc import Callable
 import numpy as np
 
 
+class ObservationError(ValueError):
+    """An env's observation does not have the shape its observation space declares."""
+
+
 class NonFiniteLoss(RuntimeError):
     """An update produced a NaN or infinite loss; training stops before it can be checkpointed."""
 
@@ -148,6 +152,11 @@ class Runner:
                 ep_qsteps += 1
             for i in range(n):
                 nxt = infos["final_obs"][i] if done[i] else obs[i]
+                if np.shape(nxt) != agent.frame_shape:
+                    raise ObservationError(
+                        f"the env returned an observation of shape {np.shape(nxt)}, but its observation_space "
+                        f"declares {agent.frame_shape} (step {agent.total_steps})"
+                    )
                 histories[i].push(nxt, first=False)
                 agent.observe(i, states[i], actions[i], rewards[i], terminated[i], truncated[i], nxt)
             updates_before = agent.updates

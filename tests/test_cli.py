@@ -346,3 +346,38 @@ def test_periodic_evaluation_keeps_the_best_model(tmp_path):
     assert played.returncode == 0 and "best.keras" in played.stdout
     missing = kerlym("--play", str(tmp_path / "nope"), "--best")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_a_second_process_cannot_resume_a_run_in_use(tmp_path):
+    assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
+    run = only_run(tmp_path)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "kerlym", "--resume", run, "--steps", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert "resumed" in first.stdout.readline() + first.stdout.readline()
+        second = kerlym("--resume", run, "--steps", "100000")
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert f"is in use by process {first.pid}" in second.stderr
+        assert kerlym("--play", run, "--eval_episodes", "1").returncode == 0  # reading needs no lock
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    assert first.returncode == 0
+
+
+def test_an_impatient_double_ctrl_c_still_saves_the_final_checkpoint(tmp_path):
+    proc = _start([*FAST, "--steps", "100000", "--checkpoint_every", "1000", "--save_memory"], tmp_path)
+    run = _wait_for_checkpoint(tmp_path, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    final = int(stdout.split("interrupted at step ")[1].split(":")[0])
+    assert checkpoint_step(run) == final
+    assert not [d for d in os.listdir(os.path.join(run, "checkpoints")) if d.startswith(".tmp")]

@@ -62,3 +62,32 @@ def test_configure_and_make_train_what_the_command_trains():
     rows = agent.learn(max_episodes=3, verbose=0)
     assert [r["episode"] for r in rows] == [1, 2, 3] and np.isfinite([r["loss"] for r in rows]).all()
     agent.close()
+
+
+class Shrinks(gym.ObservationWrapper):
+    def observation(self, obs):
+        return obs[:3] if self.env.unwrapped.steps_beyond_terminated is None and np.abs(obs[0]) > 0.05 else obs
+
+
+class Breaks(gym.Wrapper):
+    def step(self, action):
+        if self.env.unwrapped.state is not None and self.env.unwrapped.state[0] > 0.1:
+            raise RuntimeError("the simulator crashed")
+        return self.env.step(action)
+
+
+def test_an_observation_of_the_wrong_shape_names_both_shapes():
+    agent = D2QN(lambda: Shrinks(gym.make("CartPole-v1")), seed=0)
+    with pytest.raises(ValueError, match=r"observation of shape \(3,\), but its observation_space declares \(4,\)"):
+        agent.learn(max_steps=2000, verbose=0)
+    agent.close()
+
+
+def test_an_env_error_checkpoints_the_run_and_is_raised_with_the_step(tmp_path):
+    agent = D2QN(lambda: Breaks(gym.make("CartPole-v1")), seed=0, epsilon=1.0)
+    with pytest.raises(RuntimeError, match="the simulator crashed") as e:
+        Runner(agent, str(tmp_path), checkpoint_every=10_000).run(max_steps=100_000)
+    step = agent.total_steps
+    assert runs.latest_checkpoint(str(tmp_path)).endswith(f"step-{step:010d}")
+    assert f"at step {step}; checkpoint saved" in "".join(getattr(e.value, "__notes__", []))
+    agent.close()
