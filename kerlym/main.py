@@ -138,18 +138,18 @@ def parse_kwargs(items: list[str]) -> dict:
     return out
 
 
-def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig]:
-    """The command's defaults, then the preset, then the flags the user gave."""
+def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig, list[str]]:
+    """The command's defaults, then the preset, then the flags the user gave; and notes for the user."""
     from kerlym.make import configure
 
     given = given_settings(args)
     agent = given.get("agent", C.RunConfig.agent)
     if agent not in C.AGENT_CONFIGS:
         raise UsageError(f"unknown agent {agent!r}; choose one of: {', '.join(C.AGENT_CONFIGS)}")
+    notes = []
     _, _, unused = C.split(given, agent)
     if unused:
-        names = ", ".join(flag_name(k) for k in unused)
-        print(f"kerlym: note: -a {agent} does not use {names}; ignored", file=sys.stderr)
+        notes.append(f"-a {agent} does not use {', '.join(flag_name(k) for k in unused)}; ignored")
     given = {k: v for k, v in given.items() if k not in unused}
     try:
         run, cfg = configure(cli_defaults=True, preset=args.preset, **given)
@@ -159,11 +159,8 @@ def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig]:
         from kerlym import presets
 
         if (run.env, run.agent) in presets.PRESETS:
-            print(
-                f"kerlym: note: kerlym has tuned settings for -e {run.env} -a {run.agent}; add --preset to use them",
-                file=sys.stderr,
-            )
-    return run, cfg
+            notes.append(f"kerlym has tuned settings for -e {run.env} -a {run.agent}; add --preset to use them")
+    return run, cfg, notes
 
 
 def _has_display() -> bool:
@@ -444,10 +441,12 @@ def main(argv=None) -> int:
                 if note:
                     print(f"kerlym: note: {note}", file=sys.stderr)
                 return train(run, cfg, saved_dir, checkpoint)
-        run, cfg = resolve(args)
+        run, cfg, notes = resolve(args)
         check_settings(run, cfg)
         check_env_id(run)
         check_env(run, cfg)
+        for note in notes:  # only once the input is known to be good, so an error stays one line
+            print(f"kerlym: note: {note}", file=sys.stderr)
         from kerlym import runs
 
         runs.check_outdir_writable(run.outdir)

@@ -298,7 +298,6 @@ BAD_INPUTS = {
     "dtype policy": (["--dtype_policy", "float16"], "unknown dtype policy 'float16'; choose one of: float32, mixed_"),
     "replay": (["--replay", "fifo"], "unknown replay 'fifo'; choose one of: newest, uniform"),
     "ema": (["--ema", "-5"], "ema must be positive, got -5"),
-    "ema with pg": (["-a", "pg", "--ema", "100"], "--ema applies to -a dqn and -a ddqn, not -a pg"),
 }
 
 
@@ -311,6 +310,14 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path):
     assert out.stderr.startswith("kerlym: error: ")
     assert message in out.stderr
     assert not os.path.exists(tmp_path / "runs") or not os.listdir(tmp_path / "runs")  # no empty run folder left
+
+
+def test_a_flag_the_agent_does_not_use_is_a_note_and_a_preset_is_suggested(tmp_path):
+    out = kerlym("-e", "CartPole-v1", "-a", "pg", "--ema", "100", "-f", "4", "--steps", "50", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "kerlym: note: -a pg does not use --ema, -f/--update_freq; ignored" in out.stderr
+    assert "kerlym: note: kerlym has tuned settings for -e CartPole-v1 -a pg; add --preset to use them" in out.stderr
+    assert "ema" not in json.load(open(os.path.join(only_run(tmp_path), "config.json")))
 
 
 def test_missing_checkpoint_is_one_line_and_exit_2(tmp_path):

@@ -81,7 +81,7 @@ def test_the_cli_steps_atari_copies_in_ale_threads_unless_it_wraps_each_env():
     from kerlym.main import build_parser, resolve
     from kerlym.make import make, make_env_factory
 
-    run, cfg = resolve(build_parser().parse_args("-e PongNoFrameskip-v4 -n nature_cnn -E atari -t 4 -c 2".split()))
+    run, cfg, _ = resolve(build_parser().parse_args("-e PongNoFrameskip-v4 -n nature_cnn -E atari -t 4 -c 2".split()))
     agent = make(run, cfg)
     assert type(agent.vector_env().env).__name__ == "AtariVectorEnv"
     agent.close()

@@ -36,9 +36,7 @@ class NanRewards(gym.Wrapper):
 
 
 def test_a_nan_loss_stops_training_and_is_never_checkpointed(tmp_path):
-    agent = D2QN(
-        lambda: NanRewards(gym.make("CartPole-v1")), seed=0, batch_size=16, update_nsamp=32, update_freq=100
-    )
+    agent = D2QN(lambda: NanRewards(gym.make("CartPole-v1")), seed=0, batch_size=16, update_nsamp=32, update_freq=100)
     runner = Runner(agent, str(tmp_path), checkpoint_every=50)
     with pytest.raises(NonFiniteLoss, match="the loss became nan at step 100"):
         runner.run(max_steps=1000)
