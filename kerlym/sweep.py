@@ -174,8 +174,8 @@ def to_tune(space: dict[str, Dist]) -> dict:
 class _Report:
     """A runner sink that reports each evaluation (and, ``every_seconds``, progress) to a callback."""
 
-    def __init__(self, report, every_seconds: float | None):
-        self.report, self.every = report, every_seconds
+    def __init__(self, report, every_seconds: float | None, final_step: int | None = None):
+        self.report, self.every, self.final_step = report, every_seconds, final_step
         self.last = time.perf_counter()
         self.eval: tuple[int, float, float] | None = None
 
@@ -202,7 +202,10 @@ class _Report:
 
     def on_eval(self, runner, mean, std, best) -> None:
         self.eval = (runner.agent.total_steps, mean, std)
-        if self.report is not None:
+        # The last evaluation is reported after evaluation.json is written: a scheduler may end the trial at
+        # any report, and a run must not end up finished but without its result.
+        final = self.final_step is not None and runner.agent.total_steps >= self.final_step
+        if self.report is not None and not final:
             self.last = time.perf_counter()
             self.report(self.metrics(runner))
 
@@ -244,7 +247,7 @@ def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, e
         agent.episodes = rows
         wall = rows[-1]["wall_time"] if rows else 0.0  # training time before the interruption, as far as is known
     runs.write_config(run_dir, config_dict(run, cfg))
-    reporter = _Report(report, every_seconds)
+    reporter = _Report(report, every_seconds, final_step=run.steps)
     runner = Runner(
         agent,
         run_dir,
@@ -262,7 +265,8 @@ def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, e
         agent.close()
         return None
     if reporter.eval is None or reporter.eval[0] != agent.total_steps:
-        runner.sinks = [reporter]  # the final evaluation: evaluations.csv, best.keras and the report
+        runner.sinks = [reporter]  # the final evaluation: evaluations.csv and best.keras
+        reporter.final_step = agent.total_steps
         runner.evaluate()
     _, mean, std = reporter.eval
     evaluation = {
@@ -273,8 +277,12 @@ def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, e
         "wall_time": wall + time.perf_counter() - t0,
     }
     agent.close()
-    with open(os.path.join(run_dir, EVALUATION), "w") as f:
+    tmp = os.path.join(run_dir, EVALUATION + ".tmp")
+    with open(tmp, "w") as f:
         json.dump(evaluation, f, indent=2)
+    os.replace(tmp, os.path.join(run_dir, EVALUATION))
+    if report is not None:
+        report(reporter.metrics(runner))
     return evaluation
 
 
@@ -343,11 +351,15 @@ def summarize(sweep_dir: str, folders: dict, label: str = "seed", params: dict |
     rows, curves = [], {}
     for key, folder in folders.items():
         ev = read_evaluation(folder)
+        status = "finished"
+        if ev is None and params:  # a --tune trial that ASHA stopped early: its last evaluation
+            ev, status = _last_evaluation(folder), "stopped"
         if ev is None:
             continue
         rows.append(
             {
                 label: key,
+                **({"status": status} if params else {}),
                 **{n: params.get(key, {}).get(n) for n in names},
                 "eval_mean": ev["mean"],
                 "eval_std": ev["std"],
@@ -373,11 +385,30 @@ def summarize(sweep_dir: str, folders: dict, label: str = "seed", params: dict |
     return rows
 
 
+def _last_evaluation(run_dir: str) -> dict | None:
+    """A run's last row of ``evaluations.csv`` in ``evaluation.json``'s form (``None`` if it has none)."""
+    from kerlym import runs
+    from kerlym.stats import read_progress
+
+    try:
+        with open(os.path.join(run_dir, runs.EVALUATIONS)) as f:
+            last = f.read().strip().splitlines()[-1].split(",")
+        step, mean, std = int(last[0]), float(last[1]), float(last[2])
+    except (OSError, IndexError, ValueError):  # no evaluation yet (only the header, or no file)
+        return None
+    with open(os.path.join(run_dir, runs.CONFIG)) as f:
+        episodes = json.load(f)["eval_episodes"]
+    rows = read_progress(os.path.join(run_dir, runs.PROGRESS), until_step=step)
+    wall = rows[-1]["wall_time"] if rows else math.nan
+    return {"mean": mean, "std": std, "episodes": episodes, "total_steps": step, "wall_time": wall}
+
+
 def markdown_table(rows: list[dict], label: str = "seed") -> str:
     """Each run's greedy evaluation as a markdown table, and the mean ± std over runs."""
     import numpy as np
 
     head = [k for k in rows[0] if k not in ("eval_mean", "eval_std", "eval_episodes")]
+    finished = [r for r in rows if r.get("status", "finished") == "finished"]
     lines = [
         "| " + " | ".join(head[:1] + ["greedy return"] + head[1:]) + " |",
         "|" + "---|" * (len(head) + 1),
@@ -386,8 +417,9 @@ def markdown_table(rows: list[dict], label: str = "seed") -> str:
         ret = f"{r['eval_mean']:.2f} ± {r['eval_std']:.2f} ({r['eval_episodes']} ep.)"
         cells = [str(r[head[0]]), ret] + [_cell(r[k]) for k in head[1:]]
         lines.append("| " + " | ".join(cells) + " |")
-    means = np.array([r["eval_mean"] for r in rows])
-    lines.append(f"\nmean over {len(rows)} {label}s: {means.mean():.2f} ± {means.std():.2f}")
+    if finished:
+        means = np.array([r["eval_mean"] for r in finished])
+        lines.append(f"\nmean over {len(finished)} finished {label}s: {means.mean():.2f} ± {means.std():.2f}")
     return "\n".join(lines)
 
 
@@ -471,7 +503,7 @@ def run_seeds(
 
 def _finish(sweep_dir, folders, label="seed", params=None) -> list[dict]:
     rows = summarize(sweep_dir, folders, label, params)
-    missing = [str(k) for k, f in folders.items() if read_evaluation(f) is None]
+    missing = [str(k) for k, f in folders.items() if read_evaluation(f) is None and not params]
     if rows:
         print("\n" + markdown_table(rows, label))
         print(f"\nsummary: {os.path.join(sweep_dir, SUMMARY_CSV)}, {os.path.join(sweep_dir, CURVE)}")
@@ -529,7 +561,7 @@ def _fit(sweep_dir, settings, param_space, tune_config, address, n_trials):
             results = tuner.fit()
         except KeyboardInterrupt:
             results = None
-        if results is None or _interrupted(path):
+        if results is None or _interrupted(path, n_trials):
             print(f"\ninterrupted: continue with: kerlym --resume {sweep_dir}")
             return False
         for r in results:
@@ -543,16 +575,16 @@ def _fit(sweep_dir, settings, param_space, tune_config, address, n_trials):
             ray.shutdown()
 
 
-def _interrupted(path: str) -> bool:
-    """True when Tune's saved experiment still has trials to run (Ctrl-C stops Tune gracefully)."""
+def _interrupted(path: str, expected: int) -> bool:
+    """True when Tune's saved experiment has fewer than ``expected`` trials, or some not yet ended (Ctrl-C)."""
     import glob
 
-    for state in glob.glob(os.path.join(path, "experiment_state-*.json")):
-        with open(state) as f:
-            text = f.read()
-        if '\\"status\\": \\"PENDING\\"' in text or '\\"status\\": \\"RUNNING\\"' in text:
-            return True
-    return False
+    states = glob.glob(os.path.join(path, "experiment_state-*.json"))
+    if not states:
+        return True
+    with open(max(states, key=os.path.getmtime)) as f:
+        trials = [json.loads(t[0]) for t in json.load(f)["trial_data"]]
+    return len(trials) < expected or any(t["status"] not in ("TERMINATED", "ERROR") for t in trials)
 
 
 def run_tune(
@@ -608,10 +640,9 @@ def run_tune(
         if trial_id:
             folders[trial_id] = os.path.join(sweep_dir, f"trial-{trial_id}")
             params[trial_id] = {k: r.config[k] for k in space if k in r.config}
-    rows = _finish(sweep_dir, folders, "trial", params)
-    stopped = len(results) - len(rows)
-    if stopped:
-        print(f"{stopped} of {len(results)} trials were stopped early by ASHA or failed")
+    rows = [r for r in _finish(sweep_dir, folders, "trial", params) if r["status"] == "finished"]
+    if len(rows) < len(results):
+        print(f"{len(results) - len(rows)} of {len(results)} trials were stopped early by ASHA or failed")
     if not rows:
         return None
     best = max(rows, key=lambda r: r["eval_mean"])
