@@ -419,7 +419,8 @@ def markdown_table(rows: list[dict], label: str = "seed") -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if finished:
         means = np.array([r["eval_mean"] for r in finished])
-        lines.append(f"\nmean over {len(finished)} finished {label}s: {means.mean():.2f} ± {means.std():.2f}")
+        which = "finished " if "status" in rows[0] else ""
+        lines.append(f"\nmean over {len(finished)} {which}{label}s: {means.mean():.2f} ± {means.std():.2f}")
     return "\n".join(lines)
 
 
@@ -582,7 +583,7 @@ def _interrupted(path: str, expected: int) -> bool:
     states = glob.glob(os.path.join(path, "experiment_state-*.json"))
     if not states:
         return True
-    with open(max(states, key=os.path.getmtime)) as f:
+    with open(max(states)) as f:  # the newest by the time in its name (restoring rewrites the old ones too)
         trials = [json.loads(t[0]) for t in json.load(f)["trial_data"]]
     return len(trials) < expected or any(t["status"] not in ("TERMINATED", "ERROR") for t in trials)
 
@@ -696,9 +697,9 @@ def run(args, run: C.RunConfig, cfg: C.AgentConfig) -> int:
     from kerlym.main import UsageError
 
     try:
+        space = read_space(args.tune, run.agent, cfg) if args.tune else None  # bad input first, before Ray starts
         _check(args, run)
         if args.tune:
-            space = read_space(args.tune, run.agent, cfg)
             return 0 if run_tune(run, cfg, space, args.trials or 10, ray=args.ray or "local") else 1
         return 0 if run_seeds(run, cfg, args.seeds, ray=args.ray) is not None else 1
     except SweepError as e:
