@@ -482,7 +482,8 @@ def run_seeds(
     from kerlym.main import config_dict
 
     seeds = list(seeds)
-    sweep_dir = sweep_dir or new_sweep_dir(run)
+    sweep_dir = os.path.abspath(sweep_dir) if sweep_dir else new_sweep_dir(run)  # Ray workers start elsewhere
+    os.makedirs(sweep_dir, exist_ok=True)
     if not is_sweep(sweep_dir):
         _write_marker(sweep_dir, {"kind": "seeds", "seeds": seeds, "ray": ray, "settings": config_dict(run, cfg)})
     print(f"sweep folder: {sweep_dir}", flush=True)
@@ -617,7 +618,8 @@ def run_tune(
     except ImportError:
         raise SweepError(f"--tune needs Optuna: {INSTALL}") from None
     run = C.replace(run, eval_every=run.eval_every or max(1, run.steps // 5))
-    sweep_dir = sweep_dir or new_sweep_dir(run)
+    sweep_dir = os.path.abspath(sweep_dir) if sweep_dir else new_sweep_dir(run)
+    os.makedirs(sweep_dir, exist_ok=True)
     settings = config_dict(run, cfg)
     if not is_sweep(sweep_dir):
         raw = {k: {d.kind: list(d.values) if d.kind == "choice" else [d.low, d.high]} for k, d in space.items()}

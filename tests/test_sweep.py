@@ -228,7 +228,7 @@ def test_seeds_as_ray_trials_train_as_they_do_in_turn(tmp_path, ray_cluster):
 
 @pytest.mark.slow
 def test_a_two_trial_tune_search_writes_a_preset_the_command_accepts(tmp_path, ray_cluster):
-    run, cfg = kerlym.configure("CartPole-v1", "dqn", cli_defaults=True, steps=200, eval_episodes=2, seed=0)
+    run, cfg = kerlym.configure("CartPole-v1", "dqn", cli_defaults=True, steps=100, eval_episodes=2, seed=0)
     space = sweep.parse_space(
         {"learning_rate": {"loguniform": [1e-4, 1e-2]}, "batch_size": {"choice": [16, 32]}}, "dqn", cfg
     )
