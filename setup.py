@@ -32,6 +32,7 @@ setup(
         "jax": ["jax>=0.4.30"],
         "box2d": ["gymnasium[box2d]>=1.0"],
         "go": ["open-spiel>=1.5"],  # Go9x9-v0 / Go19x19-v0; GnuGo opponents also need apt-get install gnugo
+        "ray": ["ray[tune]>=2.40", "optuna>=3.0", "pyyaml>=6"],  # --seeds --ray, --tune (kerlym.sweep)
     },
     entry_points={"console_scripts": ["kerlym=kerlym.main:main"]},
     classifiers=[

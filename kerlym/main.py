@@ -76,7 +76,7 @@ def _choices(f) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kerlym import __version__
+    from kerlym import __version__, sweep
 
     p = _Parser(
         prog="kerlym",
@@ -86,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_flags(p.add_argument_group("the run"), C.RunConfig)
     p.add_argument(
-        "--preset", action="store_true", help="Use kerlym's tuned settings for this env and agent (flags override)"
+        "--preset",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="FILE",
+        help="Use kerlym's tuned settings for this env and agent, or those in FILE (JSON/YAML) (flags override)",
     )
     _add_flags(p.add_argument_group("every agent"), C.AgentConfig)
     common = set(C.field_names(C.AgentConfig))
@@ -95,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--play", metavar="RUN_DIR", help="Watch/evaluate the saved agent in RUN_DIR without training")
     p.add_argument("--best", action="store_true", help="With --play: use best.keras (see --eval_every)")
+    sweep.add_flags(p)
     p.add_argument("--version", action="version", version=f"kerlym {__version__}")
     return p
 
@@ -111,7 +117,7 @@ def flag_name(name: str) -> str:
 # -- configuration -----------------------------------------------------------
 def given_settings(args: argparse.Namespace) -> dict:
     """The settings the user typed (None: not given)."""
-    skip = ("resume", "play", "best", "preset")
+    skip = ("resume", "play", "best", "preset", "seeds", "ray", "tune", "trials")
     values = {k: v for k, v in vars(args).items() if v is not None and k not in skip}
     if "reset_on_score" in values:
         values["reset_on_score"] = bool(values["reset_on_score"])
@@ -143,7 +149,7 @@ def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig, list[
     from kerlym.make import configure
 
     given = given_settings(args)
-    agent = given.get("agent", C.RunConfig.agent)
+    agent = given.get("agent", _preset_agent(args.preset) or C.RunConfig.agent)
     if agent not in C.AGENT_CONFIGS:
         raise UsageError(f"unknown agent {agent!r}; choose one of: {', '.join(C.AGENT_CONFIGS)}")
     notes = []
@@ -161,6 +167,16 @@ def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig, list[
         if (run.env, run.agent) in presets.PRESETS:
             notes.append(f"kerlym has tuned settings for -e {run.env} -a {run.agent}; add --preset to use them")
     return run, cfg, notes
+
+
+def _preset_agent(preset) -> str | None:
+    """The agent a preset file names, if any (a file's settings are checked against that agent's config)."""
+    from kerlym import presets
+
+    try:
+        return presets.read_file(preset).get("agent") if isinstance(preset, str) else None
+    except C.ConfigError as e:
+        raise UsageError(str(e)) from None
 
 
 def _has_display() -> bool:
@@ -420,6 +436,10 @@ def main(argv=None) -> int:
         if args.resume and args.play:
             raise UsageError("--resume and --play cannot be used together")
         saved_dir = args.resume or args.play
+        from kerlym import sweep
+
+        if args.resume and sweep.is_sweep(args.resume):
+            return sweep.resume(args)
         if saved_dir:
             from kerlym import runs
 
@@ -447,6 +467,8 @@ def main(argv=None) -> int:
         check_env(run, cfg)
         for note in notes:  # only once the input is known to be good, so an error stays one line
             print(f"kerlym: note: {note}", file=sys.stderr)
+        if sweep.wanted(args):  # --seeds, --tune: many runs under one sweep folder
+            return sweep.run(args, run, cfg)
         from kerlym import runs
 
         runs.check_outdir_writable(run.outdir)

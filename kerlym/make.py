@@ -18,14 +18,20 @@ from kerlym import config as C
 
 
 def configure(
-    env: str | None = None, agent: str | None = None, preset: bool = False, cli_defaults: bool = False, **settings
+    env: str | None = None,
+    agent: str | None = None,
+    preset: bool | str = False,
+    cli_defaults: bool = False,
+    **settings,
 ) -> tuple[C.RunConfig, C.AgentConfig]:
     """The run's and the agent's configs: defaults, then the preset for ``env`` and ``agent``, then ``settings``.
 
     Args:
         env: Gymnasium env id (default: the command's, ``MountainCar-v0``).
         agent: ``"dqn"``, ``"ddqn"``, ``"pg"`` (default ``"ddqn"``).
-        preset: start from kerlym's tuned settings for this env and agent (:mod:`kerlym.presets`).
+        preset: start from kerlym's tuned settings for this env and agent (:mod:`kerlym.presets`), or, a path,
+            from a preset file (JSON or YAML of config field names, e.g. a ``--tune`` sweep's ``best_preset.json``;
+            its ``env`` and ``agent``, if any, apply unless ``env`` and ``agent`` are given).
         cli_defaults: start from the command's defaults (the original KeRLym command's ``-t 2``,
             ``-o 0.5``, ``-D 1e-4``) instead of the Python API's.
         **settings: any :class:`~kerlym.config.RunConfig` or agent config field. A setting of another
@@ -35,12 +41,27 @@ def configure(
         kerlym.config.ConfigError: an unknown name, a bad value, or a missing preset (one line).
     """
     run_defaults = {f.name: f.default for f in C.fields(C.RunConfig)}
+    from_file = {}
+    if isinstance(preset, str):
+        from kerlym import presets
+
+        from_file = presets.read_file(preset)
+        env, agent = env or from_file.get("env"), agent or from_file.get("agent")
+        from_file = {k: v for k, v in from_file.items() if k not in ("env", "agent")}
     env = env or run_defaults["env"]
     agent = agent or run_defaults["agent"]
     if agent not in C.AGENT_CONFIGS:
         raise C.ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(C.AGENT_CONFIGS)}")
     values = dict(C.defaults(C.AGENT_CONFIGS[agent], cli=True)) if cli_defaults else {}
-    if preset:
+    if isinstance(preset, str):
+        known = C.field_names(C.RunConfig) + C.field_names(C.AGENT_CONFIGS[agent])
+        for key in from_file:  # strict: a file's setting that this agent ignores is a mistake in the file
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise C.ConfigError(f"preset file {preset}: -a {agent} has no setting {key!r}{hint}")
+        values.update(from_file)
+    elif preset:
         from kerlym import presets
 
         try:

@@ -15,10 +15,15 @@ unchanged. The Pong presets have none. What each preset scores, and why its
 values were chosen, is in benchmarks/README.md.
 
 Each preset is a dict of :mod:`kerlym.config` field names; the tests check
-every one against the config classes.
+every one against the config classes. A preset can also be a file of those
+names (``--preset FILE``, JSON or YAML), such as the ``best_preset.json`` a
+``--tune`` sweep writes; :func:`read_file` reads and checks one.
 """
 
 from __future__ import annotations
+
+import json
+import os
 
 # Greedy actions from the weights' moving average over this many env steps (kerlym.agents.dqn).
 EMA_STEPS = 5000
@@ -152,3 +157,34 @@ def get(env_id: str, agent: str) -> dict:
     except KeyError:
         have = ", ".join(f"{e} -a {a}" for e, a in sorted(PRESETS))
         raise KeyError(f"no preset for -e {env_id} -a {agent}; presets exist for: {have}") from None
+
+
+def read_file(path: str) -> dict:
+    """A preset file's settings: a JSON or YAML mapping of config field names, optionally with ``env`` and ``agent``.
+
+    Raises:
+        kerlym.config.ConfigError: a missing or unreadable file, or one that is not a mapping (one line). The
+            names and values are checked against the config classes by :func:`kerlym.make.configure`.
+    """
+    from kerlym.config import ConfigError
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"preset file {path!r} does not exist")
+    try:
+        with open(path) as f:
+            if path.endswith((".yaml", ".yml")):
+                import yaml
+
+                values = yaml.safe_load(f)
+            else:
+                values = json.load(f)
+    except ImportError:
+        raise ConfigError(f"reading {path} needs PyYAML: pip install pyyaml") from None
+    except Exception as e:  # json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError
+        raise ConfigError(
+            f"preset file {path} is not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'}: "
+            f"{str(e).splitlines()[0]}"
+        ) from None
+    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+        raise ConfigError(f"preset file {path} must hold a mapping of setting names to values")
+    return values
