@@ -272,7 +272,12 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
         print(f"resumed {run_dir} at step {agent.total_steps}, episode {agent.episode}")
     runs.write_config(run_dir, config_dict(run, cfg))
     print(f"run folder: {run_dir}")
-    outputs = [sinks.Console(quiet=run.quiet), sinks.ProgressFile(run_dir)]
+    bar = sinks.progress_bar(run.steps, run.episodes, agent)
+    outputs = [sinks.Console(quiet=run.quiet, bar=bar), sinks.ProgressFile(run_dir)]
+    if bar is not None:
+        outputs.append(bar)
+    if run.tensorboard:
+        outputs.append(sinks.TensorBoard(os.path.join(run_dir, "tensorboard"), config_dict(run, cfg)))
     if run.plots:
         outputs.append(
             sinks.LivePlot(run_dir, run.agent, run.env, run.plot_rate, agent.episodes, values=run.agent != "pg")
