@@ -212,26 +212,11 @@ def config_dict(run: C.RunConfig, cfg: C.AgentConfig) -> dict:
 
 
 def saved_configs(run_dir: str, overrides: dict) -> tuple[C.RunConfig, C.AgentConfig]:
-    """A saved run's configs (defaults for any setting it lacks), with ``overrides`` applied.
+    """A saved run's configs with ``overrides`` (:func:`kerlym.make.saved_configs`); bad values are usage errors."""
+    from kerlym.make import saved_configs as read
 
-    Runs saved before the typed configs used the flags' names (``num_frames``,
-    ``max_mem``...) and listed every setting of every agent; both still load.
-    """
-    from kerlym import runs
-
-    saved = runs.read_config(run_dir)
-    if not isinstance(saved, dict):
-        raise runs.CheckpointError(f"{os.path.join(run_dir, runs.CONFIG)} is corrupt: not a JSON object")
-    saved = {C.OLD_NAMES.get(k, k): v for k, v in saved.items()}
-    if "reset_on_score" in saved and saved["reset_on_score"] is not None:
-        saved["reset_on_score"] = bool(saved["reset_on_score"])
-    agent = saved.get("agent", C.RunConfig.agent)
-    if agent not in C.AGENT_CONFIGS:
-        raise runs.CheckpointError(f"{os.path.join(run_dir, runs.CONFIG)} names an unknown agent {agent!r}")
-    values = {**C.defaults(C.RunConfig), **C.defaults(C.AGENT_CONFIGS[agent], cli=True), **saved, **overrides}
-    run_values, agent_values, _ = C.split(values, agent)  # old files also hold other agents' settings
     try:
-        return C.RunConfig(**run_values), C.agent_config(agent, agent_values)
+        return read(run_dir, overrides)
     except C.ConfigError as e:
         raise UsageError(str(e)) from None
 

@@ -325,6 +325,35 @@ class Agent:
             outputs.append(sinks.LivePlot(".", self.name, env_id, 10, self.episodes, values=self.name != "pg"))
         return Runner(self, sinks=outputs).run(max_steps, max_episodes, callback, step_callback)
 
+    def predict(self, observation, deterministic: bool = True, episode_start: bool = False) -> int:
+        """The action for one raw observation of the env, as Stable-Baselines3's ``model.predict`` gives.
+
+        The observation goes through the agent's preprocessor and joins the last ``nframes - 1``
+        ones given to ``predict`` (and their differences, with ``difference_obs``), as in training.
+        Pass ``episode_start=True`` with each episode's first observation (the first call starts
+        one anyway), so frames of the previous episode are not stacked with it. An env-wrapping
+        preprocessor (``atari``: frame skip and max-pool) cannot apply to one observation:
+        give it the observations of ``agent.env``, which are already preprocessed.
+
+        Args:
+            observation: one observation, as ``env.reset`` or ``env.step`` return it.
+            deterministic: the greedy action (``False``: as training explores, epsilon-greedy or sampled).
+            episode_start: ``observation`` begins a new episode.
+        """
+        frame = np.asarray(observation)
+        fn = self.preprocessor
+        if fn is not None and not getattr(fn, "wraps_env", False) and frame.shape != self.frame_shape:
+            frame = np.asarray(fn(frame))
+        if frame.shape != self.frame_shape:
+            raise ValueError(f"predict expects an observation of shape {self.frame_shape}, got {frame.shape}")
+        history = getattr(self, "_predict_history", None)
+        if history is None:
+            history = self._predict_history = self.frame_history()
+            episode_start = True
+        history.push(frame.astype(self.frame_dtype, copy=False), first=episode_start)
+        actions, _ = self.act(history.latest(), explore=not deterministic)
+        return int(actions[0])
+
     def evaluate(self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).
 
