@@ -111,7 +111,7 @@ class ProgressBar:
         if now > self.bar.n:
             self.bar.update(min(now, self.bar.total) - self.bar.n)
         recent = [r["reward"] for r in agent.episodes[-100:]]
-        post = {"steps/s": f"{runner.speed():.0f}"}
+        post = {} if self.unit == "steps" else {"steps/s": f"{runner.speed():.0f}"}  # tqdm's own rate is steps/s
         if getattr(agent, "epsilon", None) is not None:
             post["eps"] = f"{agent.epsilon:.3f}"
         if recent:
