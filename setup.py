@@ -26,6 +26,8 @@ setup(
         "matplotlib>=3.7",
         "opencv-python-headless>=4.5",  # Gymnasium's AtariPreprocessing
         "moviepy>=1.0",  # evaluation videos for -S (Gymnasium's RecordVideo)
+        "tqdm>=4.60",  # the progress bar of bounded runs
+        "tensorboard>=2.16",  # tf.summary's writers (TensorFlow no longer requires it) for --tensorboard
     ],
     extras_require={
         "test": ["pytest>=7", "ruff>=0.5", "gymnasium[box2d]>=1.0"],

@@ -2,15 +2,16 @@
 
 Submodules are imported on first use, so ``import kerlym`` (and the
 ``kerlym`` command's start-up) does not pay for TensorFlow or Keras.
-``kerlym.make`` and ``kerlym.configure`` build what the command builds.
+``kerlym.make`` and ``kerlym.configure`` build what the command builds;
+``kerlym.load`` restores a saved run.
 """
 
 import importlib
 
-from kerlym.make import configure, make  # light (standard library only); binds kerlym.make to the function
+from kerlym.make import configure, load, make  # light (standard library only); binds kerlym.make to the function
 
 __version__ = "0.3.0"
-__all__ = ["agents", "envs", "networks", "preproc", "memory", "config", "make", "configure", "__version__"]
+__all__ = ["agents", "envs", "networks", "preproc", "memory", "config", "make", "configure", "load", "__version__"]
 
 _MODULES = (
     "agents",

@@ -73,6 +73,9 @@ class RunConfig:
         None, "Evaluate greedily every N steps; keeps the best model as best.keras", ("--eval_every",)
     )
     quiet: bool = setting(False, "Print a progress line every 10 s instead of one per episode", ("-q", "--quiet"))
+    tensorboard: bool = setting(
+        False, "Write TensorBoard event files into the run folder (view: tensorboard --logdir runs)", ("--tensorboard",)
+    )
 
     def __post_init__(self):
         if self.env_kwargs is not None and not isinstance(self.env_kwargs, dict):
@@ -280,6 +283,7 @@ RUNTIME_FIELDS = (
     "render",
     "submit",
     "quiet",
+    "tensorboard",
     "eval_episodes",
     "eval_every",
     "checkpoint_every",

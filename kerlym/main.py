@@ -225,26 +225,11 @@ def config_dict(run: C.RunConfig, cfg: C.AgentConfig) -> dict:
 
 
 def saved_configs(run_dir: str, overrides: dict) -> tuple[C.RunConfig, C.AgentConfig]:
-    """A saved run's configs (defaults for any setting it lacks), with ``overrides`` applied.
+    """A saved run's configs with ``overrides`` (:func:`kerlym.make.saved_configs`); bad values are usage errors."""
+    from kerlym.make import saved_configs as read
 
-    Runs saved before the typed configs used the flags' names (``num_frames``,
-    ``max_mem``...) and listed every setting of every agent; both still load.
-    """
-    from kerlym import runs
-
-    saved = runs.read_config(run_dir)
-    if not isinstance(saved, dict):
-        raise runs.CheckpointError(f"{os.path.join(run_dir, runs.CONFIG)} is corrupt: not a JSON object")
-    saved = {C.OLD_NAMES.get(k, k): v for k, v in saved.items()}
-    if "reset_on_score" in saved and saved["reset_on_score"] is not None:
-        saved["reset_on_score"] = bool(saved["reset_on_score"])
-    agent = saved.get("agent", C.RunConfig.agent)
-    if agent not in C.AGENT_CONFIGS:
-        raise runs.CheckpointError(f"{os.path.join(run_dir, runs.CONFIG)} names an unknown agent {agent!r}")
-    values = {**C.defaults(C.RunConfig), **C.defaults(C.AGENT_CONFIGS[agent], cli=True), **saved, **overrides}
-    run_values, agent_values, _ = C.split(values, agent)  # old files also hold other agents' settings
     try:
-        return C.RunConfig(**run_values), C.agent_config(agent, agent_values)
+        return read(run_dir, overrides)
     except C.ConfigError as e:
         raise UsageError(str(e)) from None
 
@@ -287,7 +272,12 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
         print(f"resumed {run_dir} at step {agent.total_steps}, episode {agent.episode}")
     runs.write_config(run_dir, config_dict(run, cfg))
     print(f"run folder: {run_dir}")
-    outputs = [sinks.Console(quiet=run.quiet), sinks.ProgressFile(run_dir)]
+    bar = sinks.progress_bar(run.steps, run.episodes, agent)
+    outputs = [sinks.Console(quiet=run.quiet, bar=bar), sinks.ProgressFile(run_dir)]
+    if bar is not None:
+        outputs.append(bar)
+    if run.tensorboard:
+        outputs.append(sinks.TensorBoard(os.path.join(run_dir, "tensorboard"), config_dict(run, cfg)))
     if run.plots:
         outputs.append(
             sinks.LivePlot(run_dir, run.agent, run.env, run.plot_rate, agent.episodes, values=run.agent != "pg")

@@ -13,6 +13,7 @@ agents through these functions.
 from __future__ import annotations
 
 import difflib
+import os
 
 from kerlym import config as C
 
@@ -178,3 +179,107 @@ def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
             f"a replay memory of {capacity} frames of shape {tuple(frame_shape)} needs {need / 2**30:.1f} GiB, but "
             f"{have / 2**30:.1f} GiB is available; lower {C.label('max_memory')}"
         )
+
+
+def saved_configs(run_dir: str, overrides: dict | None = None) -> tuple[C.RunConfig, C.AgentConfig]:
+    """A saved run's configs (defaults for any setting it lacks), with ``overrides`` applied.
+
+    Runs saved before the typed configs used the flags' names (``num_frames``,
+    ``max_mem``...) and listed every setting of every agent; both still load.
+
+    Raises:
+        kerlym.runs.CheckpointError: no readable ``config.json`` or an unknown agent in it.
+        kerlym.config.ConfigError: a bad value in it or in ``overrides``.
+    """
+    from kerlym import runs
+
+    saved = runs.read_config(run_dir)
+    if not isinstance(saved, dict):
+        raise runs.CheckpointError(f"{os.path.join(run_dir, runs.CONFIG)} is corrupt: not a JSON object")
+    saved = {C.OLD_NAMES.get(k, k): v for k, v in saved.items()}
+    if "reset_on_score" in saved and saved["reset_on_score"] is not None:
+        saved["reset_on_score"] = bool(saved["reset_on_score"])
+    agent = saved.get("agent", C.RunConfig.agent)
+    if agent not in C.AGENT_CONFIGS:
+        raise runs.CheckpointError(f"{os.path.join(run_dir, runs.CONFIG)} names an unknown agent {agent!r}")
+    values = {**C.defaults(C.RunConfig), **C.defaults(C.AGENT_CONFIGS[agent], cli=True), **saved, **(overrides or {})}
+    run_values, agent_values, _ = C.split(values, agent)  # old files also hold other agents' settings
+    return C.RunConfig(**run_values), C.agent_config(agent, agent_values)
+
+
+def _run_dir_of(path: str) -> str | None:
+    """The run folder a ``.keras`` file or checkpoint folder belongs to: the nearest folder above with a config.json."""
+    from kerlym import runs
+
+    folder = os.path.dirname(os.path.abspath(path))
+    for _ in range(3):  # best.keras sits in the run folder; checkpoints/step-N/model.keras two levels below it
+        if os.path.isfile(os.path.join(folder, runs.CONFIG)):
+            return folder
+        folder = os.path.dirname(folder)
+    return None
+
+
+def load(path: str, checkpoint: str | None = "latest", env=None, agent: str | None = None, **settings):
+    """An agent restored from a run folder, a checkpoint folder or a ``.keras`` file, ready to act, evaluate or learn.
+
+    ::
+
+        agent = kerlym.load("runs/CartPole-v1-ddqn-20250101-120000")
+        agent.evaluate(10)
+        agent.learn(max_steps=10_000)  # continues from the checkpoint's step count, epsilon and optimizer
+
+    Args:
+        path: a run folder, one of its ``checkpoints/step-N`` folders, or a ``.keras`` file.
+        checkpoint: for a run folder, ``"latest"`` (the newest checkpoint: weights, optimizer state,
+            counters and epsilon, and the run's episode rows), ``"best"`` (``best.keras``, kept by
+            ``--eval_every``: greedy weights only, counters at 0) or ``None`` (the run's settings, untrained).
+        env: the env to act on (an id, an env or a callable); default: the run's. Needed, with
+            ``agent``, for a ``.keras`` file outside a run folder.
+        agent: the agent's name (``"dqn"``, ``"ddqn"``, ``"pg"``) for a ``.keras`` file outside a run folder.
+        **settings: for such a file, the settings its network was built with (``nframes``, ``modelfactory``, ...).
+
+    Raises:
+        kerlym.runs.CheckpointError: a missing or unreadable run, checkpoint or model (one line).
+        kerlym.config.ConfigError: bad settings, or a ``.keras`` file with no run folder and no ``env``/``agent``.
+    """
+    from kerlym import runs
+    from kerlym.stats import read_progress
+
+    if checkpoint not in ("latest", "best", None):
+        raise C.ConfigError(f"checkpoint must be 'latest', 'best' or None, got {checkpoint!r}")
+    if not os.path.exists(path):
+        raise runs.CheckpointError(f"{path!r} does not exist")
+    is_checkpoint = os.path.isdir(path) and os.path.isfile(os.path.join(path, runs.STATE))
+    if os.path.isdir(path) and not is_checkpoint:  # a run folder
+        run_dir = path
+        runs.read_config(run_dir)  # a folder that is no run says so before it is searched for checkpoints
+        source = {"latest": runs.latest_checkpoint, "best": runs.best_model, None: lambda _: None}[checkpoint](path)
+    else:
+        run_dir, source = _run_dir_of(path), path
+    if run_dir is not None:
+        run, cfg = saved_configs(run_dir, settings)
+    elif env is None or agent is None:
+        raise C.ConfigError(f"{path} is not inside a run folder (no config.json): pass env= and agent=")
+    else:
+        run, cfg = configure(env if isinstance(env, str) else None, agent, **settings)
+    if isinstance(env, str):
+        run = C.replace(run, env=env)
+    from kerlym import agents
+
+    env_factory = make_env_factory(run) if env is None or isinstance(env, str) else env
+    built = agents.AGENTS[run.agent](env_factory, cfg)
+    if source is None:
+        return built
+    if os.path.isdir(source):  # a checkpoint: weights, optimizer, counters
+        runs.restore_checkpoint(source, built)
+        if run_dir is not None:
+            rows = read_progress(os.path.join(run_dir, runs.PROGRESS))
+            built.episodes = [r for r in rows if r["episode"] <= built.episode]
+    else:  # a .keras file: the greedy network's weights only
+        weights = runs.load_model(source).get_weights()
+        try:
+            built.model.set_weights(weights)
+            built.greedy_model.set_weights(weights)  # the weight average's network too, where there is one
+        except ValueError as e:
+            raise runs.CheckpointError(f"{source} does not match this agent's network: {runs.first_line(e)}") from None
+    return built

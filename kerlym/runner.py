@@ -37,7 +37,8 @@ class Runner:
         agent: a :class:`kerlym.agents.base.Agent`.
         run_dir: the run folder to checkpoint into (``None``: no checkpoints).
         sinks: objects with ``on_episode(runner, row)`` and optionally ``on_tick(runner)``
-            (about every 100 env steps), ``on_eval(runner, mean, std, best)`` and ``close()``.
+            (about every 100 env steps), ``on_update(runner, losses)`` (after a step or episode
+            end that trained, with its new losses), ``on_eval(runner, mean, std, best)`` and ``close()``.
         checkpoint_every: env steps between checkpoints (with ``run_dir``).
         eval_every: env steps between greedy evaluations (with ``run_dir``, the best is kept as ``best.keras``).
         eval_episodes: episodes per evaluation.
@@ -159,17 +160,18 @@ class Runner:
                     )
                 histories[i].push(nxt, first=False)
                 agent.observe(i, states[i], actions[i], rewards[i], terminated[i], truncated[i], nxt)
-            updates_before = agent.updates
+            updates_before, losses_before = agent.updates, len(agent._losses)
             agent.after_step(steps_before)
             if agent.updates != updates_before:
-                self._check_finite()
+                self._updated(losses_before)
             stop = False
             for i in done.nonzero()[0]:
                 agent.episode += 1
                 epsilon = getattr(agent, "epsilon", float("nan"))  # the episode's own (PG has none)
+                updates_before, losses_before = agent.updates, len(agent._losses)
                 extra = agent.end_episode(i)  # DQN decays epsilon here; PG updates, so its loss joins this row
                 if agent.updates != updates_before:
-                    self._check_finite()
+                    self._updated(losses_before)
                 losses = agent._losses
                 row = {
                     "episode": agent.episode,
@@ -212,6 +214,14 @@ class Runner:
             if stop or agent._stop or self.interrupted or (step_limit is not None and agent.total_steps >= step_limit):
                 agent._stop = False
                 return
+
+    def _updated(self, losses_before: int) -> None:
+        """After an update: stop on a non-finite loss, then give the new losses to the sinks that want them."""
+        self._check_finite()
+        new = self.agent._losses[losses_before:]
+        for sink in self.sinks:
+            if hasattr(sink, "on_update"):
+                sink.on_update(self, new)
 
     def _check_finite(self) -> None:
         losses = self.agent._losses

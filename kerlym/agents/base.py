@@ -281,6 +281,7 @@ class Agent:
         callback: Callable[[Agent, dict], bool | None] | None = None,
         step_callback: Callable[[Agent], None] | None = None,
         verbose: int = 1,
+        tensorboard: bool | str = False,
     ) -> list[dict]:
         """Train until ``max_steps`` env steps or ``max_episodes`` episodes (forever if neither).
 
@@ -290,15 +291,68 @@ class Agent:
         after each episode with its statistics; returning ``True`` stops training.
         ``step_callback(agent)`` runs about every 100 env steps. Unfinished episodes are
         dropped when training stops. Returns the per-episode statistics.
+
+        In a terminal, a bounded run also shows a progress bar with its ETA. ``tensorboard=True``
+        writes TensorBoard event files into a new folder under ``./runs`` (view them with
+        ``tensorboard --logdir runs``); a string names the folder instead.
         """
+        import os
+
         from kerlym import sinks
         from kerlym.runner import Runner
 
-        outputs = [sinks.Console()] if verbose else []
+        outputs = []
+        if verbose:
+            total_steps = None if max_steps is None else self.total_steps + max_steps
+            total_episodes = None if max_episodes is None else self.episode + max_episodes
+            bar = sinks.progress_bar(total_steps, total_episodes, self)
+            outputs = [sinks.Console(bar=bar)] + ([bar] if bar is not None else [])
+        if tensorboard:
+            from kerlym import runs
+            from kerlym.config import to_dict
+
+            env_id = self._env_id() or type(self.env.unwrapped).__name__
+            if isinstance(tensorboard, str):
+                log_dir = view = tensorboard
+            else:
+                log_dir = os.path.join(runs.new_run_dir("runs", env_id.replace(":", "_"), self.name), "tensorboard")
+                view = "runs"
+            if verbose:
+                print(f"TensorBoard: {log_dir}  (view: tensorboard --logdir {view})")
+            outputs.append(sinks.TensorBoard(log_dir, {"env": env_id, "agent": self.name, **to_dict(self.config)}))
         if self.enable_plots:
             env_id = self._env_id() or type(self.env.unwrapped).__name__
             outputs.append(sinks.LivePlot(".", self.name, env_id, 10, self.episodes, values=self.name != "pg"))
         return Runner(self, sinks=outputs).run(max_steps, max_episodes, callback, step_callback)
+
+    def predict(self, observation, deterministic: bool = True, episode_start: bool = False) -> int:
+        """The action for one raw observation of the env, as Stable-Baselines3's ``model.predict`` gives.
+
+        The observation goes through the agent's preprocessor and joins the last ``nframes - 1``
+        ones given to ``predict`` (and their differences, with ``difference_obs``), as in training.
+        Pass ``episode_start=True`` with each episode's first observation (the first call starts
+        one anyway), so frames of the previous episode are not stacked with it. An env-wrapping
+        preprocessor (``atari``: frame skip and max-pool) cannot apply to one observation:
+        give it the observations of ``agent.env``, which are already preprocessed.
+
+        Args:
+            observation: one observation, as ``env.reset`` or ``env.step`` return it.
+            deterministic: the greedy action (``False``: as training explores, epsilon-greedy or sampled).
+            episode_start: ``observation`` begins a new episode.
+        """
+        frame = np.asarray(observation)
+        fn = self.preprocessor
+        if fn is not None and not getattr(fn, "wraps_env", False) and frame.shape != self.frame_shape:
+            frame = np.asarray(fn(frame))
+        if frame.shape != self.frame_shape:
+            raise ValueError(f"predict expects an observation of shape {self.frame_shape}, got {frame.shape}")
+        history = getattr(self, "_predict_history", None)
+        if history is None:
+            history = self._predict_history = self.frame_history()
+            episode_start = True
+        history.push(frame.astype(self.frame_dtype, copy=False), first=episode_start)
+        actions, _ = self.act(history.latest(), explore=not deterministic)
+        return int(actions[0])
 
     def evaluate(self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).
