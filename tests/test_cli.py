@@ -315,7 +315,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path):
 def test_a_flag_the_agent_does_not_use_is_a_note_and_a_preset_is_suggested(tmp_path):
     out = kerlym("-e", "CartPole-v1", "-a", "pg", "--ema", "100", "-f", "4", "--steps", "50", "--outdir", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    assert "kerlym: note: -a pg does not use --ema, -f/--update_freq; ignored" in out.stderr
+    assert "kerlym: note: -a pg does not use -f/--update_freq, --ema; ignored" in out.stderr
     assert "kerlym: note: kerlym has tuned settings for -e CartPole-v1 -a pg; add --preset to use them" in out.stderr
     assert "ema" not in json.load(open(os.path.join(only_run(tmp_path), "config.json")))
 

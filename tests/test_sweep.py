@@ -157,11 +157,11 @@ def test_a_best_preset_file_gives_exactly_its_settings(tmp_path):
         assert json.load(f) == preset
     assert "seed" not in preset and preset["learning_rate"] == 3e-4 and preset["steps"] == 5000
     # No -e or -a: the file names them. The command's own defaults (-t 2, -o 0.5) do not creep in.
-    run2, cfg2 = resolve(build_parser().parse_args(["--preset", path]))
+    run2, cfg2, _ = resolve(build_parser().parse_args(["--preset", path]))
     assert (run2.env, run2.agent, run2.steps) == ("CartPole-v1", "dqn", 5000)
     assert config_dict(run2, cfg2) | {"seed": 7} == config_dict(run, cfg) and cfg2.seed is None
     # Flags still override the file.
-    _, cfg3 = resolve(build_parser().parse_args(["--preset", path, "-b", "64", "--seed", "1"]))
+    _, cfg3, _ = resolve(build_parser().parse_args(["--preset", path, "-b", "64", "--seed", "1"]))
     assert cfg3.batch_size == 64 and cfg3.seed == 1 and cfg3.learning_rate == 3e-4
 
 
@@ -238,5 +238,5 @@ def test_a_two_trial_tune_search_writes_a_preset_the_command_accepts(tmp_path, r
     best = max((r for r in summary if r["status"] == "finished"), key=lambda r: float(r["eval_mean"]))
     assert preset["learning_rate"] == float(best["learning_rate"]) and 1e-4 <= preset["learning_rate"] <= 1e-2
     assert preset["batch_size"] == int(best["batch_size"]) in (16, 32)
-    _, cfg2 = resolve(build_parser().parse_args(["--preset", str(tmp_path / sweep.BEST_PRESET)]))
+    _, cfg2, _ = resolve(build_parser().parse_args(["--preset", str(tmp_path / sweep.BEST_PRESET)]))
     assert cfg2.learning_rate == preset["learning_rate"] and cfg2.batch_size == preset["batch_size"]
