@@ -39,6 +39,7 @@ class Batch(NamedTuple):
     rewards: np.ndarray
     next_states: np.ndarray
     terminated: np.ndarray
+    next_masks: np.ndarray | None = None  # legal actions in each next state, when the env gives action masks
 
 
 class FrameRing:
@@ -128,6 +129,7 @@ class ReplayMemory(FrameRing):
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=bool)
         self.valid = np.zeros(self.capacity, dtype=bool)
+        self.masks: np.ndarray | None = None  # [capacity, actions] legal actions per frame, once an env gives masks
         self.num_transitions = 0
 
     ARRAYS = ("frames", "prev", "stamp", "last", "next", "actions", "rewards", "terminated", "valid")
@@ -147,25 +149,36 @@ class ReplayMemory(FrameRing):
             self.num_transitions -= 1
         return super().push(frame, first, stream)
 
-    def start_episode(self, obs, stream: int = 0) -> None:
-        self.push(obs, True, stream)
+    def start_episode(self, obs, stream: int = 0, mask=None) -> None:
+        self._store_mask(self.push(obs, True, stream), mask)
 
-    def add(self, action, reward, terminated, next_obs, stream: int = 0) -> None:
+    def add(self, action, reward, terminated, next_obs, stream: int = 0, mask=None) -> None:
+        """Record the transition from ``stream``'s newest frame; ``mask``: the legal actions at ``next_obs``."""
         i = self.last[stream]
         self.actions[i] = action
         self.rewards[i] = reward
         self.terminated[i] = terminated
         self.next[i] = self.push(next_obs, False, stream)
+        self._store_mask(self.next[i], mask)
         self.valid[i] = True
         self.num_transitions += 1
 
+    def _store_mask(self, slot: int, mask) -> None:
+        if mask is None:
+            return
+        if self.masks is None:  # the first mask says how many actions there are
+            self.masks = np.ones((self.capacity, len(mask)), dtype=bool)
+        self.masks[slot] = mask
+
     def _gather(self, idx) -> Batch:
+        nxt = self.next[idx]
         return Batch(
             self.stack(idx),
             self.actions[idx],
             self.rewards[idx],
-            self.stack(self.next[idx]),
+            self.stack(nxt),
             self.terminated[idx],
+            None if self.masks is None else self.masks[nxt],
         )
 
     def newest_indices(self, n: int) -> np.ndarray:
@@ -199,7 +212,10 @@ class ReplayMemory(FrameRing):
     def state_dict(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Counters and arrays that restore this memory exactly."""
         meta = {"ptr": self.ptr, "size": self.size, "writes": self.writes, "num_transitions": self.num_transitions}
-        return meta, {name: getattr(self, name) for name in self.ARRAYS}
+        arrays = {name: getattr(self, name) for name in self.ARRAYS}
+        if self.masks is not None:
+            arrays["masks"] = self.masks
+        return meta, arrays
 
     def load_state_dict(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         for name in self.ARRAYS:
@@ -207,6 +223,7 @@ class ReplayMemory(FrameRing):
             if arrays[name].shape != mine.shape:
                 raise ValueError(f"saved replay {name} has shape {arrays[name].shape}, expected {mine.shape}")
             mine[...] = arrays[name]
+        self.masks = np.array(arrays["masks"], dtype=bool) if "masks" in arrays else None
         self.ptr, self.size, self.writes, self.num_transitions = (
             int(meta[k]) for k in ("ptr", "size", "writes", "num_transitions")
         )

@@ -132,17 +132,20 @@ class Runner:
         ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
         ep_qmax, ep_qmin, ep_qsteps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
 
-        obs, _ = envs.reset(seed=agent._reset_seed)
+        obs, info = envs.reset(seed=agent._reset_seed)
         agent._reset_seed = None  # seed only the first reset; later resets continue each env's RNG
+        masks = action_masks(info, n)  # legal actions per env, when the env puts "action_mask" in its info
         for i in range(n):
             histories[i].push(obs[i], first=True)
-            agent.begin_episode(obs[i], i)
+            agent.begin_episode(obs[i], i, mask=None if masks is None else masks[i])
         vector_steps = 0
         while True:
             states = histories[0].latest() if n == 1 else np.concatenate([h.latest() for h in histories])
-            actions, values = agent.act(states)
+            actions, values = agent.act(states, masks=masks)
             obs, rewards, terminated, truncated, infos = envs.step(actions)
             done = terminated | truncated
+            masks = action_masks(infos, n)
+            final_masks = action_masks(infos.get("final_info"), n) if masks is not None and done.any() else None
             steps_before = agent.total_steps
             agent.total_steps += n
             ep_reward += rewards
@@ -159,7 +162,8 @@ class Runner:
                         f"declares {agent.frame_shape} (step {agent.total_steps})"
                     )
                 histories[i].push(nxt, first=False)
-                agent.observe(i, states[i], actions[i], rewards[i], terminated[i], truncated[i], nxt)
+                mask = None if masks is None else (final_masks if done[i] and final_masks is not None else masks)[i]
+                agent.observe(i, states[i], actions[i], rewards[i], terminated[i], truncated[i], nxt, mask=mask)
             updates_before, losses_before = agent.updates, len(agent._losses)
             agent.after_step(steps_before)
             if agent.updates != updates_before:
@@ -189,7 +193,7 @@ class Runner:
                 agent.episodes.append(row)
                 ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
                 histories[i].push(obs[i], first=True)
-                agent.begin_episode(obs[i], i)
+                agent.begin_episode(obs[i], i, mask=None if masks is None else masks[i])
                 for sink in self.sinks:
                     sink.on_episode(self, row)
                 if callback is not None and callback(agent, row):
@@ -294,14 +298,21 @@ def evaluate(agent, episodes: int = 20, env=None, seed: int | None = None, explo
     history = agent.frame_history()
     returns = []
     for i in range(episodes):
-        obs, _ = env.reset(seed=None if seed is None else seed + i)
+        obs, info = env.reset(seed=None if seed is None else seed + i)
         history.push(obs, first=True)
         total, done = 0.0, False
         while not done:
-            actions, _ = agent.act(history.latest(), explore=explore)
-            obs, reward, terminated, truncated, _ = env.step(int(actions[0]))
+            masks = action_masks(info, 1)
+            actions, _ = agent.act(history.latest(), explore=explore, masks=masks)
+            obs, reward, terminated, truncated, info = env.step(actions[0])
             history.push(obs, first=False)
             total += float(reward)
             done = terminated or truncated
         returns.append(total)
     return np.asarray(returns)
+
+
+def action_masks(info, n: int) -> np.ndarray | None:
+    """The ``action_mask`` of ``n`` envs' info (a Gymnasium vector env's, or one env's) as bool ``[n, actions]``."""
+    mask = info.get("action_mask") if info else None
+    return None if mask is None else np.asarray(mask, dtype=bool).reshape(n, -1)

@@ -220,18 +220,25 @@ class Agent:
         return model
 
     # -- hooks for subclasses ---------------------------------------------
-    def act(self, states: np.ndarray, explore: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    def act(self, states: np.ndarray, explore: bool = True, masks=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Choose actions for flat states ``[N, input_dim]``; return them and the model's outputs ``[N, A]``.
 
-        The outputs may be ``None`` when exploring skipped the network altogether.
+        ``masks``: bool ``[N, A]``, the legal actions, when the env gives an ``action_mask``; only
+        those may be chosen. The outputs may be ``None`` when exploring skipped the network altogether.
         """
         raise NotImplementedError
 
-    def begin_episode(self, frame, stream: int = 0) -> None:
-        """Called with the first (preprocessed) observation of each training episode of env ``stream``."""
+    def begin_episode(self, frame, stream: int = 0, mask=None) -> None:
+        """Called with the first (preprocessed) observation of each training episode of env ``stream``.
 
-    def observe(self, stream, state, action, reward, terminated, truncated, frame) -> None:
-        """Called for each env after each training step: the state acted on, the outcome, the next frame."""
+        ``mask``: its legal actions, when the env gives an ``action_mask``.
+        """
+
+    def observe(self, stream, state, action, reward, terminated, truncated, frame, mask=None) -> None:
+        """Called for each env after each training step: the state acted on, the outcome, the next frame.
+
+        ``mask``: the legal actions at the next frame, when the env gives an ``action_mask``.
+        """
 
     def after_step(self, steps_before: int) -> None:
         """Called once per (vector) step, after :meth:`observe`; ``total_steps`` was ``steps_before``."""
