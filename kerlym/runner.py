@@ -43,8 +43,10 @@ class Runner:
         eval_every: env steps between greedy evaluations (with ``run_dir``, the best is kept as ``best.keras``).
         eval_episodes: episodes per evaluation.
         save_memory: include the replay memory in checkpoints.
-        handle_signals: the first SIGINT/SIGTERM stops training after the current step and saves;
-            a second one while saving is ignored with a message. Only in the main thread.
+        signals: the signals that stop training after the current step (and save, with a run folder);
+            a second one while saving is ignored with a message. Handled only in the main thread. The
+            command passes SIGINT and SIGTERM; ``agent.learn`` only SIGINT (Ctrl-C), so that a SIGTERM
+            still ends a Python program as usual.
     """
 
     def __init__(
@@ -56,7 +58,7 @@ class Runner:
         eval_every: int | None = None,
         eval_episodes: int = 20,
         save_memory: bool = False,
-        handle_signals: bool = True,
+        signals=(signal.SIGINT, signal.SIGTERM),
     ):
         self.agent = agent
         self.run_dir = run_dir
@@ -65,7 +67,7 @@ class Runner:
         self.eval_every = eval_every
         self.eval_episodes = eval_episodes
         self.save_memory = save_memory
-        self.handle_signals = handle_signals
+        self.signals = tuple(signals)
         self.interrupted: list[int] = []
         self.saving = False
         self.last_checkpoint: str | None = None
@@ -275,7 +277,7 @@ class Runner:
 
     # -- signals ------------------------------------------------------------
     def _install_signals(self):
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+        if not self.signals or threading.current_thread() is not threading.main_thread():
             return {}
 
         def on_signal(signum, frame):
@@ -285,7 +287,7 @@ class Runner:
                 print("\nkerlym: stopping after this step and saving a checkpoint ...", flush=True)
             self.interrupted.append(signum)
 
-        return {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        return {s: signal.signal(s, on_signal) for s in self.signals}
 
     @staticmethod
     def _restore_signals(previous) -> None:

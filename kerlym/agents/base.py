@@ -330,7 +330,10 @@ class Agent:
         if self.enable_plots:
             env_id = self._env_id() or type(self.env.unwrapped).__name__
             outputs.append(sinks.LivePlot(".", self.name, env_id, 10, self.episodes, values=self.name != "pg"))
-        return Runner(self, sinks=outputs).run(max_steps, max_episodes, callback, step_callback)
+        import signal
+
+        runner = Runner(self, sinks=outputs, signals=(signal.SIGINT,))
+        return runner.run(max_steps, max_episodes, callback, step_callback)
 
     def predict(self, observation, deterministic: bool = True, episode_start: bool = False) -> int:
         """The action for one raw observation of the env, as Stable-Baselines3's ``model.predict`` gives.
