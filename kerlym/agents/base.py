@@ -19,11 +19,9 @@ from kerlym.envs import make_env
 from kerlym.memory import FrameRing
 
 # Keras dtype policies an agent's networks may compute in. "mixed_bfloat16" pays off on CPUs with
-# bfloat16 instructions (AVX512_BF16, AMX) through TensorFlow's oneDNN kernels: a Nature CNN DQN
-# update (batch 32) took 22.0 ms in float32 and 14.5 ms in bfloat16 on the 2-core AMD EPYC machine.
-# XLA's CPU backend has no fast bfloat16 kernels (a batch-1 act: 0.5 ms in float32, 4.4 ms in
-# bfloat16), so TensorFlow then runs plain graphs on CPU (kerlym.compiled), and JAX on CPU is
-# slower in bfloat16 than in float32.
+# bfloat16 instructions (AVX512_BF16, AMX) through TensorFlow's oneDNN kernels; XLA's CPU backend has
+# no fast bfloat16 kernels, so TensorFlow then runs plain graphs on CPU (kerlym.backend.tensorflow),
+# and JAX on CPU is slower in bfloat16 than in float32 (benchmarks/README.md, "bfloat16").
 # "mixed_float16" is left out: it needs loss scaling, which the compiled update does not do.
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 
@@ -398,6 +396,24 @@ class Agent:
     def request_stop(self) -> None:
         """Ask :meth:`learn` to return after the current step (safe from a signal handler)."""
         self._stop = True
+
+    @property
+    def model(self):
+        """The online network as a Keras model, its weights current.
+
+        A backend that keeps the weights outside Keras between steps (JAX)
+        writes them into the model here, and its next step reads them back, so
+        weights set on it take effect. Go through ``agent.model`` each time
+        rather than keeping the model: one kept across steps may be stale.
+        """
+        steps = self.__dict__.get("steps")
+        if steps is not None:
+            steps.to_keras()
+        return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model = model
 
     @property
     def greedy_model(self):
