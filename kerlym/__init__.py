@@ -11,6 +11,6 @@ __all__ = ["agents", "envs", "networks", "preproc", "memory", "__version__"]
 
 
 def __getattr__(name):
-    if name in ("agents", "envs", "networks", "preproc", "memory", "compiled"):
+    if name in ("agents", "envs", "networks", "preproc", "memory", "backend"):
         return importlib.import_module(f"kerlym.{name}")
     raise AttributeError(f"module 'kerlym' has no attribute {name!r}")
