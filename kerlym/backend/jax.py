@@ -93,7 +93,7 @@ class JaxSteps(Steps):
         if self._lent:
             self.from_keras()
         out = self._act(self.tv, self.ntv, x, *extra)
-        return tuple(np.asarray(o) for o in out)  # keras's convert_to_numpy costs more than the call
+        return tuple([np.asarray(o) for o in out])  # keras's convert_to_numpy costs more than the call
 
     def update(self, batches):
         if self._lent:

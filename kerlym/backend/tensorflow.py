@@ -94,9 +94,9 @@ class Graph:
 
     def __call__(self, *arrays):
         if self.batch_polymorphic:
-            key = tuple((a.dtype, a.shape[1:]) for a in arrays)
+            key = tuple([(a.dtype, a.shape[1:]) for a in arrays])
         else:
-            key = tuple((a.dtype, a.shape) for a in arrays)
+            key = tuple([(a.dtype, a.shape) for a in arrays])
         call = self.cache.get(key)
         if call is not None:
             return call(*arrays)
@@ -163,7 +163,7 @@ class TensorFlowSteps(Steps):
         return rows.stack()
 
     def act(self, x, *extra):
-        return tuple(t.numpy() for t in self._act(x, *extra))
+        return tuple([t.numpy() for t in self._act(x, *extra)])
 
     def update(self, batches):
         return self._update(*(np.asarray(b) for b in batches)).numpy()
