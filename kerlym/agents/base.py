@@ -105,6 +105,9 @@ class Agent:
     ):
         import keras
 
+        from kerlym.backend import prefer_inline_dispatch
+
+        prefer_inline_dispatch()  # before anything runs on JAX, or it has no effect
         if dtype_policy is None:
             dtype_policy = keras.config.dtype_policy().name
         if dtype_policy not in DTYPE_POLICIES:
