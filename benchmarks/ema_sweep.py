@@ -5,7 +5,7 @@
 
 Each seed trains the preset (``kerlym -e ENV -a AGENT --preset --seed S``, its own ``--ema``
 turned off) for the preset's budget. Beside it, one moving average of the online weights per
-``--ema`` value is kept exactly as ``--ema`` keeps it (``DQN.average_weights`` after every
+``--ema`` value is kept exactly as ``--ema`` keeps it (a ``WeightAverage`` moved after every
 update). Training is the same whatever the averages, so one run scores them all: the final
 online network and each average play ``--eval-episodes`` greedy episodes on the evaluation
 starts ``results.py`` uses (env seeds ``10000 + seed + i``). With the preset's own value among
@@ -20,28 +20,26 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-from types import SimpleNamespace
 
 import numpy as np
 
-from kerlym.agents.dqn import DQN
+from kerlym.agents.ema import WeightAverage
 from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
 
 
 def attach_averages(agent, emas: list[int]) -> dict:
     """After each of ``agent``'s updates, move one weight average per time constant as ``--ema`` does.
 
-    Returns ``{time constant: holder}``; a holder's ``_ema`` is its average (None before the first update).
+    Returns ``{time constant: WeightAverage}``; an average's ``weights`` are None before the first update.
     """
-    # What DQN.average_weights reads and writes, once per time constant.
-    averages = {n: SimpleNamespace(model=agent.model, ema_steps=n, _ema=None, _ema_step=0, total_steps=0) for n in emas}
+    averages = {n: WeightAverage(n) for n in emas}
     update = agent.update
 
     def update_and_average(step=None):
         losses = update(step)
+        weights = agent.steps.get_weights()
         for average in averages.values():
-            average.total_steps = agent.total_steps
-            DQN.average_weights(average, step)
+            average.update(weights, agent.total_steps if step is None else step)
         return losses
 
     agent.update = update_and_average
@@ -60,7 +58,7 @@ def run(env_id: str, agent_name: str, seed: int, emas: list[int], episodes: int,
     scores = {"online": float(agent.evaluate(episodes, seed=10_000 + seed).mean())}
     online = agent.model.get_weights()
     for n, average in averages.items():
-        agent.model.set_weights(average._ema if average._ema is not None else online)
+        agent.model.set_weights(average.weights if average.weights is not None else online)
         scores[str(n)] = float(agent.evaluate(episodes, seed=10_000 + seed).mean())
     agent.model.set_weights(online)
     agent.close()

@@ -28,8 +28,8 @@ def test_ema_sweep_keeps_each_average_exactly_as_ema_steps_does():
 
     for a, b in zip(with_ema.model.get_weights(), swept.model.get_weights()):
         np.testing.assert_array_equal(a, b)  # the averages leave training alone
-    assert averages[300]._ema_step == with_ema._ema_step == 600
-    for a, b in zip(with_ema._ema, averages[300]._ema, strict=True):
+    assert averages[300].step == with_ema.ema.step == 600
+    for a, b in zip(with_ema.ema.weights, averages[300].weights, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert not np.allclose(averages[300]._ema[0], averages[1000]._ema[0])
-    assert not np.allclose(averages[300]._ema[0], swept.model.get_weights()[0])
+    assert not np.allclose(averages[300].weights[0], averages[1000].weights[0])
+    assert not np.allclose(averages[300].weights[0], swept.model.get_weights()[0])

@@ -9,7 +9,7 @@ import pytest
 from keras import layers, ops
 
 from kerlym.agents import D2QN, DQN
-from kerlym.agents.dqn import td_targets
+from kerlym.agents.dqn import EXPLORATION_BLOCK, td_targets
 
 
 def linear_q(agent, env, dropout=0.0, learning_rate=0.1, **kwargs):
@@ -55,10 +55,13 @@ def test_td_targets_by_hand():
 def test_dqn_takes_max_and_d2qn_lets_online_pick():
     q_online = np.array([[1.0, 5.0], [3.0, 2.0]], np.float32)
     q_target = np.array([[7.0, 4.0], [6.0, 9.0]], np.float32)
-    online, target = (lambda x: q_online), (lambda x: q_target)
     dqn, ddqn = make_agent(DQN), make_agent(D2QN)
-    np.testing.assert_allclose(np_(dqn.next_state_value(online, target, None)), [7.0, 9.0])
-    np.testing.assert_allclose(np_(ddqn.next_state_value(online, target, None)), [4.0, 6.0])
+
+    def online_next():
+        raise AssertionError("DQN never needs the online network's next-state values")
+
+    np.testing.assert_allclose(np_(dqn.next_state_value(q_target, online_next)), [7.0, 9.0])
+    np.testing.assert_allclose(np_(ddqn.next_state_value(q_target, lambda: q_online)), [4.0, 6.0])
 
 
 @pytest.mark.parametrize("cls", [DQN, D2QN])
@@ -77,7 +80,7 @@ def test_update_matches_hand_computed_sgd_step(cls):
     term = np.array([False, True])
     expected_loss, grad = hand_sgd_step(cls, w, w_target, (s, a, r, s2, term), 0.9)
 
-    losses = agent.compiled.update(s[None], a[None], r[None], s2[None], term[None])
+    losses = agent.steps.update((s[None], a[None], r[None], s2[None], term[None]))
     np.testing.assert_allclose(losses, [expected_loss], rtol=1e-5)
     np.testing.assert_allclose(agent.model.get_weights()[0], w - 0.1 * grad, rtol=1e-5, atol=1e-6)
     # The target network is untouched by an update.
@@ -92,11 +95,11 @@ def test_several_minibatches_run_in_one_call_in_order():
     s = np.eye(4, dtype=np.float32)[:2]
     batch = (s, np.array([0, 1], np.int32), np.ones(2, np.float32), s, np.ones(2, bool))
     stacked = [np.stack([x, x]) for x in batch]
-    losses = agent.compiled.update(*stacked)
+    losses = agent.steps.update(stacked)
     # Step 1: y = 1, Q(s,a) = 1 -> loss 0, no change; step 2 sees the same weights.
     np.testing.assert_allclose(losses, [0.0, 0.0], atol=1e-7)
     batch2 = (s, np.array([0, 1], np.int32), np.full(2, 3.0, np.float32), s, np.ones(2, bool))
-    losses = agent.compiled.update(*[np.stack([x, x]) for x in batch2])
+    losses = agent.steps.update([np.stack([x, x]) for x in batch2])
     # Step 1: error 2 on each sample -> loss 4; W[0,0] and W[1,1] move by 0.1 * 2 = 0.2 -> error 1.8.
     np.testing.assert_allclose(losses, [4.0, 1.8**2], rtol=1e-5)
 
@@ -117,7 +120,7 @@ def test_truncation_bootstraps_and_termination_does_not():
     v_next = np.array([4.0, 8.0])  # max over actions of sum(next_state) with all-ones target weights
     y = np.array([1.0, 1.0]) + 0.9 * np.array([1.0, 0.0]) * v_next
     np.testing.assert_allclose(y, [4.6, 1.0])
-    losses = agent.compiled.update(*(x[None] for x in batch))
+    losses = agent.steps.update(tuple(x[None] for x in batch))
     np.testing.assert_allclose(losses, [np.mean(y**2)], rtol=1e-5)  # Q(s, a) = 0 everywhere
 
 
@@ -131,7 +134,7 @@ def test_compiled_loss_is_the_factorys_loss():
     agent.model.set_weights([np.zeros((4, 2), np.float32)])
     s = np.zeros((2, 4), np.float32)
     r = np.array([3.0, 0.5], np.float32)  # errors 3 (linear part) and 0.5 (quadratic part)
-    losses = agent.compiled.update(s[None], np.zeros((1, 2), np.int32), r[None], s[None], np.ones((1, 2), bool))
+    losses = agent.steps.update((s[None], np.zeros((1, 2), np.int32), r[None], s[None], np.ones((1, 2), bool)))
     np.testing.assert_allclose(losses, [np.mean([3.0 - 0.5, 0.5 * 0.5**2])], rtol=1e-5)
 
 
@@ -146,6 +149,24 @@ def test_act_is_greedy_without_exploration_and_returns_q_values():
     assert explored == {0, 1}
     batch_actions, _ = agent.act(np.ones((64, 4), np.float32))
     assert batch_actions.shape == (64,) and set(batch_actions.tolist()) == {0, 1}
+
+
+def test_exploration_draws_come_in_blocks_and_continue_after_a_checkpoint():
+    agent = make_agent(DQN, epsilon=0.5)
+    agent.model.set_weights([np.zeros((4, 2), np.float32)])  # Q = 0 everywhere: the greedy action is 0
+    rng = deepcopy(agent.rng)  # replays the agent's draws: a block of uniforms, then one of actions
+    u, random_actions = rng.random(EXPLORATION_BLOCK), rng.integers(2, size=EXPLORATION_BLOCK)
+    expected = np.where(u < 0.5, random_actions, 0)
+    state = np.ones((1, 4), np.float32)
+    assert [int(agent.act(state)[0][0]) for _ in range(10)] == expected[:10].tolist()
+    batch_actions, _ = agent.act(np.ones((3, 4), np.float32))  # several envs take consecutive draws
+    assert batch_actions.tolist() == expected[10:13].tolist()
+
+    meta, arrays = agent.get_state()
+    restored = make_agent(DQN, epsilon=0.5)
+    restored.model.set_weights([np.zeros((4, 2), np.float32)])
+    restored.set_state(json.loads(json.dumps(meta)), arrays)
+    assert [int(restored.act(state)[0][0]) for _ in range(5)] == expected[13:18].tolist()
 
 
 def test_update_scheme_samples_newest_then_replay():
@@ -231,8 +252,8 @@ def test_one_call_of_many_minibatches_equals_one_call_each(cls):
         rng.normal(size=(n, b, 4)).astype(np.float32),
         rng.random((n, b)) < 0.3,
     )
-    together = agents[0].compiled.update(*batches)
-    apart = np.concatenate([agents[1].compiled.update(*(x[k : k + 1] for x in batches)) for k in range(n)])
+    together = agents[0].steps.update(batches)
+    apart = np.concatenate([agents[1].steps.update(tuple(x[k : k + 1] for x in batches)) for k in range(n)])
     assert len(set(np.round(together, 4).tolist())) > 1  # the steps differ
     np.testing.assert_allclose(together, apart, rtol=2e-4, atol=1e-5)
     for w1, w2 in zip(agents[0].model.get_weights(), agents[1].model.get_weights()):
@@ -266,7 +287,7 @@ def test_weight_average_by_hand_and_greedy_actions_come_from_it():
     agent.average_weights()  # 300 steps later
     k1, k2 = np.exp(-100 / 500), np.exp(-300 / 500)
     expected = k2 * (k1 * w1 + (1 - k1) * w2) + (1 - k2) * w3
-    np.testing.assert_allclose(agent._ema[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(agent.ema.weights[0], expected, rtol=1e-6)
 
     greedy_actions, greedy_q = agent.act(state, explore=False)
     np.testing.assert_allclose(greedy_q, state @ expected, rtol=1e-5)
@@ -279,14 +300,14 @@ def test_weight_average_by_hand_and_greedy_actions_come_from_it():
 def record_updates(agent):
     """A list that gets (total_steps, the online weights) after each of the agent's compiled updates."""
     after_update = []
-    update = agent.compiled.update
+    update = agent.steps.update
 
-    def recording_update(*batches):
-        losses = update(*batches)
+    def recording_update(batches):
+        losses = update(batches)
         after_update.append((agent.total_steps, [w.copy() for w in agent.model.get_weights()]))
         return losses
 
-    agent.compiled.update = recording_update
+    agent.steps.update = recording_update
     return after_update
 
 
@@ -300,9 +321,9 @@ def test_every_update_moves_the_average_by_the_steps_since_the_last():
     keep = np.exp(-50 / 300)  # every update comes 50 steps after the one before
     for _, weights in after_update[1:]:
         expected = [keep * e + (1 - keep) * w for e, w in zip(expected, weights)]
-    for got, want in zip(agent._ema, expected):
+    for got, want in zip(agent.ema.weights, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
-    assert not np.allclose(agent._ema[0], agent.model.get_weights()[0])
+    assert not np.allclose(agent.ema.weights[0], agent.model.get_weights()[0])
 
 
 def test_weight_average_survives_get_and_set_state_and_save(tmp_path):
@@ -325,11 +346,11 @@ def test_weight_average_survives_get_and_set_state_and_save(tmp_path):
     restored.total_steps = 450
     restored.average_weights()  # continues from the saved step: 200 steps later
     keep = np.exp(-200 / 200)
-    np.testing.assert_allclose(restored._ema[0], keep * agent._ema[0], rtol=1e-6)
+    np.testing.assert_allclose(restored.ema.weights[0], keep * agent.ema.weights[0], rtol=1e-6)
 
     agent.save(str(tmp_path / "greedy.keras"))  # the network greedy actions come from
     saved = keras.saving.load_model(str(tmp_path / "greedy.keras"), compile=False)
-    np.testing.assert_allclose(saved.get_weights()[0], agent._ema[0])
+    np.testing.assert_allclose(saved.get_weights()[0], agent.ema.weights[0])
 
 
 def test_with_several_updates_per_step_each_moves_the_average_by_its_own_steps():
@@ -345,9 +366,9 @@ def test_with_several_updates_per_step_each_moves_the_average_by_its_own_steps()
     keep = np.exp(-2 / 30)
     for _, weights in after_update[1:]:
         expected = [keep * e + (1 - keep) * w for e, w in zip(expected, weights)]
-    for got, want in zip(agent._ema, expected):
+    for got, want in zip(agent.ema.weights, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
-    assert agent._ema_step == 60
+    assert agent.ema.step == 60
 
 
 @pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf")])

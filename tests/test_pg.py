@@ -54,7 +54,7 @@ def test_episode_update_is_the_advantage_weighted_log_likelihood_step():
     # d/dW of -A log softmax(sW)_a = -A * s^T (onehot(a) - p), averaged over the 3 real steps.
     grad = sum(-adv[i] * np.outer(s[i], np.eye(2)[a[i]] - p[i]) for i in range(3)) / 3
 
-    losses = agent.compiled.update(*agent.episode_batch())
+    losses = agent.steps.update(agent.episode_batch())
     np.testing.assert_allclose(losses, [expected_loss], rtol=1e-4)
     np.testing.assert_allclose(agent.model.get_weights()[0], w - 0.5 * grad, rtol=1e-4, atol=1e-6)
 
@@ -79,9 +79,9 @@ def test_saves_every_n_episodes_and_resumes(tmp_path):
     agent = PG("CartPole-v1", dropout=0.0, seed=0, save_path=path, save_every=5, learning_rate=1e-2)
     agent.learn(max_episodes=5)
     x = np.random.default_rng(0).normal(size=(8, agent.input_dim)).astype(np.float32)
-    saved = agent.compiled.act(x)[1]
+    saved = agent.act(x, explore=False)[1]
     resumed = PG("CartPole-v1", dropout=0.0, seed=1, save_path=path, resume=True)
-    np.testing.assert_allclose(resumed.compiled.act(x)[1], saved, rtol=1e-6)
+    np.testing.assert_allclose(resumed.act(x, explore=False)[1], saved, rtol=1e-6)
 
 
 def test_evaluation_is_greedy_unless_asked_to_sample_from_the_policy():
@@ -95,13 +95,13 @@ def test_evaluation_is_greedy_unless_asked_to_sample_from_the_policy():
 
 def test_each_episode_row_reports_the_loss_of_its_own_update():
     agent = PG("CartPole-v1", modelfactory=linear_policy, seed=0)
-    update, losses = agent.compiled.update, []
+    update, losses = agent.steps.update, []
 
-    def recording_update(*batches):
-        losses.append(update(*batches))
+    def recording_update(batches):
+        losses.append(update(batches))
         return losses[-1]
 
-    agent.compiled.update = recording_update
+    agent.steps.update = recording_update
     agent.learn(max_episodes=3)
     assert len(losses) == 3
     np.testing.assert_allclose([row["loss"] for row in agent.episodes], [float(np.mean(x)) for x in losses])

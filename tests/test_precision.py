@@ -84,7 +84,7 @@ def test_bf16_update_matches_hand_computed_sgd_step(cls):
     term = np.array([False, False])
     expected_loss, grad = hand_sgd_step(cls, w, w_target, (s, a, r, s2, term), 0.5)
 
-    losses = agent.compiled.update(s[None], a[None], r[None], s2[None], term[None])
+    losses = agent.steps.update((s[None], a[None], r[None], s2[None], term[None]))
     np.testing.assert_allclose(losses, [expected_loss], rtol=1e-6)
     np.testing.assert_allclose(agent.model.get_weights()[0], w - np.float32(0.1) * grad, rtol=1e-6)
 

@@ -93,6 +93,9 @@ class Agent:
     def __init__(self, env, config: AgentConfig | None = None, *, enable_plots: bool = False, **kwargs):
         import keras
 
+        from kerlym.backend import prefer_inline_dispatch
+
+        prefer_inline_dispatch()  # before anything runs on JAX, or it has no effect
         config, factory_kwargs = self._settings(config, kwargs)
         self.config = config
         dtype_policy = config.dtype_policy or keras.config.dtype_policy().name
@@ -420,6 +423,24 @@ class Agent:
     def request_stop(self) -> None:
         """Ask :meth:`learn` to return after the current step (safe from a signal handler)."""
         self._stop = True
+
+    @property
+    def model(self):
+        """The online network as a Keras model, its weights current.
+
+        A backend that keeps the weights outside Keras between steps (JAX)
+        writes them into the model here, and its next step reads them back, so
+        weights set on it take effect. Go through ``agent.model`` each time
+        rather than keeping the model: one kept across steps may be stale.
+        """
+        steps = self.__dict__.get("steps")
+        if steps is not None:
+            steps.to_keras()
+        return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model = model
 
     @property
     def greedy_model(self):

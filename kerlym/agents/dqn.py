@@ -9,7 +9,7 @@ The update scheme is the original KeRLym's, in today's terms:
   memory, as SB3 and the DQN paper do (``replay="uniform"``);
 * those samples are split into minibatches of ``batch_size``, so one update is
   ``update_nsamp // batch_size`` gradient steps (SB3's ``gradient_steps``),
-  all run inside a single compiled call;
+  all run inside a single compiled call (:func:`kerlym.backend.build_steps`);
 * the target network is synced every ``target_update_freq`` env steps.  The
   original alternated its two networks after each update; the default
   (``target_update_freq = update_freq``) is the same: targets come from the
@@ -17,23 +17,24 @@ The update scheme is the original KeRLym's, in today's terms:
 * with ``ema_steps``, greedy actions (evaluation, ``--play``, saved models)
   come from an exponential moving average of the online network's weights,
   updated after every update; training still acts and learns with the online
-  network. A DQN's greedy policy can swing between good and poor from one
-  update to the next; the average over the last few thousand steps swings less.
+  network (:mod:`kerlym.agents.ema`).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import numpy as np
 from keras import ops
 
 from kerlym.agents.base import Agent
-from kerlym.compiled import Compiled, compiled_loss
+from kerlym.agents.ema import WeightAverage
+from kerlym.backend import build_steps, compiled_loss
 from kerlym.config import DQNConfig
 from kerlym.memory import ReplayMemory
+
+EXPLORATION_BLOCK = 4096  # epsilon-greedy draws per NumPy call (two calls per act cost more than the act)
 
 
 def td_targets(rewards, terminated, next_values, discount):
@@ -76,9 +77,6 @@ class DQN(Agent):
 
     name = "dqn"
     Config = DQNConfig
-    # The batch element the target network sees (next states; see q_loss). A subclass whose loss
-    # feeds the target anything else sets None: the target then runs inside each minibatch step.
-    target_input: int | None = 3
 
     def __init__(
         self,
@@ -114,30 +112,48 @@ class DQN(Agent):
             max_memory, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs, self.concurrency
         )
         self.loss = compiled_loss(self.model, self.modelfactory.__name__)
-        self.target_model = self.build_model()
-        self.compiled = Compiled(self.model, self.q_loss, target=self.target_model, target_input=self.target_input)
-        self.compiled.sync_target()
+        self._target_model = self.build_model()
+        self.steps = build_steps(self.model, self.q_loss, target=self._target_model, prepare=self.target_q_values)
+        self.steps.sync_target()
+        # Epsilon-greedy's uniform numbers and random actions, drawn EXPLORATION_BLOCK at a time.
+        self._uniforms, self._random_actions = np.empty(0), np.empty(0, np.int64)
         self.ema_steps = ema_steps
-        self.ema_model = None
-        self.greedy_compiled = self.compiled  # what act(explore=False) calls; the average's own with ema_steps
-        self._ema: list[np.ndarray] | None = None  # the averaged weights; None until the first update
-        self._ema_step = 0  # total_steps at the average's last move
-        self._ema_stale = False  # _ema has moved since it was copied into ema_model
+        self.ema = None  # the weight average greedy actions come from, with ema_steps
         if ema_steps is not None:
-            self.ema_model = self.build_model()
-            self.ema_model.set_weights(self.model.get_weights())
-            self.greedy_compiled = Compiled(self.ema_model, self.q_loss)  # only its act is used
+            ema_model = self.build_model()
+            ema_model.set_weights(self.model.get_weights())
+            self.ema = WeightAverage(ema_steps, build_steps(ema_model))
 
     # -- the maths ----------------------------------------------------------
-    def next_state_value(self, online, target, next_states):
-        """DQN: ``max_a' Q_target(s', a')``. D2QN overrides this one method."""
-        return ops.max(target(next_states), axis=-1)
+    def target_q_values(self, target, batches):
+        """``Q_target(s')`` for the next states of every minibatch of an update, in one call of the target network.
 
-    def q_loss(self, online, target, batch):
-        """The factory's loss between ``Q(s, a)`` and the TD target, for one minibatch."""
+        The target network does not change during an update, so one large
+        product serves all of its minibatches.
+        """
+        states, actions, rewards, next_states, terminated = batches
+        return target(next_states)
+
+    def next_state_value(self, q_target_next, online_next):
+        """DQN: ``max_a' Q_target(s', a')``. D2QN overrides this one method.
+
+        Args:
+            q_target_next: ``Q_target(s')``, shape ``[B, actions]``.
+            online_next: ``online_next()`` returns ``Q_online(s')`` (no gradient), computed only if called.
+        """
+        return ops.max(q_target_next, axis=-1)
+
+    def q_loss(self, online, batch, q_target_next):
+        """The factory's loss between ``Q(s, a)`` and the TD target, for one minibatch.
+
+        Args:
+            online: ``online(x, training=False)`` runs the network being trained.
+            batch: ``(states, actions, rewards, next_states, terminated)``.
+            q_target_next: this minibatch's slice of :meth:`target_q_values`.
+        """
         states, actions, rewards, next_states, terminated = batch
         q = online(states, training=True)
-        next_v = self.next_state_value(lambda x: ops.stop_gradient(online(x)), target, next_states)
+        next_v = self.next_state_value(q_target_next, lambda: ops.stop_gradient(online(next_states)))
         y = ops.stop_gradient(td_targets(rewards, terminated, next_v, self.discount))
         q_sa = ops.take_along_axis(q, ops.expand_dims(ops.cast(actions, "int32"), -1), axis=-1)
         return self.loss(ops.expand_dims(y, -1), q_sa)
@@ -145,15 +161,22 @@ class DQN(Agent):
     # -- acting and learning ------------------------------------------------
     def act(self, states, explore=True):
         if not explore:
-            self._sync_ema_model()
-            return self.greedy_compiled.act(states)
-        n = len(states)
-        random = self.rng.random(n) < self.epsilon
-        actions = self.rng.integers(self.num_actions, size=n)
+            return self.ema.act(states) if self.ema is not None else self.steps.act(states)
+        u, actions = self._exploration_draws(len(states))
+        random = u < self.epsilon
         if random.all():  # nothing for the network to decide (most steps while epsilon is near 1)
             return actions, None
-        greedy, q = self.compiled.act(states)
+        greedy, q = self.steps.act(states)
         return np.where(random, actions, greedy), q
+
+    def _exploration_draws(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` uniform numbers in [0, 1) and ``n`` random actions, taken from blocks drawn ahead."""
+        if len(self._uniforms) < n:
+            size = max(EXPLORATION_BLOCK, n)
+            self._uniforms, self._random_actions = self.rng.random(size), self.rng.integers(self.num_actions, size=size)
+        u, self._uniforms = self._uniforms[:n], self._uniforms[n:]
+        actions, self._random_actions = self._random_actions[:n], self._random_actions[n:]
+        return u, actions
 
     def begin_episode(self, frame, stream=0):
         self.memory.start_episode(frame, stream)
@@ -172,7 +195,7 @@ class DQN(Agent):
             for k in range(steps_before // self.update_freq + 1, t // self.update_freq + 1):
                 self.update(step=k * self.update_freq)
         if t // self.target_update_freq > steps_before // self.target_update_freq:
-            self.compiled.sync_target()
+            self.steps.sync_target()
 
     def sample_update(self):
         """The samples of one update as arrays of shape ``[steps, batch_size, ...]``."""
@@ -189,50 +212,43 @@ class DQN(Agent):
         ``step``: the env step the update belongs to, which times the weight average
         (default: ``total_steps``).
         """
-        losses = self.compiled.update(*self.sample_update())
+        losses = self.steps.update(self.sample_update())
         self.updates += 1
         self._losses.extend(losses.tolist())
-        if self.ema_steps is not None:
+        if self.ema is not None:
             self.average_weights(step)
         return losses
 
     def average_weights(self, step: int | None = None) -> None:
-        """Move the weight average toward the online weights (``ema_steps``); the first call copies them.
+        """Move the weight average (``ema_steps``) toward the online weights; ``step`` defaults to ``total_steps``."""
+        self.ema.update(self.steps.get_weights(), self.total_steps if step is None else step)
 
-        The move is ``1 - exp(-(step - the last move's step) / ema_steps)``; ``step`` defaults to
-        ``total_steps``.
-        """
-        step = self.total_steps if step is None else step
-        weights = [np.array(w, dtype=np.float32) for w in self.model.get_weights()]
-        if self._ema is None:
-            self._ema = weights
-        else:
-            keep = math.exp(-max(step - self._ema_step, 0) / self.ema_steps)
-            for average, w in zip(self._ema, weights):
-                average *= keep
-                average += (1.0 - keep) * w
-        self._ema_step = step
-        self._ema_stale = True
+    # -- the networks as Keras models -----------------------------------------
+    @property
+    def target_model(self):
+        """The target network, its weights current (see :attr:`kerlym.agents.base.Agent.model`)."""
+        self.steps.to_keras()
+        return self._target_model
+
+    @property
+    def ema_model(self):
+        """The network that holds the weight average (``None`` without ``ema_steps``)."""
+        return None if self.ema is None else self.ema.model
 
     @property
     def greedy_model(self):
         """The network greedy actions come from: the weight average with ``ema_steps``, else the online network."""
-        self._sync_ema_model()
-        return self.model if self.ema_model is None else self.ema_model
+        return self.model if self.ema is None else self.ema.model
 
-    def _sync_ema_model(self) -> None:
-        if self._ema_stale:  # copied only when greedy actions are wanted, not after every update; never without one
-            self.ema_model.set_weights(self._ema)
-            self._ema_stale = False
-
+    # -- checkpoint state -----------------------------------------------------
     def get_state(self, include_memory: bool = False):
         """Adds the target network, the weight average and, if asked, the replay memory to the base state."""
         meta, arrays = super().get_state()
         for i, v in enumerate(self.target_model.variables):
             arrays[f"target/{i}"] = np.asarray(v.numpy())
-        if self._ema is not None:
-            meta["ema_step"] = self._ema_step
-            arrays.update({f"ema/{i}": w for i, w in enumerate(self._ema)})
+        if self.ema is not None:
+            self.ema.get_state(meta, arrays)
+        arrays["exploration/uniforms"], arrays["exploration/actions"] = self._uniforms, self._random_actions
         if include_memory:
             meta["memory"], memory = self.memory.state_dict()
             arrays.update({f"memory/{k}": v for k, v in memory.items()})
@@ -242,14 +258,10 @@ class DQN(Agent):
         super().set_state(meta, arrays)
         for i, v in enumerate(self.target_model.variables):
             v.assign(arrays[f"target/{i}"])
-        if self.ema_model is not None:
-            if "ema_step" in meta:
-                self._ema = [np.array(arrays[f"ema/{i}"], dtype=np.float32) for i in range(len(self.model.weights))]
-                self._ema_step = int(meta["ema_step"])
-            else:  # saved before the first update: the average starts at the online weights
-                self._ema = None
-                self.ema_model.set_weights(self.model.get_weights())
-            self._ema_stale = self._ema is not None
+        if self.ema is not None:
+            self.ema.set_state(meta, arrays, self.steps.get_weights())
+        if "exploration/uniforms" in arrays:  # the draws not yet used; older checkpoints draw afresh
+            self._uniforms, self._random_actions = arrays["exploration/uniforms"], arrays["exploration/actions"]
         if "memory" in meta:
             prefix = "memory/"
             memory = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
@@ -266,7 +278,6 @@ class D2QN(DQN):
 
     name = "ddqn"
 
-    def next_state_value(self, online, target, next_states):
-        best = ops.argmax(online(next_states), axis=-1)
-        q_target = target(next_states)
-        return ops.take_along_axis(q_target, ops.expand_dims(best, -1), axis=-1)[:, 0]
+    def next_state_value(self, q_target_next, online_next):
+        best = ops.argmax(online_next(), axis=-1)
+        return ops.take_along_axis(q_target_next, ops.expand_dims(best, -1), axis=-1)[:, 0]

@@ -13,7 +13,7 @@ import numpy as np
 from keras import ops
 
 from kerlym.agents.base import Agent
-from kerlym.compiled import Compiled, compiled_loss
+from kerlym.backend import build_steps, compiled_loss
 from kerlym.config import PGConfig
 
 
@@ -39,6 +39,23 @@ def standardise(x) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64) - np.mean(x)
     std = x.std()
     return x / std if std > 1e-8 else x
+
+
+def inverse_cdf_sample(probs, u):
+    """One action per row of ``probs``, drawn by inverse-CDF sampling with the uniform numbers ``u`` in [0, 1).
+
+    Row ``i`` gets the first action whose cumulative probability exceeds
+    ``u[i]`` times the row's total (in ``keras.ops``, so it runs inside the
+    compiled act; the randomness comes from NumPy through ``u``).
+    """
+    cdf = ops.cumsum(probs, axis=-1)
+    threshold = ops.expand_dims(ops.cast(u, cdf.dtype), -1) * cdf[:, -1:]
+    return ops.minimum(ops.sum(ops.cast(cdf < threshold, "int32"), axis=-1), probs.shape[-1] - 1)
+
+
+def greedy_and_sampled(probs, u):
+    """The compiled act's outputs: the most probable action, a sampled one (:func:`inverse_cdf_sample`), ``probs``."""
+    return ops.argmax(probs, axis=-1), inverse_cdf_sample(probs, u), probs
 
 
 def _padded_length(n: int) -> int:
@@ -70,11 +87,11 @@ class PG(Agent):
             reset_on_score = "pong" in env_id.lower()
         self.reset_on_score = bool(reset_on_score)
         self.loss = compiled_loss(self.model, getattr(self.modelfactory, "__name__", "modelfactory"))
-        self.compiled = Compiled(self.model, self.pg_loss)
+        self.steps = build_steps(self.model, self.pg_loss, act_fn=greedy_and_sampled)
         # Per env: the states, actions and rewards of its episode so far.
         self._episodes: list[tuple[list, list, list]] = [([], [], []) for _ in range(self.concurrency)]
 
-    def pg_loss(self, online, target, batch):
+    def pg_loss(self, online, batch, prepared=None):
         """The factory's loss between the taken actions and the policy, weighted by advantage."""
         states, actions, advantages = batch
         probs = online(states, training=True)
@@ -82,13 +99,10 @@ class PG(Agent):
         return self.loss(taken, probs, sample_weight=advantages)
 
     def act(self, states, explore=True):
-        greedy, probs = self.compiled.act(states)
-        if not explore:
-            return greedy, probs
-        # Inverse-CDF sampling of every row at once.
-        cdf = np.cumsum(probs, axis=1, dtype=np.float64)
-        u = self.rng.random(len(cdf)) * cdf[:, -1]
-        return np.minimum((cdf < u[:, None]).sum(axis=1), self.num_actions - 1), probs
+        # Greedy acting draws no random numbers (its uniform numbers are unused zeros).
+        u = self.rng.random(len(states)) if explore else np.zeros(len(states))
+        greedy, sampled, probs = self.steps.act(states, u)
+        return (sampled if explore else greedy), probs
 
     def observe(self, stream, state, action, reward, terminated, truncated, frame):
         states, actions, rewards = self._episodes[stream]
@@ -116,7 +130,7 @@ class PG(Agent):
 
     def end_episode(self, stream=0):
         if self._episodes[stream][1]:
-            losses = self.compiled.update(*self.episode_batch(stream))
+            losses = self.steps.update(self.episode_batch(stream))
             self.updates += 1
             self._losses.extend(losses.tolist())
         return {}
