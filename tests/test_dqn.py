@@ -375,3 +375,55 @@ def test_with_several_updates_per_step_each_moves_the_average_by_its_own_steps()
 def test_ema_steps_must_be_positive_and_finite(bad):
     with pytest.raises(ValueError, match="ema_steps must be positive and finite"):
         make_agent(DQN, ema_steps=bad)
+
+
+def test_masked_td_target_takes_the_max_over_legal_next_actions_only():
+    import keras
+
+    from kerlym.agents.dqn import DQN, masked, td_targets
+
+    q_next = np.array([[1.0, 5.0, 2.0], [3.0, -1.0, 4.0]], dtype=np.float32)
+    legal = np.array([[1, 0, 1], [0, 1, 0]], dtype=bool)
+    value = keras.ops.convert_to_numpy(DQN.next_state_value(None, q_next, None, legal))
+    np.testing.assert_array_equal(value, [2.0, -1.0])  # 5 and 4 are illegal
+    y = keras.ops.convert_to_numpy(td_targets(np.array([0.5, 1.0]), np.array([False, True]), value, 0.9))
+    np.testing.assert_allclose(y, [0.5 + 0.9 * 2.0, 1.0])  # the terminal one never bootstraps
+    floor = keras.ops.convert_to_numpy(masked(q_next, np.zeros_like(legal)))
+    assert (floor == -1e9).all()  # finite: 0 * floor stays 0 at a terminal state
+
+
+def test_d2qn_picks_the_next_action_among_legal_ones():
+    import keras
+
+    from kerlym.agents.dqn import D2QN
+
+    q_target = np.array([[10.0, 20.0, 30.0]], dtype=np.float32)
+    q_online = np.array([[0.0, 9.0, 1.0]], dtype=np.float32)  # online's best legal action is 2, not 1
+    legal = np.array([[1, 0, 1]], dtype=bool)
+    value = D2QN.next_state_value(None, q_target, lambda: q_online, legal)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(value), [30.0])
+
+
+def test_masked_acting_explores_and_exploits_legal_actions_only():
+    agent = DQN("CartPole-v1", seed=0, epsilon=0.5)
+    states = np.zeros((500, agent.input_dim), dtype=np.float32)
+    masks = np.zeros((500, 2), dtype=bool)
+    masks[::2, 0] = True
+    masks[1::2, 1] = True
+    actions, _ = agent.act(states, masks=masks)
+    np.testing.assert_array_equal(actions, np.tile([0, 1], 250))
+    greedy, _ = agent.act(states, explore=False, masks=masks)
+    np.testing.assert_array_equal(greedy, np.tile([0, 1], 250))
+    agent.close()
+
+
+def test_replay_keeps_each_next_states_mask():
+    from kerlym.memory import ReplayMemory
+
+    mem = ReplayMemory(8, (1,))
+    mem.start_episode(np.array([0.0]), mask=np.array([1, 1, 0], bool))
+    mem.add(2, 1.0, False, np.array([1.0]), mask=np.array([0, 1, 0], bool))
+    mem.add(1, 0.0, True, np.array([2.0]), mask=np.array([0, 0, 0], bool))
+    batch = mem._gather(np.array([0, 1]))
+    np.testing.assert_array_equal(batch.next_states[:, 0], [1.0, 2.0])
+    np.testing.assert_array_equal(batch.next_masks, [[0, 1, 0], [0, 0, 0]])

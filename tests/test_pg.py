@@ -105,3 +105,17 @@ def test_each_episode_row_reports_the_loss_of_its_own_update():
     agent.learn(max_episodes=3)
     assert len(losses) == 3
     np.testing.assert_allclose([row["loss"] for row in agent.episodes], [float(np.mean(x)) for x in losses])
+
+
+def test_masked_policy_renormalises_over_legal_actions():
+    import keras
+
+    from kerlym.agents.pg import greedy_and_sampled, renormalised
+
+    probs = np.array([[0.5, 0.3, 0.2]], dtype=np.float32)
+    legal = np.array([[0.0, 1.0, 1.0]], dtype=np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(renormalised(probs, legal)), [[0.0, 0.6, 0.4]], atol=1e-7)
+    for u, expected in ((0.0, 1), (0.59, 1), (0.61, 2), (0.99, 2)):  # action 0 is never drawn
+        greedy, sampled, _ = greedy_and_sampled(probs, np.array([u], dtype=np.float32), legal)
+        assert int(keras.ops.convert_to_numpy(greedy)[0]) == 1
+        assert int(keras.ops.convert_to_numpy(sampled)[0]) == expected

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -275,6 +276,8 @@ class Agent:
                 fns = [self._make_env] * self.concurrency
                 mode = gym.vector.AutoresetMode.SAME_STEP
                 self._vector_env = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+                # Worker processes end with the program even if close() is never called.
+                weakref.finalize(self, self._vector_env.close)
         return self._vector_env
 
     def _env_id(self) -> str | None:

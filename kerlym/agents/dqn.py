@@ -47,6 +47,20 @@ def td_targets(rewards, terminated, next_values, discount):
     return ops.cast(rewards, "float32") + discount * not_done * next_values
 
 
+def masked(q, legal):
+    """``q`` with illegal actions pushed far below any Q-value (``legal`` None: unchanged).
+
+    A finite floor rather than -inf keeps a terminal state with no legal action at a
+    value of 0 once ``td_targets`` multiplies it by ``1 - terminated``.
+    """
+    return q if legal is None else ops.where(ops.cast(legal, "bool"), q, ops.cast(-1e9, q.dtype))
+
+
+def masked_argmax(values: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per row, the legal action with the highest value (NumPy; row ``i``'s legal actions are ``masks[i]``)."""
+    return np.where(masks, values, -np.inf).argmax(axis=1)
+
+
 def decayed_epsilon(episode: int, epsilon: float, decay: float, floor: float) -> float:
     """The original's per-episode schedule: ``epsilon *= (1 - decay)``, never below ``floor``."""
     return max(floor, epsilon * (1.0 - decay))
@@ -131,42 +145,48 @@ class DQN(Agent):
         The target network does not change during an update, so one large
         product serves all of its minibatches.
         """
-        states, actions, rewards, next_states, terminated = batches
-        return target(next_states)
+        return target(batches[3])  # the next states
 
-    def next_state_value(self, q_target_next, online_next):
-        """DQN: ``max_a' Q_target(s', a')``. D2QN overrides this one method.
+    def next_state_value(self, q_target_next, online_next, legal=None):
+        """DQN: ``max_a' Q_target(s', a')`` over the legal actions ``a'``. D2QN overrides this one method.
 
         Args:
             q_target_next: ``Q_target(s')``, shape ``[B, actions]``.
             online_next: ``online_next()`` returns ``Q_online(s')`` (no gradient), computed only if called.
+            legal: the next states' legal actions ``[B, actions]``, when the env gives action masks.
         """
-        return ops.max(q_target_next, axis=-1)
+        return ops.max(masked(q_target_next, legal), axis=-1)
 
     def q_loss(self, online, batch, q_target_next):
         """The factory's loss between ``Q(s, a)`` and the TD target, for one minibatch.
 
         Args:
             online: ``online(x, training=False)`` runs the network being trained.
-            batch: ``(states, actions, rewards, next_states, terminated)``.
+            batch: ``(states, actions, rewards, next_states, terminated[, next_masks])``.
             q_target_next: this minibatch's slice of :meth:`target_q_values`.
         """
-        states, actions, rewards, next_states, terminated = batch
+        states, actions, rewards, next_states, terminated, *next_masks = batch
         q = online(states, training=True)
-        next_v = self.next_state_value(q_target_next, lambda: ops.stop_gradient(online(next_states)))
+        legal = next_masks[0] if next_masks else None
+        next_v = self.next_state_value(q_target_next, lambda: ops.stop_gradient(online(next_states)), legal)
         y = ops.stop_gradient(td_targets(rewards, terminated, next_v, self.discount))
         q_sa = ops.take_along_axis(q, ops.expand_dims(ops.cast(actions, "int32"), -1), axis=-1)
         return self.loss(ops.expand_dims(y, -1), q_sa)
 
     # -- acting and learning ------------------------------------------------
-    def act(self, states, explore=True):
+    def act(self, states, explore=True, masks=None):
         if not explore:
-            return self.ema.act(states) if self.ema is not None else self.steps.act(states)
+            greedy, q = self.ema.act(states) if self.ema is not None else self.steps.act(states)
+            return (greedy if masks is None else masked_argmax(q, masks)), q
         u, actions = self._exploration_draws(len(states))
+        if masks is not None:  # explore among the legal actions only
+            actions = masked_argmax(self.rng.random(masks.shape), masks)
         random = u < self.epsilon
         if random.all():  # nothing for the network to decide (most steps while epsilon is near 1)
             return actions, None
         greedy, q = self.steps.act(states)
+        if masks is not None:
+            greedy = masked_argmax(q, masks)
         return np.where(random, actions, greedy), q
 
     def _exploration_draws(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,11 +198,11 @@ class DQN(Agent):
         actions, self._random_actions = self._random_actions[:n], self._random_actions[n:]
         return u, actions
 
-    def begin_episode(self, frame, stream=0):
-        self.memory.start_episode(frame, stream)
+    def begin_episode(self, frame, stream=0, mask=None):
+        self.memory.start_episode(frame, stream, mask)
 
-    def observe(self, stream, state, action, reward, terminated, truncated, frame):
-        self.memory.add(action, reward, terminated, frame, stream)
+    def observe(self, stream, state, action, reward, terminated, truncated, frame, mask=None):
+        self.memory.add(action, reward, terminated, frame, stream, mask)
 
     def after_step(self, steps_before):
         t = self.total_steps
@@ -190,7 +210,9 @@ class DQN(Agent):
             self.epsilon = self._step_epsilon(t)
         # Counting transitions held (not steps taken) makes a run resumed without
         # its replay memory refill it before training again.
-        if len(self.memory) >= self.learning_starts:
+        # A full memory also starts them: each episode's first frame takes a slot without a transition,
+        # so a memory can fill up holding fewer than learning_starts transitions.
+        if len(self.memory) >= self.learning_starts or self.memory.size == self.memory.capacity:
             # One update per multiple of update_freq crossed; with -c N a step can cross several.
             for k in range(steps_before // self.update_freq + 1, t // self.update_freq + 1):
                 self.update(step=k * self.update_freq)
@@ -204,7 +226,7 @@ class DQN(Agent):
         newest = min(self.update_freq, n) if self.replay == "newest" else 0
         batch = self.memory.sample(n, self.rng, newest=newest)
         order = self.rng.permutation(n)  # spread the newest transitions over the minibatches
-        return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch)
+        return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch if x is not None)
 
     def update(self, step: int | None = None) -> np.ndarray:
         """One update: ``update_nsamp // batch_size`` gradient steps in one compiled call.
@@ -278,6 +300,6 @@ class D2QN(DQN):
 
     name = "ddqn"
 
-    def next_state_value(self, q_target_next, online_next):
-        best = ops.argmax(online_next(), axis=-1)
+    def next_state_value(self, q_target_next, online_next, legal=None):
+        best = ops.argmax(masked(online_next(), legal), axis=-1)
         return ops.take_along_axis(q_target_next, ops.expand_dims(best, -1), axis=-1)[:, 0]

@@ -50,12 +50,24 @@ def inverse_cdf_sample(probs, u):
     """
     cdf = ops.cumsum(probs, axis=-1)
     threshold = ops.expand_dims(ops.cast(u, cdf.dtype), -1) * cdf[:, -1:]
-    return ops.minimum(ops.sum(ops.cast(cdf < threshold, "int32"), axis=-1), probs.shape[-1] - 1)
+    return ops.minimum(ops.sum(ops.cast(cdf <= threshold, "int32"), axis=-1), probs.shape[-1] - 1)
 
 
-def greedy_and_sampled(probs, u):
-    """The compiled act's outputs: the most probable action, a sampled one (:func:`inverse_cdf_sample`), ``probs``."""
+def greedy_and_sampled(probs, u, legal=None):
+    """The compiled act's outputs: the most probable action, a sampled one (:func:`inverse_cdf_sample`), ``probs``.
+
+    ``legal`` (0/1 per action, when the env gives action masks) zeroes the illegal actions' probabilities
+    before both choices; sampling renormalises over the rest.
+    """
+    if legal is not None:
+        probs = probs * ops.cast(legal, probs.dtype)
     return ops.argmax(probs, axis=-1), inverse_cdf_sample(probs, u), probs
+
+
+def renormalised(probs, legal):
+    """The policy restricted to the legal actions: ``probs * legal / sum(probs * legal)``."""
+    probs = probs * ops.cast(legal, probs.dtype)
+    return probs / ops.maximum(ops.sum(probs, axis=-1, keepdims=True), 1e-12)
 
 
 def _padded_length(n: int) -> int:
@@ -90,31 +102,41 @@ class PG(Agent):
         self.steps = build_steps(self.model, self.pg_loss, act_fn=greedy_and_sampled)
         # Per env: the states, actions and rewards of its episode so far.
         self._episodes: list[tuple[list, list, list]] = [([], [], []) for _ in range(self.concurrency)]
+        self._masks: list[list] = [[] for _ in range(self.concurrency)]  # legal actions per state, with masks
 
     def pg_loss(self, online, batch, prepared=None):
-        """The factory's loss between the taken actions and the policy, weighted by advantage."""
-        states, actions, advantages = batch
+        """The factory's loss between the taken actions and the policy, weighted by advantage.
+
+        With action masks (a fourth batch element) the policy is renormalised over the legal actions.
+        """
+        states, actions, advantages, *legal = batch
         probs = online(states, training=True)
+        if legal:
+            probs = renormalised(probs, legal[0])
         taken = ops.one_hot(ops.cast(actions, "int32"), self.num_actions)
         return self.loss(taken, probs, sample_weight=advantages)
 
-    def act(self, states, explore=True):
+    def act(self, states, explore=True, masks=None):
         # Greedy acting draws no random numbers (its uniform numbers are unused zeros).
         u = self.rng.random(len(states)) if explore else np.zeros(len(states))
-        greedy, sampled, probs = self.steps.act(states, u)
+        inputs = (states, u) if masks is None else (states, u, masks.astype(np.float32))
+        greedy, sampled, probs = self.steps.act(*inputs)
         return (sampled if explore else greedy), probs
 
-    def observe(self, stream, state, action, reward, terminated, truncated, frame):
+    def observe(self, stream, state, action, reward, terminated, truncated, frame, mask=None):
         states, actions, rewards = self._episodes[stream]
         states.append(state)
         actions.append(action)
         rewards.append(float(reward))
+        if mask is not None:
+            self._masks[stream].append(mask)  # the next state's: the state acted on had the one before
 
-    def begin_episode(self, frame, stream=0):
+    def begin_episode(self, frame, stream=0, mask=None):
         self._episodes[stream] = ([], [], [])
+        self._masks[stream] = [] if mask is None else [mask]
 
     def episode_batch(self, stream=0):
-        """A finished episode as padded ``(states, actions, advantages)`` with one minibatch axis."""
+        """A finished episode as padded ``(states, actions, advantages[, legal])`` with one minibatch axis."""
         states_list, actions_list, rewards = self._episodes[stream]
         n = len(actions_list)
         adv = standardise(discounted_returns(rewards, self.discount, self.reset_on_score))
@@ -126,7 +148,12 @@ class PG(Agent):
         # Padding has zero weight; rescale so the mean is over the real steps only.
         weights = np.zeros(size, dtype=np.float32)
         weights[:n] = adv * (size / n)
-        return states[None], actions[None], weights[None]
+        masks = self._masks[stream]
+        if not masks:
+            return states[None], actions[None], weights[None]
+        legal = np.ones((size, self.num_actions), dtype=np.float32)  # padding: every action "legal"
+        legal[:n] = np.asarray(masks[:n], dtype=np.float32)
+        return states[None], actions[None], weights[None], legal[None]
 
     def end_episode(self, stream=0):
         if self._episodes[stream][1]:
