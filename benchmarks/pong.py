@@ -27,7 +27,7 @@ import subprocess
 import sys
 
 import numpy as np
-from results import parse_settings
+from results import parse_settings, split_settings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COMMANDS = {
@@ -144,9 +144,10 @@ def main() -> int:
         "VALUE is read as a Python literal (1e-3, True), else as a string",
     )
     p.add_argument("--tag", default="", help="suffix of the curve's file name")
-    args = p.parse_args()
+    items, argv = split_settings(sys.argv[1:])
+    args = p.parse_args(argv)
     try:
-        flags = command_flags(parse_settings(args.settings))
+        flags = command_flags(parse_settings(items + args.settings))
     except ValueError as e:
         p.error(str(e))
     run = args.run or train(args.agent, args.minutes, args.outdir, args.seed, flags)

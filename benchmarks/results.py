@@ -43,6 +43,7 @@ import csv
 import fcntl
 import itertools
 import os
+import sys
 import time
 
 import numpy as np
@@ -99,6 +100,12 @@ def parse_settings(items) -> dict:
         except (ValueError, SyntaxError):
             settings[key] = text
     return settings
+
+
+def split_settings(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(KEY=VALUE items, the other arguments)``: settings may follow options of several values (``--seeds``)."""
+    items = [a for a in argv if "=" in a and not a.startswith("-")]
+    return items, [a for a in argv if not ("=" in a and not a.startswith("-"))]
 
 
 def configure(env_id: str, agent_name: str, seed: int, settings: dict):
@@ -418,6 +425,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--optimum", action="store_true", help="only print MountainCar's best possible returns beside the saved rows"
     )
+    items, argv = split_settings(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
     csv_path = os.path.join(OUT, "results.csv")
     if args.summary or args.optimum:
@@ -426,7 +434,7 @@ def main(argv=None) -> int:
         print("\n".join(mountaincar_optimum(saved, args.seeds, args.eval_episodes)) if args.optimum else summary(saved))
         return 0
     try:
-        settings = parse_settings(args.settings)
+        settings = parse_settings(items + args.settings)
     except ValueError as e:
         p.error(str(e))
     todo = [(e, a) for e, a in TABLE if (args.env in (None, e)) and (args.agent in (None, a))]

@@ -28,6 +28,9 @@ def test_settings_read_as_python_literals_else_strings(bench):
     assert results.parse_settings(["plots=True", "steps=2_000"]) == {"plots": True, "steps": 2000}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         results.parse_settings(["clipnorm"])
+    # Settings may follow --seeds, whose values argparse would otherwise take them for.
+    argv = ["--seeds", "0", "1", "learning_rate=3e-3", "--env=CartPole-v1", "replay=uniform"]
+    assert results.split_settings(argv) == (["learning_rate=3e-3", "replay=uniform"], argv[:3] + ["--env=CartPole-v1"])
 
 
 def test_learning_curve_is_the_mean_of_the_last_10_episodes_on_a_step_grid(bench):
