@@ -321,10 +321,13 @@ def cleanrl_dqn_settings(steps: int) -> dict:
 
     One gradient step on a uniform minibatch of 128 every 10 env steps, the target synced every
     500 steps, Adam 2.5e-4, MSE, discount 0.99, epsilon 1 -> 0.05 linearly over half the steps,
-    10,000 transitions of replay, learning from 10,000 transitions. ``max_memory`` counts frames
-    and a ring of N frames holds N - 1 transitions, so CleanRL's buffer of 10,000 is
-    ``max_memory=10_001``; ``learning_starts`` must stay below ``max_memory`` (the memory could
-    never hold more), which 10,000 then is.
+    learning from 10,000 transitions. ``max_memory`` counts frames, and each episode's first frame
+    takes a slot without making a transition, so a ring of N frames holds N minus the episodes
+    begun in it; ``learning_starts`` counts the transitions held, checked at every step (updates
+    pause while fewer are held). CartPole-v1 episodes last at least 8 steps, so 12,000 frames
+    always hold 10,000 transitions or more (10,666 to 11,999): CleanRL's buffer is exactly 10,000.
+    With ``max_memory=10_001``, the ring holds 10,000 transitions only before the first episode
+    ends, and kerlym made no update at all.
     """
     return dict(
         modelfactory=cleanrl_mlp,
@@ -337,7 +340,7 @@ def cleanrl_dqn_settings(steps: int) -> dict:
         update_nsamp=128,
         replay="uniform",
         target_update_freq=500,
-        max_memory=10_001,
+        max_memory=12_000,
         learning_starts=10_000,
         epsilon=1.0,
         epsilon_min=0.05,
@@ -353,7 +356,8 @@ def kerlym_as_cleanrl(spec: dict) -> dict:
     rows = agent.learn(max_steps=spec["steps"], verbose=0)
     seconds = time.perf_counter() - start
     returns = [r["reward"] for r in rows]
-    return result(agent.total_steps, seconds, episodes=len(rows), train_return=float(np.mean(returns[-10:])))
+    last = float(np.mean(returns[-10:]))
+    return result(agent.total_steps, seconds, episodes=len(rows), train_return=last, updates=agent.updates)
 
 
 def parse_cleanrl(stdout: str, steps: int) -> dict:
@@ -371,14 +375,20 @@ def parse_cleanrl(stdout: str, steps: int) -> dict:
     return result(steps, steps / sps[-1], episodes=len(returns), train_return=float(np.mean(returns[-10:])))
 
 
-def run_cleanrl(script: str, seed: int, steps: int, cleanrl_dir: str, python: str) -> dict:
-    """Run CleanRL's ``script`` (its own code, its defaults but ``--seed`` and ``--total-timesteps``); its row."""
+def run_cleanrl(script: str, seed: int, steps: int, cleanrl_dir: str, python: str, threads: int = 1) -> dict:
+    """Run CleanRL's ``script`` (its own code, its defaults but ``--seed`` and ``--total-timesteps``); its row.
+
+    ``threads``: torch's threads in CleanRL's process (``OMP_NUM_THREADS``; 0: torch's default, one per core).
+    Both scripts use torch, ``dqn_jax.py`` for its replay buffer.
+    """
     backend = "torch" if script == "dqn.py" else "jax"
     row = {"part": "cleanrl", "system": f"CleanRL {script}", "backend": backend, "N": 1, "seed": seed}
     print(f"-- cleanrl: CleanRL {script} (seed {seed}) ...", end=" ", flush=True)
     cmd = [python, os.path.join(cleanrl_dir, "cleanrl", script), "--seed", str(seed), "--total-timesteps", str(steps)]
     cmd += ["--no-track", "--no-capture-video"] + (["--no-cuda"] if backend == "torch" else [])
     env = {**os.environ, "PYTHONPATH": cleanrl_dir, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory() as cwd:  # where its TensorBoard files (runs/) go
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -489,7 +499,8 @@ def cleanrl_summary(rows: list[dict]) -> list[str]:
         lines.append(
             f"  {backend} vs {runs[0][1]['system']}: {loop.mean():.2f}x ± {loop.std():.2f} over {len(runs)} pairs "
             f"({whole.mean():.2f}x); {mine_s:.1f} s vs {ref_s:.1f} s; "
-            f"training return of the last 10 episodes {mine_r:.1f} vs {ref_r:.1f}"
+            f"training return of the last 10 episodes {mine_r:.1f} vs {ref_r:.1f}; "
+            f"kerlym's updates {', '.join(str(m['updates']) for m, _ in runs)} (CleanRL's: 1 per 10 steps after 10,010)"
         )
         ratio = f"**{loop.mean():.2f}x** ± {loop.std():.2f} ({whole.mean():.2f}x)"
         cells += [f"{mine_s:.1f} s / {ref_s:.1f} s = {ratio}", "yes" if loop.mean() <= 0.5 else "**no**"]
@@ -560,6 +571,7 @@ def part_cleanrl(args, sb3: bool) -> list[dict]:
         for backend in args.backends:
             spec = {"fn": "kerlym_as_cleanrl", "steps": args.cleanrl_steps, "seed": seed}
             cleanrl = (CLEANRL_SCRIPTS[backend], seed, args.cleanrl_steps, args.cleanrl_dir, args.cleanrl_python)
+            cleanrl += (args.cleanrl_threads,)
             if i % 2:  # every other seed CleanRL goes first, so a drift in the machine's speed falls on both
                 ref = run_cleanrl(*cleanrl)
                 mine = run_row("cleanrl", "kerlym DQN (CleanRL's settings)", backend, spec)
@@ -580,11 +592,11 @@ def main(argv=None) -> int:
     )
     p.add_argument(
         "--peers",
-        nargs="+",
+        nargs="*",
         choices=("sb3", "cleanrl"),
         default=["sb3"],
         help="reference systems: sb3 in the cartpole and pong parts; cleanrl (CleanRL's dqn.py and dqn_jax.py) in "
-        "the cleanrl part",
+        "the cleanrl part; none: kerlym's rows only",
     )
     p.add_argument("--backends", nargs="+", choices=("tensorflow", "jax"), default=["tensorflow", "jax"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="cartpole runs each; other parts the first")
@@ -615,6 +627,13 @@ def main(argv=None) -> int:
         "--cleanrl-python",
         default=os.environ.get("CLEANRL_PYTHON", sys.executable),
         help="the Python that runs CleanRL's scripts, e.g. a venv's [$CLEANRL_PYTHON, else this one]",
+    )
+    p.add_argument(
+        "--cleanrl-threads",
+        type=int,
+        default=1,
+        help="torch threads in CleanRL's processes (0: torch's default, one per core, which ran 8x slower on a "
+        "busy 2-core machine)",
     )
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)

@@ -104,7 +104,7 @@ def test_cleanrl_output_gives_loop_seconds_and_episodes(bench):
         speed.parse_cleanrl("global_step=10, episodic_return=[9.]", steps=50_000)
 
 
-def test_cleanrl_settings_hold_cleanrls_buffer_and_start_learning(bench):
+def test_cleanrl_settings_always_hold_enough_transitions_to_learn(bench):
     import kerlym
     from kerlym.memory import ReplayMemory
 
@@ -113,11 +113,20 @@ def test_cleanrl_settings_hold_cleanrls_buffer_and_start_learning(bench):
     _, config = kerlym.configure("CartPole-v1", "dqn", seed=1, **settings)  # accepted as it is
     assert (config.update_freq, config.update_nsamp, config.batch_size) == (10, 128, 128)  # 1 step of 128 every 10
     assert config.epsilon_decay_steps == 25_000 and config.target_update_freq == 500
-    memory = ReplayMemory(config.max_memory, (4,), np.float32, nframes=1)
-    memory.start_episode(np.zeros(4, np.float32))
-    for _ in range(12_000):
-        memory.add(0, 1.0, False, np.ones(4, np.float32))
-    assert len(memory) == 10_000 == config.learning_starts  # CleanRL's buffer_size, so learning can start
+
+    def held(max_memory: int, episode_steps: int) -> int:
+        """Transitions a ring of ``max_memory`` frames holds after 12,000 episodes of ``episode_steps`` steps."""
+        memory = ReplayMemory(max_memory, (4,), np.float32, nframes=1)
+        frame = np.ones(4, np.float32)
+        for _ in range(12_000 // episode_steps + 1):
+            memory.start_episode(frame)
+            for _ in range(episode_steps):
+                memory.add(0, 1.0, False, frame)
+        return len(memory)
+
+    # CartPole's shortest episodes: every 9th frame begins an episode; 12,000 * 8 / 9 = 10,666.
+    assert held(config.max_memory, 8) == 10_666 >= config.learning_starts
+    assert held(10_001, 8) == 8_889 < config.learning_starts  # one frame over 10,000 would never learn
 
 
 def test_pong_settings_become_command_flags_the_command_reads_back(bench):
