@@ -162,6 +162,7 @@ def kerlym_cartpole(spec: dict) -> dict:
     if spec.get("window"):  # concurrency: time the steps after the first update
         window = Window(spec["window"])
         agent.learn(max_steps=spec["window"] + steps, step_callback=lambda a: window.tick(a.total_steps), verbose=0)
+        agent.close()  # an open vector env (-c N) keeps the process from exiting
         return window.rate(agent.total_steps)
     clock = SolveClock(spec.get("check_every", 0), spec["episodes"], 10_000 + spec["seed"])
 
@@ -171,6 +172,7 @@ def kerlym_cartpole(spec: dict) -> dict:
     agent.learn(max_steps=steps, step_callback=lambda a: clock.maybe_check(a.total_steps, play), verbose=0)
     seconds = clock.elapsed()
     returns = agent.evaluate(spec["episodes"], seed=10_000 + spec["seed"])
+    agent.close()
     return result(agent.total_steps, seconds, eval=float(returns.mean()), **clock.fields())
 
 
@@ -213,6 +215,7 @@ def kerlym_pong(spec: dict) -> dict:
     agent = kerlym.make(PONG, spec["agent"], seed=spec["seed"], **kw)
     window = Window(ls + 200)
     agent.learn(max_steps=ls + 200 + spec["steps"], step_callback=lambda a: window.tick(a.total_steps), verbose=0)
+    agent.close()
     return window.rate(agent.total_steps)
 
 
