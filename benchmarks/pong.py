@@ -3,15 +3,16 @@
     python benchmarks/pong.py --agent dqn --minutes 115                  # train, then summarise
     KERAS_BACKEND=jax python benchmarks/pong.py --agent pg --minutes 55
     python benchmarks/pong.py --agent dqn --run runs/PongNoFrameskip-v4-dqn-...   # summarise a run
-    python benchmarks/pong.py --agent dqn --minutes 75 --flags "--dtype_policy mixed_bfloat16" --tag bf16
+    python benchmarks/pong.py --agent dqn --minutes 75 dtype_policy=mixed_bfloat16 --tag bf16
 
 ``--agent dqn`` trains ``kerlym -e PongNoFrameskip-v4 -a dqn --preset`` (the Nature
 network on 4 stacked 84x84 frames from Gymnasium's AtariPreprocessing, see
 ``kerlym/presets.py``); ``--agent pg`` runs ``examples/pg_pong.sh`` (Karpathy's
 setup: 80x80 binary difference frames, a 200-unit policy network, RMSprop 1e-3,
 the return reset at each point). Either is stopped with Ctrl-C (SIGINT) after
-the time budget, which checkpoints the run. ``--flags`` are added to the
-command. The summary reports Karpathy's running reward (an exponential
+the time budget, which checkpoints the run. Settings given as ``KEY=VALUE``
+(:mod:`kerlym.config` field names; values read as Python literals, else as
+strings) are added to the command as its flags. The summary reports Karpathy's running reward (an exponential
 average, 0.99 per episode, started at -21) and the steps at which the 20-episode
 mean first passed -19, -15, -10, 0 and +10, and writes the curve to
 ``benchmarks/results/pong_<agent>[_<tag>].png``.
@@ -21,12 +22,12 @@ import argparse
 import csv
 import glob
 import os
-import shlex
 import signal
 import subprocess
 import sys
 
 import numpy as np
+from results import parse_settings, split_settings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COMMANDS = {
@@ -34,6 +35,31 @@ COMMANDS = {
     "pg": ["bash", os.path.join(HERE, "..", "examples", "pg_pong.sh")],
 }
 ENV_IDS = {"dqn": "PongNoFrameskip-v4", "pg": "Pong-v0"}
+
+
+def command_flags(settings: dict) -> list[str]:
+    """The ``kerlym`` command's flags that give ``settings`` (config field names), e.g. ``["--max_mem", "50000"]``.
+
+    Raises:
+        ValueError: a name that is no setting of the command (the message is one line).
+    """
+    from dataclasses import fields
+
+    from kerlym import config
+
+    known = {f.name: f for cls in (config.RunConfig, config.DQNConfig, config.PGConfig) for f in fields(cls)}
+    flags = []
+    for key, value in settings.items():
+        if key not in known or not known[key].metadata.get("flags"):
+            raise ValueError(f"{key!r} is no setting of the kerlym command")
+        flag = known[key].metadata["flags"][-1]
+        if known[key].metadata.get("cli_type") == "01":
+            flags += [flag, str(int(value))]
+        elif isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 def train(agent: str, minutes: float, outdir: str, seed: int, flags: list[str]) -> str:
@@ -110,10 +136,21 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=115.0)
     p.add_argument("--outdir", default="runs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--flags", default="", help='more kerlym flags, e.g. "--dtype_policy mixed_bfloat16"')
+    p.add_argument(
+        "settings",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="settings added to the command, by kerlym.config field name, e.g. dtype_policy=mixed_bfloat16; each "
+        "VALUE is read as a Python literal (1e-3, True), else as a string",
+    )
     p.add_argument("--tag", default="", help="suffix of the curve's file name")
-    args = p.parse_args()
-    run = args.run or train(args.agent, args.minutes, args.outdir, args.seed, shlex.split(args.flags))
+    items, argv = split_settings(sys.argv[1:])
+    args = p.parse_args(argv)
+    try:
+        flags = command_flags(parse_settings(items + args.settings))
+    except ValueError as e:
+        p.error(str(e))
+    run = args.run or train(args.agent, args.minutes, args.outdir, args.seed, flags)
     summarise(args.agent, run, args.tag)
     return 0
 

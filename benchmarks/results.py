@@ -2,12 +2,13 @@
 
     python benchmarks/results.py                                   # the whole table
     python benchmarks/results.py --env CartPole-v1 --agent ddqn    # one row
-    python benchmarks/results.py --env MountainCar-v0 --agent ddqn --flags "--clipnorm 10"  # a variant
+    python benchmarks/results.py --env MountainCar-v0 --agent ddqn clipnorm=10   # a variant (KEY=VALUE settings)
     KERAS_BACKEND=jax python benchmarks/results.py --seeds 0 1 2   # fewer seeds (default 0-9); Keras picks the backend
     python benchmarks/results.py --sb3 --env MountainCar-v0        # SB3 DQN, RL Zoo hyperparameters, here
+    python benchmarks/results.py --optimum                         # MountainCar's best possible returns
 
-Each row trains an agent with ``kerlym -e ENV -a AGENT --preset --seed S`` settings
-(built through the CLI's own code path) for the preset's step budget, then runs a
+Each row trains an agent with the settings of ``kerlym -e ENV -a AGENT --preset --seed S``
+(``kerlym.configure(ENV, AGENT, preset=True, cli_defaults=True, seed=S)``) for the preset's step budget, then runs a
 greedy evaluation over 20 episodes (PG rows also sample from the policy, since a
 softmax policy's argmax can fail where the policy itself succeeds). A row reports the
 mean ± std across seeds of those evaluation means, next to RL Zoo's DQN figure at the
@@ -20,19 +21,35 @@ std across seeds, one line per agent; the per-seed curves are kept beside it).
 each env, the same budget and the same evaluation (agent ``sb3-dqn``, backend
 ``torch``): a check of the RL Zoo figure on this machine and these seeds. It needs
 ``pip install torch==2.13.0 && pip install stable-baselines3`` (torch first: its CPU build).
+
+Settings given as ``KEY=VALUE`` (:mod:`kerlym.config` field names, e.g. ``learning_rate=1e-3
+target_update_freq=1024``; values read as Python literals, else as strings) change the preset:
+such a variant is printed, never saved into the table.
+
+``--optimum`` prints how close the MountainCar-v0 rows are to the best possible return.
+MountainCar is deterministic once reset (the car starts at rest, its position uniform in
+[-0.6, -0.4], and every step costs -1), so each start has a shortest episode. It is found by
+exhaustive search over action sequences of up to three constant full-push segments (bang-bang
+control, what minimum-time problems with a bounded push call for), simulated with the env's
+arithmetic; :func:`shortest_episode` can also try more switches and coasting. The figures are
+the best return found: a bound no policy beats only if no cleverer sequence exists.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import fcntl
+import itertools
 import os
+import sys
 import time
 
 import numpy as np
 
-from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
+import kerlym
+from kerlym.config import ConfigError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results")
@@ -67,22 +84,50 @@ FIELDS += ["sampled_mean", "online_mean"]  # PG sampling from its policy; with -
 GRID = 50  # points on each learning curve
 
 
-def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, flags: tuple[str, ...] = ()):
+def parse_settings(items) -> dict:
+    """``["KEY=VALUE", ...]`` as a dict; each value a Python literal if it reads as one, else a string.
+
+    Raises:
+        ValueError: an item without ``=`` (the message is one line).
+    """
+    settings = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"settings are KEY=VALUE, got {item!r}")
+        try:
+            settings[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            settings[key] = text
+    return settings
+
+
+def split_settings(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(KEY=VALUE items, the other arguments)``: settings may follow options of several values (``--seeds``)."""
+    items = [a for a in argv if "=" in a and not a.startswith("-")]
+    return items, [a for a in argv if not ("=" in a and not a.startswith("-"))]
+
+
+def configure(env_id: str, agent_name: str, seed: int, settings: dict):
+    """The run and agent configs of a table row: the command's defaults, the preset, then ``settings``."""
+    return kerlym.configure(env_id, agent_name, preset=True, cli_defaults=True, seed=seed, **settings)
+
+
+def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, settings: dict | None = None):
     """Train one seed; return its CSV row and its learning curve (steps, smoothed training return)."""
     import keras
 
-    argv = ["-e", env_id, "-a", agent_name, "--preset", "--seed", str(seed), *flags]
-    cfg = resolve_config(build_parser().parse_args(argv))
-    agent = build_agent(cfg, make_env_factory(cfg))
+    run_cfg, cfg = configure(env_id, agent_name, seed, settings or {})
+    agent = kerlym.make(run_cfg, cfg)
     start = time.perf_counter()
-    rows = agent.learn(max_steps=cfg["steps"])
+    rows = agent.learn(max_steps=run_cfg.steps, verbose=0)
     wall = time.perf_counter() - start
     returns = agent.evaluate(eval_episodes, seed=10_000 + seed)
     # A policy network's greedy (argmax) actions can fail where sampling from it succeeds: report both.
     sampled = agent.evaluate(eval_episodes, seed=10_000 + seed, explore=True) if agent_name == "pg" else None
     online = evaluate_online(agent, eval_episodes, seed=10_000 + seed)
     steps = np.array([r["total_steps"] for r in rows])
-    grid, curve = learning_curve(steps, np.array([r["reward"] for r in rows]), cfg["steps"])
+    grid, curve = learning_curve(steps, np.array([r["reward"] for r in rows]), run_cfg.steps)
     row = {
         "env": env_id,
         "agent": agent_name,
@@ -96,6 +141,7 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, flags: tupl
         "sampled_mean": "" if sampled is None else float(sampled.mean()),
         "online_mean": "" if online is None else float(online.mean()),
     }
+    agent.close()
     also = "" if sampled is None else f" (sampling from the policy: {sampled.mean():.1f})"
     also += "" if online is None else f" (online network: {online.mean():.1f})"
     print(
@@ -269,8 +315,107 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# -- MountainCar-v0's best possible returns (--optimum) ------------------------------------------------
+LEFT, COAST, RIGHT = 0, 1, 2
+
+
+def episode_lengths(position: float, actions: np.ndarray) -> np.ndarray:
+    """Length of the episode each row of ``actions`` ([N, T]) makes from ``position`` at rest; T + 1 if it never ends.
+
+    The dynamics are ``MountainCarEnv.step``'s, in float64 as the env computes them.
+    """
+    n, horizon = actions.shape
+    pos, vel = np.full(n, position), np.zeros(n)
+    length = np.full(n, horizon + 1)
+    for t in range(horizon):
+        vel = np.clip(vel + (actions[:, t] - 1) * 0.001 + np.cos(3 * pos) * -0.0025, -0.07, 0.07)
+        pos = np.clip(pos + vel, -1.2, 0.6)
+        vel = np.where((pos == -1.2) & (vel < 0), 0.0, vel)
+        arrived = (pos >= 0.5) & (vel >= 0) & (length > horizon)
+        length[arrived] = t + 1
+    return length
+
+
+def shortest_episode(position: float, switches: int = 2, coast: bool = False, horizon: int = 140) -> int:
+    """Fewest steps to the flag from ``position`` over action sequences of at most ``switches + 1`` constant segments.
+
+    Segments push full left or full right (and may coast with ``coast``).
+    """
+    steps = np.arange(horizon)
+    segment_actions = (LEFT, COAST, RIGHT) if coast else (LEFT, RIGHT)
+    best = horizon + 1
+    for s in range(switches + 1):
+        times = np.array(list(itertools.combinations(range(1, horizon), s)), dtype=np.int32)  # [combos, s]
+        for chunk in np.array_split(times, max(1, len(times) // 100_000)):
+            segment = (steps[None, None, :] >= chunk[:, :, None]).sum(axis=1)  # [combos, horizon]
+            for pattern in itertools.product(segment_actions, repeat=s + 1):
+                if any(a == b for a, b in itertools.pairwise(pattern)):
+                    continue
+                best = min(best, int(episode_lengths(position, np.asarray(pattern)[segment]).min()))
+    return best
+
+
+def start_positions(env_seeds) -> list[float]:
+    """MountainCar-v0's start position after ``env.reset(seed=s)`` for each seed."""
+    import gymnasium as gym
+
+    env = gym.make("MountainCar-v0")
+    positions = []
+    for s in env_seeds:
+        env.reset(seed=int(s))
+        positions.append(float(env.unwrapped.state[0]))
+    env.close()
+    return positions
+
+
+def mountaincar_optimum(rows: list[dict], seeds, episodes: int, grid: int = 201) -> list[str]:
+    """Lines to print: the best mean return from uniform starts, then per seed on its evaluation starts.
+
+    Each seed's line sets the agents' scores from ``rows`` (results.csv lines) beside it; a seed's
+    evaluation starts are env seeds ``10000 + seed + i``.
+    """
+    best: dict[float, int] = {}
+
+    def best_return(position: float) -> int:
+        if position not in best:
+            best[position] = -shortest_episode(position)
+        return best[position]
+
+    uniform = np.array([best_return(x) for x in np.linspace(-0.6, -0.4, grid)])
+    lines = [
+        f"uniform start in [-0.6, -0.4] ({grid} evenly spaced): best mean return {uniform.mean():.2f} "
+        f"(episodes of {-uniform.max()} to {-uniform.min()} steps); RL Zoo's DQN: {RL_ZOO['MountainCar-v0'][0]}",
+        "",
+    ]
+    scores = {(r["agent"], int(r["seed"])): float(r["eval_mean"]) for r in rows if r["env"] == "MountainCar-v0"}
+    agents = sorted({a for a, _ in scores})
+    lines += [f"| seed | best return on its {episodes} starts | " + " | ".join(agents) + " |"]
+    lines += ["| --- | --- |" + " --- |" * len(agents)]
+    per_seed = []
+    for seed in seeds:
+        per_seed.append(np.mean([best_return(x) for x in start_positions(10_000 + seed + i for i in range(episodes))]))
+        cells = [f"{scores[(a, seed)]:.2f}" if (a, seed) in scores else "" for a in agents]
+        lines.append(f"| {seed} | {per_seed[-1]:.2f} | " + " | ".join(cells) + " |")
+    means = [
+        f"{np.mean([scores[(a, s)] for s in seeds]):.2f}" if all((a, s) in scores for s in seeds) else ""
+        for a in agents
+    ]
+    lines.append(f"| mean | {np.mean(per_seed):.2f} | " + " | ".join(means) + " |")
+    return lines
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Settings: KEY=VALUE with kerlym.config field names, e.g. clipnorm=10 replay=uniform; each VALUE is "
+        "read as a Python literal (1e-3, None, True), else as a string.",
+    )
+    p.add_argument(
+        "settings",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="settings on top of the preset (a variant: printed, not saved), e.g. learning_rate=1e-3 steps=2000",
+    )
     p.add_argument("--env", help="one env of the table (default: all)")
     p.add_argument("--agent", choices=("dqn", "ddqn", "pg"), help="one agent (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
@@ -278,23 +423,32 @@ def main(argv=None) -> int:
     p.add_argument("--summary", action="store_true", help="only print the table from the saved CSV")
     p.add_argument("--sb3", action="store_true", help="SB3 DQN with the RL Zoo's hyperparameters instead")
     p.add_argument(
-        "--flags",
-        default="",
-        help='kerlym flags on top of the preset, e.g. "--clipnorm 10": tries a variant, printed but not saved',
+        "--optimum", action="store_true", help="only print MountainCar's best possible returns beside the saved rows"
     )
+    items, argv = split_settings(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
     csv_path = os.path.join(OUT, "results.csv")
-    if args.summary:
+    if args.summary or args.optimum:
         with open(csv_path, newline="") as f:
-            print(summary(list(csv.DictReader(f))))
+            saved = list(csv.DictReader(f))
+        print("\n".join(mountaincar_optimum(saved, args.seeds, args.eval_episodes)) if args.optimum else summary(saved))
         return 0
+    try:
+        settings = parse_settings(items + args.settings)
+    except ValueError as e:
+        p.error(str(e))
     todo = [(e, a) for e, a in TABLE if (args.env in (None, e)) and (args.agent in (None, a))]
     if args.sb3:
-        if args.flags or args.agent:
-            p.error("--sb3 runs SB3's DQN with the RL Zoo's settings: no --agent or --flags")
+        if settings or args.agent:
+            p.error("--sb3 runs SB3's DQN with the RL Zoo's settings: no --agent or settings")
         todo = [(e, "sb3-dqn") for e in SB3_ZOO if args.env in (None, e)]
     if not todo:
         p.error(f"no table row for --env {args.env} --agent {args.agent}")
+    for env_id, agent_name in todo if not args.sb3 else ():
+        try:  # a bad setting fails here, in one line, before any training
+            configure(env_id, agent_name, args.seeds[0], settings)
+        except ConfigError as e:
+            p.error(f"{env_id} {agent_name}: {e}")
     os.makedirs(OUT, exist_ok=True)
     rows: list[dict] = []
     for env_id, agent_name in todo:
@@ -302,13 +456,13 @@ def main(argv=None) -> int:
             if args.sb3:
                 row, grid, curve = run_sb3(env_id, seed, args.eval_episodes)
             else:
-                row, grid, curve = run(env_id, agent_name, seed, args.eval_episodes, tuple(args.flags.split()))
-            if args.flags:  # a variant of a preset: reported, never mixed into the table
+                row, grid, curve = run(env_id, agent_name, seed, args.eval_episodes, settings)
+            if settings:  # a variant of a preset: reported, never mixed into the table
                 rows.append(row)
                 continue
             rows = save_rows(csv_path, [row])
             save_curve(env_id, agent_name, row["backend"], seed, grid, curve)
-        if not args.flags:
+        if not settings:
             print(f"curve: {plot_curves(env_id)}")
     print(summary(rows))
     return 0

@@ -9,10 +9,17 @@ Smoke test of every part with small budgets (about 10 minutes on a quiet 2-core 
     python benchmarks/speed.py --cartpole-steps 3000 --pong-steps 500 --pg-episodes 20 --eval-episodes 3 \\
         --concurrency 1 2 --conc-steps 1000 --conc-pong-steps 300 --out /tmp/speed_smoke.json
 
-Pick parts with ``--parts cartpole pong pg concurrency`` and backends with ``--backends``. The SB3 rows need
-(torch first, or pip pulls a multi-GB CUDA build; without SB3 one line says so and its rows are skipped)::
+Pick parts with ``--parts cartpole pong pg concurrency cleanrl``, backends with ``--backends`` and reference
+systems with ``--peers sb3 cleanrl`` (default: sb3). The SB3 rows need (torch first, or pip pulls a multi-GB
+CUDA build; without SB3 one line says so and its rows are skipped)::
 
     pip install torch==2.13.0 && pip install stable-baselines3 opencv-python-headless ale-py
+
+kerlym against CleanRL's own DQN scripts (a CleanRL checkout and a Python with its dependencies; how to get
+both: benchmarks/README.md, "kerlym against CleanRL")::
+
+    CLEANRL_DIR=/tmp/cleanrl CLEANRL_PYTHON=/tmp/cleanrl-venv/bin/python \\
+        python benchmarks/speed.py --peers cleanrl --parts cleanrl --seeds 1 2 3 --cleanrl-steps 50000
 
 The Keras backend is fixed at import, so every row runs in a fresh subprocess (this script with a hidden
 ``--worker`` flag, printing one JSON line), one after another, never in parallel. Table columns: steps and
@@ -42,16 +49,26 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
 * concurrency: kerlym D2QN with ``concurrency=N`` for each ``--concurrency`` N, on CartPole (preset;
   ``--conc-steps`` timed from step 1100, after the first update) and Pong (as above, ``--conc-pong-steps``
   timed); ratio = steps/s / steps/s at the first N, same env and backend.
+* cleanrl: CleanRL's ``dqn.py`` (torch) and ``dqn_jax.py`` on CartPole-v1, run as they are with ``--seed S
+  --total-timesteps --cleanrl-steps`` (CleanRL's defaults otherwise: a 120-84 MLP, one gradient step on a
+  batch of 128 every 10 steps, target synced every 500, Adam 2.5e-4, 10k replay, learning from 10k steps,
+  epsilon 1 -> 0.05 over half the steps), each beside kerlym DQN configured the same way
+  (:func:`cleanrl_dqn_settings`) on TensorFlow and on JAX respectively, alternating which goes first. seconds
+  = the training loop: kerlym's ``learn``, CleanRL's from the steps/s it prints (:func:`parse_cleanrl`);
+  ratio = kerlym s / CleanRL s (issue 17's goal: at most 0.5). The summary gives the mean ± std of the
+  ratio over the pairs, the same for each whole process (imports and set-up included), and a Markdown row.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -62,7 +79,9 @@ PONG = "PongNoFrameskip-v4"
 SB3_INSTALL = "pip install torch==2.13.0 && pip install stable-baselines3 opencv-python-headless ale-py"
 # RL Zoo's CartPole-v1 hyperparameters (results.py keeps them for every env of the results table).
 SB3_CARTPOLE = {**SB3_ZOO["CartPole-v1"], "policy_kwargs": dict(net_arch=[256, 256])}
-PARTS = ("cartpole", "pong", "pg", "concurrency")
+PARTS = ("cartpole", "pong", "pg", "concurrency", "cleanrl")
+CLEANRL_SCRIPTS = {"tensorflow": "dqn.py", "jax": "dqn_jax.py"}  # kerlym's backend -> the CleanRL script it faces
+CLEANRL_GET = "see benchmarks/README.md, 'kerlym against CleanRL', for how to get it"
 SOLVED, CARTPOLE_MAX = 475.0, 500.0  # issue 5's bar for "solved", and CartPole-v1's most
 
 
@@ -130,29 +149,30 @@ def solves(play, episodes: int, seed: int) -> bool:
 
 
 # -- workers: each runs in its own process and returns one row ----------------------------------------
-def kerlym_cli_agent(agent: str, seed: int, *flags: str):
-    from kerlym.main import build_agent, build_parser, make_env_factory, resolve_config
+def kerlym_preset(agent: str, seed: int, **settings):
+    """The agent ``kerlym -e CartPole-v1 -a AGENT --preset --seed SEED`` builds, with ``settings`` on top."""
+    import kerlym
 
-    argv = ["-e", "CartPole-v1", "-a", agent, "--preset", "--seed", str(seed), *flags]
-    cfg = resolve_config(build_parser().parse_args(argv))
-    return build_agent(cfg, make_env_factory(cfg))
+    return kerlym.make("CartPole-v1", agent, preset=True, cli_defaults=True, seed=seed, **settings)
 
 
 def kerlym_cartpole(spec: dict) -> dict:
     n, steps = spec.get("concurrency", 1), spec["steps"]
-    agent = kerlym_cli_agent("ddqn", spec["seed"], "--steps", str(steps), "-c", str(n))
+    agent = kerlym_preset("ddqn", spec["seed"], concurrency=n)
     if spec.get("window"):  # concurrency: time the steps after the first update
         window = Window(spec["window"])
-        agent.learn(max_steps=spec["window"] + steps, step_callback=lambda a: window.tick(a.total_steps))
+        agent.learn(max_steps=spec["window"] + steps, step_callback=lambda a: window.tick(a.total_steps), verbose=0)
+        agent.close()  # an open vector env (-c N) keeps the process from exiting
         return window.rate(agent.total_steps)
     clock = SolveClock(spec.get("check_every", 0), spec["episodes"], 10_000 + spec["seed"])
 
     def play(seed: int) -> float:  # greedy: draws nothing from the agent's RNG, so training is unchanged
         return float(agent.evaluate(1, seed=seed)[0])
 
-    agent.learn(max_steps=steps, step_callback=lambda a: clock.maybe_check(a.total_steps, play))
+    agent.learn(max_steps=steps, step_callback=lambda a: clock.maybe_check(a.total_steps, play), verbose=0)
     seconds = clock.elapsed()
     returns = agent.evaluate(spec["episodes"], seed=10_000 + spec["seed"])
+    agent.close()
     return result(agent.total_steps, seconds, eval=float(returns.mean()), **clock.fields())
 
 
@@ -185,16 +205,17 @@ def sb3_cartpole(spec: dict) -> dict:
 
 
 def kerlym_pong(spec: dict) -> dict:
-    from kerlym import agents, networks, preproc
+    import kerlym
 
     ls = spec["learning_starts"]
-    kw = dict(modelfactory=networks.nature_cnn, preprocessor=preproc.atari, nframes=4, update_freq=4, update_nsamp=32)
+    kw = dict(modelfactory="nature_cnn", preprocessor="atari", nframes=4, update_freq=4, update_nsamp=32)
     kw.update(batch_size=32, max_memory=spec["buffer"], learning_starts=ls, target_update_freq=1000, epsilon=1.0)
     kw.update(epsilon_min=0.01, epsilon_decay_steps=ls, learning_rate=1e-4, optimizer="adam", loss="huber")
     kw.update(concurrency=spec["concurrency"], dtype_policy=spec.get("dtype_policy", "float32"))
-    agent = agents.AGENTS[spec["agent"]](PONG, seed=spec["seed"], **kw)
+    agent = kerlym.make(PONG, spec["agent"], seed=spec["seed"], **kw)
     window = Window(ls + 200)
-    agent.learn(max_steps=ls + 200 + spec["steps"], step_callback=lambda a: window.tick(a.total_steps))
+    agent.learn(max_steps=ls + 200 + spec["steps"], step_callback=lambda a: window.tick(a.total_steps), verbose=0)
+    agent.close()
     return window.rate(agent.total_steps)
 
 
@@ -226,9 +247,9 @@ def sb3_pong(spec: dict) -> dict:
 
 
 def kerlym_pg(spec: dict) -> dict:
-    agent = kerlym_cli_agent("pg", spec["seed"], "--episodes", str(spec["episodes"]))
+    agent = kerlym_preset("pg", spec["seed"])
     start = time.perf_counter()
-    agent.learn(max_episodes=spec["episodes"])
+    agent.learn(max_episodes=spec["episodes"], verbose=0)
     seconds = time.perf_counter() - start
     return result(agent.total_steps, seconds)
 
@@ -275,7 +296,121 @@ def keras_pg(spec: dict) -> dict:
     return result(steps, seconds)
 
 
-WORKERS = {f.__name__: f for f in (kerlym_cartpole, sb3_cartpole, kerlym_pong, sb3_pong, kerlym_pg, keras_pg)}
+# -- CleanRL's DQN on CartPole, and kerlym configured as it --------------------------------------------
+def cleanrl_mlp(agent, env, learning_rate=2.5e-4, **kwargs):
+    """CleanRL's CartPole Q-network: 120 and 84 ReLU units, each layer initialised as torch's ``nn.Linear``.
+
+    Compiled with Adam and mean squared error, as ``dqn.py`` trains it (other factory arguments are ignored).
+    """
+    import keras
+    from keras import layers
+
+    def linear(units, fan_in, activation=None):  # torch's nn.Linear: weights and biases uniform in ±1/sqrt(fan_in)
+        uniform = keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform")
+        bound = fan_in**-0.5
+        bias = keras.initializers.RandomUniform(-bound, bound)
+        return layers.Dense(units, activation, kernel_initializer=uniform, bias_initializer=bias)
+
+    s = keras.Input(shape=(agent.input_dim,))
+    h = linear(120, agent.input_dim, "relu")(s)
+    h = linear(84, 120, "relu")(h)
+    model = keras.Model(s, linear(int(env.action_space.n), 84)(h), name="cleanrl_mlp")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    return model
+
+
+def cleanrl_dqn_settings(steps: int) -> dict:
+    """kerlym DQN settings that train as CleanRL's ``dqn.py`` does on CartPole-v1 for ``steps`` env steps.
+
+    One gradient step on a uniform minibatch of 128 every 10 env steps, the target synced every
+    500 steps, Adam 2.5e-4, MSE, discount 0.99, epsilon 1 -> 0.05 linearly over half the steps,
+    learning from 10,000 transitions. ``max_memory`` counts frames, and each episode's first frame
+    takes a slot without making a transition, so a ring of N frames holds N minus the episodes
+    begun in it; ``learning_starts`` counts the transitions held, checked at every step (updates
+    pause while fewer are held). CartPole-v1 episodes last at least 8 steps, so 12,000 frames
+    always hold 10,000 transitions or more (10,666 to 11,999): CleanRL's buffer is exactly 10,000.
+    With ``max_memory=10_001``, the ring holds 10,000 transitions only before the first episode
+    ends, and kerlym made no update at all.
+    """
+    return dict(
+        modelfactory=cleanrl_mlp,
+        nframes=1,
+        dropout=0.0,
+        learning_rate=2.5e-4,
+        discount=0.99,
+        batch_size=128,
+        update_freq=10,
+        update_nsamp=128,
+        replay="uniform",
+        target_update_freq=500,
+        max_memory=12_000,
+        learning_starts=10_000,
+        epsilon=1.0,
+        epsilon_min=0.05,
+        epsilon_decay_steps=steps // 2,
+    )
+
+
+def kerlym_as_cleanrl(spec: dict) -> dict:
+    import kerlym
+
+    agent = kerlym.make("CartPole-v1", "dqn", seed=spec["seed"], **cleanrl_dqn_settings(spec["steps"]))
+    start = time.perf_counter()
+    rows = agent.learn(max_steps=spec["steps"], verbose=0)
+    seconds = time.perf_counter() - start
+    returns = [r["reward"] for r in rows]
+    last = float(np.mean(returns[-10:]))
+    return result(agent.total_steps, seconds, episodes=len(rows), train_return=last, updates=agent.updates)
+
+
+def parse_cleanrl(stdout: str, steps: int) -> dict:
+    """Seconds and episodes of a CleanRL DQN run from what it prints.
+
+    CleanRL prints ``SPS: N`` (``int(global_step / seconds since the loop began)``) every 100
+    steps once it learns, and ``global_step=..., episodic_return=[R]`` after each episode. Its
+    loop time is ``steps / N`` of the last ``SPS`` line (within 1/N of it: N is truncated, and the
+    last line comes 100 steps before the end).
+    """
+    sps = [int(line.split()[1]) for line in stdout.splitlines() if line.startswith("SPS:")]
+    returns = [float(line.rsplit("[", 1)[1].rstrip("]")) for line in stdout.splitlines() if "episodic_return=" in line]
+    if not sps:
+        raise ValueError("no 'SPS:' line in CleanRL's output (did it reach learning_starts?)")
+    return result(steps, steps / sps[-1], episodes=len(returns), train_return=float(np.mean(returns[-10:])))
+
+
+def run_cleanrl(script: str, seed: int, steps: int, cleanrl_dir: str, python: str, threads: int = 1) -> dict:
+    """Run CleanRL's ``script`` (its own code, its defaults but ``--seed`` and ``--total-timesteps``); its row.
+
+    ``threads``: torch's threads in CleanRL's process (``OMP_NUM_THREADS``; 0: torch's default, one per core).
+    Both scripts use torch, ``dqn_jax.py`` for its replay buffer.
+    """
+    backend = "torch" if script == "dqn.py" else "jax"
+    row = {"part": "cleanrl", "system": f"CleanRL {script}", "backend": backend, "N": 1, "seed": seed}
+    print(f"-- cleanrl: CleanRL {script} (seed {seed}) ...", end=" ", flush=True)
+    cmd = [python, os.path.join(cleanrl_dir, "cleanrl", script), "--seed", str(seed), "--total-timesteps", str(steps)]
+    cmd += ["--no-track", "--no-capture-video"] + (["--no-cuda"] if backend == "torch" else [])
+    env = {**os.environ, "PYTHONPATH": cleanrl_dir, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    with tempfile.TemporaryDirectory() as cwd:  # where its TensorBoard files (runs/) go
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+        process_s = time.perf_counter() - start
+    try:
+        if proc.returncode:
+            raise ValueError((proc.stderr.strip().splitlines() or ["no output"])[-1])
+        row.update(parse_cleanrl(proc.stdout, steps), process_s=process_s)
+        print(f"{row['steps_per_s']:.0f} steps/s, {row['seconds']:.1f} s ({process_s:.1f} s in all)", flush=True)
+    except ValueError as e:
+        row["error"] = f"exit {proc.returncode}: {e}"
+        print("FAILED: " + row["error"], flush=True)
+    return row
+
+
+WORKERS = {
+    f.__name__: f
+    for f in (kerlym_cartpole, sb3_cartpole, kerlym_pong, sb3_pong, kerlym_pg, keras_pg, kerlym_as_cleanrl)
+}
 
 
 # -- the driver ------------------------------------------------------------------------------------------
@@ -285,10 +420,12 @@ def run_row(part: str, system: str, backend: str, spec: dict) -> dict:
     print(f"-- {part}: {system} ({backend}, N={row['N']}, seed {row['seed']}) ...", end=" ", flush=True)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow" if backend == "torch" else backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+    start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    process_s = time.perf_counter() - start
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode == 0 and lines:
-        row.update(json.loads(lines[-1][len(MARK) :]))
+        row.update(json.loads(lines[-1][len(MARK) :]), process_s=process_s)
         print(f"{row['steps_per_s']:.0f} steps/s in {row['seconds']:.1f} s", flush=True)
     else:
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -305,10 +442,10 @@ def set_ratios(rows: list[dict], ref: dict | None, key: str) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'part':<12}{'system':<24}{'backend':<11}{'N':>2}{'seed':>5}{'steps':>8}{'seconds':>9}"
+    head = f"{'part':<12}{'system':<33}{'backend':<11}{'N':>2}{'seed':>5}{'steps':>8}{'seconds':>9}"
     print("\n" + head + f"{'steps/s':>9}{'eval':>7}{'ratio':>7}{'solved at':>11}{'solve s':>9}")
     for r in rows:
-        left = f"{r['part']:<12}{r['system']:<24}{r['backend']:<11}{r['N']:>2}{r['seed']:>5}"
+        left = f"{r['part']:<12}{r['system']:<33}{r['backend']:<11}{r['N']:>2}{r['seed']:>5}"
         if "error" in r:
             print(left + "  FAILED " + r["error"][:80])
             continue
@@ -320,9 +457,10 @@ def print_table(rows: list[dict]) -> None:
         elif "solve_steps" in r:
             solve = f"{'never':>11}"
         print(left + f"{r['steps']:>8}{r['seconds']:9.1f}{r['steps_per_s']:9.0f}{ev}{ratio}{solve}")
-    print("ratio: cartpole SB3 s / kerlym s; pong, pg kerlym steps/s / reference steps/s; concurrency vs N=1")
+    print("ratio: cartpole SB3 s / kerlym s; pong, pg kerlym steps/s / reference steps/s; concurrency vs N=1;")
+    print("       cleanrl kerlym s / CleanRL s (lower is faster)")
     print(f"solved at: the first check where {SOLVED:.0f} <= the greedy mean (seconds without the checks)")
-    for line in solve_summary(rows):
+    for line in solve_summary(rows) + cleanrl_summary(rows):
         print(line)
 
 
@@ -342,6 +480,37 @@ def solve_summary(rows: list[dict]) -> list[str]:
         if ref is not None and system != "SB3 DQN" and med < float("inf"):
             line += f"; SB3 median / this median = {ref / med:.2f}"
         lines.append(line)
+    return lines
+
+
+def cleanrl_summary(rows: list[dict]) -> list[str]:
+    """Per backend, kerlym s / CleanRL s over the pairs (mean ± std), and a Markdown row for benchmarks/README.md."""
+    pairs: dict[str, list[tuple[dict, dict]]] = {}
+    for mine, ref in zip(rows, rows[1:]):
+        if mine["part"] == "cleanrl" and "ratio" in mine and mine["pair"] == ref.get("pair"):
+            pairs.setdefault(mine["backend"], []).append((mine, ref))
+    if not pairs:
+        return []
+    lines = ["", "kerlym at CleanRL's DQN settings, kerlym s / CleanRL s (training loop; whole process in brackets):"]
+    cells = []
+    for backend in [b for b in CLEANRL_SCRIPTS if b in pairs]:
+        runs = pairs[backend]
+        loop = np.array([m["seconds"] / r["seconds"] for m, r in runs])
+        whole = np.array([m["process_s"] / r["process_s"] for m, r in runs])
+        mine_s, ref_s = (np.mean([run[k]["seconds"] for run in runs]) for k in (0, 1))
+        mine_r, ref_r = (np.mean([run[k]["train_return"] for run in runs]) for k in (0, 1))
+        lines.append(
+            f"  {backend} vs {runs[0][1]['system']}: {loop.mean():.2f}x ± {loop.std():.2f} over {len(runs)} pairs "
+            f"({whole.mean():.2f}x); {mine_s:.1f} s vs {ref_s:.1f} s; "
+            f"training return of the last 10 episodes {mine_r:.1f} vs {ref_r:.1f}; "
+            f"kerlym's updates {', '.join(str(m['updates']) for m, _ in runs)} (CleanRL's: 1 per 10 steps after 10,010)"
+        )
+        ratio = f"**{loop.mean():.2f}x** ± {loop.std():.2f} ({whole.mean():.2f}x)"
+        cells += [f"{mine_s:.1f} s / {ref_s:.1f} s = {ratio}", "yes" if loop.mean() <= 0.5 else "**no**"]
+    seeds = ", ".join(str(m["seed"]) for m, _ in next(iter(pairs.values())))
+    steps = next(iter(pairs.values()))[0][0]["steps"]
+    lines += ["", "Markdown row (date | budget, seeds | TF vs dqn.py | met? | JAX vs dqn_jax.py | met?):"]
+    lines.append(f"| {datetime.date.today()} | {steps // 1000}k steps, seeds {seeds} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -398,9 +567,40 @@ def part_concurrency(args, sb3: bool) -> list[dict]:
     return rows
 
 
+def part_cleanrl(args, sb3: bool) -> list[dict]:
+    """kerlym at CleanRL's settings beside CleanRL's own script, per seed and backend; who runs first alternates."""
+    rows = []
+    for i, seed in enumerate(args.seeds):
+        for backend in args.backends:
+            spec = {"fn": "kerlym_as_cleanrl", "steps": args.cleanrl_steps, "seed": seed}
+            cleanrl = (CLEANRL_SCRIPTS[backend], seed, args.cleanrl_steps, args.cleanrl_dir, args.cleanrl_python)
+            cleanrl += (args.cleanrl_threads,)
+            if i % 2:  # every other seed CleanRL goes first, so a drift in the machine's speed falls on both
+                ref = run_cleanrl(*cleanrl)
+                mine = run_row("cleanrl", "kerlym DQN (CleanRL's settings)", backend, spec)
+            else:
+                mine = run_row("cleanrl", "kerlym DQN (CleanRL's settings)", backend, spec)
+                ref = run_cleanrl(*cleanrl)
+            mine["pair"] = ref["pair"] = f"{seed}/{backend}"
+            if "error" not in mine and "error" not in ref:
+                mine["ratio"] = mine["seconds"] / ref["seconds"]
+            rows += [mine, ref]
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    p.add_argument(
+        "--parts", nargs="+", choices=PARTS, help="default: all but cleanrl, and cleanrl too with --peers cleanrl"
+    )
+    p.add_argument(
+        "--peers",
+        nargs="*",
+        choices=("sb3", "cleanrl"),
+        default=["sb3"],
+        help="reference systems: sb3 in the cartpole and pong parts; cleanrl (CleanRL's dqn.py and dqn_jax.py) in "
+        "the cleanrl part; none: kerlym's rows only",
+    )
     p.add_argument("--backends", nargs="+", choices=("tensorflow", "jax"), default=["tensorflow", "jax"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="cartpole runs each; other parts the first")
     p.add_argument("--cartpole-steps", type=int, default=50_000)
@@ -420,6 +620,24 @@ def main(argv=None) -> int:
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8], help="the first is the reference")
     p.add_argument("--conc-steps", type=int, default=5000, help="timed CartPole env steps per N")
     p.add_argument("--conc-pong-steps", type=int, default=500, help="timed Pong env steps per N")
+    p.add_argument("--cleanrl-steps", type=int, default=50_000, help="cleanrl: env steps of every run")
+    p.add_argument(
+        "--cleanrl-dir",
+        default=os.environ.get("CLEANRL_DIR"),
+        help="a CleanRL checkout (with cleanrl/dqn.py and cleanrl_utils/) [$CLEANRL_DIR]",
+    )
+    p.add_argument(
+        "--cleanrl-python",
+        default=os.environ.get("CLEANRL_PYTHON", sys.executable),
+        help="the Python that runs CleanRL's scripts, e.g. a venv's [$CLEANRL_PYTHON, else this one]",
+    )
+    p.add_argument(
+        "--cleanrl-threads",
+        type=int,
+        default=1,
+        help="torch threads in CleanRL's processes (0: torch's default, one per core, which ran 8x slower on a "
+        "busy 2-core machine)",
+    )
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -430,10 +648,17 @@ def main(argv=None) -> int:
         print(MARK + json.dumps(WORKERS[spec.pop("fn")](spec)), flush=True)
         return 0
 
-    sb3 = importlib.util.find_spec("stable_baselines3") is not None
-    if not sb3 and {"cartpole", "pong"} & set(args.parts):
+    if args.parts is None:
+        args.parts = [part for part in PARTS if part != "cleanrl" or "cleanrl" in args.peers]
+    if "cleanrl" in args.parts:
+        script = os.path.join(args.cleanrl_dir or "", "cleanrl", "dqn.py")
+        if not args.cleanrl_dir or not os.path.exists(script):
+            p.error(f"the cleanrl part needs a CleanRL checkout in --cleanrl-dir or $CLEANRL_DIR ({CLEANRL_GET})")
+    sb3 = "sb3" in args.peers and importlib.util.find_spec("stable_baselines3") is not None
+    if "sb3" in args.peers and not sb3 and {"cartpole", "pong"} & set(args.parts):
         print(f"stable-baselines3 is not installed: skipping the SB3 rows (install: {SB3_INSTALL})")
     parts = {"cartpole": part_cartpole, "pong": part_pong, "pg": part_pg, "concurrency": part_concurrency}
+    parts["cleanrl"] = part_cleanrl
     rows = [row for name in PARTS if name in args.parts for row in parts[name](args, sb3)]
     print_table(rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -107,10 +107,9 @@ def zoo_mlp(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss=
     """SB3's DQN network as the RL Zoo tuned it: two 256-unit ReLU layers, each layer initialised as torch's.
 
     The same shape as :func:`simple_dnn`, whose He-normal weights have 6x the
-    variance and whose output layer starts at zero. With the RL Zoo's CartPole
-    settings that start learned more slowly and less reliably (benchmarks/README.md),
-    so the CartPole-v1 presets use this one. On MountainCar-v0 and LunarLander-v3
-    it learned worse than simple_dnn over 3 seeds, so those presets keep simple_dnn.
+    variance and whose output layer starts at zero. The CartPole-v1 presets use
+    this one; how the two compare on the classic tasks is in benchmarks/README.md
+    ("Preset choices").
     """
     import keras
     from keras import layers

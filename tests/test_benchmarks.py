@@ -1,35 +1,142 @@
-"""Benchmark scripts whose arithmetic the published figures rest on."""
+"""The benchmark scripts' pure helpers, whose arithmetic the published figures rest on."""
 
-import importlib.util
+import importlib
 import os
+import sys
 
+import gymnasium as gym
 import numpy as np
+import pytest
 
-from kerlym.agents import D2QN
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def load_benchmark(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, "..", "benchmarks", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BENCHMARKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks")
 
 
-def test_ema_sweep_keeps_each_average_exactly_as_ema_steps_does():
-    ema_sweep = load_benchmark("ema_sweep")
-    kw = dict(update_freq=50, update_nsamp=64, batch_size=32, learning_starts=100, seed=3, concurrency=2)
-    with_ema = D2QN("CartPole-v1", ema_steps=300, **kw)
-    with_ema.learn(max_steps=600)
-    swept = D2QN("CartPole-v1", **kw)
-    averages = ema_sweep.attach_averages(swept, [300, 1000])
-    swept.learn(max_steps=600)
+@pytest.fixture(scope="module")
+def bench():
+    """Import a benchmark script by name (they import one another as top-level modules)."""
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(BENCHMARKS)
 
-    for a, b in zip(with_ema.model.get_weights(), swept.model.get_weights()):
-        np.testing.assert_array_equal(a, b)  # the averages leave training alone
-    assert averages[300].step == with_ema.ema.step == 600
-    for a, b in zip(with_ema.ema.weights, averages[300].weights, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert not np.allclose(averages[300].weights[0], averages[1000].weights[0])
-    assert not np.allclose(averages[300].weights[0], swept.model.get_weights()[0])
+
+def test_settings_read_as_python_literals_else_strings(bench):
+    results = bench("results")
+    got = results.parse_settings(["learning_rate=1e-3", "modelfactory=zoo_mlp", "ema_steps=None", "note=a=b"])
+    assert got == {"learning_rate": 0.001, "modelfactory": "zoo_mlp", "ema_steps": None, "note": "a=b"}
+    assert results.parse_settings(["plots=True", "steps=2_000"]) == {"plots": True, "steps": 2000}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        results.parse_settings(["clipnorm"])
+    # Settings may follow --seeds, whose values argparse would otherwise take them for.
+    argv = ["--seeds", "0", "1", "learning_rate=3e-3", "--env=CartPole-v1", "replay=uniform"]
+    assert results.split_settings(argv) == (["learning_rate=3e-3", "replay=uniform"], argv[:3] + ["--env=CartPole-v1"])
+
+
+def test_learning_curve_is_the_mean_of_the_last_10_episodes_on_a_step_grid(bench):
+    results = bench("results")
+    steps = np.arange(1, 13) * 10  # 12 episodes ending at steps 10, 20, ..., 120
+    rewards = np.arange(12.0)  # returns 0, 1, ..., 11
+    grid, curve = results.learning_curve(steps, rewards, budget=120)
+    assert len(grid) == results.GRID and grid[-1] == 120 and grid[0] == 120 / results.GRID
+    assert curve[-1] == pytest.approx(np.mean(np.arange(2.0, 12.0)))  # episodes 3-12: 6.5
+    # At step 60 the 6th episode has just ended: the mean of returns 0-5 is 2.5.
+    assert np.interp(60, grid, curve) == pytest.approx(2.5)
+
+
+def test_mountaincar_simulation_ends_episodes_where_the_env_does(bench):
+    results = bench("results")
+    env = gym.make("MountainCar-v0", max_episode_steps=1000).unwrapped
+    rng = np.random.default_rng(0)
+    # Random pushes rarely reach the flag; a push with the velocity (pumping energy) always does.
+    actions = rng.integers(0, 3, size=(3, 200))
+    for seed in (0, 1):
+        env.reset(seed=seed)
+        position = float(env.state[0])
+        pumped, velocity, terminated = [], 0.0, False
+        while not terminated:
+            pumped.append(2 if velocity >= 0 else 0)
+            (_, velocity), _, terminated, _, _ = env.step(pumped[-1])
+        plans = np.vstack([actions, np.array(pumped + [1] * (200 - len(pumped)))])
+        lengths = results.episode_lengths(position, plans)
+        for plan, length in zip(plans, lengths):
+            env.reset(seed=seed)
+            ended = [t for t, action in enumerate(plan, start=1) if env.step(action)[2]]  # steps on past the flag
+            assert length == (ended[0] if ended else 201)
+        assert lengths[-1] == len(pumped) < 200
+
+
+def test_shortest_mountaincar_episode_needs_two_switches(bench):
+    results = bench("results")
+    position = -0.5
+    assert results.shortest_episode(position, switches=0) == 141  # full right from rest never gets there
+    assert results.shortest_episode(position, switches=1) == 141  # nor does one push back, then forward
+    swing = results.episode_lengths(position, np.array([[2] * 30 + [0] * 30 + [2] * 80]))[0]  # forward, back, forward
+    assert swing == 109
+    assert results.shortest_episode(position) == 102  # what the search finds; the swing above is 7 steps slower
+
+
+def test_solve_check_stops_once_475_is_out_of_reach(bench):
+    speed = bench("speed")
+    played = []
+
+    def play(returns):
+        return lambda seed: played.append(seed) or returns[seed - 100]
+
+    assert speed.solves(play([500.0] * 19 + [0.0]), episodes=20, seed=100)  # mean exactly 475
+    played.clear()
+    assert not speed.solves(play([0.0, 0.0] + [500.0] * 18), episodes=20, seed=100)
+    assert played == [100, 101]  # after one 0, 19 * 500 could still make 20 * 475; after two it cannot
+
+
+def test_cleanrl_output_gives_loop_seconds_and_episodes(bench):
+    speed = bench("speed")
+    out = "\n".join(
+        [f"global_step={10 * i}, episodic_return=[{float(i)}]" for i in range(1, 13)]
+        + ["SPS: 900", "SPS: 1250", "global_step=49999, episodic_return=[500.]"]
+    )
+    row = speed.parse_cleanrl(out, steps=50_000)
+    assert row["seconds"] == 40.0  # 50,000 steps at the last printed 1250 steps/s
+    assert row["steps_per_s"] == 1250.0
+    assert row["episodes"] == 13
+    assert row["train_return"] == pytest.approx((sum(range(4, 13)) + 500.0) / 10)
+    with pytest.raises(ValueError, match="SPS"):
+        speed.parse_cleanrl("global_step=10, episodic_return=[9.]", steps=50_000)
+
+
+def test_cleanrl_settings_always_hold_enough_transitions_to_learn(bench):
+    import kerlym
+    from kerlym.memory import ReplayMemory
+
+    speed = bench("speed")
+    settings = speed.cleanrl_dqn_settings(50_000)
+    _, config = kerlym.configure("CartPole-v1", "dqn", seed=1, **settings)  # accepted as it is
+    assert (config.update_freq, config.update_nsamp, config.batch_size) == (10, 128, 128)  # 1 step of 128 every 10
+    assert config.epsilon_decay_steps == 25_000 and config.target_update_freq == 500
+
+    def held(max_memory: int, episode_steps: int) -> int:
+        """Transitions a ring of ``max_memory`` frames holds after 12,000 episodes of ``episode_steps`` steps."""
+        memory = ReplayMemory(max_memory, (4,), np.float32, nframes=1)
+        frame = np.ones(4, np.float32)
+        for _ in range(12_000 // episode_steps + 1):
+            memory.start_episode(frame)
+            for _ in range(episode_steps):
+                memory.add(0, 1.0, False, frame)
+        return len(memory)
+
+    # CartPole's shortest episodes: every 9th frame begins an episode; 12,000 * 8 / 9 = 10,666.
+    assert held(config.max_memory, 8) == 10_666 >= config.learning_starts
+    assert held(10_001, 8) == 8_889 < config.learning_starts  # one frame over 10,000 would never learn
+
+
+def test_pong_settings_become_command_flags_the_command_reads_back(bench):
+    from kerlym import main
+
+    pong = bench("pong")
+    settings = {"dtype_policy": "mixed_bfloat16", "max_memory": 50_000, "plots": False, "reset_on_score": True}
+    flags = pong.command_flags(settings)
+    assert flags == ["--dtype_policy", "mixed_bfloat16", "--max_mem", "50000", "--no-plots", "--pong_reset", "1"]
+    given = main.given_settings(main.build_parser().parse_args(flags))
+    assert {k: given[k] for k in settings} == settings
+    with pytest.raises(ValueError, match="no setting"):
+        pong.command_flags({"max_mem": 1})
