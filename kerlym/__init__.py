@@ -12,7 +12,19 @@ from kerlym.make import configure, make  # light (standard library only); binds 
 __version__ = "0.3.0"
 __all__ = ["agents", "envs", "networks", "preproc", "memory", "config", "make", "configure", "__version__"]
 
-_MODULES = ("agents", "envs", "networks", "preproc", "memory", "config", "runner", "sinks", "presets", "runs", "backend")
+_MODULES = (
+    "agents",
+    "envs",
+    "networks",
+    "preproc",
+    "memory",
+    "config",
+    "runner",
+    "sinks",
+    "presets",
+    "runs",
+    "backend",
+)
 
 
 def __getattr__(name):

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(
         prog="kerlym",
-        description="Train Keras deep RL agents (DQN, double DQN, policy gradient) on Gymnasium environments.",
+        description="Train Keras deep RL agents (DQN, double DQN, policy gradient, A2C/A3C, PPO) on Gymnasium "
+        "environments.",
         epilog="Example: kerlym -e CartPole-v1 -a ddqn --preset -P",
         formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=34),
     )
@@ -77,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = set(C.field_names(C.AgentConfig))
     _add_flags(p.add_argument_group("-a dqn and -a ddqn"), C.DQNConfig, skip=common)
     _add_flags(p.add_argument_group("-a pg"), C.PGConfig, skip=common)
+    _add_flags(p.add_argument_group("-a a2c, a3c and ppo (defaults: A2C's)"), C.ActorCriticConfig, skip=common)
+    _add_flags(p.add_argument_group("-a ppo"), C.PPOConfig, skip={*C.field_names(C.A2CConfig), "batch_size"})
     p.add_argument("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--play", metavar="RUN_DIR", help="Watch/evaluate the saved agent in RUN_DIR without training")
     p.add_argument("--best", action="store_true", help="With --play: use best.keras (see --eval_every)")
@@ -86,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flag_name(name: str) -> str:
     """A field's flags as the user types them, e.g. ``-m/--max_mem``."""
-    for cls in (C.RunConfig, C.DQNConfig, C.PGConfig):
+    for cls in (C.RunConfig, C.DQNConfig, C.PGConfig, C.PPOConfig):
         for f in fields(cls):
             if f.name == name and f.metadata.get("flags"):
                 return "/".join(f.metadata["flags"])

@@ -23,12 +23,13 @@ and hands the rollout to the subclass's :meth:`~ActorCriticAgent.update`.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import keras
 import numpy as np
 from keras import ops
 
-from kerlym.agents.base import Agent, factory_name
+from kerlym.agents.base import Agent
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -163,3 +164,285 @@ class RunningMeanStd:
         self.count = float(meta[f"{prefix}/count"])
         self.mean = np.array(arrays[f"{prefix}/mean"], dtype=np.float64)
         self.var = np.array(arrays[f"{prefix}/var"], dtype=np.float64)
+
+
+# -- the layers the agent adds to a factory's model ----------------------------
+@keras.saving.register_keras_serializable(package="kerlym")
+class LogStd(keras.layers.Layer):
+    """A Gaussian policy's learned, state-independent log-std, broadcast to the batch of the means it is given."""
+
+    def build(self, input_shape):
+        self.log_std = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="log_std")
+
+    def call(self, means):
+        return ops.zeros_like(means) + ops.cast(self.log_std, means.dtype)
+
+
+@keras.saving.register_keras_serializable(package="kerlym")
+class ObservationNormalization(keras.layers.Layer):
+    """``clip((x - mean) / sqrt(var + 1e-8), -clip, clip)`` with ``mean`` and ``var`` set by the agent (VecNormalize).
+
+    The statistics are non-trainable weights, so that a saved model (a
+    checkpoint, ``best.keras``) normalises as the agent did.
+    """
+
+    def __init__(self, clip: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.clip = float(clip)
+
+    def build(self, input_shape):
+        shape = (input_shape[-1],)
+        self.mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="mean")
+        self.var = self.add_weight(shape=shape, initializer="ones", trainable=False, name="var")
+
+    def call(self, x):
+        x = (ops.cast(x, "float32") - self.mean) / ops.sqrt(self.var + 1e-8)
+        return ops.clip(x, -self.clip, self.clip)
+
+    def get_config(self):
+        return {**super().get_config(), "clip": self.clip}
+
+
+def actor_critic_model(net, name: str, continuous: bool, num_actions: int, normalize_obs: bool):
+    """The agent's model around a factory's two-output ``net``: one float32 output ``[policy, (log_std,) value]``.
+
+    One output keeps the compiled steps those of any single-output model;
+    :meth:`ActorCriticAgent.split` takes it apart again. The optimizer is the
+    one the factory compiled. ``net`` is refused, naming ``name``, unless it has
+    a policy head of ``num_actions`` and a value head of 1.
+    """
+    shapes = [tuple(s) for s in net.output_shape] if isinstance(net.output_shape, list) else None
+    if shapes is None or len(shapes) != 2 or shapes[0] != (None, num_actions) or shapes[1] != (None, 1):
+        raise ValueError(
+            f"{name} outputs {net.output_shape}; an actor-critic network needs two outputs, the policy "
+            f"(None, {num_actions}) and the value (None, 1), e.g. actor_critic_mlp or actor_critic_cnn"
+        )
+    x = keras.Input(shape=net.input_shape[1:], name="state")
+    h = ObservationNormalization(name="obs_norm")(x) if normalize_obs else x
+    policy, value = net(h)
+    parts = [policy, LogStd(dtype="float32", name="log_std")(policy)] if continuous else [policy]
+    out = keras.layers.Concatenate(dtype="float32", name="policy_value")([*parts, value])
+    model = keras.Model(x, out, name=f"{net.name}_agent")
+    model.compile(optimizer=net.optimizer)
+    return model
+
+
+# -- the rollout agent ------------------------------------------------------------
+class Rollout(NamedTuple):
+    """A rollout flattened over ``[T * N]`` (time major), with its advantages and value targets."""
+
+    states: np.ndarray
+    actions: np.ndarray  # int32 [B], or float32 [B, D] unclipped Gaussian samples
+    log_probs: np.ndarray
+    values: np.ndarray
+    advantages: np.ndarray
+    returns: np.ndarray
+
+
+class ActorCriticAgent(Agent):
+    """Collects ``n_steps`` steps from each env copy, computes advantages, and calls :meth:`update`.
+
+    Discrete actions are drawn from a softmax over the policy's logits, ``Box``
+    actions from a diagonal Gaussian around its means with a learned log-std;
+    those are clipped to the action space's bounds when sent to the env, while
+    the rollout keeps the unclipped sample for its log-probability. Random
+    numbers come from NumPy and enter the compiled act as arrays. Subclasses
+    write :meth:`update`.
+    """
+
+    continuous_actions = True
+    default_network = "actor_critic_mlp"
+
+    def __init__(self, env, config=None, *, enable_plots: bool = False, **kwargs):
+        super().__init__(env, config, enable_plots=enable_plots, **kwargs)
+        from kerlym.backend import build_steps
+
+        c = self.config
+        self.discount = float(c.discount)
+        self.n_steps = int(c.n_steps)
+        n = self.concurrency
+        if self.continuous:
+            space = self.env.action_space
+            self.low, self.high = space.low.reshape(-1), space.high.reshape(-1)
+        self.obs_rms = RunningMeanStd((self.input_dim,)) if c.normalize_obs else None
+        self.ret_rms = RunningMeanStd(()) if c.normalize_reward else None
+        self.running_returns = np.zeros(n)
+        self.step_limit = None
+        self.steps = build_steps(self.model, self.loss_fn, act_fn=self.act_fn)
+        self.histories = [self.frame_history() for _ in range(n)]
+        action_shape = (self.num_actions,) if self.continuous else ()
+        self.buf_states = np.zeros((self.n_steps, n, self.input_dim), dtype=self.state_dtype)
+        self.buf_actions = np.zeros((self.n_steps, n, *action_shape), np.float32 if self.continuous else np.int32)
+        self.buf = {k: np.zeros((self.n_steps, n)) for k in ("log_probs", "values", "rewards")}
+        self.buf_terminated = np.zeros((self.n_steps, n), dtype=bool)
+        self.buf_truncated = np.zeros((self.n_steps, n), dtype=bool)
+        self.t = 0
+        self.truncations: list[tuple[int, int, np.ndarray]] = []  # (t, env, state after the truncation)
+        self.last_act = None
+        self.stats: dict = {}
+
+    # -- the model ---------------------------------------------------------------
+    def check_outputs(self, model, name):
+        pass  # actor_critic_model checks the two heads
+
+    def build_model(self):
+        net = super().build_model()
+        name = getattr(self.modelfactory, "__name__", repr(self.modelfactory))
+        return actor_critic_model(net, name, self.continuous, self.num_actions, self.config.normalize_obs)
+
+    def split(self, outputs):
+        """The model's one output as ``(policy, log_std or None, value [B])``."""
+        a = self.num_actions
+        log_std = outputs[:, a : 2 * a] if self.continuous else None
+        return outputs[:, :a], log_std, outputs[:, -1]
+
+    def policy_terms(self, outputs, actions):
+        """Log-probabilities of ``actions``, the policy's entropy and the value, per row."""
+        policy, log_std, value = self.split(outputs)
+        if self.continuous:
+            return gaussian_log_prob(policy, log_std, actions), gaussian_entropy(log_std), value
+        return categorical_log_prob(policy, actions), categorical_entropy(policy), value
+
+    def act_fn(self, outputs, noise):
+        """Inside the compiled act: the sampled action, the greedy one, its log-probability, the value ``[N, 1]``."""
+        policy, log_std, value = self.split(outputs)
+        if self.continuous:
+            sampled = policy + ops.exp(log_std) * noise
+            log_prob = gaussian_log_prob(policy, log_std, sampled)
+            greedy = policy
+        else:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
+            gumbel = -ops.log(-ops.log(ops.clip(noise, 1e-12, 1.0 - 1e-7)))
+            sampled = ops.argmax(policy + gumbel, axis=-1)
+            log_prob = categorical_log_prob(policy, sampled)
+            greedy = ops.argmax(policy, axis=-1)
+        return sampled, greedy, log_prob, ops.expand_dims(value, -1)
+
+    def _noise(self, n: int, explore: bool) -> np.ndarray:
+        shape = (n, self.num_actions)
+        if not explore:  # greedy acting draws no random numbers
+            return np.full(shape, 0.5, dtype=np.float32)
+        if self.continuous:
+            return self.rng.standard_normal(shape, dtype=np.float32)
+        return self.rng.random(shape, dtype=np.float32)
+
+    def values_of(self, states) -> np.ndarray:
+        """``V(s)`` for a batch of states, ``[B]``."""
+        return self.steps.act(states, self._noise(len(states), False))[3][:, 0].astype(np.float64)
+
+    def act(self, states, explore=True):
+        sampled, greedy, log_prob, value = self.steps.act(states, self._noise(len(states), explore))
+        actions = sampled if explore else greedy
+        if explore:
+            self.last_act = (sampled, log_prob, value[:, 0])
+            if self.obs_rms is not None:
+                self.obs_rms.update(states)
+        if self.continuous:
+            actions = np.clip(actions, self.low, self.high)
+        return actions, value
+
+    # -- the rollout -------------------------------------------------------------
+    def begin_run(self, step_limit):
+        if step_limit is None and "linear" in (self.config.lr_schedule, getattr(self.config, "clip_schedule", "")):
+            raise ValueError("a linear schedule falls to 0 at the step limit, so it needs one (--steps)")
+        self.step_limit = step_limit
+
+    def progress(self) -> float:
+        """How far training is towards the step limit, for the linear schedules."""
+        return self.total_steps / self.step_limit if self.step_limit else 0.0
+
+    def begin_episode(self, frame, stream=0):
+        self.histories[stream].push(frame, first=True)
+
+    def observe(self, stream, state, action, reward, terminated, truncated, frame):
+        t = self.t
+        sampled, log_prob, value = self.last_act
+        self.buf_states[t, stream] = state
+        self.buf_actions[t, stream] = sampled[stream]
+        self.buf["log_probs"][t, stream] = log_prob[stream]
+        self.buf["values"][t, stream] = value[stream]
+        self.buf["rewards"][t, stream] = reward
+        self.buf_terminated[t, stream] = terminated
+        self.buf_truncated[t, stream] = truncated
+        self.histories[stream].push(frame, first=False)
+        if truncated and not terminated:  # the final observation's value bootstraps the cut-off return
+            self.truncations.append((t, stream, self.histories[stream].latest()))
+
+    def after_step(self, steps_before):
+        if self.ret_rms is not None:  # VecNormalize's reward scaling, by the deviation of the discounted return
+            rewards = self.buf["rewards"][self.t]
+            self.running_returns = self.running_returns * self.discount + rewards
+            self.ret_rms.update(self.running_returns)
+            self.buf["rewards"][self.t] = np.clip(rewards / np.sqrt(self.ret_rms.var + 1e-8), -10.0, 10.0)
+            self.running_returns[self.buf_terminated[self.t] | self.buf_truncated[self.t]] = 0.0
+        self.t += 1
+        if self.t == self.n_steps:
+            self.finish_rollout()
+
+    def finish_rollout(self) -> None:
+        """Bootstrap, compute advantages, update, and start the next rollout."""
+        values = self.buf["values"]
+        last = np.concatenate([h.latest() for h in self.histories])
+        extra = [state for _, _, state in self.truncations]
+        bootstrap = self.values_of(np.concatenate([last, *extra]) if extra else last)
+        next_values = np.empty_like(values)
+        next_values[:-1] = values[1:]
+        next_values[-1] = bootstrap[: self.concurrency]
+        for (t, i, _), v in zip(self.truncations, bootstrap[self.concurrency :]):
+            next_values[t, i] = v
+        args = (self.buf["rewards"], values, next_values, self.buf_terminated, self.buf_truncated, self.discount)
+        advantages = gae(*args, lam=self.config.gae_lambda)
+        size = self.n_steps * self.concurrency
+        rollout = Rollout(
+            self.buf_states.reshape(size, -1),
+            self.buf_actions.reshape(size, *self.buf_actions.shape[2:]),
+            self.buf["log_probs"].reshape(size).astype(np.float32),
+            values.reshape(size).astype(np.float32),
+            advantages.reshape(size).astype(np.float32),
+            (advantages + values).reshape(size).astype(np.float32),
+        )
+        if self.config.lr_schedule == "linear":
+            self.set_learning_rate(linear_schedule(self.config.learning_rate, self.progress()))
+        rows = np.atleast_2d(self.update(rollout))
+        self.updates += 1
+        self._losses.extend(rows[:, 0].tolist())
+        self.stats = {name: float(np.mean(rows[:, i + 1])) for i, name in enumerate(self.metric_names)}
+        if self.obs_rms is not None:  # the next rollout, and its update, normalise with these statistics
+            self.steps.to_keras()
+            layer = self.model.get_layer("obs_norm")
+            layer.mean.assign(self.obs_rms.mean.astype(np.float32))
+            layer.var.assign(self.obs_rms.var.astype(np.float32))
+        self.t = 0
+        self.truncations = []
+
+    metric_names = ("policy_loss", "value_loss", "entropy")
+
+    def set_learning_rate(self, value: float) -> None:
+        self.steps.to_keras()  # the optimizer's learning rate is one of its variables
+        self.model.optimizer.learning_rate.assign(value)
+
+    def update(self, rollout: Rollout) -> np.ndarray:
+        """Learn from a rollout; returns the loss rows of :meth:`kerlym.backend.Steps.update`."""
+        raise NotImplementedError
+
+    def end_episode(self, stream=0):
+        return dict(self.stats)
+
+    # -- checkpoints ---------------------------------------------------------------
+    def get_state(self):
+        self.steps.to_keras()
+        meta, arrays = super().get_state()
+        meta["running_returns"] = self.running_returns.tolist()
+        for prefix, rms in (("obs_rms", self.obs_rms), ("ret_rms", self.ret_rms)):
+            if rms is not None:
+                m, a = rms.state(prefix)
+                meta.update(m)
+                arrays.update(a)
+        return meta, arrays
+
+    def set_state(self, meta, arrays):
+        self.steps.to_keras()
+        super().set_state(meta, arrays)
+        self.running_returns = np.asarray(meta.get("running_returns", self.running_returns), dtype=np.float64)
+        for prefix, rms in (("obs_rms", self.obs_rms), ("ret_rms", self.ret_rms)):
+            if rms is not None:
+                rms.restore(prefix, meta, arrays)
