@@ -57,7 +57,8 @@ def test_gaussian_log_prob_and_entropy():
     # dim 0: z=1 -> -0.5 - 0 - 0.5 log 2pi; dim 1: z=0 -> -log 2 - 0.5 log 2pi.
     expected = -0.5 - math.log(2.0) - math.log(2.0 * math.pi)
     assert np_(ac.gaussian_log_prob(mean, log_std, action))[0] == pytest.approx(expected, abs=1e-5)
-    assert float(np_(ac.gaussian_entropy(log_std))) == pytest.approx(math.log(2.0) + math.log(2 * math.pi) + 1, abs=1e-5)
+    expected = math.log(2.0) + math.log(2 * math.pi) + 1
+    assert float(np_(ac.gaussian_entropy(log_std))) == pytest.approx(expected, abs=1e-5)
 
 
 def _surrogate(theta, advantages, clip=0.2):
