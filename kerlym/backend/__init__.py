@@ -1,0 +1,64 @@
+"""Compiled act and update steps: the one piece of kerlym that differs per Keras backend.
+
+An agent describes its learning in ``keras.ops`` and :func:`build_steps`
+compiles it for the backend Keras runs on: ``tensorflow.py`` (XLA-compiled
+``tf.function`` graphs), ``jax.py`` (``jax.jit``, the update looping with
+``lax.scan``) or ``torch.py`` (eager). Model outputs are cast to float32
+wherever they leave the model, so under a mixed-precision policy the loss,
+the targets and what ``act`` returns are float32.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from kerlym.backend.common import UNROLL, Steps, compiled_loss, computes_in_16_bits, float32
+
+__all__ = ["UNROLL", "Steps", "build_steps", "compiled_loss", "computes_in_16_bits", "float32"]
+
+_BUILDERS = {
+    "tensorflow": ("kerlym.backend.tensorflow", "TensorFlowSteps"),
+    "jax": ("kerlym.backend.jax", "JaxSteps"),
+    "torch": ("kerlym.backend.torch", "TorchSteps"),
+}
+
+
+def build_steps(
+    model,
+    loss_fn: Callable | None = None,
+    *,
+    target=None,
+    prepare: Callable | None = None,
+    act_fn: Callable | None = None,
+) -> Steps:
+    """Compiled ``act`` and ``update`` for ``model`` on the current Keras backend.
+
+    Args:
+        model: a compiled Keras model; each minibatch of an update is one step of the optimizer
+            the model factory compiled.
+        loss_fn: ``loss_fn(online, batch, prepared) -> loss`` or ``(loss, *metrics)``, written in
+            ``keras.ops``. ``online(x, training=False)`` runs the model (float32 outputs), ``batch``
+            is one minibatch (a tuple of tensors), ``prepared`` that minibatch's slice of what
+            ``prepare`` returned (``None`` without ``prepare``). ``None``: steps that only act.
+        target: optional target network, the same architecture as ``model``.
+        prepare: optional ``prepare(target, batches) -> tensor or tuple``, run once per update on
+            the whole update (every array of ``batches`` has the leading minibatch axis
+            ``[steps, B, ...]``); ``target(x)`` runs the target network (float32 outputs, no
+            gradient) on such stacked inputs. Its results, with the same leading axes, are
+            sliced per minibatch for ``loss_fn``.
+        act_fn: ``act_fn(outputs, *extra_inputs) -> tuple of tensors`` in ``keras.ops``, run inside
+            the compiled act on the model's float32 outputs and the extra arrays passed to
+            ``act``; the default returns ``(argmax(outputs), outputs)``.
+
+    Returns:
+        The :class:`Steps` of the backend Keras runs on.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend not in _BUILDERS:
+        raise RuntimeError(f"unsupported Keras backend {backend!r}")
+    module, name = _BUILDERS[backend]
+    steps_class = getattr(importlib.import_module(module), name)
+    return steps_class(model, loss_fn, target=target, prepare=prepare, act_fn=act_fn)
