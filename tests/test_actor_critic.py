@@ -70,7 +70,8 @@ def _surrogate(theta, advantages, clip=0.2):
     return float(np_(ac.clipped_surrogate(ac.categorical_log_prob(logits, actions), old, np.array(advantages), clip)))
 
 
-def _grad(theta, advantages, h=1e-5):
+def _grad(theta, advantages, h=1e-3):
+    # A central difference; h is large enough for float32 (JAX's default) round-off, small for the curvature.
     return (_surrogate(theta + h, advantages) - _surrogate(theta - h, advantages)) / (2 * h)
 
 
@@ -79,13 +80,13 @@ def test_clipped_surrogate_and_its_gradient():
     # gradient d(1.5 * exp(logp - logp_old))/dtheta = 1.5 * (1 - 3/4) = 0.375. The loss is the batch mean.
     theta = math.log(3.0)
     assert _surrogate(theta, [1.0]) == pytest.approx(-1.2, abs=1e-6)
-    assert _grad(theta, [1.0]) == pytest.approx(0.0, abs=1e-6)
+    assert _grad(theta, [1.0]) == pytest.approx(0.0, abs=1e-3)
     assert _surrogate(theta, [-1.0]) == pytest.approx(1.5, abs=1e-6)
-    assert _grad(theta, [-1.0]) == pytest.approx(0.375, abs=1e-5)
+    assert _grad(theta, [-1.0]) == pytest.approx(0.375, abs=1e-3)
     assert _surrogate(theta, [1.0, -1.0]) == pytest.approx(0.15, abs=1e-6)
-    assert _grad(theta, [1.0, -1.0]) == pytest.approx(0.1875, abs=1e-5)
+    assert _grad(theta, [1.0, -1.0]) == pytest.approx(0.1875, abs=1e-3)
     # Inside the clip range it is the plain policy gradient: -A * (1 - pi(0)) = -0.5 at theta = 0.
-    assert _grad(0.0, [1.0]) == pytest.approx(-0.5, abs=1e-5)
+    assert _grad(0.0, [1.0]) == pytest.approx(-0.5, abs=1e-3)
 
 
 def test_normalise_advantages():
