@@ -90,6 +90,7 @@ def test_normalisation_statistics_are_checkpointed(tmp_path):
     other.close()
 
 
+@pytest.mark.slow
 def test_pendulum_through_the_command_and_resume(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     cmd = [
