@@ -21,6 +21,7 @@ from dataclasses import MISSING, dataclass, field, fields
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 REPLAY_MODES = ("newest", "uniform")
 PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
+SCHEDULES = ("constant", "linear")
 
 
 class ConfigError(ValueError):
@@ -222,8 +223,100 @@ class PGConfig(AgentConfig):
     )
 
 
+@dataclass(frozen=True)
+class ActorCriticConfig(AgentConfig):
+    """What the actor-critic agents (``a2c``, ``a3c``, ``ppo``) share; SB3's A2C defaults."""
+
+    nframes: int = setting(1, "Number of sequential observations stacked into one state", ("-t", "--num_frames"))
+    dropout: float = setting(0.0, "Dropout rate in the NN", ("-o", "--dropout"))
+    learning_rate: float = setting(
+        7e-4, "Optimizer learning rate (the start of --lr_schedule)", ("-r", "--learning_rate")
+    )
+    clipnorm: float | None = setting(0.5, "Clip the global gradient norm (SB3's max_grad_norm)", ("--clipnorm",))
+    n_steps: int = setting(5, "Rollout length: env steps per env copy between updates", ("--n_steps",))
+    gae_lambda: float = setting(1.0, "GAE lambda (1: n-step returns)", ("--gae_lambda",))
+    ent_coef: float = setting(0.0, "Weight of the entropy bonus in the loss", ("--ent_coef",))
+    vf_coef: float = setting(0.5, "Weight of the value loss in the loss", ("--vf_coef",))
+    normalize_advantage: bool = setting(
+        False, "Standardise the advantages of each minibatch", ("--normalize_advantage",)
+    )
+    lr_schedule: str = setting(
+        "constant",
+        "Learning rate over the run: constant, or linear to 0 at --steps (the RL Zoo's lin_)",
+        ("--lr_schedule",),
+        choices=SCHEDULES,
+    )
+    normalize_obs: bool = setting(
+        False, "Normalise observations with running statistics, as SB3's VecNormalize", ("--normalize_obs",)
+    )
+    normalize_reward: bool = setting(
+        False, "Scale rewards by the running deviation of the discounted return (VecNormalize)", ("--normalize_reward",)
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive("n_steps", self.n_steps)
+        _within("gae_lambda", self.gae_lambda, 0.0, 1.0)
+        for name in ("ent_coef", "vf_coef"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ConfigError(f"{name} must be at least 0, got {getattr(self, name)}")
+        _choice("lr_schedule", self.lr_schedule, SCHEDULES)
+
+
+@dataclass(frozen=True)
+class A2CConfig(ActorCriticConfig):
+    """Synchronous advantage actor-critic (``a2c``, and ``a3c``, the original's name for it)."""
+
+
+@dataclass(frozen=True)
+class PPOConfig(ActorCriticConfig):
+    """Proximal policy optimisation (``ppo``); SB3's PPO defaults."""
+
+    learning_rate: float = setting(
+        3e-4, "Optimizer learning rate (the start of --lr_schedule)", ("-r", "--learning_rate")
+    )
+    n_steps: int = setting(2048, "Rollout length: env steps per env copy between updates", ("--n_steps",))
+    gae_lambda: float = setting(0.95, "GAE lambda (1: n-step returns)", ("--gae_lambda",))
+    normalize_advantage: bool = setting(
+        True, "Standardise the advantages of each minibatch", ("--normalize_advantage",)
+    )
+    batch_size: int = setting(64, "Minibatch size of the PPO epochs", ("-b", "--batch_size"))
+    n_epochs: int = setting(10, "Passes over each rollout", ("--n_epochs",))
+    clip_range: float = setting(0.2, "PPO's clip range epsilon (the start of --clip_schedule)", ("--clip_range",))
+    clip_schedule: str = setting(
+        "constant",
+        "Clip range over the run: constant, or linear to 0 at --steps",
+        ("--clip_schedule",),
+        choices=SCHEDULES,
+    )
+    clip_range_vf: float | None = setting(
+        None,
+        "Clip the value prediction to this distance from the rollout's (default: no clipping)",
+        ("--clip_range_vf",),
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("batch_size", "n_epochs", "clip_range"):
+            _positive(name, getattr(self, name))
+        _positive("clip_range_vf", self.clip_range_vf, optional=True)
+        _choice("clip_schedule", self.clip_schedule, SCHEDULES)
+        if self.batch_size > self.n_steps * self.concurrency:
+            raise ConfigError(
+                f"batch_size ({self.batch_size}) must be at most the rollout, n_steps x concurrency "
+                f"({self.n_steps} x {self.concurrency})"
+            )
+
+
 # Agent name -> its config class. kerlym.agents.AGENTS holds the classes, imported only when a run starts.
-AGENT_CONFIGS: dict[str, type[AgentConfig]] = {"dqn": DQNConfig, "ddqn": DQNConfig, "pg": PGConfig}
+AGENT_CONFIGS: dict[str, type[AgentConfig]] = {
+    "dqn": DQNConfig,
+    "ddqn": DQNConfig,
+    "pg": PGConfig,
+    "a2c": A2CConfig,
+    "a3c": A2CConfig,
+    "ppo": PPOConfig,
+}
 
 # The names config.json used before these classes existed (the command's flag names), and the fields they are now.
 OLD_NAMES = {
@@ -241,7 +334,7 @@ OLD_NAMES = {
 
 def label(name: str) -> str:
     """A field's name as the user knows it from the command line, e.g. ``max_mem`` for ``max_memory``."""
-    for cls in (RunConfig, DQNConfig, PGConfig):
+    for cls in (RunConfig, DQNConfig, PGConfig, PPOConfig):
         for f in fields(cls):
             if f.name == name and f.metadata.get("flags"):
                 return f.metadata["flags"][-1].lstrip("-")

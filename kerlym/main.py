@@ -75,12 +75,25 @@ def _choices(f) -> tuple[str, ...]:
     return tuple(f.metadata.get("choices", ()))
 
 
+def _own_defaults(cls, base) -> str:
+    """The flags whose default for ``cls`` differs from the one ``base``'s flags show, e.g. ``defaults: -t 1``."""
+    shown = C.defaults(base, cli=True)
+    own = C.defaults(cls, cli=True)
+    parts = []
+    for f in fields(cls):
+        if f.metadata.get("flags") and (f.name not in shown or own[f.name] != shown[f.name]):
+            if f.name in shown or f.name == "batch_size":
+                parts.append(f"{f.metadata['flags'][0]} {own[f.name]}")
+    return "defaults: " + ", ".join(parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kerlym import __version__, sweep
 
     p = _Parser(
         prog="kerlym",
-        description="Train Keras deep RL agents (DQN, double DQN, policy gradient) on Gymnasium environments.",
+        description="Train Keras deep RL agents (DQN, double DQN, policy gradient, A2C/A3C, PPO) on Gymnasium "
+        "environments.",
         epilog="Example: kerlym -e CartPole-v1 -a ddqn --preset -P",
         formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=34),
     )
@@ -97,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = set(C.field_names(C.AgentConfig))
     _add_flags(p.add_argument_group("-a dqn and -a ddqn"), C.DQNConfig, skip=common)
     _add_flags(p.add_argument_group("-a pg"), C.PGConfig, skip=common)
+    ac_group = f"-a a2c, a3c and ppo ({_own_defaults(C.A2CConfig, C.AgentConfig)})"
+    _add_flags(p.add_argument_group(ac_group), C.ActorCriticConfig, skip=common)
+    ppo_group = f"-a ppo ({_own_defaults(C.PPOConfig, C.A2CConfig)})"
+    _add_flags(p.add_argument_group(ppo_group), C.PPOConfig, skip={*C.field_names(C.A2CConfig), "batch_size"})
     p.add_argument("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--play", metavar="RUN_DIR", help="Watch/evaluate the saved agent in RUN_DIR without training")
     p.add_argument("--best", action="store_true", help="With --play: use best.keras (see --eval_every)")
@@ -107,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flag_name(name: str) -> str:
     """A field's flags as the user types them, e.g. ``-m/--max_mem``."""
-    for cls in (C.RunConfig, C.DQNConfig, C.PGConfig):
+    for cls in (C.RunConfig, C.DQNConfig, C.PGConfig, C.PPOConfig):
         for f in fields(cls):
             if f.name == name and f.metadata.get("flags"):
                 return "/".join(f.metadata["flags"])

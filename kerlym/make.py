@@ -29,7 +29,7 @@ def configure(
 
     Args:
         env: Gymnasium env id (default: the command's, ``MountainCar-v0``).
-        agent: ``"dqn"``, ``"ddqn"``, ``"pg"`` (default ``"ddqn"``).
+        agent: ``"dqn"``, ``"ddqn"``, ``"pg"``, ``"a2c"``, ``"a3c"``, ``"ppo"`` (default ``"ddqn"``).
         preset: start from kerlym's tuned settings for this env and agent (:mod:`kerlym.presets`), or, a path,
             from a preset file (JSON or YAML of config field names, e.g. a ``--tune`` sweep's ``best_preset.json``;
             its ``env`` and ``agent``, if any, apply unless ``env`` and ``agent`` are given).
@@ -127,18 +127,32 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
     net = config.modelfactory
     if isinstance(net, str) and net not in networks.NETWORKS:
         raise C.ConfigError(f"unknown net {net!r}; choose one of: {', '.join(networks.NETWORKS)}")
+    actor_critic = issubclass(C.AGENT_CONFIGS[run.agent], C.ActorCriticConfig)
     policy_net = run.agent == "pg"
+    if isinstance(net, str) and actor_critic and net not in networks.ACTOR_CRITIC_NETWORKS:
+        raise C.ConfigError(
+            f"-a {run.agent} needs an actor-critic network: {', '.join(sorted(networks.ACTOR_CRITIC_NETWORKS))} "
+            f"(got {net})"
+        )
+    if isinstance(net, str) and not actor_critic and net in networks.ACTOR_CRITIC_NETWORKS:
+        raise C.ConfigError(f"{net} is an actor-critic network for -a a2c, a3c or ppo, not for -a {run.agent}")
     if isinstance(net, str) and policy_net and net not in networks.POLICY_NETWORKS:
         raise C.ConfigError(f"-a pg needs a policy network: {', '.join(sorted(networks.POLICY_NETWORKS))} (got {net})")
-    if isinstance(net, str) and not policy_net and net in networks.POLICY_NETWORKS:
-        q_nets = ", ".join(n for n in networks.NETWORKS if n not in networks.POLICY_NETWORKS)
+    if isinstance(net, str) and not policy_net and not actor_critic and net in networks.POLICY_NETWORKS:
+        q_nets = ", ".join(
+            n for n in networks.NETWORKS if n not in networks.POLICY_NETWORKS | networks.ACTOR_CRITIC_NETWORKS
+        )
         raise C.ConfigError(f"{net} is a policy network for -a pg; Q-learning agents need one of: {q_nets}")
+    schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
+    if "linear" in schedules and run.steps is None:
+        raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")
     try:
         env = make_env_factory(run)()
     except Exception as e:  # a missing extra (box2d, open_spiel, ...) or a broken env: its first line says which
         raise C.ConfigError(f"cannot create {run.env}: {first_line(e)}") from None
     try:
-        if not isinstance(env.action_space, gym.spaces.Discrete):
+        continuous_ok = actor_critic and isinstance(env.action_space, gym.spaces.Box)
+        if not isinstance(env.action_space, gym.spaces.Discrete) and not continuous_ok:
             raise C.ConfigError(
                 f"{run.env} has a continuous action space ({env.action_space}); -a {run.agent} needs discrete actions"
             )

@@ -232,3 +232,101 @@ def get(name: str):
         return NETWORKS[name]
     except KeyError:
         raise KeyError(f"unknown network {name!r}; choose one of: {', '.join(sorted(NETWORKS))}") from None
+
+
+# -- actor-critic networks for -a a2c, a3c and ppo -------------------------------
+# An actor-critic factory returns a compiled model with two outputs: the policy head
+# ([B, num_actions] logits for a discrete action space, [B, action_dim] Gaussian means for a
+# Box one) and the value head ([B, 1]). The agent adds the learned log-std of a Gaussian
+# policy itself. Only the optimizer matters; the agents write their own loss.
+
+
+def _policy_size(env) -> int:
+    """Logits per discrete action space, or means per dimension of a Box one."""
+    import numpy as np
+
+    n = getattr(env.action_space, "n", None)
+    return int(n) if n is not None else int(np.prod(env.action_space.shape))
+
+
+def _compile_actor_critic(model, learning_rate, optimizer, clipnorm=None):
+    """Compile with SB3's optimizer settings: epsilon 1e-5 (and RMSprop's decay 0.99, A2C's) for a named one."""
+    import keras
+
+    if isinstance(optimizer, str):
+        config = {"learning_rate": learning_rate}
+        if optimizer.lower() in ("adam", "rmsprop"):
+            config["epsilon"] = 1e-5
+        if optimizer.lower() == "rmsprop":
+            config["rho"] = 0.99
+        if clipnorm is not None:
+            config["global_clipnorm"] = clipnorm
+        optimizer = keras.optimizers.get({"class_name": optimizer, "config": config})
+    model.compile(optimizer=optimizer)
+    return model
+
+
+def _orthogonal_dense(units, gain, activation=None, dtype=None, name=None):
+    import keras
+    from keras import layers
+
+    return layers.Dense(
+        units,
+        activation=activation,
+        dtype=dtype,
+        name=name,
+        kernel_initializer=keras.initializers.Orthogonal(gain),
+        bias_initializer="zeros",
+    )
+
+
+def actor_critic_mlp(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="adam", **kwargs):
+    """SB3's default MlpPolicy: separate 64-64 tanh trunks for the policy and the value.
+
+    Orthogonal initialisation as SB3's: gain sqrt(2) in the trunks, 0.01 for the
+    policy head (a near-uniform first policy), 1 for the value head.
+    """
+    import keras
+
+    s = keras.Input(shape=(agent.input_dim,))
+    trunks = []
+    for prefix in ("pi", "vf"):
+        h = s
+        for i in range(2):
+            h = _orthogonal_dense(64, 2**0.5, "tanh", name=f"{prefix}_{i}")(h)
+            h = keras.layers.Dropout(dropout)(h) if dropout else h
+        trunks.append(h)
+    pi = _orthogonal_dense(_policy_size(env), 0.01, dtype="float32", name="policy")(trunks[0])
+    v = _orthogonal_dense(1, 1.0, dtype="float32", name="value")(trunks[1])
+    model = keras.Model(s, [pi, v], name="actor_critic_mlp")
+    return _compile_actor_critic(model, learning_rate, optimizer, kwargs.get("clipnorm"))
+
+
+def actor_critic_cnn(agent, env, dropout=0.0, learning_rate=2.5e-4, optimizer="adam", **kwargs):
+    """The Nature CNN as one trunk shared by the policy and value heads (SB3's CnnPolicy for Atari)."""
+    import keras
+    from keras import layers
+
+    nframes, height, width, channels = _frames_with_channels(agent, "actor_critic_cnn")
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Reshape((nframes, height, width, channels))(s)
+    h = layers.Permute((2, 3, 1, 4))(h)
+    h = layers.Reshape((height, width, nframes * channels))(h)
+    h = layers.Rescaling(1.0 / 255)(h)
+    gain = 2**0.5
+    for filters, size, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+        h = layers.Conv2D(
+            filters, size, strides=stride, activation="relu", kernel_initializer=keras.initializers.Orthogonal(gain)
+        )(h)
+    h = layers.Flatten()(h)
+    h = _orthogonal_dense(512, gain, "relu")(h)
+    h = layers.Dropout(dropout)(h) if dropout else h
+    pi = _orthogonal_dense(_policy_size(env), 0.01, dtype="float32", name="policy")(h)
+    v = _orthogonal_dense(1, 1.0, dtype="float32", name="value")(h)
+    model = keras.Model(s, [pi, v], name="actor_critic_cnn")
+    return _compile_actor_critic(model, learning_rate, optimizer, kwargs.get("clipnorm"))
+
+
+NETWORKS.update({f.__name__: f for f in (actor_critic_mlp, actor_critic_cnn)})
+CONV_NETWORKS.add("actor_critic_cnn")
+ACTOR_CRITIC_NETWORKS = {"actor_critic_mlp", "actor_critic_cnn"}

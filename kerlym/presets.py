@@ -134,7 +134,62 @@ _PONG_Q = {
     "steps": 2_000_000,
 }
 
+# Actor-critic presets: the RL Zoo's ppo.yml and a2c.yml (n_envs is -c, lin_X a linear schedule from X,
+# normalize both VecNormalize statistics). Pendulum's Zoo entry samples with gSDE, which kerlym does not
+# have; its preset keeps the rest of the entry with the plain Gaussian policy.
+_CARTPOLE_PPO = {
+    "concurrency": 8,
+    "n_steps": 32,
+    "batch_size": 256,
+    "gae_lambda": 0.8,
+    "discount": 0.98,
+    "n_epochs": 20,
+    "ent_coef": 0.0,
+    "learning_rate": 1e-3,
+    "lr_schedule": "linear",
+    "clip_range": 0.2,
+    "clip_schedule": "linear",
+    "steps": 100_000,
+}
+_PENDULUM_PPO = {
+    "concurrency": 4,
+    "n_steps": 1024,
+    "gae_lambda": 0.95,
+    "discount": 0.9,
+    "n_epochs": 10,
+    "ent_coef": 0.0,
+    "learning_rate": 1e-3,
+    "clip_range": 0.2,
+    "steps": 100_000,
+}
+_ACROBOT_PPO = {
+    "normalize_obs": True,
+    "normalize_reward": True,
+    "concurrency": 16,
+    "n_steps": 256,
+    "gae_lambda": 0.94,
+    "discount": 0.99,
+    "n_epochs": 4,
+    "ent_coef": 0.0,
+    "steps": 1_000_000,
+}
+_CARTPOLE_A2C = {"concurrency": 8, "ent_coef": 0.0, "steps": 500_000}
+_ACROBOT_A2C = {
+    "normalize_obs": True,
+    "normalize_reward": True,
+    "concurrency": 16,
+    "ent_coef": 0.0,
+    "steps": 500_000,
+}
+
 PRESETS: dict[tuple[str, str], dict] = {
+    ("CartPole-v1", "ppo"): _CARTPOLE_PPO,
+    ("Pendulum-v1", "ppo"): _PENDULUM_PPO,
+    ("Acrobot-v1", "ppo"): _ACROBOT_PPO,
+    ("CartPole-v1", "a2c"): _CARTPOLE_A2C,
+    ("CartPole-v1", "a3c"): _CARTPOLE_A2C,
+    ("Acrobot-v1", "a2c"): _ACROBOT_A2C,
+    ("Acrobot-v1", "a3c"): _ACROBOT_A2C,
     ("CartPole-v1", "dqn"): _CARTPOLE_Q,
     ("CartPole-v1", "ddqn"): _CARTPOLE_Q,
     ("MountainCar-v0", "dqn"): _MOUNTAINCAR_Q,

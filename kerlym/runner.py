@@ -125,6 +125,7 @@ class Runner:
         n = agent.concurrency
         envs = agent.vector_env()
         step_limit = None if max_steps is None else agent.total_steps + max_steps
+        agent.begin_run(step_limit)
         episode_limit = None if max_episodes is None else agent.episode + max_episodes
         tick_every = max(1, 100 // n)
         next_checkpoint = self._next(agent.total_steps, self.checkpoint_every)
@@ -306,7 +307,8 @@ def evaluate(agent, episodes: int = 20, env=None, seed: int | None = None, explo
         while not done:
             masks = action_masks(info, 1)
             actions, _ = agent.act(history.latest(), explore=explore, masks=masks)
-            obs, reward, terminated, truncated, info = env.step(actions[0])
+            action = actions[0]  # an integer, or a float vector for a Box action space
+            obs, reward, terminated, truncated, info = env.step(action if np.ndim(action) else int(action))
             history.push(obs, first=False)
             total += float(reward)
             done = terminated or truncated

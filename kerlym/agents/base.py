@@ -90,8 +90,10 @@ class Agent:
     name = "agent"
     Config = AgentConfig
     default_network = "simple_dnn"
+    continuous_actions = False  # whether the agent also takes Box action spaces
 
     def __init__(self, env, config: AgentConfig | None = None, *, enable_plots: bool = False, **kwargs):
+        import gymnasium as gym
         import keras
 
         from kerlym.backend import prefer_inline_dispatch
@@ -115,6 +117,10 @@ class Agent:
             self.env.action_space.seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
         self.num_actions = getattr(self.env.action_space, "n", None)
+        # num_actions: the policy's outputs, one per discrete action or per dimension of a Box action.
+        self.continuous = self.continuous_actions and isinstance(self.env.action_space, gym.spaces.Box)
+        if self.continuous:
+            self.num_actions = int(np.prod(self.env.action_space.shape))
         if self.num_actions is None:
             raise ValueError(f"{type(self).__name__} needs a discrete action space, got {self.env.action_space}")
         self.num_actions = int(self.num_actions)
@@ -206,9 +212,7 @@ class Agent:
             keras.config.set_dtype_policy(previous)
         if not isinstance(model, keras.Model):
             raise ValueError(f"{name} must return a keras.Model, got {type(model).__name__}")
-        out = tuple(model.output_shape)
-        if out[-1] != self.num_actions or len(out) != 2:
-            raise ValueError(f"{name} outputs shape {out}, but the env has {self.num_actions} actions")
+        self.check_outputs(model, name)
         inp = tuple(model.input_shape)
         if inp[1:] != (self.input_dim,):
             raise ValueError(f"{name} takes input shape {inp}, but states have shape (None, {self.input_dim})")
@@ -223,7 +227,16 @@ class Agent:
             )
         return model
 
+    def check_outputs(self, model, name: str) -> None:
+        """Refuse a factory's model whose outputs do not fit this agent: here one value per action."""
+        out = tuple(model.output_shape)
+        if out[-1] != self.num_actions or len(out) != 2:
+            raise ValueError(f"{name} outputs shape {out}, but the env has {self.num_actions} actions")
+
     # -- hooks for subclasses ---------------------------------------------
+    def begin_run(self, step_limit: int | None) -> None:
+        """Called when a training session starts; ``step_limit`` is the step count it stops at (None: none)."""
+
     def act(self, states: np.ndarray, explore: bool = True, masks=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Choose actions for flat states ``[N, input_dim]``; return them and the model's outputs ``[N, A]``.
 

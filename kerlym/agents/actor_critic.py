@@ -1,0 +1,485 @@
+"""What A2C and PPO share: the rollout maths as pure functions, the policy distributions, and the rollout agent.
+
+The maths comes first, as small module-level functions checked against
+hand-computed numbers in ``tests/test_actor_critic.py``:
+
+* :func:`gae` and :func:`n_step_returns` turn a rollout ``[T, N]`` into
+  advantages and value targets, bootstrapping from the value of the next
+  state at a truncation and at the rollout's end, never at a termination;
+* :func:`categorical_log_prob` / :func:`categorical_entropy` (discrete actions,
+  a softmax over logits) and :func:`gaussian_log_prob` / :func:`gaussian_entropy`
+  (``Box`` actions, a diagonal Gaussian with a state-independent log-std);
+* :func:`clipped_surrogate`, PPO's policy loss;
+* :class:`RunningMeanStd`, the running statistics of SB3's ``VecNormalize``.
+
+The distribution functions and the losses are written in ``keras.ops``, so
+they run inside every backend's compiled step and on NumPy arrays alike.
+
+Then :class:`ActorCriticAgent`, the agent both learners subclass: it collects
+``n_steps`` steps from each of the ``concurrency`` envs, computes advantages,
+and hands the rollout to the subclass's :meth:`~ActorCriticAgent.update`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerlym.agents.base import Agent
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+# -- returns and advantages (NumPy) -------------------------------------------
+def gae(rewards, values, next_values, terminated, truncated, discount: float, lam: float) -> np.ndarray:
+    """Generalised advantage estimates (Schulman et al. 2016) of a rollout, all arrays ``[T, N]``.
+
+    Args:
+        rewards: ``r_t``.
+        values: ``V(s_t)``, the value of the state acted on.
+        next_values: ``V(s_{t+1})``, the value of the state that followed; at a truncation the
+            value of the episode's final observation. Ignored where ``terminated``.
+        terminated: the episode ended in a terminal state (its next value is 0).
+        truncated: the episode was cut off (time limit); its next value bootstraps the return.
+        discount: ``gamma``.
+        lam: ``lambda``; 1 gives n-step returns minus ``values``, 0 one-step TD errors.
+
+    Returns:
+        ``A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}`` with
+        ``delta_t = r_t + gamma * (1 - terminated_t) * next_values_t - values_t``; the
+        recursion stops at every episode end and at the rollout's last step. float64.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    terminated = np.asarray(terminated, dtype=bool)
+    done = terminated | np.asarray(truncated, dtype=bool)
+    deltas = rewards + discount * np.where(terminated, 0.0, next_values) - np.asarray(values, dtype=np.float64)
+    out = np.zeros_like(rewards)
+    running = np.zeros(rewards.shape[1:])
+    for t in range(len(rewards) - 1, -1, -1):
+        running = deltas[t] + discount * lam * np.where(done[t], 0.0, running)
+        out[t] = running
+    return out
+
+
+def n_step_returns(rewards, next_values, terminated, truncated, discount: float) -> np.ndarray:
+    """Discounted returns to the end of the rollout or episode, bootstrapped as :func:`gae` does (``[T, N]``).
+
+    ``R_t = r_t + gamma * R_{t+1}`` within an episode; at a truncation and at the
+    rollout's last step ``R_{t+1}`` is ``next_values_t``; at a termination it is 0.
+    Equal to ``gae(..., lam=1) + values``.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    terminated = np.asarray(terminated, dtype=bool)
+    done = terminated | np.asarray(truncated, dtype=bool)
+    out = np.zeros_like(rewards)
+    following = np.asarray(next_values[-1], dtype=np.float64)
+    for t in range(len(rewards) - 1, -1, -1):
+        bootstrap = np.where(done[t] | (t == len(rewards) - 1), next_values[t], following)
+        following = rewards[t] + discount * np.where(terminated[t], 0.0, bootstrap)
+        out[t] = following
+    return out
+
+
+# -- policy distributions (keras.ops) -----------------------------------------
+def categorical_log_prob(logits, actions):
+    """``log softmax(logits)[a]`` per row; ``logits [B, A]``, integer ``actions [B]``."""
+    log_probs = ops.log_softmax(logits, axis=-1)
+    taken = ops.one_hot(ops.cast(actions, "int32"), logits.shape[-1], dtype=log_probs.dtype)
+    return ops.sum(log_probs * taken, axis=-1)
+
+
+def categorical_entropy(logits):
+    """``-sum_a p_a log p_a`` per row of ``logits [B, A]``."""
+    log_probs = ops.log_softmax(logits, axis=-1)
+    return -ops.sum(ops.exp(log_probs) * log_probs, axis=-1)
+
+
+def gaussian_log_prob(mean, log_std, actions):
+    """Log-density of ``actions [B, D]`` under a diagonal Gaussian, summed over the ``D`` dimensions."""
+    z = (actions - mean) * ops.exp(-log_std)
+    return ops.sum(-0.5 * z * z - log_std - 0.5 * LOG_2PI, axis=-1)
+
+
+def gaussian_entropy(log_std):
+    """Entropy of a diagonal Gaussian, ``sum_d (log_std_d + 0.5 * log(2 pi e))``, over the last axis."""
+    return ops.sum(log_std + 0.5 * (LOG_2PI + 1.0), axis=-1)
+
+
+def clipped_surrogate(log_prob, old_log_prob, advantages, clip_range):
+    """PPO's clipped policy loss (to minimise), ``-mean(min(rho A, clip(rho, 1 - eps, 1 + eps) A))``.
+
+    ``rho = exp(log_prob - old_log_prob)`` is the probability ratio of the
+    taken actions under the new and the rollout's policy.
+    """
+    ratio = ops.exp(log_prob - old_log_prob)
+    clipped = ops.clip(ratio, 1.0 - clip_range, 1.0 + clip_range)
+    return -ops.mean(ops.minimum(ratio * advantages, clipped * advantages))
+
+
+def normalise_advantages(advantages):
+    """Zero mean and unit deviation over the minibatch (``1e-8`` guards a constant batch), as SB3 does."""
+    mean = ops.mean(advantages)
+    return (advantages - mean) / (ops.std(advantages) + 1e-8)
+
+
+def linear_schedule(initial: float, progress: float) -> float:
+    """The RL Zoo's ``lin_`` schedule: ``initial`` at the start, falling linearly to 0 at ``progress`` 1."""
+    return initial * max(0.0, 1.0 - progress)
+
+
+# -- running statistics ---------------------------------------------------------
+class RunningMeanStd:
+    """Running mean and variance of a stream of batches (Chan et al.'s parallel update), as SB3's.
+
+    Args:
+        shape: the shape of one sample.
+        epsilon: the initial count, which keeps the first batch from dividing by zero.
+    """
+
+    def __init__(self, shape=(), epsilon: float = 1e-4):
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = float(epsilon)
+
+    def update(self, batch) -> None:
+        """Fold a batch ``[B, *shape]`` into the statistics."""
+        batch = np.asarray(batch, dtype=np.float64)
+        b_mean, b_var, b_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        delta = b_mean - self.mean
+        total = self.count + b_count
+        self.mean = self.mean + delta * b_count / total
+        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def state(self, prefix: str) -> tuple[dict, dict]:
+        """``(meta, arrays)`` for a checkpoint, keys starting with ``prefix``."""
+        return {f"{prefix}/count": self.count}, {f"{prefix}/mean": self.mean, f"{prefix}/var": self.var}
+
+    def restore(self, prefix: str, meta: dict, arrays: dict) -> None:
+        self.count = float(meta[f"{prefix}/count"])
+        self.mean = np.array(arrays[f"{prefix}/mean"], dtype=np.float64)
+        self.var = np.array(arrays[f"{prefix}/var"], dtype=np.float64)
+
+
+# -- the layers the agent adds to a factory's model ----------------------------
+@keras.saving.register_keras_serializable(package="kerlym")
+class LogStd(keras.layers.Layer):
+    """A Gaussian policy's learned, state-independent log-std, broadcast to the batch of the means it is given."""
+
+    def build(self, input_shape):
+        self.log_std = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="log_std")
+
+    def call(self, means):
+        return ops.zeros_like(means) + ops.cast(self.log_std, means.dtype)
+
+
+@keras.saving.register_keras_serializable(package="kerlym")
+class ObservationNormalization(keras.layers.Layer):
+    """``clip((x - mean) / sqrt(var + 1e-8), -clip, clip)`` with ``mean`` and ``var`` set by the agent (VecNormalize).
+
+    The statistics are non-trainable weights, so that a saved model (a
+    checkpoint, ``best.keras``) normalises as the agent did.
+    """
+
+    def __init__(self, clip: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.clip = float(clip)
+
+    def build(self, input_shape):
+        shape = (input_shape[-1],)
+        self.mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="mean")
+        self.var = self.add_weight(shape=shape, initializer="ones", trainable=False, name="var")
+
+    def call(self, x):
+        x = (ops.cast(x, "float32") - self.mean) / ops.sqrt(self.var + 1e-8)
+        return ops.clip(x, -self.clip, self.clip)
+
+    def get_config(self):
+        return {**super().get_config(), "clip": self.clip}
+
+
+def actor_critic_model(net, name: str, continuous: bool, num_actions: int, normalize_obs: bool):
+    """The agent's model around a factory's two-output ``net``: one float32 output ``[policy, (log_std,) value]``.
+
+    One output keeps the compiled steps those of any single-output model;
+    :meth:`ActorCriticAgent.split` takes it apart again. The optimizer is the
+    one the factory compiled. ``net`` is refused, naming ``name``, unless it has
+    a policy head of ``num_actions`` and a value head of 1.
+    """
+    shapes = [tuple(s) for s in net.output_shape] if isinstance(net.output_shape, list) else None
+    if shapes is None or len(shapes) != 2 or shapes[0] != (None, num_actions) or shapes[1] != (None, 1):
+        raise ValueError(
+            f"{name} outputs {net.output_shape}; an actor-critic network needs two outputs, the policy "
+            f"(None, {num_actions}) and the value (None, 1), e.g. actor_critic_mlp or actor_critic_cnn"
+        )
+    x = keras.Input(shape=net.input_shape[1:], name="state")
+    h = ObservationNormalization(name="obs_norm")(x) if normalize_obs else x
+    policy, value = net(h)
+    parts = [policy, LogStd(dtype="float32", name="log_std")(policy)] if continuous else [policy]
+    out = keras.layers.Concatenate(dtype="float32", name="policy_value")([*parts, value])
+    model = keras.Model(x, out, name=f"{net.name}_agent")
+    model.compile(optimizer=net.optimizer)
+    return model
+
+
+# -- the rollout agent ------------------------------------------------------------
+def masked_logits(logits, legal):
+    """``logits`` with illegal actions pushed to -1e9, so softmax gives them no weight (``legal`` None: unchanged)."""
+    if legal is None:
+        return logits
+    return ops.where(ops.cast(legal, "bool"), logits, ops.cast(-1e9, logits.dtype))
+
+
+class Rollout(NamedTuple):
+    """A rollout flattened over ``[T * N]`` (time major), with its advantages and value targets."""
+
+    states: np.ndarray
+    actions: np.ndarray  # int32 [B], or float32 [B, D] unclipped Gaussian samples
+    log_probs: np.ndarray
+    values: np.ndarray
+    advantages: np.ndarray
+    returns: np.ndarray
+    legal: np.ndarray | None = None  # [B, actions] 0/1, when the env gives action masks
+
+
+class ActorCriticAgent(Agent):
+    """Collects ``n_steps`` steps from each env copy, computes advantages, and calls :meth:`update`.
+
+    Discrete actions are drawn from a softmax over the policy's logits, ``Box``
+    actions from a diagonal Gaussian around its means with a learned log-std;
+    those are clipped to the action space's bounds when sent to the env, while
+    the rollout keeps the unclipped sample for its log-probability. Random
+    numbers come from NumPy and enter the compiled act as arrays. Subclasses
+    write :meth:`update`.
+    """
+
+    continuous_actions = True
+    default_network = "actor_critic_mlp"
+
+    def __init__(self, env, config=None, *, enable_plots: bool = False, **kwargs):
+        super().__init__(env, config, enable_plots=enable_plots, **kwargs)
+        from kerlym.backend import build_steps
+
+        c = self.config
+        self.discount = float(c.discount)
+        self.n_steps = int(c.n_steps)
+        n = self.concurrency
+        if self.continuous:
+            space = self.env.action_space
+            self.low, self.high = space.low.reshape(-1), space.high.reshape(-1)
+        self.obs_rms = RunningMeanStd((self.input_dim,)) if c.normalize_obs else None
+        self.ret_rms = RunningMeanStd(()) if c.normalize_reward else None
+        self.running_returns = np.zeros(n)
+        self.step_limit = None
+        self.steps = build_steps(self.model, self.loss_fn, act_fn=self.act_fn)
+        self.histories = [self.frame_history() for _ in range(n)]
+        action_shape = (self.num_actions,) if self.continuous else ()
+        self.buf_states = np.zeros((self.n_steps, n, self.input_dim), dtype=self.state_dtype)
+        self.buf_actions = np.zeros((self.n_steps, n, *action_shape), np.float32 if self.continuous else np.int32)
+        self.buf = {k: np.zeros((self.n_steps, n)) for k in ("log_probs", "values", "rewards")}
+        self.buf_terminated = np.zeros((self.n_steps, n), dtype=bool)
+        self.buf_truncated = np.zeros((self.n_steps, n), dtype=bool)
+        self.t = 0
+        self.truncations: list[tuple[int, int, np.ndarray]] = []  # (t, env, state after the truncation)
+        self.last_act = None
+        self.last_masks = None  # the legal actions at the last act, with action masks
+        self.buf_legal = None  # [n_steps, N, actions], allocated once an env gives masks
+        self.stats: dict = {}
+
+    # -- the model ---------------------------------------------------------------
+    # Branch `backend` puts this property on Agent; until that is merged the actor-critic agents carry it.
+    @property
+    def model(self):
+        """The model with current weights (a JAX step keeps them outside Keras; this writes them back)."""
+        steps = self.__dict__.get("steps")
+        if steps is not None:
+            steps.to_keras()
+        return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model = model
+
+    def check_outputs(self, model, name):
+        pass  # actor_critic_model checks the two heads
+
+    def build_model(self):
+        net = super().build_model()
+        name = getattr(self.modelfactory, "__name__", repr(self.modelfactory))
+        return actor_critic_model(net, name, self.continuous, self.num_actions, self.config.normalize_obs)
+
+    def split(self, outputs):
+        """The model's one output as ``(policy, log_std or None, value [B])``."""
+        a = self.num_actions
+        log_std = outputs[:, a : 2 * a] if self.continuous else None
+        return outputs[:, :a], log_std, outputs[:, -1]
+
+    def policy_terms(self, outputs, actions, legal=None):
+        """Log-probabilities of ``actions``, the policy's entropy and the value, per row.
+
+        ``legal`` (0/1 per action, with action masks) restricts a discrete policy to the legal actions.
+        """
+        policy, log_std, value = self.split(outputs)
+        policy = masked_logits(policy, legal)
+        if self.continuous:
+            return gaussian_log_prob(policy, log_std, actions), gaussian_entropy(log_std), value
+        return categorical_log_prob(policy, actions), categorical_entropy(policy), value
+
+    def act_fn(self, outputs, noise, legal=None):
+        """Inside the compiled act: the sampled action, the greedy one, its log-probability, the value ``[N, 1]``."""
+        policy, log_std, value = self.split(outputs)
+        policy = masked_logits(policy, legal)
+        if self.continuous:
+            sampled = policy + ops.exp(log_std) * noise
+            log_prob = gaussian_log_prob(policy, log_std, sampled)
+            greedy = policy
+        else:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
+            gumbel = -ops.log(-ops.log(ops.clip(noise, 1e-12, 1.0 - 1e-7)))
+            sampled = ops.argmax(policy + gumbel, axis=-1)
+            log_prob = categorical_log_prob(policy, sampled)
+            greedy = ops.argmax(policy, axis=-1)
+        return sampled, greedy, log_prob, ops.expand_dims(value, -1)
+
+    def _noise(self, n: int, explore: bool) -> np.ndarray:
+        shape = (n, self.num_actions)
+        if not explore:  # greedy acting draws no random numbers
+            return np.full(shape, 0.5, dtype=np.float32)
+        if self.continuous:
+            return self.rng.standard_normal(shape, dtype=np.float32)
+        return self.rng.random(shape, dtype=np.float32)
+
+    def values_of(self, states) -> np.ndarray:
+        """``V(s)`` for a batch of states, ``[B]``."""
+        return self.steps.act(states, self._noise(len(states), False))[3][:, 0].astype(np.float64)
+
+    def act(self, states, explore=True, masks=None):
+        inputs = (states, self._noise(len(states), explore))
+        if masks is not None and not self.continuous:
+            inputs = (*inputs, masks.astype(np.float32))
+        sampled, greedy, log_prob, value = self.steps.act(*inputs)
+        self.last_masks = masks
+        actions = sampled if explore else greedy
+        if explore:
+            self.last_act = (sampled, log_prob, value[:, 0])
+            if self.obs_rms is not None:
+                self.obs_rms.update(states)
+        if self.continuous:
+            actions = np.clip(actions, self.low, self.high)
+        return actions, value
+
+    # -- the rollout -------------------------------------------------------------
+    def begin_run(self, step_limit):
+        if step_limit is None and "linear" in (self.config.lr_schedule, getattr(self.config, "clip_schedule", "")):
+            raise ValueError("a linear schedule falls to 0 at the step limit, so it needs one (--steps)")
+        self.step_limit = step_limit
+
+    def progress(self) -> float:
+        """How far training is towards the step limit, for the linear schedules."""
+        return self.total_steps / self.step_limit if self.step_limit else 0.0
+
+    def begin_episode(self, frame, stream=0, mask=None):
+        self.histories[stream].push(frame, first=True)
+
+    def observe(self, stream, state, action, reward, terminated, truncated, frame, mask=None):
+        t = self.t
+        sampled, log_prob, value = self.last_act
+        if self.last_masks is not None and not self.continuous:  # the legal actions of the state acted on
+            if self.buf_legal is None:
+                self.buf_legal = np.ones((self.n_steps, self.concurrency, self.num_actions), dtype=np.float32)
+            self.buf_legal[t, stream] = self.last_masks[stream]
+        self.buf_states[t, stream] = state
+        self.buf_actions[t, stream] = sampled[stream]
+        self.buf["log_probs"][t, stream] = log_prob[stream]
+        self.buf["values"][t, stream] = value[stream]
+        self.buf["rewards"][t, stream] = reward
+        self.buf_terminated[t, stream] = terminated
+        self.buf_truncated[t, stream] = truncated
+        self.histories[stream].push(frame, first=False)
+        if truncated and not terminated:  # the final observation's value bootstraps the cut-off return
+            self.truncations.append((t, stream, self.histories[stream].latest()))
+
+    def after_step(self, steps_before):
+        if self.ret_rms is not None:  # VecNormalize's reward scaling, by the deviation of the discounted return
+            rewards = self.buf["rewards"][self.t]
+            self.running_returns = self.running_returns * self.discount + rewards
+            self.ret_rms.update(self.running_returns)
+            self.buf["rewards"][self.t] = np.clip(rewards / np.sqrt(self.ret_rms.var + 1e-8), -10.0, 10.0)
+            self.running_returns[self.buf_terminated[self.t] | self.buf_truncated[self.t]] = 0.0
+        self.t += 1
+        if self.t == self.n_steps:
+            self.finish_rollout()
+
+    def finish_rollout(self) -> None:
+        """Bootstrap, compute advantages, update, and start the next rollout."""
+        values = self.buf["values"]
+        last = np.concatenate([h.latest() for h in self.histories])
+        extra = [state for _, _, state in self.truncations]
+        bootstrap = self.values_of(np.concatenate([last, *extra]) if extra else last)
+        next_values = np.empty_like(values)
+        next_values[:-1] = values[1:]
+        next_values[-1] = bootstrap[: self.concurrency]
+        for (t, i, _), v in zip(self.truncations, bootstrap[self.concurrency :]):
+            next_values[t, i] = v
+        args = (self.buf["rewards"], values, next_values, self.buf_terminated, self.buf_truncated, self.discount)
+        advantages = gae(*args, lam=self.config.gae_lambda)
+        size = self.n_steps * self.concurrency
+        rollout = Rollout(
+            self.buf_states.reshape(size, -1),
+            self.buf_actions.reshape(size, *self.buf_actions.shape[2:]),
+            self.buf["log_probs"].reshape(size).astype(np.float32),
+            values.reshape(size).astype(np.float32),
+            advantages.reshape(size).astype(np.float32),
+            (advantages + values).reshape(size).astype(np.float32),
+            None if self.buf_legal is None else self.buf_legal.reshape(size, -1),
+        )
+        if self.config.lr_schedule == "linear":
+            self.set_learning_rate(linear_schedule(self.config.learning_rate, self.progress()))
+        rows = np.atleast_2d(self.update(rollout))
+        self.updates += 1
+        self._losses.extend(rows[:, 0].tolist())
+        self.stats = {name: float(np.mean(rows[:, i + 1])) for i, name in enumerate(self.metric_names)}
+        if self.obs_rms is not None:  # the next rollout, and its update, normalise with these statistics
+            self.steps.to_keras()
+            layer = self.model.get_layer("obs_norm")
+            layer.mean.assign(self.obs_rms.mean.astype(np.float32))
+            layer.var.assign(self.obs_rms.var.astype(np.float32))
+        self.t = 0
+        self.truncations = []
+
+    metric_names = ("policy_loss", "value_loss", "entropy")
+
+    def set_learning_rate(self, value: float) -> None:
+        self.steps.to_keras()  # the optimizer's learning rate is one of its variables
+        self.model.optimizer.learning_rate.assign(value)
+
+    def update(self, rollout: Rollout) -> np.ndarray:
+        """Learn from a rollout; returns the loss rows of :meth:`kerlym.backend.Steps.update`."""
+        raise NotImplementedError
+
+    def end_episode(self, stream=0):
+        return dict(self.stats)
+
+    # -- checkpoints ---------------------------------------------------------------
+    def get_state(self):
+        self.steps.to_keras()
+        meta, arrays = super().get_state()
+        meta["running_returns"] = self.running_returns.tolist()
+        for prefix, rms in (("obs_rms", self.obs_rms), ("ret_rms", self.ret_rms)):
+            if rms is not None:
+                m, a = rms.state(prefix)
+                meta.update(m)
+                arrays.update(a)
+        return meta, arrays
+
+    def set_state(self, meta, arrays):
+        self.steps.to_keras()
+        super().set_state(meta, arrays)
+        self.running_returns = np.asarray(meta.get("running_returns", self.running_returns), dtype=np.float64)
+        for prefix, rms in (("obs_rms", self.obs_rms), ("ret_rms", self.ret_rms)):
+            if rms is not None:
+                rms.restore(prefix, meta, arrays)

@@ -1,0 +1,78 @@
+"""A2C's update against a hand-computed step, Box actions, and the network checks."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from kerlym.agents import A2C, A3C, PPO
+from kerlym.agents.actor_critic import Rollout, gaussian_log_prob
+
+
+def linear_ac(agent, env, dropout=0.0, learning_rate=0.1, **kwargs):
+    """Zero-initialised linear policy and value heads without biases, plain SGD."""
+    s = keras.Input(shape=(agent.input_dim,))
+    pi = layers.Dense(agent.num_actions, use_bias=False, kernel_initializer="zeros")(s)
+    v = layers.Dense(1, use_bias=False, kernel_initializer="zeros")(s)
+    model = keras.Model(s, [pi, v])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate))
+    return model
+
+
+def test_a2c_update_by_hand():
+    agent = A2C("CartPole-v1", modelfactory=linear_ac, learning_rate=0.1, ent_coef=0.01, clipnorm=None, seed=0)
+    s = np.array([[1.0, 2.0, 0.0, 0.0]], dtype=np.float32)
+    rollout = Rollout(
+        s,
+        np.array([0], np.int32),
+        np.zeros(1, np.float32),
+        np.zeros(1, np.float32),
+        np.array([2.0], np.float32),
+        np.array([3.0], np.float32),
+    )
+    rows = agent.update(rollout)
+    # Uniform policy, V=0: loss = -2 log(1/2) - 0.01 log 2 + 0.5 * 3^2.
+    loss, policy_loss, value_loss, entropy = rows[0]
+    assert loss == pytest.approx(2 * math.log(2) - 0.01 * math.log(2) + 4.5, abs=1e-5)
+    assert (policy_loss, value_loss, entropy) == pytest.approx((2 * math.log(2), 9.0, math.log(2)), abs=1e-5)
+    # d/dlogits of -A log pi(0) = -A (onehot - p) = [-1, 1]; the entropy's gradient is 0 at the uniform policy.
+    # d/dV of 0.5 (R - V)^2 = -(R - V) = -3. SGD with lr 0.1 moves each weight column by -0.1 * grad * s.
+    w_pi, w_v = agent.steps.get_weights()
+    np.testing.assert_allclose(w_pi, np.stack([0.1 * s[0], -0.1 * s[0]], axis=1), atol=1e-6)
+    np.testing.assert_allclose(w_v[:, 0], 0.3 * s[0], atol=1e-6)
+    agent.close()
+
+
+def test_a3c_is_a2c_under_the_original_name():
+    assert issubclass(A3C, A2C) and A3C.name == "a3c" and A3C.Config is A2C.Config
+
+
+def test_box_actions_sample_a_gaussian_and_clip_to_bounds():
+    agent = PPO("Pendulum-v1", n_steps=8, batch_size=8, seed=0)
+    assert agent.continuous and agent.num_actions == 1
+    states = np.random.default_rng(0).normal(size=(256, agent.input_dim)).astype(np.float32)
+    actions, values = agent.act(states)
+    sampled, log_prob, _ = agent.last_act
+    assert values.shape == (256, 1) and np.all(np.abs(actions) <= 2.0)
+    np.testing.assert_allclose(actions, np.clip(sampled, -2.0, 2.0))
+    # The policy's means are near 0 (gain 0.01) and its std is 1: some of 256 samples lie beyond +-2... or none
+    # with probability 0.9545^256; the log-prob is of the unclipped sample.
+    assert np.any(np.abs(sampled) > 2.0)
+    means = agent.act(states, explore=False)[0]
+    expected = np.asarray(keras.ops.convert_to_numpy(gaussian_log_prob(means, np.zeros(1, np.float32), sampled)))
+    np.testing.assert_allclose(log_prob, expected, rtol=1e-4, atol=1e-4)
+    agent.close()
+
+
+def test_a_q_network_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="simple_dnn outputs .* two outputs"):
+        A2C("CartPole-v1", modelfactory="simple_dnn")
+
+
+def test_dqn_still_refuses_box_actions():
+    from kerlym.agents import DQN
+
+    with pytest.raises(ValueError, match="discrete action space"):
+        DQN("Pendulum-v1")
