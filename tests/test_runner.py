@@ -89,3 +89,40 @@ def test_an_env_error_checkpoints_the_run_and_is_raised_with_the_step(tmp_path):
     assert runs.latest_checkpoint(str(tmp_path)).endswith(f"step-{step:010d}")
     assert f"at step {step}; checkpoint saved" in "".join(getattr(e.value, "__notes__", []))
     agent.close()
+
+
+class OddLegal(gym.Env):
+    """Three actions; only those of the parity of the step count are legal (its info says which); 5-step episodes."""
+
+    observation_space = gym.spaces.Box(0.0, 5.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(3)
+
+    def _mask(self):
+        return np.array([self.t % 2 == 0, self.t % 2 == 1, self.t % 2 == 0], dtype=np.int8)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {"action_mask": self._mask()}
+
+    def step(self, action):
+        assert self._mask()[action], f"illegal action {action} at step {self.t}"
+        self.t += 1
+        return np.array([self.t], np.float32), 1.0, self.t == 5, False, {"action_mask": self._mask()}
+
+
+@pytest.mark.parametrize("name", ["ddqn", "pg", "ppo"])
+def test_every_agent_takes_only_legal_actions_across_episodes(name):
+    from kerlym import agents
+
+    kwargs = {
+        "ddqn": {"epsilon": 0.5, "batch_size": 8, "update_nsamp": 8, "update_freq": 10},
+        "pg": {},
+        "ppo": {"n_steps": 16, "batch_size": 8},
+    }[name]
+    agent = agents.AGENTS[name](OddLegal, seed=0, **kwargs)
+    rows = agent.learn(max_steps=200, verbose=0)  # OddLegal asserts every action is legal
+    assert len(rows) >= 35 and all(r["length"] == 5 for r in rows)
+    if name == "ddqn":
+        assert agent.memory.masks is not None and agent.updates > 0
+    agent.close()

@@ -56,9 +56,10 @@ class _OneEnv:
 
     def step(self, actions):
         obs, reward, terminated, truncated, info = self.env.step(actions[0])
-        if terminated or truncated:
-            info = {"final_obs": [obs], "final_info": info}
-            obs, _ = self.env.reset()
+        if terminated or truncated:  # the new episode's first observation and info take the old one's place
+            final_obs, final_info = obs, info
+            obs, info = self.env.reset()
+            info = {**info, "final_obs": [final_obs], "final_info": final_info}
         return [obs], np.array([reward], dtype=np.float64), np.array([terminated]), np.array([truncated]), info
 
     def close(self):

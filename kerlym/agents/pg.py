@@ -103,6 +103,7 @@ class PG(Agent):
         # Per env: the states, actions and rewards of its episode so far.
         self._episodes: list[tuple[list, list, list]] = [([], [], []) for _ in range(self.concurrency)]
         self._masks: list[list] = [[] for _ in range(self.concurrency)]  # legal actions per state, with masks
+        self._act_masks = None  # the masks of the last act
 
     def pg_loss(self, online, batch, prepared=None):
         """The factory's loss between the taken actions and the policy, weighted by advantage.
@@ -121,6 +122,7 @@ class PG(Agent):
         u = self.rng.random(len(states)) if explore else np.zeros(len(states))
         inputs = (states, u) if masks is None else (states, u, masks.astype(np.float32))
         greedy, sampled, probs = self.steps.act(*inputs)
+        self._act_masks = masks
         return (sampled if explore else greedy), probs
 
     def observe(self, stream, state, action, reward, terminated, truncated, frame, mask=None):
@@ -128,12 +130,12 @@ class PG(Agent):
         states.append(state)
         actions.append(action)
         rewards.append(float(reward))
-        if mask is not None:
-            self._masks[stream].append(mask)  # the next state's: the state acted on had the one before
+        if self._act_masks is not None:  # the legal actions of the state acted on
+            self._masks[stream].append(self._act_masks[stream])
 
     def begin_episode(self, frame, stream=0, mask=None):
         self._episodes[stream] = ([], [], [])
-        self._masks[stream] = [] if mask is None else [mask]
+        self._masks[stream] = []
 
     def episode_batch(self, stream=0):
         """A finished episode as padded ``(states, actions, advantages[, legal])`` with one minibatch axis."""
