@@ -170,7 +170,9 @@ class DQNConfig(AgentConfig):
         None, "Env steps between target-network syncs (default: -f)", ("--target_update",)
     )
     learning_starts: int | None = setting(
-        None, "Transitions in memory before the first update (default: -b)", ("--learning_starts",)
+        None,
+        "Transitions in memory before the first update, or a full memory if that comes first (default: -b)",
+        ("--learning_starts",),
     )
     ema_steps: int | None = setting(
         None,
@@ -198,16 +200,8 @@ class DQNConfig(AgentConfig):
             raise ConfigError(
                 f"{label('update_nsamp')} ({self.update_nsamp}) must be at least the batch size ({self.batch_size})"
             )
-        if self.learning_starts is not None:
-            if self.learning_starts < 0:
-                raise ConfigError(f"learning_starts must be at least 0, got {self.learning_starts}")
-            if self.learning_starts >= self.max_memory:
-                # The memory can never hold that many transitions, so no update would ever run.
-                raise ConfigError(
-                    f"learning_starts ({self.learning_starts}) must be below {label('max_memory')} "
-                    f"({self.max_memory}): the memory holds at most {self.max_memory - 1} transitions, so the agent "
-                    "would never update"
-                )
+        if self.learning_starts is not None and self.learning_starts < 0:
+            raise ConfigError(f"learning_starts must be at least 0, got {self.learning_starts}")
 
 
 @dataclass(frozen=True)
@@ -345,7 +339,7 @@ def _positive(name, value, optional=False):
     if value is None and optional:
         return
     if value is None or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{label(name)} must be positive, got {value}")
+        raise ConfigError(f"{label(name)} must be positive and finite, got {value}")
 
 
 def _within(name, value, low, high):

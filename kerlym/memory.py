@@ -39,7 +39,17 @@ class Batch(NamedTuple):
     rewards: np.ndarray
     next_states: np.ndarray
     terminated: np.ndarray
-    next_masks: np.ndarray | None = None  # legal actions in each next state, when the env gives action masks
+
+
+class MaskedBatch(NamedTuple):
+    """A :class:`Batch` from an env with action masks: also the legal actions in each next state."""
+
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_states: np.ndarray
+    terminated: np.ndarray
+    next_masks: np.ndarray
 
 
 class FrameRing:
@@ -170,16 +180,10 @@ class ReplayMemory(FrameRing):
             self.masks = np.ones((self.capacity, len(mask)), dtype=bool)
         self.masks[slot] = mask
 
-    def _gather(self, idx) -> Batch:
+    def _gather(self, idx) -> Batch | MaskedBatch:
         nxt = self.next[idx]
-        return Batch(
-            self.stack(idx),
-            self.actions[idx],
-            self.rewards[idx],
-            self.stack(nxt),
-            self.terminated[idx],
-            None if self.masks is None else self.masks[nxt],
-        )
+        batch = Batch(self.stack(idx), self.actions[idx], self.rewards[idx], self.stack(nxt), self.terminated[idx])
+        return batch if self.masks is None else MaskedBatch(*batch, self.masks[nxt])
 
     def newest_indices(self, n: int) -> np.ndarray:
         """Slots of the ``n`` most recent transitions, newest first."""
@@ -203,7 +207,7 @@ class ReplayMemory(FrameRing):
             out = np.concatenate([out, cand[self.valid[cand]]])
         return out[:n]
 
-    def sample(self, batch_size: int, rng: np.random.Generator, newest: int = 0) -> Batch:
+    def sample(self, batch_size: int, rng: np.random.Generator, newest: int = 0) -> Batch | MaskedBatch:
         """A batch of the ``newest`` latest transitions plus random replay to fill it."""
         new = self.newest_indices(newest) if newest else np.empty(0, dtype=np.int64)
         idx = np.concatenate([new, self.random_indices(batch_size - len(new), rng)])

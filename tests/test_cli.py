@@ -287,17 +287,17 @@ BAD_INPUTS = {
     "continuous dqn": (["-e", "Pendulum-v1"], "continuous action space"),
     "continuous pg": (["-e", "Pendulum-v1", "-a", "pg"], "-a pg needs discrete actions"),
     "epsilon": (["-p", "1.5"], "epsilon must be in [0, 1], got 1.5"),
-    "batch size": (["-b", "0"], "batch_size must be positive, got 0"),
-    "plot rate": (["-F", "-1"], "plot_rate must be positive, got -1"),
-    "memory size": (["-m", "0"], "max_mem must be positive, got 0"),
+    "batch size": (["-b", "0"], "batch_size must be positive and finite, got 0"),
+    "plot rate": (["-F", "-1"], "plot_rate must be positive and finite, got -1"),
+    "memory size": (["-m", "0"], "max_mem must be positive and finite, got 0"),
     "memory below batch": (["-m", "16", "-b", "32"], "max_mem (16) must be at least the batch size (32)"),
     "not a number": (["-b", "lots"], "argument -b/--batch_size: invalid int value: 'lots'"),
     "missing run": (["--resume", "/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
     "render headless": (["-e", "CartPole-v1", "-R"], "--render needs a display"),
-    "concurrency": (["-c", "0"], "concurrency must be positive, got 0"),
+    "concurrency": (["-c", "0"], "concurrency must be positive and finite, got 0"),
     "dtype policy": (["--dtype_policy", "float16"], "unknown dtype policy 'float16'; choose one of: float32, mixed_"),
     "replay": (["--replay", "fifo"], "unknown replay 'fifo'; choose one of: newest, uniform"),
-    "ema": (["--ema", "-5"], "ema must be positive, got -5"),
+    "ema": (["--ema", "-5"], "ema must be positive and finite, got -5"),
 }
 
 

@@ -58,7 +58,7 @@ def test_atari_copies_run_in_ale_threads_with_the_atari_preprocessors_frames():
     single = preproc.atari(make_env("PongNoFrameskip-v4"))
     frame, _ = single.reset(seed=0)
     agent = D2QN(
-        "PongNoFrameskip-v4", preprocessor=preproc.atari, nframes=2, concurrency=2, seed=0, learning_starts=99_999
+        "PongNoFrameskip-v4", preprocessor=preproc.atari, nframes=2, concurrency=2, seed=0, learning_starts=10**6
     )
     envs = agent.vector_env()
     assert type(envs.env).__name__ == "AtariVectorEnv" and envs.num_envs == 2

@@ -201,8 +201,8 @@ def test_uniform_replay_draws_every_sample_from_memory():
     [
         ({"epsilon": 1.5}, "epsilon"),
         ({"batch_size": 0}, "batch_size"),
-        ({"max_memory": 8, "batch_size": 16, "update_nsamp": 16}, "max_memory"),
-        ({"replay": "fifo"}, "replay must be one of newest, uniform"),
+        ({"max_memory": 8, "batch_size": 16, "update_nsamp": 16}, r"max_mem \(8\) must be at least the batch size"),
+        ({"replay": "fifo"}, "unknown replay 'fifo'; choose one of: newest, uniform"),
     ],
 )
 def test_bad_arguments_are_refused(kw, message):
@@ -373,7 +373,7 @@ def test_with_several_updates_per_step_each_moves_the_average_by_its_own_steps()
 
 @pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf")])
 def test_ema_steps_must_be_positive_and_finite(bad):
-    with pytest.raises(ValueError, match="ema_steps must be positive and finite"):
+    with pytest.raises(ValueError, match="ema must be positive and finite"):
         make_agent(DQN, ema_steps=bad)
 
 
@@ -427,3 +427,15 @@ def test_replay_keeps_each_next_states_mask():
     batch = mem._gather(np.array([0, 1]))
     np.testing.assert_array_equal(batch.next_states[:, 0], [1.0, 2.0])
     np.testing.assert_array_equal(batch.next_masks, [[0, 1, 0], [0, 0, 0]])
+
+
+def test_a_full_memory_starts_updates_even_below_learning_starts():
+    # CleanRL's CartPole settings: 10k frames of memory, 10k transitions before learning. Each episode's first
+    # frame takes a slot without a transition, so the memory fills holding fewer than 10k transitions.
+    agent = DQN(
+        "CartPole-v1", seed=0, max_memory=300, learning_starts=300, batch_size=16, update_nsamp=16, update_freq=1
+    )
+    agent.learn(max_steps=400, verbose=0)
+    assert len(agent.memory) < 300 and agent.memory.size == 300
+    assert agent.updates > 0
+    agent.close()

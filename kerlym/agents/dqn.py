@@ -226,7 +226,7 @@ class DQN(Agent):
         newest = min(self.update_freq, n) if self.replay == "newest" else 0
         batch = self.memory.sample(n, self.rng, newest=newest)
         order = self.rng.permutation(n)  # spread the newest transitions over the minibatches
-        return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch if x is not None)
+        return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch)
 
     def update(self, step: int | None = None) -> np.ndarray:
         """One update: ``update_nsamp // batch_size`` gradient steps in one compiled call.
