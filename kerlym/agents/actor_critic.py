@@ -100,7 +100,7 @@ def categorical_entropy(logits):
 
 def gaussian_log_prob(mean, log_std, actions):
     """Log-density of ``actions [B, D]`` under a diagonal Gaussian, summed over the ``D`` dimensions."""
-    z = (actions - mean) * ops.exp(-log_std)
+    z = ops.multiply(ops.subtract(actions, mean), ops.exp(ops.negative(log_std)))  # ops: NumPy or tensors
     return ops.sum(-0.5 * z * z - log_std - 0.5 * LOG_2PI, axis=-1)
 
 
@@ -122,8 +122,8 @@ def clipped_surrogate(log_prob, old_log_prob, advantages, clip_range):
 
 def normalise_advantages(advantages):
     """Zero mean and unit deviation over the minibatch (``1e-8`` guards a constant batch), as SB3 does."""
-    mean = ops.mean(advantages)
-    return (advantages - mean) / (ops.std(advantages) + 1e-8)
+    advantages = ops.convert_to_tensor(advantages)
+    return (advantages - ops.mean(advantages)) / (ops.std(advantages) + 1e-8)
 
 
 def linear_schedule(initial: float, progress: float) -> float:
