@@ -204,3 +204,17 @@ def test_tensorflow_act_gives_the_same_through_the_direct_and_the_public_call(mo
         actions, y = steps.act(x)
         np.testing.assert_allclose(y, [[4.0, 5.0]])
         assert actions.tolist() == [1]
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX only")
+def test_importing_and_building_leaves_jax_settings_alone():
+    import subprocess
+    import sys
+
+    script = (
+        "import jax; default = jax.config.values['jax_cpu_enable_async_dispatch'];"
+        "from kerlym.agents import DQN; DQN('CartPole-v1');"
+        "print(jax.config.values['jax_cpu_enable_async_dispatch'] == default)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "True"
