@@ -9,7 +9,7 @@ import pytest
 from keras import layers, ops
 
 from kerlym.agents import D2QN, DQN
-from kerlym.agents.dqn import td_targets
+from kerlym.agents.dqn import EXPLORATION_BLOCK, td_targets
 
 
 def linear_q(agent, env, dropout=0.0, learning_rate=0.1, **kwargs):
@@ -149,6 +149,24 @@ def test_act_is_greedy_without_exploration_and_returns_q_values():
     assert explored == {0, 1}
     batch_actions, _ = agent.act(np.ones((64, 4), np.float32))
     assert batch_actions.shape == (64,) and set(batch_actions.tolist()) == {0, 1}
+
+
+def test_exploration_draws_come_in_blocks_and_continue_after_a_checkpoint():
+    agent = make_agent(DQN, epsilon=0.5)
+    agent.model.set_weights([np.zeros((4, 2), np.float32)])  # Q = 0 everywhere: the greedy action is 0
+    rng = deepcopy(agent.rng)  # replays the agent's draws: a block of uniforms, then one of actions
+    u, random_actions = rng.random(EXPLORATION_BLOCK), rng.integers(2, size=EXPLORATION_BLOCK)
+    expected = np.where(u < 0.5, random_actions, 0)
+    state = np.ones((1, 4), np.float32)
+    assert [int(agent.act(state)[0][0]) for _ in range(10)] == expected[:10].tolist()
+    batch_actions, _ = agent.act(np.ones((3, 4), np.float32))  # several envs take consecutive draws
+    assert batch_actions.tolist() == expected[10:13].tolist()
+
+    meta, arrays = agent.get_state()
+    restored = make_agent(DQN, epsilon=0.5)
+    restored.model.set_weights([np.zeros((4, 2), np.float32)])
+    restored.set_state(json.loads(json.dumps(meta)), arrays)
+    assert [int(restored.act(state)[0][0]) for _ in range(5)] == expected[13:18].tolist()
 
 
 def test_update_scheme_samples_newest_then_replay():

@@ -35,6 +35,7 @@ from kerlym.backend import build_steps, compiled_loss
 from kerlym.memory import ReplayMemory
 
 REPLAY_MODES = ("newest", "uniform")  # kerlym.main.REPLAY_MODES
+EXPLORATION_BLOCK = 4096  # epsilon-greedy draws per NumPy call (two calls per act cost more than the act)
 
 
 def td_targets(rewards, terminated, next_values, discount):
@@ -157,6 +158,8 @@ class DQN(Agent):
         self._target_model = self.build_model()
         self.steps = build_steps(self.model, self.q_loss, target=self._target_model, prepare=self.target_q_values)
         self.steps.sync_target()
+        # Epsilon-greedy's uniform numbers and random actions, drawn EXPLORATION_BLOCK at a time.
+        self._uniforms, self._random_actions = np.empty(0), np.empty(0, np.int64)
         self.ema_steps = ema_steps
         self.ema = None  # the weight average greedy actions come from, with ema_steps
         if ema_steps is not None:
@@ -202,13 +205,21 @@ class DQN(Agent):
     def act(self, states, explore=True):
         if not explore:
             return self.ema.act(states) if self.ema is not None else self.steps.act(states)
-        n = len(states)
-        random = self.rng.random(n) < self.epsilon
-        actions = self.rng.integers(self.num_actions, size=n)
+        u, actions = self._exploration_draws(len(states))
+        random = u < self.epsilon
         if random.all():  # nothing for the network to decide (most steps while epsilon is near 1)
             return actions, None
         greedy, q = self.steps.act(states)
         return np.where(random, actions, greedy), q
+
+    def _exploration_draws(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` uniform numbers in [0, 1) and ``n`` random actions, taken from blocks drawn ahead."""
+        if len(self._uniforms) < n:
+            size = max(EXPLORATION_BLOCK, n)
+            self._uniforms, self._random_actions = self.rng.random(size), self.rng.integers(self.num_actions, size=size)
+        u, self._uniforms = self._uniforms[:n], self._uniforms[n:]
+        actions, self._random_actions = self._random_actions[:n], self._random_actions[n:]
+        return u, actions
 
     def begin_episode(self, frame, stream=0):
         self.memory.start_episode(frame, stream)
@@ -280,6 +291,7 @@ class DQN(Agent):
             arrays[f"target/{i}"] = np.asarray(v.numpy())
         if self.ema is not None:
             self.ema.get_state(meta, arrays)
+        arrays["exploration/uniforms"], arrays["exploration/actions"] = self._uniforms, self._random_actions
         if include_memory:
             meta["memory"], memory = self.memory.state_dict()
             arrays.update({f"memory/{k}": v for k, v in memory.items()})
@@ -291,6 +303,8 @@ class DQN(Agent):
             v.assign(arrays[f"target/{i}"])
         if self.ema is not None:
             self.ema.set_state(meta, arrays, self.steps.get_weights())
+        if "exploration/uniforms" in arrays:  # the draws not yet used; older checkpoints draw afresh
+            self._uniforms, self._random_actions = arrays["exploration/uniforms"], arrays["exploration/actions"]
         if "memory" in meta:
             prefix = "memory/"
             memory = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
