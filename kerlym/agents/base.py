@@ -97,9 +97,6 @@ class Agent:
         import gymnasium as gym
         import keras
 
-        from kerlym.backend import prefer_inline_dispatch
-
-        prefer_inline_dispatch()  # before anything runs on JAX, or it has no effect
         config, factory_kwargs = self._settings(config, kwargs)
         self.config = config
         dtype_policy = config.dtype_policy or keras.config.dtype_policy().name

@@ -11,13 +11,11 @@ the targets and what ``act`` returns are float32.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable
 
 from kerlym.backend.common import UNROLL, Steps, compiled_loss, computes_in_16_bits, float32
 
 __all__ = ["UNROLL", "Steps", "build_steps", "compiled_loss", "computes_in_16_bits", "float32"]
-__all__ += ["prefer_inline_dispatch"]
 
 _BUILDERS = {
     "tensorflow": ("kerlym.backend.tensorflow", "TensorFlowSteps"),
@@ -64,26 +62,3 @@ def build_steps(
     module, name = _BUILDERS[backend]
     steps_class = getattr(importlib.import_module(module), name)
     return steps_class(model, loss_fn, target=target, prepare=prepare, act_fn=act_fn)
-
-
-def prefer_inline_dispatch() -> None:
-    """On JAX, run compiled calls on the calling thread on CPU (``jax_cpu_enable_async_dispatch`` off).
-
-    The training loop waits for every act's result before it steps the env, so
-    handing the call to JAX's dispatch thread only adds that thread's wake-up
-    (``benchmarks/README.md``, "Per-backend steps"). Agents call this before
-    they build their networks. It changes JAX's process-wide setting, takes
-    effect only if JAX has not yet run anything on the CPU in this process, and
-    does nothing when ``JAX_CPU_ENABLE_ASYNC_DISPATCH`` is set (the user's
-    choice) or on other backends.
-    """
-    import keras
-
-    if keras.backend.backend() != "jax" or "JAX_CPU_ENABLE_ASYNC_DISPATCH" in os.environ:
-        return
-    import jax
-
-    try:
-        jax.config.update("jax_cpu_enable_async_dispatch", False)
-    except AttributeError:  # a JAX without this option: dispatch stays as JAX has it
-        pass
