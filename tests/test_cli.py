@@ -255,7 +255,7 @@ def test_play_and_best_model_use_the_weight_average(tmp_path, monkeypatch):
         return [0.0]
 
     monkeypatch.setattr(agents.DQN, "evaluate", evaluate)
-    assert cli.play(*cli.saved_configs(run, {"eval_episodes": 1}), checkpoint) == 0
+    assert cli.play(*cli.saved_configs(run, {"eval_episodes": 1}), run) == 0
     for got, want in zip(evaluated[0], average, strict=True):
         np.testing.assert_array_equal(got, want)
 
