@@ -523,7 +523,8 @@ def write_submission(run, run_dir, agent, stats_envs, returns=None, weights: str
     os.makedirs(out, exist_ok=True)
     train_env = stats_envs[0] if stats_envs and agent.concurrency == 1 else None
     rows = [float(r["reward"]) for r in agent.episodes]
-    if train_env is not None and not np.allclose([float(x) for x in train_env.return_queue], rows):
+    seen = [float(x) for x in train_env.return_queue] if train_env is not None else []
+    if train_env is not None and (len(seen) != len(rows) or not np.allclose(seen, rows)):
         train_env = None  # a resumed run: the wrapper saw only this session's episodes; the rows hold them all
     if train_env is not None:  # Gymnasium's RecordEpisodeStatistics around the env that trained
         episode_stats = {
