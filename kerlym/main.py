@@ -363,7 +363,10 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     if run.plots:
         print(f"plot: {os.path.join(run_dir, runs.PLOT)}")
     if run.submit:  # after Ctrl-C too: the bundle of what was trained so far
-        print(f"results bundle: {write_submission(run, run_dir, agent, stats_envs)}")
+        try:
+            print(f"results bundle: {write_submission(run, run_dir, agent, stats_envs)}")
+        except KeyboardInterrupt:  # a second Ctrl-C: the checkpoint is safe; only the bundle is cut short
+            print("\nkerlym: note: results bundle not finished (interrupted again)", file=sys.stderr)
     agent.close()
     return 0
 
@@ -481,9 +484,15 @@ def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: 
     if keras_format == "onnx":
         import importlib.util
 
-        missing = [m for m in ("tf2onnx", "onnx") if importlib.util.find_spec(m) is None]
+        with native_stderr_silenced():
+            import keras
+
+        backend = keras.config.backend()
+        converter = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}.get(backend, "tf2onnx")
+        missing = [m for m in (converter, "onnx") if importlib.util.find_spec(m) is None]
         if missing:
-            raise UsageError(f"--format onnx needs {', '.join(missing)}: {ONNX_INSTALL}")
+            how = ONNX_INSTALL if backend == "tensorflow" else f"pip install {' '.join(missing)}"
+            raise UsageError(f"--format onnx on Keras's {backend} backend needs {', '.join(missing)}: {how}")
     with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
         weights, source = pick_weights(run_dir, which, cfg)
     agent = _agent_with(run, cfg, weights, source)

@@ -60,7 +60,9 @@ def test_keras_file_keeps_the_weights(run_dir, capsys):
 
 
 def test_onnxruntime_agrees_with_keras(run_dir, capsys):
-    pytest.importorskip("tf2onnx")
+    import keras
+
+    pytest.importorskip({"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}[keras.config.backend()])
     ort = pytest.importorskip("onnxruntime")
     path = _export(run_dir, capsys, "--format", "onnx")[-1]
     assert path.endswith(os.path.join("export", "online.onnx"))
