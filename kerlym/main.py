@@ -18,6 +18,15 @@ from dataclasses import MISSING, fields
 from kerlym import config as C
 from kerlym.runs import first_line
 
+WEIGHTS = ("online", "average", "best")
+# --format: (file or folder name under RUN_DIR/export/ after the weights' name, Keras's export format; None: .keras)
+EXPORT_FORMATS = {
+    "keras": (".keras", None),
+    "saved_model": ("_saved_model", "tf_saved_model"),
+    "onnx": (".onnx", "onnx"),
+}
+ONNX_INSTALL = 'pip install "kerlym[export]" (tf2onnx, onnx, onnxruntime)'
+
 
 class UsageError(Exception):
     """Bad input: reported as one line and exit status 2."""
@@ -116,7 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flags(p.add_argument_group(ppo_group), C.PPOConfig, skip={*C.field_names(C.A2CConfig), "batch_size"})
     p.add_argument("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--play", metavar="RUN_DIR", help="Watch/evaluate the saved agent in RUN_DIR without training")
-    p.add_argument("--best", action="store_true", help="With --play: use best.keras (see --eval_every)")
+    p.add_argument("--best", action="store_true", help="With --play or --export: use best.keras (--weights best)")
+    p.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        help="With --play or --export: the latest checkpoint's online network, its weight average (runs with "
+        "--ema), or best.keras (see --eval_every) [the average where there is one, else online]",
+    )
+    p.add_argument(
+        "--export",
+        metavar="RUN_DIR",
+        help="Write the saved agent's greedy policy network under RUN_DIR/export/ for inference outside kerlym",
+    )
+    p.add_argument(
+        "--format",
+        choices=tuple(EXPORT_FORMATS),
+        default="saved_model",
+        help='With --export: a .keras file, a TensorFlow SavedModel, or ONNX (pip install ".[export]") [saved_model]',
+    )
     sweep.add_flags(p)
     p.add_argument("--version", action="version", version=f"kerlym {__version__}")
     return p
@@ -134,7 +160,7 @@ def flag_name(name: str) -> str:
 # -- configuration -----------------------------------------------------------
 def given_settings(args: argparse.Namespace) -> dict:
     """The settings the user typed (None: not given)."""
-    skip = ("resume", "play", "best", "preset", "seeds", "ray", "tune", "trials")
+    skip = ("resume", "play", "best", "weights", "export", "format", "preset", "seeds", "ray", "tune", "trials")
     values = {k: v for k, v in vars(args).items() if v is not None and k not in skip}
     if "reset_on_score" in values:
         values["reset_on_score"] = bool(values["reset_on_score"])
@@ -266,6 +292,20 @@ def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.Agen
             )
 
 
+def weights_choice(args: argparse.Namespace) -> str | None:
+    """``--weights`` (``--best`` is ``--weights best``); both go with --play or --export only."""
+    which = args.weights
+    if args.best:
+        if which not in (None, "best"):
+            raise UsageError(f"--best and --weights {which} disagree; give one")
+        which = "best"
+    if which and not (args.play or args.export):
+        raise UsageError(f"{'--best' if args.best else '--weights'} goes with --play or --export")
+    if args.format != "saved_model" and not args.export:
+        raise UsageError("--format goes with --export")
+    return which
+
+
 # -- running -----------------------------------------------------------------
 def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str | None) -> int:
     from kerlym import runs, sinks
@@ -322,41 +362,179 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
         print(f"finished at step {agent.total_steps}; checkpoint saved in {path}")
     if run.plots:
         print(f"plot: {os.path.join(run_dir, runs.PLOT)}")
-    if run.submit and not runner.interrupted:
-        print(f"results bundle: {write_submission(run, run_dir, agent, stats_envs)}")
+    if run.submit:  # after Ctrl-C too: the bundle of what was trained so far
+        try:
+            print(f"results bundle: {write_submission(run, run_dir, agent, stats_envs)}")
+        except KeyboardInterrupt:  # a second Ctrl-C: the checkpoint is safe; only the bundle is cut short
+            print("\nkerlym: note: results bundle not finished (interrupted again)", file=sys.stderr)
     agent.close()
     return 0
 
 
-def play(run: C.RunConfig, cfg: C.AgentConfig, model_path: str, seed: int | None = None) -> int:
-    """Greedy episodes with a saved agent (a checkpoint folder or a ``.keras`` file); no training, nothing written."""
+def pick_weights(run_dir: str, which: str | None, cfg: C.AgentConfig) -> tuple[list, str]:
+    """The weights ``--play``/``--export`` use and a phrase naming them, e.g. ``weight average of PATH``.
+
+    Args:
+        run_dir: the run folder.
+        which: ``"online"``, ``"average"``, ``"best"`` or ``None`` (the average where the checkpoint has one, else
+            the online network: what evaluations during training used).
+        cfg: the run's agent config (``ema_steps`` says whether it keeps an average).
+    """
+    from kerlym import runs
+
+    if which == "best":
+        path = runs.best_model(run_dir)
+        return runs.load_model(path).get_weights(), f"best.keras of {run_dir}"
+    if which == "average" and getattr(cfg, "ema_steps", None) is None:
+        raise UsageError("--weights average needs a run trained with --ema (a weight average); use online or best")
+    checkpoint = runs.latest_checkpoint(run_dir)
+    if which == "online":
+        return runs.load_model(os.path.join(checkpoint, runs.MODEL)).get_weights(), f"online network of {checkpoint}"
+    weights = runs.greedy_weights(checkpoint)  # the average where the checkpoint holds one, else model.keras
+    if not _has_average(checkpoint):
+        if which == "average":
+            raise UsageError(f"{checkpoint} holds no weight average yet (saved before the first update); use online")
+        return weights, f"online network of {checkpoint}"
+    return weights, f"weight average of {checkpoint}"
+
+
+def _has_average(checkpoint: str) -> bool:
+    """Whether a checkpoint holds a weight average (``ema/*`` arrays; :func:`kerlym.runs.greedy_weights` read them)."""
     import numpy as np
 
+    from kerlym import runs
+
+    with np.load(os.path.join(checkpoint, runs.ARRAYS)) as npz:
+        return any(k.startswith("ema/") for k in npz.files)
+
+
+def _agent_with(run: C.RunConfig, cfg: C.AgentConfig, weights: list, source: str):
+    """An agent built with the run's settings whose greedy network holds ``weights``."""
     from kerlym import runs
     from kerlym.make import make
 
     with native_stderr_silenced():
         agent = make(run, cfg)
-        weights = runs.greedy_weights(model_path)
         try:
             agent.greedy_model.set_weights(weights)
         except ValueError as e:
-            raise runs.CheckpointError(f"{model_path} does not match this agent's network: {first_line(e)}") from None
+            raise runs.CheckpointError(f"{source} does not match this agent's network: {first_line(e)}") from None
+    return agent
+
+
+def play(
+    run: C.RunConfig,
+    cfg: C.AgentConfig,
+    run_dir: str,
+    which: str | None = None,
+    seed: int | None = None,
+) -> int:
+    """Greedy episodes with a saved agent; no training. With ``-S`` the evaluation's results bundle is written."""
+    import numpy as np
+
+    with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
+        weights, source = pick_weights(run_dir, which, cfg)
+    print(f"playing with the {source}")
+    agent = _agent_with(run, cfg, weights, source)
     returns = agent.evaluate(run.eval_episodes, seed=seed)
-    agent.close()
     for i, r in enumerate(returns):
         print(f" * Episode {i + 1}: reward {r:.2f}")
-    print(f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({model_path})")
+    print(f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({source})")
+    if run.submit:
+        from kerlym import runs
+        from kerlym.stats import read_progress
+
+        agent.episodes = read_progress(os.path.join(run_dir, runs.PROGRESS))  # the training episodes, for the bundle
+        print(f"results bundle: {write_submission(run, run_dir, agent, None, returns=returns, weights=source)}")
+    agent.close()
     return 0
 
 
-def write_submission(run, run_dir, agent, stats_envs) -> str:
-    """The -S results bundle: episode statistics, a greedy evaluation and videos."""
+def input_description(agent, model) -> str:
+    """What an exported network takes and gives, for the user who feeds it outside kerlym."""
+    shape = "x".join(str(n) for n in agent.frame_shape)
+    pre = agent.config.preprocessor if isinstance(agent.config.preprocessor, str) else "the run's"
+    if agent.nframes > 1:
+        frames = f"the last {agent.nframes} observations (oldest first; before an episode's start its first repeats)"
+        how = "each flattened in C order, then concatenated"
+    else:
+        frames, how = "the observation", "flattened in C order"
+    diff = ", each minus the one before it (zero at an episode's start)" if agent.difference_obs else ""
+    return (
+        f"input: {model.inputs[0].dtype} array [batch, {agent.input_dim}]: {frames}, of shape {shape} after the "
+        f"{pre!r} preprocessor{diff}, {how}\n"
+        f"output: {tuple(model.output_shape)}: {_output_description(agent)}"
+    )
+
+
+def _output_description(agent) -> str:
+    a = agent.num_actions
+    if not hasattr(agent, "split"):  # DQN's Q-values, PG's action preferences: one column per action
+        return "one column per action; the greedy action is their argmax"
+    if agent.continuous:
+        return f"columns 0-{a - 1} the action's mean (the greedy action), {a}-{2 * a - 1} its log std, last the value"
+    return f"columns 0-{a - 1} the policy's logits (the greedy action is their argmax), last the state's value"
+
+
+def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: str | None = None) -> int:
+    """Write the greedy network under ``RUN_DIR/export`` with Keras 3's ``model.export`` (or ``model.save``)."""
+    import numpy as np
+
+    suffix, keras_format = EXPORT_FORMATS[fmt]
+    if keras_format == "onnx":
+        import importlib.util
+
+        with native_stderr_silenced():
+            import keras
+
+        backend = keras.config.backend()
+        converter = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}.get(backend, "tf2onnx")
+        missing = [m for m in (converter, "onnx") if importlib.util.find_spec(m) is None]
+        if missing:
+            how = ONNX_INSTALL if backend == "tensorflow" else f"pip install {' '.join(missing)}"
+            raise UsageError(f"--format onnx on Keras's {backend} backend needs {', '.join(missing)}: {how}")
+    with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
+        weights, source = pick_weights(run_dir, which, cfg)
+    agent = _agent_with(run, cfg, weights, source)
+    model = agent.greedy_model
+    name = which or ("average" if source.startswith("weight average") else "online")
+    out = os.path.join(run_dir, "export")
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, name + suffix)
+    with native_stderr_silenced():
+        model(np.zeros((1, agent.input_dim), dtype=model.inputs[0].dtype))  # ONNX export needs a model called once
+        if keras_format is None:
+            model.save(path)
+        else:
+            model.export(path, format=keras_format, verbose=False)
+    print(f"exported the {source}")
+    print(input_description(agent, model))
+    print(path)
+    agent.close()
+    return 0
+
+
+def write_submission(run, run_dir, agent, stats_envs, returns=None, weights: str | None = None) -> str:
+    """The -S results bundle: episode statistics, a greedy evaluation and videos.
+
+    Args:
+        run: the run's config.
+        run_dir: the run folder; the bundle goes in its ``submission`` folder.
+        agent: the agent; its episode rows are the training's statistics where Gymnasium's
+            RecordEpisodeStatistics did not see them all (a resumed run, ``-c N``, ``--play``).
+        stats_envs: the RecordEpisodeStatistics wrappers of the training env, or ``None``.
+        returns: the greedy evaluation's returns, if already run (``--play``); else one is run.
+        weights: which weights were evaluated, recorded in ``evaluation.json``.
+    """
     import numpy as np
 
     out = os.path.join(run_dir, "submission")
     os.makedirs(out, exist_ok=True)
     train_env = stats_envs[0] if stats_envs and agent.concurrency == 1 else None
+    rows = [float(r["reward"]) for r in agent.episodes]
+    seen = [float(x) for x in train_env.return_queue] if train_env is not None else []
+    if train_env is not None and (len(seen) != len(rows) or not np.allclose(seen, rows)):
+        train_env = None  # a resumed run: the wrapper saw only this session's episodes; the rows hold them all
     if train_env is not None:  # Gymnasium's RecordEpisodeStatistics around the env that trained
         episode_stats = {
             "source": "RecordEpisodeStatistics",
@@ -364,7 +542,7 @@ def write_submission(run, run_dir, agent, stats_envs) -> str:
             "lengths": [int(x) for x in train_env.length_queue],
             "times": [float(x) for x in train_env.time_queue],
         }
-    else:  # -c N: the copies step in other processes or threads; the agent's own rows count the same episodes
+    else:  # -c N (copies step elsewhere), a resumed run, --play: the agent's own rows count the same episodes
         episode_stats = {
             "source": "kerlym episode rows",
             "returns": [float(r["reward"]) for r in agent.episodes],
@@ -374,7 +552,8 @@ def write_submission(run, run_dir, agent, stats_envs) -> str:
     with open(os.path.join(out, "episode_statistics.json"), "w") as f:
         json.dump(episode_stats, f)
     video_note = _record_videos(run, agent, os.path.join(out, "videos"))
-    returns = agent.evaluate(run.eval_episodes)
+    if returns is None:
+        returns = agent.evaluate(run.eval_episodes)
     evaluation = {
         "env": run.env,
         "agent": run.agent,
@@ -385,6 +564,8 @@ def write_submission(run, run_dir, agent, stats_envs) -> str:
         "std": float(np.std(returns)),
         "videos": video_note,
     }
+    if weights is not None:
+        evaluation["weights"] = weights
     with open(os.path.join(out, "evaluation.json"), "w") as f:
         json.dump(evaluation, f, indent=2)
     print(f"greedy evaluation over {len(returns)} episodes: {evaluation['mean']:.2f} ± {evaluation['std']:.2f}")
@@ -440,9 +621,10 @@ def native_stderr_silenced():
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.resume and args.play:
-            raise UsageError("--resume and --play cannot be used together")
-        saved_dir = args.resume or args.play
+        chosen = [f"--{k}" for k in ("resume", "play", "export") if getattr(args, k)]
+        if len(chosen) > 1:
+            raise UsageError(f"{' and '.join(chosen)} cannot be used together")
+        saved_dir = args.resume or args.play or args.export
         from kerlym import sweep
 
         if args.resume and sweep.is_sweep(args.resume):
@@ -450,17 +632,17 @@ def main(argv=None) -> int:
         if saved_dir:
             from kerlym import runs
 
-            if args.best and not args.play:
-                raise UsageError("--best goes with --play")
+            which = weights_choice(args)
             given = given_settings(args)
             overrides = {k: v for k, v in given.items() if k in C.RUNTIME_FIELDS}
             run, cfg = saved_configs(saved_dir, overrides)
             check_fixed_settings(args, run, cfg)
             check_settings(run, cfg)
             check_env(run, cfg)
-            if args.play:  # reads only: no lock, works on a read-only disk
-                checkpoint = runs.best_model(saved_dir) if args.best else runs.latest_checkpoint(saved_dir)
-                return play(run, cfg, checkpoint, seed=args.seed)
+            if args.play:  # reads only (but for -S's bundle): no lock, works on a read-only disk
+                return play(run, cfg, saved_dir, which, seed=args.seed)
+            if args.export:
+                return export(run, cfg, saved_dir, args.format, which)
             runs.check_run_writable(saved_dir)
             with runs.lock_run(saved_dir):
                 runs.remove_stale_temporaries(saved_dir)
@@ -468,6 +650,7 @@ def main(argv=None) -> int:
                 if note:
                     print(f"kerlym: note: {note}", file=sys.stderr)
                 return train(run, cfg, saved_dir, checkpoint)
+        weights_choice(args)  # --best, --weights or --format without --play/--export: an error
         run, cfg, notes = resolve(args)
         check_settings(run, cfg)
         check_env_id(run)

@@ -33,13 +33,37 @@ def _pyplot(live: bool):
     return plt
 
 
+def std_band(s: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The ±1 std band of :func:`~kerlym.stats.statbin`'s bins, kept between each bin's min and max.
+
+    A skewed bin (one long episode among short ones) has a std that reaches
+    past its values; the band never claims values the bin did not have.
+    """
+    return np.maximum(s["mean"] - s["std"], s["min"]), np.minimum(s["mean"] + s["std"], s["max"])
+
+
 def _binned(ax, values, bin_size, color, label, extremes=True):
     s = statbin(values, bin_size)
-    ax.fill_between(s["x"], s["mean"] - s["std"], s["mean"] + s["std"], color=color, alpha=0.3, label=f"{label} ±1 std")
-    ax.plot(s["x"], s["mean"], color=color, label=f"{label} mean")
+    lo, hi = std_band(s)
+    full = int((s["count"] == bin_size).sum())  # full bins come first; only the last may be partial
+    x = s["x"]
+    ax.fill_between(x[:full], lo[:full], hi[:full], color=color, alpha=0.3, label=f"{label} ±1 std")
+    ax.plot(x[:full], s["mean"][:full], color=color, label=f"{label} mean")
     if extremes:
-        ax.plot(s["x"], s["min"], color=color, linestyle=":", linewidth=0.8, label=f"{label} min")
-        ax.plot(s["x"], s["max"], color=color, linestyle="--", linewidth=0.8, label=f"{label} max")
+        ax.plot(x[:full], s["min"][:full], color=color, linestyle=":", linewidth=0.8, label=f"{label} min")
+        ax.plot(x[:full], s["max"][:full], color=color, linestyle="--", linewidth=0.8, label=f"{label} max")
+    if full < len(x):  # the bin still filling: a few episodes' mean, drawn apart so it does not read as a trend
+        part = slice(max(full - 1, 0), None)
+        ax.plot(
+            x[part],
+            s["mean"][part],
+            color=color,
+            linestyle=(0, (1, 2)),
+            marker="o",
+            markevery=[-1],
+            markerfacecolor="none",
+            label=f"{label} mean of the last {s['count'][-1]} (bin filling)",
+        )
 
 
 class TrainingPlot:

@@ -130,7 +130,9 @@ class Runner:
         tick_every = max(1, 100 // n)
         next_checkpoint = self._next(agent.total_steps, self.checkpoint_every)
         next_eval = self._next(agent.total_steps, self.eval_every)
-        start = time.perf_counter()
+        # wall_time goes on from the last row (a resumed run's rows were read back from progress.csv).
+        last_wall = float(agent.episodes[-1].get("wall_time", 0.0)) if agent.episodes else 0.0
+        start = time.perf_counter() - (last_wall if math.isfinite(last_wall) else 0.0)
         histories = [agent.frame_history() for _ in range(n)]
         ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
         ep_qmax, ep_qmin, ep_qsteps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)

@@ -19,8 +19,9 @@ def statbin(values, bin_size: int) -> dict[str, np.ndarray]:
     """Group ``values`` into consecutive bins of ``bin_size`` and summarise each bin.
 
     Returns arrays ``x`` (episode index at the end of each bin), ``mean``,
-    ``std``, ``min`` and ``max``. A last, partial bin is included; NaNs (an
-    episode without that statistic) are left out of their bin.
+    ``std``, ``min``, ``max`` and ``count`` (values in the bin). A last,
+    partial bin is included, its ``count`` below ``bin_size``; NaNs (an
+    episode without that statistic) are left out of their bin's summaries.
     """
     if bin_size < 1:
         raise ValueError(f"bin_size must be positive, got {bin_size}")
@@ -37,6 +38,7 @@ def statbin(values, bin_size: int) -> dict[str, np.ndarray]:
             "std": np.nanstd(bins, axis=1),
             "min": np.nanmin(bins, axis=1),
             "max": np.nanmax(bins, axis=1),
+            "count": np.minimum(len(v) - np.arange(n_bins) * bin_size, bin_size),
         }
 
 

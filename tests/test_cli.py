@@ -255,7 +255,7 @@ def test_play_and_best_model_use_the_weight_average(tmp_path, monkeypatch):
         return [0.0]
 
     monkeypatch.setattr(agents.DQN, "evaluate", evaluate)
-    assert cli.play(*cli.saved_configs(run, {"eval_episodes": 1}), checkpoint) == 0
+    assert cli.play(*cli.saved_configs(run, {"eval_episodes": 1}), run) == 0
     for got, want in zip(evaluated[0], average, strict=True):
         np.testing.assert_array_equal(got, want)
 
@@ -388,3 +388,75 @@ def test_an_impatient_double_ctrl_c_still_saves_the_final_checkpoint(tmp_path):
     final = int(stdout.split("interrupted at step ")[1].split(":")[0])
     assert checkpoint_step(run) == final
     assert not [d for d in os.listdir(os.path.join(run, "checkpoints")) if d.startswith(".tmp")]
+
+
+def test_play_says_which_weights_it_uses_and_weights_chooses(tmp_path):
+    args = ("--steps", "1500", "--ema", "1000", "--eval_every", "1500", "--eval_episodes", "1")
+    assert kerlym(*FAST, *args, "--outdir", str(tmp_path)).returncode == 0
+    run = only_run(tmp_path)
+    checkpoint = os.path.join(run, "checkpoints", "step-0000001500")
+    lines = {}
+    for which in ("", "online", "average", "best"):
+        out = kerlym("--play", run, "--eval_episodes", "1", *(("--weights", which) if which else ()))
+        assert out.returncode == 0, out.stderr
+        lines[which] = out.stdout.splitlines()[0]
+    assert lines[""] == lines["average"] == f"playing with the weight average of {checkpoint}"
+    assert lines["online"] == f"playing with the online network of {checkpoint}"
+    assert lines["best"] == f"playing with the best.keras of {run}"
+    clash = kerlym("--play", run, "--best", "--weights", "online")
+    assert clash.returncode == 2 and clash.stderr == "kerlym: error: --best and --weights online disagree; give one\n"
+    alone = kerlym(*FAST, "--weights", "online")
+    assert alone.returncode == 2 and alone.stderr == "kerlym: error: --weights goes with --play or --export\n"
+
+
+def test_weights_average_needs_a_run_with_ema_and_an_update(tmp_path):
+    plain = ["-e", "CartPole-v1", "-a", "dqn", "--seed", "0", "-q", "--steps", "100", "--outdir"]
+    assert kerlym(*plain, str(tmp_path / "plain")).returncode == 0
+    out = kerlym("--play", only_run(tmp_path / "plain"), "--weights", "average")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "--weights average needs a run trained with --ema" in out.stderr
+    assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path / "ema")).returncode == 0  # preset: --ema
+    out = kerlym("--play", only_run(tmp_path / "ema"), "--weights", "average")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "step-0000000300 holds no weight average yet (saved before the first update); use online" in out.stderr
+
+
+def test_play_with_submit_writes_the_bundle_of_that_evaluation(tmp_path):
+    assert kerlym(*FAST, "--steps", "400", "--outdir", str(tmp_path)).returncode == 0
+    run = only_run(tmp_path)
+    out = kerlym("--play", run, "-S", "--eval_episodes", "3", "--seed", "5")
+    assert out.returncode == 0, out.stderr
+    bundle = os.path.join(run, "submission")
+    assert f"results bundle: {bundle}" in out.stdout
+    played = [float(line.split("reward ")[1]) for line in out.stdout.splitlines() if line.startswith(" * Episode")]
+    evaluation = json.load(open(os.path.join(bundle, "evaluation.json")))
+    assert evaluation["returns"] == played and len(played) == 3  # the evaluation --play printed, not another
+    assert evaluation["weights"] == f"online network of {os.path.join(run, 'checkpoints', 'step-0000000400')}"
+    stats = json.load(open(os.path.join(bundle, "episode_statistics.json")))
+    assert stats["returns"] == [float(r["reward"]) for r in read_rows(run)]
+
+
+def test_submit_after_ctrl_c_and_resume_covers_every_episode_and_wall_time_goes_on(tmp_path):
+    proc = _start([*FAST, "--steps", "6000", "--checkpoint_every", "500", "-S", "--eval_episodes", "1"], tmp_path)
+    run = _wait_for_checkpoint(tmp_path, proc)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    bundle = os.path.join(run, "submission")
+    assert "interrupted at step" in stdout and f"results bundle: {bundle}" in stdout
+    first = json.load(open(os.path.join(bundle, "episode_statistics.json")))
+    assert first["source"] == "RecordEpisodeStatistics"  # one session: Gymnasium's record, times included
+    assert first["returns"] == [float(r["reward"]) for r in read_rows(run)]
+
+    saved = checkpoint_step(run)
+    out = kerlym("--resume", run, "--steps", str(saved + 500))
+    assert out.returncode == 0, out.stderr
+    rows = read_rows(run)
+    stats = json.load(open(os.path.join(bundle, "episode_statistics.json")))
+    assert stats["source"] == "kerlym episode rows"  # the wrapper saw only the resumed session's episodes
+    assert stats["returns"] == [float(r["reward"]) for r in rows] and len(rows) > len(first["returns"]) // 2
+    assert stats["lengths"] == [int(r["length"]) for r in rows]
+    resumed = next(i for i, r in enumerate(rows) if int(r["total_steps"]) > saved)
+    wall = [float(r["wall_time"]) for r in rows]
+    assert resumed > 0 and wall == sorted(wall)  # the resumed episodes' clock starts at the last kept row's
+    assert wall[resumed] > wall[resumed - 1]

@@ -29,6 +29,8 @@ def test_statbin_by_hand():
     np.testing.assert_allclose(s["std"], [1, 1, 0])
     np.testing.assert_allclose(s["min"], [1, 5, 10])
     np.testing.assert_allclose(s["max"], [3, 7, 10])
+    np.testing.assert_array_equal(s["count"], [2, 2, 1])  # the last bin holds one episode of two
+    np.testing.assert_array_equal(statbin([1.0] * 6, 3)["count"], [3, 3])
 
 
 def test_statbin_skips_missing_values():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 import warnings
 import weakref
 from collections.abc import Callable
@@ -20,6 +21,40 @@ from kerlym import preproc
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, field_names, replace
 from kerlym.envs import make_env
 from kerlym.memory import FrameRing
+from kerlym.runs import first_line
+
+# Keras 1 spellings (the original KeRLym's factories) and what Keras 3 calls them.
+KERAS1_NAMES = {
+    "init": "kernel_initializer=",
+    "lr": "learning_rate=",
+    "nb_filter": "filters=",
+    "nb_row": "kernel_size=",
+    "nb_col": "kernel_size=",
+    "border_mode": "padding=",
+    "subsample": "strides=",
+    "output_dim": "units=",
+    "W_regularizer": "kernel_regularizer=",
+    "b_regularizer": "bias_regularizer=",
+    "Convolution2D": "Conv2D",
+    "Convolution1D": "Conv1D",
+    "pool_length": "pool_size=",
+    "nb_epoch": "epochs=",
+}
+# Keras 3's error for a layer whose first argument went in under its Keras 1 keyword names no keyword at all.
+_MISSING_ARGUMENT = {"filters": "nb_filter", "units": "output_dim"}
+
+
+def keras1_hint(message: str) -> str | None:
+    """A hint naming the Keras 3 spelling of a Keras 1 name in a model factory's error, or ``None``."""
+    quoted = re.findall(r"'(\w+)'", message)
+    old = [name for name in quoted if name in KERAS1_NAMES]
+    if old:
+        return "Keras 3 spells " + ", ".join(f"{name} as {KERAS1_NAMES[name]}" for name in dict.fromkeys(old))
+    missing = re.search(r"missing 1 required positional argument: '(\w+)'", message)
+    if missing and missing.group(1) in _MISSING_ARGUMENT:
+        name = missing.group(1)
+        return f"Keras 3 spells {_MISSING_ARGUMENT[name]}= as {name}= (or pass it first, positionally)"
+    return None
 
 
 def factory_name(factory) -> str:
@@ -122,6 +157,10 @@ class Agent:
         if self.num_actions is None:
             raise ValueError(f"{type(self).__name__} needs a discrete action space, got {self.env.action_space}")
         self.num_actions = int(self.num_actions)
+        if isinstance(self.env.action_space, gym.spaces.Discrete):
+            # Gymnasium keeps n as np.int64, which Keras 3 layers refuse (Dense(env.action_space.n) says "expected
+            # a positive integer"); the same number as a Python int lets a factory written for the original work.
+            self.env.action_space.n = int(self.env.action_space.n)
 
         space = self.env.observation_space
         if space.shape is None:
@@ -206,6 +245,11 @@ class Agent:
             model = self.modelfactory(
                 self, self.env, dropout=self.dropout, learning_rate=self.learning_rate, **self.factory_kwargs
             )
+        except (TypeError, ValueError, AttributeError) as e:
+            hint = keras1_hint(str(e))
+            if hint is None:
+                raise
+            raise type(e)(f"{first_line(e)}; {hint}") from e
         finally:
             keras.config.set_dtype_policy(previous)
         if not isinstance(model, keras.Model):

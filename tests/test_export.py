@@ -1,0 +1,78 @@
+"""``kerlym --export``: the exported network gives the Keras model's outputs in TensorFlow and in onnxruntime."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kerlym import main as cli
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    args = ["-e", "CartPole-v1", "-a", "ddqn", "--preset", "--seed", "0", "-q", "--steps", "300", "--outdir", str(out)]
+    done = subprocess.run([sys.executable, "-m", "kerlym", *args], capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    (name,) = os.listdir(out)
+    return os.path.join(out, name)
+
+
+def _export(run_dir, capsys, *flags):
+    assert cli.main(["--export", run_dir, *flags]) == 0
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def _keras_outputs(run_dir, states):
+    from kerlym import runs
+
+    model = runs.load_model(os.path.join(runs.latest_checkpoint(run_dir), runs.MODEL))
+    return np.asarray(model(states))
+
+
+STATES = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)  # CartPole: 4 numbers, one frame
+
+
+def test_saved_model_reloads_and_agrees_with_keras(run_dir, capsys):
+    import tensorflow as tf
+
+    lines = _export(run_dir, capsys)
+    path = lines[-1]
+    assert path == os.path.join(run_dir, "export", "online_saved_model")
+    assert lines[0] == f"exported the online network of {os.path.join(run_dir, 'checkpoints', 'step-0000000300')}"
+    assert lines[1].startswith("input: float32 array [batch, 4]: the observation, of shape 4 after the 'none'")
+    reloaded = tf.saved_model.load(path)  # kept: its variables go with it
+    served = reloaded.serve(STATES).numpy()
+    np.testing.assert_allclose(served, _keras_outputs(run_dir, STATES), rtol=1e-5, atol=1e-6)
+
+
+def test_keras_file_keeps_the_weights(run_dir, capsys):
+    import keras
+
+    path = _export(run_dir, capsys, "--format", "keras")[-1]
+    assert path.endswith(os.path.join("export", "online.keras"))
+    model = keras.saving.load_model(path, compile=False)
+    np.testing.assert_array_equal(np.asarray(model(STATES)), _keras_outputs(run_dir, STATES))
+
+
+def test_onnxruntime_agrees_with_keras(run_dir, capsys):
+    import keras
+
+    pytest.importorskip({"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}[keras.config.backend()])
+    ort = pytest.importorskip("onnxruntime")
+    path = _export(run_dir, capsys, "--format", "onnx")[-1]
+    assert path.endswith(os.path.join("export", "online.onnx"))
+    session = ort.InferenceSession(path)
+    (got,) = session.run(None, {session.get_inputs()[0].name: STATES})
+    np.testing.assert_allclose(got, _keras_outputs(run_dir, STATES), rtol=1e-5, atol=1e-6)
+
+
+def test_export_needs_best_keras_for_best_and_rejects_format_alone(run_dir, capsys):
+    assert cli.main(["--export", run_dir, "--best"]) == 2
+    assert "has no best.keras" in capsys.readouterr().err
+    assert cli.main(["-e", "CartPole-v1", "--format", "onnx"]) == 2
+    assert capsys.readouterr().err == "kerlym: error: --format goes with --export\n"
