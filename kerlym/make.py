@@ -159,7 +159,10 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
         env = preproc.apply(env, preproc.get(config.preprocessor))
         shape = env.observation_space.shape
         if shape is None:
-            raise C.ConfigError(f"{run.env} has observations of type {env.observation_space}; kerlym needs arrays")
+            raise C.ConfigError(
+                f"{run.env} has observations of type {env.observation_space}; kerlym needs arrays "
+                "(wrap the env in gymnasium.wrappers.FlattenObservation)"
+            )
         if isinstance(net, str) and net in networks.CONV_NETWORKS and len(shape) not in (2, 3):
             raise C.ConfigError(
                 f"{net} is a convolutional network but {run.env} observations have shape {shape}; "
