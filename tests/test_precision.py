@@ -135,5 +135,5 @@ def test_pg_trains_under_bf16_with_float32_probabilities():
 
 
 def test_unknown_policy_is_refused():
-    with pytest.raises(ValueError, match="dtype_policy must be one of float32, mixed_bfloat16, got 'float16'"):
+    with pytest.raises(ValueError, match="unknown dtype policy 'float16'; choose one of: float32, mixed_bfloat16"):
         DQN("CartPole-v1", modelfactory=linear_q, dtype_policy="float16")

@@ -67,7 +67,7 @@ def test_progress_bar_follows_the_run_and_episode_lines_print_above_it(capsys):
     agent = small_dqn()
     out = io.StringIO()
     bar = sinks.ProgressBar(300, 0, "steps", file=out)
-    Runner(agent, sinks=[sinks.Console(bar=bar), bar], handle_signals=False).run(max_steps=300)
+    Runner(agent, sinks=[sinks.Console(bar=bar), bar], signals=()).run(max_steps=300)
     assert bar.bar.n == 300 == agent.total_steps
     recent = [r["reward"] for r in agent.episodes[-100:]]
     assert bar.bar.postfix.endswith(f"eps=0.500, return(100)={sum(recent) / len(recent):.2f}")
@@ -94,7 +94,7 @@ def test_tensorboard_logs_the_rows_of_progress_csv(tmp_path):
         def on_update(self, runner, new):
             losses.extend(new)
 
-    Runner(agent, sinks=[sinks.ProgressFile(run_dir), board, Losses()], handle_signals=False).run(max_steps=400)
+    Runner(agent, sinks=[sinks.ProgressFile(run_dir), board, Losses()], signals=()).run(max_steps=400)
     rows = read_progress(os.path.join(run_dir, "progress.csv"))
     events = EventAccumulator(log_dir, size_guidance={"tensors": 0})
     events.Reload()
