@@ -292,19 +292,6 @@ class ActorCriticAgent(Agent):
         self.stats: dict = {}
 
     # -- the model ---------------------------------------------------------------
-    # Branch `backend` puts this property on Agent; until that is merged the actor-critic agents carry it.
-    @property
-    def model(self):
-        """The model with current weights (a JAX step keeps them outside Keras; this writes them back)."""
-        steps = self.__dict__.get("steps")
-        if steps is not None:
-            steps.to_keras()
-        return self._model
-
-    @model.setter
-    def model(self, model) -> None:
-        self._model = model
-
     def check_outputs(self, model, name):
         pass  # actor_critic_model checks the two heads
 
