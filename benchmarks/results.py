@@ -38,7 +38,6 @@ the best return found: a bound no policy beats only if no cleverer sequence exis
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import fcntl
 import itertools
@@ -49,7 +48,7 @@ import time
 import numpy as np
 
 import kerlym
-from kerlym.config import ConfigError
+from kerlym.config import ConfigError, parse_settings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results")
@@ -82,24 +81,6 @@ TABLE = [(env, agent) for env in RL_ZOO for agent in ("dqn", "ddqn")] + [("CartP
 FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "eval_mean", "eval_std", "wall_s"]
 FIELDS += ["sampled_mean", "online_mean"]  # PG sampling from its policy; with --ema, the online network
 GRID = 50  # points on each learning curve
-
-
-def parse_settings(items) -> dict:
-    """``["KEY=VALUE", ...]`` as a dict; each value a Python literal if it reads as one, else a string.
-
-    Raises:
-        ValueError: an item without ``=`` (the message is one line).
-    """
-    settings = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"settings are KEY=VALUE, got {item!r}")
-        try:
-            settings[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            settings[key] = text
-    return settings
 
 
 def split_settings(argv: list[str]) -> tuple[list[str], list[str]]:

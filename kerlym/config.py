@@ -326,6 +326,26 @@ OLD_NAMES = {
 }
 
 
+def parse_settings(items) -> dict:
+    """``["KEY=VALUE", ...]`` as a dict; each value a Python literal (``3``, ``0.5``, ``True``, ``[1, 2]``) or a string.
+
+    Raises:
+        ConfigError: an item that is not ``KEY=VALUE`` with an identifier for a key (one line).
+    """
+    import ast
+
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"settings are KEY=VALUE pairs, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key] = text
+    return out
+
+
 def label(name: str) -> str:
     """A field's name as the user knows it from the command line, e.g. ``max_mem`` for ``max_memory``."""
     for cls in (RunConfig, DQNConfig, PGConfig, PPOConfig):

@@ -172,19 +172,11 @@ def given_settings(args: argparse.Namespace) -> dict:
 
 
 def parse_kwargs(items: list[str]) -> dict:
-    """``KEY=VALUE`` words as a dict; a value is a Python literal (``3``, ``0.5``, ``True``, ``[1, 2]``) or a string."""
-    import ast
-
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise UsageError(f"--env-kwargs takes KEY=VALUE pairs, got {item!r}")
-        try:
-            out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[key] = text
-    return out
+    """``--env-kwargs`` words as a dict (:func:`kerlym.config.parse_settings`)."""
+    try:
+        return C.parse_settings(items)
+    except C.ConfigError as e:
+        raise UsageError(f"--env-kwargs: {e}") from None
 
 
 def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig, list[str]]:
