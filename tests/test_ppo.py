@@ -10,7 +10,7 @@ import pytest
 
 from kerlym.agents import PPO
 from kerlym.agents.actor_critic import Rollout
-from tests.test_a2c import linear_ac
+from test_a2c import linear_ac  # tests/ is on sys.path (rootdir-relative import mode)
 
 
 def test_ppo_update_by_hand():
