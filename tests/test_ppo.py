@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from test_a2c import linear_ac  # tests/ is on sys.path (rootdir-relative import mode)
 
 from kerlym.agents import PPO
 from kerlym.agents.actor_critic import Rollout
-from test_a2c import linear_ac  # tests/ is on sys.path (rootdir-relative import mode)
 
 
 def test_ppo_update_by_hand():
