@@ -60,13 +60,13 @@ def greedy_and_sampled(probs, u, legal=None):
     before both choices; sampling renormalises over the rest.
     """
     if legal is not None:
-        probs = probs * ops.cast(legal, probs.dtype)
+        probs = ops.multiply(probs, ops.cast(legal, "float32"))
     return ops.argmax(probs, axis=-1), inverse_cdf_sample(probs, u), probs
 
 
 def renormalised(probs, legal):
     """The policy restricted to the legal actions: ``probs * legal / sum(probs * legal)``."""
-    probs = probs * ops.cast(legal, probs.dtype)
+    probs = ops.multiply(probs, ops.cast(legal, "float32"))
     return probs / ops.maximum(ops.sum(probs, axis=-1, keepdims=True), 1e-12)
 
 
