@@ -13,10 +13,9 @@ argument errors stay instant.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace  # noqa: F401 (replace: used as C.replace)
 
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 REPLAY_MODES = ("newest", "uniform")
@@ -444,8 +443,3 @@ def to_dict(config) -> dict:
             value = getattr(value, "__name__", repr(value))
         out[f.name] = value
     return out
-
-
-def replace(config, **changes):
-    """``dataclasses.replace`` that reports bad values as :class:`ConfigError`."""
-    return dataclasses.replace(config, **changes)

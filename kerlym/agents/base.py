@@ -8,6 +8,7 @@ hooks; they never touch the loop itself.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import re
@@ -18,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kerlym import preproc
-from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, field_names, replace
+from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, field_names
 from kerlym.envs import make_env
 from kerlym.memory import FrameRing
 from kerlym.runs import first_line
@@ -199,7 +200,7 @@ class Agent:
         values = {k: v for k, v in kwargs.items() if k in names}
         rest = {k: v for k, v in kwargs.items() if k not in names}
         try:
-            config = replace(config, **values) if config is not None else cls.Config(**values)
+            config = dataclasses.replace(config, **values) if config is not None else cls.Config(**values)
         except ConfigError as e:
             raise ValueError(str(e)) from None
         factory = cls._factory(config.modelfactory)
