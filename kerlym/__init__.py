@@ -7,6 +7,8 @@ Submodules are imported on first use, so ``import kerlym`` (and the
 """
 
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 
 from kerlym.make import configure, load, make  # light (standard library only); binds kerlym.make to the function
@@ -43,8 +45,45 @@ def _register_ale_envs() -> None:
     gymnasium.register_envs(ale_py)
 
 
+class _RegisterAleWithGymnasium(importlib.abc.MetaPathFinder):
+    """Registers ale-py's ids once Gymnasium is imported, for programs that ``import kerlym`` first.
+
+    It lets the normal finders find Gymnasium and only runs ``_register_ale_envs`` after the module has
+    executed, so ``import kerlym`` stays light and Gymnasium imports as it would without kerlym.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "gymnasium":
+            return None
+        sys.meta_path.remove(self)  # once; and the lookup below must not come back here
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _ThenRegister(spec.loader)
+        return spec
+
+
+class _ThenRegister(importlib.abc.Loader):
+    """A loader that executes the module with ``loader``, then registers ale-py's envs."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        module.__spec__.loader = module.__loader__ = self.loader  # as if kerlym had not been there
+        _register_ale_envs()
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, ...: the wrapped loader's
+        return getattr(self.loader, name)
+
+
 if "gymnasium" in sys.modules:  # the user's program uses Gymnasium already: ale-py alone adds about 50 ms
     _register_ale_envs()
+else:
+    sys.meta_path.insert(0, _RegisterAleWithGymnasium())
 
 
 def __getattr__(name):

@@ -27,23 +27,48 @@ class ConfigError(ValueError):
     """A setting, or a combination of settings, that can never train; the message is one line."""
 
 
-def setting(default, help: str, flags: tuple[str, ...] = (), cli_default=MISSING, **meta):
-    """A config field with its docstring (``help``), command-line ``flags`` and the command's default if it differs."""
-    return field(default=default, metadata={"help": help, "flags": flags, "cli_default": cli_default, **meta})
+# The --help groups, in order: a field's ``topic`` names its group, and the group's title.
+TOPICS = {
+    "environment": "environment: which env, and what the agent observes of it",
+    "agent": "agent: the learning algorithm and its settings",
+    "network": "network and optimizer",
+    "schedule": "schedule: when and how much to train, exploration over time",
+    "run control": "run control: how long, seeds, checkpoints, resume",
+    "output": "output: what the run prints, plots and writes",
+    "evaluation": "evaluation: greedy evaluations during and after training",
+}
+
+
+def setting(default, help: str, flags: tuple[str, ...] = (), cli_default=MISSING, topic: str | None = None, **meta):
+    """A config field with its docstring (``help``), command-line ``flags`` and the command's default if it differs.
+
+    Args:
+        default: the Python API's default.
+        help: one line saying what the setting does (the flag's help).
+        flags: the command-line spellings, e.g. ``("-t", "--num_frames")``; none: not a flag.
+        cli_default: the command's default where the original command's differed from the Python API's.
+        topic: the ``--help`` group of the flag, a key of ``TOPICS``.
+        **meta: more for the flag: ``choices``, ``metavar``, ``cli_nargs``, ``cli_type``.
+    """
+    if flags and topic not in TOPICS:
+        raise ValueError(f"the flag {flags[-1]} needs a topic, one of: {', '.join(TOPICS)}")
+    metadata = {"help": help, "flags": flags, "cli_default": cli_default, "topic": topic, **meta}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """What the run does around the agent: which env and agent, how long, what it writes."""
 
-    env: str = setting("MountainCar-v0", "Which Gymnasium environment to run", ("-e", "--env"))
-    agent: str = setting("ddqn", "Which learning algorithm to use", ("-a", "--agent"))
+    env: str = setting("MountainCar-v0", "Which Gymnasium environment to run", ("-e", "--env"), topic="environment")
+    agent: str = setting("ddqn", "Which learning algorithm to use", ("-a", "--agent"), topic="agent")
     env_kwargs: dict | None = setting(
         None,
         "Keyword arguments for the env, as KEY=VALUE (values read as Python literals, else as strings)",
         ("--env-kwargs",),
         cli_nargs="+",
         metavar="KEY=VALUE",
+        topic="environment",
     )
     gym_packages: tuple[str, ...] | None = setting(
         None,
@@ -51,30 +76,53 @@ class RunConfig:
         ("--gym-packages",),
         cli_nargs="+",
         metavar="MODULE",
+        topic="environment",
     )
     steps: int | None = setting(
-        None, "Stop after this many env steps in total (default: run until Ctrl-C)", ("--steps",)
+        None,
+        "Stop after this many env steps in total (default: run until Ctrl-C)",
+        ("--steps",),
+        topic="run control",
     )
-    episodes: int | None = setting(None, "Stop after this many episodes in total", ("--episodes",))
-    outdir: str = setting("runs", "Folder that holds run folders", ("--outdir",))
-    plots: bool = setting(False, "Plot learning statistics while running (PNG in the run folder)", ("-P", "--plots"))
-    plot_rate: int = setting(10, "Plot update rate in episodes (and bin size)", ("-F", "--plot_rate"))
+    episodes: int | None = setting(None, "Stop after this many episodes in total", ("--episodes",), topic="run control")
+    outdir: str = setting("runs", "Folder that holds run folders", ("--outdir",), topic="output")
+    plots: bool = setting(
+        False, "Plot learning statistics while running (PNG in the run folder)", ("-P", "--plots"), topic="output"
+    )
+    plot_rate: int = setting(10, "Plot update rate in episodes (and bin size)", ("-F", "--plot_rate"), topic="output")
     submit: bool = setting(
         False,
         "Write a results bundle in the run folder (OpenAI's upload service is gone): episode statistics, a greedy "
         "evaluation as JSON and evaluation videos",
         ("-S", "--submit"),
+        topic="output",
     )
-    render: bool = setting(False, "Render the environment in a window (needs a display)", ("-R", "--render"))
-    checkpoint_every: int = setting(10_000, "Env steps between checkpoints", ("--checkpoint_every",))
-    save_memory: bool = setting(False, "Include the replay memory in checkpoints", ("--save_memory",))
-    eval_episodes: int = setting(20, "Greedy episodes per evaluation (--eval_every, -S, --play)", ("--eval_episodes",))
+    render: bool = setting(
+        False, "Render the environment in a window (needs a display)", ("-R", "--render"), topic="output"
+    )
+    checkpoint_every: int = setting(
+        10_000, "Env steps between checkpoints", ("--checkpoint_every",), topic="run control"
+    )
+    save_memory: bool = setting(
+        False, "Include the replay memory in checkpoints", ("--save_memory",), topic="run control"
+    )
+    eval_episodes: int = setting(
+        20, "Greedy episodes per evaluation (--eval_every, -S, --play)", ("--eval_episodes",), topic="evaluation"
+    )
     eval_every: int | None = setting(
-        None, "Evaluate greedily every N steps; keeps the best model as best.keras", ("--eval_every",)
+        None,
+        "Evaluate greedily every N steps; keeps the best model as best.keras",
+        ("--eval_every",),
+        topic="evaluation",
     )
-    quiet: bool = setting(False, "Print a progress line every 10 s instead of one per episode", ("-q", "--quiet"))
+    quiet: bool = setting(
+        False, "Print a progress line every 10 s instead of one per episode", ("-q", "--quiet"), topic="output"
+    )
     tensorboard: bool = setting(
-        False, "Write TensorBoard event files into the run folder (view: tensorboard --logdir runs)", ("--tensorboard",)
+        False,
+        "Write TensorBoard event files into the run folder (view: tensorboard --logdir runs)",
+        ("--tensorboard",),
+        topic="output",
     )
 
     def __post_init__(self):
@@ -91,30 +139,55 @@ class AgentConfig:
     """Settings every agent shares: the observation pipeline, the network and its optimizer."""
 
     nframes: int = setting(
-        1, "Number of sequential observations stacked into one state", ("-t", "--num_frames"), cli_default=2
+        1,
+        "Number of sequential observations stacked into one state",
+        ("-t", "--num_frames"),
+        cli_default=2,
+        topic="environment",
     )
-    difference_obs: bool = setting(False, "Compute difference images for training", ("-i", "--difference"))
+    difference_obs: bool = setting(
+        False, "Compute difference images for training", ("-i", "--difference"), topic="environment"
+    )
     preprocessor: str = setting(
-        "none", "Observation preprocessor", ("-E", "--preprocessor"), choices=PREPROCESSOR_NAMES
+        "none",
+        "Observation preprocessor",
+        ("-E", "--preprocessor"),
+        choices=PREPROCESSOR_NAMES,
+        topic="environment",
     )
     modelfactory: str | None = setting(
-        None, "NN architecture (a registered network name; the Python API also takes a factory)", ("-n", "--net")
+        None,
+        "NN architecture (a registered network name; the Python API also takes a factory)",
+        ("-n", "--net"),
+        topic="network",
     )
-    dropout: float = setting(0.0, "Dropout rate in the NN", ("-o", "--dropout"), cli_default=0.5)
-    learning_rate: float = setting(1e-4, "Optimizer learning rate", ("-r", "--learning_rate"))
+    dropout: float = setting(0.0, "Dropout rate in the NN", ("-o", "--dropout"), cli_default=0.5, topic="network")
+    learning_rate: float = setting(1e-4, "Optimizer learning rate", ("-r", "--learning_rate"), topic="network")
     optimizer: str | None = setting(
-        None, "Optimizer the built-in networks compile (any Keras name; default: the network's own)", ("--optimizer",)
+        None,
+        "Optimizer the built-in networks compile (any Keras name; default: the network's own)",
+        ("--optimizer",),
+        topic="network",
     )
     loss: str | None = setting(
-        None, "Loss the built-in networks compile (any Keras name, e.g. huber; default: the network's own)", ("--loss",)
+        None,
+        "Loss the built-in networks compile (any Keras name, e.g. huber; default: the network's own)",
+        ("--loss",),
+        topic="network",
     )
     clipnorm: float | None = setting(
-        None, "Clip the global gradient norm (SB3's max_grad_norm; default: no clipping)", ("--clipnorm",)
+        None,
+        "Clip the global gradient norm (SB3's max_grad_norm; default: no clipping)",
+        ("--clipnorm",),
+        topic="network",
     )
-    discount: float = setting(0.99, "Discount rate for future rewards", ("-d", "--discount"))
-    seed: int | None = setting(None, "Random seed for the env, NumPy and Keras", ("--seed",))
+    discount: float = setting(0.99, "Discount rate for future rewards", ("-d", "--discount"), topic="agent")
+    seed: int | None = setting(None, "Random seed for the env, NumPy and Keras", ("--seed",), topic="run control")
     concurrency: int = setting(
-        1, "Env copies stepping in parallel processes, feeding one learner", ("-c", "--concurrency")
+        1,
+        "Env copies stepping in parallel processes, feeding one learner",
+        ("-c", "--concurrency"),
+        topic="environment",
     )
     dtype_policy: str | None = setting(
         None,
@@ -123,6 +196,7 @@ class AgentConfig:
         ("--dtype_policy",),
         cli_default="float32",
         choices=DTYPE_POLICIES,
+        topic="network",
     )
 
     def __post_init__(self):
@@ -143,35 +217,50 @@ class AgentConfig:
 class DQNConfig(AgentConfig):
     """Deep Q-learning (``dqn``) and double DQN (``ddqn``)."""
 
-    epsilon: float = setting(0.1, "Exploration (1.0) vs exploitation (0.0) action probability", ("-p", "--epsilon"))
+    epsilon: float = setting(
+        0.1, "Exploration (1.0) vs exploitation (0.0) action probability", ("-p", "--epsilon"), topic="agent"
+    )
     epsilon_decay: float = setting(
         0.0,
         "Rate of epsilon decay per episode: epsilon *= (1-decay); not used with --exploration_steps",
         ("-D", "--epsilon_decay"),
         cli_default=1e-4,
+        topic="schedule",
     )
-    epsilon_min: float = setting(0.05, "Min epsilon value after decay", ("-s", "--epsilon_min"))
+    epsilon_min: float = setting(0.05, "Min epsilon value after decay", ("-s", "--epsilon_min"), topic="schedule")
     epsilon_decay_steps: int | None = setting(
-        None, "Anneal epsilon linearly to -s over this many steps instead of -D", ("--exploration_steps",)
+        None,
+        "Anneal epsilon linearly to -s over this many steps instead of -D",
+        ("--exploration_steps",),
+        topic="schedule",
     )
-    update_freq: int = setting(1000, "Frequency of NN updates specified in time steps", ("-f", "--update_freq"))
-    update_nsamp: int = setting(1100, "Number of samples to train on each update", ("-u", "--update_size"))
-    batch_size: int = setting(32, "Batch size during NN training", ("-b", "--batch_size"))
-    max_memory: int = setting(100_000, "Max number of samples (frames) to remember", ("-m", "--max_mem"))
+    update_freq: int = setting(
+        1000, "Frequency of NN updates specified in time steps", ("-f", "--update_freq"), topic="schedule"
+    )
+    update_nsamp: int = setting(
+        1100, "Number of samples to train on each update", ("-u", "--update_size"), topic="schedule"
+    )
+    batch_size: int = setting(32, "Batch size during NN training", ("-b", "--batch_size"), topic="schedule")
+    max_memory: int = setting(100_000, "Max number of samples (frames) to remember", ("-m", "--max_mem"), topic="agent")
     replay: str = setting(
         "newest",
         "What each update samples: newest (the newest -f transitions plus uniform replay, the original's scheme) "
         "or uniform (all from replay, as SB3 does)",
         ("--replay",),
         choices=REPLAY_MODES,
+        topic="agent",
     )
     target_update_freq: int | None = setting(
-        None, "Env steps between target-network syncs (default: -f)", ("--target_update",)
+        None,
+        "Env steps between target-network syncs (default: -f)",
+        ("--target_update",),
+        topic="schedule",
     )
     learning_starts: int | None = setting(
         None,
         "Transitions in memory before the first update, or a full memory if that comes first (default: -b)",
         ("--learning_starts",),
+        topic="schedule",
     )
     ema_steps: int | None = setting(
         None,
@@ -179,6 +268,7 @@ class DQNConfig(AgentConfig):
         "weights over about this many env steps (default, and 0: the online network)",
         ("--ema",),
         metavar="STEPS",
+        topic="agent",
     )
 
     def __post_init__(self):
@@ -207,12 +297,13 @@ class DQNConfig(AgentConfig):
 class PGConfig(AgentConfig):
     """REINFORCE policy gradient (``pg``)."""
 
-    dropout: float = setting(0.5, "Dropout rate in the NN", ("-o", "--dropout"))
+    dropout: float = setting(0.5, "Dropout rate in the NN", ("-o", "--dropout"), topic="network")
     reset_on_score: bool | None = setting(
         None,
         "Reset the running return at each point (1) or not (0) (default: on for Pong)",
         ("--pong_reset",),
         cli_type="01",
+        topic="agent",
     )
 
 
@@ -220,30 +311,49 @@ class PGConfig(AgentConfig):
 class ActorCriticConfig(AgentConfig):
     """What the actor-critic agents (``a2c``, ``a3c``, ``ppo``) share; SB3's A2C defaults."""
 
-    nframes: int = setting(1, "Number of sequential observations stacked into one state", ("-t", "--num_frames"))
-    dropout: float = setting(0.0, "Dropout rate in the NN", ("-o", "--dropout"))
-    learning_rate: float = setting(
-        7e-4, "Optimizer learning rate (the start of --lr_schedule)", ("-r", "--learning_rate")
+    nframes: int = setting(
+        1, "Number of sequential observations stacked into one state", ("-t", "--num_frames"), topic="environment"
     )
-    clipnorm: float | None = setting(0.5, "Clip the global gradient norm (SB3's max_grad_norm)", ("--clipnorm",))
-    n_steps: int = setting(5, "Rollout length: env steps per env copy between updates", ("--n_steps",))
-    gae_lambda: float = setting(1.0, "GAE lambda (1: n-step returns)", ("--gae_lambda",))
-    ent_coef: float = setting(0.0, "Weight of the entropy bonus in the loss", ("--ent_coef",))
-    vf_coef: float = setting(0.5, "Weight of the value loss in the loss", ("--vf_coef",))
+    dropout: float = setting(0.0, "Dropout rate in the NN", ("-o", "--dropout"), topic="network")
+    learning_rate: float = setting(
+        7e-4,
+        "Optimizer learning rate (the start of --lr_schedule)",
+        ("-r", "--learning_rate"),
+        topic="network",
+    )
+    clipnorm: float | None = setting(
+        0.5, "Clip the global gradient norm (SB3's max_grad_norm)", ("--clipnorm",), topic="network"
+    )
+    n_steps: int = setting(
+        5, "Rollout length: env steps per env copy between updates", ("--n_steps",), topic="schedule"
+    )
+    gae_lambda: float = setting(1.0, "GAE lambda (1: n-step returns)", ("--gae_lambda",), topic="agent")
+    ent_coef: float = setting(0.0, "Weight of the entropy bonus in the loss", ("--ent_coef",), topic="agent")
+    vf_coef: float = setting(0.5, "Weight of the value loss in the loss", ("--vf_coef",), topic="agent")
     normalize_advantage: bool = setting(
-        False, "Standardise the advantages of each minibatch", ("--normalize_advantage",)
+        False,
+        "Standardise the advantages of each minibatch",
+        ("--normalize_advantage",),
+        topic="agent",
     )
     lr_schedule: str = setting(
         "constant",
         "Learning rate over the run: constant, or linear to 0 at --steps (the RL Zoo's lin_)",
         ("--lr_schedule",),
         choices=SCHEDULES,
+        topic="schedule",
     )
     normalize_obs: bool = setting(
-        False, "Normalise observations with running statistics, as SB3's VecNormalize", ("--normalize_obs",)
+        False,
+        "Normalise observations with running statistics, as SB3's VecNormalize",
+        ("--normalize_obs",),
+        topic="environment",
     )
     normalize_reward: bool = setting(
-        False, "Scale rewards by the running deviation of the discounted return (VecNormalize)", ("--normalize_reward",)
+        False,
+        "Scale rewards by the running deviation of the discounted return (VecNormalize)",
+        ("--normalize_reward",),
+        topic="environment",
     )
 
     def __post_init__(self):
@@ -266,26 +376,38 @@ class PPOConfig(ActorCriticConfig):
     """Proximal policy optimisation (``ppo``); SB3's PPO defaults."""
 
     learning_rate: float = setting(
-        3e-4, "Optimizer learning rate (the start of --lr_schedule)", ("-r", "--learning_rate")
+        3e-4,
+        "Optimizer learning rate (the start of --lr_schedule)",
+        ("-r", "--learning_rate"),
+        topic="network",
     )
-    n_steps: int = setting(2048, "Rollout length: env steps per env copy between updates", ("--n_steps",))
-    gae_lambda: float = setting(0.95, "GAE lambda (1: n-step returns)", ("--gae_lambda",))
+    n_steps: int = setting(
+        2048, "Rollout length: env steps per env copy between updates", ("--n_steps",), topic="schedule"
+    )
+    gae_lambda: float = setting(0.95, "GAE lambda (1: n-step returns)", ("--gae_lambda",), topic="agent")
     normalize_advantage: bool = setting(
-        True, "Standardise the advantages of each minibatch", ("--normalize_advantage",)
+        True,
+        "Standardise the advantages of each minibatch",
+        ("--normalize_advantage",),
+        topic="agent",
     )
-    batch_size: int = setting(64, "Minibatch size of the PPO epochs", ("-b", "--batch_size"))
-    n_epochs: int = setting(10, "Passes over each rollout", ("--n_epochs",))
-    clip_range: float = setting(0.2, "PPO's clip range epsilon (the start of --clip_schedule)", ("--clip_range",))
+    batch_size: int = setting(64, "Minibatch size of the PPO epochs", ("-b", "--batch_size"), topic="schedule")
+    n_epochs: int = setting(10, "Passes over each rollout", ("--n_epochs",), topic="schedule")
+    clip_range: float = setting(
+        0.2, "PPO's clip range epsilon (the start of --clip_schedule)", ("--clip_range",), topic="agent"
+    )
     clip_schedule: str = setting(
         "constant",
         "Clip range over the run: constant, or linear to 0 at --steps",
         ("--clip_schedule",),
         choices=SCHEDULES,
+        topic="schedule",
     )
     clip_range_vf: float | None = setting(
         None,
         "Clip the value prediction to this distance from the rollout's (default: no clipping)",
         ("--clip_range_vf",),
+        topic="agent",
     )
 
     def __post_init__(self):

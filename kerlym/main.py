@@ -24,6 +24,7 @@ EXPORT_FORMATS = {
     "keras": (".keras", None),
     "saved_model": ("_saved_model", "tf_saved_model"),
     "onnx": (".onnx", "onnx"),
+    "litert": (".tflite", "litert"),
 }
 ONNX_INSTALL = 'pip install "kerlym[export]" (tf2onnx, onnx, onnxruntime)'
 
@@ -43,22 +44,51 @@ _SHOWN_DEFAULTS = {
     "modelfactory": "simple_dnn; karpathy_simple_pgnet for -a pg",
     "optimizer": "the network's own",
     "loss": "the network's own",
-    "dropout": "0.5",
 }
 _TYPES = {"int": int, "float": float, "str": str}
+# Where each flag's help and metadata come from: the first class that has the field, in this order.
+_FLAG_CLASSES = (C.RunConfig, C.AgentConfig, C.DQNConfig, C.PGConfig, C.ActorCriticConfig, C.PPOConfig)
 
 
-def _add_flags(group, cls, skip=()):
-    """One flag per field of ``cls`` (fields in ``skip`` excluded), with its help and default in brackets."""
-    for f in fields(cls):
-        flags = f.metadata.get("flags")
-        if not flags or f.name in skip:
-            continue
+def _flag_fields() -> dict:
+    """Every field that has a flag, by name: its first definition in ``_FLAG_CLASSES``."""
+    out = {}
+    for cls in _FLAG_CLASSES:
+        for f in fields(cls):
+            if f.metadata.get("flags") and f.name not in out:
+                out[f.name] = f
+    return out
+
+
+def _agents_and_defaults(f) -> tuple[str, str]:
+    """Which agents use a field ("": every agent, or a run field), and its shown default, per agent where they differ.
+
+    E.g. ``("", "[2] (a2c, a3c, ppo: 1)")`` for ``-t`` or ``("dqn, ddqn: ", "[0.1]")`` for ``-p``.
+    """
+    if f.name in C.field_names(C.RunConfig):
         cli_default = f.metadata.get("cli_default", MISSING)
-        shown = _SHOWN_DEFAULTS.get(f.name, f.default if cli_default is MISSING else cli_default)
+        return "", f"[{_SHOWN_DEFAULTS.get(f.name, f.default if cli_default is MISSING else cli_default)}]"
+    by_default: dict = {}
+    for agent, cls in C.AGENT_CONFIGS.items():
+        if f.name in C.field_names(cls):
+            by_default.setdefault(str(C.defaults(cls, cli=True)[f.name]), []).append(agent)
+    users = [a for agents in by_default.values() for a in agents]
+    prefix = "" if len(users) == len(C.AGENT_CONFIGS) else f"{', '.join(a for a in C.AGENT_CONFIGS if a in users)}: "
+    if f.name in _SHOWN_DEFAULTS:
+        return prefix, f"[{_SHOWN_DEFAULTS[f.name]}]"
+    main, *others = sorted(by_default, key=lambda d: -len(by_default[d]))  # the most agents' default first
+    rest = "; ".join(f"{', '.join(by_default[d])}: {d}" for d in others)
+    return prefix, f"[{main}]" + (f" ({rest})" if rest else "")
+
+
+def _add_flags(groups: dict) -> None:
+    """One flag per config field, in the ``--help`` group its ``topic`` names, with its default(s) in brackets."""
+    for f in _flag_fields().values():
+        flags = f.metadata["flags"]
         names = _choices(f)
         listed = f": {', '.join(names)}" if names else ""
-        kw = {"dest": f.name, "default": None, "help": f"{f.metadata['help']}{listed} [{shown}]"}
+        prefix, shown = _agents_and_defaults(f)
+        kw = {"dest": f.name, "default": None, "help": f"{prefix}{f.metadata['help']}{listed} {shown}"}
         kind = str(f.type).split("|")[0].strip()
         if f.metadata.get("cli_nargs"):
             kw["nargs"] = f.metadata["cli_nargs"]
@@ -70,7 +100,7 @@ def _add_flags(group, cls, skip=()):
             kw["type"] = _TYPES[kind]
         if kind != "bool":
             kw["metavar"] = f.metadata.get("metavar", flags[-1].lstrip("-").upper())
-        group.add_argument(*flags, **kw)
+        groups[f.metadata["topic"]].add_argument(*flags, **kw)
 
 
 def _choices(f) -> tuple[str, ...]:
@@ -84,30 +114,19 @@ def _choices(f) -> tuple[str, ...]:
     return tuple(f.metadata.get("choices", ()))
 
 
-def _own_defaults(cls, base) -> str:
-    """The flags whose default for ``cls`` differs from the one ``base``'s flags show, e.g. ``defaults: -t 1``."""
-    shown = C.defaults(base, cli=True)
-    own = C.defaults(cls, cli=True)
-    parts = []
-    for f in fields(cls):
-        if f.metadata.get("flags") and (f.name not in shown or own[f.name] != shown[f.name]):
-            if f.name in shown or f.name == "batch_size":
-                parts.append(f"{f.metadata['flags'][0]} {own[f.name]}")
-    return "defaults: " + ", ".join(parts)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from kerlym import __version__, sweep
 
     p = _Parser(
         prog="kerlym",
         description="Train Keras deep RL agents (DQN, double DQN, policy gradient, A2C/A3C, PPO) on Gymnasium "
-        "environments.",
+        "environments. A flag whose help starts with agent names (e.g. 'dqn, ddqn:') is used by those agents only; "
+        "the brackets give its default, and the parentheses the agents whose default differs.",
         epilog="Example: kerlym -e CartPole-v1 -a ddqn --preset -P",
         formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=34),
     )
-    _add_flags(p.add_argument_group("the run"), C.RunConfig)
-    p.add_argument(
+    groups = {topic: p.add_argument_group(title) for topic, title in C.TOPICS.items()}
+    groups["agent"].add_argument(
         "--preset",
         nargs="?",
         const=True,
@@ -115,33 +134,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="Use kerlym's tuned settings for this env and agent, or those in FILE (JSON/YAML) (flags override)",
     )
-    _add_flags(p.add_argument_group("every agent"), C.AgentConfig)
-    common = set(C.field_names(C.AgentConfig))
-    _add_flags(p.add_argument_group("-a dqn and -a ddqn"), C.DQNConfig, skip=common)
-    _add_flags(p.add_argument_group("-a pg"), C.PGConfig, skip=common)
-    ac_group = f"-a a2c, a3c and ppo ({_own_defaults(C.A2CConfig, C.AgentConfig)})"
-    _add_flags(p.add_argument_group(ac_group), C.ActorCriticConfig, skip=common)
-    ppo_group = f"-a ppo ({_own_defaults(C.PPOConfig, C.A2CConfig)})"
-    _add_flags(p.add_argument_group(ppo_group), C.PPOConfig, skip={*C.field_names(C.A2CConfig), "batch_size"})
-    p.add_argument("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--play", metavar="RUN_DIR", help="Watch/evaluate the saved agent in RUN_DIR without training")
-    p.add_argument("--best", action="store_true", help="With --play or --export: use best.keras (--weights best)")
-    p.add_argument(
+    _add_flags(groups)
+    groups["run control"].add_argument(
+        "--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last checkpoint"
+    )
+    played = p.add_argument_group("play and export a saved agent")
+    played.add_argument("--play", metavar="RUN_DIR", help="Watch/evaluate the saved agent in RUN_DIR without training")
+    played.add_argument("--best", action="store_true", help="With --play or --export: use best.keras (--weights best)")
+    played.add_argument(
         "--weights",
         choices=WEIGHTS,
         help="With --play or --export: the latest checkpoint's online network, its weight average (runs with "
         "--ema), or best.keras (see --eval_every) [the average where there is one, else online]",
     )
-    p.add_argument(
+    played.add_argument(
         "--export",
         metavar="RUN_DIR",
         help="Write the saved agent's greedy policy network under RUN_DIR/export/ for inference outside kerlym",
     )
-    p.add_argument(
+    played.add_argument(
         "--format",
         choices=tuple(EXPORT_FORMATS),
         default="saved_model",
-        help='With --export: a .keras file, a TensorFlow SavedModel, or ONNX (pip install ".[export]") [saved_model]',
+        help='With --export: a .keras file, a TensorFlow SavedModel, ONNX (pip install ".[export]") or LiteRT '
+        "(.tflite; TensorFlow or torch backend) [saved_model]",
     )
     sweep.add_flags(p)
     p.add_argument("--version", action="version", version=f"kerlym {__version__}")
@@ -468,6 +484,23 @@ def _output_description(agent) -> str:
     return f"columns 0-{a - 1} the policy's logits (the greedy action is their argmax), last the state's value"
 
 
+def _check_litert() -> None:
+    """LiteRT (.tflite) export is Keras 3's ``model.export(format="litert")``: TensorFlow's converter, or torch's."""
+    import importlib.util
+
+    with native_stderr_silenced():
+        import keras
+
+    backend = keras.config.backend()
+    if backend not in ("tensorflow", "torch"):
+        raise UsageError(
+            f"--format litert needs Keras's tensorflow or torch backend, not {backend}: "
+            "run it with KERAS_BACKEND=tensorflow (the saved run loads on any backend)"
+        )
+    if backend == "torch" and importlib.util.find_spec("litert_torch") is None:
+        raise UsageError("--format litert on Keras's torch backend needs litert-torch: pip install litert-torch")
+
+
 def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: str | None = None) -> int:
     """Write the greedy network under ``RUN_DIR/export`` with Keras 3's ``model.export`` (or ``model.save``)."""
     import numpy as np
@@ -485,6 +518,8 @@ def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: 
         if missing:
             how = ONNX_INSTALL if backend == "tensorflow" else f"pip install {' '.join(missing)}"
             raise UsageError(f"--format onnx on Keras's {backend} backend needs {', '.join(missing)}: {how}")
+    if keras_format == "litert":
+        _check_litert()
     with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
         weights, source = pick_weights(run_dir, which, cfg)
     agent = _agent_with(run, cfg, weights, source)
@@ -498,7 +533,10 @@ def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: 
         if keras_format is None:
             model.save(path)
         else:
-            model.export(path, format=keras_format, verbose=False)
+            try:
+                model.export(path, format=keras_format, verbose=False)
+            except (ValueError, ImportError) as e:  # a format this Keras, backend or converter cannot write
+                raise UsageError(f"--format {fmt}: {first_line(e)}") from None
     print(f"exported the {source}")
     print(input_description(agent, model))
     print(path)

@@ -90,3 +90,16 @@ def test_atari_ids_are_registered_after_import_kerlym_with_gymnasium_but_import_
     assert light.stdout.split() == ["False", "False"], light.stderr
     agents = _python("import kerlym.agents, gymnasium as gym; print(gym.make('SpaceInvaders-v0').spec.id)")
     assert agents.returncode == 0 and agents.stdout.split()[-1] == "SpaceInvaders-v0", agents.stderr
+
+
+def test_atari_ids_are_registered_when_kerlym_is_imported_before_gymnasium():
+    code = (
+        "import sys, kerlym; light = 'gymnasium' in sys.modules or 'ale_py' in sys.modules\n"
+        "import gymnasium as gym\n"
+        "print(light, gym.make('SpaceInvaders-v0').spec.id, type(gym.__spec__.loader).__name__)"
+    )
+    made = _python(code)
+    # still light, the id made, and Gymnasium's module left with its own loader
+    assert made.returncode == 0 and made.stdout.split()[-3:] == ["False", "SpaceInvaders-v0", "SourceFileLoader"], (
+        made.stderr
+    )

@@ -76,3 +76,48 @@ def test_export_needs_best_keras_for_best_and_rejects_format_alone(run_dir, caps
     assert "has no best.keras" in capsys.readouterr().err
     assert cli.main(["-e", "CartPole-v1", "--format", "onnx"]) == 2
     assert capsys.readouterr().err == "kerlym: error: --format goes with --export\n"
+
+
+def _litert_interpreter():
+    """LiteRT's interpreter (ai-edge-litert), or TensorFlow's older copy of it; None if neither is installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            import tensorflow as tf
+
+            Interpreter = tf.lite.Interpreter
+        except (ImportError, AttributeError):
+            return None
+    return Interpreter
+
+
+def test_litert_agrees_with_keras(run_dir, capsys):
+    import keras
+
+    if keras.config.backend() != "tensorflow":  # torch needs litert-torch; JAX cannot: checked below
+        pytest.skip("LiteRT export is checked on the TensorFlow backend")
+    Interpreter = _litert_interpreter()
+    if Interpreter is None:
+        pytest.skip("no LiteRT interpreter: pip install ai-edge-litert")
+    path = _export(run_dir, capsys, "--format", "litert")[-1]
+    assert path == os.path.join(run_dir, "export", "online.tflite")
+    interpreter = Interpreter(model_path=path)
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    interpreter.resize_tensor_input(inp["index"], STATES.shape)  # exported with a free batch dimension
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], STATES)
+    interpreter.invoke()
+    got = interpreter.get_tensor(out["index"])
+    assert got.shape == (5, 2)  # CartPole: two Q-values per state
+    np.testing.assert_allclose(got, _keras_outputs(run_dir, STATES), rtol=1e-5, atol=1e-6)
+
+
+def test_litert_on_jax_is_a_one_line_error(run_dir, capsys, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras.config, "backend", lambda: "jax")
+    assert cli.main(["--export", run_dir, "--format", "litert"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kerlym: error: --format litert needs Keras's tensorflow or torch backend, not jax")
+    assert err.count("\n") == 1
