@@ -147,3 +147,30 @@ def test_nature_cnn_stacks_frames_as_channels_either_way(frame_shape):
     assert tuple(first_conv.input.shape) == (None, 36, 36, 6)
     permutes = [layer for layer in model.layers if isinstance(layer, keras.layers.Permute)]
     assert len(permutes) == (2 if frame_shape[0] == 3 else 1)  # nature_cnn's own frames-to-channels permute
+
+
+def _example(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "examples", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_custom_actor_critic_example_trains_with_its_two_heads():
+    from kerlym.agents import A2C
+
+    example = _example("custom_actor_critic")
+    net = example.shared_trunk_ac(fake_agent(1, (4,)), gym.make("CartPole-v1"), width=32)
+    assert [tuple(s) for s in net.output_shape] == [(None, 2), (None, 1)]  # policy logits, value
+
+    agent = A2C("CartPole-v1", modelfactory=example.shared_trunk_ac, n_steps=5, seed=0, width=32)
+    opt = agent.model.optimizer
+    assert isinstance(opt, keras.optimizers.Adam) and float(opt.learning_rate) == pytest.approx(7e-4)
+    agent.learn(max_steps=300, verbose=0)
+    assert int(agent.model.optimizer.iterations) == 300 // 5  # A2C: one gradient step per 5-step rollout
+    states = np.random.default_rng(0).normal(size=(3, agent.input_dim)).astype(np.float32)
+    out = np.asarray(agent.model(states))
+    assert out.shape == (3, 3)  # the agent's one output: two logits, then the value
+    policy, value = agent.split(out)[0], agent.split(out)[2]
+    assert np.asarray(policy).shape == (3, 2) and np.asarray(value).shape == (3,)
+    assert agent.predict(states[0], episode_start=True) in (0, 1)
