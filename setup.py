@@ -35,7 +35,9 @@ setup(
         "box2d": ["gymnasium[box2d]>=1.0"],
         "go": ["open-spiel>=1.5"],  # Go9x9-v0 / Go19x19-v0; GnuGo opponents also need apt-get install gnugo
         "ray": ["ray[tune]>=2.40", "optuna>=3.0", "pyyaml>=6"],  # --seeds --ray, --tune (kerlym.sweep)
-        "export": ["tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18"],  # kerlym --export --format onnx
+        # kerlym --export --format onnx, and LiteRT's interpreter for --format litert's .tflite files
+        "export": ["tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18", "ai-edge-litert>=1.2"],
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.27"],  # mkdocs build --strict
     },
     entry_points={"console_scripts": ["kerlym=kerlym.main:main"]},
     classifiers=[
