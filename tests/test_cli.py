@@ -460,3 +460,29 @@ def test_submit_after_ctrl_c_and_resume_covers_every_episode_and_wall_time_goes_
     wall = [float(r["wall_time"]) for r in rows]
     assert resumed > 0 and wall == sorted(wall)  # the resumed episodes' clock starts at the last kept row's
     assert wall[resumed] > wall[resumed - 1]
+
+
+def test_help_groups_flags_by_topic_and_names_the_agents_that_use_them():
+    from kerlym.main import build_parser
+
+    groups = {g.title: g._group_actions for g in build_parser()._action_groups}
+    titles = [t.split(":")[0] for t in groups if t not in ("positional arguments", "options")]
+    assert titles == [
+        "environment",
+        "agent",
+        "network and optimizer",
+        "schedule",
+        "run control",
+        "output",
+        "evaluation",
+        "play and export a saved agent",
+        "seeds and sweeps",
+    ]
+    helps = {a.option_strings[0]: (title.split(":")[0], a.help) for title, acts in groups.items() for a in acts}
+    assert helps["-e"][0] == "environment" and helps["--steps"][0] == "run control"
+    assert helps["--eval_every"][0] == "evaluation" and helps["--format"][0] == "play and export a saved agent"
+    assert helps["-p"] == ("agent", "dqn, ddqn: Exploration (1.0) vs exploitation (0.0) action probability [0.1]")
+    assert helps["-t"][1].endswith("[2] (a2c, a3c, ppo: 1)")  # the command's default, and where agents differ
+    assert helps["-r"][1].endswith("[0.0001] (a2c, a3c: 0.0007; ppo: 0.0003)")
+    assert helps["-b"][1].startswith("dqn, ddqn, ppo: ") and helps["-b"][1].endswith("[32] (ppo: 64)")
+    assert helps["--n_epochs"][1].startswith("ppo: ") and helps["-d"][1].startswith("Discount")  # every agent: no names
