@@ -47,6 +47,9 @@ def on_page_content(html, page, config, files):
 
 def on_page_markdown(markdown, page, config, files):
     markdown = markdown.replace("](../benchmarks/", "](benchmarks/")
+    if page.file.src_uri.startswith("benchmarks/"):
+        # benchmarks/README.md links the docs as ../docs/X.md (right on GitHub); on the site they are ../X.md.
+        markdown = markdown.replace("](../docs/", "](../")
     if HELP in markdown:
         markdown = markdown.replace(HELP, command_reference())
     return CONFIG.sub(lambda m: config_table(m.group(1)), markdown)
