@@ -347,6 +347,12 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     except NonFiniteLoss as e:
         raise UsageError(f"{e}; checkpoints before it are kept in {run_dir}") from None
     path = runner.last_checkpoint
+    if runner.actor_summary:
+        a = runner.actor_summary
+        print(
+            f"actor process: {a['steps']} steps, {a['weight_pushes']} weight pushes; the actions' weights were "
+            f"{a['lag_mean']:.2f} updates old on average (at most {a['lag_max']})"
+        )
     if runner.interrupted:
         print(f"\ninterrupted at step {agent.total_steps}: checkpoint saved in {path}")
         print(f"continue with: kerlym --resume {run_dir}")

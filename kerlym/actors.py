@@ -1,0 +1,352 @@
+"""Who steps the envs and acts for the learner: this process, or an actor process that runs beside it.
+
+The runner (:mod:`kerlym.runner`) consumes one :class:`Step` per vector step:
+the states acted on, the actions, what the envs returned. Where the steps come
+from is the choice of ``actors`` (``--actors``):
+
+* ``local`` (:class:`LocalActing`): this process acts and steps the envs, then
+  the learner updates, in turn;
+* ``process`` (:class:`ProcessActor`, DQN and D2QN): one actor process holds
+  the ``-c N`` envs and its own copy of the network. It acts epsilon-greedily
+  and steps the envs while the learner updates, and sends each step's
+  transitions through a bounded queue into the learner's replay. The learner
+  pushes its weights to the actor every ``actor_sync_every`` updates, so the
+  actor acts on weights a few updates old: each step records that lag.
+
+The actor process starts with Python's ``spawn`` and builds the agent anew
+(its Keras backend and compiled act), so it shares no state with the learner
+but the queues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+from typing import NamedTuple
+
+import numpy as np
+
+from kerlym.config import ConfigError, field_names
+
+AHEAD = 8  # vector steps the actor may run ahead of the learner: the queue's bound, and so the lag's
+STOP_POLL = 0.1  # seconds between checks of the actor's stop flag while its queue is full
+ACTOR_START = 600.0  # seconds the learner waits for the actor's first message (it imports Keras, builds the net)
+ACTOR_STOP = 30.0  # seconds the actor gets to stop before it is terminated
+
+
+class ObservationError(ValueError):
+    """An env's observation does not have the shape its observation space declares."""
+
+
+class Step(NamedTuple):
+    """One vector step of the ``-c N`` envs, as the learner consumes it.
+
+    Attributes:
+        states: the flat states acted on, ``[n, input_dim]``.
+        actions: the actions taken, ``[n]``.
+        values: the network's outputs for ``states`` (``None`` when every action was random).
+        next_frames: per env, the observation after the action (an episode's last, where one ended).
+        obs: per env, the observation now: a new episode's first where one ended.
+        rewards, terminated, truncated: ``[n]`` each.
+        masks: the legal actions at ``obs`` ``[n, A]``, when the env gives action masks.
+        final_masks: the legal actions at the ended episodes' last observations, when there are masks.
+        version: the learner's update count when the weights that chose ``actions`` were pushed.
+    """
+
+    states: np.ndarray
+    actions: np.ndarray
+    values: np.ndarray | None
+    next_frames: list
+    obs: list
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    masks: np.ndarray | None
+    final_masks: np.ndarray | None
+    version: int
+
+
+def action_masks(info, n: int) -> np.ndarray | None:
+    """The ``action_mask`` of ``n`` envs' info (a Gymnasium vector env's, or one env's) as bool ``[n, actions]``."""
+    mask = info.get("action_mask") if info else None
+    return None if mask is None else np.asarray(mask, dtype=bool).reshape(n, -1)
+
+
+def acting_for(agent):
+    """What steps the envs for ``agent``'s training: :class:`LocalActing` or :class:`ProcessActor`."""
+    mode = getattr(agent.config, "actors", "local")
+    if mode == "local":
+        return LocalActing(agent)
+    if mode == "process":
+        return ProcessActor(agent)
+    raise ConfigError(f"unknown actors {mode!r}")
+
+
+class LocalActing:
+    """The envs step and the agent acts in this process, in turn with the learner's updates."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.n = agent.concurrency
+        self.envs = agent.vector_env()
+        self.histories = [agent.frame_history() for _ in range(self.n)]
+        self.masks = None
+
+    def reset(self, seed) -> tuple[list, np.ndarray | None]:
+        """Reset the envs (``seed``: the first reset's); returns the first observations and their legal actions."""
+        obs, info = self.envs.reset(seed=seed)
+        self.masks = action_masks(info, self.n)
+        for i in range(self.n):
+            self.histories[i].push(obs[i], first=True)
+        return obs, self.masks
+
+    def step(self, total_steps: int) -> Step:
+        """Act on the newest states and step the envs; ``total_steps`` (before the step) goes in error messages."""
+        agent, n = self.agent, self.n
+        states = self.histories[0].latest() if n == 1 else np.concatenate([h.latest() for h in self.histories])
+        actions, values = agent.act(states, masks=self.masks)
+        obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+        done = terminated | truncated
+        masks = action_masks(infos, n)
+        final_masks = action_masks(infos.get("final_info"), n) if masks is not None and done.any() else None
+        next_frames = []
+        for i in range(n):
+            nxt = infos["final_obs"][i] if done[i] else obs[i]
+            if np.shape(nxt) != agent.frame_shape:
+                raise ObservationError(
+                    f"the env returned an observation of shape {np.shape(nxt)}, but its observation_space "
+                    f"declares {agent.frame_shape} (step {total_steps + n})"
+                )
+            self.histories[i].push(nxt, first=False)
+            if done[i]:
+                self.histories[i].push(obs[i], first=True)
+            next_frames.append(nxt)
+        self.masks = masks
+        return Step(
+            states, actions, values, next_frames, obs, rewards, terminated, truncated, masks, final_masks, agent.updates
+        )
+
+    def after_learning(self) -> None:
+        """Called after the learner's step (its updates, if any); nothing to do here."""
+
+    def episode_stats(self, stream: int) -> dict:
+        """Extra statistics for the row of an episode of env ``stream`` that just ended."""
+        return {}
+
+    def summary(self) -> dict | None:
+        """What the actors did over the session, or ``None`` when acting was local."""
+        return None
+
+    def close(self) -> None:
+        """The envs belong to the agent, which closes them."""
+
+
+# -- the actor process ---------------------------------------------------------
+def actor_recipe(agent) -> tuple:
+    """What an actor process needs to build an agent that acts as ``agent`` does, without learning.
+
+    Its replay memory shrinks to one batch and it keeps no weight average: it never updates.
+    """
+    if agent.env_spec is None:
+        raise ConfigError("--actors process needs an env id or a callable that makes envs, not an env")
+    c = agent.config
+    config = dataclasses.replace(c, actors="local", max_memory=c.batch_size, ema_steps=None, learning_starts=None)
+    names = set(field_names(type(c)))
+    factory_kwargs = {k: v for k, v in agent.factory_kwargs.items() if k not in names}
+    return type(agent), agent.env_spec, config, factory_kwargs
+
+
+def _limit_threads() -> None:
+    """One compute thread per library in the actor: the learner's update needs the other core."""
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _put(q, item, stop) -> bool:
+    """Put ``item`` on ``q``, waiting while it is full; ``False`` if ``stop`` was set meanwhile."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=STOP_POLL)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _newest_weights(agent, weights_q, version: int, wait: bool = False) -> int:
+    """Load the newest weights the learner pushed, if any; returns the version now acting."""
+    while True:
+        try:
+            new_version, weights = weights_q.get(timeout=ACTOR_START) if wait else weights_q.get_nowait()
+        except queue.Empty:
+            return version
+        agent.steps.set_weights(weights)
+        version, wait = new_version, False
+
+
+def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
+    """The actor process: act and step the envs, sending ``("reset" | "step" | "error", payload)`` to the learner.
+
+    Args:
+        recipe: :func:`actor_recipe`'s agent class, env, config and factory arguments.
+        start: the learner's counters (``total_steps``, ``episode``, ``epsilon``), the first reset's seed
+            and a seed for the actor's exploration draws.
+        steps_q: where the steps go.
+        weights_q: where the learner's ``(version, weights)`` arrive.
+        stop: set by the learner when it no longer wants steps.
+    """
+    _limit_threads()
+    try:
+        cls, env_spec, config, factory_kwargs = recipe
+        agent = cls(env_spec, config, **factory_kwargs)
+        agent.total_steps, agent.episode, agent.epsilon = start["total_steps"], start["episode"], start["epsilon"]
+        agent.rng = np.random.default_rng(start["rng_seed"])
+        acting = LocalActing(agent)
+        version = _newest_weights(agent, weights_q, -1, wait=True)
+        if not _put(steps_q, ("reset", acting.reset(start["reset_seed"])), stop):
+            return
+        while not stop.is_set():
+            version = _newest_weights(agent, weights_q, version)
+            step = acting.step(agent.total_steps)._replace(version=version)
+            # Epsilon follows the same schedule as the learner's: by steps, or by episodes ended.
+            agent.total_steps += acting.n
+            if agent._step_epsilon is not None:
+                agent.epsilon = agent._step_epsilon(agent.total_steps)
+            for i in (step.terminated | step.truncated).nonzero()[0]:
+                agent.episode += 1
+                agent.end_episode(i)
+            if not _put(steps_q, ("step", step), stop):
+                return
+    except BaseException as e:  # the learner re-raises it; an exception that does not pickle goes as text
+        try:
+            steps_q.put(("error", e), timeout=5)
+        except Exception:
+            steps_q.put(("error", RuntimeError(f"{type(e).__name__}: {e}")), timeout=5)
+    finally:
+        if "agent" in locals():
+            agent.close()
+
+
+class ProcessActor:
+    """One actor process steps the ``-c N`` envs and acts; this process learns from what it sends.
+
+    The learner's counters and epsilon stay its own: the actor follows the same
+    schedule, so the rows' epsilon is the one the actions used. Episode rows,
+    checkpoints and resume work as with local acting; the steps the actor ran
+    ahead when training stops are dropped, as unfinished episodes are.
+
+    Args:
+        agent: a DQN or D2QN agent (the learner).
+    """
+
+    def __init__(self, agent):
+        import multiprocessing
+
+        if not hasattr(agent, "memory"):
+            raise ConfigError(f"--actors process works with -a dqn and ddqn, not -a {agent.name}")
+        self.agent = agent
+        self.n = agent.concurrency
+        self.sync_every = int(agent.config.actor_sync_every)
+        ctx = multiprocessing.get_context("spawn")
+        self.steps_q = ctx.Queue(maxsize=AHEAD)
+        self.weights_q = ctx.Queue(maxsize=1)
+        self.stop = ctx.Event()
+        start = {
+            "total_steps": agent.total_steps,
+            "episode": agent.episode,
+            "epsilon": float(agent.epsilon),
+            "reset_seed": agent._reset_seed,
+            "rng_seed": int(agent.rng.integers(2**63)),
+        }
+        self.process = ctx.Process(
+            target=actor_main,
+            args=(actor_recipe(agent), start, self.steps_q, self.weights_q, self.stop),
+            name="kerlym-actor",
+        )
+        self.process.start()
+        self.pushes: list[int] = []  # the learner's update count at each weight push
+        self.lags: list[int] = []  # per vector step: learner updates since the acting weights were pushed
+        self.episode_lags = np.zeros(self.n)
+        self.episode_steps = np.zeros(self.n, dtype=np.int64)
+        self._push()
+
+    def _push(self) -> None:
+        """Send the learner's weights, replacing any the actor has not taken yet."""
+        version = self.agent.updates
+        weights = self.agent.steps.get_weights()
+        try:
+            self.weights_q.get_nowait()
+        except queue.Empty:
+            pass
+        self.weights_q.put((version, weights))
+        self.pushes.append(version)
+
+    def _receive(self, timeout: float = 1.0):
+        """The actor's next message; an error the actor sent, or its death, raises here."""
+        waited = 0.0
+        while True:
+            try:
+                kind, payload = self.steps_q.get(timeout=timeout)
+                break
+            except queue.Empty:
+                waited += timeout
+                if not self.process.is_alive():
+                    raise RuntimeError(f"the actor process died (exit code {self.process.exitcode})") from None
+                if waited > ACTOR_START:
+                    raise RuntimeError(f"no step from the actor process in {ACTOR_START:.0f} s") from None
+        if kind == "error":
+            raise payload
+        return payload
+
+    def reset(self, seed) -> tuple[list, np.ndarray | None]:
+        """The actor's first observations and their legal actions (it reset the envs with ``seed``)."""
+        return self._receive()
+
+    def step(self, total_steps: int) -> Step:
+        step = self._receive()
+        lag = self.agent.updates - step.version
+        self.lags.append(lag)
+        self.episode_lags += lag
+        self.episode_steps += 1
+        return step
+
+    def after_learning(self) -> None:
+        """Push the weights once ``actor_sync_every`` more updates have run since the last push."""
+        if self.agent.updates // self.sync_every > self.pushes[-1] // self.sync_every:
+            self._push()
+
+    def episode_stats(self, stream: int) -> dict:
+        """The mean weight lag over the episode's steps, as ``weight_lag``."""
+        lag = self.episode_lags[stream] / max(self.episode_steps[stream], 1)
+        self.episode_lags[stream], self.episode_steps[stream] = 0.0, 0
+        return {"weight_lag": float(lag)}
+
+    def summary(self) -> dict:
+        """Weight pushes and the weight lag (learner updates) over the session's steps."""
+        lags = np.asarray(self.lags, dtype=np.float64)
+        return {
+            "actors": "process",
+            "steps": int(len(lags) * self.n),
+            "weight_pushes": len(self.pushes),
+            "lag_mean": float(lags.mean()) if len(lags) else float("nan"),
+            "lag_max": int(lags.max()) if len(lags) else 0,
+        }
+
+    def close(self) -> None:
+        """Stop the actor process and wait for it."""
+        self.stop.set()
+        for _ in range(int(ACTOR_STOP / STOP_POLL)):  # drain, so an actor blocked on a full queue sees the flag
+            if not self.process.is_alive():
+                break
+            try:
+                self.steps_q.get(timeout=STOP_POLL)
+            except queue.Empty:
+                pass
+            self.process.join(timeout=STOP_POLL)
+        if self.process.is_alive():  # still building its agent, or stuck in an env
+            self.process.terminate()
+        self.process.join()
+        self.steps_q.close()
+        self.weights_q.close()
