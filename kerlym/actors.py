@@ -176,14 +176,18 @@ def _put(q, item, stop) -> bool:
 
 
 def _newest_weights(agent, weights_q, version: int, wait: bool = False) -> int:
-    """Load the newest weights the learner pushed, if any; returns the version now acting."""
+    """Load the newest of the weights the learner pushed since the last call, if any; returns the version acting."""
+    newest = None
     while True:
         try:
-            new_version, weights = weights_q.get(timeout=ACTOR_START) if wait else weights_q.get_nowait()
+            newest = weights_q.get(timeout=ACTOR_START) if wait else weights_q.get_nowait()
         except queue.Empty:
-            return version
-        agent.steps.set_weights(weights)
-        version, wait = new_version, False
+            break
+        wait = False
+    if newest is None:
+        return version
+    agent.steps.set_weights(newest[1])
+    return newest[0]
 
 
 def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
@@ -251,7 +255,7 @@ class ProcessActor:
         self.sync_every = int(agent.config.actor_sync_every)
         ctx = multiprocessing.get_context("spawn")
         self.steps_q = ctx.Queue(maxsize=AHEAD)
-        self.weights_q = ctx.Queue(maxsize=1)
+        self.weights_q = ctx.Queue()
         self.stop = ctx.Event()
         start = {
             "total_steps": agent.total_steps,
@@ -273,15 +277,13 @@ class ProcessActor:
         self._push()
 
     def _push(self) -> None:
-        """Send the learner's weights, replacing any the actor has not taken yet."""
-        version = self.agent.updates
-        weights = self.agent.steps.get_weights()
-        try:
-            self.weights_q.get_nowait()
-        except queue.Empty:
-            pass
-        self.weights_q.put((version, weights))
-        self.pushes.append(version)
+        """Send the learner's weights; the actor loads the newest of those waiting before each act.
+
+        The weights' queue is unbounded, so a push never waits for an actor that
+        is itself waiting for the learner to take its steps.
+        """
+        self.weights_q.put((self.agent.updates, self.agent.steps.get_weights()))
+        self.pushes.append(self.agent.updates)
 
     def _receive(self, timeout: float = 1.0):
         """The actor's next message; an error the actor sent, or its death, raises here."""
@@ -350,3 +352,4 @@ class ProcessActor:
         self.process.join()
         self.steps_q.close()
         self.weights_q.close()
+        self.weights_q.cancel_join_thread()  # weights the stopped actor never read must not hold up exit
