@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -80,6 +81,8 @@ def acting_for(agent):
         return LocalActing(agent)
     if mode == "process":
         return ProcessActor(agent)
+    if mode == "ray":
+        return RayActors(agent)
     raise ConfigError(f"unknown actors {mode!r}")
 
 
@@ -129,6 +132,10 @@ class LocalActing:
 
     def after_learning(self) -> None:
         """Called after the learner's step (its updates, if any); nothing to do here."""
+
+    def restarts(self) -> list:
+        """``(stream, (obs, masks))`` of envs that began anew outside an episode's end (a restarted actor): none."""
+        return []
 
     def episode_stats(self, stream: int) -> dict:
         """Extra statistics for the row of an episode of env ``stream`` that just ended."""
@@ -314,6 +321,8 @@ class ProcessActor:
         self.episode_steps += 1
         return step
 
+    restarts = LocalActing.restarts  # the actor process is not restarted: its death ends training
+
     def after_learning(self) -> None:
         """Push the weights once ``actor_sync_every`` more updates have run since the last push."""
         if self.agent.updates // self.sync_every > self.pushes[-1] // self.sync_every:
@@ -353,3 +362,187 @@ class ProcessActor:
         self.steps_q.close()
         self.weights_q.close()
         self.weights_q.cancel_join_thread()  # weights the stopped actor never read must not hold up exit
+
+
+# -- Ray actors ------------------------------------------------------------------
+RETRY = 0.5  # seconds between calls to an actor that Ray is restarting
+CHUNK = 16  # steps each Ray actor collects per call; the learner takes one chunk while the actors collect the next
+
+
+class EnvActor:
+    """One env and a copy of the policy, as a Ray actor (:class:`RayActors` makes it remote).
+
+    Ray restarts it after its process dies; the new one starts a fresh episode,
+    which its first :meth:`collect` reports as ``reset``.
+    """
+
+    def __init__(self, recipe, seed, rng_seed: int):
+        _limit_threads()
+        cls, env_spec, config, factory_kwargs = recipe
+        self.agent = cls(env_spec, dataclasses.replace(config, concurrency=1), **factory_kwargs)
+        self.agent.rng = np.random.default_rng(rng_seed)
+        self.acting = LocalActing(self.agent)
+        self.seed, self.version, self.reset = seed, -1, None
+
+    def node_id(self) -> str:
+        """The Ray node this actor runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def collect(self, steps: int, epsilon: float, version: int, weights) -> dict:
+        """``steps`` steps acting epsilon-greedily with ``weights`` (``None``: the ones it has, ``version``)."""
+        if weights is not None and version != self.version:
+            self.agent.steps.set_weights(weights)
+            self.version = version
+        reset = None
+        if self.reset is None:  # a new actor (first call, or restarted by Ray): its envs start an episode
+            reset = self.reset = self.acting.reset(self.seed)
+            self.seed = None
+        self.agent.epsilon = epsilon
+        return {"reset": reset, "steps": [self.acting.step(0)._replace(version=self.version) for _ in range(steps)]}
+
+
+def merge_steps(steps: list[Step]) -> Step:
+    """One vector step from the one-env steps of several actors, stream ``i`` from ``steps[i]``."""
+    values = None if any(s.values is None for s in steps) else np.concatenate([s.values for s in steps])
+    masks = None if steps[0].masks is None else np.concatenate([s.masks for s in steps])
+    final = [s.final_masks if s.final_masks is not None else s.masks for s in steps]
+    return Step(
+        np.concatenate([s.states for s in steps]),
+        np.concatenate([s.actions for s in steps]),
+        values,
+        [s.next_frames[0] for s in steps],
+        [s.obs[0] for s in steps],
+        np.concatenate([s.rewards for s in steps]),
+        np.concatenate([s.terminated for s in steps]),
+        np.concatenate([s.truncated for s in steps]),
+        masks,
+        None if masks is None else np.concatenate(final),
+        min(s.version for s in steps),
+    )
+
+
+class RayActors:
+    """The ``-c N`` envs as N Ray actors, each with one env and a copy of the policy, feeding this learner's replay.
+
+    Ape-X style for DQN and D2QN: the actors act epsilon-greedily (with the
+    learner's epsilon at the time of each call) on weights pushed every
+    ``actor_sync_every`` updates, and their steps go into the learner's replay.
+    Each call collects :data:`CHUNK` steps; the learner consumes one chunk of
+    every actor while they collect the next. An actor whose process dies is
+    restarted by Ray (``max_restarts``); its chunk in flight is lost, and its
+    env starts a new episode (:meth:`restarts`).
+
+    Ray starts here if it is not running: on the cluster at ``RAY_ADDRESS`` when set, else on this machine.
+    """
+
+    def __init__(self, agent):
+        import ray
+
+        if not hasattr(agent, "memory"):
+            raise ConfigError(f"Ray actors feed -a dqn and ddqn, not -a {agent.name}")
+        self.agent, self.n = agent, agent.concurrency
+        self.sync_every = int(agent.config.actor_sync_every)
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            ray.init(include_dashboard=False, configure_logging=False)
+        remote = ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=1)(EnvActor)
+        recipe = actor_recipe(agent)
+        seed = agent._reset_seed
+        self.actors = [
+            remote.remote(recipe, None if seed is None else seed + i, int(agent.rng.integers(2**63)))
+            for i in range(self.n)
+        ]
+        self.pushes: list[int] = []
+        self.lags: list[int] = []
+        self.restarted: list[tuple[int, tuple]] = []
+        self.restart_count = 0
+        self.episode_lags, self.episode_steps = np.zeros(self.n), np.zeros(self.n, dtype=np.int64)
+        self.ready: list[Step] = []
+        self._push()
+        self.pending = [self._call(i) for i in range(self.n)]
+
+    def _push(self) -> None:
+        import ray
+
+        self.weights = ray.put(self.agent.steps.get_weights())
+        self.pushes.append(self.agent.updates)
+
+    def _call(self, i: int):
+        return self.actors[i].collect.remote(CHUNK, float(self.agent.epsilon), self.pushes[-1], self.weights)
+
+    def _chunks(self) -> list[dict]:
+        """One chunk from every actor, calling each again at once; an actor that died is called until it answers."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        chunks = []
+        for i in range(self.n):
+            while True:
+                try:
+                    chunk = ray.get(self.pending[i])
+                    break
+                except RayActorError:  # its process died; Ray restarts it, and the chunk in flight is lost
+                    time.sleep(RETRY)  # calls fail until the new process is up
+                    self.pending[i] = self._call(i)
+            self.pending[i] = self._call(i)
+            chunks.append(chunk)
+        return chunks
+
+    def reset(self, seed) -> tuple[list, np.ndarray | None]:
+        chunks = self._chunks()
+        self._queue(chunks)
+        resets = [c["reset"] for c in chunks]
+        masks = None if resets[0][1] is None else np.concatenate([r[1] for r in resets])
+        return [r[0][0] for r in resets], masks
+
+    def _queue(self, chunks) -> None:
+        self.ready = [merge_steps(list(group)) for group in zip(*(c["steps"] for c in chunks), strict=True)]
+        self.ready.reverse()
+
+    def step(self, total_steps: int) -> Step:
+        if not self.ready:
+            chunks = self._chunks()
+            # A restarted actor's env began a new episode: the learner starts that stream's episode afresh.
+            self.restarted = [(i, c["reset"]) for i, c in enumerate(chunks) if c["reset"] is not None]
+            self.restart_count += len(self.restarted)
+            self._queue(chunks)
+        step = self.ready.pop()
+        lag = self.agent.updates - step.version
+        self.lags.append(lag)
+        self.episode_lags += lag
+        self.episode_steps += 1
+        return step
+
+    def restarts(self) -> list[tuple[int, tuple]]:
+        """``(stream, (obs, masks))`` of the actors restarted since the last call (their first observation)."""
+        out, self.restarted = self.restarted, []
+        for i, _ in out:
+            self.episode_lags[i], self.episode_steps[i] = 0.0, 0
+        return out
+
+    def after_learning(self) -> None:
+        if self.agent.updates // self.sync_every > self.pushes[-1] // self.sync_every:
+            self._push()
+
+    episode_stats = ProcessActor.episode_stats
+
+    def summary(self) -> dict:
+        lags = np.asarray(self.lags, dtype=np.float64)
+        return {
+            "actors": f"{self.n} Ray actors",
+            "steps": int(len(lags) * self.n),
+            "weight_pushes": len(self.pushes),
+            "lag_mean": float(lags.mean()) if len(lags) else float("nan"),
+            "lag_max": int(lags.max()) if len(lags) else 0,
+            "restarts": self.restart_count,
+        }
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        if self.started_ray:
+            ray.shutdown()

@@ -21,7 +21,7 @@ DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 REPLAY_MODES = ("newest", "uniform")
 PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
 SCHEDULES = ("constant", "linear")
-ACTOR_MODES = ("local", "process")
+ACTOR_MODES = ("local", "process", "ray")
 
 
 class ConfigError(ValueError):
@@ -183,8 +183,9 @@ class DQNConfig(AgentConfig):
     )
     actors: str = setting(
         "local",
-        "Who steps the envs and acts: local (this process, in turn with the updates) or process (one actor "
-        "process with its own copy of the network, stepping while the learner updates)",
+        "Who steps the envs and acts: local (this process, in turn with the updates), process (one actor "
+        "process with its own copy of the network, stepping while the learner updates) or ray (the -c N envs as "
+        "N Ray actors; -c N --ray sets it)",
         ("--actors",),
         choices=ACTOR_MODES,
     )

@@ -369,6 +369,19 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     return 0
 
 
+def ray_actors(cfg: C.AgentConfig, address: str) -> C.AgentConfig:
+    """``cfg`` with ``actors="ray"``; Ray (started by :class:`kerlym.actors.RayActors`) joins ``address`` if given."""
+    import importlib.util
+
+    from kerlym.sweep import INSTALL
+
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError(f"-c N --ray runs the envs as Ray actors and needs Ray: {INSTALL}")
+    if address != "local":
+        os.environ["RAY_ADDRESS"] = address
+    return C.replace(cfg, actors="ray")
+
+
 def pick_weights(run_dir: str, which: str | None, cfg: C.AgentConfig) -> tuple[list, str]:
     """The weights ``--play``/``--export`` use and a phrase naming them, e.g. ``weight average of PATH``.
 
@@ -655,6 +668,9 @@ def main(argv=None) -> int:
         check_env(run, cfg)
         for note in notes:  # only once the input is known to be good, so an error stays one line
             print(f"kerlym: note: {note}", file=sys.stderr)
+        if args.ray is not None and not (args.seeds or args.tune) and cfg.concurrency > 1 and hasattr(cfg, "actors"):
+            cfg = ray_actors(cfg, args.ray)  # -c N --ray: the N envs as Ray actors feeding this learner
+            args.ray = None
         if sweep.wanted(args):  # --seeds, --tune: many runs under one sweep folder
             return sweep.run(args, run, cfg)
         from kerlym import runs
