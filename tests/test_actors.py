@@ -120,3 +120,20 @@ def test_the_command_trains_checkpoints_and_resumes_with_an_actor_process(tmp_pa
     rows = read_progress(os.path.join(run, "progress.csv"))
     assert [r["episode"] for r in rows] == list(range(1, len(rows) + 1))
     assert 300 < rows[-1]["total_steps"] <= 500
+
+
+def test_merge_steps_puts_each_ray_actors_env_in_its_own_stream():
+    def one(k, values=True, version=5):
+        return actors.Step(
+            np.full((1, 2), k), np.array([k]), np.full((1, 3), float(k)) if values else None, [np.full(2, 10 + k)],
+            [np.full(2, 20 + k)], np.array([0.5 * k]), np.array([k == 1]), np.array([False]), None, None, version,
+        )  # fmt: skip
+
+    s = actors.merge_steps([one(0), one(1, version=3), one(2)])
+    assert s.states.tolist() == [[0, 0], [1, 1], [2, 2]] and s.actions.tolist() == [0, 1, 2]
+    assert s.values.tolist() == [[0.0] * 3, [1.0] * 3, [2.0] * 3] and s.rewards.tolist() == [0.0, 0.5, 1.0]
+    assert [f.tolist() for f in s.next_frames] == [[10, 10], [11, 11], [12, 12]]
+    assert [o.tolist() for o in s.obs] == [[20, 20], [21, 21], [22, 22]]
+    assert s.terminated.tolist() == [False, True, False] and s.masks is None
+    assert s.version == 3  # the oldest weights any of the actions used
+    assert actors.merge_steps([one(0), one(1, values=False)]).values is None  # some actions were all random
