@@ -338,7 +338,7 @@ class ProcessActor:
         """Weight pushes and the weight lag (learner updates) over the session's steps."""
         lags = np.asarray(self.lags, dtype=np.float64)
         return {
-            "actors": "process",
+            "actors": "actor process",
             "steps": int(len(lags) * self.n),
             "weight_pushes": len(self.pushes),
             "lag_mean": float(lags.mean()) if len(lags) else float("nan"),

@@ -349,9 +349,10 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     path = runner.last_checkpoint
     if runner.actor_summary:
         a = runner.actor_summary
+        restarts = f", {a['restarts']} restarted" if a.get("restarts") else ""
         print(
-            f"actor process: {a['steps']} steps, {a['weight_pushes']} weight pushes; the actions' weights were "
-            f"{a['lag_mean']:.2f} updates old on average (at most {a['lag_max']})"
+            f"{a['actors']}: {a['steps']} steps, {a['weight_pushes']} weight pushes{restarts}; the actions' weights "
+            f"were {a['lag_mean']:.2f} updates old on average (at most {a['lag_max']})"
         )
     if runner.interrupted:
         print(f"\ninterrupted at step {agent.total_steps}: checkpoint saved in {path}")
