@@ -6,6 +6,7 @@
     KERAS_BACKEND=jax python benchmarks/results.py --seeds 0 1 2   # fewer seeds (default 0-9); Keras picks the backend
     python benchmarks/results.py --sb3 --env MountainCar-v0        # SB3 DQN, RL Zoo hyperparameters, here
     python benchmarks/results.py --optimum                         # MountainCar's best possible returns
+    python benchmarks/results.py --ray [ADDRESS]                   # each row's seeds as Ray Tune trials
 
 Each row trains an agent with the settings of ``kerlym -e ENV -a AGENT --preset --seed S``
 (``kerlym.configure(ENV, AGENT, preset=True, cli_defaults=True, seed=S)``) for the preset's step budget, then runs a
@@ -130,6 +131,47 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, settings: d
         flush=True,
     )
     return row, grid, curve
+
+
+def run_ray(env_id: str, agent_name: str, seeds, eval_episodes: int, settings: dict, address: str):
+    """Train every seed of a row as Ray Tune trials (kerlym's ``--seeds ... --ray``); each seed's row and curve.
+
+    The sweep folder (one kerlym run folder per seed) goes to a temporary folder, printed. Each seed's
+    evaluation is the sweep's final greedy one over ``eval_episodes`` episodes (the evaluation env's own
+    seeds, not 10000+S, and no sampled or online-network column): a row run through Ray matches one
+    run here in its training, not episode for episode in its evaluation.
+    """
+    import tempfile
+
+    from kerlym import config as C
+    from kerlym import sweep
+    from kerlym.stats import read_progress
+
+    run_cfg, cfg = configure(env_id, agent_name, seeds[0], settings)
+    out = tempfile.mkdtemp(prefix="kerlym-results-")
+    run_cfg = C.replace(run_cfg, outdir=out, quiet=True, eval_episodes=eval_episodes)
+    if sweep.run_seeds(run_cfg, cfg, seeds, ray=address) is None:
+        raise SystemExit(f"interrupted: the sweep folder under {out} resumes with kerlym --resume")
+    (sweep_dir,) = (os.path.join(out, d) for d in os.listdir(out))
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    results = []
+    for seed in seeds:
+        folder = os.path.join(sweep_dir, f"seed-{seed}")
+        evaluation = sweep.read_evaluation(folder)
+        rows = read_progress(os.path.join(folder, "progress.csv"))
+        grid, curve = learning_curve(
+            np.array([r["total_steps"] for r in rows]), np.array([r["reward"] for r in rows]), run_cfg.steps
+        )
+        row = {
+            "env": env_id, "agent": agent_name, "seed": seed, "backend": backend,
+            "steps": evaluation["total_steps"], "episodes": len(rows),
+            "eval_mean": evaluation["mean"], "eval_std": evaluation["std"],
+            "wall_s": round(evaluation["wall_time"], 1), "sampled_mean": "", "online_mean": "",
+        }  # fmt: skip
+        print(f"  {env_id} {agent_name} seed {seed}: eval {row['eval_mean']:.1f} ± {row['eval_std']:.1f}", flush=True)
+        results.append((row, grid, curve))
+    print(f"sweep folder: {sweep_dir}")
+    return results
 
 
 def evaluate_online(agent, episodes: int, seed: int):
@@ -404,6 +446,13 @@ def main(argv=None) -> int:
     p.add_argument("--summary", action="store_true", help="only print the table from the saved CSV")
     p.add_argument("--sb3", action="store_true", help="SB3 DQN with the RL Zoo's hyperparameters instead")
     p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run each row's seeds as Ray Tune trials (kerlym --seeds --ray): on a local Ray cluster, or ADDRESS",
+    )
+    p.add_argument(
         "--optimum", action="store_true", help="only print MountainCar's best possible returns beside the saved rows"
     )
     items, argv = split_settings(sys.argv[1:] if argv is None else argv)
@@ -430,11 +479,19 @@ def main(argv=None) -> int:
             configure(env_id, agent_name, args.seeds[0], settings)
         except ConfigError as e:
             p.error(f"{env_id} {agent_name}: {e}")
+    if args.ray and args.sb3:
+        p.error("--ray runs kerlym's rows; SB3's run here (drop --ray or --sb3)")
     os.makedirs(OUT, exist_ok=True)
     rows: list[dict] = []
     for env_id, agent_name in todo:
-        for seed in args.seeds:
-            if args.sb3:
+        if args.ray:
+            seeds = run_ray(env_id, agent_name, args.seeds, args.eval_episodes, settings, args.ray)
+        else:
+            seeds = (None for _ in args.seeds)
+        for seed, done in zip(args.seeds, seeds, strict=True):
+            if done is not None:
+                row, grid, curve = done
+            elif args.sb3:
                 row, grid, curve = run_sb3(env_id, seed, args.eval_episodes)
             else:
                 row, grid, curve = run(env_id, agent_name, seed, args.eval_episodes, settings)

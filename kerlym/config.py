@@ -21,6 +21,7 @@ DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 REPLAY_MODES = ("newest", "uniform")
 PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
 SCHEDULES = ("constant", "linear")
+ACTOR_MODES = ("local", "process", "ray")
 
 
 class ConfigError(ValueError):
@@ -270,17 +271,29 @@ class DQNConfig(AgentConfig):
         metavar="STEPS",
         topic="agent",
     )
+    actors: str = setting(
+        "local",
+        "Who steps the envs and acts: local (this process, in turn with the updates), process (one actor "
+        "process with its own copy of the network, stepping while the learner updates) or ray (the -c N envs as "
+        "N Ray actors; -c N --ray sets it)",
+        ("--actors",),
+        choices=ACTOR_MODES,
+    )
+    actor_sync_every: int = setting(
+        1, "With --actors process: learner updates between weight pushes to the actor", ("--actor_sync_every",)
+    )
 
     def __post_init__(self):
         super().__post_init__()
         _within("epsilon", self.epsilon, 0.0, 1.0)
         _within("epsilon_min", self.epsilon_min, 0.0, 1.0)
         _within("epsilon_decay", self.epsilon_decay, 0.0, 1.0)
-        for name in ("update_freq", "update_nsamp", "batch_size", "max_memory"):
+        for name in ("update_freq", "update_nsamp", "batch_size", "max_memory", "actor_sync_every"):
             _positive(name, getattr(self, name))
         for name in ("epsilon_decay_steps", "target_update_freq", "ema_steps"):
             _positive(name, getattr(self, name), optional=True)
         _choice("replay", self.replay, REPLAY_MODES)
+        _choice("actors", self.actors, ACTOR_MODES)
         if self.max_memory < self.batch_size:
             raise ConfigError(
                 f"{label('max_memory')} ({self.max_memory}) must be at least the batch size ({self.batch_size})"
@@ -517,6 +530,8 @@ RUNTIME_FIELDS = (
     "checkpoint_every",
     "save_memory",
     "dtype_policy",  # weights are float32 under either policy
+    "actors",  # where acting runs, not what is learned
+    "actor_sync_every",
 )
 
 

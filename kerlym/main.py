@@ -363,6 +363,13 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     except NonFiniteLoss as e:
         raise UsageError(f"{e}; checkpoints before it are kept in {run_dir}") from None
     path = runner.last_checkpoint
+    if runner.actor_summary:
+        a = runner.actor_summary
+        restarts = f", {a['restarts']} restarted" if a.get("restarts") else ""
+        print(
+            f"{a['actors']}: {a['steps']} steps, {a['weight_pushes']} weight pushes{restarts}; the actions' weights "
+            f"were {a['lag_mean']:.2f} updates old on average (at most {a['lag_max']})"
+        )
     if runner.interrupted:
         print(f"\ninterrupted at step {agent.total_steps}: checkpoint saved in {path}")
         print(f"continue with: kerlym --resume {run_dir}")
@@ -377,6 +384,19 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
             print("\nkerlym: note: results bundle not finished (interrupted again)", file=sys.stderr)
     agent.close()
     return 0
+
+
+def ray_actors(cfg: C.AgentConfig, address: str) -> C.AgentConfig:
+    """``cfg`` with ``actors="ray"``; Ray (started by :class:`kerlym.actors.RayActors`) joins ``address`` if given."""
+    import importlib.util
+
+    from kerlym.sweep import INSTALL
+
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError(f"-c N --ray runs the envs as Ray actors and needs Ray: {INSTALL}")
+    if address != "local":
+        os.environ["RAY_ADDRESS"] = address
+    return C.replace(cfg, actors="ray")
 
 
 def pick_weights(run_dir: str, which: str | None, cfg: C.AgentConfig) -> tuple[list, str]:
@@ -687,6 +707,9 @@ def main(argv=None) -> int:
         check_env(run, cfg)
         for note in notes:  # only once the input is known to be good, so an error stays one line
             print(f"kerlym: note: {note}", file=sys.stderr)
+        if args.ray is not None and not (args.seeds or args.tune) and cfg.concurrency > 1 and hasattr(cfg, "actors"):
+            cfg = ray_actors(cfg, args.ray)  # -c N --ray: the N envs as Ray actors feeding this learner
+            args.ray = None
         if sweep.wanted(args):  # --seeds, --tune: many runs under one sweep folder
             return sweep.run(args, run, cfg)
         from kerlym import runs

@@ -83,24 +83,44 @@ def configure(
     return run, C.agent_config(agent, agent_values)
 
 
-def make_env_factory(run: C.RunConfig, submit_stats: list | None = None):
-    """A zero-argument callable making the run's env (with rendering, and episode statistics for ``-S``)."""
+class EnvFactory:
+    """A zero-argument callable making the run's env (with rendering, and episode statistics for ``-S``).
 
-    def make():
+    A plain object rather than a closure, so that it pickles: an actor process
+    (``--actors process``) makes its envs with it.
+
+    Args:
+        run: the run's config.
+        submit_stats: a list that collects the ``RecordEpisodeStatistics`` wrapper of each env made here
+            (``-S``); it stays in this process, so envs made in an actor process are not collected.
+    """
+
+    def __init__(self, run: C.RunConfig, submit_stats: list | None = None):
+        self.run = run
+        self.submit_stats = submit_stats
+        if submit_stats is None and not run.render and not run.env_kwargs and ":" not in run.env:
+            self.env_id = run.env  # nothing added to the plain env: copies may come from ale-py's vector env
+
+    def __call__(self):
         from kerlym.envs import make_env
 
+        run = self.run
         render_mode = "human" if run.render else None
         env = make_env(run.env, render_mode, run.env_kwargs, run.gym_packages)  # registers ALE and kerlym ids
-        if submit_stats is not None:
+        if self.submit_stats is not None:
             import gymnasium as gym
 
             env = gym.wrappers.RecordEpisodeStatistics(env, buffer_length=1_000_000)
-            submit_stats.append(env)
+            self.submit_stats.append(env)
         return env
 
-    if submit_stats is None and not run.render and not run.env_kwargs and ":" not in run.env:
-        make.env_id = run.env  # nothing added to the plain env: copies may come from ale-py's vector env
-    return make
+    def __getstate__(self):
+        return {**self.__dict__, "submit_stats": [] if self.submit_stats is not None else None}
+
+
+def make_env_factory(run: C.RunConfig, submit_stats: list | None = None) -> EnvFactory:
+    """A zero-argument callable making the run's env (see :class:`EnvFactory`)."""
+    return EnvFactory(run, submit_stats)
 
 
 def make(run, config: C.AgentConfig | None = None, submit_stats: list | None = None, **settings):

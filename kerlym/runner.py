@@ -21,9 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-
-class ObservationError(ValueError):
-    """An env's observation does not have the shape its observation space declares."""
+from kerlym.actors import ObservationError, action_masks  # noqa: F401 (ObservationError: kerlym.runner's API)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -71,6 +69,7 @@ class Runner:
         self.interrupted: list[int] = []
         self.saving = False
         self.last_checkpoint: str | None = None
+        self.actor_summary: dict | None = None  # with actors: weight pushes and lag (kerlym.actors)
         self.t0 = time.perf_counter()
         self.steps0 = agent.total_steps
 
@@ -121,9 +120,18 @@ class Runner:
         return agent.episodes
 
     def _loop(self, max_steps, max_episodes, callback, step_callback):
+        from kerlym.actors import acting_for
+
+        acting = acting_for(self.agent)  # this process, or an actor process that steps the envs
+        try:
+            self._consume(acting, max_steps, max_episodes, callback, step_callback)
+        finally:
+            acting.close()
+            self.actor_summary = acting.summary()
+
+    def _consume(self, acting, max_steps, max_episodes, callback, step_callback):
         agent = self.agent
         n = agent.concurrency
-        envs = agent.vector_env()
         step_limit = None if max_steps is None else agent.total_steps + max_steps
         agent.begin_run(step_limit)
         episode_limit = None if max_episodes is None else agent.episode + max_episodes
@@ -133,46 +141,39 @@ class Runner:
         # wall_time goes on from the last row (a resumed run's rows were read back from progress.csv).
         last_wall = float(agent.episodes[-1].get("wall_time", 0.0)) if agent.episodes else 0.0
         start = time.perf_counter() - (last_wall if math.isfinite(last_wall) else 0.0)
-        histories = [agent.frame_history() for _ in range(n)]
         ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
         ep_qmax, ep_qmin, ep_qsteps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
 
-        obs, info = envs.reset(seed=agent._reset_seed)
+        obs, masks = acting.reset(agent._reset_seed)
         agent._reset_seed = None  # seed only the first reset; later resets continue each env's RNG
-        masks = action_masks(info, n)  # legal actions per env, when the env puts "action_mask" in its info
         for i in range(n):
-            histories[i].push(obs[i], first=True)
             agent.begin_episode(obs[i], i, mask=None if masks is None else masks[i])
         vector_steps = 0
         while True:
-            states = histories[0].latest() if n == 1 else np.concatenate([h.latest() for h in histories])
-            actions, values = agent.act(states, masks=masks)
-            obs, rewards, terminated, truncated, infos = envs.step(actions)
-            done = terminated | truncated
-            masks = action_masks(infos, n)
-            final_masks = action_masks(infos.get("final_info"), n) if masks is not None and done.any() else None
+            s = acting.step(agent.total_steps)
+            for i, (first, first_masks) in acting.restarts():  # a restarted actor's env: its episode begins anew
+                ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
+                agent.begin_episode(first[0], i, mask=None if first_masks is None else first_masks[0])
+            done = s.terminated | s.truncated
             steps_before = agent.total_steps
             agent.total_steps += n
-            ep_reward += rewards
+            ep_reward += s.rewards
             ep_len += 1
-            if values is not None:  # statistics over the steps where the network was consulted
-                ep_qmax += values.max(axis=1)
-                ep_qmin += values.min(axis=1)
+            if s.values is not None:  # statistics over the steps where the network was consulted
+                ep_qmax += s.values.max(axis=1)
+                ep_qmin += s.values.min(axis=1)
                 ep_qsteps += 1
+            # The legal actions at each next frame: an ended episode's last frame has its own.
+            next_masks = s.final_masks if s.final_masks is not None and done.any() else s.masks
             for i in range(n):
-                nxt = infos["final_obs"][i] if done[i] else obs[i]
-                if np.shape(nxt) != agent.frame_shape:
-                    raise ObservationError(
-                        f"the env returned an observation of shape {np.shape(nxt)}, but its observation_space "
-                        f"declares {agent.frame_shape} (step {agent.total_steps})"
-                    )
-                histories[i].push(nxt, first=False)
-                mask = None if masks is None else (final_masks if done[i] and final_masks is not None else masks)[i]
-                agent.observe(i, states[i], actions[i], rewards[i], terminated[i], truncated[i], nxt, mask=mask)
+                mask = None if s.masks is None else (next_masks if done[i] else s.masks)[i]
+                a, r, term, trunc = s.actions[i], s.rewards[i], s.terminated[i], s.truncated[i]
+                agent.observe(i, s.states[i], a, r, term, trunc, s.next_frames[i], mask=mask)
             updates_before, losses_before = agent.updates, len(agent._losses)
             agent.after_step(steps_before)
             if agent.updates != updates_before:
                 self._updated(losses_before)
+            acting.after_learning()
             stop = False
             for i in done.nonzero()[0]:
                 agent.episode += 1
@@ -195,10 +196,10 @@ class Runner:
                 }
                 agent._losses = []
                 row.update(extra)
+                row.update(acting.episode_stats(i))
                 agent.episodes.append(row)
                 ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
-                histories[i].push(obs[i], first=True)
-                agent.begin_episode(obs[i], i, mask=None if masks is None else masks[i])
+                agent.begin_episode(s.obs[i], i, mask=None if s.masks is None else s.masks[i])
                 for sink in self.sinks:
                     sink.on_episode(self, row)
                 if callback is not None and callback(agent, row):
@@ -316,9 +317,3 @@ def evaluate(agent, episodes: int = 20, env=None, seed: int | None = None, explo
             done = terminated or truncated
         returns.append(total)
     return np.asarray(returns)
-
-
-def action_masks(info, n: int) -> np.ndarray | None:
-    """The ``action_mask`` of ``n`` envs' info (a Gymnasium vector env's, or one env's) as bool ``[n, actions]``."""
-    mask = info.get("action_mask") if info else None
-    return None if mask is None else np.asarray(mask, dtype=bool).reshape(n, -1)

@@ -1,0 +1,548 @@
+"""Who steps the envs and acts for the learner: this process, or an actor process that runs beside it.
+
+The runner (:mod:`kerlym.runner`) consumes one :class:`Step` per vector step:
+the states acted on, the actions, what the envs returned. Where the steps come
+from is the choice of ``actors`` (``--actors``):
+
+* ``local`` (:class:`LocalActing`): this process acts and steps the envs, then
+  the learner updates, in turn;
+* ``process`` (:class:`ProcessActor`, DQN and D2QN): one actor process holds
+  the ``-c N`` envs and its own copy of the network. It acts epsilon-greedily
+  and steps the envs while the learner updates, and sends each step's
+  transitions through a bounded queue into the learner's replay. The learner
+  pushes its weights to the actor every ``actor_sync_every`` updates, so the
+  actor acts on weights a few updates old: each step records that lag.
+
+The actor process starts with Python's ``spawn`` and builds the agent anew
+(its Keras backend and compiled act), so it shares no state with the learner
+but the queues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from kerlym.config import ConfigError, field_names
+
+AHEAD = 8  # vector steps the actor may run ahead of the learner: the queue's bound, and so the lag's
+STOP_POLL = 0.1  # seconds between checks of the actor's stop flag while its queue is full
+ACTOR_START = 600.0  # seconds the learner waits for the actor's first message (it imports Keras, builds the net)
+ACTOR_STOP = 30.0  # seconds the actor gets to stop before it is terminated
+
+
+class ObservationError(ValueError):
+    """An env's observation does not have the shape its observation space declares."""
+
+
+class Step(NamedTuple):
+    """One vector step of the ``-c N`` envs, as the learner consumes it.
+
+    Attributes:
+        states: the flat states acted on, ``[n, input_dim]``.
+        actions: the actions taken, ``[n]``.
+        values: the network's outputs for ``states`` (``None`` when every action was random).
+        next_frames: per env, the observation after the action (an episode's last, where one ended).
+        obs: per env, the observation now: a new episode's first where one ended.
+        rewards, terminated, truncated: ``[n]`` each.
+        masks: the legal actions at ``obs`` ``[n, A]``, when the env gives action masks.
+        final_masks: the legal actions at the ended episodes' last observations, when there are masks.
+        version: the learner's update count when the weights that chose ``actions`` were pushed.
+    """
+
+    states: np.ndarray
+    actions: np.ndarray
+    values: np.ndarray | None
+    next_frames: list
+    obs: list
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    masks: np.ndarray | None
+    final_masks: np.ndarray | None
+    version: int
+
+
+def action_masks(info, n: int) -> np.ndarray | None:
+    """The ``action_mask`` of ``n`` envs' info (a Gymnasium vector env's, or one env's) as bool ``[n, actions]``."""
+    mask = info.get("action_mask") if info else None
+    return None if mask is None else np.asarray(mask, dtype=bool).reshape(n, -1)
+
+
+def acting_for(agent):
+    """What steps the envs for ``agent``'s training: :class:`LocalActing` or :class:`ProcessActor`."""
+    mode = getattr(agent.config, "actors", "local")
+    if mode == "local":
+        return LocalActing(agent)
+    if mode == "process":
+        return ProcessActor(agent)
+    if mode == "ray":
+        return RayActors(agent)
+    raise ConfigError(f"unknown actors {mode!r}")
+
+
+class LocalActing:
+    """The envs step and the agent acts in this process, in turn with the learner's updates."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.n = agent.concurrency
+        self.envs = agent.vector_env()
+        self.histories = [agent.frame_history() for _ in range(self.n)]
+        self.masks = None
+
+    def reset(self, seed) -> tuple[list, np.ndarray | None]:
+        """Reset the envs (``seed``: the first reset's); returns the first observations and their legal actions."""
+        obs, info = self.envs.reset(seed=seed)
+        self.masks = action_masks(info, self.n)
+        for i in range(self.n):
+            self.histories[i].push(obs[i], first=True)
+        return obs, self.masks
+
+    def step(self, total_steps: int) -> Step:
+        """Act on the newest states and step the envs; ``total_steps`` (before the step) goes in error messages."""
+        agent, n = self.agent, self.n
+        states = self.histories[0].latest() if n == 1 else np.concatenate([h.latest() for h in self.histories])
+        actions, values = agent.act(states, masks=self.masks)
+        obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+        done = terminated | truncated
+        masks = action_masks(infos, n)
+        final_masks = action_masks(infos.get("final_info"), n) if masks is not None and done.any() else None
+        next_frames = []
+        for i in range(n):
+            nxt = infos["final_obs"][i] if done[i] else obs[i]
+            if np.shape(nxt) != agent.frame_shape:
+                raise ObservationError(
+                    f"the env returned an observation of shape {np.shape(nxt)}, but its observation_space "
+                    f"declares {agent.frame_shape} (step {total_steps + n})"
+                )
+            self.histories[i].push(nxt, first=False)
+            if done[i]:
+                self.histories[i].push(obs[i], first=True)
+            next_frames.append(nxt)
+        self.masks = masks
+        return Step(
+            states, actions, values, next_frames, obs, rewards, terminated, truncated, masks, final_masks, agent.updates
+        )
+
+    def after_learning(self) -> None:
+        """Called after the learner's step (its updates, if any); nothing to do here."""
+
+    def restarts(self) -> list:
+        """``(stream, (obs, masks))`` of envs that began anew outside an episode's end (a restarted actor): none."""
+        return []
+
+    def episode_stats(self, stream: int) -> dict:
+        """Extra statistics for the row of an episode of env ``stream`` that just ended."""
+        return {}
+
+    def summary(self) -> dict | None:
+        """What the actors did over the session, or ``None`` when acting was local."""
+        return None
+
+    def close(self) -> None:
+        """The envs belong to the agent, which closes them."""
+
+
+# -- the actor process ---------------------------------------------------------
+def actor_recipe(agent) -> tuple:
+    """What an actor process needs to build an agent that acts as ``agent`` does, without learning.
+
+    Its replay memory shrinks to one batch and it keeps no weight average: it never updates.
+    """
+    if agent.env_spec is None:
+        raise ConfigError("--actors process needs an env id or a callable that makes envs, not an env")
+    c = agent.config
+    config = dataclasses.replace(c, actors="local", max_memory=c.batch_size, ema_steps=None, learning_starts=None)
+    names = set(field_names(type(c)))
+    factory_kwargs = {k: v for k, v in agent.factory_kwargs.items() if k not in names}
+    return type(agent), agent.env_spec, config, factory_kwargs
+
+
+def _limit_threads() -> None:
+    """One compute thread per library in the actor: the learner's update needs the other core."""
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _put(q, item, stop) -> bool:
+    """Put ``item`` on ``q``, waiting while it is full; ``False`` if ``stop`` was set meanwhile."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=STOP_POLL)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _newest_weights(agent, weights_q, version: int, wait: bool = False) -> int:
+    """Load the newest of the weights the learner pushed since the last call, if any; returns the version acting."""
+    newest = None
+    while True:
+        try:
+            newest = weights_q.get(timeout=ACTOR_START) if wait else weights_q.get_nowait()
+        except queue.Empty:
+            break
+        wait = False
+    if newest is None:
+        return version
+    agent.steps.set_weights(newest[1])
+    return newest[0]
+
+
+def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
+    """The actor process: act and step the envs, sending ``("reset" | "step" | "error", payload)`` to the learner.
+
+    Args:
+        recipe: :func:`actor_recipe`'s agent class, env, config and factory arguments.
+        start: the learner's counters (``total_steps``, ``episode``, ``epsilon``), the first reset's seed
+            and a seed for the actor's exploration draws.
+        steps_q: where the steps go.
+        weights_q: where the learner's ``(version, weights)`` arrive.
+        stop: set by the learner when it no longer wants steps.
+    """
+    _limit_threads()
+    try:
+        cls, env_spec, config, factory_kwargs = recipe
+        agent = cls(env_spec, config, **factory_kwargs)
+        agent.total_steps, agent.episode, agent.epsilon = start["total_steps"], start["episode"], start["epsilon"]
+        agent.rng = np.random.default_rng(start["rng_seed"])
+        acting = LocalActing(agent)
+        version = _newest_weights(agent, weights_q, -1, wait=True)
+        if not _put(steps_q, ("reset", acting.reset(start["reset_seed"])), stop):
+            return
+        while not stop.is_set():
+            version = _newest_weights(agent, weights_q, version)
+            step = acting.step(agent.total_steps)._replace(version=version)
+            # Epsilon follows the same schedule as the learner's: by steps, or by episodes ended.
+            agent.total_steps += acting.n
+            if agent._step_epsilon is not None:
+                agent.epsilon = agent._step_epsilon(agent.total_steps)
+            for i in (step.terminated | step.truncated).nonzero()[0]:
+                agent.episode += 1
+                agent.end_episode(i)
+            if not _put(steps_q, ("step", step), stop):
+                return
+    except BaseException as e:  # the learner re-raises it; an exception that does not pickle goes as text
+        try:
+            steps_q.put(("error", e), timeout=5)
+        except Exception:
+            steps_q.put(("error", RuntimeError(f"{type(e).__name__}: {e}")), timeout=5)
+    finally:
+        if "agent" in locals():
+            agent.close()
+
+
+class ProcessActor:
+    """One actor process steps the ``-c N`` envs and acts; this process learns from what it sends.
+
+    The learner's counters and epsilon stay its own: the actor follows the same
+    schedule, so the rows' epsilon is the one the actions used. Episode rows,
+    checkpoints and resume work as with local acting; the steps the actor ran
+    ahead when training stops are dropped, as unfinished episodes are.
+
+    Args:
+        agent: a DQN or D2QN agent (the learner).
+    """
+
+    def __init__(self, agent):
+        import multiprocessing
+
+        if not hasattr(agent, "memory"):
+            raise ConfigError(f"--actors process works with -a dqn and ddqn, not -a {agent.name}")
+        self.agent = agent
+        self.n = agent.concurrency
+        self.sync_every = int(agent.config.actor_sync_every)
+        ctx = multiprocessing.get_context("spawn")
+        self.steps_q = ctx.Queue(maxsize=AHEAD)
+        self.weights_q = ctx.Queue()
+        self.stop = ctx.Event()
+        start = {
+            "total_steps": agent.total_steps,
+            "episode": agent.episode,
+            "epsilon": float(agent.epsilon),
+            "reset_seed": agent._reset_seed,
+            "rng_seed": int(agent.rng.integers(2**63)),
+        }
+        self.process = ctx.Process(
+            target=actor_main,
+            args=(actor_recipe(agent), start, self.steps_q, self.weights_q, self.stop),
+            name="kerlym-actor",
+        )
+        self.process.start()
+        self.pushes: list[int] = []  # the learner's update count at each weight push
+        self.lags: list[int] = []  # per vector step: learner updates since the acting weights were pushed
+        self.episode_lags = np.zeros(self.n)
+        self.episode_steps = np.zeros(self.n, dtype=np.int64)
+        self._push()
+
+    def _push(self) -> None:
+        """Send the learner's weights; the actor loads the newest of those waiting before each act.
+
+        The weights' queue is unbounded, so a push never waits for an actor that
+        is itself waiting for the learner to take its steps.
+        """
+        self.weights_q.put((self.agent.updates, self.agent.steps.get_weights()))
+        self.pushes.append(self.agent.updates)
+
+    def _receive(self, timeout: float = 1.0):
+        """The actor's next message; an error the actor sent, or its death, raises here."""
+        waited = 0.0
+        while True:
+            try:
+                kind, payload = self.steps_q.get(timeout=timeout)
+                break
+            except queue.Empty:
+                waited += timeout
+                if not self.process.is_alive():
+                    raise RuntimeError(f"the actor process died (exit code {self.process.exitcode})") from None
+                if waited > ACTOR_START:
+                    raise RuntimeError(f"no step from the actor process in {ACTOR_START:.0f} s") from None
+        if kind == "error":
+            raise payload
+        return payload
+
+    def reset(self, seed) -> tuple[list, np.ndarray | None]:
+        """The actor's first observations and their legal actions (it reset the envs with ``seed``)."""
+        return self._receive()
+
+    def step(self, total_steps: int) -> Step:
+        step = self._receive()
+        lag = self.agent.updates - step.version
+        self.lags.append(lag)
+        self.episode_lags += lag
+        self.episode_steps += 1
+        return step
+
+    restarts = LocalActing.restarts  # the actor process is not restarted: its death ends training
+
+    def after_learning(self) -> None:
+        """Push the weights once ``actor_sync_every`` more updates have run since the last push."""
+        if self.agent.updates // self.sync_every > self.pushes[-1] // self.sync_every:
+            self._push()
+
+    def episode_stats(self, stream: int) -> dict:
+        """The mean weight lag over the episode's steps, as ``weight_lag``."""
+        lag = self.episode_lags[stream] / max(self.episode_steps[stream], 1)
+        self.episode_lags[stream], self.episode_steps[stream] = 0.0, 0
+        return {"weight_lag": float(lag)}
+
+    def summary(self) -> dict:
+        """Weight pushes and the weight lag (learner updates) over the session's steps."""
+        lags = np.asarray(self.lags, dtype=np.float64)
+        return {
+            "actors": "actor process",
+            "steps": int(len(lags) * self.n),
+            "weight_pushes": len(self.pushes),
+            "lag_mean": float(lags.mean()) if len(lags) else float("nan"),
+            "lag_max": int(lags.max()) if len(lags) else 0,
+        }
+
+    def close(self) -> None:
+        """Stop the actor process and wait for it."""
+        self.stop.set()
+        for _ in range(int(ACTOR_STOP / STOP_POLL)):  # drain, so an actor blocked on a full queue sees the flag
+            if not self.process.is_alive():
+                break
+            try:
+                self.steps_q.get(timeout=STOP_POLL)
+            except queue.Empty:
+                pass
+            self.process.join(timeout=STOP_POLL)
+        if self.process.is_alive():  # still building its agent, or stuck in an env
+            self.process.terminate()
+        self.process.join()
+        self.steps_q.close()
+        self.weights_q.close()
+        self.weights_q.cancel_join_thread()  # weights the stopped actor never read must not hold up exit
+
+
+# -- Ray actors ------------------------------------------------------------------
+RETRY = 0.5  # seconds between calls to an actor that Ray is restarting
+CHUNK = 16  # steps each Ray actor collects per call; the learner takes one chunk while the actors collect the next
+
+
+class EnvActor:
+    """One env and a copy of the policy, as a Ray actor (:class:`RayActors` makes it remote).
+
+    Ray restarts it after its process dies; the new one starts a fresh episode,
+    which its first :meth:`collect` reports as ``reset``.
+    """
+
+    def __init__(self, recipe, seed, rng_seed: int):
+        _limit_threads()
+        cls, env_spec, config, factory_kwargs = recipe
+        self.agent = cls(env_spec, dataclasses.replace(config, concurrency=1), **factory_kwargs)
+        self.agent.rng = np.random.default_rng(rng_seed)
+        self.acting = LocalActing(self.agent)
+        self.seed, self.version, self.reset = seed, -1, None
+
+    def node_id(self) -> str:
+        """The Ray node this actor runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def collect(self, steps: int, epsilon: float, version: int, weights) -> dict:
+        """``steps`` steps acting epsilon-greedily with ``weights`` (``None``: the ones it has, ``version``)."""
+        if weights is not None and version != self.version:
+            self.agent.steps.set_weights(weights)
+            self.version = version
+        reset = None
+        if self.reset is None:  # a new actor (first call, or restarted by Ray): its envs start an episode
+            reset = self.reset = self.acting.reset(self.seed)
+            self.seed = None
+        self.agent.epsilon = epsilon
+        return {"reset": reset, "steps": [self.acting.step(0)._replace(version=self.version) for _ in range(steps)]}
+
+
+def merge_steps(steps: list[Step]) -> Step:
+    """One vector step from the one-env steps of several actors, stream ``i`` from ``steps[i]``."""
+    values = None if any(s.values is None for s in steps) else np.concatenate([s.values for s in steps])
+    masks = None if steps[0].masks is None else np.concatenate([s.masks for s in steps])
+    final = [s.final_masks if s.final_masks is not None else s.masks for s in steps]
+    return Step(
+        np.concatenate([s.states for s in steps]),
+        np.concatenate([s.actions for s in steps]),
+        values,
+        [s.next_frames[0] for s in steps],
+        [s.obs[0] for s in steps],
+        np.concatenate([s.rewards for s in steps]),
+        np.concatenate([s.terminated for s in steps]),
+        np.concatenate([s.truncated for s in steps]),
+        masks,
+        None if masks is None else np.concatenate(final),
+        min(s.version for s in steps),
+    )
+
+
+class RayActors:
+    """The ``-c N`` envs as N Ray actors, each with one env and a copy of the policy, feeding this learner's replay.
+
+    Ape-X style for DQN and D2QN: the actors act epsilon-greedily (with the
+    learner's epsilon at the time of each call) on weights pushed every
+    ``actor_sync_every`` updates, and their steps go into the learner's replay.
+    Each call collects :data:`CHUNK` steps; the learner consumes one chunk of
+    every actor while they collect the next. An actor whose process dies is
+    restarted by Ray (``max_restarts``); its chunk in flight is lost, and its
+    env starts a new episode (:meth:`restarts`).
+
+    Ray starts here if it is not running: on the cluster at ``RAY_ADDRESS`` when set, else on this machine.
+    """
+
+    def __init__(self, agent):
+        import ray
+
+        if not hasattr(agent, "memory"):
+            raise ConfigError(f"Ray actors feed -a dqn and ddqn, not -a {agent.name}")
+        self.agent, self.n = agent, agent.concurrency
+        self.sync_every = int(agent.config.actor_sync_every)
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            ray.init(include_dashboard=False, configure_logging=False)
+        remote = ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=1)(EnvActor)
+        recipe = actor_recipe(agent)
+        seed = agent._reset_seed
+        self.actors = [
+            remote.remote(recipe, None if seed is None else seed + i, int(agent.rng.integers(2**63)))
+            for i in range(self.n)
+        ]
+        self.pushes: list[int] = []
+        self.lags: list[int] = []
+        self.restarted: list[tuple[int, tuple]] = []
+        self.restart_count = 0
+        self.episode_lags, self.episode_steps = np.zeros(self.n), np.zeros(self.n, dtype=np.int64)
+        self.ready: list[Step] = []
+        self._push()
+        self.pending = [self._call(i) for i in range(self.n)]
+
+    def _push(self) -> None:
+        import ray
+
+        self.weights = ray.put(self.agent.steps.get_weights())
+        self.pushes.append(self.agent.updates)
+
+    def _call(self, i: int):
+        return self.actors[i].collect.remote(CHUNK, float(self.agent.epsilon), self.pushes[-1], self.weights)
+
+    def _chunks(self) -> list[dict]:
+        """One chunk from every actor, calling each again at once; an actor that died is called until it answers."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        chunks = []
+        for i in range(self.n):
+            while True:
+                try:
+                    chunk = ray.get(self.pending[i])
+                    break
+                except RayActorError:  # its process died; Ray restarts it, and the chunk in flight is lost
+                    time.sleep(RETRY)  # calls fail until the new process is up
+                    self.pending[i] = self._call(i)
+            self.pending[i] = self._call(i)
+            chunks.append(chunk)
+        return chunks
+
+    def reset(self, seed) -> tuple[list, np.ndarray | None]:
+        chunks = self._chunks()
+        self._queue(chunks)
+        resets = [c["reset"] for c in chunks]
+        masks = None if resets[0][1] is None else np.concatenate([r[1] for r in resets])
+        return [r[0][0] for r in resets], masks
+
+    def _queue(self, chunks) -> None:
+        self.ready = [merge_steps(list(group)) for group in zip(*(c["steps"] for c in chunks), strict=True)]
+        self.ready.reverse()
+
+    def step(self, total_steps: int) -> Step:
+        if not self.ready:
+            chunks = self._chunks()
+            # A restarted actor's env began a new episode: the learner starts that stream's episode afresh.
+            self.restarted = [(i, c["reset"]) for i, c in enumerate(chunks) if c["reset"] is not None]
+            self.restart_count += len(self.restarted)
+            self._queue(chunks)
+        step = self.ready.pop()
+        lag = self.agent.updates - step.version
+        self.lags.append(lag)
+        self.episode_lags += lag
+        self.episode_steps += 1
+        return step
+
+    def restarts(self) -> list[tuple[int, tuple]]:
+        """``(stream, (obs, masks))`` of the actors restarted since the last call (their first observation)."""
+        out, self.restarted = self.restarted, []
+        for i, _ in out:
+            self.episode_lags[i], self.episode_steps[i] = 0.0, 0
+        return out
+
+    def after_learning(self) -> None:
+        if self.agent.updates // self.sync_every > self.pushes[-1] // self.sync_every:
+            self._push()
+
+    episode_stats = ProcessActor.episode_stats
+
+    def summary(self) -> dict:
+        lags = np.asarray(self.lags, dtype=np.float64)
+        return {
+            "actors": f"{self.n} Ray actors",
+            "steps": int(len(lags) * self.n),
+            "weight_pushes": len(self.pushes),
+            "lag_mean": float(lags.mean()) if len(lags) else float("nan"),
+            "lag_max": int(lags.max()) if len(lags) else 0,
+            "restarts": self.restart_count,
+        }
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        if self.started_ray:
+            ray.shutdown()

@@ -1,0 +1,139 @@
+"""Actors that feed one learner: an actor process steps the envs while the learner updates (--actors process)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from kerlym import actors
+from kerlym.agents import DQN, PG
+from kerlym.config import ConfigError, DQNConfig
+from kerlym.runner import Runner
+
+
+def replayed_episodes(memory, env, seed):
+    """Walk ``memory``'s slots in write order, stepping ``env`` with the stored actions; returns the episode lengths.
+
+    Asserts that every stored frame, reward and termination flag is exactly what ``env`` produced.
+    """
+    obs, _ = env.reset(seed=seed)
+    slot, lengths, length = 0, [], 0
+    np.testing.assert_array_equal(memory.frames[slot], obs)
+    assert memory.prev[slot] == slot  # an episode's first frame links to itself
+    while memory.valid[slot]:
+        obs, reward, terminated, truncated, _ = env.step(int(memory.actions[slot]))
+        nxt = memory.next[slot]
+        np.testing.assert_array_equal(memory.frames[nxt], obs)
+        assert memory.rewards[slot] == reward and memory.terminated[slot] == terminated
+        assert nxt == slot + 1 and memory.prev[nxt] == slot
+        slot, length = nxt, length + 1
+        if terminated or truncated:
+            lengths.append(length)
+            obs, _ = env.reset()  # as the training env restarts: its own RNG, unseeded
+            slot, length = slot + 1, 0
+            np.testing.assert_array_equal(memory.frames[slot], obs)
+            assert memory.prev[slot] == slot
+    return lengths
+
+
+@pytest.mark.slow
+def test_the_actor_process_fills_the_learners_replay_exactly_and_syncs_every_k_updates(monkeypatch):
+    import gymnasium as gym
+
+    made = []
+
+    class Recorded(actors.ProcessActor):
+        def __init__(self, agent):
+            super().__init__(agent)
+            self.versions = []
+            made.append(self)
+
+        def step(self, total_steps):
+            s = super().step(total_steps)
+            self.versions.append(s.version)
+            return s
+
+    monkeypatch.setattr(actors, "ProcessActor", Recorded)
+    agent = DQN(
+        "CartPole-v1", seed=3, actors="process", actor_sync_every=3, epsilon=0.5,
+        update_freq=4, update_nsamp=32, batch_size=16, learning_starts=40, max_memory=10_000,
+    )  # fmt: skip
+    runner = Runner(agent, signals=())
+    rows = runner.run(max_steps=400)
+    (actor,) = made
+
+    # Every transition the actor's env produced is in the replay, in order, exactly; no more, no fewer.
+    assert agent.total_steps == 400 and len(agent.memory) == 400
+    lengths = replayed_episodes(agent.memory, gym.make("CartPole-v1"), seed=3)
+    assert lengths == [r["length"] for r in rows]  # the episode rows count the same episodes
+    assert [r["reward"] for r in rows] == [float(n) for n in lengths]  # CartPole pays 1 per step
+
+    # Updates as without actors: one per 4 steps once 40 transitions are in; pushes every 3 updates.
+    assert agent.updates == (400 - 40) // 4 + 1
+    assert actor.pushes == list(range(0, agent.updates + 1, 3))
+    assert set(actor.versions) <= set(actor.pushes) and actor.versions == sorted(actor.versions)
+    summary = runner.actor_summary
+    assert summary["steps"] == 400 and summary["weight_pushes"] == len(actor.pushes)
+    # An action's weights are never newer than the learner's, and the bounded queue keeps them close.
+    assert 0 <= summary["lag_mean"] <= summary["lag_max"] <= actors.AHEAD // 4 + 3 + 2
+    assert all(0 <= r["weight_lag"] <= summary["lag_max"] for r in rows)
+    assert not actor.process.is_alive()
+
+
+def test_only_dqn_agents_take_an_actor_process():
+    with pytest.raises(ConfigError, match="--actors process works with -a dqn and ddqn, not -a pg"):
+        actors.acting_for(type("Fake", (), {"config": DQNConfig(actors="process"), "name": "pg"})())
+    with pytest.raises(ConfigError, match="unknown actors 'threads'"):
+        DQNConfig(actors="threads")
+    with pytest.raises(ConfigError, match="must be positive and finite, got 0"):
+        DQNConfig(actor_sync_every=0)
+    assert not hasattr(PG.Config(), "actors")
+
+
+def test_local_acting_is_the_default_and_sends_no_weights():
+    agent = DQN("CartPole-v1", seed=0)
+    acting = actors.acting_for(agent)
+    assert isinstance(acting, actors.LocalActing)
+    obs, masks = acting.reset(seed=0)
+    step = acting.step(0)
+    assert masks is None and step.version == 0 and acting.summary() is None
+    assert step.states.shape == (1, 4) and np.array_equal(step.states[0], obs[0])  # acted on the first frame
+    agent.close()
+
+
+@pytest.mark.slow
+def test_the_command_trains_checkpoints_and_resumes_with_an_actor_process(tmp_path, capsys):
+    from kerlym.main import main
+    from kerlym.stats import read_progress
+
+    base = ["-e", "CartPole-v1", "-a", "dqn", "--outdir", str(tmp_path), "-q", "--seed", "0", "-f", "8", "-u", "32"]
+    assert main([*base, "--actors", "process", "--steps", "300", "--checkpoint_every", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "actor process: 300 steps" in out
+    (run,) = os.listdir(tmp_path)
+    run = os.path.join(tmp_path, run)
+    with open(os.path.join(run, "config.json")) as f:
+        assert json.load(f)["actors"] == "process"
+    # A resumed run may act locally: where acting runs is not part of what was learned.
+    assert main(["--resume", run, "--steps", "500", "--actors", "local"]) == 0
+    rows = read_progress(os.path.join(run, "progress.csv"))
+    assert [r["episode"] for r in rows] == list(range(1, len(rows) + 1))
+    assert 300 < rows[-1]["total_steps"] <= 500
+
+
+def test_merge_steps_puts_each_ray_actors_env_in_its_own_stream():
+    def one(k, values=True, version=5):
+        return actors.Step(
+            np.full((1, 2), k), np.array([k]), np.full((1, 3), float(k)) if values else None, [np.full(2, 10 + k)],
+            [np.full(2, 20 + k)], np.array([0.5 * k]), np.array([k == 1]), np.array([False]), None, None, version,
+        )  # fmt: skip
+
+    s = actors.merge_steps([one(0), one(1, version=3), one(2)])
+    assert s.states.tolist() == [[0, 0], [1, 1], [2, 2]] and s.actions.tolist() == [0, 1, 2]
+    assert s.values.tolist() == [[0.0] * 3, [1.0] * 3, [2.0] * 3] and s.rewards.tolist() == [0.0, 0.5, 1.0]
+    assert [f.tolist() for f in s.next_frames] == [[10, 10], [11, 11], [12, 12]]
+    assert [o.tolist() for o in s.obs] == [[20, 20], [21, 21], [22, 22]]
+    assert s.terminated.tolist() == [False, True, False] and s.masks is None
+    assert s.version == 3  # the oldest weights any of the actions used
+    assert actors.merge_steps([one(0), one(1, values=False)]).values is None  # some actions were all random
