@@ -278,9 +278,12 @@ class DQNConfig(AgentConfig):
         "N Ray actors; -c N --ray sets it)",
         ("--actors",),
         choices=ACTOR_MODES,
+        topic="run control",
     )
     actor_sync_every: int = setting(
-        1, "With --actors process: learner updates between weight pushes to the actor", ("--actor_sync_every",)
+        1, "With --actors process: learner updates between weight pushes to the actor",
+        ("--actor_sync_every",),
+        topic="run control",
     )
 
     def __post_init__(self):
