@@ -231,7 +231,7 @@ _PENDULUM_A2C = {
     "steps": 1_000_000,
 }
 # The Zoo's "atari" A2C entry: 16 envs, ent 0.01, vf 0.25, RMSprop with epsilon 1e-5 inside the square root
-# (its RMSpropTFLike, which is how Keras's RMSprop places epsilon), the other keys SB3's defaults.
+# (its RMSpropTFLike; kerlym's RMSprop matches torch's, SB3's A2C default, instead), the other keys SB3's defaults.
 _PONG_A2C = {
     "modelfactory": "actor_critic_cnn",
     "preprocessor": "atari",
