@@ -373,7 +373,8 @@ def plot_curves(env_id: str, actor_critic: bool = False) -> str:
     if env_id in RL_ZOO and not actor_critic:
         ax.axhline(RL_ZOO[env_id][0], color="grey", linestyle="--", label="RL Zoo DQN (final eval)")
     for style, agent_name in ((":", "a2c"), ("-.", "ppo")):
-        if actor_critic and (env_id, agent_name) in RL_ZOO_AC:
+        plotted = {a.removeprefix("sb3-") for a, _ in saved}
+        if actor_critic and (env_id, agent_name) in RL_ZOO_AC and agent_name in plotted:
             zoo = RL_ZOO_AC[(env_id, agent_name)][0]
             ax.axhline(zoo, color="grey", linestyle=style, label=f"RL Zoo {agent_name.upper()} (final eval)")
     ax.set(title=f"{env_id}: training return (last 10 episodes)", xlabel="env steps", ylabel="return")

@@ -419,7 +419,7 @@ def kerlym_ppo(spec: dict) -> dict:
         seconds = time.perf_counter() - start
         agent.close()
         return result(agent.total_steps, seconds)
-    window = Window(spec["window"])
+    window = Window(spec["window"] + 1)  # from after the update at step ``window`` (its compilation)
     agent.learn(max_steps=spec["window"] + spec["steps"], step_callback=lambda a: window.tick(a.total_steps), verbose=0)
     agent.close()
     return window.rate(agent.total_steps)
@@ -453,7 +453,7 @@ def sb3_ppo(spec: dict) -> dict:
         start = time.perf_counter()
         model.learn(total_timesteps=spec["steps"])
         return result(model.num_timesteps, time.perf_counter() - start)
-    window = Window(spec["window"])
+    window = Window(spec["window"] + 1)  # as kerlym's: the update at step ``window`` is not timed
 
     class Tick(BaseCallback):
         def _on_step(self) -> bool:
@@ -743,9 +743,17 @@ def main(argv=None) -> int:
     )
     p.add_argument("--ppo-repeats", type=int, default=3, help="ppo: pairs per env and backend (seeds cycle)")
     p.add_argument("--ppo-cartpole-steps", type=int, default=100_000, help="ppo: CartPole steps per run (0: skip)")
-    p.add_argument("--ppo-pong-steps", type=int, default=20_000, help="ppo: timed Pong steps per run (0: skip)")
     p.add_argument(
-        "--ppo-pong-window", type=int, default=2048, help="ppo: Pong steps before the timing starts (compilation)"
+        "--ppo-pong-steps",
+        type=int,
+        default=10_240,
+        help="ppo: Pong steps after the window, a multiple of the 1024-step rollout so both end on an update (0: skip)",
+    )
+    p.add_argument(
+        "--ppo-pong-window",
+        type=int,
+        default=1024,
+        help="ppo: Pong steps before the timing (a multiple of 1024): the first update, which compiles, is untimed",
     )
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
