@@ -1,10 +1,12 @@
-"""The learning-results table: kerlym's presets against RL Zoo DQN on the classic tasks.
+"""The learning-results table: kerlym's presets against RL Zoo DQN, A2C and PPO on the classic tasks.
 
     python benchmarks/results.py                                   # the whole table
     python benchmarks/results.py --env CartPole-v1 --agent ddqn    # one row
     python benchmarks/results.py --env MountainCar-v0 --agent ddqn clipnorm=10   # a variant (KEY=VALUE settings)
     KERAS_BACKEND=jax python benchmarks/results.py --seeds 0 1 2   # fewer seeds (default 0-9); Keras picks the backend
     python benchmarks/results.py --sb3 --env MountainCar-v0        # SB3 DQN, RL Zoo hyperparameters, here
+    python benchmarks/results.py --env Pendulum-v1 --agent ppo     # an actor-critic row (RL_ZOO_AC)
+    python benchmarks/results.py --sb3 --env Pendulum-v1 --agent ppo   # SB3 PPO with the Zoo's ppo.yml entry
     python benchmarks/results.py --optimum                         # MountainCar's best possible returns
 
 Each row trains an agent with the settings of ``kerlym -e ENV -a AGENT --preset --seed S``
@@ -21,6 +23,10 @@ std across seeds, one line per agent; the per-seed curves are kept beside it).
 each env, the same budget and the same evaluation (agent ``sb3-dqn``, backend
 ``torch``): a check of the RL Zoo figure on this machine and these seeds. It needs
 ``pip install torch==2.13.0 && pip install stable-baselines3`` (torch first: its CPU build).
+With ``--agent ppo|a2c`` it runs SB3's PPO or A2C with the Zoo's ``ppo.yml``/``a2c.yml`` entry
+(:data:`SB3_ZOO_AC`, translated by :func:`sb3_settings`; agents ``sb3-ppo``, ``sb3-a2c``). The
+actor-critic rows print as a second table beside SB3's and the Zoo's figures, with their curves in
+``curve_<env>_ac.png``.
 
 Settings given as ``KEY=VALUE`` (:mod:`kerlym.config` field names, e.g. ``learning_rate=1e-3
 target_update_freq=1024``; values read as Python literals, else as strings) change the preset:
