@@ -1,10 +1,12 @@
-"""The learning-results table: kerlym's presets against RL Zoo DQN on the classic tasks.
+"""The learning-results table: kerlym's presets against RL Zoo DQN, A2C and PPO on the classic tasks.
 
     python benchmarks/results.py                                   # the whole table
     python benchmarks/results.py --env CartPole-v1 --agent ddqn    # one row
     python benchmarks/results.py --env MountainCar-v0 --agent ddqn clipnorm=10   # a variant (KEY=VALUE settings)
     KERAS_BACKEND=jax python benchmarks/results.py --seeds 0 1 2   # fewer seeds (default 0-9); Keras picks the backend
     python benchmarks/results.py --sb3 --env MountainCar-v0        # SB3 DQN, RL Zoo hyperparameters, here
+    python benchmarks/results.py --env Pendulum-v1 --agent ppo     # an actor-critic row (RL_ZOO_AC)
+    python benchmarks/results.py --sb3 --env Pendulum-v1 --agent ppo   # SB3 PPO with the Zoo's ppo.yml entry
     python benchmarks/results.py --optimum                         # MountainCar's best possible returns
     python benchmarks/results.py --ray [ADDRESS]                   # each row's seeds as Ray Tune trials
 
@@ -22,6 +24,10 @@ std across seeds, one line per agent; the per-seed curves are kept beside it).
 each env, the same budget and the same evaluation (agent ``sb3-dqn``, backend
 ``torch``): a check of the RL Zoo figure on this machine and these seeds. It needs
 ``pip install torch==2.13.0 && pip install stable-baselines3`` (torch first: its CPU build).
+With ``--agent ppo|a2c`` it runs SB3's PPO or A2C with the Zoo's ``ppo.yml``/``a2c.yml`` entry
+(:data:`SB3_ZOO_AC`, translated by :func:`sb3_settings`; agents ``sb3-ppo``, ``sb3-a2c``). The
+actor-critic rows print as a second table beside SB3's and the Zoo's figures, with their curves in
+``curve_<env>_ac.png``.
 
 Settings given as ``KEY=VALUE`` (:mod:`kerlym.config` field names, e.g. ``learning_rate=1e-3
 target_update_freq=1024``; values read as Python literals, else as strings) change the preset:
@@ -78,7 +84,46 @@ SB3_ZOO = {
     "Acrobot-v1": _ZOO_ACROBOT,
     "LunarLander-v3": _ZOO_ACROBOT,
 }  # fmt: skip
+# RL Zoo A2C and PPO (the mean return of its one trained agent) and its budget in env steps.
+RL_ZOO_AC = {
+    ("CartPole-v1", "ppo"): (500.0, 100_000),
+    ("Pendulum-v1", "ppo"): (-172.2, 100_000),  # the Zoo's agent sampled with gSDE; kerlym has none
+    ("Acrobot-v1", "ppo"): (-73.5, 1_000_000),
+    ("LunarLander-v3", "ppo"): (242.1, 1_000_000),
+    ("LunarLanderContinuous-v3", "ppo"): (270.9, 1_000_000),
+    ("CartPole-v1", "a2c"): (500.0, 500_000),
+    ("Acrobot-v1", "a2c"): (-83.4, 500_000),
+    ("LunarLander-v3", "a2c"): (155.8, 200_000),
+    ("Pendulum-v1", "a2c"): (-163.0, 1_000_000),  # gSDE too
+}
+# The RL Zoo's entries (rl-baselines3-zoo hyperparams/ppo.yml and a2c.yml) as written there, for --sb3 --agent.
+# Keys the yml leaves out take SB3's defaults; sb3_settings() translates normalize, lin_ and policy_kwargs.
+_ZOO_PPO_LUNAR = dict(n_envs=16, n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01)
+_ZOO_A2C_SDE = dict(
+    normalize=True, n_envs=8, ent_coef=0.0, max_grad_norm=0.5, n_steps=8, gae_lambda=0.9, vf_coef=0.4, gamma=0.9,
+    use_rms_prop=True, normalize_advantage=False, learning_rate="lin_7e-4", use_sde=True,
+    policy_kwargs=dict(log_std_init=-2, ortho_init=False),
+)  # fmt: skip
+SB3_ZOO_AC = {
+    ("CartPole-v1", "ppo"): dict(
+        n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+        learning_rate="lin_0.001", clip_range="lin_0.2",
+    ),
+    ("Pendulum-v1", "ppo"): dict(
+        n_envs=4, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0, learning_rate=1e-3,
+        clip_range=0.2, use_sde=True, sde_sample_freq=4,
+    ),
+    ("Acrobot-v1", "ppo"): dict(normalize=True, n_envs=16, n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4,
+                               ent_coef=0.0),
+    ("LunarLander-v3", "ppo"): _ZOO_PPO_LUNAR,
+    ("LunarLanderContinuous-v3", "ppo"): _ZOO_PPO_LUNAR,
+    ("CartPole-v1", "a2c"): dict(n_envs=8, ent_coef=0.0),
+    ("Acrobot-v1", "a2c"): dict(normalize=True, n_envs=16, ent_coef=0.0),
+    ("LunarLander-v3", "a2c"): dict(n_envs=8, gamma=0.995, n_steps=5, learning_rate="lin_0.00083", ent_coef=0.00001),
+    ("Pendulum-v1", "a2c"): _ZOO_A2C_SDE,
+}  # fmt: skip
 TABLE = [(env, agent) for env in RL_ZOO for agent in ("dqn", "ddqn")] + [("CartPole-v1", "pg"), ("Acrobot-v1", "pg")]
+TABLE += list(RL_ZOO_AC)
 FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "eval_mean", "eval_std", "wall_s"]
 FIELDS += ["sampled_mean", "online_mean"]  # PG sampling from its policy; with --ema, the online network
 GRID = 50  # points on each learning curve
@@ -231,6 +276,80 @@ def run_sb3(env_id: str, seed: int, eval_episodes: int):
     return row, grid, curve
 
 
+def sb3_settings(zoo: dict) -> tuple[dict, int, dict | None]:
+    """An RL Zoo entry as ``(SB3 algorithm kwargs, n_envs, VecNormalize kwargs or None)``.
+
+    ``lin_X`` becomes a schedule falling linearly from X to 0 over the run (SB3 calls it with the remaining
+    progress, 1 to 0); ``normalize`` wraps the envs in VecNormalize with the entry's gamma, as the Zoo does.
+    """
+    kw = dict(zoo)
+    n_envs, normalize = kw.pop("n_envs", 1), kw.pop("normalize", False)
+    for name in ("learning_rate", "clip_range"):
+        if isinstance(kw.get(name), str) and kw[name].startswith("lin_"):
+            start = float(kw[name][len("lin_") :])
+            kw[name] = lambda remaining, start=start: remaining * start
+    normalize_kw = None
+    if normalize:
+        normalize_kw = dict(normalize) if isinstance(normalize, dict) else {}
+        normalize_kw.setdefault("gamma", kw.get("gamma", 0.99))
+    return kw, n_envs, normalize_kw
+
+
+def run_sb3_ac(env_id: str, agent_name: str, seed: int, eval_episodes: int):
+    """SB3's PPO or A2C with the RL Zoo's entry for ``env_id``: the same row, curve and evaluation as :func:`run`."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import A2C, PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    torch.set_num_threads(1)
+    budget, finished = RL_ZOO_AC[(env_id, agent_name)][1], []
+
+    class Episodes(BaseCallback):
+        def _on_step(self) -> bool:
+            finished.extend((self.num_timesteps, i["episode"]["r"]) for i in self.locals["infos"] if "episode" in i)
+            return True
+
+    kw, n_envs, normalize_kw = sb3_settings(SB3_ZOO_AC[(env_id, agent_name)])
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    if normalize_kw is not None:
+        venv = VecNormalize(venv, **normalize_kw)
+    algo = {"ppo": PPO, "a2c": A2C}[agent_name]
+    model = algo("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kw)
+    start = time.perf_counter()
+    model.learn(total_timesteps=budget, callback=Episodes())
+    wall = time.perf_counter() - start
+    if normalize_kw is not None:
+        venv.training = False
+    env, returns = gym.make(env_id), []
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    for i in range(eval_episodes):
+        obs, _ = env.reset(seed=10_000 + seed + i)
+        total, done = 0.0, False
+        while not done:
+            seen = venv.normalize_obs(obs) if normalize_kw is not None else obs
+            action = model.predict(seen, deterministic=True)[0]  # Box actions come back clipped to the bounds
+            obs, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    returns = np.asarray(returns)
+    steps = np.array([t for t, _ in finished])
+    rewards = np.array([r for _, r in finished], dtype=float)
+    grid, curve = learning_curve(steps, rewards, budget)
+    row = dict.fromkeys(FIELDS, "")
+    row.update(env=env_id, agent=f"sb3-{agent_name}", seed=seed, backend="torch", steps=model.num_timesteps)
+    row.update(episodes=len(finished), eval_mean=float(returns.mean()), eval_std=float(returns.std()))
+    row.update(wall_s=round(wall, 1))
+    print(
+        f"  {env_id} SB3 {agent_name.upper()} seed {seed}: eval {returns.mean():.1f} ± {returns.std():.1f} "
+        f"in {wall:.0f} s",
+        flush=True,
+    )
+    return row, grid, curve
+
+
 def learning_curve(steps, rewards, budget: int):
     """Training return (mean of the last 10 episodes) on a grid of ``GRID`` env-step points up to ``budget``."""
     smooth = np.array([rewards[max(0, i - 9) : i + 1].mean() for i in range(len(rewards))])
@@ -264,8 +383,14 @@ def save_curve(env_id: str, agent_name: str, backend: str, seed: int, grid, curv
     np.savez(path, **data)
 
 
-def plot_curves(env_id: str) -> str:
-    """Training return against env steps for every agent and backend saved for ``env_id``: mean ± std across seeds."""
+AC_AGENTS = ("a2c", "ppo", "sb3-a2c", "sb3-ppo")
+
+
+def plot_curves(env_id: str, actor_critic: bool = False) -> str:
+    """Training return against env steps for every agent and backend saved for ``env_id``: mean ± std across seeds.
+
+    The DQN/PG agents and the actor-critic ones (``actor_critic``, ``curve_<env>_ac.png``) get separate plots.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,27 +402,33 @@ def plot_curves(env_id: str) -> str:
         for name in os.listdir(OUT)
         if name.startswith(prefix) and name.endswith(".npz")
     ]
-    order = {"dqn": 0, "ddqn": 1, "pg": 2, "sb3-dqn": 3}
+    saved = [(a, b) for a, b in saved if (a in AC_AGENTS) == actor_critic]
+    order = {"dqn": 0, "ddqn": 1, "pg": 2, "sb3-dqn": 3, **{a: i for i, a in enumerate(AC_AGENTS)}}
     saved.sort(key=lambda ab: (order.get(ab[0], len(order)), ab[1]))
-    kerlym_backends = {backend for agent_name, backend in saved if agent_name != "sb3-dqn"}
+    kerlym_backends = {backend for agent_name, backend in saved if not agent_name.startswith("sb3-")}
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for agent_name, backend in saved:
         data = np.load(os.path.join(OUT, f"{prefix}{agent_name}_{backend}.npz"))
         runs = np.stack([data[k] for k in data.files if k.startswith("seed")])
         mean, std = runs.mean(axis=0), runs.std(axis=0)
-        if agent_name == "sb3-dqn":
-            label = "SB3 DQN, RL Zoo hyperparameters"
+        if agent_name.startswith("sb3-"):
+            label = f"SB3 {agent_name[4:].upper()}, RL Zoo hyperparameters"
         else:  # name the backend only when more than one has curves for this env
             label = f"kerlym {agent_name}" + (f" ({backend})" if len(kerlym_backends) > 1 else "")
         ax.plot(data["grid"], mean, label=f"{label} ({len(runs)} seeds)")
         ax.fill_between(data["grid"], mean - std, mean + std, alpha=0.25)
-    if env_id in RL_ZOO:
+    if env_id in RL_ZOO and not actor_critic:
         ax.axhline(RL_ZOO[env_id][0], color="grey", linestyle="--", label="RL Zoo DQN (final eval)")
+    for style, agent_name in ((":", "a2c"), ("-.", "ppo")):
+        plotted = {a.removeprefix("sb3-") for a, _ in saved}
+        if actor_critic and (env_id, agent_name) in RL_ZOO_AC and agent_name in plotted:
+            zoo = RL_ZOO_AC[(env_id, agent_name)][0]
+            ax.axhline(zoo, color="grey", linestyle=style, label=f"RL Zoo {agent_name.upper()} (final eval)")
     ax.set(title=f"{env_id}: training return (last 10 episodes)", xlabel="env steps", ylabel="return")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    path = os.path.join(OUT, f"curve_{env_id}.png")
+    path = os.path.join(OUT, f"curve_{env_id}{'_ac' if actor_critic else ''}.png")
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
@@ -307,7 +438,8 @@ def summary(rows: list[dict]) -> str:
     """A Markdown table: one line per env/agent/backend over the seeds in ``rows``."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["env"], r["agent"], r["backend"]), []).append(r)
+        if r["agent"] not in AC_AGENTS:
+            groups.setdefault((r["env"], r["agent"], r["backend"]), []).append(r)
     lines = [
         "| env | agent | greedy eval (20 episodes) | seeds | RL Zoo DQN | budget | meets RL Zoo mean? "
         "| wall-clock / run |",
@@ -335,6 +467,32 @@ def summary(rows: list[dict]) -> str:
             f"| {env} | {agent} | {score} | {len(rs)} | {zoo_text} | "
             f"{steps // 1000}k | {verdict} | {wall:.0f} s ({backend}) |"
         )
+    return "\n".join(lines)
+
+
+def summary_ac(rows: list[dict]) -> str:
+    """A Markdown table of the A2C and PPO rows: kerlym beside SB3 run here (same seeds) and the RL Zoo figure."""
+    scores: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r["agent"] in AC_AGENTS:
+            scores.setdefault((r["env"], r["agent"].removeprefix("sb3-"), r["agent"].startswith("sb3-")), []).append(
+                float(r["eval_mean"])
+            )
+    lines = [
+        "| env | agent | steps | kerlym (greedy, 20 episodes) | SB3 here, RL Zoo settings | RL Zoo | "
+        "at or above SB3's mean? |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (env, agent), (zoo, budget) in RL_ZOO_AC.items():
+        ours, sb3 = scores.get((env, agent, False)), scores.get((env, agent, True))
+        if not ours and not sb3:
+            continue
+        cell = lambda xs: f"{np.mean(xs):.1f} ± {np.std(xs):.1f} ({len(xs)} seeds)" if xs else "not run"  # noqa: E731
+        if ours and sb3:
+            verdict = "yes" if np.mean(ours) >= np.mean(sb3) else f"**no** ({np.mean(ours):.1f} < {np.mean(sb3):.1f})"
+        else:
+            verdict = "-"
+        lines.append(f"| {env} | {agent} | {budget // 1000}k | {cell(ours)} | {cell(sb3)} | {zoo:.1f} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -440,11 +598,15 @@ def main(argv=None) -> int:
         help="settings on top of the preset (a variant: printed, not saved), e.g. learning_rate=1e-3 steps=2000",
     )
     p.add_argument("--env", help="one env of the table (default: all)")
-    p.add_argument("--agent", choices=("dqn", "ddqn", "pg"), help="one agent (default: all)")
+    p.add_argument("--agent", choices=("dqn", "ddqn", "pg", "a2c", "ppo"), help="one agent (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--summary", action="store_true", help="only print the table from the saved CSV")
-    p.add_argument("--sb3", action="store_true", help="SB3 DQN with the RL Zoo's hyperparameters instead")
+    p.add_argument(
+        "--sb3",
+        action="store_true",
+        help="SB3 with the RL Zoo's hyperparameters instead: DQN, or PPO/A2C with --agent ppo|a2c",
+    )
     p.add_argument(
         "--ray",
         nargs="?",
@@ -461,7 +623,10 @@ def main(argv=None) -> int:
     if args.summary or args.optimum:
         with open(csv_path, newline="") as f:
             saved = list(csv.DictReader(f))
-        print("\n".join(mountaincar_optimum(saved, args.seeds, args.eval_episodes)) if args.optimum else summary(saved))
+        if args.optimum:
+            print("\n".join(mountaincar_optimum(saved, args.seeds, args.eval_episodes)))
+        else:
+            print(summary(saved) + "\n\n" + summary_ac(saved))
         return 0
     try:
         settings = parse_settings(items + args.settings)
@@ -469,9 +634,12 @@ def main(argv=None) -> int:
         p.error(str(e))
     todo = [(e, a) for e, a in TABLE if (args.env in (None, e)) and (args.agent in (None, a))]
     if args.sb3:
-        if settings or args.agent:
-            p.error("--sb3 runs SB3's DQN with the RL Zoo's settings: no --agent or settings")
-        todo = [(e, "sb3-dqn") for e in SB3_ZOO if args.env in (None, e)]
+        if settings or args.agent not in (None, "a2c", "ppo"):
+            p.error("--sb3 runs SB3's DQN (or --agent ppo|a2c) with the RL Zoo's settings: no other agent or settings")
+        if args.agent:
+            todo = [(e, f"sb3-{a}") for e, a in SB3_ZOO_AC if args.env in (None, e) and a == args.agent]
+        else:
+            todo = [(e, "sb3-dqn") for e in SB3_ZOO if args.env in (None, e)]
     if not todo:
         p.error(f"no table row for --env {args.env} --agent {args.agent}")
     for env_id, agent_name in todo if not args.sb3 else ():
@@ -491,6 +659,8 @@ def main(argv=None) -> int:
         for seed, done in zip(args.seeds, seeds, strict=True):
             if done is not None:
                 row, grid, curve = done
+            elif agent_name in ("sb3-a2c", "sb3-ppo"):
+                row, grid, curve = run_sb3_ac(env_id, agent_name[4:], seed, args.eval_episodes)
             elif args.sb3:
                 row, grid, curve = run_sb3(env_id, seed, args.eval_episodes)
             else:
@@ -501,8 +671,8 @@ def main(argv=None) -> int:
             rows = save_rows(csv_path, [row])
             save_curve(env_id, agent_name, row["backend"], seed, grid, curve)
         if not settings:
-            print(f"curve: {plot_curves(env_id)}")
-    print(summary(rows))
+            print(f"curve: {plot_curves(env_id, actor_critic=agent_name in AC_AGENTS)}")
+    print(summary(rows) + "\n\n" + summary_ac(rows))
     return 0
 
 

@@ -79,7 +79,7 @@ PONG = "PongNoFrameskip-v4"
 SB3_INSTALL = "pip install torch==2.13.0 && pip install stable-baselines3 opencv-python-headless ale-py"
 # RL Zoo's CartPole-v1 hyperparameters (results.py keeps them for every env of the results table).
 SB3_CARTPOLE = {**SB3_ZOO["CartPole-v1"], "policy_kwargs": dict(net_arch=[256, 256])}
-PARTS = ("cartpole", "pong", "pg", "concurrency", "cleanrl")
+PARTS = ("cartpole", "pong", "pg", "concurrency", "cleanrl", "ppo")
 CLEANRL_SCRIPTS = {"tensorflow": "dqn.py", "jax": "dqn_jax.py"}  # kerlym's backend -> the CleanRL script it faces
 CLEANRL_GET = "see benchmarks/README.md, 'kerlym against CleanRL', for how to get it"
 SOLVED, CARTPOLE_MAX = 475.0, 500.0  # issue 5's bar for "solved", and CartPole-v1's most
@@ -408,9 +408,67 @@ def run_cleanrl(script: str, seed: int, steps: int, cleanrl_dir: str, python: st
     return row
 
 
+# -- PPO: kerlym's presets beside SB3 with the RL Zoo's ppo.yml entries (CartPole-v1 and "atari") -----------
+def kerlym_ppo(spec: dict) -> dict:
+    """``kerlym -e ENV -a ppo --preset``: CartPole timed over the whole ``learn``, Pong over a window of steps."""
+    import kerlym
+
+    agent = kerlym.make(spec["env"], "ppo", preset=True, cli_defaults=True, seed=spec["seed"])
+    if spec.get("window") is None:
+        start = time.perf_counter()
+        agent.learn(max_steps=spec["steps"], verbose=0)
+        seconds = time.perf_counter() - start
+        agent.close()
+        return result(agent.total_steps, seconds)
+    window = Window(spec["window"] + 1)  # from after the update at step ``window`` (its compilation)
+    agent.learn(max_steps=spec["window"] + spec["steps"], step_callback=lambda a: window.tick(a.total_steps), verbose=0)
+    agent.close()
+    return window.rate(agent.total_steps)
+
+
+def sb3_ppo(spec: dict) -> dict:
+    """SB3's PPO as the RL Zoo trains it: CartPole on 8 DummyVecEnv copies, Pong with its Atari wrappers."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    torch.set_num_threads(spec.get("threads", 1))
+    if spec["env"] == PONG:
+        import ale_py
+        import gymnasium as gym
+
+        gym.register_envs(ale_py)
+        env = VecFrameStack(make_atari_env(PONG, n_envs=8, seed=spec["seed"]), n_stack=4)
+        kw = dict(n_steps=128, n_epochs=4, batch_size=256, vf_coef=0.5, ent_coef=0.01)
+        kw.update(learning_rate=lambda f: f * 2.5e-4, clip_range=lambda f: f * 0.1)
+        model = PPO("CnnPolicy", env, seed=spec["seed"], device="cpu", verbose=0, **kw)
+    else:
+        from results import SB3_ZOO_AC, sb3_settings
+
+        kw, n_envs, _ = sb3_settings(SB3_ZOO_AC[(spec["env"], "ppo")])
+        env = make_vec_env(spec["env"], n_envs=n_envs, seed=spec["seed"])
+        model = PPO("MlpPolicy", env, seed=spec["seed"], device="cpu", verbose=0, **kw)
+    if spec.get("window") is None:
+        start = time.perf_counter()
+        model.learn(total_timesteps=spec["steps"])
+        return result(model.num_timesteps, time.perf_counter() - start)
+    window = Window(spec["window"] + 1)  # as kerlym's: the update at step ``window`` is not timed
+
+    class Tick(BaseCallback):
+        def _on_step(self) -> bool:
+            window.tick(self.num_timesteps)
+            return True
+
+    model.learn(total_timesteps=spec["window"] + spec["steps"], callback=Tick())
+    return window.rate(model.num_timesteps)
+
+
 WORKERS = {
     f.__name__: f
     for f in (kerlym_cartpole, sb3_cartpole, kerlym_pong, sb3_pong, kerlym_pg, keras_pg, kerlym_as_cleanrl)
+    + (kerlym_ppo, sb3_ppo)
 }
 
 
@@ -459,9 +517,9 @@ def print_table(rows: list[dict]) -> None:
             solve = f"{'never':>11}"
         print(left + f"{r['steps']:>8}{r['seconds']:9.1f}{r['steps_per_s']:9.0f}{ev}{ratio}{solve}")
     print("ratio: cartpole SB3 s / kerlym s; pong, pg kerlym steps/s / reference steps/s; concurrency vs N=1;")
-    print("       cleanrl kerlym s / CleanRL s (lower is faster)")
+    print("       cleanrl kerlym s / CleanRL s (lower is faster); ppo kerlym steps/s / SB3 steps/s")
     print(f"solved at: the first check where {SOLVED:.0f} <= the greedy mean (seconds without the checks)")
-    for line in solve_summary(rows) + cleanrl_summary(rows):
+    for line in solve_summary(rows) + cleanrl_summary(rows) + ppo_summary(rows):
         print(line)
 
 
@@ -589,6 +647,51 @@ def part_cleanrl(args, sb3: bool) -> list[dict]:
     return rows
 
 
+def part_ppo(args, sb3: bool) -> list[dict]:
+    """kerlym's PPO preset beside SB3's PPO on CartPole-v1 and Pong, ``--ppo-repeats`` pairs, alternating who goes
+    first; ratio = kerlym steps/s / SB3 steps/s of each pair."""
+    rows = []
+    jobs = [("CartPole-v1", args.ppo_cartpole_steps, None), (PONG, args.ppo_pong_steps, args.ppo_pong_window)]
+    for env_id, steps, window in jobs:
+        if not steps:
+            continue
+        for i in range(args.ppo_repeats):
+            seed = args.seeds[i % len(args.seeds)]
+            spec = {"env": env_id, "steps": steps, "window": window, "seed": seed}
+            pair = []
+            for b in args.backends:
+                mine = ("ppo", f"kerlym PPO {env_id} (preset)", b, {**spec, "fn": "kerlym_ppo"})
+                ref = ("ppo", f"SB3 PPO {env_id} (RL Zoo)", "torch", {**spec, "fn": "sb3_ppo"})
+                first, second = (ref, mine) if i % 2 else (mine, ref)  # a drift in the machine falls on both
+                done = {id(first): run_row(*first), id(second): run_row(*second)}
+                mine_row, ref_row = done[id(mine)], done[id(ref)]
+                set_ratios([mine_row], ref_row, "steps_per_s")
+                mine_row["pair"] = ref_row["pair"] = f"{env_id}/{b}/{i}"
+                pair += [mine_row, ref_row]
+            rows += pair
+    return rows
+
+
+def ppo_summary(rows: list[dict]) -> list[str]:
+    """kerlym steps/s / SB3 steps/s per env and backend over the pairs: mean ± std, and Markdown rows."""
+    ratios: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["part"] == "ppo" and "ratio" in r:
+            ratios.setdefault((r["system"], r["backend"]), []).append(r)
+    if not ratios:
+        return []
+    lines = ["", "PPO, kerlym steps/s / SB3 steps/s (mean ± std over the pairs):"]
+    for (system, backend), rs in ratios.items():
+        x = np.array([r["ratio"] for r in rs])
+        sb3 = [o for o in rows if o.get("pair") in {r["pair"] for r in rs} and o["system"].startswith("SB3")]
+        lines.append(
+            f"| {system} | {backend} | {np.mean([r['steps_per_s'] for r in rs]):.0f} | "
+            f"{np.mean([o['steps_per_s'] for o in sb3]):.0f} | **{x.mean():.2f}x** ± {x.std():.2f} ({len(x)} pairs) | "
+            f"{'yes' if x.mean() >= 2 else '**no**'} |"
+        )
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -639,6 +742,20 @@ def main(argv=None) -> int:
         help="torch threads in CleanRL's processes (0: torch's default, one per core, which ran 8x slower on a "
         "busy 2-core machine)",
     )
+    p.add_argument("--ppo-repeats", type=int, default=3, help="ppo: pairs per env and backend (seeds cycle)")
+    p.add_argument("--ppo-cartpole-steps", type=int, default=100_000, help="ppo: CartPole steps per run (0: skip)")
+    p.add_argument(
+        "--ppo-pong-steps",
+        type=int,
+        default=10_240,
+        help="ppo: Pong steps after the window, a multiple of the 1024-step rollout so both end on an update (0: skip)",
+    )
+    p.add_argument(
+        "--ppo-pong-window",
+        type=int,
+        default=1024,
+        help="ppo: Pong steps before the timing (a multiple of 1024): the first update, which compiles, is untimed",
+    )
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -650,7 +767,7 @@ def main(argv=None) -> int:
         return 0
 
     if args.parts is None:
-        args.parts = [part for part in PARTS if part != "cleanrl" or "cleanrl" in args.peers]
+        args.parts = [part for part in PARTS if part not in ("cleanrl", "ppo") or "cleanrl" in args.peers]
     if "cleanrl" in args.parts:
         script = os.path.join(args.cleanrl_dir or "", "cleanrl", "dqn.py")
         if not args.cleanrl_dir or not os.path.exists(script):
@@ -659,7 +776,7 @@ def main(argv=None) -> int:
     if "sb3" in args.peers and not sb3 and {"cartpole", "pong"} & set(args.parts):
         print(f"stable-baselines3 is not installed: skipping the SB3 rows (install: {SB3_INSTALL})")
     parts = {"cartpole": part_cartpole, "pong": part_pong, "pg": part_pg, "concurrency": part_concurrency}
-    parts["cleanrl"] = part_cleanrl
+    parts["cleanrl"], parts["ppo"] = part_cleanrl, part_ppo
     rows = [row for name in PARTS if name in args.parts for row in parts[name](args, sb3)]
     print_table(rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -338,14 +338,22 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     runs.write_config(run_dir, config_dict(run, cfg))
     print(f"run folder: {run_dir}")
     bar = sinks.progress_bar(run.steps, run.episodes, agent)
-    outputs = [sinks.Console(quiet=run.quiet, bar=bar), sinks.ProgressFile(run_dir)]
+    outputs = [sinks.Console(quiet=run.quiet, bar=bar), sinks.ProgressFile(run_dir, getattr(agent, "metric_names", ()))]
     if bar is not None:
         outputs.append(bar)
     if run.tensorboard:
         outputs.append(sinks.TensorBoard(os.path.join(run_dir, "tensorboard"), config_dict(run, cfg)))
     if run.plots:
         outputs.append(
-            sinks.LivePlot(run_dir, run.agent, run.env, run.plot_rate, agent.episodes, values=run.agent != "pg")
+            sinks.LivePlot(
+                run_dir,
+                run.agent,
+                run.env,
+                run.plot_rate,
+                agent.episodes,
+                values=run.agent != "pg",
+                actor_critic=issubclass(C.AGENT_CONFIGS[run.agent], C.ActorCriticConfig),
+            )
         )
     runner = Runner(
         agent,

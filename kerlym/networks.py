@@ -249,16 +249,23 @@ def _policy_size(env) -> int:
     return int(n) if n is not None else int(np.prod(env.action_space.shape))
 
 
+# SB3's A2C runs torch's RMSprop, which divides by sqrt(v) + 1e-5; Keras's divides by sqrt(v + epsilon). With
+# epsilon 1e-5 inside the root the floor would be 3e-3, 300 times torch's, and small gradients would take far
+# smaller steps than SB3's. 1e-10 inside gives torch's floor of 1e-5 (within a factor sqrt(2) where sqrt(v) ~ 1e-5).
+RMSPROP_EPSILON = 1e-10
+
+
 def _compile_actor_critic(model, learning_rate, optimizer, clipnorm=None):
-    """Compile with SB3's optimizer settings: epsilon 1e-5 (and RMSprop's decay 0.99, A2C's) for a named one."""
+    """Compile with SB3's optimizer settings for a named one: Adam's epsilon 1e-5, RMSprop's decay 0.99 and torch's
+    epsilon 1e-5 (:data:`RMSPROP_EPSILON`)."""
     import keras
 
     if isinstance(optimizer, str):
         config = {"learning_rate": learning_rate}
-        if optimizer.lower() in ("adam", "rmsprop"):
+        if optimizer.lower() == "adam":
             config["epsilon"] = 1e-5
         if optimizer.lower() == "rmsprop":
-            config["rho"] = 0.99
+            config.update(rho=0.99, epsilon=RMSPROP_EPSILON)
         if clipnorm is not None:
             config["global_clipnorm"] = clipnorm
         optimizer = keras.optimizers.get({"class_name": optimizer, "config": config})

@@ -66,8 +66,21 @@ def _binned(ax, values, bin_size, color, label, extremes=True):
         )
 
 
+# The actor-critic panels after reward and length: (column, colour, title, y label).
+AC_PANELS = (
+    ("max_q", "tab:purple", "Value Estimate", "V(s) (mean per episode)"),
+    ("policy_loss", "tab:red", "Policy Loss", "loss (latest update)"),
+    ("value_loss", "tab:orange", "Value Loss", "loss (latest update)"),
+    ("entropy", "tab:cyan", "Policy Entropy", "entropy (latest update)"),
+)
+
+
 class TrainingPlot:
     """The original's four panels: reward, episode length, value outputs and loss.
+
+    Actor-critic agents (``actor_critic``) get six: reward and length, then
+    their value estimate, policy loss, value loss and entropy, each binned as
+    reward is (the losses and entropy are those of the update before the episode ended).
 
     Args:
         agent_name: shown in the title (``"ddqn"``, ``"pg"``, ...).
@@ -76,15 +89,17 @@ class TrainingPlot:
         bin_size: episodes per bin (the CLI's ``--plot_rate``).
         live: open a window when a display is available.
         values: draw the value-function panel (Q-learning agents only).
+        actor_critic: draw the actor-critic panels instead of the value and loss panels.
     """
 
-    def __init__(self, agent_name, env_name, path, bin_size=10, live=True, values=True):
+    def __init__(self, agent_name, env_name, path, bin_size=10, live=True, values=True, actor_critic=False):
         self.plt = _pyplot(live)
         self.live = live and self.plt.get_backend().lower() != "agg"
         self.path = path
         self.bin_size = bin_size
         self.values = values
-        self.fig, axes = self.plt.subplots(2, 2, figsize=(11, 8))
+        self.actor_critic = actor_critic
+        self.fig, axes = self.plt.subplots(2, 3 if actor_critic else 2, figsize=(15 if actor_critic else 11, 8))
         self.axes = axes.ravel()
         self.title = f"{agent_name} Training Stats for {env_name}"
         if self.live:
@@ -97,8 +112,9 @@ class TrainingPlot:
             self.fig.suptitle(f"{self.title} (waiting for the first episode)")
             self.save()
             return
-        col = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in rows[0]}
-        ax_r, ax_l, ax_v, ax_loss = self.axes
+        names = dict.fromkeys(k for r in rows for k in r)  # the first episodes may end before the first update
+        col = {k: np.array([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in names}
+        ax_r, ax_l, *rest = self.axes
         for ax in self.axes:
             ax.clear()
         self.fig.suptitle(self.title)
@@ -106,6 +122,29 @@ class TrainingPlot:
         ax_r.set(title="Total Reward per Episode", xlabel="Episode", ylabel="Total Reward")
         _binned(ax_l, col["length"], self.bin_size, "tab:green", "length")
         ax_l.set(title="Finishing Time per Episode", xlabel="Episode", ylabel="Steps")
+        if self.actor_critic:
+            self._actor_critic_panels(rest, col)
+        else:
+            self._value_and_loss_panels(*rest, col)
+        for ax in (ax_r, ax_l):
+            ax.legend(loc="upper left", fontsize="x-small")
+        self.fig.tight_layout()
+        self.save()
+        if self.live:
+            self.fig.canvas.draw_idle()
+            self.fig.canvas.flush_events()
+
+    def _actor_critic_panels(self, axes, col) -> None:
+        for ax, (name, color, title, ylabel) in zip(axes, AC_PANELS, strict=True):
+            values = col.get(name)
+            if values is None or not np.isfinite(values).any():  # e.g. resumed from a file without the column
+                ax.text(0.5, 0.5, f"no {title.lower()} recorded yet", ha="center", va="center")
+            else:
+                _binned(ax, values, self.bin_size, color, name.replace("_", " ").replace("max q", "V"), False)
+                ax.legend(loc="upper left", fontsize="x-small")
+            ax.set(title=title, xlabel="Episode", ylabel=ylabel)
+
+    def _value_and_loss_panels(self, ax_v, ax_loss, col) -> None:
         if self.values:
             _binned(ax_v, col["max_q"], self.bin_size, "tab:purple", "max Q", extremes=False)
             _binned(ax_v, col["min_q"], self.bin_size, "slategrey", "min Q", extremes=False)
@@ -119,13 +158,8 @@ class TrainingPlot:
         ax_loss.set(title="Training Loss", xlabel="Episode", ylabel="Loss (mean per episode)")
         if ok.any() and (loss[ok] > 0).all():
             ax_loss.set_yscale("log")
-        for ax in (ax_r, ax_l) + ((ax_v,) if self.values else ()):
-            ax.legend(loc="upper left", fontsize="x-small")
-        self.fig.tight_layout()
-        self.save()
-        if self.live:
-            self.fig.canvas.draw_idle()
-            self.fig.canvas.flush_events()
+        if self.values:
+            ax_v.legend(loc="upper left", fontsize="x-small")
 
     def save(self) -> None:
         tmp = self.path + ".tmp.png"

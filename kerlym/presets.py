@@ -173,7 +173,75 @@ _ACROBOT_PPO = {
     "ent_coef": 0.0,
     "steps": 1_000_000,
 }
+# LunarLander-v2's entries in the Zoo (v3 has the same dynamics); the continuous env's PPO entry is the same.
+_LUNARLANDER_PPO = {
+    "concurrency": 16,
+    "n_steps": 1024,
+    "batch_size": 64,
+    "gae_lambda": 0.98,
+    "discount": 0.999,
+    "n_epochs": 4,
+    "ent_coef": 0.01,
+    "steps": 1_000_000,
+}
+# The Zoo's "atari" entry: 8 envs, rollouts of 128, 4 epochs of minibatches of 256, lin_2.5e-4, lin_0.1,
+# on the Nature CNN over 4 stacked 84x84 frames (SB3's AtariWrapper; kerlym's atari preprocessor).
+_PONG_PPO = {
+    "modelfactory": "actor_critic_cnn",
+    "preprocessor": "atari",
+    "nframes": 4,
+    "concurrency": 8,
+    "n_steps": 128,
+    "batch_size": 256,
+    "n_epochs": 4,
+    "learning_rate": 2.5e-4,
+    "lr_schedule": "linear",
+    "clip_range": 0.1,
+    "clip_schedule": "linear",
+    "vf_coef": 0.5,
+    "ent_coef": 0.01,
+    "steps": 10_000_000,
+}
+# A2C: the keys a2c.yml leaves out are SB3's A2C defaults, which ActorCriticConfig's defaults are.
 _CARTPOLE_A2C = {"concurrency": 8, "ent_coef": 0.0, "steps": 500_000}
+_LUNARLANDER_A2C = {
+    "concurrency": 8,
+    "discount": 0.995,
+    "n_steps": 5,
+    "learning_rate": 8.3e-4,
+    "lr_schedule": "linear",
+    "ent_coef": 1e-5,
+    "steps": 200_000,
+}
+# The Zoo's Pendulum-v1 A2C samples with gSDE from log_std -2 without orthogonal initialisation; kerlym keeps
+# the rest of the entry with its plain Gaussian policy (log_std starting at 0) and SB3's initialisation.
+_PENDULUM_A2C = {
+    "normalize_obs": True,
+    "normalize_reward": True,
+    "concurrency": 8,
+    "ent_coef": 0.0,
+    "clipnorm": 0.5,
+    "n_steps": 8,
+    "gae_lambda": 0.9,
+    "vf_coef": 0.4,
+    "discount": 0.9,
+    "normalize_advantage": False,
+    "learning_rate": 7e-4,
+    "lr_schedule": "linear",
+    "steps": 1_000_000,
+}
+# The Zoo's "atari" A2C entry: 16 envs, ent 0.01, vf 0.25, RMSprop with epsilon 1e-5 inside the square root
+# (its RMSpropTFLike; kerlym's RMSprop matches torch's, SB3's A2C default, instead), the other keys SB3's defaults.
+_PONG_A2C = {
+    "modelfactory": "actor_critic_cnn",
+    "preprocessor": "atari",
+    "nframes": 4,
+    "optimizer": "rmsprop",
+    "concurrency": 16,
+    "ent_coef": 0.01,
+    "vf_coef": 0.25,
+    "steps": 10_000_000,
+}
 _ACROBOT_A2C = {
     "normalize_obs": True,
     "normalize_reward": True,
@@ -186,10 +254,19 @@ PRESETS: dict[tuple[str, str], dict] = {
     ("CartPole-v1", "ppo"): _CARTPOLE_PPO,
     ("Pendulum-v1", "ppo"): _PENDULUM_PPO,
     ("Acrobot-v1", "ppo"): _ACROBOT_PPO,
+    ("LunarLander-v3", "ppo"): _LUNARLANDER_PPO,
+    ("LunarLanderContinuous-v3", "ppo"): _LUNARLANDER_PPO,
+    ("PongNoFrameskip-v4", "ppo"): _PONG_PPO,
     ("CartPole-v1", "a2c"): _CARTPOLE_A2C,
     ("CartPole-v1", "a3c"): _CARTPOLE_A2C,
     ("Acrobot-v1", "a2c"): _ACROBOT_A2C,
     ("Acrobot-v1", "a3c"): _ACROBOT_A2C,
+    ("LunarLander-v3", "a2c"): _LUNARLANDER_A2C,
+    ("LunarLander-v3", "a3c"): _LUNARLANDER_A2C,
+    ("Pendulum-v1", "a2c"): _PENDULUM_A2C,
+    ("Pendulum-v1", "a3c"): _PENDULUM_A2C,
+    ("PongNoFrameskip-v4", "a2c"): _PONG_A2C,
+    ("PongNoFrameskip-v4", "a3c"): _PONG_A2C,
     ("CartPole-v1", "dqn"): _CARTPOLE_Q,
     ("CartPole-v1", "ddqn"): _CARTPOLE_Q,
     ("MountainCar-v0", "dqn"): _MOUNTAINCAR_Q,

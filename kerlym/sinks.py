@@ -145,13 +145,13 @@ def progress_bar(steps: int | None, episodes: int | None, agent, stream=None) ->
 
 
 class ProgressFile:
-    """Appends each episode's row to the run's ``progress.csv``."""
+    """Appends each episode's row to the run's ``progress.csv``, with the ``extra`` columns the agent's rows carry."""
 
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: str, extra=()):
         from kerlym import runs
         from kerlym.stats import ProgressCSV
 
-        self.csv = ProgressCSV(os.path.join(run_dir, runs.PROGRESS))
+        self.csv = ProgressCSV(os.path.join(run_dir, runs.PROGRESS), extra)
 
     def on_episode(self, runner, row) -> None:
         self.csv.write(row)
@@ -161,15 +161,26 @@ class ProgressFile:
 
 
 class LivePlot:
-    """The original's 2x2 figure, redrawn every ``plot_rate`` episodes and saved as ``training.png``."""
+    """The original's 2x2 figure (2x3 for actor-critic agents), redrawn every ``plot_rate`` episodes and saved
+    as ``training.png``."""
 
-    def __init__(self, run_dir: str, agent_name: str, env_id: str, plot_rate: int, rows: list[dict], values=True):
+    def __init__(
+        self,
+        run_dir: str,
+        agent_name: str,
+        env_id: str,
+        plot_rate: int,
+        rows: list[dict],
+        values=True,
+        actor_critic=False,
+    ):
         from kerlym import runs
         from kerlym.plots import TrainingPlot
 
         self.rows, self.rate = rows, plot_rate  # the agent's own list of rows: it grows as episodes end
+        path = os.path.join(run_dir, runs.PLOT)
         self.plot = TrainingPlot(
-            agent_name, env_id, os.path.join(run_dir, runs.PLOT), plot_rate, live=True, values=values
+            agent_name, env_id, path, plot_rate, live=True, values=values, actor_critic=actor_critic
         )
         self.plot.update(rows)
 

@@ -13,6 +13,33 @@ import numpy as np
 from kerlym.runs import CheckpointError
 
 PROGRESS_FIELDS = ["episode", "total_steps", "reward", "length", "epsilon", "loss", "max_q", "min_q", "wall_time"]
+# Columns an agent may add after PROGRESS_FIELDS (its ``metric_names``: the actor-critic agents' losses and
+# entropy of their latest update). A file has the columns of the agent that started it; files written before
+# these existed have none and stay readable.
+EXTRA_FIELDS = ["policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl"]
+
+
+def progress_fields(extra=()) -> list[str]:
+    """The progress CSV's columns for an agent whose rows also carry ``extra`` (a subset of EXTRA_FIELDS)."""
+    unknown = [name for name in extra if name not in EXTRA_FIELDS]
+    if unknown:
+        raise ValueError(f"no progress.csv column for {', '.join(unknown)}; known: {', '.join(EXTRA_FIELDS)}")
+    return PROGRESS_FIELDS + [name for name in EXTRA_FIELDS if name in extra]
+
+
+def _header_fields(path: str) -> list[str] | None:
+    """The columns named by the first line of the progress CSV ``path`` when it is a whole, known header."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+    except OSError:
+        return None
+    values = _csv_values(first) if first.endswith(b"\n") else None
+    if values and values[: len(PROGRESS_FIELDS)] == PROGRESS_FIELDS:
+        extra = values[len(PROGRESS_FIELDS) :]
+        if all(name in EXTRA_FIELDS for name in extra):
+            return values
+    return None
 
 
 def statbin(values, bin_size: int) -> dict[str, np.ndarray]:
@@ -113,20 +140,26 @@ def csv_line(row: dict, fields: list[str]) -> str:
 class ProgressCSV:
     """Appends one row per episode to ``progress.csv``; each row reaches the file whole or not at all.
 
+    Args:
+        path: the CSV file. One that exists keeps its own columns (a run resumed from an older file too).
+        extra: columns after PROGRESS_FIELDS for a new file (the agent's ``metric_names``).
+
     Raises:
         CheckpointError: from ``__init__`` or :meth:`write` when the file cannot be written.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, extra=()):
         self.path = path
         self._fd = _open_append(path)
-        self._header = csv_line(dict(zip(PROGRESS_FIELDS, PROGRESS_FIELDS, strict=True)), PROGRESS_FIELDS)
         _drop_partial_line(self._fd, path)
-        if os.fstat(self._fd).st_size == 0:
+        new = os.fstat(self._fd).st_size == 0
+        self.fields = (None if new else _header_fields(path)) or progress_fields(extra)
+        self._header = csv_line(dict(zip(self.fields, self.fields, strict=True)), self.fields)
+        if new:
             _write_whole(self._fd, path, "", self._header)
 
     def write(self, row: dict) -> None:
-        _write_whole(self._fd, self.path, csv_line(row, PROGRESS_FIELDS), self._header)
+        _write_whole(self._fd, self.path, csv_line(row, self.fields), self._header)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -195,7 +228,7 @@ def load_progress(path: str) -> tuple[list[dict], str | None]:
     Raises:
         CheckpointError: a corrupt row other than the last, naming the file and line.
     """
-    raw_rows, note = read_table(path, PROGRESS_FIELDS)
+    raw_rows, note = read_table(path, _header_fields(path) or PROGRESS_FIELDS)
     rows = []
     for i, raw in enumerate(raw_rows):
         try:
@@ -256,9 +289,10 @@ def rewrite_progress(path: str, rows: list[dict]) -> None:
     from kerlym.runs import temporary_path
 
     tmp = temporary_path(path)
+    fields = _header_fields(path) or progress_fields([name for name in EXTRA_FIELDS if rows and name in rows[0]])
     try:
         with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=PROGRESS_FIELDS, extrasaction="ignore")
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)
             f.flush()

@@ -76,3 +76,19 @@ def test_dqn_still_refuses_box_actions():
 
     with pytest.raises(ValueError, match="discrete action space"):
         DQN("Pendulum-v1")
+
+
+def test_a2c_rmsprop_steps_as_torchs_does_by_hand():
+    # torch's RMSprop (SB3's A2C): v = 0.01 g^2, step = lr g / (sqrt(v) + 1e-5). For g = 1: 1 / (0.1 + 1e-5);
+    # for g = 1e-3: 1e-3 / (1e-4 + 1e-5) = 9.09, where Keras's sqrt(v + 1e-10) gives 9.95 (within 10%) and
+    # epsilon 1e-5 inside the root would give 1e-3 / sqrt(1.001e-5) = 0.32, 28 times smaller.
+    from kerlym.networks import actor_critic_mlp
+
+    agent = A2C("CartPole-v1", modelfactory=actor_critic_mlp, learning_rate=0.01, clipnorm=None, seed=0)
+    optimizer = agent.model.optimizer
+    assert optimizer.rho == pytest.approx(0.99)
+    for g, step, rel in ((1.0, 1.0 / (0.1 + 1e-5), 1e-3), (1e-3, 1e-3 / (1e-4 + 1e-5), 0.1)):
+        w = keras.Variable(np.zeros(1, np.float32))
+        opt = optimizer.__class__.from_config(optimizer.get_config())
+        opt.apply_gradients([(keras.ops.convert_to_tensor(np.full(1, g, np.float32)), w)])
+        assert -float(keras.ops.convert_to_numpy(w)[0]) == pytest.approx(0.01 * step, rel=rel)

@@ -140,3 +140,68 @@ def test_pong_settings_become_command_flags_the_command_reads_back(bench):
     assert {k: given[k] for k in settings} == settings
     with pytest.raises(ValueError, match="no setting"):
         pong.command_flags({"max_mem": 1})
+
+
+# SB3's PPO and A2C defaults (stable_baselines3 2.x), which the RL Zoo's entries leave in place.
+SB3_DEFAULTS = {
+    "ppo": dict(learning_rate=3e-4, n_steps=2048, batch_size=64, n_epochs=10, gamma=0.99, gae_lambda=0.95,
+                clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, normalize_advantage=True),
+    "a2c": dict(learning_rate=7e-4, n_steps=5, gamma=0.99, gae_lambda=1.0, ent_coef=0.0, vf_coef=0.5,
+                max_grad_norm=0.5, normalize_advantage=False),
+}  # fmt: skip
+
+
+def test_actor_critic_presets_are_the_rl_zoo_entries(bench):
+    """Every A2C/PPO row's kerlym preset says what its RL Zoo entry (with SB3's defaults) says."""
+    import kerlym
+
+    results = bench("results")
+    for (env_id, agent), zoo in results.SB3_ZOO_AC.items():
+        entry = {**SB3_DEFAULTS[agent], "n_envs": 1, "normalize": False, **zoo}
+        run, cfg = kerlym.configure(env_id, agent, preset=True, cli_defaults=True, seed=0)
+        lr = str(entry["learning_rate"])
+        clip = str(entry.get("clip_range", ""))
+        want = {
+            "concurrency": entry["n_envs"],
+            "n_steps": entry["n_steps"],
+            "discount": entry["gamma"],
+            "gae_lambda": entry["gae_lambda"],
+            "ent_coef": entry["ent_coef"],
+            "vf_coef": entry["vf_coef"],
+            "clipnorm": entry["max_grad_norm"],
+            "normalize_advantage": entry["normalize_advantage"],
+            "normalize_obs": bool(entry["normalize"]),
+            "normalize_reward": bool(entry["normalize"]),
+            "learning_rate": float(lr.removeprefix("lin_")),
+            "lr_schedule": "linear" if lr.startswith("lin_") else "constant",
+            "steps": results.RL_ZOO_AC[(env_id, agent)][1],
+        }
+        if agent == "ppo":
+            want.update(batch_size=entry["batch_size"], n_epochs=entry["n_epochs"])
+            want.update(clip_range=float(clip.removeprefix("lin_")))
+            want.update(clip_schedule="linear" if clip.startswith("lin_") else "constant")
+        got = {name: getattr(cfg, name) if hasattr(cfg, name) else getattr(run, name) for name in want}
+        assert got == pytest.approx(want), f"{env_id} {agent}"
+
+
+def test_rl_zoo_entries_become_sb3_settings(bench):
+    results = bench("results")
+    kw, n_envs, normalize = results.sb3_settings(results.SB3_ZOO_AC[("CartPole-v1", "ppo")])
+    assert n_envs == 8 and normalize is None and kw["n_epochs"] == 20
+    assert kw["learning_rate"](1.0) == 1e-3 and kw["learning_rate"](0.25) == 2.5e-4  # SB3 passes what remains
+    assert kw["clip_range"](0.5) == 0.1
+    kw, n_envs, normalize = results.sb3_settings(results.SB3_ZOO_AC[("Pendulum-v1", "a2c")])
+    assert (n_envs, normalize, kw["gamma"]) == (8, {"gamma": 0.9}, 0.9)  # VecNormalize discounts as the agent
+    assert kw["policy_kwargs"] == {"log_std_init": -2, "ortho_init": False} and kw["use_sde"]
+
+
+def test_actor_critic_summary_compares_with_sb3_here(bench):
+    results = bench("results")
+    row = lambda agent, seed, score: {"env": "CartPole-v1", "agent": agent, "seed": seed, "eval_mean": score}  # noqa: E731
+    rows = [row("ppo", 0, 500.0), row("ppo", 1, 400.0), row("sb3-ppo", 0, 500.0), row("sb3-ppo", 1, 500.0)]
+    rows += [row("a2c", 0, 500.0)]
+    lines = results.summary_ac(rows).splitlines()
+    assert lines[2] == (
+        "| CartPole-v1 | ppo | 100k | 450.0 ± 50.0 (2 seeds) | 500.0 ± 0.0 (2 seeds) | 500.0 | **no** (450.0 < 500.0) |"
+    )
+    assert lines[3] == "| CartPole-v1 | a2c | 500k | 500.0 ± 0.0 (1 seeds) | not run | 500.0 | - |"

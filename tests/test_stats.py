@@ -10,11 +10,13 @@ import pytest
 
 from kerlym.runs import CheckpointError
 from kerlym.stats import (
+    EXTRA_FIELDS,
     PROGRESS_FIELDS,
     ProgressCSV,
     ProgressWarning,
     csv_line,
     load_progress,
+    progress_fields,
     read_progress,
     rewrite_progress,
     statbin,
@@ -72,6 +74,81 @@ def test_progress_csv_round_trip_and_truncation(tmp_path):
     assert [r["total_steps"] for r in read_progress(path)] == [10, 20, 30]
     ProgressCSV(path).write(row(4))  # appending later does not repeat the header
     assert open(path).read().count("episode") == 1
+
+
+def ac_row(i):
+    return {**row(i), "policy_loss": -0.5 * i, "value_loss": 2.0 * i, "entropy": 0.25}
+
+
+def test_actor_critic_columns_round_trip_and_survive_a_resume(tmp_path):
+    path = str(tmp_path / "progress.csv")
+    log = ProgressCSV(path, extra=("policy_loss", "value_loss", "entropy"))
+    first = ac_row(1)
+    del first["entropy"]  # an episode before the first update has no metrics yet: an empty cell
+    for r in (first, ac_row(2), ac_row(3)):
+        log.write(r)
+    log.close()
+    header = PROGRESS_FIELDS + ["policy_loss", "value_loss", "entropy"]
+    assert open(path).readline().strip() == ",".join(header)
+    rows = read_progress(path)
+    assert [(r["policy_loss"], r["value_loss"]) for r in rows] == [(-0.5, 2.0), (-1.0, 4.0), (-1.5, 6.0)]
+    assert math.isnan(rows[0]["entropy"]) and rows[1]["entropy"] == 0.25
+    kept, note = truncate_progress(path, until_step=20, until_episode=2)  # what a resume does
+    assert note is None and [r["episode"] for r in kept] == [1, 2]
+    assert open(path).readline().strip() == ",".join(header)  # the rewrite keeps the columns
+    ProgressCSV(path, extra=("policy_loss", "value_loss", "entropy")).write(ac_row(3))
+    assert [r["value_loss"] for r in read_progress(path)] == [2.0, 4.0, 6.0]
+
+
+def test_an_older_progress_file_stays_readable_and_keeps_its_columns(tmp_path):
+    path = str(tmp_path / "progress.csv")
+    log = ProgressCSV(path)  # the columns every file had before the actor-critic ones
+    log.write(row(1))
+    log.close()
+    ProgressCSV(path, extra=("policy_loss", "value_loss", "entropy")).write(ac_row(2))  # a resumed run appends
+    lines = open(path).read().splitlines()
+    assert lines[0] == ",".join(PROGRESS_FIELDS) and len(lines[2].split(",")) == len(PROGRESS_FIELDS)
+    rows, note = truncate_progress(path, until_step=20)
+    assert note is None and [r["reward"] for r in rows] == [1.0, 2.0] and "policy_loss" not in rows[1]
+
+
+def test_progress_fields_keep_the_known_order_and_refuse_unknown_columns():
+    assert progress_fields(("entropy", "policy_loss")) == PROGRESS_FIELDS + ["policy_loss", "entropy"]
+    assert progress_fields(EXTRA_FIELDS)[-2:] == ["clip_fraction", "approx_kl"]
+    with pytest.raises(ValueError, match="no progress.csv column for kl"):
+        progress_fields(("kl",))
+
+
+def test_actor_critic_plot_bins_value_losses_and_entropy(tmp_path):
+    from kerlym.plots import TrainingPlot
+
+    path = str(tmp_path / "training.png")
+    plot = TrainingPlot("ppo", "CartPole-v1", path, bin_size=2, live=False, actor_critic=True)
+    rows = [ac_row(i) for i in range(1, 5)]  # max_q (the mean V(s) of each episode) is 1.0 in every row
+    del rows[0]["policy_loss"]  # an episode that ended before the first update
+    plot.update(rows)
+    titles = [ax.get_title() for ax in plot.axes]
+    assert titles == [
+        "Total Reward per Episode",
+        "Finishing Time per Episode",
+        "Value Estimate",
+        "Policy Loss",
+        "Value Loss",
+        "Policy Entropy",
+    ]
+
+    def mean_line(ax):
+        (line,) = [line for line in ax.get_lines() if line.get_label().endswith(" mean")]
+        return line.get_ydata()
+
+    np.testing.assert_allclose(mean_line(plot.axes[2]), [1.0, 1.0])
+    np.testing.assert_allclose(mean_line(plot.axes[3]), [-1.0, -1.75])  # bin 1 leaves its NaN out: -1.0
+    np.testing.assert_allclose(mean_line(plot.axes[4]), [3.0, 7.0])  # (2 + 4) / 2, (6 + 8) / 2
+    np.testing.assert_allclose(mean_line(plot.axes[5]), [0.25, 0.25])
+    plot.update([row(i) for i in range(1, 5)])  # rows from an older file: no loss columns
+    assert plot.axes[3].texts[0].get_text() == "no policy loss recorded yet"
+    assert open(path, "rb").read(4) == b"\x89PNG"
+    plot.close()
 
 
 def test_training_plot_writes_a_png_with_nan_q_values(tmp_path):
