@@ -69,6 +69,9 @@ def configure(
             values.update(presets.get(env, agent))
         except KeyError as e:
             raise C.ConfigError(e.args[0]) from None
+    if isinstance(values.get("env_kwargs"), dict) and isinstance(settings.get("env_kwargs"), dict):
+        # Given env kwargs add to a preset's: Go's `--preset --env-kwargs komi=0` keeps its random opponent.
+        settings = {**settings, "env_kwargs": {**values["env_kwargs"], **settings["env_kwargs"]}}
     values.update(settings)
     if values.get("ema_steps") == 0:  # --ema 0 turns a preset's weight average off
         values["ema_steps"] = None
