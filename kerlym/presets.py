@@ -196,7 +196,7 @@ _GO_PPO = {
     "n_epochs": 4,
     "ent_coef": 0.01,
     "learning_rate": 3e-4,
-    "steps": 200_000,
+    "steps": 250_000,
 }
 _GO_Q = {
     "env_kwargs": _GO_RANDOM,
@@ -225,7 +225,7 @@ _RADIO_PPO = {
     "n_epochs": 4,
     "ent_coef": 0.01,
     "learning_rate": 3e-4,
-    "steps": 100_000,
+    "steps": 150_000,
 }
 _RADIO_Q = {
     "modelfactory": "simple_dnn",
@@ -236,7 +236,7 @@ _RADIO_Q = {
     "max_memory": 50_000,
     "learning_starts": 1000,
     "update_freq": 4,
-    "update_nsamp": 4 * 128,
+    "update_nsamp": 128,
     "target_update_freq": 250,
     "epsilon": 1.0,
     "epsilon_min": 0.05,
