@@ -4,6 +4,7 @@
     python benchmarks/env_results.py --env Go9x9-v0 --agent ppo     # one row
     python benchmarks/env_results.py --env RadioSearch-v0 --seeds 0 1 2
     python benchmarks/env_results.py --summary                      # the tables from the saved CSVs
+    python benchmarks/env_results.py --env RadioSearch-v0 --agent dqn update_nsamp=512   # a variant: printed only
 
 Each row trains an agent with the settings of ``kerlym -e ENV -a AGENT --preset --seed S``
 (``kerlym.configure(ENV, AGENT, preset=True, cli_defaults=True, seed=S)``) for the preset's step
@@ -19,6 +20,9 @@ budget, then evaluates it greedily:
   over ``--episodes`` episodes (default 300), episode ``i`` seeded ``seed_base + i`` as in
   ``benchmarks/radio_baselines.py``, so every seed of every agent searches the same bands as the
   ``sweep`` and ``oracle`` baselines, which this script also plays (once; they do not learn).
+
+Settings given as ``KEY=VALUE`` (:mod:`kerlym.config` field names, values read as Python literals, else
+as strings) change the preset: such a variant is printed, never saved into the tables.
 
 A row is the mean ± std across training seeds of each seed's evaluation mean. Results go to
 ``benchmarks/results/go_results.csv`` and ``benchmarks/results/radio_results.csv`` (one line per
@@ -37,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 
 import kerlym
+from kerlym.config import parse_settings
 from kerlym.envs import register
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -68,20 +73,20 @@ class LastInfo(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def train(env_id: str, agent_name: str, seed: int):
-    """The preset's agent trained for its budget, and the wall-clock seconds it took."""
-    run, cfg = kerlym.configure(env_id, agent_name, preset=True, cli_defaults=True, seed=seed)
+def train(env_id: str, agent_name: str, seed: int, settings: dict):
+    """The preset's agent (changed by ``settings``) trained for its budget, and the wall-clock seconds it took."""
+    run, cfg = kerlym.configure(env_id, agent_name, preset=True, cli_defaults=True, seed=seed, **settings)
     agent = kerlym.make(run, cfg)
     start = time.perf_counter()
     agent.learn(max_steps=run.steps, verbose=0)
     return agent, time.perf_counter() - start
 
 
-def go_row(agent_name: str, seed: int, games: int, gnugo: bool) -> dict:
+def go_row(agent_name: str, seed: int, games: int, gnugo: bool, settings: dict) -> dict:
     """Train Go9x9-v0's preset with ``seed``; its win rates against ``random`` and (if ``gnugo``) ``gnugo:0``."""
     import keras
 
-    agent, wall = train("Go9x9-v0", agent_name, seed)
+    agent, wall = train("Go9x9-v0", agent_name, seed, settings)
     row = {"env": "Go9x9-v0", "agent": agent_name, "seed": seed, "backend": keras.backend.backend()}
     row.update(steps=agent.total_steps, episodes=agent.episode, wall_s=round(wall, 1))
     for opponent in ("random", "gnugo:0") if gnugo else ("random",):
@@ -99,11 +104,11 @@ def go_row(agent_name: str, seed: int, games: int, gnugo: bool) -> dict:
     return row
 
 
-def radio_row(env_id: str, agent_name: str, seed: int, episodes: int, baselines: dict) -> dict:
+def radio_row(env_id: str, agent_name: str, seed: int, episodes: int, baselines: dict, settings: dict) -> dict:
     """Train ``env_id``'s preset with ``seed``; its greedy return and signals found on the baselines' bands."""
     import keras
 
-    agent, wall = train(env_id, agent_name, seed)
+    agent, wall = train(env_id, agent_name, seed, settings)
     env = LastInfo(gym.make(env_id))
     returns = agent.evaluate(episodes, env=env, seed=BASELINE_SEED)
     env.close()
@@ -213,6 +218,7 @@ def read(path: str) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="changes to the preset (a variant: not saved)")
     p.add_argument("--env", choices=GO_ENVS + RADIO_ENVS, help="one env (default: all)")
     p.add_argument("--agent", choices=("dqn", "ddqn", "ppo"), help="one agent (default: dqn and ppo)")
     p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: 0-2 for Go, 0-4 for RadioSearch)")
@@ -227,24 +233,31 @@ def main(argv=None) -> int:
     if args.summary:
         print(go_summary(read(go_csv)) + "\n\n" + radio_summary(read(radio_csv)))
         return 0
+    try:
+        settings = parse_settings(args.settings)
+    except ValueError as e:
+        p.error(str(e))
     register()
     os.makedirs(OUT, exist_ok=True)
     todo = [(e, a) for e, a in TABLE if args.env in (None, e) and args.agent in (None, a)]
     if args.agent == "ddqn":
         todo = [(e, "ddqn") for e in GO_ENVS + RADIO_ENVS if args.env in (None, e)]
-    baselines = {}
+    baselines, variant_go, variant_radio = {}, [], []
     for env_id, agent_name in todo:
         seeds = args.seeds or (list(range(3)) if env_id in GO_ENVS else list(range(5)))
         for seed in seeds:
             if env_id in GO_ENVS:
                 gnugo_seeds = seeds[:1] if args.gnugo_seeds is None else args.gnugo_seeds
-                rows = save_rows(go_csv, [go_row(agent_name, seed, args.games, seed in gnugo_seeds)], GO_FIELDS)
-                print(go_summary(rows), flush=True)
+                row = go_row(agent_name, seed, args.games, seed in gnugo_seeds, settings)
+                variant_go.append(row)
+                print(go_summary(variant_go if settings else save_rows(go_csv, [row], GO_FIELDS)), flush=True)
             else:
                 if env_id not in baselines:
                     baselines[env_id] = radio_baselines(env_id, args.episodes)
-                row = radio_row(env_id, agent_name, seed, args.episodes, baselines[env_id])
-                print(radio_summary(save_rows(radio_csv, [row], RADIO_FIELDS)), flush=True)
+                row = radio_row(env_id, agent_name, seed, args.episodes, baselines[env_id], settings)
+                variant_radio.append(row)
+                rows = variant_radio if settings else save_rows(radio_csv, [row], RADIO_FIELDS)
+                print(radio_summary(rows), flush=True)
     return 0
 
 
