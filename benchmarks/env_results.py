@@ -152,9 +152,9 @@ def save_rows(path: str, new: list[dict], fields: list[str]) -> list[dict]:
     return rows
 
 
-def mean_std(values) -> str:
+def mean_std(values, sign: str = "") -> str:
     values = np.asarray(values, dtype=float)
-    return f"{values.mean():.3f} ± {values.std():.3f}"
+    return f"{values.mean():{sign}.3f} ± {values.std():.3f}"
 
 
 def go_summary(rows: list[dict]) -> str:
@@ -202,7 +202,7 @@ def radio_summary(rows: list[dict]) -> str:
             sweep, oracle = float(rs[0]["sweep_mean"]), float(rs[0]["oracle_mean"])
             met = "yes" if means.mean() > sweep else f"**no** ({means.mean():+.3f} ≤ {sweep:+.3f})"
             lines.append(
-                f"| {env_id} | {agent_name} | {int(float(rs[0]['steps'])) // 1000}k | {mean_std(means)} | "
+                f"| {env_id} | {agent_name} | {int(float(rs[0]['steps'])) // 1000}k | {mean_std(means, '+')} | "
                 f"{mean_std([float(r['found_mean']) for r in rs])} | {len(rs)} | {sweep:+.3f} | {oracle:+.3f} | "
                 f"{met} | {np.mean([float(r['wall_s']) for r in rs]):.0f} s |"
             )

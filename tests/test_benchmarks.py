@@ -158,7 +158,7 @@ def test_env_results_rows_average_over_seeds_and_judge_the_goals(bench):
         for m, f in (("0.8", "0.9"), ("0.9", "1.0"))
     ]
     line = env_results.radio_summary(radio).splitlines()[-1]
-    assert "| 0.850 ± 0.050 | 0.950 ± 0.050 | 2 | +0.890 | +0.930 | **no** (+0.850 ≤ +0.890) | 60 s |" in line
+    assert "| +0.850 ± 0.050 | 0.950 ± 0.050 | 2 | +0.890 | +0.930 | **no** (+0.850 ≤ +0.890) | 60 s |" in line
 
 
 def test_env_results_keeps_each_episodes_final_info(bench):
