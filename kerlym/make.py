@@ -36,7 +36,8 @@ def configure(
         cli_defaults: start from the command's defaults (the original KeRLym command's ``-t 2``,
             ``-o 0.5``, ``-D 1e-4``) instead of the Python API's.
         **settings: any :class:`~kerlym.config.RunConfig` or agent config field. A setting of another
-            agent only is ignored (the command prints a note); an unknown name is an error.
+            agent only is ignored (the command prints a note); an unknown name is an error. ``env_kwargs``
+            add to a preset's ``env_kwargs`` (a key given replaces the preset's value) rather than replace them.
 
     Raises:
         kerlym.config.ConfigError: an unknown name, a bad value, or a missing preset (one line).
@@ -69,6 +70,9 @@ def configure(
             values.update(presets.get(env, agent))
         except KeyError as e:
             raise C.ConfigError(e.args[0]) from None
+    if isinstance(values.get("env_kwargs"), dict) and isinstance(settings.get("env_kwargs"), dict):
+        # Given env kwargs add to a preset's: Go's `--preset --env-kwargs komi=0` keeps its random opponent.
+        settings = {**settings, "env_kwargs": {**values["env_kwargs"], **settings["env_kwargs"]}}
     values.update(settings)
     if values.get("ema_steps") == 0:  # --ema 0 turns a preset's weight average off
         values["ema_steps"] = None

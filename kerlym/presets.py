@@ -22,6 +22,7 @@ names (``--preset FILE``, JSON or YAML), such as the ``best_preset.json`` a
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -250,6 +251,70 @@ _ACROBOT_A2C = {
     "steps": 500_000,
 }
 
+# kerlym's own envs (kerlym/envs). Go9x9-v0's presets train against the uniformly random opponent
+# (about 8k env steps/s, against GnuGo's 20), set through the env's keyword arguments; the env's
+# default opponent, gnugo:0, stays what `kerlym -e Go9x9-v0` plays without --preset. Both envs
+# give action masks, which every agent honours. What these score: benchmarks/README.md.
+_GO_RANDOM = {"opponent": "random"}
+_GO_PPO = {
+    "env_kwargs": _GO_RANDOM,
+    "concurrency": 1,
+    "n_steps": 1024,
+    "batch_size": 256,
+    "n_epochs": 4,
+    "ent_coef": 0.01,
+    "learning_rate": 3e-4,
+    "steps": 250_000,
+}
+_GO_Q = {
+    "env_kwargs": _GO_RANDOM,
+    "modelfactory": "simple_dnn",
+    "nframes": 1,
+    "dropout": 0.0,
+    "learning_rate": 5e-4,
+    "batch_size": 128,
+    "max_memory": 50_000,
+    "learning_starts": 1000,
+    "update_freq": 4,
+    "update_nsamp": 128,
+    "target_update_freq": 1000,
+    "epsilon": 1.0,
+    "epsilon_min": 0.02,
+    "epsilon_decay_steps": 20_000,
+    "discount": 0.99,
+    "optimizer": "adam",
+    "loss": "huber",
+    "steps": 100_000,
+}
+_RADIO_PPO = {
+    "concurrency": 4,
+    "n_steps": 256,
+    "batch_size": 256,
+    "n_epochs": 4,
+    "ent_coef": 0.01,
+    "learning_rate": 3e-4,
+    "steps": 150_000,
+}
+_RADIO_Q = {
+    "modelfactory": "simple_dnn",
+    "nframes": 1,
+    "dropout": 0.0,
+    "learning_rate": 6.3e-4,
+    "batch_size": 128,
+    "max_memory": 50_000,
+    "learning_starts": 1000,
+    "update_freq": 4,
+    "update_nsamp": 128,
+    "target_update_freq": 250,
+    "epsilon": 1.0,
+    "epsilon_min": 0.05,
+    "epsilon_decay_steps": 15_000,
+    "discount": 0.99,
+    "optimizer": "adam",
+    "loss": "huber",
+    "steps": 50_000,
+}
+
 PRESETS: dict[tuple[str, str], dict] = {
     ("CartPole-v1", "ppo"): _CARTPOLE_PPO,
     ("Pendulum-v1", "ppo"): _PENDULUM_PPO,
@@ -279,13 +344,22 @@ PRESETS: dict[tuple[str, str], dict] = {
     ("PongNoFrameskip-v4", "ddqn"): _PONG_Q,
     ("CartPole-v1", "pg"): _CARTPOLE_PG,
     ("Acrobot-v1", "pg"): {**_CARTPOLE_PG, "learning_rate": 1e-3, "steps": 100_000},
+    ("Go9x9-v0", "dqn"): _GO_Q,
+    ("Go9x9-v0", "ddqn"): _GO_Q,
+    ("Go9x9-v0", "ppo"): _GO_PPO,
+    ("RadioSearch-v0", "dqn"): _RADIO_Q,
+    ("RadioSearch-v0", "ddqn"): _RADIO_Q,
+    ("RadioSearch-v0", "ppo"): _RADIO_PPO,
+    ("RadioSearchHard-v0", "dqn"): _RADIO_Q,
+    ("RadioSearchHard-v0", "ddqn"): _RADIO_Q,
+    ("RadioSearchHard-v0", "ppo"): _RADIO_PPO,
 }
 
 
 def get(env_id: str, agent: str) -> dict:
     """The preset for ``env_id`` and ``agent``; ``KeyError`` lists those that exist."""
     try:
-        return dict(PRESETS[(env_id, agent)])
+        return copy.deepcopy(PRESETS[(env_id, agent)])  # a caller may change a preset's env_kwargs
     except KeyError:
         have = ", ".join(f"{e} -a {a}" for e, a in sorted(PRESETS))
         raise KeyError(f"no preset for -e {env_id} -a {agent}; presets exist for: {have}") from None

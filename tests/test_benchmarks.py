@@ -205,3 +205,33 @@ def test_actor_critic_summary_compares_with_sb3_here(bench):
         "| CartPole-v1 | ppo | 100k | 450.0 ± 50.0 (2 seeds) | 500.0 ± 0.0 (2 seeds) | 500.0 | **no** (450.0 < 500.0) |"
     )
     assert lines[3] == "| CartPole-v1 | a2c | 500k | 500.0 ± 0.0 (1 seeds) | not run | 500.0 | - |"
+
+def test_env_results_rows_average_over_seeds_and_judge_the_goals(bench):
+    env_results = bench("env_results")
+    go = [
+        {"agent": "ppo", "steps": "200000", "wall_s": "100", "random_games": "100", "random_win": "0.9"},
+        {"agent": "ppo", "steps": "200000", "wall_s": "140", "random_games": "100", "random_win": "1.0"},
+    ]
+    go[0].update(gnugo_games="100", gnugo_win="0.02")
+    line = env_results.go_summary(go).splitlines()[-1]
+    # (0.9 + 1.0) / 2 = 95.0% meets the 95% goal; std 5.0%; GnuGo only from the seed that played it.
+    assert "| 95.0% ± 5.0% (100 games a seed) | 2 | yes | 2.0% over 100 games (1 seed) | 120 s |" in line
+    radio = [
+        {"env": "RadioSearch-v0", "agent": "dqn", "steps": "50000", "wall_s": "60", "eval_mean": m, "found_mean": f}
+        | {"sweep_mean": "0.89", "oracle_mean": "0.93"}
+        for m, f in (("0.8", "0.9"), ("0.9", "1.0"))
+    ]
+    line = env_results.radio_summary(radio).splitlines()[-1]
+    assert "| +0.850 ± 0.050 | 0.950 ± 0.050 | 2 | +0.890 | +0.930 | **no** (+0.850 ≤ +0.890) | 60 s |" in line
+
+
+def test_env_results_keeps_each_episodes_final_info(bench):
+    from kerlym.envs import register
+
+    register()
+    env = bench("env_results").LastInfo(gym.make("RadioSearch-v0"))
+    env.reset(seed=0)
+    for _ in range(100):  # zoom in at the narrowest span is a no-op: the episode is truncated at 100 steps
+        _, _, terminated, truncated, _ = env.step(2)
+    assert truncated and not terminated
+    assert len(env.finals) == 1 and env.finals[0]["found"] == 0
