@@ -14,7 +14,15 @@ from kerlym.agents import D2QN
 from kerlym.runner import NonFiniteLoss, Runner
 
 
-def test_ctrl_c_in_learn_stops_after_the_step_and_returns_the_agent_intact():
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler during the test, whatever an earlier test or library left behind."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_in_learn_stops_after_the_step_and_returns_the_agent_intact(python_sigint):
     agent = D2QN("CartPole-v1", seed=0, batch_size=16, update_nsamp=32, update_freq=50)
 
     def interrupt(a):
