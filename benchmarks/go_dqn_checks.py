@@ -68,7 +68,8 @@ def check_replay(memory, log: list) -> None:
     ends = memory.valid & memory.terminated
     print(f"replay: {len(slot_log)} slots, {bad_frames} frames and {bad_masks} masks differ from the env's;")
     print(f"  {int(memory.valid.sum())} transitions, {bad_transitions} with a reward or end differing from the env's;")
-    print(f"  terminal rewards {dict(zip(*np.unique(memory.rewards[ends], return_counts=True)))}")
+    values, counts = np.unique(memory.rewards[ends], return_counts=True)
+    print("  terminal rewards:", ", ".join(f"{v:+g} x{n}" for v, n in zip(values, counts)))
 
 
 def check_update(agent) -> None:
