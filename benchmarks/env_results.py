@@ -46,6 +46,7 @@ from kerlym.envs import register
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from radio_baselines import play  # noqa: E402 (the sibling script's baseline player)
+from results import save_rows  # noqa: E402 (the sibling script's CSV merge)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results")
@@ -134,22 +135,6 @@ def radio_baselines(env_id: str, episodes: int) -> dict:
         out[policy] = (float(rows[:, 0].mean()), float(rows[:, 2].mean()))
     env.close()
     return out
-
-
-def save_rows(path: str, new: list[dict], fields: list[str]) -> list[dict]:
-    """Merge ``new`` into the CSV at ``path``, replacing lines of the same env, agent, seed and backend."""
-    key = lambda r: (r["env"], r["agent"], str(r["seed"]), r["backend"])  # noqa: E731
-    old = []
-    if os.path.exists(path):
-        with open(path, newline="") as f:
-            old = list(csv.DictReader(f))
-    replaced = {key(r) for r in new}
-    rows = [r for r in old if key(r) not in replaced] + new
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return rows
 
 
 def mean_std(values, sign: str = "") -> str:

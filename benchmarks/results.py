@@ -262,18 +262,7 @@ def run_sb3(env_id: str, seed: int, eval_episodes: int):
             obs, reward, terminated, truncated, _ = env.step(int(model.predict(obs, deterministic=True)[0]))
             total, done = total + float(reward), terminated or truncated
         returns.append(total)
-    returns = np.asarray(returns)
-    steps = np.array([t for t, _ in finished])
-    rewards = np.array([r for _, r in finished], dtype=float)
-    grid, curve = learning_curve(steps, rewards, budget)
-    row = dict.fromkeys(FIELDS, "")
-    row.update(env=env_id, agent="sb3-dqn", seed=seed, backend="torch", steps=model.num_timesteps)
-    row.update(episodes=len(finished), eval_mean=float(returns.mean()), eval_std=float(returns.std()))
-    row.update(wall_s=round(wall, 1))
-    print(
-        f"  {env_id} SB3 DQN seed {seed}: eval {returns.mean():.1f} ± {returns.std():.1f} in {wall:.0f} s", flush=True
-    )
-    return row, grid, curve
+    return sb3_row(env_id, "dqn", seed, model.num_timesteps, finished, returns, budget, wall)
 
 
 def sb3_settings(zoo: dict) -> tuple[dict, int, dict | None]:
@@ -334,12 +323,17 @@ def run_sb3_ac(env_id: str, agent_name: str, seed: int, eval_episodes: int):
             obs, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
             total, done = total + float(reward), terminated or truncated
         returns.append(total)
+    return sb3_row(env_id, agent_name, seed, model.num_timesteps, finished, returns, budget, wall)
+
+
+def sb3_row(env_id, agent_name, seed, steps_done, finished, returns, budget, wall):
+    """An SB3 run's table row and learning curve, from its finished (step, return) pairs and eval returns."""
     returns = np.asarray(returns)
     steps = np.array([t for t, _ in finished])
     rewards = np.array([r for _, r in finished], dtype=float)
     grid, curve = learning_curve(steps, rewards, budget)
     row = dict.fromkeys(FIELDS, "")
-    row.update(env=env_id, agent=f"sb3-{agent_name}", seed=seed, backend="torch", steps=model.num_timesteps)
+    row.update(env=env_id, agent=f"sb3-{agent_name}", seed=seed, backend="torch", steps=steps_done)
     row.update(episodes=len(finished), eval_mean=float(returns.mean()), eval_std=float(returns.std()))
     row.update(wall_s=round(wall, 1))
     print(
@@ -357,8 +351,8 @@ def learning_curve(steps, rewards, budget: int):
     return grid, (np.interp(grid, steps, smooth) if len(steps) else np.full(GRID, np.nan))
 
 
-def save_rows(path: str, new: list[dict]) -> list[dict]:
-    """Merge ``new`` into the CSV, replacing lines of the same env, agent, seed and backend."""
+def save_rows(path: str, new: list[dict], fields: list[str] = FIELDS) -> list[dict]:
+    """Merge ``new`` into the CSV (columns ``fields``), replacing lines of the same env, agent, seed and backend."""
     key = lambda r: (r["env"], r["agent"], str(r["seed"]), r["backend"])  # noqa: E731
     with open(path + ".lock", "w") as lock:  # rows of the table may run in parallel processes
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -369,7 +363,7 @@ def save_rows(path: str, new: list[dict]) -> list[dict]:
         replaced = {key(r) for r in new}
         rows = [r for r in old if key(r) not in replaced] + new
         with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS)
+            w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
     return rows
