@@ -12,8 +12,9 @@ them). Printed: each row's steps/s, then per ratio its mean ± std over the roun
 ``benchmarks/results/actors.json``.
 
 ``--ray-overhead`` adds the cost of ``--ray`` on one seed: ``kerlym -e CartPole-v1 -a dqn --preset --seed 0
---steps N`` against the same with ``--seeds 0 --ray`` (one Ray Tune trial on a local Ray cluster), each the
-whole command's wall time, in turn, ``--rounds`` times.
+--steps N`` against the same with ``--seeds 0 --ray`` (one Ray Tune trial on a local Ray cluster), and the
+gain on two: ``--seeds 0 1`` (one after another) against ``--seeds 0 1 --ray`` (two trials at once), each the
+whole command's wall time, in turn, ``--rounds`` times (``--no-pong`` skips the Pong rows).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def pong_round(args) -> list[dict]:
-    base = pong_spec(args)
+    base = pong_spec(args, dtype_policy=args.dtype)
     rows = [
         run_row("actors", "kerlym DQN (local)", args.backend, {**base, "actors": "local"}),
         run_row("actors", "kerlym DQN (process)", args.backend, {**base, "actors": "process",
@@ -53,12 +54,18 @@ def command_seconds(cmd: list[str]) -> float:
 
 
 def ray_round(args) -> dict:
+    """One seed plain and with ``--ray``; then two seeds one after another and as two Ray Tune trials."""
     with tempfile.TemporaryDirectory() as out:
         base = [sys.executable, "-m", "kerlym", "-e", "CartPole-v1", "-a", "dqn", "--preset", "-q", "--outdir", out]
-        plain = command_seconds([*base, "--seed", "0", "--steps", str(args.ray_steps)])
-        ray = command_seconds([*base, "--seeds", "0", "--ray", "--steps", str(args.ray_steps)])
-    print(f"-- ray overhead: plain {plain:.1f} s, --seeds 0 --ray {ray:.1f} s", flush=True)
-    return {"plain_s": plain, "ray_s": ray, "ratio": ray / plain}
+        base += ["--steps", str(args.ray_steps)]
+        plain = command_seconds([*base, "--seed", "0"])
+        ray = command_seconds([*base, "--seeds", "0", "--ray"])
+        two = command_seconds([*base, "--seeds", "0", "1"])
+        two_ray = command_seconds([*base, "--seeds", "0", "1", "--ray"])
+    print(f"-- ray: one seed plain {plain:.1f} s, --ray {ray:.1f} s; two seeds in turn {two:.1f} s, "
+          f"--ray {two_ray:.1f} s", flush=True)  # fmt: skip
+    return {"plain_s": plain, "ray_s": ray, "ratio": ray / plain, "two_seeds_s": two, "two_seeds_ray_s": two_ray,
+            "speedup": two / two_ray}  # fmt: skip
 
 
 def mean_std(values) -> str:
@@ -74,14 +81,18 @@ def main(argv=None) -> int:
     p.add_argument("--pong-steps", type=int, default=3000, help="timed env steps per row")
     p.add_argument("--pong-learning-starts", type=int, default=1000)
     p.add_argument("--pong-buffer", type=int, default=10_000)
-    p.add_argument("--sync-every", type=int, default=1, help="actor_sync_every of the process rows")
+    p.add_argument("--dtype", default="float32", choices=("float32", "mixed_bfloat16"),
+                   help="kerlym's dtype policy (SB3 stays float32)")
+    p.add_argument("--sync-every", type=int, default=None, help="process rows' actor_sync_every (default: kerlym's)")
     p.add_argument("--no-sb3", action="store_true", help="skip the SB3 rows")
-    p.add_argument("--ray-overhead", action="store_true", help="also time --seeds 0 --ray against a plain run")
+    p.add_argument("--ray-overhead", action="store_true",
+                   help="also time --seeds 0 --ray against a plain run, --seeds 0 1 --ray against them in turn")
+    p.add_argument("--no-pong", action="store_true", help="skip the Pong rounds")
     p.add_argument("--ray-steps", type=int, default=20_000)
     p.add_argument("--out", default=os.path.join(HERE, "results", "actors.json"))
     args = p.parse_args(argv)
 
-    rounds = [pong_round(args) for _ in range(args.rounds)]
+    rounds = [] if args.no_pong else [pong_round(args) for _ in range(args.rounds)]
     ratios = {"process / local": [], "process / SB3": [], "local / SB3": []}
     for rows in rounds:
         rate = {r["system"]: r.get("steps_per_s", float("nan")) for r in rows}
@@ -99,6 +110,7 @@ def main(argv=None) -> int:
             print(f"  {name}: {mean_std(values)}")
     if ray:
         print(f"--ray / plain wall time ({args.ray_steps} CartPole steps): {mean_std([r['ratio'] for r in ray])}")
+        print(f"two seeds, in turn / --ray wall time: {mean_std([r['speedup'] for r in ray])}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"args": vars(args), "rounds": rounds, "ratios": ratios, "ray": ray}, f, indent=1)

@@ -212,7 +212,7 @@ def kerlym_pong(spec: dict) -> dict:
     kw.update(batch_size=32, max_memory=spec["buffer"], learning_starts=ls, target_update_freq=1000, epsilon=1.0)
     kw.update(epsilon_min=0.01, epsilon_decay_steps=ls, learning_rate=1e-4, optimizer="adam", loss="huber")
     kw.update(concurrency=spec["concurrency"], dtype_policy=spec.get("dtype_policy", "float32"))
-    kw.update(actors=spec.get("actors", "local"), actor_sync_every=spec.get("actor_sync_every", 1))
+    kw.update(actors=spec.get("actors", "local"), actor_sync_every=spec.get("actor_sync_every"))
     agent = kerlym.make(PONG, spec["agent"], seed=spec["seed"], **kw)
     window = Window(ls + 200)
     agent.learn(max_steps=ls + 200 + spec["steps"], step_callback=lambda a: window.tick(a.total_steps), verbose=0)

@@ -6,12 +6,22 @@ from is the choice of ``actors`` (``--actors``):
 
 * ``local`` (:class:`LocalActing`): this process acts and steps the envs, then
   the learner updates, in turn;
-* ``process`` (:class:`ProcessActor`, DQN and D2QN): one actor process holds
-  the ``-c N`` envs and its own copy of the network. It acts epsilon-greedily
-  and steps the envs while the learner updates, and sends each step's
-  transitions through a bounded queue into the learner's replay. The learner
-  pushes its weights to the actor every ``actor_sync_every`` updates, so the
-  actor acts on weights a few updates old: each step records that lag.
+* ``process`` (:class:`ProcessActor`): one actor process holds the ``-c N``
+  envs and its own copy of the network. It acts (epsilon-greedily for DQN,
+  sampling the policy for PG, A2C and PPO) and steps the envs while the learner
+  updates, and sends each step through a bounded queue: into the learner's
+  replay (DQN, D2QN), its episodes (PG) or its rollout (A2C, A3C, PPO). The
+  learner pushes its weights to the actor every ``actor_sync_every`` updates, so
+  the actor acts on weights a few updates old: each step records that lag;
+* ``ray`` (:class:`RayActors`): the ``-c N`` envs as N Ray actors, on this
+  machine or a cluster, each with a copy of the network, feeding the learner
+  the same way.
+
+What the learner needs from an act beyond the env's outcome (the log-probability
+and value of a sampled action for A2C and PPO, the legal actions acted on for
+PG) travels with each step as its ``behaviour`` (:meth:`kerlym.agents.Agent.behaviour`).
+A2C and PPO learn from those actions as taken, so with actors their rollouts are
+slightly off-policy, as the original's A3C threads were: the weight lag says how much.
 
 The actor process starts with Python's ``spawn`` and builds the agent anew
 (its Keras backend and compiled act), so it shares no state with the learner
@@ -34,6 +44,7 @@ AHEAD = 8  # vector steps the actor may run ahead of the learner: the queue's bo
 STOP_POLL = 0.1  # seconds between checks of the actor's stop flag while its queue is full
 ACTOR_START = 600.0  # seconds the learner waits for the actor's first message (it imports Keras, builds the net)
 ACTOR_STOP = 30.0  # seconds the actor gets to stop before it is terminated
+SYNC_STEPS = 400  # env steps between weight pushes by default for DQN (Ape-X's actors pull every 400 frames)
 
 
 class ObservationError(ValueError):
@@ -53,6 +64,8 @@ class Step(NamedTuple):
         masks: the legal actions at ``obs`` ``[n, A]``, when the env gives action masks.
         final_masks: the legal actions at the ended episodes' last observations, when there are masks.
         version: the learner's update count when the weights that chose ``actions`` were pushed.
+        behaviour: what the learner's agent needs of the act itself (:meth:`kerlym.agents.Agent.behaviour`):
+            a tuple of per-env arrays (or ``None`` entries), or ``None``.
     """
 
     states: np.ndarray
@@ -66,6 +79,20 @@ class Step(NamedTuple):
     masks: np.ndarray | None
     final_masks: np.ndarray | None
     version: int
+    behaviour: tuple | None = None
+
+
+def sync_every(config) -> int:
+    """Learner updates between weight pushes: ``actor_sync_every``, or by default every update of the policy
+    agents, whose updates come a rollout or an episode apart, and about :data:`SYNC_STEPS` env steps for DQN.
+
+    A push costs the learner and the actor milliseconds for a large network (Nature CNN: 6.7 MB of weights),
+    so DQN, which updates every few steps, cannot afford one per update.
+    """
+    if config.actor_sync_every is not None:
+        return int(config.actor_sync_every)
+    update_freq = getattr(config, "update_freq", None)
+    return 1 if update_freq is None else max(1, SYNC_STEPS // int(update_freq))
 
 
 def action_masks(info, n: int) -> np.ndarray | None:
@@ -88,6 +115,8 @@ def acting_for(agent):
 
 class LocalActing:
     """The envs step and the agent acts in this process, in turn with the learner's updates."""
+
+    remote = False  # the learner's agent did the acting itself
 
     def __init__(self, agent):
         self.agent = agent
@@ -127,8 +156,9 @@ class LocalActing:
             next_frames.append(nxt)
         self.masks = masks
         return Step(
-            states, actions, values, next_frames, obs, rewards, terminated, truncated, masks, final_masks, agent.updates
-        )
+            states, actions, values, next_frames, obs, rewards, terminated, truncated, masks, final_masks,
+            agent.updates, agent.behaviour(),
+        )  # fmt: skip
 
     def after_learning(self) -> None:
         """Called after the learner's step (its updates, if any); nothing to do here."""
@@ -153,13 +183,16 @@ class LocalActing:
 def actor_recipe(agent) -> tuple:
     """What an actor process needs to build an agent that acts as ``agent`` does, without learning.
 
-    Its replay memory shrinks to one batch and it keeps no weight average: it never updates.
+    A DQN actor's replay memory shrinks to one batch and it keeps no weight average: it never updates.
     """
     if agent.env_spec is None:
-        raise ConfigError("--actors process needs an env id or a callable that makes envs, not an env")
+        raise ConfigError(f"--actors {agent.config.actors} needs an env id or a callable that makes envs, not an env")
     c = agent.config
-    config = dataclasses.replace(c, actors="local", max_memory=c.batch_size, ema_steps=None, learning_starts=None)
     names = set(field_names(type(c)))
+    changes = {"actors": "local"}
+    if "max_memory" in names:  # a DQN actor never updates
+        changes.update(max_memory=c.batch_size, ema_steps=None, learning_starts=None)
+    config = dataclasses.replace(c, **changes)
     factory_kwargs = {k: v for k, v in agent.factory_kwargs.items() if k not in names}
     return type(agent), agent.env_spec, config, factory_kwargs
 
@@ -212,7 +245,9 @@ def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
     try:
         cls, env_spec, config, factory_kwargs = recipe
         agent = cls(env_spec, config, **factory_kwargs)
-        agent.total_steps, agent.episode, agent.epsilon = start["total_steps"], start["episode"], start["epsilon"]
+        agent.total_steps, agent.episode = start["total_steps"], start["episode"]
+        if hasattr(agent, "epsilon"):
+            agent.epsilon = start["epsilon"]
         agent.rng = np.random.default_rng(start["rng_seed"])
         acting = LocalActing(agent)
         version = _newest_weights(agent, weights_q, -1, wait=True)
@@ -223,7 +258,7 @@ def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
             step = acting.step(agent.total_steps)._replace(version=version)
             # Epsilon follows the same schedule as the learner's: by steps, or by episodes ended.
             agent.total_steps += acting.n
-            if agent._step_epsilon is not None:
+            if getattr(agent, "_step_epsilon", None) is not None:
                 agent.epsilon = agent._step_epsilon(agent.total_steps)
             for i in (step.terminated | step.truncated).nonzero()[0]:
                 agent.episode += 1
@@ -249,17 +284,17 @@ class ProcessActor:
     ahead when training stops are dropped, as unfinished episodes are.
 
     Args:
-        agent: a DQN or D2QN agent (the learner).
+        agent: the learner.
     """
+
+    remote = True
 
     def __init__(self, agent):
         import multiprocessing
 
-        if not hasattr(agent, "memory"):
-            raise ConfigError(f"--actors process works with -a dqn and ddqn, not -a {agent.name}")
         self.agent = agent
         self.n = agent.concurrency
-        self.sync_every = int(agent.config.actor_sync_every)
+        self.sync_every = sync_every(agent.config)
         ctx = multiprocessing.get_context("spawn")
         self.steps_q = ctx.Queue(maxsize=AHEAD)
         self.weights_q = ctx.Queue()
@@ -267,7 +302,7 @@ class ProcessActor:
         start = {
             "total_steps": agent.total_steps,
             "episode": agent.episode,
-            "epsilon": float(agent.epsilon),
+            "epsilon": float(getattr(agent, "epsilon", 0.0)),
             "reset_seed": agent._reset_seed,
             "rng_seed": int(agent.rng.integers(2**63)),
         }
@@ -321,7 +356,7 @@ class ProcessActor:
         self.episode_steps += 1
         return step
 
-    restarts = LocalActing.restarts  # the actor process is not restarted: its death ends training
+    restarts = LocalActing.restarts  # the actor process is not restarted: its death ends training (Ray's are)
 
     def after_learning(self) -> None:
         """Push the weights once ``actor_sync_every`` more updates have run since the last push."""
@@ -403,6 +438,13 @@ class EnvActor:
         return {"reset": reset, "steps": [self.acting.step(0)._replace(version=self.version) for _ in range(steps)]}
 
 
+def merge_behaviour(behaviours: list) -> tuple | None:
+    """The behaviour of one vector step from the one-env behaviours of several actors (entry by entry)."""
+    if behaviours[0] is None:
+        return None
+    return tuple(None if parts[0] is None else np.concatenate(parts) for parts in zip(*behaviours, strict=True))
+
+
 def merge_steps(steps: list[Step]) -> Step:
     """One vector step from the one-env steps of several actors, stream ``i`` from ``steps[i]``."""
     values = None if any(s.values is None for s in steps) else np.concatenate([s.values for s in steps])
@@ -420,34 +462,40 @@ def merge_steps(steps: list[Step]) -> Step:
         masks,
         None if masks is None else np.concatenate(final),
         min(s.version for s in steps),
+        merge_behaviour([s.behaviour for s in steps]),
     )
 
 
 class RayActors:
-    """The ``-c N`` envs as N Ray actors, each with one env and a copy of the policy, feeding this learner's replay.
+    """The ``-c N`` envs as N Ray actors, each with one env and a copy of the policy, feeding this learner.
 
-    Ape-X style for DQN and D2QN: the actors act epsilon-greedily (with the
-    learner's epsilon at the time of each call) on weights pushed every
-    ``actor_sync_every`` updates, and their steps go into the learner's replay.
-    Each call collects :data:`CHUNK` steps; the learner consumes one chunk of
-    every actor while they collect the next. An actor whose process dies is
-    restarted by Ray (``max_restarts``); its chunk in flight is lost, and its
-    env starts a new episode (:meth:`restarts`).
+    The actors act on weights pushed every ``actor_sync_every`` updates. For
+    DQN and D2QN (Ape-X style) they act epsilon-greedily, with the learner's
+    epsilon at the time of each call, and their steps go into the learner's
+    replay; for A2C, A3C and PPO their steps make up the learner's rollouts
+    (A3C's asynchrony: the actions come from weights up to a few updates old),
+    and for PG its episodes. Each call collects :data:`CHUNK` steps; the learner
+    consumes one chunk of every actor while they collect the next. An actor
+    whose process dies is restarted by Ray (``max_restarts``); its chunk in
+    flight is lost, and its env starts a new episode (:meth:`restarts`).
 
+    Each actor asks Ray for one CPU, or an equal share of the cluster's CPUs
+    when there are fewer than N, so ``-c 16 --ray`` runs on a laptop too.
     Ray starts here if it is not running: on the cluster at ``RAY_ADDRESS`` when set, else on this machine.
     """
+
+    remote = True
 
     def __init__(self, agent):
         import ray
 
-        if not hasattr(agent, "memory"):
-            raise ConfigError(f"Ray actors feed -a dqn and ddqn, not -a {agent.name}")
         self.agent, self.n = agent, agent.concurrency
-        self.sync_every = int(agent.config.actor_sync_every)
+        self.sync_every = sync_every(agent.config)
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
             ray.init(include_dashboard=False, configure_logging=False)
-        remote = ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=1)(EnvActor)
+        cpus = min(1.0, ray.cluster_resources().get("CPU", 1.0) / self.n)
+        remote = ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=cpus)(EnvActor)
         recipe = actor_recipe(agent)
         seed = agent._reset_seed
         self.actors = [
@@ -470,7 +518,8 @@ class RayActors:
         self.pushes.append(self.agent.updates)
 
     def _call(self, i: int):
-        return self.actors[i].collect.remote(CHUNK, float(self.agent.epsilon), self.pushes[-1], self.weights)
+        epsilon = float(getattr(self.agent, "epsilon", 0.0))  # DQN's; the policy agents sample their policy
+        return self.actors[i].collect.remote(CHUNK, epsilon, self.pushes[-1], self.weights)
 
     def _chunks(self) -> list[dict]:
         """One chunk from every actor, calling each again at once; an actor that died is called until it answers."""

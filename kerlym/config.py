@@ -22,6 +22,7 @@ REPLAY_MODES = ("newest", "uniform")
 PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
 SCHEDULES = ("constant", "linear")
 ACTOR_MODES = ("local", "process", "ray")
+VECTOR_MODES = ("async", "sync")
 
 
 class ConfigError(ValueError):
@@ -199,6 +200,31 @@ class AgentConfig:
         choices=DTYPE_POLICIES,
         topic="network",
     )
+    vector_env: str = setting(
+        "async",
+        "How -c N env copies step: async (Gymnasium's AsyncVectorEnv, a worker process each) or sync "
+        "(SyncVectorEnv, in turn in this process: faster for cheap envs such as CartPole); ALE ids with the atari "
+        "preprocessor use ale-py's AtariVectorEnv either way",
+        ("--vector_env",),
+        choices=VECTOR_MODES,
+        topic="environment",
+    )
+    actors: str = setting(
+        "local",
+        "Who steps the envs and acts: local (this process, in turn with the updates), process (one actor "
+        "process with its own copy of the network, stepping while the learner updates) or ray (the -c N envs as "
+        "N Ray actors; -c N --ray sets it)",
+        ("--actors",),
+        choices=ACTOR_MODES,
+        topic="run control",
+    )
+    actor_sync_every: int | None = setting(
+        None,
+        "With --actors process or ray: learner updates between weight pushes to the actors (default: every update "
+        "for pg, a2c, a3c and ppo; for dqn and ddqn, the updates of about 400 env steps, as Ape-X's actors)",
+        ("--actor_sync_every",),
+        topic="run control",
+    )
 
     def __post_init__(self):
         _positive("nframes", self.nframes)
@@ -212,6 +238,9 @@ class AgentConfig:
             _choice("preprocessor", self.preprocessor, PREPROCESSOR_NAMES)
         if self.dtype_policy is not None:
             _choice("dtype policy", self.dtype_policy, DTYPE_POLICIES)
+        _choice("actors", self.actors, ACTOR_MODES)
+        _choice("vector_env", self.vector_env, VECTOR_MODES)
+        _positive("actor_sync_every", self.actor_sync_every, optional=True)
 
 
 @dataclass(frozen=True)
@@ -271,32 +300,16 @@ class DQNConfig(AgentConfig):
         metavar="STEPS",
         topic="agent",
     )
-    actors: str = setting(
-        "local",
-        "Who steps the envs and acts: local (this process, in turn with the updates), process (one actor "
-        "process with its own copy of the network, stepping while the learner updates) or ray (the -c N envs as "
-        "N Ray actors; -c N --ray sets it)",
-        ("--actors",),
-        choices=ACTOR_MODES,
-        topic="run control",
-    )
-    actor_sync_every: int = setting(
-        1, "With --actors process: learner updates between weight pushes to the actor",
-        ("--actor_sync_every",),
-        topic="run control",
-    )
-
     def __post_init__(self):
         super().__post_init__()
         _within("epsilon", self.epsilon, 0.0, 1.0)
         _within("epsilon_min", self.epsilon_min, 0.0, 1.0)
         _within("epsilon_decay", self.epsilon_decay, 0.0, 1.0)
-        for name in ("update_freq", "update_nsamp", "batch_size", "max_memory", "actor_sync_every"):
+        for name in ("update_freq", "update_nsamp", "batch_size", "max_memory"):
             _positive(name, getattr(self, name))
         for name in ("epsilon_decay_steps", "target_update_freq", "ema_steps"):
             _positive(name, getattr(self, name), optional=True)
         _choice("replay", self.replay, REPLAY_MODES)
-        _choice("actors", self.actors, ACTOR_MODES)
         if self.max_memory < self.batch_size:
             raise ConfigError(
                 f"{label('max_memory')} ({self.max_memory}) must be at least the batch size ({self.batch_size})"
@@ -534,6 +547,7 @@ RUNTIME_FIELDS = (
     "save_memory",
     "dtype_policy",  # weights are float32 under either policy
     "actors",  # where acting runs, not what is learned
+    "vector_env",  # how the env copies step
     "actor_sync_every",
 )
 

@@ -338,7 +338,7 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     runs.write_config(run_dir, config_dict(run, cfg))
     print(f"run folder: {run_dir}")
     bar = sinks.progress_bar(run.steps, run.episodes, agent)
-    outputs = [sinks.Console(quiet=run.quiet, bar=bar), sinks.ProgressFile(run_dir, getattr(agent, "metric_names", ()))]
+    outputs = [sinks.Console(quiet=run.quiet, bar=bar), sinks.ProgressFile(run_dir, sinks.extra_columns(agent))]
     if bar is not None:
         outputs.append(bar)
     if run.tensorboard:
@@ -715,7 +715,7 @@ def main(argv=None) -> int:
         check_env(run, cfg)
         for note in notes:  # only once the input is known to be good, so an error stays one line
             print(f"kerlym: note: {note}", file=sys.stderr)
-        if args.ray is not None and not (args.seeds or args.tune) and cfg.concurrency > 1 and hasattr(cfg, "actors"):
+        if args.ray is not None and not (args.seeds or args.tune) and cfg.concurrency > 1:
             cfg = ray_actors(cfg, args.ray)  # -c N --ray: the N envs as Ray actors feeding this learner
             args.ray = None
         if sweep.wanted(args):  # --seeds, --tune: many runs under one sweep folder

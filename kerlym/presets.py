@@ -136,9 +136,12 @@ _PONG_Q = {
 }
 
 # Actor-critic presets: the RL Zoo's ppo.yml and a2c.yml (n_envs is -c, lin_X a linear schedule from X,
-# normalize both VecNormalize statistics). Pendulum's Zoo entry samples with gSDE, which kerlym does not
-# have; its preset keeps the rest of the entry with the plain Gaussian policy.
+# normalize both VecNormalize statistics). The Zoo steps its n_envs in turn in one process (SB3's DummyVecEnv),
+# and so do the presets of the cheap envs (vector_env sync); Pong's copies step in ale-py's C++ threads.
+# Pendulum's Zoo entry samples with gSDE, which kerlym does not have; its preset keeps the rest of the entry
+# with the plain Gaussian policy.
 _CARTPOLE_PPO = {
+    "vector_env": "sync",
     "concurrency": 8,
     "n_steps": 32,
     "batch_size": 256,
@@ -153,6 +156,7 @@ _CARTPOLE_PPO = {
     "steps": 100_000,
 }
 _PENDULUM_PPO = {
+    "vector_env": "sync",
     "concurrency": 4,
     "n_steps": 1024,
     "gae_lambda": 0.95,
@@ -164,6 +168,7 @@ _PENDULUM_PPO = {
     "steps": 100_000,
 }
 _ACROBOT_PPO = {
+    "vector_env": "sync",
     "normalize_obs": True,
     "normalize_reward": True,
     "concurrency": 16,
@@ -176,6 +181,7 @@ _ACROBOT_PPO = {
 }
 # LunarLander-v2's entries in the Zoo (v3 has the same dynamics); the continuous env's PPO entry is the same.
 _LUNARLANDER_PPO = {
+    "vector_env": "sync",
     "concurrency": 16,
     "n_steps": 1024,
     "batch_size": 64,
@@ -204,8 +210,9 @@ _PONG_PPO = {
     "steps": 10_000_000,
 }
 # A2C: the keys a2c.yml leaves out are SB3's A2C defaults, which ActorCriticConfig's defaults are.
-_CARTPOLE_A2C = {"concurrency": 8, "ent_coef": 0.0, "steps": 500_000}
+_CARTPOLE_A2C = {"concurrency": 8, "vector_env": "sync", "ent_coef": 0.0, "steps": 500_000}
 _LUNARLANDER_A2C = {
+    "vector_env": "sync",
     "concurrency": 8,
     "discount": 0.995,
     "n_steps": 5,
@@ -217,6 +224,7 @@ _LUNARLANDER_A2C = {
 # The Zoo's Pendulum-v1 A2C samples with gSDE from log_std -2 without orthogonal initialisation; kerlym keeps
 # the rest of the entry with its plain Gaussian policy (log_std starting at 0) and SB3's initialisation.
 _PENDULUM_A2C = {
+    "vector_env": "sync",
     "normalize_obs": True,
     "normalize_reward": True,
     "concurrency": 8,
@@ -244,6 +252,7 @@ _PONG_A2C = {
     "steps": 10_000_000,
 }
 _ACROBOT_A2C = {
+    "vector_env": "sync",
     "normalize_obs": True,
     "normalize_reward": True,
     "concurrency": 16,

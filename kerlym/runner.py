@@ -151,6 +151,8 @@ class Runner:
         vector_steps = 0
         while True:
             s = acting.step(agent.total_steps)
+            if acting.remote and s.behaviour is not None:  # an actor acted: its act becomes the agent's own
+                agent.adopt(s.states, s.behaviour)
             for i, (first, first_masks) in acting.restarts():  # a restarted actor's env: its episode begins anew
                 ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
                 agent.begin_episode(first[0], i, mask=None if first_masks is None else first_masks[0])

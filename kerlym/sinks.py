@@ -144,6 +144,13 @@ def progress_bar(steps: int | None, episodes: int | None, agent, stream=None) ->
     return None
 
 
+def extra_columns(agent) -> tuple[str, ...]:
+    """The columns of ``agent``'s episode rows after the common ones: its ``metric_names``, and with actors
+    (``--actors process`` or ``ray``) ``weight_lag``, the mean age in learner updates of the weights that acted."""
+    extra = tuple(getattr(agent, "metric_names", ()))
+    return extra + (("weight_lag",) if agent.config.actors != "local" else ())
+
+
 class ProgressFile:
     """Appends each episode's row to the run's ``progress.csv``, with the ``extra`` columns the agent's rows carry."""
 

@@ -16,7 +16,7 @@ PROGRESS_FIELDS = ["episode", "total_steps", "reward", "length", "epsilon", "los
 # Columns an agent may add after PROGRESS_FIELDS (its ``metric_names``: the actor-critic agents' losses and
 # entropy of their latest update). A file has the columns of the agent that started it; files written before
 # these existed have none and stay readable.
-EXTRA_FIELDS = ["policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl"]
+EXTRA_FIELDS = ["policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl", "weight_lag"]
 
 
 def progress_fields(extra=()) -> list[str]:

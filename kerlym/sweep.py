@@ -251,7 +251,7 @@ def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, e
     runner = Runner(
         agent,
         run_dir,
-        [sinks.Console(quiet=run.quiet), sinks.ProgressFile(run_dir, getattr(agent, "metric_names", ())), reporter],
+        [sinks.Console(quiet=run.quiet), sinks.ProgressFile(run_dir, sinks.extra_columns(agent)), reporter],
         checkpoint_every=run.checkpoint_every,
         eval_every=run.eval_every,
         eval_episodes=run.eval_episodes,

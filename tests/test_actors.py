@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kerlym import actors
-from kerlym.agents import DQN, PG
+from kerlym.agents import A2C, DQN, PG, PPO
 from kerlym.config import ConfigError, DQNConfig
 from kerlym.runner import Runner
 
@@ -81,14 +81,67 @@ def test_the_actor_process_fills_the_learners_replay_exactly_and_syncs_every_k_u
     assert not actor.process.is_alive()
 
 
-def test_only_dqn_agents_take_an_actor_process():
-    with pytest.raises(ConfigError, match="--actors process works with -a dqn and ddqn, not -a pg"):
-        actors.acting_for(type("Fake", (), {"config": DQNConfig(actors="process"), "name": "pg"})())
+def test_every_agent_takes_actors_and_bad_settings_are_refused():
+    for cls in (DQNConfig, PG.Config, A2C.Config, PPO.Config):
+        assert cls(actors="process").actors == "process" and cls().actors == "local"
     with pytest.raises(ConfigError, match="unknown actors 'threads'"):
         DQNConfig(actors="threads")
     with pytest.raises(ConfigError, match="must be positive and finite, got 0"):
-        DQNConfig(actor_sync_every=0)
-    assert not hasattr(PG.Config(), "actors")
+        PPO.Config(actor_sync_every=0)
+
+
+def test_weights_go_out_every_update_of_a_policy_agent_and_every_400_steps_of_dqn():
+    assert actors.sync_every(A2C.Config()) == 1 and actors.sync_every(PPO.Config()) == 1
+    assert actors.sync_every(PG.Config()) == 1
+    assert actors.sync_every(DQNConfig(update_freq=4)) == 100  # 400 env steps, an update every 4
+    assert actors.sync_every(DQNConfig(update_freq=1000)) == 1  # the original's default: an update per 1000
+    assert actors.sync_every(DQNConfig(update_freq=4, actor_sync_every=3)) == 3
+
+
+class FirstRollout:
+    """Records the first rollout, and its log-probabilities and values as the learner's own network computes them.
+
+    It patches the class's ``update`` in this process only: the actors build the class afresh.
+    """
+
+    def __init__(self, monkeypatch, cls):
+        self.seen = []
+        original = cls.update
+
+        def update(agent, rollout):
+            if not self.seen:  # acted on in the actors with the weights of version 0, the learner's initial ones
+                agent.steps.to_keras()
+                outputs = agent.model(rollout.states)
+                log_prob, _, value = agent.policy_terms(outputs, rollout.actions, rollout.legal)
+                copied = type(rollout)(*(None if x is None else np.array(x) for x in rollout))
+                self.seen.append((copied, np.asarray(log_prob), np.asarray(value)))
+            return original(agent, rollout)
+
+        monkeypatch.setattr(cls, "update", update)
+
+
+def check_first_rollout(first, n_steps, n):
+    """The actors' actions, log-probabilities and values sit in the learner's rollout in their own places."""
+    rollout, log_prob, value = first.seen[0]
+    np.testing.assert_allclose(rollout.log_probs, log_prob, atol=1e-5)
+    np.testing.assert_allclose(rollout.values, value, atol=1e-5)
+    assert rollout.states.shape == (n_steps * n, 4) and set(rollout.actions.tolist()) == {0, 1}
+
+
+@pytest.mark.slow
+def test_a2c_learns_from_an_actor_process_with_the_actors_log_probs(monkeypatch):
+    first = FirstRollout(monkeypatch, A2C)
+    agent = A2C("CartPole-v1", seed=1, concurrency=2, n_steps=5, actors="process")
+    runner = Runner(agent, signals=())
+    rows = runner.run(max_steps=400)
+    check_first_rollout(first, 5, 2)
+    assert agent.total_steps == 400 and agent.updates == 400 // (5 * 2)
+    assert rows and all(r["reward"] == r["length"] for r in rows)  # CartPole pays 1 per step
+    summary = runner.actor_summary
+    assert summary["steps"] == 400 and summary["weight_pushes"] == 1 + agent.updates
+    # Weights go out after every rollout, and the actor runs at most AHEAD vector steps ahead of the learner.
+    assert 0 <= summary["lag_mean"] <= summary["lag_max"] <= 1 + actors.AHEAD // 5 + 1
+    assert all(0 <= r["weight_lag"] <= summary["lag_max"] for r in rows)
 
 
 def test_local_acting_is_the_default_and_sends_no_weights():

@@ -20,7 +20,7 @@ def train(monkeypatch, steps, step_callback=None):
 
     monkeypatch.setattr(actors, "RayActors", Recorded)
     agent = DQN(
-        "CartPole-v1", seed=0, concurrency=2, actors="ray", epsilon=0.5,
+        "CartPole-v1", seed=0, concurrency=2, actors="ray", epsilon=0.5, actor_sync_every=1,
         update_freq=8, update_nsamp=32, batch_size=16, learning_starts=64, max_memory=10_000,
     )  # fmt: skip
     runner = Runner(agent, signals=())
@@ -78,3 +78,26 @@ def test_ray_actors_run_on_both_nodes_of_a_two_node_cluster(monkeypatch):
         cluster.shutdown()
     check_transitions(agent, rows, 320)
     assert summary["restarts"] == 0 and len(nodes) == 2
+
+
+@pytest.mark.slow
+def test_ppo_rollouts_come_from_ray_actors_with_their_log_probs(monkeypatch):
+    from test_actors import FirstRollout, check_first_rollout
+
+    from kerlym.agents import PPO
+
+    first = FirstRollout(monkeypatch, PPO)
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    try:
+        agent = PPO("CartPole-v1", seed=0, concurrency=2, n_steps=24, batch_size=16, n_epochs=2, actors="ray")
+        runner = Runner(agent, signals=())
+        rows = runner.run(max_steps=192)
+    finally:
+        ray.shutdown()
+    check_first_rollout(first, 24, 2)
+    assert agent.total_steps == 192 and agent.updates == 192 // (24 * 2)
+    assert all(r["reward"] == r["length"] for r in rows)
+    summary = runner.actor_summary
+    assert summary["steps"] == 192 and summary["weight_pushes"] == 1 + agent.updates and summary["restarts"] == 0
+    # A chunk of 16 steps runs while the learner takes the one before: actions lag at most 2 rollouts.
+    assert 0 <= summary["lag_mean"] <= summary["lag_max"] <= 2

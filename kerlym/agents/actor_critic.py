@@ -359,6 +359,16 @@ class ActorCriticAgent(Agent):
             actions = np.clip(actions, self.low, self.high)
         return actions, value
 
+    def behaviour(self):
+        """The sampled (unclipped) actions, their log-probabilities and values, and the legal actions acted on."""
+        return (*self.last_act, self.last_masks)
+
+    def adopt(self, states, behaviour):
+        """An actor's act on ``states``; the observation statistics learn from its states as from this agent's."""
+        self.last_act, self.last_masks = tuple(behaviour[:3]), behaviour[3]
+        if self.obs_rms is not None:
+            self.obs_rms.update(states)
+
     # -- the rollout -------------------------------------------------------------
     def begin_run(self, step_limit):
         if step_limit is None and "linear" in (self.config.lr_schedule, getattr(self.config, "clip_schedule", "")):

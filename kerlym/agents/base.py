@@ -288,6 +288,17 @@ class Agent:
         """
         raise NotImplementedError
 
+    def behaviour(self) -> tuple | None:
+        """What :meth:`observe` needs of the last :meth:`act` beyond the env's outcome, for an actor to send.
+
+        A tuple of per-env arrays (or ``None`` entries) that :meth:`adopt` takes back on the learner, or
+        ``None`` when the step itself says enough (DQN). See :mod:`kerlym.actors`.
+        """
+        return None
+
+    def adopt(self, states: np.ndarray, behaviour: tuple) -> None:
+        """Take an actor's act on ``states`` (its :meth:`behaviour`) as this agent's last act, for :meth:`observe`."""
+
     def begin_episode(self, frame, stream: int = 0, mask=None) -> None:
         """Called with the first (preprocessed) observation of each training episode of env ``stream``.
 
@@ -312,8 +323,9 @@ class Agent:
         """The envs that training steps: ``concurrency`` copies behind Gymnasium's vector-env interface.
 
         One env steps in this process; N copies step in Gymnasium's
-        ``AsyncVectorEnv`` worker processes or, for ALE ids with the ``atari``
-        preprocessor, in ale-py's ``AtariVectorEnv`` C++ threads.
+        ``AsyncVectorEnv`` worker processes (``vector_env="sync"``: its
+        ``SyncVectorEnv``, in turn in this process) or, for ALE ids with the
+        ``atari`` preprocessor, in ale-py's ``AtariVectorEnv`` C++ threads.
 
         Episodes end and restart within one ``step`` (same-step autoreset), with
         the final observation in ``info["final_obs"]``.
@@ -331,7 +343,8 @@ class Agent:
             if self._vector_env is None:
                 fns = [self._make_env] * self.concurrency
                 mode = gym.vector.AutoresetMode.SAME_STEP
-                self._vector_env = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+                cls = gym.vector.SyncVectorEnv if self.config.vector_env == "sync" else gym.vector.AsyncVectorEnv
+                self._vector_env = cls(fns, autoreset_mode=mode)
                 # Worker processes end with the program even if close() is never called.
                 weakref.finalize(self, self._vector_env.close)
         return self._vector_env

@@ -125,6 +125,12 @@ class PG(Agent):
         self._act_masks = masks
         return (sampled if explore else greedy), probs
 
+    def behaviour(self):
+        return (self._act_masks,)  # the legal actions acted on
+
+    def adopt(self, states, behaviour):
+        (self._act_masks,) = behaviour
+
     def observe(self, stream, state, action, reward, terminated, truncated, frame, mask=None):
         states, actions, rewards = self._episodes[stream]
         states.append(state)
