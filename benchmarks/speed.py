@@ -661,7 +661,9 @@ def part_ppo(args, sb3: bool) -> list[dict]:
             pair = []
             for b in args.backends:
                 mine = ("ppo", f"kerlym PPO {env_id} (preset)", b, {**spec, "fn": "kerlym_ppo"})
-                ref = ("ppo", f"SB3 PPO {env_id} (RL Zoo)", "torch", {**spec, "fn": "sb3_ppo"})
+                threads = "" if args.sb3_threads == 1 else f", {args.sb3_threads} threads"
+                ref_spec = {**spec, "fn": "sb3_ppo", "threads": args.sb3_threads}
+                ref = ("ppo", f"SB3 PPO {env_id} (RL Zoo{threads})", "torch", ref_spec)
                 first, second = (ref, mine) if i % 2 else (mine, ref)  # a drift in the machine falls on both
                 done = {id(first): run_row(*first), id(second): run_row(*second)}
                 mine_row, ref_row = done[id(mine)], done[id(ref)]
@@ -743,6 +745,7 @@ def main(argv=None) -> int:
         "busy 2-core machine)",
     )
     p.add_argument("--ppo-repeats", type=int, default=3, help="ppo: pairs per env and backend (seeds cycle)")
+    p.add_argument("--sb3-threads", type=int, default=1, help="ppo: torch threads of SB3's rows")
     p.add_argument("--ppo-cartpole-steps", type=int, default=100_000, help="ppo: CartPole steps per run (0: skip)")
     p.add_argument(
         "--ppo-pong-steps",

@@ -8,6 +8,7 @@ import pytest
 from keras import ops
 
 from kerlym.backend import build_steps, computes_in_16_bits
+from kerlym.backend.common import has_convolutions
 
 BACKEND = keras.backend.backend()
 tf_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow only")
@@ -157,6 +158,20 @@ def test_tensorflow_runs_16_bit_models_as_plain_graphs_on_cpu():
         pytest.skip("XLA stays on with a GPU")
     assert not build_steps(linear(policy="mixed_bfloat16"), regression_loss)._update.uses_xla
     assert build_steps(linear(), regression_loss)._update.uses_xla
+
+
+@tf_only
+def test_tensorflow_runs_convolutional_models_as_plain_graphs_on_cpu():
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("XLA stays on with a GPU")
+    x = keras.Input((6, 6, 1))
+    inner = keras.Model(x, keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(x)))
+    outer = keras.Model(x, keras.layers.Dense(2)(inner(x)))
+    outer.compile(optimizer="sgd", loss="mse")
+    assert has_convolutions(outer) and not has_convolutions(linear())
+    assert not build_steps(outer, regression_loss)._update.uses_xla
 
 
 @tf_only

@@ -28,6 +28,16 @@ def test_parallel_envs_keep_episode_statistics_and_transitions_exact(cls):
         assert (b.terminated == ((np.abs(b.next_states[:, 2]) > 0.2095) | (np.abs(b.next_states[:, 0]) > 2.4))).all()
 
 
+def test_sync_copies_step_in_this_process_and_match_the_async_ones_step_for_step():
+    rows = {}
+    for mode, kind in (("async", "AsyncVectorEnv"), ("sync", "SyncVectorEnv")):
+        agent = PG("CartPole-v1", concurrency=3, seed=0, dropout=0.0, vector_env=mode)
+        rows[mode] = [(r["episode"], r["total_steps"], r["reward"]) for r in agent.learn(max_steps=600)]
+        assert type(agent.vector_env()).__name__ == kind
+        agent.close()
+    assert len(rows["sync"]) > 10 and rows["sync"] == rows["async"]  # the same env seeds, the same episodes
+
+
 def test_one_env_restarts_in_the_same_step_and_reports_the_final_observation():
     import gymnasium as gym
 

@@ -416,7 +416,11 @@ class ActorCriticAgent(Agent):
         values = self.buf["values"]
         last = np.concatenate([h.latest() for h in self.histories])
         extra = [state for _, _, state in self.truncations]
-        bootstrap = self.values_of(np.concatenate([last, *extra]) if extra else last)
+        states = np.concatenate([last, *extra]) if extra else last
+        # Padded to a multiple of N rows, so the compiled act sees few batch sizes (each new one compiles anew).
+        rows = -(-len(states) // self.concurrency) * self.concurrency
+        padded = np.concatenate([states, np.repeat(states[-1:], rows - len(states), axis=0)])
+        bootstrap = self.values_of(padded)[: len(states)]
         next_values = np.empty_like(values)
         next_values[:-1] = values[1:]
         next_values[-1] = bootstrap[: self.concurrency]

@@ -37,6 +37,11 @@ def computes_in_16_bits(model) -> bool:
     return any(layer.compute_dtype in ("bfloat16", "float16") for layer in sublayers(model) if layer.weights)
 
 
+def has_convolutions(model) -> bool:
+    """Whether any layer, nested models' included, is a convolution (a Keras ``Conv*`` layer)."""
+    return any(type(layer).__name__.startswith("Conv") for layer in sublayers(model))
+
+
 def compiled_loss(model, factory_name: str = "the model factory"):
     """The loss a model was compiled with, as ``f(y_true, y_pred, sample_weight=None) -> scalar``.
 
