@@ -114,7 +114,7 @@ def test_an_older_progress_file_stays_readable_and_keeps_its_columns(tmp_path):
 
 def test_progress_fields_keep_the_known_order_and_refuse_unknown_columns():
     assert progress_fields(("entropy", "policy_loss")) == PROGRESS_FIELDS + ["policy_loss", "entropy"]
-    assert progress_fields(EXTRA_FIELDS)[-2:] == ["clip_fraction", "approx_kl"]
+    assert progress_fields(EXTRA_FIELDS)[-3:] == ["clip_fraction", "approx_kl", "weight_lag"]
     with pytest.raises(ValueError, match="no progress.csv column for kl"):
         progress_fields(("kl",))
 
