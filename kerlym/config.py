@@ -187,7 +187,7 @@ class AgentConfig:
     seed: int | None = setting(None, "Random seed for the env, NumPy and Keras", ("--seed",), topic="run control")
     concurrency: int = setting(
         1,
-        "Env copies stepping in parallel processes, feeding one learner",
+        "Env copies feeding one learner, stepping in parallel processes (see --vector_env)",
         ("-c", "--concurrency"),
         topic="environment",
     )
