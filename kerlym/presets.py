@@ -273,7 +273,7 @@ _GO_PPO = {
     "n_epochs": 4,
     "ent_coef": 0.01,
     "learning_rate": 3e-4,
-    "steps": 250_000,
+    "steps": 1_000_000,  # 95.2% +- 3.2% wins against random over 5 seeds; 250k steps won 90.7% (benchmarks/README.md)
 }
 _GO_Q = {
     "env_kwargs": _GO_RANDOM,
@@ -297,6 +297,7 @@ _GO_Q = {
 }
 _RADIO_PPO = {
     "concurrency": 4,
+    "vector_env": "sync",  # a NumPy step of about 0.1 ms: cheaper in turn here than across processes
     "n_steps": 256,
     "batch_size": 256,
     "n_epochs": 4,
