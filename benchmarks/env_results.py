@@ -46,7 +46,7 @@ from kerlym.envs import register
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from radio_baselines import play  # noqa: E402 (the sibling script's baseline player)
-from results import save_rows  # noqa: E402 (the sibling script's CSV merge)
+from results import save_rows, split_settings  # noqa: E402 (the sibling script's CSV merge and settings split)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results")
@@ -213,13 +213,14 @@ def main(argv=None) -> int:
     )
     p.add_argument("--episodes", type=int, default=300, help="RadioSearch evaluation episodes")
     p.add_argument("--summary", action="store_true", help="only print the tables from the saved CSVs")
+    items, argv = split_settings(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
     go_csv, radio_csv = os.path.join(OUT, "go_results.csv"), os.path.join(OUT, "radio_results.csv")
     if args.summary:
         print(go_summary(read(go_csv)) + "\n\n" + radio_summary(read(radio_csv)))
         return 0
     try:
-        settings = parse_settings(args.settings)
+        settings = parse_settings(items + args.settings)
     except ValueError as e:
         p.error(str(e))
     register()
