@@ -384,10 +384,18 @@ class ActorCriticConfig(AgentConfig):
         ("--normalize_reward",),
         topic="environment",
     )
+    log_std_init: float = setting(
+        0.0,
+        "Initial log standard deviation of the Gaussian policy of Box actions (SB3's log_std_init)",
+        ("--log_std_init",),
+        topic="agent",
+    )
 
     def __post_init__(self):
         super().__post_init__()
         _positive("n_steps", self.n_steps)
+        if not math.isfinite(self.log_std_init):
+            raise ConfigError(f"log_std_init must be a finite number, got {self.log_std_init}")
         _within("gae_lambda", self.gae_lambda, 0.0, 1.0)
         for name in ("ent_coef", "vf_coef"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):

@@ -222,9 +222,10 @@ _LUNARLANDER_A2C = {
     "steps": 200_000,
 }
 # The Zoo's Pendulum-v1 A2C samples with gSDE from log_std -2 without orthogonal initialisation; kerlym keeps
-# the rest of the entry with its plain Gaussian policy (log_std starting at 0) and SB3's initialisation.
+# the rest of the entry, log_std -2 included, with its plain Gaussian policy and SB3's initialisation.
 _PENDULUM_A2C = {
     "vector_env": "sync",
+    "log_std_init": -2.0,
     "normalize_obs": True,
     "normalize_reward": True,
     "concurrency": 8,
@@ -298,12 +299,13 @@ _GO_Q = {
 _RADIO_PPO = {
     "concurrency": 4,
     "vector_env": "sync",  # a NumPy step of about 0.1 ms: cheaper in turn here than across processes
+    "nframes": 4,  # the last 4 views: where the window has been, which one view cannot say
     "n_steps": 256,
     "batch_size": 256,
     "n_epochs": 4,
     "ent_coef": 0.01,
     "learning_rate": 3e-4,
-    "steps": 150_000,
+    "steps": 1_000_000,
 }
 _RADIO_Q = {
     "modelfactory": "simple_dnn",

@@ -111,3 +111,22 @@ def test_running_mean_std_by_hand():
     other = ac.RunningMeanStd(shape=())
     other.restore("obs", meta, arrays)
     assert (other.mean, other.var, other.count) == (rms.mean, rms.var, rms.count)
+
+
+def test_log_std_init_starts_the_gaussian_and_survives_saving(tmp_path):
+    """``log_std_init`` (SB3's policy_kwargs) sets the log-std before training; a saved model keeps it."""
+    import keras
+
+    from kerlym.agents import PPO
+
+    agent = PPO("Pendulum-v1", log_std_init=-2.0, n_steps=64, batch_size=64, seed=0)
+    layer = agent.model.get_layer("log_std")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.log_std), [-2.0])
+    _, log_std, _ = agent.split(agent.model(np.zeros((3, 3), dtype="float32")))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(log_std), [[-2.0]] * 3)
+    path = str(tmp_path / "m.keras")
+    agent.model.save(path)
+    again = keras.models.load_model(path)
+    assert again.get_layer("log_std").initial == -2.0
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(again.get_layer("log_std").log_std), [-2.0])
+    assert PPO("Pendulum-v1", n_steps=64, batch_size=64, seed=0).model.get_layer("log_std").initial == 0.0

@@ -175,6 +175,7 @@ def test_actor_critic_presets_are_the_rl_zoo_entries(bench):
             "learning_rate": float(lr.removeprefix("lin_")),
             "lr_schedule": "linear" if lr.startswith("lin_") else "constant",
             "steps": results.RL_ZOO_AC[(env_id, agent)][1],
+            "log_std_init": entry.get("policy_kwargs", {}).get("log_std_init", 0.0),
         }
         if agent == "ppo":
             want.update(batch_size=entry["batch_size"], n_epochs=entry["n_epochs"])

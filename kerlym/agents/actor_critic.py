@@ -169,13 +169,26 @@ class RunningMeanStd:
 # -- the layers the agent adds to a factory's model ----------------------------
 @keras.saving.register_keras_serializable(package="kerlym")
 class LogStd(keras.layers.Layer):
-    """A Gaussian policy's learned, state-independent log-std, broadcast to the batch of the means it is given."""
+    """A Gaussian policy's learned, state-independent log-std, broadcast to the batch of the means it is given.
+
+    ``initial`` is its value before training (SB3's ``log_std_init``): 0 starts every dimension at a
+    standard deviation of 1, -2 at 0.135.
+    """
+
+    def __init__(self, initial: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.initial = float(initial)
 
     def build(self, input_shape):
-        self.log_std = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="log_std")
+        self.log_std = self.add_weight(
+            shape=(input_shape[-1],), initializer=keras.initializers.Constant(self.initial), name="log_std"
+        )
 
     def call(self, means):
         return ops.zeros_like(means) + ops.cast(self.log_std, means.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "initial": self.initial}
 
 
 @keras.saving.register_keras_serializable(package="kerlym")
@@ -203,13 +216,15 @@ class ObservationNormalization(keras.layers.Layer):
         return {**super().get_config(), "clip": self.clip}
 
 
-def actor_critic_model(net, name: str, continuous: bool, num_actions: int, normalize_obs: bool):
+def actor_critic_model(
+    net, name: str, continuous: bool, num_actions: int, normalize_obs: bool, log_std_init: float = 0.0
+):
     """The agent's model around a factory's two-output ``net``: one float32 output ``[policy, (log_std,) value]``.
 
     One output keeps the compiled steps those of any single-output model;
     :meth:`ActorCriticAgent.split` takes it apart again. The optimizer is the
-    one the factory compiled. ``net`` is refused, naming ``name``, unless it has
-    a policy head of ``num_actions`` and a value head of 1.
+    one the factory compiled; a Gaussian's log-std starts at ``log_std_init``. ``net`` is refused,
+    naming ``name``, unless it has a policy head of ``num_actions`` and a value head of 1.
     """
     shapes = [tuple(s) for s in net.output_shape] if isinstance(net.output_shape, list) else None
     if shapes is None or len(shapes) != 2 or shapes[0] != (None, num_actions) or shapes[1] != (None, 1):
@@ -220,7 +235,7 @@ def actor_critic_model(net, name: str, continuous: bool, num_actions: int, norma
     x = keras.Input(shape=net.input_shape[1:], name="state")
     h = ObservationNormalization(name="obs_norm")(x) if normalize_obs else x
     policy, value = net(h)
-    parts = [policy, LogStd(dtype="float32", name="log_std")(policy)] if continuous else [policy]
+    parts = [policy, LogStd(log_std_init, dtype="float32", name="log_std")(policy)] if continuous else [policy]
     out = keras.layers.Concatenate(dtype="float32", name="policy_value")([*parts, value])
     model = keras.Model(x, out, name=f"{net.name}_agent")
     model.compile(optimizer=net.optimizer)
@@ -298,7 +313,10 @@ class ActorCriticAgent(Agent):
     def build_model(self):
         net = super().build_model()
         name = getattr(self.modelfactory, "__name__", repr(self.modelfactory))
-        return actor_critic_model(net, name, self.continuous, self.num_actions, self.config.normalize_obs)
+        config = self.config
+        return actor_critic_model(
+            net, name, self.continuous, self.num_actions, config.normalize_obs, config.log_std_init
+        )
 
     def split(self, outputs):
         """The model's one output as ``(policy, log_std or None, value [B])``."""
