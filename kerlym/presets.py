@@ -309,7 +309,7 @@ _RADIO_PPO = {
 }
 _RADIO_Q = {
     "modelfactory": "simple_dnn",
-    "nframes": 1,
+    "nframes": 4,  # as _RADIO_PPO's
     "dropout": 0.0,
     "learning_rate": 6.3e-4,
     "batch_size": 128,
@@ -320,11 +320,11 @@ _RADIO_Q = {
     "target_update_freq": 250,
     "epsilon": 1.0,
     "epsilon_min": 0.05,
-    "epsilon_decay_steps": 15_000,
+    "epsilon_decay_steps": 50_000,
     "discount": 0.99,
     "optimizer": "adam",
     "loss": "huber",
-    "steps": 50_000,
+    "steps": 200_000,
 }
 
 PRESETS: dict[tuple[str, str], dict] = {
