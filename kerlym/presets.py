@@ -222,10 +222,10 @@ _LUNARLANDER_A2C = {
     "steps": 200_000,
 }
 # The Zoo's Pendulum-v1 A2C samples with gSDE from log_std -2 without orthogonal initialisation; kerlym keeps
-# the rest of the entry, log_std -2 included, with its plain Gaussian policy and SB3's initialisation.
+# the rest of the entry with its plain Gaussian policy, SB3's initialisation and log_std 0: without gSDE's
+# state-dependent noise, starting at -2 explores too little (benchmarks/README.md, "A2C and PPO").
 _PENDULUM_A2C = {
     "vector_env": "sync",
-    "log_std_init": -2.0,
     "normalize_obs": True,
     "normalize_reward": True,
     "concurrency": 8,

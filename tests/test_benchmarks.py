@@ -151,6 +151,11 @@ SB3_DEFAULTS = {
 }  # fmt: skip
 
 
+# Where a preset departs from its Zoo entry on purpose (benchmarks/README.md says why): Pendulum's A2C entry
+# starts gSDE at log_std -2; without gSDE, kerlym's plain Gaussian starting there learnt nothing in 1M steps.
+KNOWN_DIFFERENCES = {("Pendulum-v1", "a2c"): {"log_std_init": 0.0}}
+
+
 def test_actor_critic_presets_are_the_rl_zoo_entries(bench):
     """Every A2C/PPO row's kerlym preset says what its RL Zoo entry (with SB3's defaults) says."""
     import kerlym
@@ -176,6 +181,7 @@ def test_actor_critic_presets_are_the_rl_zoo_entries(bench):
             "lr_schedule": "linear" if lr.startswith("lin_") else "constant",
             "steps": results.RL_ZOO_AC[(env_id, agent)][1],
             "log_std_init": entry.get("policy_kwargs", {}).get("log_std_init", 0.0),
+            **KNOWN_DIFFERENCES.get((env_id, agent), {}),
         }
         if agent == "ppo":
             want.update(batch_size=entry["batch_size"], n_epochs=entry["n_epochs"])
