@@ -171,6 +171,23 @@ def go_summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def budgets(rows: list[dict]) -> str:
+    """The rows' step budgets, ``200k``, or ``50k/200k`` where a row mixes seeds run at different budgets."""
+    return "/".join(f"{steps // 1000}k" for steps in sorted({int(float(r["steps"])) for r in rows}))
+
+
+def beats(means, baseline: float) -> str:
+    """Whether per-seed ``means`` beat ``baseline``: by more than two standard errors over the seeds, or a tie."""
+    means = np.asarray(means, dtype=float)
+    se = means.std(ddof=1) / np.sqrt(len(means)) if len(means) > 1 else 0.0
+    diff = means.mean() - baseline
+    if diff > 2 * se:
+        return f"yes (by {diff:.3f})"
+    if diff < -2 * se:
+        return f"**no** ({means.mean():+.3f} < {baseline:+.3f})"
+    return f"**tie** ({means.mean():+.3f} vs {baseline:+.3f}, within 2 s.e. over seeds)"
+
+
 def radio_summary(rows: list[dict]) -> str:
     """Markdown: one line per env and agent against the sweep and the oracle on the same bands."""
     lines = [
@@ -185,9 +202,9 @@ def radio_summary(rows: list[dict]) -> str:
                 continue
             means = np.array([float(r["eval_mean"]) for r in rs])
             sweep, oracle = float(rs[0]["sweep_mean"]), float(rs[0]["oracle_mean"])
-            met = "yes" if means.mean() > sweep else f"**no** ({means.mean():+.3f} ≤ {sweep:+.3f})"
+            met = beats(means, sweep)
             lines.append(
-                f"| {env_id} | {agent_name} | {int(float(rs[0]['steps'])) // 1000}k | {mean_std(means, '+')} | "
+                f"| {env_id} | {agent_name} | {budgets(rs)} | {mean_std(means, '+')} | "
                 f"{mean_std([float(r['found_mean']) for r in rs])} | {len(rs)} | {sweep:+.3f} | {oracle:+.3f} | "
                 f"{met} | {np.mean([float(r['wall_s']) for r in rs]):.0f} s |"
             )
