@@ -2,6 +2,7 @@
 
     python benchmarks/pong.py --agent dqn --minutes 115                  # train, then summarise
     KERAS_BACKEND=jax python benchmarks/pong.py --agent pg --minutes 55
+    python benchmarks/pong.py --agent ppo --minutes 85                   # TensorFlow: the fast backend here
     python benchmarks/pong.py --agent dqn --run runs/PongNoFrameskip-v4-dqn-...   # summarise a run
     python benchmarks/pong.py --agent dqn --minutes 75 dtype_policy=mixed_bfloat16 --tag bf16
 
@@ -9,7 +10,9 @@
 network on 4 stacked 84x84 frames from Gymnasium's AtariPreprocessing, see
 ``kerlym/presets.py``); ``--agent pg`` runs ``examples/pg_pong.sh`` (Karpathy's
 setup: 80x80 binary difference frames, a 200-unit policy network, RMSprop 1e-3,
-the return reset at each point). Either is stopped with Ctrl-C (SIGINT) after
+the return reset at each point); ``--agent ppo`` and ``--agent a2c`` train their
+Pong presets (the RL Zoo's ``atari`` entries: the Nature-CNN actor-critic over
+ale-py's vector env). Each is stopped with Ctrl-C (SIGINT) after
 the time budget, which checkpoints the run. Settings given as ``KEY=VALUE``
 (:mod:`kerlym.config` field names; values read as Python literals, else as
 strings) are added to the command as its flags. The summary reports Karpathy's running reward (an exponential
@@ -33,8 +36,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 COMMANDS = {
     "dqn": ["kerlym", "-e", "PongNoFrameskip-v4", "-a", "dqn", "--preset", "-P", "-F", "10"],
     "pg": ["bash", os.path.join(HERE, "..", "examples", "pg_pong.sh")],
+    **{
+        agent: ["kerlym", "-e", "PongNoFrameskip-v4", "-a", agent, "--preset", "-P", "-F", "10"]
+        for agent in ("a2c", "ppo")
+    },
 }
-ENV_IDS = {"dqn": "PongNoFrameskip-v4", "pg": "Pong-v0"}
+ENV_IDS = {"dqn": "PongNoFrameskip-v4", "pg": "Pong-v0", "a2c": "PongNoFrameskip-v4", "ppo": "PongNoFrameskip-v4"}
 
 
 def command_flags(settings: dict) -> list[str]:
@@ -47,7 +54,8 @@ def command_flags(settings: dict) -> list[str]:
 
     from kerlym import config
 
-    known = {f.name: f for cls in (config.RunConfig, config.DQNConfig, config.PGConfig) for f in fields(cls)}
+    classes = (config.RunConfig, config.DQNConfig, config.PGConfig, config.PPOConfig)
+    known = {f.name: f for cls in classes for f in fields(cls)}
     flags = []
     for key, value in settings.items():
         if key not in known or not known[key].metadata.get("flags"):
@@ -117,7 +125,7 @@ def summarise(agent: str, run: str, tag: str = "") -> None:
     ax.set(
         title=f"{agent.upper()}{f' ({tag})' if tag else ''} on {ENV_IDS[agent]} from pixels "
         f"({hours:.1f} h on 2 CPU cores)",
-        xlabel="agent steps (4 emulator frames each)" if agent == "dqn" else "agent steps",
+        xlabel="agent steps" if agent == "pg" else "agent steps (4 emulator frames each)",
         ylabel="reward",
         ylim=(-21.5, 21.5),
     )

@@ -167,7 +167,8 @@ class AgentConfig:
     learning_rate: float = setting(1e-4, "Optimizer learning rate", ("-r", "--learning_rate"), topic="network")
     optimizer: str | None = setting(
         None,
-        "Optimizer the built-in networks compile (any Keras name; default: the network's own)",
+        "Optimizer the built-in networks compile (any Keras name, or rmsprop_tf, SB3's RMSpropTFLike; "
+        "default: the network's own)",
         ("--optimizer",),
         topic="network",
     )

@@ -29,13 +29,13 @@ def _action_count(env) -> int:
 
 
 def _compile(model, learning_rate, optimizer="rmsprop", loss="mse", clipnorm=None):
-    import keras
+    from kerlym import optimizers
 
     if isinstance(optimizer, str):
         config = {"learning_rate": learning_rate}
         if clipnorm is not None:  # clip the global gradient norm, as SB3's max_grad_norm does
             config["global_clipnorm"] = clipnorm
-        optimizer = keras.optimizers.get({"class_name": optimizer, "config": config})
+        optimizer = optimizers.get(optimizer, **config)
     model.compile(optimizer=optimizer, loss=loss)
     return model
 
@@ -257,8 +257,8 @@ RMSPROP_EPSILON = 1e-10
 
 def _compile_actor_critic(model, learning_rate, optimizer, clipnorm=None):
     """Compile with SB3's optimizer settings for a named one: Adam's epsilon 1e-5, RMSprop's decay 0.99 and torch's
-    epsilon 1e-5 (:data:`RMSPROP_EPSILON`)."""
-    import keras
+    epsilon 1e-5 (:data:`RMSPROP_EPSILON`); ``rmsprop_tf`` is SB3's ``RMSpropTFLike`` (:mod:`kerlym.optimizers`)."""
+    from kerlym import optimizers
 
     if isinstance(optimizer, str):
         config = {"learning_rate": learning_rate}
@@ -268,7 +268,7 @@ def _compile_actor_critic(model, learning_rate, optimizer, clipnorm=None):
             config.update(rho=0.99, epsilon=RMSPROP_EPSILON)
         if clipnorm is not None:
             config["global_clipnorm"] = clipnorm
-        optimizer = keras.optimizers.get({"class_name": optimizer, "config": config})
+        optimizer = optimizers.get(optimizer, **config)
     model.compile(optimizer=optimizer)
     return model
 

@@ -240,13 +240,13 @@ _PENDULUM_A2C = {
     "lr_schedule": "linear",
     "steps": 1_000_000,
 }
-# The Zoo's "atari" A2C entry: 16 envs, ent 0.01, vf 0.25, RMSprop with epsilon 1e-5 inside the square root
-# (its RMSpropTFLike; kerlym's RMSprop matches torch's, SB3's A2C default, instead), the other keys SB3's defaults.
+# The Zoo's "atari" A2C entry: 16 envs, ent 0.01, vf 0.25, and its RMSpropTFLike (TensorFlow 1's RMSprop: the
+# mean square starts at 1, epsilon 1e-5 inside the root; kerlym's "rmsprop_tf"), the other keys SB3's defaults.
 _PONG_A2C = {
     "modelfactory": "actor_critic_cnn",
     "preprocessor": "atari",
     "nframes": 4,
-    "optimizer": "rmsprop",
+    "optimizer": "rmsprop_tf",
     "concurrency": 16,
     "ent_coef": 0.01,
     "vf_coef": 0.25,

@@ -45,6 +45,32 @@ def test_a2c_update_by_hand():
     agent.close()
 
 
+def test_rmsprop_tf_starts_the_mean_square_at_one_in_the_agents_update():
+    # SB3's RMSpropTFLike (the Zoo's Atari A2C optimizer): v = 0.99 * 1 + 0.01 g^2, w -= lr g / sqrt(v + 1e-5).
+    # The same rollout as test_a2c_update_by_hand, whose gradients are -s and +s (policy) and -3 s (value).
+    from kerlym import optimizers
+
+    def factory(agent, env, **kwargs):
+        model = linear_ac(agent, env)
+        model.compile(optimizer=optimizers.get("rmsprop_tf", learning_rate=0.1))
+        return model
+
+    agent = A2C("CartPole-v1", modelfactory=factory, ent_coef=0.01, clipnorm=None, seed=0)
+    s = np.array([1.0, 2.0, 0.0, 0.0], dtype=np.float32)
+    one = np.ones(1, np.float32)
+    agent.update(Rollout(s[None], np.array([0], np.int32), 0 * one, 0 * one, 2 * one, 3 * one))
+
+    def step(g):
+        return 0.1 * g / np.sqrt(0.99 + 0.01 * g**2 + 1e-5)
+
+    w_pi, w_v = agent.steps.get_weights()
+    np.testing.assert_allclose(w_pi, np.stack([step(s), -step(s)], axis=1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(w_v[:, 0], step(3 * s), rtol=1e-5, atol=1e-7)
+    # Keras's RMSprop (v from 0) would have stepped every nonzero weight by about 0.1 / sqrt(0.01) = 1.
+    assert np.abs(w_pi).max() < 0.2
+    agent.close()
+
+
 def test_a3c_is_a2c_under_the_original_name():
     assert issubclass(A3C, A2C) and A3C.name == "a3c" and A3C.Config is A2C.Config
 
