@@ -118,3 +118,34 @@ def test_a2c_rmsprop_steps_as_torchs_does_by_hand():
         opt = optimizer.__class__.from_config(optimizer.get_config())
         opt.apply_gradients([(keras.ops.convert_to_tensor(np.full(1, g, np.float32)), w)])
         assert -float(keras.ops.convert_to_numpy(w)[0]) == pytest.approx(0.01 * step, rel=rel)
+
+
+def test_a_model_saved_with_rmsprop_tf_loads_in_a_fresh_process(tmp_path):
+    # Keras reads a saved optimizer even when loading uncompiled, so kerlym.runs.load_model must register
+    # RMSpropTF itself: a fresh process (kerlym --play, kerlym.load) has not compiled one yet.
+    import os
+    import subprocess
+    import sys
+
+    from kerlym.networks import actor_critic_mlp
+
+    agent = A2C("CartPole-v1", modelfactory=actor_critic_mlp, optimizer="rmsprop_tf", seed=0)
+    states = np.random.default_rng(0).normal(size=(5, agent.input_dim)).astype(np.float32)
+    path = str(tmp_path / "model.keras")
+    agent.model.save(path)
+    np.save(tmp_path / "states.npy", states)
+    logits = np.asarray(keras.ops.convert_to_numpy(agent.model(states)[0]))
+    agent.close()
+    code = (
+        "import sys, numpy as np, keras; from kerlym import runs; m = runs.load_model(sys.argv[1]); "
+        "np.save(sys.argv[3], keras.ops.convert_to_numpy(m(np.load(sys.argv[2]))[0]))"
+    )
+    out = tmp_path / "logits.npy"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, path, str(tmp_path / "states.npy"), str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KERAS_BACKEND": keras.backend.backend()},
+    )
+    assert proc.returncode == 0, proc.stderr.strip().splitlines()[-1]
+    np.testing.assert_array_equal(np.load(out), logits)
