@@ -33,15 +33,12 @@ import numpy as np
 from results import parse_settings, split_settings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PRESET_AGENTS = ("dqn", "a2c", "ppo")  # trained as kerlym -e PongNoFrameskip-v4 -a AGENT --preset
 COMMANDS = {
-    "dqn": ["kerlym", "-e", "PongNoFrameskip-v4", "-a", "dqn", "--preset", "-P", "-F", "10"],
     "pg": ["bash", os.path.join(HERE, "..", "examples", "pg_pong.sh")],
-    **{
-        agent: ["kerlym", "-e", "PongNoFrameskip-v4", "-a", agent, "--preset", "-P", "-F", "10"]
-        for agent in ("a2c", "ppo")
-    },
+    **{a: ["kerlym", "-e", "PongNoFrameskip-v4", "-a", a, "--preset", "-P", "-F", "10"] for a in PRESET_AGENTS},
 }
-ENV_IDS = {"dqn": "PongNoFrameskip-v4", "pg": "Pong-v0", "a2c": "PongNoFrameskip-v4", "ppo": "PongNoFrameskip-v4"}
+ENV_IDS = {"pg": "Pong-v0", **{a: "PongNoFrameskip-v4" for a in PRESET_AGENTS}}
 
 
 def command_flags(settings: dict) -> list[str]:

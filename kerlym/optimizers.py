@@ -5,13 +5,12 @@ TensorFlow 1's RMSProp did in the original A2C: ``v <- rho v + (1 - rho) g^2`` f
 ``w <- w - lr g / sqrt(v + epsilon)``, epsilon inside the root. Keras's ``RMSprop`` has epsilon inside the
 root too, but starts ``v`` at 0, so its first steps are ``lr / sqrt(1 - rho)``, 10 times ``lr`` per
 parameter at ``rho = 0.99``; starting at 1 makes them about ``lr g`` instead, which the Zoo finds steadier
-for A2C on Atari. Imported only when a network compiles it, so Keras stays out of the CLI's start-up.
+for A2C on Atari. Imported only when a network compiles or a model loads, so Keras stays out of the CLI's
+start-up.
 """
 
 import keras
 from keras import ops
-
-NAMES = ("rmsprop_tf",)
 
 
 @keras.saving.register_keras_serializable(package="kerlym")
@@ -33,7 +32,7 @@ class RMSpropTF(keras.optimizers.RMSprop):
 
 
 def get(name: str, **config):
-    """The optimizer ``name`` (one of :data:`NAMES`, or any Keras name) built with ``config``."""
+    """The optimizer ``name`` (``rmsprop_tf``, or any Keras name) built with ``config``."""
     if name.lower() == "rmsprop_tf":
         return RMSpropTF(**config)
     return keras.optimizers.get({"class_name": name, "config": config})
