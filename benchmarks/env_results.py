@@ -57,7 +57,7 @@ BASELINE_SEED = 100_000  # RadioSearch evaluation bands: episode i is reset with
 GO_FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "wall_s", "random_games", "random_win"]
 GO_FIELDS += ["gnugo_games", "gnugo_win", "gnugo_ends"]
 RADIO_FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "wall_s", "eval_episodes", "eval_mean"]
-RADIO_FIELDS += ["eval_std", "found_mean", "sweep_mean", "oracle_mean"]
+RADIO_FIELDS += ["eval_std", "found_mean", "sweep_mean", "oracle_mean", "sampled_mean", "sampled_found"]
 
 
 class LastInfo(gym.Wrapper):
@@ -110,18 +110,25 @@ def radio_row(env_id: str, agent_name: str, seed: int, episodes: int, baselines:
     import keras
 
     agent, wall = train(env_id, agent_name, seed, settings)
-    env = LastInfo(gym.make(env_id))
+    env, sampled_env = LastInfo(gym.make(env_id)), LastInfo(gym.make(env_id))
     returns = agent.evaluate(episodes, env=env, seed=BASELINE_SEED)
+    # Acting as in training (PPO: sampled; DQN: epsilon-greedy at its final epsilon): a search that sees only its
+    # last few views can loop where its greedy policy repeats itself, and sampling breaks the loop.
+    sampled = agent.evaluate(episodes, env=sampled_env, seed=BASELINE_SEED, explore=True)
     env.close()
+    sampled_env.close()
     agent.close()
     found = np.array([info["found"] for info in env.finals], dtype=float)
+    sampled_found = np.array([info["found"] for info in sampled_env.finals], dtype=float)
     row = {"env": env_id, "agent": agent_name, "seed": seed, "backend": keras.backend.backend()}
     row.update(steps=agent.total_steps, episodes=agent.episode, wall_s=round(wall, 1), eval_episodes=episodes)
     row.update(eval_mean=float(returns.mean()), eval_std=float(returns.std()), found_mean=float(found.mean()))
     row.update(sweep_mean=baselines["sweep"][0], oracle_mean=baselines["oracle"][0])
+    row.update(sampled_mean=float(sampled.mean()), sampled_found=float(sampled_found.mean()))
     print(
         f"  {env_id} {agent_name} seed {seed}: {returns.mean():+.3f} ± {returns.std():.2f}, "
-        f"found {found.mean():.2f} (sweep {baselines['sweep'][0]:+.3f}), trained {wall:.0f} s"
+        f"found {found.mean():.2f} (sweep {baselines['sweep'][0]:+.3f}), trained {wall:.0f} s; "
+        f"acting as in training {sampled.mean():+.3f}, found {sampled_found.mean():.2f}"
     )
     return row
 

@@ -334,6 +334,40 @@ def actor_critic_cnn(agent, env, dropout=0.0, learning_rate=2.5e-4, optimizer="a
     return _compile_actor_critic(model, learning_rate, optimizer, kwargs.get("clipnorm"))
 
 
-NETWORKS.update({f.__name__: f for f in (actor_critic_mlp, actor_critic_cnn)})
+def actor_critic_rnn(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="adam", rnn_units=64, **kwargs):
+    """A GRU over the ``nframes`` stacked observations, then SB3-style 64-tanh policy and value heads.
+
+    Each frame goes through a 64-unit tanh layer, a GRU of ``rnn_units`` reads the
+    frames oldest first, and its last state feeds both heads. The memory is the
+    frame window (``-H/--nframes``): the agent's frame history is the GRU's input
+    sequence, so acting and updating need nothing beyond the stacked observation,
+    and the GRU re-reads the window each step rather than carrying a state across
+    the episode. Vector observations; orthogonal initialisation as
+    :func:`actor_critic_mlp`'s.
+    """
+    import keras
+    from keras import layers
+
+    shape = list(agent.input_dim_orig)
+    if len(shape) != 2:
+        raise ValueError(
+            f"actor_critic_rnn reads a window of vector observations, got observation shape {tuple(shape[1:])}"
+        )
+    nframes, size = shape
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Reshape((nframes, size))(s)
+    h = layers.TimeDistributed(_orthogonal_dense(64, 2**0.5, "tanh"), name="frame")(h)
+    h = layers.GRU(int(rnn_units), name="gru")(h)
+    h = layers.Dropout(dropout)(h) if dropout else h
+    heads = []
+    for prefix in ("pi", "vf"):
+        heads.append(_orthogonal_dense(64, 2**0.5, "tanh", name=f"{prefix}_0")(h))
+    pi = _orthogonal_dense(_policy_size(env), 0.01, dtype="float32", name="policy")(heads[0])
+    v = _orthogonal_dense(1, 1.0, dtype="float32", name="value")(heads[1])
+    model = keras.Model(s, [pi, v], name="actor_critic_rnn")
+    return _compile_actor_critic(model, learning_rate, optimizer, kwargs.get("clipnorm"))
+
+
+NETWORKS.update({f.__name__: f for f in (actor_critic_mlp, actor_critic_cnn, actor_critic_rnn)})
 CONV_NETWORKS.add("actor_critic_cnn")
-ACTOR_CRITIC_NETWORKS = {"actor_critic_mlp", "actor_critic_cnn"}
+ACTOR_CRITIC_NETWORKS = {"actor_critic_mlp", "actor_critic_cnn", "actor_critic_rnn"}

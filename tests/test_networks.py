@@ -174,3 +174,40 @@ def test_custom_actor_critic_example_trains_with_its_two_heads():
     policy, value = agent.split(out)[0], agent.split(out)[2]
     assert np.asarray(policy).shape == (3, 2) and np.asarray(value).shape == (3,)
     assert agent.predict(states[0], episode_start=True) in (0, 1)
+
+
+def test_actor_critic_rnn_reads_every_frame_of_the_window(tmp_path):
+    agent = fake_agent(4, (5,))
+    model = networks.actor_critic_rnn(agent, VECTOR_ENV, rnn_units=16)
+    assert [tuple(s) for s in model.output_shape] == [(None, 3), (None, 1)]  # policy logits, value
+    assert model.get_layer("gru").units == 16
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, agent.input_dim)).astype(np.float32)
+    oldest = x.copy()
+    oldest[:, :5] += 1.0  # only the oldest of the 4 frames changes
+    value = lambda inputs: keras.ops.convert_to_numpy(model(inputs)[1])  # noqa: E731
+    assert np.abs(value(oldest) - value(x)).min() > 1e-4  # the GRU carries it to the heads
+    path = str(tmp_path / "rnn.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    for a, b in zip(loaded.predict_on_batch(x), model.predict_on_batch(x)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_actor_critic_rnn_refuses_image_observations():
+    with pytest.raises(ValueError, match="actor_critic_rnn reads a window of vector observations"):
+        networks.actor_critic_rnn(fake_agent(2, IMAGE_SHAPE), VECTOR_ENV)
+
+
+def test_ppo_trains_with_actor_critic_rnn_over_stacked_frames():
+    from kerlym.agents import PPO
+
+    agent = PPO(
+        "CartPole-v1", modelfactory="actor_critic_rnn", nframes=3, n_steps=32, batch_size=16, n_epochs=2, seed=0
+    )
+    assert agent.model.get_layer("actor_critic_rnn").get_layer("gru").input.shape[1] == 3  # the 3 frames
+    before = [np.array(w) for w in agent.model.get_weights()]
+    agent.learn(max_steps=64, verbose=0)
+    assert int(agent.model.optimizer.iterations) == 2 * 2 * 2  # 2 rollouts x 2 epochs x 2 minibatches
+    assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(before, agent.model.get_weights()))
+    agent.close()
