@@ -20,6 +20,8 @@ budget, then evaluates it greedily:
   over ``--episodes`` episodes (default 300), episode ``i`` seeded ``seed_base + i`` as in
   ``benchmarks/radio_baselines.py``, so every seed of every agent searches the same bands as the
   ``sweep`` and ``oracle`` baselines, which this script also plays (once; they do not learn).
+  The same episodes are then played acting as in training (PPO sampling its policy, DQN
+  epsilon-greedy at its final epsilon), saved as ``sampled_mean`` and ``sampled_found``.
 
 Settings given as ``KEY=VALUE`` (:mod:`kerlym.config` field names, values read as Python literals, else
 as strings) change the preset: such a variant is printed, never saved into the tables.
