@@ -307,6 +307,13 @@ _RADIO_PPO = {
     "learning_rate": 3e-4,
     "steps": 1_000_000,
 }
+# The hard variant's weak, drifting, bursty signals need a longer memory than 4 views: a GRU over the last 16.
+_RADIO_HARD_PPO = {
+    **_RADIO_PPO,
+    "modelfactory": "actor_critic_rnn",
+    "nframes": 16,
+    "steps": 3_000_000,
+}
 _RADIO_Q = {
     "modelfactory": "simple_dnn",
     "nframes": 4,  # as _RADIO_PPO's
@@ -364,7 +371,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     ("RadioSearch-v0", "ppo"): _RADIO_PPO,
     ("RadioSearchHard-v0", "dqn"): _RADIO_Q,
     ("RadioSearchHard-v0", "ddqn"): _RADIO_Q,
-    ("RadioSearchHard-v0", "ppo"): _RADIO_PPO,
+    ("RadioSearchHard-v0", "ppo"): _RADIO_HARD_PPO,
 }
 
 
