@@ -230,12 +230,16 @@ def test_env_results_rows_average_over_seeds_and_judge_the_goals(bench):
         for m, f in (("0.8", "0.9"), ("0.9", "1.0"))
     ]
     line = env_results.radio_summary(radio).splitlines()[-1]
-    # Two seeds 0.8 and 0.9: standard error 0.0707 / sqrt(2) = 0.05, so 0.85 is within 2 s.e. of the sweep's 0.89.
-    tie = "**tie** (+0.850 vs +0.890, within 2 s.e. over seeds)"
-    assert f"| +0.850 ± 0.050 | 0.950 ± 0.050 | 2 | +0.890 | +0.930 | {tie} | 60 s |" in line
+    # Two seeds 0.8 and 0.9: standard error 0.0707 / sqrt(2) = 0.05, so 0.85 is within 2 s.e. of the sweep's 0.89,
+    # but below it.
+    short = "**no** (+0.850 < +0.890, within 2 s.e. over seeds)"
+    assert f"| +0.850 ± 0.050 | 0.950 ± 0.050 | 2 | +0.890 | +0.930 | {short} | 60 s |" in line
     assert env_results.beats([0.8, 0.9], 0.74) == "yes (by 0.110)"  # 0.11 > 2 x 0.05
     assert env_results.beats([0.8, 0.9], 0.96) == "**no** (+0.850 < +0.960)"
     assert env_results.beats([0.8], 0.79) == "yes (by 0.010)"  # one seed: no spread to weigh
+    assert env_results.beats([0.87, 0.88], 0.869) == "**tie** (+0.875 vs +0.869, within 2 s.e. over seeds)"
+    # Below the baseline is "no" even within the noise: one failed seed widens the spread.
+    assert env_results.beats([0.5, 0.4, -1.0], 0.67) == "**no** (-0.033 < +0.670, within 2 s.e. over seeds)"
 
 
 def test_env_results_keeps_each_episodes_final_info(bench):
