@@ -339,7 +339,7 @@ def actor_critic_rnn(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="ada
 
     Each frame goes through a 64-unit tanh layer, a GRU of ``rnn_units`` reads the
     frames oldest first, and its last state feeds both heads. The memory is the
-    frame window (``-H/--nframes``): the agent's frame history is the GRU's input
+    frame window (``nframes``, ``-t`` on the command line): the agent's frame history is the GRU's input
     sequence, so acting and updating need nothing beyond the stacked observation,
     and the GRU re-reads the window each step rather than carrying a state across
     the episode. Vector observations; orthogonal initialisation as

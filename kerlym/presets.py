@@ -299,7 +299,8 @@ _GO_Q = {
 _RADIO_PPO = {
     "concurrency": 4,
     "vector_env": "sync",  # a NumPy step of about 0.1 ms: cheaper in turn here than across processes
-    "nframes": 4,  # the last 4 views: where the window has been, which one view cannot say
+    "modelfactory": "actor_critic_rnn",  # a GRU over the last 16 views: where the window has been, and what it saw
+    "nframes": 16,
     "n_steps": 256,
     "batch_size": 256,
     "n_epochs": 4,
@@ -307,16 +308,10 @@ _RADIO_PPO = {
     "learning_rate": 3e-4,
     "steps": 1_000_000,
 }
-# The hard variant's weak, drifting, bursty signals need a longer memory than 4 views: a GRU over the last 16.
-_RADIO_HARD_PPO = {
-    **_RADIO_PPO,
-    "modelfactory": "actor_critic_rnn",
-    "nframes": 16,
-    "steps": 3_000_000,
-}
+_RADIO_HARD_PPO = {**_RADIO_PPO, "steps": 3_000_000}  # weak, drifting, bursty signals take longer to learn
 _RADIO_Q = {
     "modelfactory": "simple_dnn",
-    "nframes": 4,  # as _RADIO_PPO's
+    "nframes": 4,
     "dropout": 0.0,
     "learning_rate": 6.3e-4,
     "batch_size": 128,
