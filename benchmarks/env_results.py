@@ -112,16 +112,19 @@ def radio_row(env_id: str, agent_name: str, seed: int, episodes: int, baselines:
     import keras
 
     agent, wall = train(env_id, agent_name, seed, settings)
-    env, sampled_env = LastInfo(gym.make(env_id)), LastInfo(gym.make(env_id))
-    returns = agent.evaluate(episodes, env=env, seed=BASELINE_SEED)
-    # Acting as in training (PPO: sampled; DQN: epsilon-greedy at its final epsilon): a search that sees only its
-    # last few views can loop where its greedy policy repeats itself, and sampling breaks the loop.
-    sampled = agent.evaluate(episodes, env=sampled_env, seed=BASELINE_SEED, explore=True)
-    env.close()
-    sampled_env.close()
+
+    def play_bands(explore: bool):
+        """Returns and signals found per episode on the baselines' bands, greedy or acting as in training."""
+        env = LastInfo(gym.make(env_id))
+        returns = agent.evaluate(episodes, env=env, seed=BASELINE_SEED, explore=explore)
+        env.close()
+        return returns, np.array([info["found"] for info in env.finals], dtype=float)
+
+    returns, found = play_bands(explore=False)
+    # Acting as in training (PPO: sampled; DQN: epsilon-greedy at its final epsilon) shows whether a greedy
+    # policy that sees only its last few views gets stuck where sampling would not.
+    sampled, sampled_found = play_bands(explore=True)
     agent.close()
-    found = np.array([info["found"] for info in env.finals], dtype=float)
-    sampled_found = np.array([info["found"] for info in sampled_env.finals], dtype=float)
     row = {"env": env_id, "agent": agent_name, "seed": seed, "backend": keras.backend.backend()}
     row.update(steps=agent.total_steps, episodes=agent.episode, wall_s=round(wall, 1), eval_episodes=episodes)
     row.update(eval_mean=float(returns.mean()), eval_std=float(returns.std()), found_mean=float(found.mean()))

@@ -359,9 +359,7 @@ def actor_critic_rnn(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="ada
     h = layers.TimeDistributed(_orthogonal_dense(64, 2**0.5, "tanh"), name="frame")(h)
     h = layers.GRU(int(rnn_units), name="gru")(h)
     h = layers.Dropout(dropout)(h) if dropout else h
-    heads = []
-    for prefix in ("pi", "vf"):
-        heads.append(_orthogonal_dense(64, 2**0.5, "tanh", name=f"{prefix}_0")(h))
+    heads = [_orthogonal_dense(64, 2**0.5, "tanh", name=f"{prefix}_0")(h) for prefix in ("pi", "vf")]
     pi = _orthogonal_dense(_policy_size(env), 0.01, dtype="float32", name="policy")(heads[0])
     v = _orthogonal_dense(1, 1.0, dtype="float32", name="value")(heads[1])
     model = keras.Model(s, [pi, v], name="actor_critic_rnn")
