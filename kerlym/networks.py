@@ -142,6 +142,37 @@ def simple_rnn(
     return _compile(keras.Model(s, v, name="simple_rnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
+def _vector_window(agent, factory) -> tuple[int, int]:
+    """``input_dim_orig`` as ``(nframes, size)`` for a recurrent factory; image observations are refused."""
+    shape = list(agent.input_dim_orig)
+    if len(shape) != 2:
+        raise ValueError(f"{factory} reads a window of vector observations, got observation shape {tuple(shape[1:])}")
+    return shape[0], shape[1]
+
+
+def q_rnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="huber", rnn_units=64, **kwargs):
+    """A GRU over the ``nframes`` stacked observations, then a 256-unit ReLU layer and a linear Q-value per action.
+
+    The Q-network counterpart of :func:`actor_critic_rnn`: each frame goes through
+    a 64-unit ReLU layer, a GRU of ``rnn_units`` reads the frames oldest first, and
+    its last state feeds the Q head. As there, the memory is the frame window (``-t``),
+    re-read each step, so replay stores nothing beyond the stacked observations.
+    Dense layers are initialised as :func:`zoo_mlp`'s.
+    """
+    import keras
+    from keras import layers
+
+    nframes, size = _vector_window(agent, "q_rnn")
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Reshape((nframes, size))(s)
+    h = layers.TimeDistributed(_linear(64, size, "relu"), name="frame")(h)
+    h = layers.GRU(int(rnn_units), name="gru")(h)
+    h = layers.Dropout(dropout)(h) if dropout else h
+    h = _linear(256, int(rnn_units), "relu")(h)
+    v = _linear(_action_count(env), 256, dtype="float32")(h)
+    return _compile(keras.Model(s, v, name="q_rnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
+
+
 def simple_cnn(agent, env, dropout=0.0, learning_rate=1e-3, optimizer="rmsprop", loss="mse", **kwargs):
     """Per-frame Conv2D 16@8x8/4 and 32@4x4/2, Dense 256, linear output."""
     import keras
@@ -220,7 +251,7 @@ def pgconvnet(
 
 
 # Name -> factory, for the CLI and presets. Never eval() a user's string.
-_FACTORIES = (simple_dnn, zoo_mlp, simple_rnn, simple_cnn, nature_cnn, karpathy_simple_pgnet, pgconvnet)
+_FACTORIES = (simple_dnn, zoo_mlp, simple_rnn, q_rnn, simple_cnn, nature_cnn, karpathy_simple_pgnet, pgconvnet)
 NETWORKS = {f.__name__: f for f in _FACTORIES}
 CONV_NETWORKS = {"simple_cnn", "nature_cnn", "pgconvnet"}
 POLICY_NETWORKS = {"karpathy_simple_pgnet", "pgconvnet"}
@@ -348,12 +379,7 @@ def actor_critic_rnn(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="ada
     import keras
     from keras import layers
 
-    shape = list(agent.input_dim_orig)
-    if len(shape) != 2:
-        raise ValueError(
-            f"actor_critic_rnn reads a window of vector observations, got observation shape {tuple(shape[1:])}"
-        )
-    nframes, size = shape
+    nframes, size = _vector_window(agent, "actor_critic_rnn")
     s = keras.Input(shape=(agent.input_dim,))
     h = layers.Reshape((nframes, size))(s)
     h = layers.TimeDistributed(_orthogonal_dense(64, 2**0.5, "tanh"), name="frame")(h)

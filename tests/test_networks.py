@@ -194,9 +194,34 @@ def test_actor_critic_rnn_reads_every_frame_of_the_window(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
-def test_actor_critic_rnn_refuses_image_observations():
-    with pytest.raises(ValueError, match="actor_critic_rnn reads a window of vector observations"):
-        networks.actor_critic_rnn(fake_agent(2, IMAGE_SHAPE), VECTOR_ENV)
+@pytest.mark.parametrize("name", ["actor_critic_rnn", "q_rnn"])
+def test_recurrent_networks_refuse_image_observations(name):
+    with pytest.raises(ValueError, match=f"{name} reads a window of vector observations"):
+        networks.get(name)(fake_agent(2, IMAGE_SHAPE), VECTOR_ENV)
+
+
+def test_q_rnn_reads_every_frame_of_the_window():
+    agent = fake_agent(4, (5,))
+    model = networks.q_rnn(agent, VECTOR_ENV, rnn_units=16)
+    assert model.output_shape == (None, 3) and model.get_layer("gru").units == 16
+    x = np.random.default_rng(0).normal(size=(2, agent.input_dim)).astype(np.float32)
+    oldest = x.copy()
+    oldest[:, :5] += 1.0  # only the oldest of the 4 frames changes
+    q = lambda inputs: keras.ops.convert_to_numpy(model(inputs))  # noqa: E731
+    assert np.abs(q(oldest) - q(x)).min() > 1e-5  # the GRU carries it to every Q-value
+
+
+def test_dqn_updates_q_rnn_over_stacked_frames():
+    agent = DQN(
+        "CartPole-v1", modelfactory="q_rnn", nframes=3, batch_size=16, update_nsamp=48, learning_starts=10**9, seed=0
+    )
+    assert agent.model.get_layer("gru").input.shape[1] == 3  # the 3 frames, oldest first
+    agent.learn(max_steps=100, verbose=0)  # fills replay; no updates below learning_starts
+    before = [np.array(w) for w in agent.model.get_weights()]
+    agent.update()
+    assert int(agent.model.optimizer.iterations) == 48 // 16  # one update: update_nsamp // batch_size steps
+    assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(before, agent.model.get_weights()))
+    agent.close()
 
 
 def test_ppo_trains_with_actor_critic_rnn_over_stacked_frames():
