@@ -281,7 +281,7 @@ _GO_Q = {
     "modelfactory": "simple_dnn",
     "nframes": 1,
     "dropout": 0.0,
-    "learning_rate": 5e-4,
+    "learning_rate": 1e-4,  # 5e-4: greedy max-Q climbed to 8 where true values lie in [-1, 1]
     "batch_size": 128,
     "max_memory": 50_000,
     "learning_starts": 1000,
