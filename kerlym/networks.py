@@ -142,12 +142,23 @@ def simple_rnn(
     return _compile(keras.Model(s, v, name="simple_rnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
-def _vector_window(agent, factory) -> tuple[int, int]:
-    """``input_dim_orig`` as ``(nframes, size)`` for a recurrent factory; image observations are refused."""
+def _gru_over_frames(agent, factory, frame_layer, rnn_units):
+    """The flat input and a GRU's last state over its ``nframes`` vector frames, oldest first.
+
+    ``frame_layer(size)`` builds the layer each frame goes through before the GRU; image
+    observations are refused.
+    """
+    import keras
+    from keras import layers
+
     shape = list(agent.input_dim_orig)
     if len(shape) != 2:
         raise ValueError(f"{factory} reads a window of vector observations, got observation shape {tuple(shape[1:])}")
-    return shape[0], shape[1]
+    nframes, size = shape
+    s = keras.Input(shape=(agent.input_dim,))
+    h = layers.Reshape((nframes, size))(s)
+    h = layers.TimeDistributed(frame_layer(size), name="frame")(h)
+    return s, layers.GRU(int(rnn_units), name="gru")(h)
 
 
 def q_rnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="huber", rnn_units=64, **kwargs):
@@ -162,11 +173,7 @@ def q_rnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="h
     import keras
     from keras import layers
 
-    nframes, size = _vector_window(agent, "q_rnn")
-    s = keras.Input(shape=(agent.input_dim,))
-    h = layers.Reshape((nframes, size))(s)
-    h = layers.TimeDistributed(_linear(64, size, "relu"), name="frame")(h)
-    h = layers.GRU(int(rnn_units), name="gru")(h)
+    s, h = _gru_over_frames(agent, "q_rnn", lambda size: _linear(64, size, "relu"), rnn_units)
     h = layers.Dropout(dropout)(h) if dropout else h
     h = _linear(256, int(rnn_units), "relu")(h)
     v = _linear(_action_count(env), 256, dtype="float32")(h)
@@ -379,11 +386,7 @@ def actor_critic_rnn(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="ada
     import keras
     from keras import layers
 
-    nframes, size = _vector_window(agent, "actor_critic_rnn")
-    s = keras.Input(shape=(agent.input_dim,))
-    h = layers.Reshape((nframes, size))(s)
-    h = layers.TimeDistributed(_orthogonal_dense(64, 2**0.5, "tanh"), name="frame")(h)
-    h = layers.GRU(int(rnn_units), name="gru")(h)
+    s, h = _gru_over_frames(agent, "actor_critic_rnn", lambda size: _orthogonal_dense(64, 2**0.5, "tanh"), rnn_units)
     h = layers.Dropout(dropout)(h) if dropout else h
     heads = [_orthogonal_dense(64, 2**0.5, "tanh", name=f"{prefix}_0")(h) for prefix in ("pi", "vf")]
     pi = _orthogonal_dense(_policy_size(env), 0.01, dtype="float32", name="policy")(heads[0])
