@@ -9,7 +9,8 @@ while logging every observation and action mask the env returns, then checks the
 - the replay memory's frames and stored next-state masks equal the env's, slot by slot;
 - every stored transition's reward and ``terminated`` equal the env's step that produced it;
 - one compiled update's loss equals the Huber loss of ``Q(s, a)`` against
-  ``r + discount * (1 - terminated) * max over legal a' of Q_target(s', a')`` computed here in NumPy;
+  ``r + discount * (1 - terminated) * max over legal a' of Q_target(s', a')`` computed here in NumPy
+  (with ``n_step=N``, the batch's n-step sums and ``discount ** n``);
 
 and then what the greedy policy does in 100 games against ``random`` (seeded as
 ``benchmarks/env_results.py`` seeds them): every move is played with ``illegal_move_mode="raise"``,
@@ -75,7 +76,8 @@ def check_replay(memory, log: list) -> None:
 def check_update(agent) -> None:
     """One compiled update's loss against the same loss computed here."""
     batch = agent.sample_update()
-    s, a, r, s2, d, legal2 = (x[0] for x in batch)  # the preset's update is one minibatch
+    s, a, r, s2, d, *rest, legal2 = (x[0] for x in batch)  # the preset's update is one minibatch
+    discount = agent.discount ** rest[0] if rest else agent.discount  # n_step > 1: gamma ** rewards summed
     q = np.asarray(agent.model(s.astype(np.float32)))
     q_next = np.asarray(agent.target_model(s2.astype(np.float32)))
     if agent.name == "ddqn":
@@ -83,7 +85,7 @@ def check_update(agent) -> None:
         v_next = q_next[np.arange(len(best)), best]
     else:
         v_next = np.where(legal2, q_next, -np.inf).max(1)
-    y = r + agent.discount * (1 - d) * v_next
+    y = r + discount * (1 - d) * v_next
     e = q[np.arange(len(a)), a] - y
     huber = np.mean(np.where(np.abs(e) <= 1, 0.5 * e**2, np.abs(e) - 0.5))
     print(f"update: loss by hand {huber:.6g}, compiled {float(agent.steps.update(batch)[0]):.6g}")

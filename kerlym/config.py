@@ -281,6 +281,12 @@ class DQNConfig(AgentConfig):
         choices=REPLAY_MODES,
         topic="agent",
     )
+    n_step: int = setting(
+        1,
+        "Rewards summed into each TD target before it bootstraps (n-step returns; 1: one-step Q-learning)",
+        ("--n_step",),
+        topic="agent",
+    )
     target_update_freq: int | None = setting(
         None,
         "Env steps between target-network syncs (default: -f)",
@@ -306,7 +312,7 @@ class DQNConfig(AgentConfig):
         _within("epsilon", self.epsilon, 0.0, 1.0)
         _within("epsilon_min", self.epsilon_min, 0.0, 1.0)
         _within("epsilon_decay", self.epsilon_decay, 0.0, 1.0)
-        for name in ("update_freq", "update_nsamp", "batch_size", "max_memory"):
+        for name in ("update_freq", "update_nsamp", "batch_size", "max_memory", "n_step"):
             _positive(name, getattr(self, name))
         for name in ("epsilon_decay_steps", "target_update_freq", "ema_steps"):
             _positive(name, getattr(self, name), optional=True)

@@ -32,24 +32,26 @@ def replay_nbytes(capacity: int, frame_shape, dtype=np.float32, streams: int = 1
 
 
 class Batch(NamedTuple):
-    """A minibatch of transitions; states are flat ``[B, input_dim]`` arrays."""
+    """A minibatch of transitions; states are flat ``[B, input_dim]`` arrays.
+
+    With n-step returns (``n_step > 1``), ``rewards`` holds each sample's discounted
+    sum of up to ``n_step`` rewards, ``next_states`` and ``terminated`` are those of its
+    last step, and ``n_steps`` says how many rewards were summed (fewer where the
+    episode ended or was cut off first). ``next_masks``: the legal actions in each
+    next state, when the env gives action masks.
+    """
 
     states: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
     next_states: np.ndarray
     terminated: np.ndarray
+    n_steps: np.ndarray | None = None
+    next_masks: np.ndarray | None = None
 
-
-class MaskedBatch(NamedTuple):
-    """A :class:`Batch` from an env with action masks: also the legal actions in each next state."""
-
-    states: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_states: np.ndarray
-    terminated: np.ndarray
-    next_masks: np.ndarray
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The fields that are set, in order: what an update's loss unpacks."""
+        return tuple(x for x in self if x is not None)
 
 
 class FrameRing:
@@ -180,10 +182,32 @@ class ReplayMemory(FrameRing):
             self.masks = np.ones((self.capacity, len(mask)), dtype=bool)
         self.masks[slot] = mask
 
-    def _gather(self, idx) -> Batch | MaskedBatch:
-        nxt = self.next[idx]
-        batch = Batch(self.stack(idx), self.actions[idx], self.rewards[idx], self.stack(nxt), self.terminated[idx])
-        return batch if self.masks is None else MaskedBatch(*batch, self.masks[nxt])
+    def _gather(self, idx, n_step: int = 1, discount: float = 1.0) -> Batch:
+        """The transitions starting at slots ``idx``; with ``n_step > 1``, their n-step returns.
+
+        An n-step chain follows each transition's ``next`` slot while the episode
+        goes on: it stops at a termination, at a frame with no transition (an
+        episode's last frame, or the newest frame of one still running) and after
+        ``n_step`` rewards. A chain never reaches an overwritten slot: a slot holding
+        a transition was written before its successor, so the ring overwrites it first.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        rewards, terminated, nxt = self.rewards[idx], self.terminated[idx], self.next[idx]
+        n_steps = None
+        if n_step > 1:
+            rewards, terminated = rewards.astype(np.float32), terminated.copy()  # new arrays, summed into
+            n_steps = np.ones(len(idx), dtype=np.int32)
+            for k in range(1, n_step):
+                go = ~terminated & self.valid[nxt]
+                if not go.any():
+                    break
+                j = nxt[go]
+                rewards[go] += np.float32(discount**k) * self.rewards[j]
+                terminated[go] = self.terminated[j]
+                n_steps[go] += 1
+                nxt = np.where(go, self.next[nxt], nxt)
+        masks = None if self.masks is None else self.masks[nxt]
+        return Batch(self.stack(idx), self.actions[idx], rewards, self.stack(nxt), terminated, n_steps, masks)
 
     def newest_indices(self, n: int) -> np.ndarray:
         """Slots of the ``n`` most recent transitions, newest first."""
@@ -207,11 +231,13 @@ class ReplayMemory(FrameRing):
             out = np.concatenate([out, cand[self.valid[cand]]])
         return out[:n]
 
-    def sample(self, batch_size: int, rng: np.random.Generator, newest: int = 0) -> Batch | MaskedBatch:
-        """A batch of the ``newest`` latest transitions plus random replay to fill it."""
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, newest: int = 0, n_step: int = 1, discount: float = 1.0
+    ) -> Batch:
+        """A batch of the ``newest`` latest transitions plus random replay to fill it (see :meth:`_gather`)."""
         new = self.newest_indices(newest) if newest else np.empty(0, dtype=np.int64)
         idx = np.concatenate([new, self.random_indices(batch_size - len(new), rng)])
-        return self._gather(idx)
+        return self._gather(idx, n_step, discount)
 
     def state_dict(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Counters and arrays that restore this memory exactly."""

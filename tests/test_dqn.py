@@ -120,7 +120,7 @@ def test_truncation_bootstraps_and_termination_does_not():
     v_next = np.array([4.0, 8.0])  # max over actions of sum(next_state) with all-ones target weights
     y = np.array([1.0, 1.0]) + 0.9 * np.array([1.0, 0.0]) * v_next
     np.testing.assert_allclose(y, [4.6, 1.0])
-    losses = agent.steps.update(tuple(x[None] for x in batch))
+    losses = agent.steps.update(tuple(x[None] for x in batch.arrays()))
     np.testing.assert_allclose(losses, [np.mean(y**2)], rtol=1e-5)  # Q(s, a) = 0 everywhere
 
 
@@ -439,3 +439,48 @@ def test_a_full_memory_starts_updates_even_below_learning_starts():
     assert len(agent.memory) < 300 and agent.memory.size == 300
     assert agent.updates > 0
     agent.close()
+
+
+@pytest.mark.parametrize("cls", [DQN, D2QN])
+def test_n_step_td_target_by_hand(cls):
+    agent = make_agent(cls, n_step=2)
+    agent.learning_starts = 10**9  # record only
+    o = [np.full(4, v, np.float32) for v in (0.0, 1.0, 2.0, 3.0)]
+    agent.begin_episode(o[0])
+    for t, (r, term) in enumerate(((1.0, False), (2.0, False), (3.0, True))):
+        agent.observe(0, o[t][None], 0, r, term, False, o[t + 1])
+    agent.model.set_weights([np.zeros((4, 2), np.float32)])  # Q(s, a) = 0, so the loss is mean(y ** 2)
+    agent.target_model.set_weights([np.ones((4, 2), np.float32)])  # Q_target(s, .) = sum(s) for both actions
+    batch = agent.memory._gather(np.arange(3), n_step=2, discount=0.9)
+    y = np.array(
+        [
+            1.0 + 0.9 * 2.0 + 0.9**2 * 8.0,  # 0 -> 1 -> 2, bootstraps from sum(o[2]) = 8
+            2.0 + 0.9 * 3.0,  # 1 -> 2 -> 3, terminated: no bootstrap
+            3.0,
+        ]
+    )
+    np.testing.assert_array_equal(batch.n_steps, [2, 2, 1])
+    losses = agent.steps.update(tuple(x[None] for x in batch.arrays()))
+    np.testing.assert_allclose(losses, [np.mean(y**2)], rtol=1e-5)
+    agent.close()
+
+
+def test_n_step_update_takes_the_mask_of_the_chains_last_state():
+    agent = make_agent(DQN, n_step=3, update_nsamp=4, batch_size=4)
+    agent.learning_starts = 10**9
+    o = [np.full(4, v, np.float32) for v in (0.0, 1.0, 2.0)]
+    agent.begin_episode(o[0], mask=np.array([1, 1], bool))
+    agent.observe(0, o[0][None], 0, 0.0, False, False, o[1], mask=np.array([1, 0], bool))
+    agent.observe(0, o[1][None], 1, 0.0, False, False, o[2], mask=np.array([0, 1], bool))
+    states, actions, rewards, next_states, terminated, n_steps, legal = agent.sample_update()
+    from_first = states[0, :, 0] == 0.0
+    assert 0 < from_first.sum() < 4  # both transitions drawn
+    np.testing.assert_array_equal(next_states[0, from_first, 0], 2.0)
+    np.testing.assert_array_equal(legal[0, from_first], [[False, True]] * int(from_first.sum()))
+    np.testing.assert_array_equal(n_steps[0], np.where(from_first, 2, 1))
+    agent.close()
+
+
+def test_n_step_must_be_positive():
+    with pytest.raises(ValueError, match="n_step"):
+        make_agent(DQN, n_step=0)

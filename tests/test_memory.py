@@ -117,3 +117,53 @@ def test_images_stay_uint8_and_storage_is_one_frame_per_step():
 def test_empty_memory_refuses_to_sample():
     with pytest.raises(ValueError, match="empty"):
         ReplayMemory(4, (1,)).sample(2, np.random.default_rng(0))
+
+
+def test_n_step_returns_by_hand():
+    # Stream 0 runs 1 2 3 4 5 and terminates; stream 1 runs 10 11 12 and is cut off by a time limit
+    # at 12 (no transition from 12); stream 0 then starts 20 21, still running. Rewards r = obs / 10.
+    mem = ReplayMemory(32, (1,), streams=2)
+    obs = lambda v: np.array([v], np.float32)  # noqa: E731
+    mem.start_episode(obs(1), stream=0)
+    mem.start_episode(obs(10), stream=1)
+    for a, b in ((1, 2), (2, 3)):
+        mem.add(0, a / 10, False, obs(b), stream=0)
+    for a, b in ((10, 11), (11, 12)):  # interleaved with stream 0
+        mem.add(0, a / 10, False, obs(b), stream=1)
+    mem.add(0, 0.3, False, obs(4), stream=0)
+    mem.add(0, 0.4, True, obs(5), stream=0)
+    mem.start_episode(obs(20), stream=0)
+    mem.add(0, 2.0, False, obs(21), stream=0)
+    slot = {float(mem.frames[i, 0]): i for i in range(mem.size)}
+    idx = np.array([slot[v] for v in (1.0, 2.0, 3.0, 4.0, 10.0, 11.0, 20.0)])
+    b = mem._gather(idx, n_step=3, discount=0.5)
+    np.testing.assert_allclose(
+        b.rewards,
+        [
+            0.1 + 0.5 * 0.2 + 0.25 * 0.3,  # three rewards, bootstraps from 4
+            0.2 + 0.5 * 0.3 + 0.25 * 0.4,  # the third step terminates
+            0.3 + 0.5 * 0.4,  # two steps, then the episode's end
+            0.4,
+            1.0 + 0.5 * 1.1,  # stream 1: two steps, then the truncated last frame (bootstraps)
+            1.1,
+            2.0,  # the newest frame of a running episode has no transition yet
+        ],
+        rtol=1e-6,
+    )
+    np.testing.assert_array_equal(b.n_steps, [3, 3, 2, 1, 2, 1, 1])
+    np.testing.assert_array_equal(b.next_states[:, 0], [4, 5, 5, 5, 12, 12, 21])
+    np.testing.assert_array_equal(b.terminated, [False, True, True, True, False, False, False])
+    np.testing.assert_array_equal(b.states[:, 0], [1, 2, 3, 4, 10, 11, 20])
+    one = mem._gather(idx)  # one-step transitions are untouched and carry no n_steps
+    np.testing.assert_allclose(one.rewards, [0.1, 0.2, 0.3, 0.4, 1.0, 1.1, 2.0], rtol=1e-6)
+    assert one.n_steps is None and len(one.arrays()) == 5
+
+
+def test_n_step_chains_run_on_across_the_rings_wraparound():
+    mem = ReplayMemory(5, (1,))
+    fill(mem, [list(range(1, 9))])  # slots hold 6 7 8 4 5; 4->5->6->7->8, 8 the newest frame
+    b = mem._gather(np.array([3, 4]), n_step=10, discount=1.0)  # from 4 and 5
+    np.testing.assert_array_equal(b.n_steps, [4, 3])
+    np.testing.assert_allclose(b.rewards, [40 + 50 + 60 + 70, 50 + 60 + 70])
+    np.testing.assert_array_equal(b.next_states[:, 0], [8, 8])
+    np.testing.assert_array_equal(b.terminated, [True, True])  # 7 -> 8 was the episode's last step

@@ -40,6 +40,8 @@ EXPLORATION_BLOCK = 4096  # epsilon-greedy draws per NumPy call (two calls per a
 def td_targets(rewards, terminated, next_values, discount):
     """``r + discount * V(s')``, with no bootstrap past a terminal state.
 
+    ``discount``: a number, or one per sample (``gamma ** n`` for an n-step return of ``n`` rewards).
+
     Truncation (a time limit) is not termination: those transitions keep the
     bootstrap, so pass only Gymnasium's ``terminated`` flag here.
     """
@@ -109,6 +111,7 @@ class DQN(Agent):
         self.update_nsamp = int(c.update_nsamp)
         self.batch_size = int(c.batch_size)
         self.replay = c.replay
+        self.n_step = int(c.n_step)
         if epsilon_schedule is None and c.epsilon_decay > 0:
             epsilon_schedule = functools.partial(decayed_epsilon, decay=c.epsilon_decay, floor=c.epsilon_min)
         self.epsilon_schedule = epsilon_schedule
@@ -162,14 +165,18 @@ class DQN(Agent):
 
         Args:
             online: ``online(x, training=False)`` runs the network being trained.
-            batch: ``(states, actions, rewards, next_states, terminated[, next_masks])``.
+            batch: ``(states, actions, rewards, next_states, terminated[, n_steps][, next_masks])``
+                (:meth:`kerlym.memory.Batch.arrays`; ``n_steps`` with ``n_step > 1``).
             q_target_next: this minibatch's slice of :meth:`target_q_values`.
         """
-        states, actions, rewards, next_states, terminated, *next_masks = batch
+        states, actions, rewards, next_states, terminated, *rest = batch
         q = online(states, training=True)
-        legal = next_masks[0] if next_masks else None
+        discount = self.discount
+        if self.n_step > 1:  # each sample bootstraps after its own number of rewards
+            discount = ops.power(discount, ops.cast(rest.pop(0), "float32"))
+        legal = rest[0] if rest else None
         next_v = self.next_state_value(q_target_next, lambda: ops.stop_gradient(online(next_states)), legal)
-        y = ops.stop_gradient(td_targets(rewards, terminated, next_v, self.discount))
+        y = ops.stop_gradient(td_targets(rewards, terminated, next_v, discount))
         q_sa = ops.take_along_axis(q, ops.expand_dims(ops.cast(actions, "int32"), -1), axis=-1)
         return self.loss(ops.expand_dims(y, -1), q_sa)
 
@@ -224,9 +231,9 @@ class DQN(Agent):
         steps = self.update_nsamp // self.batch_size
         n = steps * self.batch_size
         newest = min(self.update_freq, n) if self.replay == "newest" else 0
-        batch = self.memory.sample(n, self.rng, newest=newest)
+        batch = self.memory.sample(n, self.rng, newest=newest, n_step=self.n_step, discount=self.discount)
         order = self.rng.permutation(n)  # spread the newest transitions over the minibatches
-        return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch)
+        return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch.arrays())
 
     def update(self, step: int | None = None) -> np.ndarray:
         """One update: ``update_nsamp // batch_size`` gradient steps in one compiled call.
