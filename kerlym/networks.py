@@ -215,6 +215,37 @@ def nature_cnn(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", lo
     return _compile(keras.Model(s, v, name="nature_cnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
+def board_cnn(
+    agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="huber", filters=32, conv_layers=3, **kwargs
+):
+    """A Q-network for board games whose first ``H * W`` actions are the board's points, row by row (Go).
+
+    ``conv_layers`` 3x3 same-padding convolutions of ``filters`` keep a feature vector per
+    point, so a pattern learnt in one place is known everywhere; a 1x1 convolution turns
+    each point's features into that point's Q-value, and a linear layer over the whole
+    board gives the Q-values of the actions after the points (Go's pass and resign).
+    Frames are stacked as channels; both heads start at zero, as ``simple_dnn``'s.
+    """
+    import keras
+    from keras import layers
+
+    s = keras.Input(shape=(agent.input_dim,))
+    h, (nframes, height, width, channels) = _frames(s, agent, "board_cnn")
+    points, n = height * width, _action_count(env)
+    if n < points:
+        raise ValueError(f"board_cnn needs an action per point of the {height}x{width} board first; {env} has {n}")
+    h = layers.Permute((2, 3, 1, 4))(h)
+    h = layers.Reshape((height, width, nframes * channels))(h)
+    for _ in range(int(conv_layers)):
+        h = layers.Conv2D(int(filters), 3, padding="same", activation="relu", kernel_initializer="he_normal")(h)
+    h = layers.Dropout(dropout)(h) if dropout else h
+    q = layers.Flatten()(layers.Conv2D(1, 1, kernel_initializer="zeros", dtype="float32")(h))
+    if n > points:
+        rest = layers.Dense(n - points, kernel_initializer="zeros", dtype="float32")(layers.Flatten()(h))
+        q = layers.Concatenate(dtype="float32")([q, rest])
+    return _compile(keras.Model(s, q, name="board_cnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
+
+
 # -- policy networks (softmax over actions) for the PG agent ------------------
 # Compiled with categorical cross-entropy: PG weights it per sample by the
 # advantage, which is exactly the REINFORCE loss -A * log pi(a|s).
@@ -258,9 +289,19 @@ def pgconvnet(
 
 
 # Name -> factory, for the CLI and presets. Never eval() a user's string.
-_FACTORIES = (simple_dnn, zoo_mlp, simple_rnn, q_rnn, simple_cnn, nature_cnn, karpathy_simple_pgnet, pgconvnet)
+_FACTORIES = (
+    simple_dnn,
+    zoo_mlp,
+    simple_rnn,
+    q_rnn,
+    simple_cnn,
+    nature_cnn,
+    board_cnn,
+    karpathy_simple_pgnet,
+    pgconvnet,
+)
 NETWORKS = {f.__name__: f for f in _FACTORIES}
-CONV_NETWORKS = {"simple_cnn", "nature_cnn", "pgconvnet"}
+CONV_NETWORKS = {"simple_cnn", "nature_cnn", "board_cnn", "pgconvnet"}
 POLICY_NETWORKS = {"karpathy_simple_pgnet", "pgconvnet"}
 
 

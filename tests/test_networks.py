@@ -28,13 +28,23 @@ IMAGE_SHAPE = (84, 84, 1)
 SINGLE_HEAD = sorted(set(networks.NETWORKS) - set(networks.ACTOR_CRITIC_NETWORKS))
 
 
+BOARD_ENV = SimpleNamespace(action_space=gym.spaces.Discrete(5 * 5 + 2))  # a 5x5 board's points, pass, resign
+
+
+def fake_setup(name):
+    """A fake agent and env that ``name`` accepts: vector, image or (3, 5, 5) board observations."""
+    if name == "board_cnn":
+        return fake_agent(2, (3, 5, 5)), BOARD_ENV
+    return fake_agent(2, IMAGE_SHAPE if name in networks.CONV_NETWORKS else (4,)), VECTOR_ENV
+
+
 @pytest.mark.parametrize("name", SINGLE_HEAD)
 def test_factory_builds_and_round_trips(name, tmp_path):
     conv = name in networks.CONV_NETWORKS
-    agent = fake_agent(2, IMAGE_SHAPE if conv else (4,))
-    model = networks.get(name)(agent, VECTOR_ENV, dropout=0.25, learning_rate=1e-3)
+    agent, env = fake_setup(name)
+    model = networks.get(name)(agent, env, dropout=0.25, learning_rate=1e-3)
     assert model.input_shape == (None, agent.input_dim)
-    assert model.output_shape == (None, 3)
+    assert model.output_shape == (None, env.action_space.n)
     assert model.optimizer is not None and model.compiled
     x = np.random.default_rng(0).uniform(0, 255 if conv else 1, size=(5, agent.input_dim)).astype(np.float32)
     path = str(tmp_path / f"{name}.keras")
@@ -46,17 +56,18 @@ def test_factory_builds_and_round_trips(name, tmp_path):
 
 @pytest.mark.parametrize("name", SINGLE_HEAD)
 def test_factory_outputs_stay_float32_under_mixed_bfloat16(name):
-    conv = name in networks.CONV_NETWORKS
-    agent = fake_agent(2, IMAGE_SHAPE if conv else (4,))
+    agent, env = fake_setup(name)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        model = networks.get(name)(agent, VECTOR_ENV)
+        model = networks.get(name)(agent, env)
     finally:
         keras.config.set_dtype_policy(previous)
     weighted = [layer for layer in model._flatten_layers(include_self=False) if layer.weights]
-    assert [layer.compute_dtype for layer in weighted[:-1]] == ["bfloat16"] * (len(weighted) - 1)
-    assert weighted[-1] is model.layers[-1] and model.layers[-1].compute_dtype == "float32"
+    heads = 2 if name == "board_cnn" else 1  # board_cnn: the points' 1x1 convolution and the dense rest
+    assert [layer.compute_dtype for layer in weighted[:-heads]] == ["bfloat16"] * (len(weighted) - heads)
+    assert [layer.compute_dtype for layer in weighted[-heads:]] == ["float32"] * heads
+    assert model.layers[-1].compute_dtype == "float32" and model.output.dtype == "float32"
 
 
 def test_conv_factory_refuses_vector_observations():
@@ -236,3 +247,27 @@ def test_ppo_trains_with_actor_critic_rnn_over_stacked_frames():
     assert int(agent.model.optimizer.iterations) == 2 * 2 * 2  # 2 rollouts x 2 epochs x 2 minibatches
     assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(before, agent.model.get_weights()))
     agent.close()
+
+
+def test_board_cnn_gives_each_point_its_own_q_value_row_by_row():
+    agent, env = fake_agent(1, (3, 9, 9)), SimpleNamespace(action_space=gym.spaces.Discrete(83))
+    model = networks.board_cnn(agent, env, filters=8, conv_layers=2)  # a 5x5 receptive field
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])  # heads start at 0
+    board = np.zeros((3, 9, 9), np.float32)
+    board[2] = 1.0  # all empty
+    stone = board.copy()
+    stone[:, 1, 7] = (1.0, 0.0, 0.0)  # a black stone at row 1, column 7 (action 1 * 9 + 7 = 16)
+    q = lambda b: keras.ops.convert_to_numpy(model(b.reshape(1, -1)))[0]  # noqa: E731
+    changed = np.abs(q(stone) - q(board)) > 1e-6
+    rows, cols = np.divmod(np.arange(81), 9)
+    near = (np.abs(rows - 1) <= 2) & (np.abs(cols - 7) <= 2)
+    assert changed[16] and not changed[:81][~near].any()  # the points within reach of the stone only
+    assert changed[81:].all()  # pass and resign read the whole board
+
+
+def test_board_cnn_refuses_an_env_without_an_action_per_point():
+    with pytest.raises(ValueError, match="board_cnn needs an action per point of the 9x9 board"):
+        networks.board_cnn(fake_agent(1, (3, 9, 9)), VECTOR_ENV)
+    with pytest.raises(ValueError, match="board_cnn is a convolutional network"):
+        networks.board_cnn(fake_agent(1, (4,)), VECTOR_ENV)
