@@ -292,9 +292,10 @@ _GO_Q = {
     "epsilon_min": 0.02,
     "epsilon_decay_steps": 20_000,
     "discount": 0.99,
+    "n_step": 5,  # the game's only reward is its end; one-step targets pass it back one move per sync
     "optimizer": "adam",
     "loss": "huber",
-    "steps": 100_000,
+    "steps": 300_000,
 }
 _RADIO_PPO = {
     "concurrency": 4,
