@@ -192,6 +192,18 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
                 f"{net} is a convolutional network but {run.env} observations have shape {shape}; "
                 "use simple_dnn or an image env"
             )
+        if isinstance(net, str) and net in networks.VECTOR_NETWORKS and len(shape) != 1:
+            raise C.ConfigError(
+                f"{net} reads vector observations but {run.env} observations have shape {shape}; "
+                "use a convolutional network (nature_cnn, actor_critic_cnn)"
+            )
+        if net == "board_cnn":
+            height, width = networks.board_size(shape)
+            if env.action_space.n < height * width:
+                raise C.ConfigError(
+                    f"board_cnn needs an action per point of the board first, {height}x{width} = "
+                    f"{height * width}, but {run.env} has {env.action_space.n} actions"
+                )
         check_resources(config, shape, env.observation_space.dtype)
     finally:
         env.close()

@@ -233,7 +233,9 @@ def board_cnn(
     h, (nframes, height, width, channels) = _frames(s, agent, "board_cnn")
     points, n = height * width, _action_count(env)
     if n < points:
-        raise ValueError(f"board_cnn needs an action per point of the {height}x{width} board first; {env} has {n}")
+        raise ValueError(
+            f"board_cnn needs an action per point of the {height}x{width} board first; the env has {n} actions"
+        )
     h = layers.Permute((2, 3, 1, 4))(h)
     h = layers.Reshape((height, width, nframes * channels))(h)
     for _ in range(int(conv_layers)):
@@ -439,3 +441,11 @@ def actor_critic_rnn(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="ada
 NETWORKS.update({f.__name__: f for f in (actor_critic_mlp, actor_critic_cnn, actor_critic_rnn)})
 CONV_NETWORKS.add("actor_critic_cnn")
 ACTOR_CRITIC_NETWORKS = {"actor_critic_mlp", "actor_critic_cnn", "actor_critic_rnn"}
+VECTOR_NETWORKS = {"q_rnn", "actor_critic_rnn"}  # a GRU over vector observations; images are refused
+
+
+def board_size(frame_shape) -> tuple[int, int]:
+    """The ``(H, W)`` of a board frame: ``(C, H, W)`` planes, ``(H, W, C)`` or ``(H, W)``."""
+    if len(frame_shape) == 3 and _is_channels_first(frame_shape):
+        return int(frame_shape[1]), int(frame_shape[2])
+    return int(frame_shape[0]), int(frame_shape[1])

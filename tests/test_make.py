@@ -60,3 +60,20 @@ def test_env_kwargs_and_module_prefix_reach_the_env(tmp_path, monkeypatch):
     env = make_env_factory(run)()
     assert env.unwrapped._sutton_barto_reward is True
     env.close()
+
+
+@pytest.mark.parametrize(
+    "agent, net, message",
+    [
+        ("dqn", "board_cnn", "board_cnn needs an action per point of the board first, 210x160 = 33600, but "),
+        ("dqn", "q_rnn", "q_rnn reads vector observations but PongNoFrameskip-v4 observations have shape (210, 160"),
+        ("ppo", "actor_critic_rnn", "actor_critic_rnn reads vector observations"),
+    ],
+)
+def test_check_env_refuses_a_network_the_observations_do_not_fit(agent, net, message):
+    from kerlym.make import check_env
+
+    run, cfg = kerlym.configure("PongNoFrameskip-v4", agent, modelfactory=net)
+    with pytest.raises(ConfigError) as e:
+        check_env(run, cfg)
+    assert message in str(e.value)
