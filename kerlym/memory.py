@@ -192,10 +192,10 @@ class ReplayMemory(FrameRing):
         a transition was written before its successor, so the ring overwrites it first.
         """
         idx = np.asarray(idx, dtype=np.int64)
+        # Indexing with an array copies, so the n-step sums below write into arrays of their own.
         rewards, terminated, nxt = self.rewards[idx], self.terminated[idx], self.next[idx]
         n_steps = None
         if n_step > 1:
-            rewards, terminated = rewards.astype(np.float32), terminated.copy()  # new arrays, summed into
             n_steps = np.ones(len(idx), dtype=np.int32)
             for k in range(1, n_step):
                 go = ~terminated & self.valid[nxt]
