@@ -287,6 +287,13 @@ class DQNConfig(AgentConfig):
         ("--n_step",),
         topic="agent",
     )
+    dueling: bool = setting(
+        False,
+        "Dueling network: a value and an advantage stream in place of the model factory's output layer, "
+        "Q = V + A - mean(A)",
+        ("--dueling",),
+        topic="agent",
+    )
     target_update_freq: int | None = setting(
         None,
         "Env steps between target-network syncs (default: -f)",

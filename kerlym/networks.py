@@ -305,6 +305,7 @@ _FACTORIES = (
 NETWORKS = {f.__name__: f for f in _FACTORIES}
 CONV_NETWORKS = {"simple_cnn", "nature_cnn", "board_cnn", "pgconvnet"}
 POLICY_NETWORKS = {"karpathy_simple_pgnet", "pgconvnet"}
+MULTI_HEAD_Q_NETWORKS = {"board_cnn"}  # Q-values from more than one output layer: no dueling head replaces them
 
 
 def get(name: str):

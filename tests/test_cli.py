@@ -225,6 +225,18 @@ def test_play_evaluates_a_saved_run(tmp_path):
     assert out.stdout.count(" * Episode") == 2 and "mean reward" in out.stdout
 
 
+def test_a_dueling_run_saves_its_head_and_plays_and_resumes_with_it(tmp_path):
+    assert kerlym(*FAST, "--dueling", "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
+    run = only_run(tmp_path)
+    with open(os.path.join(run, "config.json")) as f:
+        assert json.load(f)["dueling"] is True
+    out = kerlym("--play", run, "--eval_episodes", "1")
+    assert out.returncode == 0 and "mean reward" in out.stdout, out.stderr
+    out = kerlym("--resume", run, "--steps", "400", "-q")
+    assert out.returncode == 0, out.stderr
+    assert checkpoint_step(run) == 400
+
+
 def test_play_and_best_model_use_the_weight_average(tmp_path, monkeypatch):
     import keras
     import numpy as np

@@ -484,3 +484,78 @@ def test_n_step_update_takes_the_mask_of_the_chains_last_state():
 def test_n_step_must_be_positive():
     with pytest.raises(ValueError, match="n_step"):
         make_agent(DQN, n_step=0)
+
+
+def dueling_q(s, wv, wa):
+    """``Q(s) = s @ wv + s @ wa - mean_a (s @ wa)``: a dueling head on the linear factory's input, by hand."""
+    adv = s @ wa
+    return s @ wv + adv - adv.mean(axis=1, keepdims=True)
+
+
+def test_dueling_head_is_value_plus_centred_advantages_and_keeps_the_factorys_output_layer_settings():
+    agent = make_agent(DQN, dueling=True)
+    model = agent.model
+    assert [layer.name for layer in model.layers[1:]] == ["value", "advantage", "dueling_q"]
+    assert not model.get_layer("value").use_bias and not model.get_layer("advantage").use_bias  # as linear_q's
+    assert isinstance(model.optimizer, keras.optimizers.SGD)  # the factory's optimizer and loss
+    rng = np.random.default_rng(5)
+    wv, wa = rng.normal(size=(4, 1)).astype(np.float32), rng.normal(size=(4, 2)).astype(np.float32)
+    model.set_weights([wv, wa])
+    s = rng.normal(size=(3, 4)).astype(np.float32)
+    q = np_(model(s))
+    np.testing.assert_allclose(q, dueling_q(s, wv, wa), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(q.mean(axis=1), (s @ wv)[:, 0], rtol=1e-5, atol=1e-6)  # V is the mean Q-value
+    greedy, _ = agent.act(s, explore=False)
+    np.testing.assert_array_equal(greedy, (s @ wa).argmax(axis=1))  # the advantages pick the action
+
+
+@pytest.mark.parametrize("cls", [DQN, D2QN])
+def test_dueling_update_matches_a_hand_computed_sgd_step(cls):
+    agent = make_agent(cls, dueling=True)
+    rng = np.random.default_rng(7)
+    wv, wa, wv_t, wa_t = (rng.normal(size=shape).astype(np.float32) for shape in [(4, 1), (4, 2)] * 2)
+    agent.model.set_weights([wv, wa])
+    agent.target_model.set_weights([wv_t, wa_t])
+    s = np.array([[1.0, 0.5, -1.0, 2.0], [0.0, -1.0, 1.0, 0.5]], np.float32)
+    s2 = np.array([[0.5, 0.5, 0.0, 1.0], [1.0, 1.0, -2.0, 0.0]], np.float32)
+    a, r, term = np.array([1, 0], np.int32), np.array([1.0, -0.5], np.float32), np.array([False, True])
+
+    rows = np.arange(2)
+    q_next_target = dueling_q(s2, wv_t, wa_t)
+    picked = q_next_target.argmax(axis=1) if cls is DQN else dueling_q(s2, wv, wa).argmax(axis=1)
+    y = r + 0.9 * (1 - term) * q_next_target[rows, picked]
+    q_sa = dueling_q(s, wv, wa)[rows, a]
+    g = -2.0 / 2 * (y - q_sa)  # d loss / d Q(s_i, a_i)
+    grad_wv = (g[:, None] * s).sum(axis=0)[:, None]  # every action's Q moves with V
+    centred = np.eye(2)[a] - 0.5  # d Q(s, a) / d A(s, b) = [a == b] - 1 / actions
+    grad_wa = s.T @ (g[:, None] * centred)
+
+    losses = agent.steps.update((s[None], a[None], r[None], s2[None], term[None]))
+    np.testing.assert_allclose(losses, [np.mean((y - q_sa) ** 2)], rtol=1e-5)
+    new_wv, new_wa = agent.model.get_weights()
+    np.testing.assert_allclose(new_wv, wv - 0.1 * grad_wv, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_wa, wa - 0.1 * grad_wa, rtol=1e-5, atol=1e-6)
+
+
+def test_dueling_needs_one_dense_output_layer():
+    def two_heads(agent, env, dropout=0.0, learning_rate=0.1, **kwargs):
+        s = keras.Input((agent.input_dim,))
+        q = layers.Concatenate()([layers.Dense(1)(s), layers.Dense(1)(s)])
+        model = keras.Model(s, q)
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    with pytest.raises(ValueError, match="two_heads's output layer .* must be one Dense layer on one input; .* Concat"):
+        make_agent(DQN, modelfactory=two_heads, dueling=True)
+
+
+def test_dueling_model_saves_and_reloads_with_identical_outputs(tmp_path):
+    from kerlym import runs
+
+    agent = make_agent(D2QN, modelfactory="simple_dnn", dropout=0.0, dueling=True)
+    model = agent.model
+    model.set_weights([np.random.default_rng(i).normal(size=w.shape) for i, w in enumerate(model.get_weights())])
+    path = str(tmp_path / "dueling.keras")
+    model.save(path)
+    s = np.random.default_rng(9).normal(size=(5, agent.input_dim)).astype(np.float32)
+    np.testing.assert_array_equal(np_(runs.load_model(path)(s)), np_(model(s)))

@@ -77,3 +77,11 @@ def test_check_env_refuses_a_network_the_observations_do_not_fit(agent, net, mes
     with pytest.raises(ConfigError) as e:
         check_env(run, cfg)
     assert message in str(e.value)
+
+
+def test_check_env_refuses_a_dueling_head_on_a_network_with_several_output_heads():
+    from kerlym.make import check_env
+
+    run, cfg = kerlym.configure("CartPole-v1", "ddqn", modelfactory="board_cnn", dueling=True)
+    with pytest.raises(ConfigError, match="--dueling replaces the network's output layer, and board_cnn's Q-values"):
+        check_env(run, cfg)

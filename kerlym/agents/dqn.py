@@ -14,6 +14,10 @@ The update scheme is the original KeRLym's, in today's terms:
   original alternated its two networks after each update; the default
   (``target_update_freq = update_freq``) is the same: targets come from the
   weights as they were before the current update;
+* with ``dueling``, the factory's output layer gives way to a value stream and
+  an advantage stream on the features that fed it, ``Q = V + A - mean(A)``
+  (Wang et al. 2016): one value learnt from every sample, however many actions
+  share it (:func:`dueling_model`);
 * with ``ema_steps``, greedy actions (evaluation, ``--play``, saved models)
   come from an exponential moving average of the online network's weights,
   updated after every update; training still acts and learns with the online
@@ -25,10 +29,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import keras
 import numpy as np
 from keras import ops
 
-from kerlym.agents.base import Agent
+from kerlym.agents.base import Agent, factory_name
 from kerlym.agents.ema import WeightAverage
 from kerlym.backend import build_steps, compiled_loss
 from kerlym.config import DQNConfig
@@ -61,6 +66,51 @@ def masked(q, legal):
 def masked_argmax(values: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Per row, the legal action with the highest value (NumPy; row ``i``'s legal actions are ``masks[i]``)."""
     return np.where(masks, values, -np.inf).argmax(axis=1)
+
+
+@keras.saving.register_keras_serializable(package="kerlym")
+class DuelingQ(keras.layers.Layer):
+    """``Q = V + A - mean_a A``, from a value ``[B, 1]`` and advantages ``[B, actions]`` (Wang et al. 2016, eq. 9).
+
+    Subtracting the mean advantage makes ``V`` the mean Q-value over the actions, so the
+    two streams are identifiable; the greedy action is the advantages' argmax.
+    """
+
+    def call(self, inputs):
+        value, advantages = inputs
+        return value + advantages - ops.mean(advantages, axis=-1, keepdims=True)
+
+
+def dueling_model(net, name: str):
+    """``net`` with its output layer replaced by a dueling head on the features that fed it.
+
+    The value and advantage layers are initialised as ``net``'s output layer was, with a
+    bias where it had one (a zero-initialised output starts every Q-value at zero again); the
+    model keeps the optimizer and loss the factory compiled. ``net`` is refused,
+    naming ``name``, unless its output layer is one ``Dense`` layer with a single input.
+    """
+    out = net.layers[-1]
+    features = getattr(out, "input", None) if isinstance(out, keras.layers.Dense) else None
+    if features is None or isinstance(features, (list, tuple)):
+        raise ValueError(
+            f"--dueling replaces {name}'s output layer with a value and an advantage stream, so that layer must be "
+            f"one Dense layer on one input; {name}'s is {type(out).__name__}"
+        )
+
+    def head(units, layer_name):
+        return keras.layers.Dense(
+            units,
+            use_bias=out.use_bias,
+            kernel_initializer=keras.initializers.deserialize(keras.initializers.serialize(out.kernel_initializer)),
+            bias_initializer=keras.initializers.deserialize(keras.initializers.serialize(out.bias_initializer)),
+            dtype="float32",
+            name=layer_name,
+        )(features)
+
+    q = DuelingQ(dtype="float32", name="dueling_q")([head(1, "value"), head(out.units, "advantage")])
+    model = keras.Model(net.input, q, name=f"{net.name}_dueling")
+    model.compile(optimizer=net.optimizer, loss=net.loss)
+    return model
 
 
 def decayed_epsilon(episode: int, epsilon: float, decay: float, floor: float) -> float:
@@ -140,6 +190,10 @@ class DQN(Agent):
             ema_model = self.build_model()
             ema_model.set_weights(self.model.get_weights())
             self.ema = WeightAverage(ema_steps, build_steps(ema_model))
+
+    def build_model(self):
+        net = super().build_model()
+        return dueling_model(net, factory_name(self.modelfactory)) if self.config.dueling else net
 
     # -- the maths ----------------------------------------------------------
     def target_q_values(self, target, batches):
