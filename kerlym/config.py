@@ -294,6 +294,13 @@ class DQNConfig(AgentConfig):
         ("--dueling",),
         topic="agent",
     )
+    symmetries: bool = setting(
+        False,
+        "Train on each replay sample under a random one of the env's symmetries (envs that define symmetries(): "
+        "Go's 8 board rotations and reflections)",
+        ("--symmetries",),
+        topic="agent",
+    )
     target_update_freq: int | None = setting(
         None,
         "Env steps between target-network syncs (default: -f)",

@@ -559,3 +559,40 @@ def test_dueling_model_saves_and_reloads_with_identical_outputs(tmp_path):
     model.save(path)
     s = np.random.default_rng(9).normal(size=(5, agent.input_dim)).astype(np.float32)
     np.testing.assert_array_equal(np_(runs.load_model(path)(s)), np_(model(s)))
+
+
+def test_symmetries_turn_each_sample_its_stacked_frames_action_and_next_mask_alike():
+    pytest.importorskip("pyspiel")
+    from kerlym.envs import make_env
+    from kerlym.memory import Batch
+
+    env = make_env("Go9x9-v0", env_kwargs={"opponent": "random", "board_size": 5})
+    agent = DQN(env, nframes=2, modelfactory="simple_dnn", seed=0, symmetries=True, update_freq=100, update_nsamp=64)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 2, size=(2, 2, 2, 3, 5, 5), dtype=np.uint8)  # [sample, state/next, frame, planes]
+    masks = rng.integers(0, 2, size=(2, 27), dtype=np.int8)
+    batch = Batch(
+        frames[:, 0].reshape(2, -1), np.array([1, 25]), np.array([0.5, -1.0], np.float32),
+        frames[:, 1].reshape(2, -1), np.array([False, True]), next_masks=masks,
+    )
+    turned = agent.symmetries.apply(batch, np.array([1, 5]))  # a quarter turn; a quarter turn, then a reflection
+
+    def quarter(x, reflect):  # np.rot90 over the board's two axes, then a left-right flip
+        x = np.rot90(x, 1, axes=(-2, -1))
+        return x[..., ::-1] if reflect else x
+
+    for i, reflect in enumerate([False, True]):
+        np.testing.assert_array_equal(turned.states[i], quarter(frames[i, 0], reflect).reshape(-1))
+        np.testing.assert_array_equal(turned.next_states[i], quarter(frames[i, 1], reflect).reshape(-1))
+        points = quarter(masks[i, :25].reshape(5, 5), reflect).reshape(-1)
+        np.testing.assert_array_equal(turned.next_masks[i], np.concatenate([points, masks[i, 25:]]))
+    assert turned.actions.tolist() == [3 * 5 + 0, 25]  # point (0, 1) turns to (3, 0); pass stays pass
+    np.testing.assert_array_equal(turned.rewards, batch.rewards)
+    np.testing.assert_array_equal(turned.terminated, batch.terminated)
+    agent.learn(max_steps=600, verbose=0)  # sampling and updating with symmetries
+    assert agent.updates > 0
+
+
+def test_symmetries_need_an_env_that_defines_them():
+    with pytest.raises(ValueError, match="symmetries=True needs an env that defines symmetries\\(\\); CartPole-v1"):
+        make_agent(DQN, symmetries=True)

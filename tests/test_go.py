@@ -329,3 +329,31 @@ def test_gnugo_process_ends_on_close_and_on_garbage_collection(make):
 def test_bad_board_size_is_refused(make, board_size):
     with pytest.raises(ValueError, match="board_size must be an integer from 2 to 19"):
         make(board_size=board_size)
+
+
+def test_symmetries_map_a_played_game_onto_the_same_game_rotated_and_reflected(make):
+    env, replay = make(board_size=5), make(board_size=5)
+    env.reset(seed=3)
+    rng = np.random.default_rng(3)
+    for _ in range(12):  # a real position: captures and the random opponent's replies included
+        legal = np.flatnonzero(env.action_mask()[: env.pass_action])
+        obs, _, done, _, info = env.step(int(rng.choice(legal)))
+        if done:
+            break
+    obs_index, action_index = env.symmetries()
+    assert obs_index.shape == (8, 75) and action_index.shape == (8, 27)
+    np.testing.assert_array_equal(obs_index[0], np.arange(75))  # row 0: the identity
+    assert len({row.tobytes() for row in obs_index}) == 8  # eight distinct symmetries
+    new_action = np.argsort(action_index, axis=1)
+    for k in range(8):
+        # Replay the game's moves, each moved by symmetry k, on a fresh board.
+        replay.state = replay.game.new_initial_state()
+        for move in env.state.history():
+            moved = new_action[k, flip_rows(move, 5)] if move != env.pass_action else move
+            replay.state.apply_action(flip_rows(int(moved), 5))
+        np.testing.assert_array_equal(replay._observation().reshape(-1), obs.reshape(-1)[obs_index[k]])
+        np.testing.assert_array_equal(replay.action_mask(), info["action_mask"][action_index[k]])
+    # By hand: a quarter turn (np.rot90, anticlockwise) moves the top row's second point to the left column's
+    # second point from the bottom, and the reflection after it to the right column's.
+    assert new_action[1, 0 * 5 + 1] == 3 * 5 + 0 and new_action[5, 0 * 5 + 1] == 3 * 5 + 4
+    assert (new_action[:, [25, 26]] == [25, 26]).all()  # pass and resign stay put

@@ -18,6 +18,8 @@ The update scheme is the original KeRLym's, in today's terms:
   an advantage stream on the features that fed it, ``Q = V + A - mean(A)``
   (Wang et al. 2016): one value learnt from every sample, however many actions
   share it (:func:`dueling_model`);
+* with ``symmetries``, every replay sample is trained on under a random one of
+  the env's symmetries (Go's 8 board rotations and reflections: :class:`Symmetries`);
 * with ``ema_steps``, greedy actions (evaluation, ``--play``, saved models)
   come from an exponential moving average of the online network's weights,
   updated after every update; training still acts and learns with the online
@@ -37,7 +39,7 @@ from kerlym.agents.base import Agent, factory_name
 from kerlym.agents.ema import WeightAverage
 from kerlym.backend import build_steps, compiled_loss
 from kerlym.config import DQNConfig
-from kerlym.memory import ReplayMemory
+from kerlym.memory import Batch, ReplayMemory
 
 EXPLORATION_BLOCK = 4096  # epsilon-greedy draws per NumPy call (two calls per act cost more than the act)
 
@@ -113,6 +115,53 @@ def dueling_model(net, name: str):
     return model
 
 
+class Symmetries:
+    """An env's symmetries, applied to replay samples: each sample is trained on under one drawn at random.
+
+    The env (``env.unwrapped``) defines ``symmetries() -> (obs_index, action_index)``, two
+    integer arrays of one row per symmetry: symmetry ``k`` turns a flat observation ``o``
+    into ``o[obs_index[k]]`` and any per-action vector ``v`` (an action mask, Q-values)
+    into ``v[action_index[k]]``, so action ``a`` becomes the ``b`` with
+    ``action_index[k][b] == a``. Go's are the board's 8 rotations and reflections
+    (:meth:`kerlym.envs.go.GoEnv.symmetries`). Rewards, terminations and n-step counts are
+    unchanged; stacked frames each get the same symmetry.
+    """
+
+    def __init__(self, env, frame_shape, nframes: int):
+        source = getattr(env.unwrapped, "symmetries", None)
+        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        if source is None:
+            raise ValueError(f"symmetries=True needs an env that defines symmetries(); {name} does not")
+        obs_index, action_index = (np.asarray(x, dtype=np.int64) for x in source())
+        frame_size = int(np.prod(frame_shape))
+        if obs_index.shape[1] != frame_size or tuple(env.unwrapped.observation_space.shape) != tuple(frame_shape):
+            raise ValueError(
+                f"{name}'s symmetries permute its raw observations of shape "
+                f"{env.unwrapped.observation_space.shape}, but the agent's frames have shape {tuple(frame_shape)} "
+                "(a preprocessor changed them)"
+            )
+        # One index row per symmetry over a whole stacked state: frame f's entries sit at f * frame_size.
+        self.state_index = np.concatenate([obs_index + f * frame_size for f in range(nframes)], axis=1)
+        self.action_index = action_index
+        self.new_action = np.argsort(action_index, axis=1)  # the inverse permutation: action a -> new_action[k, a]
+
+    def __len__(self) -> int:
+        return len(self.action_index)
+
+    def apply(self, batch: Batch, which: np.ndarray) -> Batch:
+        """``batch`` with sample ``i`` under symmetry ``which[i]``."""
+        index = self.state_index[which]
+        next_masks = batch.next_masks
+        if next_masks is not None:
+            next_masks = np.take_along_axis(next_masks, self.action_index[which], axis=1)
+        return batch._replace(
+            states=np.take_along_axis(batch.states, index, axis=1),
+            actions=self.new_action[which, batch.actions].astype(batch.actions.dtype),
+            next_states=np.take_along_axis(batch.next_states, index, axis=1),
+            next_masks=next_masks,
+        )
+
+
 def decayed_epsilon(episode: int, epsilon: float, decay: float, floor: float) -> float:
     """The original's per-episode schedule: ``epsilon *= (1 - decay)``, never below ``floor``."""
     return max(floor, epsilon * (1.0 - decay))
@@ -178,6 +227,7 @@ class DQN(Agent):
         self.memory = ReplayMemory(
             max_memory, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs, self.concurrency
         )
+        self.symmetries = Symmetries(self.env, self.frame_shape, self.nframes) if c.symmetries else None
         self.loss = compiled_loss(self.model, self.modelfactory.__name__)
         self._target_model = self.build_model()
         self.steps = build_steps(self.model, self.q_loss, target=self._target_model, prepare=self.target_q_values)
@@ -286,6 +336,8 @@ class DQN(Agent):
         n = steps * self.batch_size
         newest = min(self.update_freq, n) if self.replay == "newest" else 0
         batch = self.memory.sample(n, self.rng, newest=newest, n_step=self.n_step, discount=self.discount)
+        if self.symmetries is not None:
+            batch = self.symmetries.apply(batch, self.rng.integers(len(self.symmetries), size=n))
         order = self.rng.permutation(n)  # spread the newest transitions over the minibatches
         return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch.arrays())
 

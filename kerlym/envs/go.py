@@ -365,6 +365,29 @@ class GoEnv(gym.Env):
         planes = np.asarray(self.state.observation_tensor(0), dtype=np.float32).reshape(4, n, n)[:3]
         return np.ascontiguousarray(planes[:, ::-1], dtype=np.uint8)  # OpenSpiel's row 0 is the bottom
 
+    def symmetries(self) -> tuple[np.ndarray, np.ndarray]:
+        """The board's 8 rotations and reflections as index arrays ``(obs_index [8, 3 N²], action_index [8, N² + 2])``.
+
+        Symmetry ``k`` turns a flat observation ``o`` into ``o[obs_index[k]]`` and a per-action
+        vector ``v`` (the action mask) into ``v[action_index[k]]``; pass and resign stay put.
+        Row 0 is the identity. Go's rules and scoring (komi included) do not change under
+        them, so a transformed game is as real as the one played
+        (:class:`kerlym.agents.dqn.Symmetries` trains on them).
+        """
+        n = self.board_size
+        planes = np.arange(3 * n * n).reshape(3, n, n)
+        points = np.arange(n * n).reshape(n, n)
+        obs_index, action_index = [], []
+        for flip in (False, True):
+            for k in range(4):
+                obs = np.rot90(planes, k, axes=(1, 2))
+                board = np.rot90(points, k)
+                if flip:
+                    obs, board = obs[:, :, ::-1], board[:, ::-1]
+                obs_index.append(obs.reshape(-1))
+                action_index.append(np.concatenate([board.reshape(-1), [self.pass_action, self.resign_action]]))
+        return np.array(obs_index), np.array(action_index)
+
     def action_mask(self) -> np.ndarray:
         """int8 over the actions, 1 where legal for the agent now; pass and resign always."""
         mask = np.zeros(self.action_space.n, dtype=np.int8)
