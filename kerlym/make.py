@@ -209,6 +209,14 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
                     f"board_cnn needs an action per point of the board first, {height}x{width} = "
                     f"{height * width}, but {run.env} has {env.action_space.n} actions"
                 )
+        if getattr(config, "symmetries", False):
+            if not callable(getattr(env.unwrapped, "symmetries", None)):
+                raise C.ConfigError(f"--symmetries needs an env that defines symmetries(); {run.env} does not")
+            if tuple(shape) != tuple(env.unwrapped.observation_space.shape):
+                raise C.ConfigError(
+                    f"--symmetries permutes {run.env}'s observations as the env makes them, but the "
+                    f"{config.preprocessor} preprocessor changes their shape"
+                )
         check_resources(config, shape, env.observation_space.dtype)
     finally:
         env.close()

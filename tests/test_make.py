@@ -85,3 +85,11 @@ def test_check_env_refuses_a_dueling_head_on_a_network_with_several_output_heads
     run, cfg = kerlym.configure("CartPole-v1", "ddqn", modelfactory="board_cnn", dueling=True)
     with pytest.raises(ConfigError, match="--dueling replaces the network's output layer, and board_cnn's Q-values"):
         check_env(run, cfg)
+
+
+def test_check_env_refuses_symmetries_for_an_env_without_them():
+    from kerlym.make import check_env
+
+    run, cfg = kerlym.configure("CartPole-v1", "ddqn", symmetries=True)
+    with pytest.raises(ConfigError, match=r"--symmetries needs an env that defines symmetries\(\); CartPole-v1"):
+        check_env(run, cfg)
