@@ -95,8 +95,8 @@ def dueling_model(net, name: str):
     features = getattr(out, "input", None) if isinstance(out, keras.layers.Dense) else None
     if features is None or isinstance(features, (list, tuple)):
         raise ValueError(
-            f"--dueling replaces {name}'s output layer with a value and an advantage stream, so that layer must be "
-            f"one Dense layer on one input; {name}'s is {type(out).__name__}"
+            f"dueling (--dueling) replaces {name}'s output layer with a value and an advantage stream, so that "
+            f"layer must be one Dense layer on one input; {name}'s is {type(out).__name__}"
         )
 
     def head(units, layer_name):
