@@ -167,12 +167,12 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             n for n in networks.NETWORKS if n not in networks.POLICY_NETWORKS | networks.ACTOR_CRITIC_NETWORKS
         )
         raise C.ConfigError(f"{net} is a policy network for -a pg; Q-learning agents need one of: {q_nets}")
-    schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if getattr(config, "dueling", False) and net in networks.MULTI_HEAD_Q_NETWORKS:
         raise C.ConfigError(
             f"--dueling replaces the network's output layer, and {net}'s Q-values come from several heads; "
             "use simple_dnn, zoo_mlp, q_rnn or a CNN"
         )
+    schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")
     try:
