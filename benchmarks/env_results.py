@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import sys
 import time
@@ -57,7 +58,7 @@ RADIO_ENVS = ("RadioSearch-v0", "RadioSearchHard-v0")
 TABLE = [(env, agent) for env in GO_ENVS + RADIO_ENVS for agent in ("dqn", "ppo")]
 BASELINE_SEED = 100_000  # RadioSearch evaluation bands: episode i is reset with this + i, for every policy
 GO_FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "wall_s", "random_games", "random_win"]
-GO_FIELDS += ["gnugo_games", "gnugo_win", "gnugo_ends"]
+GO_FIELDS += ["gnugo_games", "gnugo_win", "gnugo_ends", "random_win_network"]
 RADIO_FIELDS = ["env", "agent", "seed", "backend", "steps", "episodes", "wall_s", "eval_episodes", "eval_mean"]
 RADIO_FIELDS += ["eval_std", "found_mean", "sweep_mean", "oracle_mean", "sampled_mean", "sampled_found"]
 
@@ -101,8 +102,17 @@ def go_row(agent_name: str, seed: int, games: int, gnugo: bool, settings: dict) 
         if name == "gnugo":  # how the games ended, e.g. "two_passes:97 resign:3"
             ends = [info.get("end", "?") for info in env.finals]
             row["gnugo_ends"] = " ".join(f"{e}:{ends.count(e)}" for e in sorted(set(ends)))
+        if name == "random" and getattr(agent.config, "average_symmetries", False):
+            # The same games with the network alone, to show what the symmetry average adds.
+            averaged = agent.config
+            agent.config = dataclasses.replace(averaged, average_symmetries=False)
+            returns = agent.evaluate(games, env=env, seed=10_000 + 1000 * seed)
+            agent.config = averaged
+            row["random_win_network"] = float(np.mean(returns > 0))
     agent.close()
     gnugo_text = f", vs gnugo:0 {row['gnugo_win']:.0%}" if gnugo else ""
+    if "random_win_network" in row:
+        gnugo_text += f", vs random without the symmetry average {row['random_win_network']:.0%}"
     print(f"  Go9x9-v0 {agent_name} seed {seed}: vs random {row['random_win']:.0%}{gnugo_text}, trained {wall:.0f} s")
     return row
 

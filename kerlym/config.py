@@ -301,6 +301,13 @@ class DQNConfig(AgentConfig):
         ("--symmetries",),
         topic="agent",
     )
+    average_symmetries: bool = setting(
+        False,
+        "Greedy actions (evaluation, --play, predict) take Q averaged over the env's symmetries, "
+        "each mapped back to the board as played",
+        ("--average_symmetries",),
+        topic="agent",
+    )
     target_update_freq: int | None = setting(
         None,
         "Env steps between target-network syncs (default: -f)",

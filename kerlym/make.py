@@ -209,12 +209,13 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
                     f"board_cnn needs an action per point of the board first, {height}x{width} = "
                     f"{height * width}, but {run.env} has {env.action_space.n} actions"
                 )
-        if getattr(config, "symmetries", False):
+        flag = next((f for f in ("symmetries", "average_symmetries") if getattr(config, f, False)), None)
+        if flag is not None:
             if not callable(getattr(env.unwrapped, "symmetries", None)):
-                raise C.ConfigError(f"--symmetries needs an env that defines symmetries(); {run.env} does not")
+                raise C.ConfigError(f"--{flag} needs an env that defines symmetries(); {run.env} does not")
             if tuple(shape) != tuple(env.unwrapped.observation_space.shape):
                 raise C.ConfigError(
-                    f"--symmetries permutes {run.env}'s observations as the env makes them, but the "
+                    f"--{flag} permutes {run.env}'s observations as the env makes them, but the "
                     f"{config.preprocessor} preprocessor changes their shape"
                 )
         check_resources(config, shape, env.observation_space.dtype)

@@ -297,6 +297,7 @@ _GO_Q = {
     "dueling": True,
     "symmetries": True,  # every sample under a random one of the board's 8 rotations and reflections
     "ema_steps": 10_000,  # play greedily with a moving average of the weights
+    "average_symmetries": True,  # and with its Q averaged over the 8 symmetries of the board
     "optimizer": "adam",
     "loss": "huber",
     "steps": 300_000,

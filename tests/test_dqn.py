@@ -596,3 +596,52 @@ def test_symmetries_turn_each_sample_its_stacked_frames_action_and_next_mask_ali
 def test_symmetries_need_an_env_that_defines_them():
     with pytest.raises(ValueError, match="symmetries=True needs an env that defines symmetries\\(\\); CartPole-v1"):
         make_agent(DQN, symmetries=True)
+
+
+def test_average_symmetries_maps_each_q_back_to_the_board_as_played():
+    pytest.importorskip("pyspiel")
+    from kerlym.envs import make_env
+
+    env = make_env("Go9x9-v0", env_kwargs={"opponent": "random", "board_size": 5})
+    agent = DQN(env, modelfactory="simple_dnn", seed=0, average_symmetries=True, update_freq=100, update_nsamp=64)
+    assert agent.symmetries is not None
+    # A Q that reads each point's black stone is the same board under every symmetry: the mean is itself.
+    boards = np.random.default_rng(1).integers(0, 2, size=(3, 3, 5, 5)).astype(np.uint8)
+
+    def black(states):
+        planes = states.reshape(len(states), 3, 25)
+        return np.concatenate([planes[:, 0], np.full((len(states), 2), 0.5)], axis=1)
+
+    np.testing.assert_array_equal(agent.symmetries.mean_q(boards, black), black(boards))
+    # A Q that ignores the board averages each point over its images: a corner over the four corners.
+    square = np.arange(27.0) ** 2
+    mean = agent.symmetries.mean_q(boards[:1], lambda s: np.tile(square, (len(s), 1)))[0]
+    assert mean[0] == mean[24] == (0 + 16 + 400 + 576) / 4 and mean[12] == 144 and mean[25:].tolist() == [625, 676]
+
+    # The agent's greedy action: Q of the 8 turned boards from its network, each turned back by hand.
+    model = agent.model  # random weights throughout (its output layer starts at zero)
+    rng = np.random.default_rng(2)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    obs, info = env.reset(seed=3)
+    for action in (6, 12, 8):
+        obs, *_, info = env.step(action)
+    state = obs.reshape(1, 3, 5, 5)
+    turned, back = [], []
+    for flip in (False, True):
+        for k in range(4):
+            board = np.rot90(state, k, axes=(2, 3))
+            turned.append(board[..., ::-1] if flip else board)
+            back.append(lambda q, k=k, flip=flip: np.rot90(q[:, ::-1] if flip else q, -k))
+    q = np_(agent.greedy_model(np.concatenate(turned).reshape(8, -1)))
+    by_hand = np.mean([np.append(back[j](q[j, :25].reshape(5, 5)), q[j, 25:]) for j in range(8)], axis=0)
+    actions, q_mean = agent.act(state.reshape(1, -1), explore=False, masks=info["action_mask"][None])
+    np.testing.assert_allclose(q_mean[0], by_hand, rtol=1e-5, atol=1e-6)
+    assert actions[0] == np.argmax(np.where(info["action_mask"] == 1, by_hand, -np.inf))
+    assert not np.allclose(by_hand, q[0])  # the network alone is not symmetric, so the mean is not its own Q
+    agent.learn(max_steps=300, verbose=0)  # trains on samples as played: no symmetries drawn
+    assert agent.updates > 0
+
+
+def test_average_symmetries_need_an_env_that_defines_them():
+    with pytest.raises(ValueError, match="average_symmetries=True needs an env that defines symmetries"):
+        make_agent(DQN, average_symmetries=True)

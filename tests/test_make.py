@@ -93,3 +93,6 @@ def test_check_env_refuses_symmetries_for_an_env_without_them():
     run, cfg = kerlym.configure("CartPole-v1", "ddqn", symmetries=True)
     with pytest.raises(ConfigError, match=r"--symmetries needs an env that defines symmetries\(\); CartPole-v1"):
         check_env(run, cfg)
+    run, cfg = kerlym.configure("CartPole-v1", "dqn", average_symmetries=True)
+    with pytest.raises(ConfigError, match=r"--average_symmetries needs an env that defines symmetries\(\); Cart"):
+        check_env(run, cfg)

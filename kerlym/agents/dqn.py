@@ -20,6 +20,8 @@ The update scheme is the original KeRLym's, in today's terms:
   share it (:func:`dueling_model`);
 * with ``symmetries``, every replay sample is trained on under a random one of
   the env's symmetries (Go's 8 board rotations and reflections: :class:`Symmetries`);
+* with ``average_symmetries``, greedy actions come from Q averaged over those
+  symmetries, each mapped back to the state as played (:meth:`Symmetries.mean_q`);
 * with ``ema_steps``, greedy actions (evaluation, ``--play``, saved models)
   come from an exponential moving average of the online network's weights,
   updated after every update; training still acts and learns with the online
@@ -127,11 +129,11 @@ class Symmetries:
     unchanged; stacked frames each get the same symmetry.
     """
 
-    def __init__(self, env, frame_shape, nframes: int):
+    def __init__(self, env, frame_shape, nframes: int, setting: str = "symmetries"):
         source = getattr(env.unwrapped, "symmetries", None)
         name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
         if source is None:
-            raise ValueError(f"symmetries=True needs an env that defines symmetries(); {name} does not")
+            raise ValueError(f"{setting}=True needs an env that defines symmetries(); {name} does not")
         obs_index, action_index = (np.asarray(x, dtype=np.int64) for x in source())
         frame_size = int(np.prod(frame_shape))
         if obs_index.shape[1] != frame_size or tuple(env.unwrapped.observation_space.shape) != tuple(frame_shape):
@@ -147,6 +149,18 @@ class Symmetries:
 
     def __len__(self) -> int:
         return len(self.action_index)
+
+    def mean_q(self, states: np.ndarray, q_values: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Q of ``states`` averaged over the symmetries: each state's Q under every symmetry, mapped back.
+
+        ``q_values`` takes a batch of states and returns their Q-values; it is called once,
+        on all ``len(self) * len(states)`` transformed states.
+        """
+        n, k = len(states), len(self)
+        turned = states.reshape(n, -1)[:, self.state_index]  # [n, k, state size]
+        q = np.asarray(q_values(turned.reshape(n * k, *states.shape[1:]))).reshape(n, k, -1)
+        # Action a of the state as played is action new_action[j, a] of its symmetry j.
+        return np.take_along_axis(q, self.new_action[None], axis=2).mean(axis=1)
 
     def apply(self, batch: Batch, which: np.ndarray) -> Batch:
         """``batch`` with sample ``i`` under symmetry ``which[i]``."""
@@ -227,7 +241,10 @@ class DQN(Agent):
         self.memory = ReplayMemory(
             max_memory, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs, self.concurrency
         )
-        self.symmetries = Symmetries(self.env, self.frame_shape, self.nframes) if c.symmetries else None
+        self.symmetries = None  # the env's symmetries, for training samples and/or greedy actions
+        if c.symmetries or c.average_symmetries:
+            setting = "symmetries" if c.symmetries else "average_symmetries"
+            self.symmetries = Symmetries(self.env, self.frame_shape, self.nframes, setting)
         self.loss = compiled_loss(self.model, self.modelfactory.__name__)
         self._target_model = self.build_model()
         self.steps = build_steps(self.model, self.q_loss, target=self._target_model, prepare=self.target_q_values)
@@ -287,7 +304,11 @@ class DQN(Agent):
     # -- acting and learning ------------------------------------------------
     def act(self, states, explore=True, masks=None):
         if not explore:
-            greedy, q = self.ema.act(states) if self.ema is not None else self.steps.act(states)
+            acting = self.ema if self.ema is not None else self.steps
+            if self.config.average_symmetries:
+                q = self.symmetries.mean_q(np.asarray(states), lambda turned: acting.act(turned)[1])
+                return (q.argmax(axis=1) if masks is None else masked_argmax(q, masks)), q
+            greedy, q = acting.act(states)
             return (greedy if masks is None else masked_argmax(q, masks)), q
         u, actions = self._exploration_draws(len(states))
         if masks is not None:  # explore among the legal actions only
@@ -336,7 +357,7 @@ class DQN(Agent):
         n = steps * self.batch_size
         newest = min(self.update_freq, n) if self.replay == "newest" else 0
         batch = self.memory.sample(n, self.rng, newest=newest, n_step=self.n_step, discount=self.discount)
-        if self.symmetries is not None:
+        if self.config.symmetries:
             batch = self.symmetries.apply(batch, self.rng.integers(len(self.symmetries), size=n))
         order = self.rng.permutation(n)  # spread the newest transitions over the minibatches
         return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch.arrays())
