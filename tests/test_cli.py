@@ -237,6 +237,19 @@ def test_a_dueling_run_saves_its_head_and_plays_and_resumes_with_it(tmp_path):
     assert checkpoint_step(run) == 400
 
 
+def test_a_go_run_with_symmetries_plays_with_their_average(tmp_path):
+    pytest.importorskip("pyspiel")
+    go = ["-e", "Go9x9-v0", "-a", "ddqn", "-n", "simple_dnn", "--env-kwargs", "opponent=random", "board_size=5"]
+    out = kerlym(*go, "--symmetries", "--average_symmetries", "--steps", "300", "-q", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    with open(os.path.join(run, "config.json")) as f:
+        saved = json.load(f)
+    assert saved["symmetries"] is True and saved["average_symmetries"] is True
+    out = kerlym("--play", run, "--eval_episodes", "2")
+    assert out.returncode == 0 and "mean reward" in out.stdout, out.stderr
+
+
 def test_play_and_best_model_use_the_weight_average(tmp_path, monkeypatch):
     import keras
     import numpy as np
