@@ -371,6 +371,13 @@ class ActorCriticConfig(AgentConfig):
     nframes: int = setting(
         1, "Number of sequential observations stacked into one state", ("-t", "--num_frames"), topic="environment"
     )
+    average_symmetries: bool = setting(
+        False,
+        "Greedy actions (evaluation, --play, predict) take the policy averaged over the env's symmetries, "
+        "each mapped back to the board as played (discrete actions)",
+        ("--average_symmetries",),
+        topic="agent",
+    )
     dropout: float = setting(0.0, "Dropout rate in the NN", ("-o", "--dropout"), topic="network")
     learning_rate: float = setting(
         7e-4,

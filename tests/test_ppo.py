@@ -135,3 +135,44 @@ def test_ppo_learns_cartpole():
     returns = agent.evaluate(10, seed=100)
     agent.close()
     assert returns.mean() > 200  # random play averages about 22
+
+
+def test_average_symmetries_averages_the_legal_policy_over_the_turned_boards():
+    pytest.importorskip("pyspiel")
+    import keras
+
+    from kerlym.envs import make_env
+
+    env = make_env("Go9x9-v0", env_kwargs={"opponent": "random", "board_size": 5})
+    agent = PPO(env, seed=0, average_symmetries=True, n_steps=32, batch_size=32)
+    model = agent.model  # random weights throughout, so no board's policy is symmetric by chance
+    rng = np.random.default_rng(2)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    obs, info = env.reset(seed=3)
+    for action in (6, 12, 8):
+        obs, *_, info = env.step(action)
+    state, legal = obs.reshape(1, 3, 5, 5), info["action_mask"].astype(bool)
+    probs, values = [], []
+    for flip in (False, True):  # each turned board's policy over its legal moves, turned back by hand
+        for k in range(4):
+            board = np.rot90(state, k, axes=(2, 3))
+            board = board[..., ::-1] if flip else board
+            out = keras.ops.convert_to_numpy(agent.model(board.reshape(1, -1).astype(np.float32)))[0]
+            points = out[:25].reshape(5, 5)
+            logits = np.append(np.rot90(points[:, ::-1] if flip else points, -k), out[25:27])
+            p = np.where(legal, np.exp(logits - logits.max()), 0.0)
+            probs.append(p / p.sum())
+            values.append(out[-1])
+    by_hand = np.mean(probs, axis=0)
+    actions, value = agent.act(state.reshape(1, -1), explore=False, masks=info["action_mask"][None])
+    assert actions[0] == np.argmax(by_hand) and legal[actions[0]]
+    np.testing.assert_allclose(value[0, 0], np.mean(values), rtol=1e-5)
+    plain, _ = agent.act(state.reshape(1, -1).copy(), explore=True, masks=info["action_mask"][None])  # sampling
+    assert legal[plain[0]]
+    assert len({int(np.argmax(p)) for p in probs}) > 1  # the turned boards disagree, so the average decides
+    agent.learn(max_steps=64, verbose=0)
+
+
+def test_average_symmetries_need_discrete_actions():
+    with pytest.raises(ValueError, match="average_symmetries=True needs discrete actions"):
+        PPO("Pendulum-v1", average_symmetries=True)

@@ -288,6 +288,13 @@ class ActorCriticAgent(Agent):
             space = self.env.action_space
             self.low, self.high = space.low.reshape(-1), space.high.reshape(-1)
         self.obs_rms = RunningMeanStd((self.input_dim,)) if c.normalize_obs else None
+        self.symmetries = None  # with average_symmetries: the env's, for greedy actions
+        if c.average_symmetries:
+            if self.continuous:
+                raise ValueError("average_symmetries=True needs discrete actions")
+            from kerlym.symmetries import Symmetries
+
+            self.symmetries = Symmetries(self.env, self.frame_shape, self.nframes, "average_symmetries")
         self.ret_rms = RunningMeanStd(()) if c.normalize_reward else None
         self.running_returns = np.zeros(n)
         self.step_limit = None
@@ -363,6 +370,8 @@ class ActorCriticAgent(Agent):
         return self.steps.act(states, self._noise(len(states), False))[3][:, 0].astype(np.float64)
 
     def act(self, states, explore=True, masks=None):
+        if not explore and self.config.average_symmetries:
+            return self.symmetric_greedy(np.asarray(states), masks)
         inputs = (states, self._noise(len(states), explore))
         if masks is not None and not self.continuous:
             inputs = (*inputs, masks.astype(np.float32))
@@ -376,6 +385,21 @@ class ActorCriticAgent(Agent):
         if self.continuous:
             actions = np.clip(actions, self.low, self.high)
         return actions, value
+
+    def symmetric_greedy(self, states, masks=None):
+        """Greedy actions from the policy averaged over the env's symmetries, and the mean value ``[N, 1]``.
+
+        The network scores every state under every symmetry; each policy's logits are mapped
+        back to the actions of the state as played, softmaxed over its legal actions and averaged.
+        """
+        outputs = ops.convert_to_numpy(self.greedy_model(self.symmetries.turn(states), training=False))
+        logits, _, value = self.split(outputs.astype(np.float64))
+        logits = self.symmetries.back(logits)  # [N, symmetries, actions]
+        if masks is not None:
+            logits = np.where(np.asarray(masks, dtype=bool)[:, None], logits, -np.inf)
+        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        return probs.mean(axis=1).argmax(axis=1), value.reshape(len(states), -1).mean(axis=1, keepdims=True)
 
     def behaviour(self):
         """The sampled (unclipped) actions, their log-probabilities and values, and the legal actions acted on."""

@@ -41,7 +41,8 @@ from kerlym.agents.base import Agent, factory_name
 from kerlym.agents.ema import WeightAverage
 from kerlym.backend import build_steps, compiled_loss
 from kerlym.config import DQNConfig
-from kerlym.memory import Batch, ReplayMemory
+from kerlym.memory import ReplayMemory
+from kerlym.symmetries import Symmetries
 
 EXPLORATION_BLOCK = 4096  # epsilon-greedy draws per NumPy call (two calls per act cost more than the act)
 
@@ -115,65 +116,6 @@ def dueling_model(net, name: str):
     model = keras.Model(net.input, q, name=f"{net.name}_dueling")
     model.compile(optimizer=net.optimizer, loss=net.loss)
     return model
-
-
-class Symmetries:
-    """An env's symmetries, applied to replay samples: each sample is trained on under one drawn at random.
-
-    The env (``env.unwrapped``) defines ``symmetries() -> (obs_index, action_index)``, two
-    integer arrays of one row per symmetry: symmetry ``k`` turns a flat observation ``o``
-    into ``o[obs_index[k]]`` and any per-action vector ``v`` (an action mask, Q-values)
-    into ``v[action_index[k]]``, so action ``a`` becomes the ``b`` with
-    ``action_index[k][b] == a``. Go's are the board's 8 rotations and reflections
-    (:meth:`kerlym.envs.go.GoEnv.symmetries`). Rewards, terminations and n-step counts are
-    unchanged; stacked frames each get the same symmetry.
-    """
-
-    def __init__(self, env, frame_shape, nframes: int, setting: str = "symmetries"):
-        source = getattr(env.unwrapped, "symmetries", None)
-        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-        if source is None:
-            raise ValueError(f"{setting}=True needs an env that defines symmetries(); {name} does not")
-        obs_index, action_index = (np.asarray(x, dtype=np.int64) for x in source())
-        frame_size = int(np.prod(frame_shape))
-        if obs_index.shape[1] != frame_size or tuple(env.unwrapped.observation_space.shape) != tuple(frame_shape):
-            raise ValueError(
-                f"{name}'s symmetries permute its raw observations of shape "
-                f"{env.unwrapped.observation_space.shape}, but the agent's frames have shape {tuple(frame_shape)} "
-                "(a preprocessor changed them)"
-            )
-        # One index row per symmetry over a whole stacked state: frame f's entries sit at f * frame_size.
-        self.state_index = np.concatenate([obs_index + f * frame_size for f in range(nframes)], axis=1)
-        self.action_index = action_index
-        self.new_action = np.argsort(action_index, axis=1)  # the inverse permutation: action a -> new_action[k, a]
-
-    def __len__(self) -> int:
-        return len(self.action_index)
-
-    def mean_q(self, states: np.ndarray, q_values: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Q of ``states`` averaged over the symmetries: each state's Q under every symmetry, mapped back.
-
-        ``q_values`` takes a batch of states and returns their Q-values; it is called once,
-        on all ``len(self) * len(states)`` transformed states.
-        """
-        n, k = len(states), len(self)
-        turned = states.reshape(n, -1)[:, self.state_index]  # [n, k, state size]
-        q = np.asarray(q_values(turned.reshape(n * k, *states.shape[1:]))).reshape(n, k, -1)
-        # Action a of the state as played is action new_action[j, a] of its symmetry j.
-        return np.take_along_axis(q, self.new_action[None], axis=2).mean(axis=1)
-
-    def apply(self, batch: Batch, which: np.ndarray) -> Batch:
-        """``batch`` with sample ``i`` under symmetry ``which[i]``."""
-        index = self.state_index[which]
-        next_masks = batch.next_masks
-        if next_masks is not None:
-            next_masks = np.take_along_axis(next_masks, self.action_index[which], axis=1)
-        return batch._replace(
-            states=np.take_along_axis(batch.states, index, axis=1),
-            actions=self.new_action[which, batch.actions].astype(batch.actions.dtype),
-            next_states=np.take_along_axis(batch.next_states, index, axis=1),
-            next_masks=next_masks,
-        )
 
 
 def decayed_epsilon(episode: int, epsilon: float, decay: float, floor: float) -> float:

@@ -372,7 +372,7 @@ class GoEnv(gym.Env):
         vector ``v`` (the action mask) into ``v[action_index[k]]``; pass and resign stay put.
         Row 0 is the identity. Go's rules and scoring (komi included) do not change under
         them, so a transformed game is as real as the one played
-        (:class:`kerlym.agents.dqn.Symmetries` trains on them).
+        (:class:`kerlym.symmetries.Symmetries` uses them).
         """
         n = self.board_size
         planes = np.arange(3 * n * n).reshape(3, n, n)
