@@ -393,12 +393,10 @@ class ActorCriticAgent(Agent):
         back to the actions of the state as played, softmaxed over its legal actions and averaged.
         """
         outputs = ops.convert_to_numpy(self.greedy_model(self.symmetries.turn(states), training=False))
-        logits, _, value = self.split(outputs.astype(np.float64))
+        logits, _, value = self.split(outputs)
         logits = self.symmetries.back(logits)  # [N, symmetries, actions]
-        if masks is not None:
-            logits = np.where(np.asarray(masks, dtype=bool)[:, None], logits, -np.inf)
-        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probs /= probs.sum(axis=-1, keepdims=True)
+        legal = None if masks is None else np.asarray(masks)[:, None]
+        probs = ops.convert_to_numpy(ops.softmax(masked_logits(logits, legal), axis=-1))
         return probs.mean(axis=1).argmax(axis=1), value.reshape(len(states), -1).mean(axis=1, keepdims=True)
 
     def behaviour(self):

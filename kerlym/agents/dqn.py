@@ -249,8 +249,9 @@ class DQN(Agent):
             acting = self.ema if self.ema is not None else self.steps
             if self.config.average_symmetries:
                 q = self.symmetries.mean_q(np.asarray(states), lambda turned: acting.act(turned)[1])
-                return (q.argmax(axis=1) if masks is None else masked_argmax(q, masks)), q
-            greedy, q = acting.act(states)
+                greedy = q.argmax(axis=1)
+            else:
+                greedy, q = acting.act(states)
             return (greedy if masks is None else masked_argmax(q, masks)), q
         u, actions = self._exploration_draws(len(states))
         if masks is not None:  # explore among the legal actions only
