@@ -274,6 +274,7 @@ _GO_PPO = {
     "n_epochs": 4,
     "ent_coef": 0.01,
     "learning_rate": 3e-4,
+    "lr_schedule": "linear",  # to 0 at 1M steps: 96.0% against random over 5 seeds, against 93.8% at a constant 3e-4
     "steps": 1_000_000,  # 250k steps won 90.7% against random (benchmarks/README.md)
     # No average_symmetries: PPO trains on the games as played, and averaging its policy over the
     # board's symmetries took its wins against random from 93.8% to 88.2% over 5 seeds (benchmarks/README.md).
