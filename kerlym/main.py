@@ -15,8 +15,9 @@ import os
 import sys
 from dataclasses import MISSING, fields
 
+from kerlym import checkpoints
 from kerlym import config as C
-from kerlym.runs import first_line
+from kerlym._io import first_line
 
 WEIGHTS = ("online", "average", "best")
 # --format: (file or folder name under RUN_DIR/export/ after the weights' name, Keras's export format; None: .keras)
@@ -326,7 +327,7 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
         agent = make(run, cfg, submit_stats=stats_envs)
     if resume_from:
         with native_stderr_silenced():
-            runs.restore_checkpoint(resume_from, agent)
+            checkpoints.restore_checkpoint(resume_from, agent)
         # The checkpoint was written after its step's episodes were counted: keep exactly those rows
         # (episodes after it will be run again).
         progress = os.path.join(run_dir, runs.PROGRESS)
@@ -419,14 +420,15 @@ def pick_weights(run_dir: str, which: str | None, cfg: C.AgentConfig) -> tuple[l
     from kerlym import runs
 
     if which == "best":
-        path = runs.best_model(run_dir)
-        return runs.load_model(path).get_weights(), f"best.keras of {run_dir}"
+        path = checkpoints.best_model(run_dir)
+        return checkpoints.load_model(path).get_weights(), f"best.keras of {run_dir}"
     if which == "average" and getattr(cfg, "ema_steps", None) is None:
         raise UsageError("--weights average needs a run trained with --ema (a weight average); use online or best")
-    checkpoint = runs.latest_checkpoint(run_dir)
+    checkpoint = checkpoints.latest_checkpoint(run_dir)
     if which == "online":
-        return runs.load_model(os.path.join(checkpoint, runs.MODEL)).get_weights(), f"online network of {checkpoint}"
-    weights = runs.greedy_weights(checkpoint)  # the average where the checkpoint holds one, else model.keras
+        model = checkpoints.load_model(os.path.join(checkpoint, runs.MODEL))
+        return model.get_weights(), f"online network of {checkpoint}"
+    weights = checkpoints.greedy_weights(checkpoint)  # the average where the checkpoint holds one, else model.keras
     if not _has_average(checkpoint):
         if which == "average":
             raise UsageError(f"{checkpoint} holds no weight average yet (saved before the first update); use online")
@@ -435,7 +437,7 @@ def pick_weights(run_dir: str, which: str | None, cfg: C.AgentConfig) -> tuple[l
 
 
 def _has_average(checkpoint: str) -> bool:
-    """Whether a checkpoint holds a weight average (``ema/*`` arrays; :func:`kerlym.runs.greedy_weights` read them)."""
+    """Whether a checkpoint holds a weight average (``ema/*`` arrays; :func:`kerlym.checkpoints.greedy_weights`)."""
     import numpy as np
 
     from kerlym import runs
@@ -704,7 +706,7 @@ def main(argv=None) -> int:
             runs.check_run_writable(saved_dir)
             with runs.lock_run(saved_dir):
                 runs.remove_stale_temporaries(saved_dir)
-                checkpoint, note = runs.resumable_checkpoint(saved_dir)
+                checkpoint, note = checkpoints.resumable_checkpoint(saved_dir)
                 if note:
                     print(f"kerlym: note: {note}", file=sys.stderr)
                 return train(run, cfg, saved_dir, checkpoint)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 
+from kerlym import checkpoints, resources
 from kerlym import config as C
 
 
@@ -146,7 +147,7 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
     import gymnasium as gym
 
     from kerlym import networks, preproc
-    from kerlym.runs import first_line
+    from kerlym._io import first_line
 
     net = config.modelfactory
     if isinstance(net, str) and net not in networks.NETWORKS:
@@ -227,9 +228,9 @@ def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
     """Refuse settings this machine cannot run: more env workers than it can start, a replay memory beyond its RAM."""
     import numpy as np
 
-    from kerlym import memory, runs
+    from kerlym import memory
 
-    workers = runs.max_env_workers()
+    workers = resources.max_env_workers()
     if config.concurrency > workers:
         raise C.ConfigError(
             f"{C.label('concurrency')} {config.concurrency} is more env processes than this machine can run "
@@ -240,7 +241,7 @@ def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
         return
     dtype = np.uint8 if frame_dtype == np.uint8 else np.float32
     need = memory.replay_nbytes(capacity, frame_shape, dtype, config.concurrency)
-    have = runs.available_memory_bytes()
+    have = resources.available_memory_bytes()
     if need > have:
         raise C.ConfigError(
             f"a replay memory of {capacity} frames of shape {tuple(frame_shape)} needs {need / 2**30:.1f} GiB, but "
@@ -320,7 +321,8 @@ def load(path: str, checkpoint: str | None = "latest", env=None, agent: str | No
     if os.path.isdir(path) and not is_checkpoint:  # a run folder
         run_dir = path
         runs.read_config(run_dir)  # a folder that is no run says so before it is searched for checkpoints
-        source = {"latest": runs.latest_checkpoint, "best": runs.best_model, None: lambda _: None}[checkpoint](path)
+        pick = {"latest": checkpoints.latest_checkpoint, "best": checkpoints.best_model, None: lambda _: None}
+        source = pick[checkpoint](path)
     else:
         run_dir, source = _run_dir_of(path), path
     if run_dir is not None:
@@ -338,12 +340,12 @@ def load(path: str, checkpoint: str | None = "latest", env=None, agent: str | No
     if source is None:
         return built
     if os.path.isdir(source):  # a checkpoint: weights, optimizer, counters
-        runs.restore_checkpoint(source, built)
+        checkpoints.restore_checkpoint(source, built)
         if run_dir is not None:
             rows = read_progress(os.path.join(run_dir, runs.PROGRESS))
             built.episodes = [r for r in rows if r["episode"] <= built.episode]
     else:  # a .keras file: the greedy network's weights only
-        weights = runs.load_model(source).get_weights()
+        weights = checkpoints.load_model(source).get_weights()
         try:
             built.model.set_weights(weights)
             built.greedy_model.set_weights(weights)  # the weight average's network too, where there is one

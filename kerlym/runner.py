@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from kerlym import checkpoints
 from kerlym.actors import ObservationError, action_masks  # noqa: F401 (ObservationError: kerlym.runner's API)
 
 
@@ -258,11 +259,12 @@ class Runner:
     # -- checkpoints and evaluations ---------------------------------------
     def checkpoint(self) -> str:
         """Write a checkpoint now; a second signal meanwhile is ignored with a message."""
-        from kerlym import runs
 
         self.saving = True
         try:
-            self.last_checkpoint = runs.save_checkpoint(self.run_dir, self.agent, include_memory=self.save_memory)
+            self.last_checkpoint = checkpoints.save_checkpoint(
+                self.run_dir, self.agent, include_memory=self.save_memory
+            )
         finally:
             self.saving = False
         return self.last_checkpoint
@@ -273,9 +275,8 @@ class Runner:
         mean, std = float(returns.mean()), float(returns.std())
         best = False
         if self.run_dir is not None:
-            from kerlym import runs
 
-            best = runs.record_evaluation(self.run_dir, self.agent, mean, std)
+            best = checkpoints.record_evaluation(self.run_dir, self.agent, mean, std)
         for sink in self.sinks:
             if hasattr(sink, "on_eval"):
                 sink.on_eval(self, mean, std, best)

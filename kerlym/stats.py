@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from kerlym.runs import CheckpointError
+from kerlym._io import CheckpointError
 
 PROGRESS_FIELDS = ["episode", "total_steps", "reward", "length", "epsilon", "loss", "max_q", "min_q", "wall_time"]
 # Columns an agent may add after PROGRESS_FIELDS (its ``metric_names``: the actor-critic agents' losses and
@@ -286,7 +286,7 @@ def rewrite_progress(path: str, rows: list[dict]) -> None:
     Raises:
         CheckpointError: it cannot be written; the old file is kept.
     """
-    from kerlym.runs import temporary_path
+    from kerlym._io import temporary_path
 
     tmp = temporary_path(path)
     fields = _header_fields(path) or progress_fields([name for name in EXTRA_FIELDS if rows and name in rows[0]])

@@ -25,6 +25,7 @@ import os
 import time
 from typing import NamedTuple
 
+from kerlym import checkpoints
 from kerlym import config as C
 
 MARKER = "sweep.json"
@@ -235,12 +236,12 @@ def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, e
         agent = make(run, cfg)
     wall = 0.0
     try:
-        checkpoint = runs.latest_checkpoint(run_dir)
+        checkpoint = checkpoints.latest_checkpoint(run_dir)
     except runs.CheckpointError:
         checkpoint = None
     if checkpoint:
         with native_stderr_silenced():
-            runs.restore_checkpoint(checkpoint, agent)
+            checkpoints.restore_checkpoint(checkpoint, agent)
         progress = os.path.join(run_dir, runs.PROGRESS)
         rows = [r for r in read_progress(progress) if r["episode"] <= agent.episode]
         rewrite_progress(progress, rows)
@@ -568,7 +569,7 @@ def _fit(sweep_dir, settings, param_space, tune_config, address, n_trials):
             return False
         for r in results:
             if r.error is not None:
-                from kerlym.runs import first_line
+                from kerlym._io import first_line
 
                 print(f"kerlym: note: trial {r.metrics.get('trial_id', '?')} failed: {first_line(r.error)}")
         return results

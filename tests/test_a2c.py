@@ -121,7 +121,7 @@ def test_a2c_rmsprop_steps_as_torchs_does_by_hand():
 
 
 def test_a_model_saved_with_rmsprop_tf_loads_in_a_fresh_process(tmp_path):
-    # Keras reads a saved optimizer even when loading uncompiled, so kerlym.runs.load_model must register
+    # Keras reads a saved optimizer even when loading uncompiled, so kerlym.checkpoints.load_model must register
     # RMSpropTF itself: a fresh process (kerlym --play, kerlym.load) has not compiled one yet.
     import os
     import subprocess
@@ -137,7 +137,7 @@ def test_a_model_saved_with_rmsprop_tf_loads_in_a_fresh_process(tmp_path):
     logits = np.asarray(keras.ops.convert_to_numpy(agent.model(states)[0]))
     agent.close()
     code = (
-        "import sys, numpy as np, keras; from kerlym import runs; m = runs.load_model(sys.argv[1]); "
+        "import sys, numpy as np, keras; from kerlym import checkpoints; m = checkpoints.load_model(sys.argv[1]); "
         "np.save(sys.argv[3], keras.ops.convert_to_numpy(m(np.load(sys.argv[2]))[0]))"
     )
     out = tmp_path / "logits.npy"

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from kerlym import agents, config, preproc
+from kerlym import agents, checkpoints, config, preproc
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
 ENV.pop("DISPLAY", None)
@@ -255,7 +255,6 @@ def test_play_and_best_model_use_the_weight_average(tmp_path, monkeypatch):
     import numpy as np
 
     from kerlym import main as cli
-    from kerlym import runs
 
     args = ("--steps", "1500", "--ema", "1000", "--eval_every", "1500", "--eval_episodes", "1")
     out = kerlym(*FAST, *args, "--outdir", str(tmp_path))
@@ -266,9 +265,9 @@ def test_play_and_best_model_use_the_weight_average(tmp_path, monkeypatch):
         average = [npz[f"ema/{i}"] for i in range(6)]  # zoo_mlp: three kernels and three biases
     online = keras.saving.load_model(os.path.join(checkpoint, "model.keras"), compile=False).get_weights()
     assert not np.allclose(average[0], online[0])  # two updates (1024, 1280): the average lags the online weights
-    for got, want in zip(runs.greedy_weights(checkpoint), average, strict=True):
+    for got, want in zip(checkpoints.greedy_weights(checkpoint), average, strict=True):
         np.testing.assert_array_equal(got, want)
-    for got, want in zip(runs.greedy_weights(os.path.join(run, "best.keras")), average, strict=True):
+    for got, want in zip(checkpoints.greedy_weights(os.path.join(run, "best.keras")), average, strict=True):
         np.testing.assert_array_equal(got, want)  # evaluated, and saved, at step 1500: the average
     played = kerlym("--play", run, "--eval_episodes", "1")
     assert played.returncode == 0 and "mean reward" in played.stdout, played.stderr

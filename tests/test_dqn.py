@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from keras import layers, ops
 
+from kerlym import checkpoints
 from kerlym.agents import D2QN, DQN
 from kerlym.agents.dqn import EXPLORATION_BLOCK, td_targets
 
@@ -550,7 +551,6 @@ def test_dueling_needs_one_dense_output_layer():
 
 
 def test_dueling_model_saves_and_reloads_with_identical_outputs(tmp_path):
-    from kerlym import runs
 
     agent = make_agent(D2QN, modelfactory="simple_dnn", dropout=0.0, dueling=True)
     model = agent.model
@@ -558,7 +558,7 @@ def test_dueling_model_saves_and_reloads_with_identical_outputs(tmp_path):
     path = str(tmp_path / "dueling.keras")
     model.save(path)
     s = np.random.default_rng(9).normal(size=(5, agent.input_dim)).astype(np.float32)
-    np.testing.assert_array_equal(np_(runs.load_model(path)(s)), np_(model(s)))
+    np.testing.assert_array_equal(np_(checkpoints.load_model(path)(s)), np_(model(s)))
 
 
 def test_symmetries_turn_each_sample_its_stacked_frames_action_and_next_mask_alike():

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from kerlym import checkpoints
 from kerlym import main as cli
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
@@ -30,7 +31,7 @@ def _export(run_dir, capsys, *flags):
 def _keras_outputs(run_dir, states):
     from kerlym import runs
 
-    model = runs.load_model(os.path.join(runs.latest_checkpoint(run_dir), runs.MODEL))
+    model = checkpoints.load_model(os.path.join(checkpoints.latest_checkpoint(run_dir), runs.MODEL))
     return np.asarray(model(states))
 
 

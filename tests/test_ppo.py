@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from test_a2c import linear_ac  # tests/ is on sys.path (rootdir-relative import mode)
 
+from kerlym import checkpoints
 from kerlym.agents import PPO
 from kerlym.agents.actor_critic import Rollout
 
@@ -66,7 +67,6 @@ def test_minibatches_cover_each_epoch_once():
 
 
 def test_normalisation_statistics_are_checkpointed(tmp_path):
-    from kerlym import runs
 
     settings = dict(n_steps=32, batch_size=32, n_epochs=1, normalize_obs=True, normalize_reward=True, seed=0)
     agent = PPO("CartPole-v1", **settings)
@@ -74,10 +74,10 @@ def test_normalisation_statistics_are_checkpointed(tmp_path):
     assert agent.obs_rms.count == pytest.approx(64 + 1e-4) and agent.ret_rms.count == pytest.approx(64 + 1e-4)
     layer = agent.model.get_layer("obs_norm")  # set from the statistics after the second rollout's update
     np.testing.assert_allclose(layer.mean.numpy(), agent.obs_rms.mean, rtol=1e-5)
-    path = runs.save_checkpoint(str(tmp_path), agent)
+    path = checkpoints.save_checkpoint(str(tmp_path), agent)
 
     other = PPO("CartPole-v1", **settings)
-    runs.restore_checkpoint(path, other)
+    checkpoints.restore_checkpoint(path, other)
     for mine, theirs in ((agent.obs_rms, other.obs_rms), (agent.ret_rms, other.ret_rms)):
         np.testing.assert_array_equal(theirs.mean, mine.mean)
         np.testing.assert_array_equal(theirs.var, mine.var)

@@ -14,7 +14,7 @@ import pytest
 from keras import layers
 from test_dqn import hand_sgd_step
 
-from kerlym import networks, runs
+from kerlym import checkpoints, networks, runs
 from kerlym.agents import D2QN, DQN, PG
 
 BF16 = "mixed_bfloat16"
@@ -109,13 +109,13 @@ def test_bf16_act_computes_in_bf16_and_returns_float32():
 def test_a_bf16_checkpoint_reloads_with_identical_outputs(tmp_path):
     agent = D2QN("CartPole-v1", modelfactory=networks.zoo_mlp, dtype_policy=BF16, seed=0, learning_starts=64)
     agent.learn(max_steps=300)
-    path = runs.save_checkpoint(str(tmp_path), agent)
+    path = checkpoints.save_checkpoint(str(tmp_path), agent)
     states = np.random.default_rng(1).normal(size=(16, 4)).astype(np.float32)
     again = D2QN("CartPole-v1", modelfactory=networks.zoo_mlp, dtype_policy=BF16, seed=5)
-    runs.restore_checkpoint(path, again)
+    checkpoints.restore_checkpoint(path, again)
     np.testing.assert_array_equal(again.act(states, explore=False)[1], agent.act(states, explore=False)[1])
     assert again.total_steps == 300
-    saved = runs.load_model(os.path.join(path, runs.MODEL))  # the .keras file keeps each layer's policy
+    saved = checkpoints.load_model(os.path.join(path, runs.MODEL))  # the .keras file keeps each layer's policy
     assert [layer.compute_dtype for layer in saved.layers[1:]] == [
         layer.compute_dtype for layer in agent.model.layers[1:]
     ]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import kerlym
-from kerlym import runs
+from kerlym import checkpoints, runs
 from kerlym.agents import D2QN
 from kerlym.runner import NonFiniteLoss, Runner
 
@@ -48,7 +48,7 @@ def test_a_nan_loss_stops_training_and_is_never_checkpointed(tmp_path):
     runner = Runner(agent, str(tmp_path), checkpoint_every=50)
     with pytest.raises(NonFiniteLoss, match="the loss became nan at step 100"):
         runner.run(max_steps=1000)
-    assert runs.latest_checkpoint(str(tmp_path)).endswith("step-0000000050")  # the last finite one
+    assert checkpoints.latest_checkpoint(str(tmp_path)).endswith("step-0000000050")  # the last finite one
     agent.close()
 
 
@@ -56,7 +56,7 @@ def test_a_checkpoint_on_an_episodes_last_step_counts_that_episode(tmp_path):
     # MountainCar's random episodes all last 200 steps, so every checkpoint falls on an episode's end.
     agent = D2QN("MountainCar-v0", seed=0, learning_starts=99_999)
     Runner(agent, str(tmp_path), checkpoint_every=200).run(max_steps=600)
-    with open(os.path.join(runs.latest_checkpoint(str(tmp_path)), runs.STATE)) as f:
+    with open(os.path.join(checkpoints.latest_checkpoint(str(tmp_path)), runs.STATE)) as f:
         state = json.load(f)
     assert (state["total_steps"], state["episode"]) == (600, 3) == (agent.total_steps, len(agent.episodes))
     agent.close()
@@ -94,7 +94,7 @@ def test_an_env_error_checkpoints_the_run_and_is_raised_with_the_step(tmp_path):
     with pytest.raises(RuntimeError, match="the simulator crashed") as e:
         Runner(agent, str(tmp_path), checkpoint_every=10_000).run(max_steps=100_000)
     step = agent.total_steps
-    assert runs.latest_checkpoint(str(tmp_path)).endswith(f"step-{step:010d}")
+    assert checkpoints.latest_checkpoint(str(tmp_path)).endswith(f"step-{step:010d}")
     assert f"at step {step}; checkpoint saved" in "".join(getattr(e.value, "__notes__", []))
     agent.close()
 

@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from kerlym import memory, runs
+from kerlym import _io, checkpoints, memory, resources, runs
 from kerlym.runs import CheckpointError, NonFiniteError, RunLocked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -175,8 +175,8 @@ def test_readers_take_no_lock_and_work_on_a_read_only_file_system(tmp_path, moun
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert runs.read_config(run) == {"env": "CartPole-v1"}
-        assert runs.resumable_checkpoint(run) == (checkpoint, None)
-        assert runs.latest_checkpoint(run) == checkpoint
+        assert checkpoints.resumable_checkpoint(run) == (checkpoint, None)
+        assert checkpoints.latest_checkpoint(run) == checkpoint
     finally:
         holder.kill()
         holder.wait()
@@ -185,7 +185,7 @@ def test_readers_take_no_lock_and_work_on_a_read_only_file_system(tmp_path, moun
     fake_checkpoint(fs, 300)
     remount_ro(fs)
     assert runs.read_config(fs)["env"] == "CartPole-v1"
-    assert runs.resumable_checkpoint(fs)[1] is None
+    assert checkpoints.resumable_checkpoint(fs)[1] is None
     with pytest.raises(CheckpointError, match=r"cannot lock run folder .*: Read-only file system$"):
         runs.lock_run(fs)
     with pytest.raises(CheckpointError, match=r"^cannot resume: run folder .* is not writable: Read-only file system"):
@@ -251,16 +251,16 @@ def test_random_bytes_in_latest_are_named_and_resume_falls_back(tmp_path):
     with open(latest, "wb") as f:
         f.write(bytes(range(128, 256)))  # not UTF-8: today a UnicodeDecodeError
     with pytest.raises(CheckpointError) as e:
-        runs.latest_checkpoint(run)
+        checkpoints.latest_checkpoint(run)
     assert one_line(e.value) == f"{latest} is corrupt: it does not name a checkpoint"
-    assert runs.resumable_checkpoint(run) == (
+    assert checkpoints.resumable_checkpoint(run) == (
         newest,
         f"{latest} is corrupt: it does not name a checkpoint; resuming from step-0000000600, "
         "the newest complete checkpoint",
     )
     with open(latest, "w") as f:
         f.write("../../etc\n")  # decodes, but is no checkpoint name
-    assert runs.resumable_checkpoint(run)[0] == newest
+    assert checkpoints.resumable_checkpoint(run)[0] == newest
 
 
 @pytest.mark.parametrize(
@@ -288,22 +288,22 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, da
             f.write('{"to')
     else:
         os.rename(newest, newest + "-gone")
-    path, note = runs.resumable_checkpoint(run)
+    path, note = checkpoints.resumable_checkpoint(run)
     assert path == previous
     assert note.startswith(f"checkpoint step-0000000600 is unusable ({problem.format(c=newest)}")
     assert note.endswith("); resuming from step-0000000300")
     if damage != "missing":  # with nothing to fall back to, the file's own error
         os.rename(previous, previous + "-gone")
         with pytest.raises(CheckpointError) as e:
-            runs.resumable_checkpoint(run)
+            checkpoints.resumable_checkpoint(run)
         assert one_line(e.value).startswith(problem.format(c=newest))
 
 
 def test_no_checkpoint_at_all(tmp_path):
     with pytest.raises(CheckpointError, match="has no checkpoint to resume from$"):
-        runs.resumable_checkpoint(str(tmp_path))
+        checkpoints.resumable_checkpoint(str(tmp_path))
     with pytest.raises(CheckpointError, match="has no checkpoint to resume from$"):
-        runs.latest_checkpoint(str(tmp_path))
+        checkpoints.latest_checkpoint(str(tmp_path))
 
 
 def test_a_corrupt_config_is_one_line(tmp_path):
@@ -326,10 +326,10 @@ def dead_pid() -> int:
 def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
     run = str(tmp_path)
     dead, live = dead_pid(), os.getpid()
-    checkpoints = os.path.join(run, "checkpoints")
-    os.makedirs(os.path.join(checkpoints, f".tmp-step-0000000300-{dead}"))  # kerlym 0.2's name
-    os.makedirs(os.path.join(checkpoints, f".tmp-{dead}-step-0000000600"))
-    os.makedirs(os.path.join(checkpoints, f".tmp-{live}-step-0000000900"))  # being written now
+    ckpt_dir = os.path.join(run, "checkpoints")
+    os.makedirs(os.path.join(ckpt_dir, f".tmp-step-0000000300-{dead}"))  # kerlym 0.2's name
+    os.makedirs(os.path.join(ckpt_dir, f".tmp-{dead}-step-0000000600"))
+    os.makedirs(os.path.join(ckpt_dir, f".tmp-{live}-step-0000000900"))  # being written now
     for name in (f"checkpoints/.tmp-{dead}-latest", "checkpoints/latest.tmp", f".tmp-{dead}-best.keras"):
         open(os.path.join(run, name), "w").close()
     for name in ("config.json.tmp", f".tmp-{live}-config.json", ".tmpfoo", "notes.tmp", "config.json"):
@@ -346,11 +346,11 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
         ]
     )
     assert listing(run) == [f".tmp-{live}-config.json", ".tmpfoo", "checkpoints", "config.json", "notes.tmp"]
-    assert listing(checkpoints) == [f".tmp-{live}-step-0000000900"]
+    assert listing(ckpt_dir) == [f".tmp-{live}-step-0000000900"]
     assert runs.remove_stale_temporaries(str(tmp_path / "nothing-here")) == []
 
 
-# -- checkpoints of a real agent ---------------------------------------------------------
+# -- ckpt_dir of a real agent ---------------------------------------------------------
 def tiny_q(agent, env, learning_rate=1e-3, **kwargs):
     import keras
 
@@ -376,26 +376,26 @@ def at_step(agent, step):
 
 def assert_intact(run, name):
     """``latest`` names ``name``, its files pass the checks, and nothing temporary is left."""
-    checkpoints = os.path.join(run, "checkpoints")
-    assert runs.resumable_checkpoint(run) == (os.path.join(checkpoints, name), None)
-    assert [n for n in os.listdir(checkpoints) if n.startswith(".tmp")] == []
+    ckpt_dir = os.path.join(run, "checkpoints")
+    assert checkpoints.resumable_checkpoint(run) == (os.path.join(ckpt_dir, name), None)
+    assert [n for n in os.listdir(ckpt_dir) if n.startswith(".tmp")] == []
     assert [n for n in os.listdir(run) if n.startswith(".tmp")] == []
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_resume_works_after(agent, mount):
     fs = mount("1m")
-    first = runs.save_checkpoint(fs, at_step(agent, 100))
+    first = checkpoints.save_checkpoint(fs, at_step(agent, 100))
     size = sum(os.path.getsize(os.path.join(first, f)) for f in os.listdir(first))
     for leave in (0, size // 4, size // 2, 3 * size // 4):  # the disk fills in each file of the checkpoint
         fill(fs, leave)
         with pytest.raises(CheckpointError) as e:
-            runs.save_checkpoint(fs, at_step(agent, 200))
-        checkpoints = os.path.join(fs, "checkpoints")
+            checkpoints.save_checkpoint(fs, at_step(agent, 200))
+        ckpt_dir = os.path.join(fs, "checkpoints")
         assert one_line(e.value) == (
-            f"cannot write checkpoint in {checkpoints}: No space left on device "
+            f"cannot write checkpoint in {ckpt_dir}: No space left on device "
             "(previous checkpoint kept: step-0000000100)"
         )
-        assert listing(checkpoints) == ["latest", "step-0000000100"]
+        assert listing(ckpt_dir) == ["latest", "step-0000000100"]
         if leave == 0:
             with pytest.raises(CheckpointError, match=rf"^cannot write {fs}/config.json: No space left on device$"):
                 runs.write_config(fs, {"env": "CartPole-v1"})
@@ -404,20 +404,20 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_resume_works_after(agent,
     from kerlym.agents import D2QN
 
     again = D2QN("CartPole-v1", modelfactory=tiny_q, seed=1, max_memory=500)
-    runs.restore_checkpoint(first, again)  # the kept checkpoint loads
+    checkpoints.restore_checkpoint(first, again)  # the kept checkpoint loads
     assert again.total_steps == 100
     for got, want in zip(again.model.get_weights(), agent.model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
-    runs.save_checkpoint(fs, at_step(agent, 200))  # room again: saving works
+    checkpoints.save_checkpoint(fs, at_step(agent, 200))  # room again: saving works
     assert_intact(fs, "step-0000000200")
 
 
 def test_a_read_only_disk_keeps_the_previous_checkpoint(agent, mount):
     fs = mount("1m")
-    runs.save_checkpoint(fs, at_step(agent, 100))
+    checkpoints.save_checkpoint(fs, at_step(agent, 100))
     remount_ro(fs)
     with pytest.raises(CheckpointError, match=r"^cannot write checkpoint in .*: Read-only file system \(previous"):
-        runs.save_checkpoint(fs, at_step(agent, 200))
+        checkpoints.save_checkpoint(fs, at_step(agent, 200))
     assert_intact(fs, "step-0000000100")
     with pytest.raises(CheckpointError, match=r"^cannot write .*config.json: Read-only file system$"):
         runs.write_config(fs, {"a": 1})
@@ -426,7 +426,7 @@ def test_a_read_only_disk_keeps_the_previous_checkpoint(agent, mount):
 @pytest.mark.parametrize("stage", ["model", "arrays", "latest"])
 def test_a_write_error_at_any_stage_keeps_the_previous_checkpoint(agent, tmp_path, monkeypatch, stage):
     run = str(tmp_path)
-    runs.save_checkpoint(run, at_step(agent, 100))
+    checkpoints.save_checkpoint(run, at_step(agent, 100))
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -444,12 +444,13 @@ def test_a_write_error_at_any_stage_keeps_the_previous_checkpoint(agent, tmp_pat
     elif stage == "arrays":
         monkeypatch.setattr(np, "savez", no_space)
     else:
-        atomic = runs._atomic_write
-        monkeypatch.setattr(runs, "_atomic_write", lambda p, t: no_space() if p.endswith("latest") else atomic(p, t))
+        atomic = _io.atomic_write
+        fail_latest = lambda p, t: no_space() if p.endswith("latest") else atomic(p, t)  # noqa: E731
+        monkeypatch.setattr(checkpoints, "atomic_write", fail_latest)
     with pytest.raises(
         CheckpointError, match=r"No space left on device \(previous checkpoint kept: step-0000000100\)$"
     ):
-        runs.save_checkpoint(run, at_step(agent, 200))
+        checkpoints.save_checkpoint(run, at_step(agent, 200))
     assert listing(os.path.join(run, "checkpoints")) == ["latest", "step-0000000100"]
     assert_intact(run, "step-0000000100")
     if stage == "model":
@@ -458,53 +459,53 @@ def test_a_write_error_at_any_stage_keeps_the_previous_checkpoint(agent, tmp_pat
 
 def test_other_errors_pass_through_and_leave_no_partial_folder(agent, tmp_path, monkeypatch):
     run = str(tmp_path)
-    runs.save_checkpoint(run, at_step(agent, 100))
+    checkpoints.save_checkpoint(run, at_step(agent, 100))
 
     def boom(*args, **kwargs):
         raise RuntimeError("a bug, not a disk problem")
 
     monkeypatch.setattr(np, "savez", boom)
     with pytest.raises(RuntimeError, match="a bug"):
-        runs.save_checkpoint(run, at_step(agent, 200))
+        checkpoints.save_checkpoint(run, at_step(agent, 200))
     assert_intact(run, "step-0000000100")
     monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        runs.save_checkpoint(run, at_step(agent, 200))
+        checkpoints.save_checkpoint(run, at_step(agent, 200))
     assert_intact(run, "step-0000000100")
 
 
 def test_saving_a_step_twice_replaces_it_and_newer_abandoned_checkpoints_go(agent, tmp_path):
     run = str(tmp_path)
     fake_checkpoint(run, 900)  # from before a resume that fell back past it
-    runs.save_checkpoint(run, at_step(agent, 100))
-    runs.save_checkpoint(run, at_step(agent, 200))
+    checkpoints.save_checkpoint(run, at_step(agent, 100))
+    checkpoints.save_checkpoint(run, at_step(agent, 200))
     agent.episode += 1  # e.g. the episode that ended at this step is now counted
-    runs.save_checkpoint(run, at_step(agent, 200))
+    checkpoints.save_checkpoint(run, at_step(agent, 200))
     assert listing(os.path.join(run, "checkpoints")) == ["latest", "step-0000000100", "step-0000000200"]
     assert_intact(run, "step-0000000200")
     with open(os.path.join(run, "checkpoints", "step-0000000200", "state.json")) as f:
         assert json.load(f)["episode"] == agent.episode
-    runs.save_checkpoint(run, at_step(agent, 300), keep=1)
+    checkpoints.save_checkpoint(run, at_step(agent, 300), keep=1)
     assert listing(os.path.join(run, "checkpoints")) == ["latest", "step-0000000300"]
 
 
 def test_non_finite_weights_or_optimizer_state_are_never_saved(agent, tmp_path):
     run = str(tmp_path)
-    runs.save_checkpoint(run, at_step(agent, 100))
+    checkpoints.save_checkpoint(run, at_step(agent, 100))
     weights = agent.model.get_weights()
     broken = [w.copy() for w in weights]
     broken[2][0, 1] = np.nan
     agent.model.set_weights(broken)
     try:
         with pytest.raises(NonFiniteError) as e:
-            runs.save_checkpoint(run, at_step(agent, 200))
+            checkpoints.save_checkpoint(run, at_step(agent, 200))
         assert one_line(e.value) == (
             "refusing to save a checkpoint at step 200: NaN or inf in model weight 2; "
             "step-0000000100 stays the latest checkpoint"
         )
         assert isinstance(e.value, CheckpointError)
         with pytest.raises(NonFiniteError, match="^refusing to evaluate at step 200: NaN or inf in the network's"):
-            runs.record_evaluation(run, agent, 10.0, 1.0)
+            checkpoints.record_evaluation(run, agent, 10.0, 1.0)
     finally:
         agent.model.set_weights(weights)
     moment = next(v for v in agent.model.optimizer.variables if len(v.shape) == 2)
@@ -512,7 +513,7 @@ def test_non_finite_weights_or_optimizer_state_are_never_saved(agent, tmp_path):
     moment.assign(np.full(saved.shape, np.inf, saved.dtype))
     try:
         with pytest.raises(NonFiniteError, match=r"NaN or inf in optimizer/\d+"):
-            runs.save_checkpoint(run, at_step(agent, 200))
+            checkpoints.save_checkpoint(run, at_step(agent, 200))
     finally:
         moment.assign(saved)
     assert_intact(run, "step-0000000100")
@@ -528,41 +529,41 @@ def test_non_finite_arrays_by_hand():
         "c": np.array([np.nan], ml_dtypes.bfloat16),
         "d": np.array([7], np.int64),
     }
-    assert runs.non_finite_arrays(arrays) == ["b", "c"]
+    assert checkpoints.non_finite_arrays(arrays) == ["b", "c"]
 
 
 def test_restore_names_the_corrupt_file(agent, tmp_path):
     from kerlym.agents import D2QN
 
-    path = runs.save_checkpoint(str(tmp_path), at_step(agent, 100))
+    path = checkpoints.save_checkpoint(str(tmp_path), at_step(agent, 100))
     again = D2QN("CartPole-v1", modelfactory=tiny_q, seed=1, max_memory=500)
     arrays = os.path.join(path, runs.ARRAYS)
     truncate(arrays)
     with pytest.raises(CheckpointError, match=rf"^{arrays} is corrupt: File is not a zip file$"):
-        runs.restore_checkpoint(path, again)  # today: a BadZipFile traceback
+        checkpoints.restore_checkpoint(path, again)  # today: a BadZipFile traceback
     model = os.path.join(path, runs.MODEL)
     truncate(model)
     with pytest.raises(CheckpointError, match=rf"^cannot load model {model}: it is truncated or not a zip file"):
-        runs.restore_checkpoint(path, again)  # today: "File not found"
+        checkpoints.restore_checkpoint(path, again)  # today: "File not found"
     with pytest.raises(CheckpointError, match=rf"^cannot load model {model}: it is truncated"):
-        runs.greedy_weights(model)  # --play --best
+        checkpoints.greedy_weights(model)  # --play --best
     with pytest.raises(CheckpointError, match=rf"^checkpoint {path} is corrupt: arrays.npz: File is not a zip file$"):
-        runs.greedy_weights(path)  # --play
+        checkpoints.greedy_weights(path)  # --play
 
 
 def test_best_model_on_a_full_disk_keeps_the_previous_best(agent, mount):
     fs = mount("1m")
-    assert runs.record_evaluation(fs, at_step(agent, 100), 5.0, 1.0)
+    assert checkpoints.record_evaluation(fs, at_step(agent, 100), 5.0, 1.0)
     best = os.path.join(fs, "best.keras")
     before = open(best, "rb").read()
-    assert not runs.record_evaluation(fs, at_step(agent, 200), float("nan"), 0.0)  # NaN is never the best
+    assert not checkpoints.record_evaluation(fs, at_step(agent, 200), float("nan"), 0.0)  # NaN is never the best
     fill(fs, 0)  # the row still fits in the last page of evaluations.csv; the model does not
     with pytest.raises(CheckpointError) as e:
-        runs.record_evaluation(fs, at_step(agent, 300), 9.0, 1.0)
+        checkpoints.record_evaluation(fs, at_step(agent, 300), 9.0, 1.0)
     assert one_line(e.value) == f"cannot write {best}: No space left on device (the previous best model is kept)"
     assert open(best, "rb").read() == before and [n for n in os.listdir(fs) if n.startswith(".tmp")] == []
     os.unlink(os.path.join(fs, "filler"))
-    assert runs.record_evaluation(fs, at_step(agent, 400), 9.5, 1.0)
+    assert checkpoints.record_evaluation(fs, at_step(agent, 400), 9.5, 1.0)
     with open(os.path.join(fs, "evaluations.csv")) as f:
         assert f.read() == "total_steps,mean,std\n100,5.0,1.0\n200,nan,0.0\n300,9.0,1.0\n400,9.5,1.0\n"
 
@@ -575,13 +576,13 @@ def test_kill_9_during_saves_leaves_a_complete_latest_and_the_leftovers_are_remo
         import sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_runs import tiny_q
-        from kerlym import runs
+        from kerlym import checkpoints
         from kerlym.agents import D2QN
         agent = D2QN("CartPole-v1", modelfactory=tiny_q, seed=0, max_memory=500)
         print("ready", flush=True)
         while True:
             agent.total_steps += 1
-            runs.save_checkpoint({run!r}, agent)
+            checkpoints.save_checkpoint({run!r}, agent)
         """
     )
     assert saver.stdout.readline().strip() == "ready", saver.stderr.read()
@@ -589,10 +590,10 @@ def test_kill_9_during_saves_leaves_a_complete_latest_and_the_leftovers_are_remo
     saver.kill()
     saver.wait()
     runs.remove_stale_temporaries(run)
-    path, note = runs.resumable_checkpoint(run)
-    assert note is None and runs.checkpoint_problem(path) is None
-    checkpoints = os.path.join(run, "checkpoints")
-    assert [n for n in os.listdir(checkpoints) if n.startswith(".tmp")] == []
+    path, note = checkpoints.resumable_checkpoint(run)
+    assert note is None and checkpoints.checkpoint_problem(path) is None
+    ckpt_dir = os.path.join(run, "checkpoints")
+    assert [n for n in os.listdir(ckpt_dir) if n.startswith(".tmp")] == []
 
 
 # -- 7. resources ----------------------------------------------------------------
@@ -614,17 +615,17 @@ def test_replay_nbytes_by_hand_for_a_memory_too_big_to_allocate():
 def test_available_memory_is_memavailable_or_less():
     with open("/proc/meminfo") as f:
         info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
-    got = runs.available_memory_bytes()
+    got = resources.available_memory_bytes()
     assert 0 < got <= info["MemTotal"]
     assert got <= info["MemAvailable"] + 256 * 2**20  # it moves a little between the two reads
 
 
 def test_worker_bound_by_hand():
-    assert runs.worker_bound(2, None) == 32  # 16 a CPU
-    assert runs.worker_bound(8, 100) == 50  # half the task headroom
-    assert runs.worker_bound(4, 1) == 1 and runs.worker_bound(4, -5) == 1  # always at least one
-    assert runs.worker_bound(0, None) == 16
-    assert 1 <= runs.max_env_workers() <= 16 * len(os.sched_getaffinity(0))
+    assert resources.worker_bound(2, None) == 32  # 16 a CPU
+    assert resources.worker_bound(8, 100) == 50  # half the task headroom
+    assert resources.worker_bound(4, 1) == 1 and resources.worker_bound(4, -5) == 1  # always at least one
+    assert resources.worker_bound(0, None) == 16
+    assert 1 <= resources.max_env_workers() <= 16 * len(os.sched_getaffinity(0))
 
 
 def test_max_env_workers_counts_the_process_limit():
@@ -632,7 +633,7 @@ def test_max_env_workers_counts_the_process_limit():
 
     def limited():
         resource.setrlimit(resource.RLIMIT_NPROC, (40, 40))
-        return runs.max_env_workers()
+        return resources.max_env_workers()
 
     got = unprivileged(limited)  # root is exempt from RLIMIT_NPROC, "nobody" is not
     assert 1 <= int(got) <= 20, got  # at most half of 40, less what the user already runs

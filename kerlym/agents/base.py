@@ -19,10 +19,10 @@ from collections.abc import Callable
 import numpy as np
 
 from kerlym import preproc
+from kerlym._io import first_line
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, field_names
 from kerlym.envs import make_env
 from kerlym.memory import FrameRing
-from kerlym.runs import first_line
 
 # Keras 1 spellings (the original KeRLym's factories) and what Keras 3 calls them.
 KERAS1_NAMES = {

@@ -1,0 +1,126 @@
+"""Small helpers every layer may use: one-line errors, atomic files, quiet native start-up logs.
+
+Every failure of a run folder's files is a :class:`CheckpointError` whose
+message is one line naming the file. Temporary names start with
+``.tmp-<pid>-`` so that a later start can tell a dead writer's leftovers
+from a live one's (:func:`kerlym.runs.remove_stale_temporaries`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+
+
+def first_line(error: BaseException) -> str:
+    """An exception as one line of text."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class CheckpointError(Exception):
+    """A checkpoint or run folder is missing, unreadable or cannot be written; the message is one line."""
+
+
+class RunLocked(CheckpointError):
+    """Another process holds the run folder's lock."""
+
+
+class NonFiniteError(CheckpointError):
+    """The agent's weights or optimizer state hold NaN or inf, so they are not saved."""
+
+
+def temporary_path(path: str) -> str:
+    """A temporary name beside ``path`` that holds this process's PID (see :func:`remove_stale_temporaries`)."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".tmp-{os.getpid()}-{name}")
+
+
+def os_error(error: BaseException) -> OSError | None:
+    """The OSError behind ``error``: itself or one it was raised from (Keras and h5py may chain it)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def reason(error: OSError) -> str:
+    return error.strerror or first_line(error)
+
+
+def remove(path: str) -> None:
+    """Remove a file or folder if it is there; cleanup must not hide the error that caused it."""
+    if not os.path.lexists(path):  # checked first: on a read-only file system, unlink says EROFS even then
+        return
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        print(f"kerlym: note: could not remove {path}: {reason(e)}", file=sys.stderr)
+
+
+def fsync(path: str) -> None:
+    """Flush ``path`` (a file, or a folder after a rename in it) to the disk, so a crash of the machine keeps it.
+
+    A file system that cannot sync folders (some FUSE and network mounts say
+    EINVAL) is let be: kerlym's own crashes are covered by the renames alone.
+    """
+    import errno
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, text: str) -> None:
+    """Replace ``path`` with ``text`` through a temporary file: readers see the old file or the new one.
+
+    Raises the OSError of a failed write, after removing the temporary file.
+    """
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence what native libraries write to stderr while Keras and the agent start up.
+
+    TensorFlow's C++ start-up logs ("Could not find cuda drivers", CPU
+    feature notes) ignore ``TF_CPP_MIN_LOG_LEVEL`` and would bury kerlym's
+    own one-line messages. Python exceptions still surface normally: they
+    are printed after the block has restored stderr.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

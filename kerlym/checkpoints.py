@@ -1,0 +1,363 @@
+"""Checkpoints, the greedy weights saved agents play with, and evaluations during training.
+
+Each checkpoint is a folder ``checkpoints/step-<N>/`` (``model.keras``,
+``state.json``, ``arrays.npz``) written under a temporary name and renamed
+into place; ``checkpoints/latest`` names the newest complete one and is
+itself replaced atomically, so a run killed mid-write keeps its previous
+checkpoint. The read-only functions take no lock, so ``--play`` works beside
+a training run and on a read-only file system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from kerlym._io import (
+    CheckpointError,
+    NonFiniteError,
+    atomic_write,
+    first_line,
+    fsync,
+    os_error,
+    reason,
+    remove,
+    temporary_path,
+)
+from kerlym.runs import ARRAYS, BEST, CHECKPOINTS, EVALUATIONS, LATEST, MODEL, STATE, STEP_NAME
+
+
+def non_finite_arrays(arrays: dict) -> list[str]:
+    """Names of the floating-point arrays in ``arrays`` that hold NaN or inf (integer arrays are skipped)."""
+    import numpy as np
+
+    bad = []
+    for name, value in arrays.items():
+        a = np.asarray(value)
+        if a.dtype.kind in "biuSUOM?":  # counters, flags and the like: never NaN
+            continue
+        if not np.isfinite(a).all():  # also bfloat16 (kind "V", from ml_dtypes)
+            bad.append(name)
+    return bad
+
+
+def _read_latest_name(root: str) -> str | None:
+    """The name in ``checkpoints/latest``; None if there is no such file. Corrupt contents raise."""
+    path = os.path.join(root, LATEST)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(256)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {reason(e)}") from None
+    try:
+        name = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        name = ""
+    if not STEP_NAME.fullmatch(name):
+        raise CheckpointError(f"{path} is corrupt: it does not name a checkpoint")
+    return name
+
+
+def _latest_or_none(root: str) -> str | None:
+    try:
+        return _read_latest_name(root)
+    except CheckpointError:
+        return None
+
+
+def save_checkpoint(run_dir: str, agent, include_memory: bool = False, keep: int = 2) -> str:
+    """Write the agent's model and state as a new checkpoint; returns its folder.
+
+    Nothing that exists is touched until the new checkpoint is complete: a
+    failed or killed save leaves the previous checkpoint as ``latest``.
+    Checkpoints newer than this one (left from before a resume that fell
+    back past them) and all but the ``keep`` newest are removed after it.
+
+    Raises:
+        NonFiniteError: the model weights or optimizer state hold NaN or inf; nothing is written.
+        CheckpointError: the disk is full, read-only, ...; the partial checkpoint is removed.
+    """
+    import numpy as np
+
+    root = os.path.join(run_dir, CHECKPOINTS)
+    name = f"step-{agent.total_steps:010d}"
+    previous = _latest_or_none(root)
+    kwargs = {"include_memory": True} if include_memory and hasattr(agent, "memory") else {}
+    meta, arrays = agent.get_state(**kwargs)
+    weights = {f"model weight {i}": w for i, w in enumerate(agent.model.get_weights())}
+    checked = {**weights, **{k: v for k, v in arrays.items() if not k.startswith("memory/")}}  # replay is data
+    bad = non_finite_arrays(checked)
+    if bad:
+        kept = f"{previous} stays the latest checkpoint" if previous else "no checkpoint is written"
+        raise NonFiniteError(
+            f"refusing to save a checkpoint at step {agent.total_steps}: NaN or inf in {', '.join(bad[:3])}"
+            f"{' and more' if len(bad) > 3 else ''}; {kept}"
+        )
+
+    final = os.path.join(root, name)
+    tmp = temporary_path(final)
+    replaced = temporary_path(os.path.join(root, "old-" + name))
+    renamed = False
+    try:
+        os.makedirs(root, exist_ok=True)
+        remove(tmp)
+        os.makedirs(tmp)
+        agent.model.save(os.path.join(tmp, MODEL))
+        np.savez(os.path.join(tmp, ARRAYS), **arrays)
+        atomic_write(os.path.join(tmp, STATE), json.dumps(meta))
+        for file in (MODEL, ARRAYS):
+            fsync(os.path.join(tmp, file))
+        if os.path.exists(final):  # same step saved twice (e.g. Ctrl-C right after a checkpoint)
+            os.rename(final, replaced)  # a kill before the next rename: resumable_checkpoint falls back
+        os.rename(tmp, final)
+        renamed = True
+        fsync(root)
+        atomic_write(os.path.join(root, LATEST), name + "\n")
+        fsync(root)
+    except BaseException as e:  # also KeyboardInterrupt: never leave a partial folder behind
+        remove(tmp)
+        if renamed and _latest_or_none(root) != name:  # complete, but `latest` could not be moved to it
+            remove(final)
+        if os.path.exists(replaced) and not os.path.exists(final):
+            os.rename(replaced, final)  # the same step's earlier checkpoint goes back in place
+        remove(replaced)
+        err = os_error(e)
+        if err is None or not isinstance(e, Exception):
+            raise
+        kept = f"previous checkpoint kept: {previous}" if previous else "no earlier checkpoint"
+        raise CheckpointError(f"cannot write checkpoint in {root}: {reason(err)} ({kept})") from None
+    remove(replaced)
+    existing = sorted(d for d in os.listdir(root) if STEP_NAME.fullmatch(d))
+    older = [d for d in existing if d <= name]
+    for old in [d for d in existing if d > name] + older[:-keep]:
+        remove(os.path.join(root, old))
+    return final
+
+
+def _zip_problem(path: str, needed: tuple[str, ...] = (), test: bool = False) -> str | None:
+    """Why ``path`` is not a readable zip with the members ``needed`` (None if it is).
+
+    Opening reads the zip's central directory, at the end of the file, so a
+    truncated file is caught without reading it all; ``test`` also checks
+    every member's CRC (for the model, which is small).
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            missing = [n for n in needed if n not in names]
+            if missing:
+                return f"it has no {', '.join(missing)}"
+            bad = z.testzip() if test else None
+            if bad:
+                return f"its member {bad} is corrupt"
+    except FileNotFoundError:
+        return "it is missing"
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        return f"it is truncated or not a zip file ({first_line(e)})"
+    return None
+
+
+def checkpoint_problem(path: str) -> str | None:
+    """A one-line error naming the file that makes the checkpoint in ``path`` unusable, or None.
+
+    The checks are cheap (no Keras, no arrays read): the three files exist,
+    ``state.json`` parses, ``model.keras`` is a zip with ``config.json`` and
+    intact weights, and ``arrays.npz`` is a zip of ``.npy`` arrays.
+    """
+    if not os.path.isdir(path):
+        return f"checkpoint {path} does not exist"
+    missing = [f for f in (MODEL, STATE, ARRAYS) if not os.path.isfile(os.path.join(path, f))]
+    if missing:
+        return f"checkpoint {path} is incomplete (missing {', '.join(missing)})"
+    state = os.path.join(path, STATE)
+    try:
+        with open(state) as f:
+            meta = json.load(f)
+        int(meta["total_steps"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"checkpoint {path} is corrupt: {STATE} is unreadable ({first_line(e)})"
+    model = os.path.join(path, MODEL)
+    problem = _zip_problem(model, ("config.json",), test=True)
+    if problem:
+        return f"cannot load model {model}: {problem}"
+    problem = _zip_problem(os.path.join(path, ARRAYS))
+    if problem:
+        return f"checkpoint {path} is corrupt: {ARRAYS}: {problem}"
+    return None
+
+
+def resumable_checkpoint(run_dir: str) -> tuple[str, str | None]:
+    """The checkpoint to resume from, and a note when it is not the one ``latest`` names.
+
+    ``latest`` is trusted when its checkpoint passes :func:`checkpoint_problem`.
+    Otherwise (corrupt ``latest``, a corrupt or missing newest checkpoint) the
+    newest complete ``step-*`` folder is used and the note says why, e.g.
+    "checkpoint step-X is unusable (...); resuming from step-Y". Reads only.
+
+    Raises:
+        CheckpointError: no usable checkpoint; the message names the file at fault.
+    """
+    root = os.path.join(run_dir, CHECKPOINTS)
+    try:
+        others = sorted((d for d in os.listdir(root) if STEP_NAME.fullmatch(d)), reverse=True)
+    except OSError:
+        others = []
+    try:
+        name = _read_latest_name(root)
+    except CheckpointError as e:
+        name, why = None, str(e)
+    else:
+        if name is None and not others:
+            raise CheckpointError(f"{run_dir!r} has no checkpoint to resume from")
+        why = (
+            f"{os.path.join(root, LATEST)} is missing" if name is None else checkpoint_problem(os.path.join(root, name))
+        )
+        if why is None:
+            return os.path.join(root, name), None
+    for other in others:
+        if other != name and checkpoint_problem(os.path.join(root, other)) is None:
+            if name:
+                return os.path.join(root, other), f"checkpoint {name} is unusable ({why}); resuming from {other}"
+            return os.path.join(root, other), f"{why}; resuming from {other}, the newest complete checkpoint"
+    raise CheckpointError(why + ("; no other checkpoint is complete" if set(others) - {name} else ""))
+
+
+def latest_checkpoint(run_dir: str) -> str:
+    """Folder of the checkpoint ``checkpoints/latest`` names, if its files are there (no fallback).
+
+    Raises:
+        CheckpointError: no checkpoint, a corrupt ``latest``, or missing files.
+    """
+    root = os.path.join(run_dir, CHECKPOINTS)
+    name = _read_latest_name(root)
+    if name is None:
+        raise CheckpointError(f"{run_dir!r} has no checkpoint to resume from")
+    path = os.path.join(root, name)
+    missing = [f for f in (MODEL, STATE, ARRAYS) if not os.path.isfile(os.path.join(path, f))]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is incomplete (missing {', '.join(missing)})")
+    return path
+
+
+def load_model(path: str):
+    """Load a ``.keras`` model in Keras's safe mode; unreadable files raise :class:`CheckpointError`."""
+    import keras
+
+    import kerlym.agents.actor_critic  # noqa: F401 (MERGE: kerlym.layers)
+    import kerlym.optimizers  # noqa: F401 (registers rmsprop_tf: Keras reads a saved optimizer even uncompiled)
+
+    problem = _zip_problem(path, ("config.json",))  # else Keras says "File not found" for a truncated file
+    if problem:
+        raise CheckpointError(f"cannot load model {path}: {problem}")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a bad file
+        raise CheckpointError(f"cannot load model {path}: {first_line(e)}") from None
+
+
+def _load_arrays(path: str) -> dict:
+    import numpy as np
+
+    try:
+        with np.load(path) as npz:
+            return dict(npz)
+    except Exception as e:  # a damaged file: BadZipFile, zlib.error, EOFError, ValueError, even tokenize.TokenError
+        raise CheckpointError(f"{path} is corrupt: {first_line(e)}") from None
+
+
+def restore_checkpoint(path: str, agent) -> None:
+    """Load the checkpoint in ``path`` into an agent built with the run's config.
+
+    Raises:
+        CheckpointError: a file is unreadable (the message names it), or the checkpoint does not fit the agent.
+    """
+    saved = load_model(os.path.join(path, MODEL))
+    state = os.path.join(path, STATE)
+    try:
+        with open(state) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{state} is corrupt: {first_line(e)}") from None
+    arrays = _load_arrays(os.path.join(path, ARRAYS))
+    try:
+        agent.model.set_weights(saved.get_weights())
+        agent.set_state(meta, arrays)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {path} does not match this agent: {first_line(e)}") from None
+
+
+def greedy_weights(path: str) -> list:
+    """The weights of the network a saved agent acts greedily with.
+
+    ``path`` is a ``.keras`` file (``best.keras``) or a checkpoint folder; a
+    checkpoint of an agent with a weight average (``--ema``) gives the average,
+    otherwise its ``model.keras``.
+    """
+    import numpy as np
+
+    if os.path.isdir(path):
+        try:
+            with np.load(os.path.join(path, ARRAYS)) as npz:  # loads only the arrays asked for
+                keys = sorted((k for k in npz.files if k.startswith("ema/")), key=lambda k: int(k[4:]))
+                if keys:
+                    return [npz[k] for k in keys]
+        except Exception as e:  # a truncated or overwritten file: BadZipFile, OSError, ValueError, ...
+            raise CheckpointError(f"checkpoint {path} is corrupt: {ARRAYS}: {first_line(e)}") from None
+        path = os.path.join(path, MODEL)
+    return load_model(path).get_weights()
+
+
+# -- evaluations ----------------------------------------------------------------
+def record_evaluation(run_dir: str, agent, mean: float, std: float) -> bool:
+    """Append an evaluation to ``evaluations.csv``; save ``best.keras`` if its mean is the best yet.
+
+    A NaN mean is recorded but never the best. ``best.keras`` is replaced
+    atomically, so a failed save keeps the previous best.
+
+    Raises:
+        NonFiniteError: the greedy network holds NaN or inf (nothing is written).
+        CheckpointError: a file cannot be written or ``evaluations.csv`` is corrupt.
+    """
+    import math
+
+    from kerlym.stats import append_line, read_table
+
+    path = os.path.join(run_dir, EVALUATIONS)
+    model = agent.greedy_model
+    bad = non_finite_arrays({f"weight {i}": w for i, w in enumerate(model.get_weights())})
+    if bad:
+        raise NonFiniteError(f"refusing to evaluate at step {agent.total_steps}: NaN or inf in the network's {bad[0]}")
+    rows, _ = read_table(path, ["total_steps", "mean", "std"])  # a partial last row is dropped
+    try:
+        means = [float(r["mean"]) for r in rows]
+    except ValueError as e:
+        raise CheckpointError(f"{path} is corrupt: {first_line(e)}") from None
+    best_before = max((m for m in means if math.isfinite(m)), default=float("-inf"))
+    append_line(path, f"{agent.total_steps},{mean},{std}\n", header="total_steps,mean,std\n")
+    if not mean > best_before:  # also NaN
+        return False
+    best = os.path.join(run_dir, BEST)
+    tmp = temporary_path(best)
+    try:
+        model.save(tmp)
+        fsync(tmp)
+        os.replace(tmp, best)
+    except BaseException as e:
+        remove(tmp)
+        err = os_error(e)
+        if err is None or not isinstance(e, Exception):
+            raise
+        raise CheckpointError(f"cannot write {best}: {reason(err)} (the previous best model is kept)") from None
+    return True
+
+
+def best_model(run_dir: str) -> str:
+    """Path of the run's best model (saved by evaluations during training)."""
+    path = os.path.join(run_dir, BEST)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{run_dir!r} has no {BEST}; train with --eval_every N to keep the best model")
+    return path
