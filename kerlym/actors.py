@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
-import time
 from typing import NamedTuple
 
 import numpy as np
@@ -99,18 +98,6 @@ def action_masks(info, n: int) -> np.ndarray | None:
     """The ``action_mask`` of ``n`` envs' info (a Gymnasium vector env's, or one env's) as bool ``[n, actions]``."""
     mask = info.get("action_mask") if info else None
     return None if mask is None else np.asarray(mask, dtype=bool).reshape(n, -1)
-
-
-def acting_for(agent):
-    """What steps the envs for ``agent``'s training: :class:`LocalActing` or :class:`ProcessActor`."""
-    mode = getattr(agent.config, "actors", "local")
-    if mode == "local":
-        return LocalActing(agent)
-    if mode == "process":
-        return ProcessActor(agent)
-    if mode == "ray":
-        return RayActors(agent)
-    raise ConfigError(f"unknown actors {mode!r}")
 
 
 class LocalActing:
@@ -197,7 +184,7 @@ def actor_recipe(agent) -> tuple:
     return type(agent), agent.env_spec, config, factory_kwargs
 
 
-def _limit_threads() -> None:
+def limit_threads() -> None:
     """One compute thread per library in the actor: the learner's update needs the other core."""
     for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
@@ -241,12 +228,12 @@ def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
         weights_q: where the learner's ``(version, weights)`` arrive.
         stop: set by the learner when it no longer wants steps.
     """
-    _limit_threads()
+    limit_threads()
     try:
         cls, env_spec, config, factory_kwargs = recipe
         agent = cls(env_spec, config, **factory_kwargs)
         agent.total_steps, agent.episode = start["total_steps"], start["episode"]
-        if hasattr(agent, "epsilon"):
+        if agent.epsilon is not None:
             agent.epsilon = start["epsilon"]
         agent.rng = np.random.default_rng(start["rng_seed"])
         acting = LocalActing(agent)
@@ -258,8 +245,7 @@ def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
             step = acting.step(agent.total_steps)._replace(version=version)
             # Epsilon follows the same schedule as the learner's: by steps, or by episodes ended.
             agent.total_steps += acting.n
-            if getattr(agent, "_step_epsilon", None) is not None:
-                agent.epsilon = agent._step_epsilon(agent.total_steps)
+            agent.schedule_exploration(agent.total_steps)
             for i in (step.terminated | step.truncated).nonzero()[0]:
                 agent.episode += 1
                 agent.end_episode(i)
@@ -302,8 +288,8 @@ class ProcessActor:
         start = {
             "total_steps": agent.total_steps,
             "episode": agent.episode,
-            "epsilon": float(getattr(agent, "epsilon", 0.0)),
-            "reset_seed": agent._reset_seed,
+            "epsilon": float(agent.epsilon if agent.epsilon is not None else 0.0),
+            "reset_seed": agent.reset_seed,
             "rng_seed": int(agent.rng.integers(2**63)),
         }
         self.process = ctx.Process(
@@ -397,201 +383,3 @@ class ProcessActor:
         self.steps_q.close()
         self.weights_q.close()
         self.weights_q.cancel_join_thread()  # weights the stopped actor never read must not hold up exit
-
-
-# -- Ray actors ------------------------------------------------------------------
-RETRY = 0.5  # seconds between calls to an actor that Ray is restarting
-CHUNK = 16  # steps each Ray actor collects per call; the learner takes one chunk while the actors collect the next
-
-
-class EnvActor:
-    """One env and a copy of the policy, as a Ray actor (:class:`RayActors` makes it remote).
-
-    Ray restarts it after its process dies; the new one starts a fresh episode,
-    which its first :meth:`collect` reports as ``reset``.
-    """
-
-    def __init__(self, recipe, seed, rng_seed: int):
-        _limit_threads()
-        cls, env_spec, config, factory_kwargs = recipe
-        self.agent = cls(env_spec, dataclasses.replace(config, concurrency=1), **factory_kwargs)
-        self.agent.rng = np.random.default_rng(rng_seed)
-        self.acting = LocalActing(self.agent)
-        self.seed, self.version, self.reset = seed, -1, None
-
-    def node_id(self) -> str:
-        """The Ray node this actor runs on."""
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-
-    def collect(self, steps: int, epsilon: float, version: int, weights) -> dict:
-        """``steps`` steps acting epsilon-greedily with ``weights`` (``None``: the ones it has, ``version``)."""
-        if weights is not None and version != self.version:
-            self.agent.steps.set_weights(weights)
-            self.version = version
-        reset = None
-        if self.reset is None:  # a new actor (first call, or restarted by Ray): its envs start an episode
-            reset = self.reset = self.acting.reset(self.seed)
-            self.seed = None
-        self.agent.epsilon = epsilon
-        return {"reset": reset, "steps": [self.acting.step(0)._replace(version=self.version) for _ in range(steps)]}
-
-
-def merge_behaviour(behaviours: list) -> tuple | None:
-    """The behaviour of one vector step from the one-env behaviours of several actors (entry by entry)."""
-    if behaviours[0] is None:
-        return None
-    return tuple(None if parts[0] is None else np.concatenate(parts) for parts in zip(*behaviours, strict=True))
-
-
-def merge_steps(steps: list[Step]) -> Step:
-    """One vector step from the one-env steps of several actors, stream ``i`` from ``steps[i]``."""
-    values = None if any(s.values is None for s in steps) else np.concatenate([s.values for s in steps])
-    masks = None if steps[0].masks is None else np.concatenate([s.masks for s in steps])
-    final = [s.final_masks if s.final_masks is not None else s.masks for s in steps]
-    return Step(
-        np.concatenate([s.states for s in steps]),
-        np.concatenate([s.actions for s in steps]),
-        values,
-        [s.next_frames[0] for s in steps],
-        [s.obs[0] for s in steps],
-        np.concatenate([s.rewards for s in steps]),
-        np.concatenate([s.terminated for s in steps]),
-        np.concatenate([s.truncated for s in steps]),
-        masks,
-        None if masks is None else np.concatenate(final),
-        min(s.version for s in steps),
-        merge_behaviour([s.behaviour for s in steps]),
-    )
-
-
-class RayActors:
-    """The ``-c N`` envs as N Ray actors, each with one env and a copy of the policy, feeding this learner.
-
-    The actors act on weights pushed every ``actor_sync_every`` updates. For
-    DQN and D2QN (Ape-X style) they act epsilon-greedily, with the learner's
-    epsilon at the time of each call, and their steps go into the learner's
-    replay; for A2C, A3C and PPO their steps make up the learner's rollouts
-    (A3C's asynchrony: the actions come from weights up to a few updates old),
-    and for PG its episodes. Each call collects :data:`CHUNK` steps; the learner
-    consumes one chunk of every actor while they collect the next. An actor
-    whose process dies is restarted by Ray (``max_restarts``); its chunk in
-    flight is lost, and its env starts a new episode (:meth:`restarts`).
-
-    Each actor asks Ray for one CPU, or an equal share of the cluster's CPUs
-    when there are fewer than N, so ``-c 16 --ray`` runs on a laptop too.
-    Ray starts here if it is not running: on the cluster at ``RAY_ADDRESS`` when set, else on this machine.
-    """
-
-    remote = True
-
-    def __init__(self, agent):
-        import ray
-
-        self.agent, self.n = agent, agent.concurrency
-        self.sync_every = sync_every(agent.config)
-        self.started_ray = not ray.is_initialized()
-        if self.started_ray:
-            ray.init(include_dashboard=False, configure_logging=False)
-        cpus = min(1.0, ray.cluster_resources().get("CPU", 1.0) / self.n)
-        remote = ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=cpus)(EnvActor)
-        recipe = actor_recipe(agent)
-        seed = agent._reset_seed
-        self.actors = [
-            remote.remote(recipe, None if seed is None else seed + i, int(agent.rng.integers(2**63)))
-            for i in range(self.n)
-        ]
-        self.pushes: list[int] = []
-        self.lags: list[int] = []
-        self.restarted: list[tuple[int, tuple]] = []
-        self.restart_count = 0
-        self.episode_lags, self.episode_steps = np.zeros(self.n), np.zeros(self.n, dtype=np.int64)
-        self.ready: list[Step] = []
-        self._push()
-        self.pending = [self._call(i) for i in range(self.n)]
-
-    def _push(self) -> None:
-        import ray
-
-        self.weights = ray.put(self.agent.steps.get_weights())
-        self.pushes.append(self.agent.updates)
-
-    def _call(self, i: int):
-        epsilon = float(getattr(self.agent, "epsilon", 0.0))  # DQN's; the policy agents sample their policy
-        return self.actors[i].collect.remote(CHUNK, epsilon, self.pushes[-1], self.weights)
-
-    def _chunks(self) -> list[dict]:
-        """One chunk from every actor, calling each again at once; an actor that died is called until it answers."""
-        import ray
-        from ray.exceptions import RayActorError
-
-        chunks = []
-        for i in range(self.n):
-            while True:
-                try:
-                    chunk = ray.get(self.pending[i])
-                    break
-                except RayActorError:  # its process died; Ray restarts it, and the chunk in flight is lost
-                    time.sleep(RETRY)  # calls fail until the new process is up
-                    self.pending[i] = self._call(i)
-            self.pending[i] = self._call(i)
-            chunks.append(chunk)
-        return chunks
-
-    def reset(self, seed) -> tuple[list, np.ndarray | None]:
-        chunks = self._chunks()
-        self._queue(chunks)
-        resets = [c["reset"] for c in chunks]
-        masks = None if resets[0][1] is None else np.concatenate([r[1] for r in resets])
-        return [r[0][0] for r in resets], masks
-
-    def _queue(self, chunks) -> None:
-        self.ready = [merge_steps(list(group)) for group in zip(*(c["steps"] for c in chunks), strict=True)]
-        self.ready.reverse()
-
-    def step(self, total_steps: int) -> Step:
-        if not self.ready:
-            chunks = self._chunks()
-            # A restarted actor's env began a new episode: the learner starts that stream's episode afresh.
-            self.restarted = [(i, c["reset"]) for i, c in enumerate(chunks) if c["reset"] is not None]
-            self.restart_count += len(self.restarted)
-            self._queue(chunks)
-        step = self.ready.pop()
-        lag = self.agent.updates - step.version
-        self.lags.append(lag)
-        self.episode_lags += lag
-        self.episode_steps += 1
-        return step
-
-    def restarts(self) -> list[tuple[int, tuple]]:
-        """``(stream, (obs, masks))`` of the actors restarted since the last call (their first observation)."""
-        out, self.restarted = self.restarted, []
-        for i, _ in out:
-            self.episode_lags[i], self.episode_steps[i] = 0.0, 0
-        return out
-
-    def after_learning(self) -> None:
-        if self.agent.updates // self.sync_every > self.pushes[-1] // self.sync_every:
-            self._push()
-
-    episode_stats = ProcessActor.episode_stats
-
-    def summary(self) -> dict:
-        lags = np.asarray(self.lags, dtype=np.float64)
-        return {
-            "actors": f"{self.n} Ray actors",
-            "steps": int(len(lags) * self.n),
-            "weight_pushes": len(self.pushes),
-            "lag_mean": float(lags.mean()) if len(lags) else float("nan"),
-            "lag_max": int(lags.max()) if len(lags) else 0,
-            "restarts": self.restart_count,
-        }
-
-    def close(self) -> None:
-        import ray
-
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
-        if self.started_ray:
-            ray.shutdown()

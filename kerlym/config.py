@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import MISSING, dataclass, field, fields, replace  # noqa: F401 (replace: used as C.replace)
+from typing import ClassVar
 
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 REPLAY_MODES = ("newest", "uniform")
@@ -139,6 +140,10 @@ class RunConfig:
 @dataclass(frozen=True)
 class AgentConfig:
     """Settings every agent shares: the observation pipeline, the network and its optimizer."""
+
+    # Which built-in networks fit the agent: "q" (one value per action), "policy" (action preferences) or
+    # "actor_critic" (a policy head and a value head). The actor-critic agents also take Box actions.
+    network_kind: ClassVar[str] = "q"
 
     nframes: int = setting(
         1,
@@ -354,6 +359,8 @@ class DQNConfig(AgentConfig):
 class PGConfig(AgentConfig):
     """REINFORCE policy gradient (``pg``)."""
 
+    network_kind: ClassVar[str] = "policy"
+
     dropout: float = setting(0.5, "Dropout rate in the NN", ("-o", "--dropout"), topic="network")
     reset_on_score: bool | None = setting(
         None,
@@ -367,6 +374,8 @@ class PGConfig(AgentConfig):
 @dataclass(frozen=True)
 class ActorCriticConfig(AgentConfig):
     """What the actor-critic agents (``a2c``, ``a3c``, ``ppo``) share; SB3's A2C defaults."""
+
+    network_kind: ClassVar[str] = "actor_critic"
 
     nframes: int = setting(
         1, "Number of sequential observations stacked into one state", ("-t", "--num_frames"), topic="environment"
@@ -495,16 +504,6 @@ class PPOConfig(ActorCriticConfig):
             )
 
 
-# Agent name -> its config class. kerlym.agents.AGENTS holds the classes, imported only when a run starts.
-AGENT_CONFIGS: dict[str, type[AgentConfig]] = {
-    "dqn": DQNConfig,
-    "ddqn": DQNConfig,
-    "pg": PGConfig,
-    "a2c": A2CConfig,
-    "a3c": A2CConfig,
-    "ppo": PPOConfig,
-}
-
 # The names config.json used before these classes existed (the command's flag names), and the fields they are now.
 OLD_NAMES = {
     "num_frames": "nframes",
@@ -597,38 +596,6 @@ RUNTIME_FIELDS = (
 
 def field_names(cls) -> list[str]:
     return [f.name for f in fields(cls)]
-
-
-def all_agent_fields() -> set[str]:
-    """Every field of every agent config."""
-    return {name for cls in AGENT_CONFIGS.values() for name in field_names(cls)}
-
-
-def split(values: dict, agent: str) -> tuple[dict, dict, dict]:
-    """Sort flat settings into (run fields, the agent's fields, fields of other agents only)."""
-    run_names = set(field_names(RunConfig))
-    mine = set(field_names(AGENT_CONFIGS[agent]))
-    run, own, other = {}, {}, {}
-    for key, value in values.items():
-        (run if key in run_names else own if key in mine else other)[key] = value
-    return run, own, other
-
-
-def agent_config(agent: str, values: dict) -> AgentConfig:
-    """The agent's config from field values; an unknown name is an error with a did-you-mean."""
-    if agent not in AGENT_CONFIGS:
-        raise ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENT_CONFIGS)}")
-    cls = AGENT_CONFIGS[agent]
-    known = field_names(cls)
-    for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise ConfigError(f"{cls.__name__} has no setting {key!r}{hint}")
-    try:
-        return cls(**values)
-    except TypeError as e:  # a value of the wrong type compared or computed with
-        raise ConfigError(f"bad value in {cls.__name__}: {e}") from None
 
 
 def to_dict(config) -> dict:

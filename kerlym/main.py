@@ -396,7 +396,7 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
 
 
 def ray_actors(cfg: C.AgentConfig, address: str) -> C.AgentConfig:
-    """``cfg`` with ``actors="ray"``; Ray (started by :class:`kerlym.actors.RayActors`) joins ``address`` if given."""
+    """``cfg`` with ``actors="ray"``; Ray (started by :class:`kerlym.ray_actors.RayActors`) joins ``address`` if given."""
     import importlib.util
 
     from kerlym.sweep import INSTALL

@@ -17,6 +17,7 @@ import os
 
 from kerlym import checkpoints, resources
 from kerlym import config as C
+from kerlym.agents import AGENT_CONFIGS, AGENTS
 
 
 def configure(
@@ -53,11 +54,11 @@ def configure(
         from_file = {k: v for k, v in from_file.items() if k not in ("env", "agent")}
     env = env or run_defaults["env"]
     agent = agent or run_defaults["agent"]
-    if agent not in C.AGENT_CONFIGS:
-        raise C.ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(C.AGENT_CONFIGS)}")
-    values = dict(C.defaults(C.AGENT_CONFIGS[agent], cli=True)) if cli_defaults else {}
+    if agent not in AGENT_CONFIGS:
+        raise C.ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENT_CONFIGS)}")
+    values = dict(C.defaults(AGENT_CONFIGS[agent], cli=True)) if cli_defaults else {}
     if isinstance(preset, str):
-        known = C.field_names(C.RunConfig) + C.field_names(C.AGENT_CONFIGS[agent])
+        known = C.field_names(C.RunConfig) + C.field_names(AGENT_CONFIGS[agent])
         for key in from_file:  # strict: a file's setting that this agent ignores is a mistake in the file
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
@@ -77,15 +78,48 @@ def configure(
     values.update(settings)
     if values.get("ema_steps") == 0:  # --ema 0 turns a preset's weight average off
         values["ema_steps"] = None
-    run_values, agent_values, other = C.split(values, agent)
-    unknown = sorted(k for k in other if k not in C.all_agent_fields())
+    run_values, agent_values, other = split_settings(values, agent)
+    unknown = sorted(k for k in other if k not in all_agent_fields())
     if unknown:
-        known = sorted(C.field_names(C.RunConfig) + C.field_names(C.AGENT_CONFIGS[agent]))
+        known = sorted(C.field_names(C.RunConfig) + C.field_names(AGENT_CONFIGS[agent]))
         close = difflib.get_close_matches(unknown[0], known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise C.ConfigError(f"unknown setting {unknown[0]!r}{hint}")
     run = C.RunConfig(**{**run_values, "env": env, "agent": agent})
-    return run, C.agent_config(agent, agent_values)
+    return run, agent_config(agent, agent_values)
+
+
+def all_agent_fields() -> set[str]:
+    """Every field of every agent config."""
+    return {name for cls in AGENT_CONFIGS.values() for name in C.field_names(cls)}
+
+
+def split_settings(values: dict, agent: str) -> tuple[dict, dict, dict]:
+    """Sort flat settings into (run fields, the agent's fields, fields of other agents only)."""
+    run_names = set(C.field_names(C.RunConfig))
+    mine = set(C.field_names(AGENT_CONFIGS[agent]))
+    run, own, other = {}, {}, {}
+    for key, value in values.items():
+        (run if key in run_names else own if key in mine else other)[key] = value
+    return run, own, other
+
+
+def agent_config(agent: str, values: dict) -> C.AgentConfig:
+    """The agent's config from field values; an unknown name is an error with a did-you-mean."""
+    if agent not in AGENT_CONFIGS:
+        raise C.ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENT_CONFIGS)}")
+    cls = AGENT_CONFIGS[agent]
+    known = C.field_names(cls)
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise C.ConfigError(f"{cls.__name__} has no setting {key!r}{hint}")
+    try:
+        return cls(**values)
+    except TypeError as e:  # a value of the wrong type compared or computed with
+        raise C.ConfigError(f"bad value in {cls.__name__}: {e}") from None
+
 
 
 class EnvFactory:
@@ -137,9 +171,9 @@ def make(run, config: C.AgentConfig | None = None, submit_stats: list | None = N
         run, config = configure(run, config, **settings)
     elif settings:
         raise TypeError("make(run, config) takes no further settings; change the configs instead")
-    from kerlym import agents
-
-    return agents.AGENTS[run.agent](make_env_factory(run, submit_stats), config)
+    agent = AGENTS[run.agent](make_env_factory(run, submit_stats), config)
+    agent.run_config = run  # learn() trains to its budget (a preset's steps) and evaluates as the run says
+    return agent
 
 
 def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
@@ -152,8 +186,8 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
     net = config.modelfactory
     if isinstance(net, str) and net not in networks.NETWORKS:
         raise C.ConfigError(f"unknown net {net!r}; choose one of: {', '.join(networks.NETWORKS)}")
-    actor_critic = issubclass(C.AGENT_CONFIGS[run.agent], C.ActorCriticConfig)
-    policy_net = run.agent == "pg"
+    kind = AGENT_CONFIGS[run.agent].network_kind
+    actor_critic, policy_net = kind == "actor_critic", kind == "policy"
     if isinstance(net, str) and actor_critic and net not in networks.ACTOR_CRITIC_NETWORKS:
         raise C.ConfigError(
             f"-a {run.agent} needs an actor-critic network: {', '.join(sorted(networks.ACTOR_CRITIC_NETWORKS))} "
@@ -268,11 +302,11 @@ def saved_configs(run_dir: str, overrides: dict | None = None) -> tuple[C.RunCon
     if "reset_on_score" in saved and saved["reset_on_score"] is not None:
         saved["reset_on_score"] = bool(saved["reset_on_score"])
     agent = saved.get("agent", C.RunConfig.agent)
-    if agent not in C.AGENT_CONFIGS:
+    if agent not in AGENT_CONFIGS:
         raise runs.CheckpointError(f"{os.path.join(run_dir, runs.CONFIG)} names an unknown agent {agent!r}")
-    values = {**C.defaults(C.RunConfig), **C.defaults(C.AGENT_CONFIGS[agent], cli=True), **saved, **(overrides or {})}
-    run_values, agent_values, _ = C.split(values, agent)  # old files also hold other agents' settings
-    return C.RunConfig(**run_values), C.agent_config(agent, agent_values)
+    values = {**C.defaults(C.RunConfig), **C.defaults(AGENT_CONFIGS[agent], cli=True), **saved, **(overrides or {})}
+    run_values, agent_values, _ = split_settings(values, agent)  # old files also hold other agents' settings
+    return C.RunConfig(**run_values), agent_config(agent, agent_values)
 
 
 def _run_dir_of(path: str) -> str | None:
@@ -333,10 +367,9 @@ def load(path: str, checkpoint: str | None = "latest", env=None, agent: str | No
         run, cfg = configure(env if isinstance(env, str) else None, agent, **settings)
     if isinstance(env, str):
         run = C.replace(run, env=env)
-    from kerlym import agents
-
     env_factory = make_env_factory(run) if env is None or isinstance(env, str) else env
-    built = agents.AGENTS[run.agent](env_factory, cfg)
+    built = AGENTS[run.agent](env_factory, cfg)
+    built.run_config = run
     if source is None:
         return built
     if os.path.isdir(source):  # a checkpoint: weights, optimizer, counters

@@ -22,7 +22,8 @@ from collections.abc import Callable
 import numpy as np
 
 from kerlym import checkpoints
-from kerlym.actors import ObservationError, action_masks  # noqa: F401 (ObservationError: kerlym.runner's API)
+from kerlym.actors import LocalActing, ObservationError, ProcessActor, action_masks  # noqa: F401 (ObservationError: kerlym.runner's API)
+from kerlym.config import ConfigError
 
 
 class NonFiniteLoss(RuntimeError):
@@ -70,6 +71,7 @@ class Runner:
         self.interrupted: list[int] = []
         self.saving = False
         self.last_checkpoint: str | None = None
+        self.last_evaluation: tuple[int, np.ndarray] | None = None  # (step, greedy returns) of the newest
         self.actor_summary: dict | None = None  # with actors: weight pushes and lag (kerlym.actors)
         self.t0 = time.perf_counter()
         self.steps0 = agent.total_steps
@@ -90,12 +92,15 @@ class Runner:
         max_episodes: int | None = None,
         callback: Callable | None = None,
         step_callback: Callable | None = None,
+        final_evaluation: bool = False,
     ) -> list[dict]:
         """Train until ``max_steps`` more env steps or ``max_episodes`` more episodes (forever if neither).
 
         ``callback(agent, row)`` runs after each episode; returning ``True`` stops training.
         ``step_callback(agent)`` runs about every 100 env steps. With a run folder a final
         checkpoint is written however training stops (limit, callback, signal, error).
+        ``final_evaluation``: unless a signal stopped training, end with a greedy evaluation of
+        ``eval_episodes`` episodes (none if one was just made at this step), which the sinks hear of.
         Returns the agent's per-episode rows.
         """
         agent = self.agent
@@ -113,6 +118,9 @@ class Runner:
         else:
             if self.run_dir is not None:
                 self.checkpoint()
+            done = self.last_evaluation is not None and self.last_evaluation[0] == agent.total_steps
+            if final_evaluation and self.eval_episodes > 0 and not self.interrupted and not done:
+                self.evaluate()
         finally:
             self._restore_signals(previous)
             for sink in self.sinks:
@@ -121,8 +129,6 @@ class Runner:
         return agent.episodes
 
     def _loop(self, max_steps, max_episodes, callback, step_callback):
-        from kerlym.actors import acting_for
-
         acting = acting_for(self.agent)  # this process, or an actor process that steps the envs
         try:
             self._consume(acting, max_steps, max_episodes, callback, step_callback)
@@ -145,8 +151,8 @@ class Runner:
         ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
         ep_qmax, ep_qmin, ep_qsteps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
 
-        obs, masks = acting.reset(agent._reset_seed)
-        agent._reset_seed = None  # seed only the first reset; later resets continue each env's RNG
+        obs, masks = acting.reset(agent.reset_seed)
+        agent.reset_seed = None  # seed only the first reset; later resets continue each env's RNG
         for i in range(n):
             agent.begin_episode(obs[i], i, mask=None if masks is None else masks[i])
         vector_steps = 0
@@ -180,7 +186,7 @@ class Runner:
             stop = False
             for i in done.nonzero()[0]:
                 agent.episode += 1
-                epsilon = getattr(agent, "epsilon", float("nan"))  # the episode's own (PG has none)
+                epsilon = math.nan if agent.epsilon is None else agent.epsilon  # the episode's own (PG has none)
                 updates_before, losses_before = agent.updates, len(agent._losses)
                 extra = agent.end_episode(i)  # DQN decays epsilon here; PG updates, so its loss joins this row
                 if agent.updates != updates_before:
@@ -224,8 +230,9 @@ class Runner:
             if next_eval is not None and agent.total_steps >= next_eval:
                 self.evaluate()
                 next_eval = self._next(agent.total_steps, self.eval_every)
-            if stop or agent._stop or self.interrupted or (step_limit is not None and agent.total_steps >= step_limit):
-                agent._stop = False
+            at_limit = step_limit is not None and agent.total_steps >= step_limit
+            if stop or agent.stop_requested or self.interrupted or at_limit:
+                agent.stop_requested = False
                 return
 
     def _updated(self, losses_before: int) -> None:
@@ -272,6 +279,7 @@ class Runner:
     def evaluate(self) -> tuple[float, float]:
         """Greedy evaluation; with a run folder, a row in evaluations.csv and best.keras when it is the best."""
         returns = self.agent.evaluate(self.eval_episodes)
+        self.last_evaluation = (self.agent.total_steps, returns)
         mean, std = float(returns.mean()), float(returns.std())
         best = False
         if self.run_dir is not None:
@@ -291,7 +299,8 @@ class Runner:
             if self.saving:
                 print("\nkerlym: still saving the checkpoint; it finishes before kerlym exits", flush=True)
             elif not self.interrupted:
-                print("\nkerlym: stopping after this step and saving a checkpoint ...", flush=True)
+                kept = "saving a checkpoint" if self.run_dir else "the agent keeps what it learned (no run folder)"
+                print(f"\nkerlym: stopping after this step; {kept} ...", flush=True)
             self.interrupted.append(signum)
 
         return {s: signal.signal(s, on_signal) for s in self.signals}
@@ -320,3 +329,17 @@ def evaluate(agent, episodes: int = 20, env=None, seed: int | None = None, explo
             done = terminated or truncated
         returns.append(total)
     return np.asarray(returns)
+
+
+def acting_for(agent):
+    """What steps the envs for ``agent``'s training: :class:`LocalActing` or :class:`ProcessActor`."""
+    mode = agent.config.actors
+    if mode == "local":
+        return LocalActing(agent)
+    if mode == "process":
+        return ProcessActor(agent)
+    if mode == "ray":
+        from kerlym.ray_actors import RayActors
+
+        return RayActors(agent)
+    raise ConfigError(f"unknown actors {mode!r}")

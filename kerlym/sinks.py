@@ -28,7 +28,7 @@ def status(runner) -> str:
     agent = runner.agent
     recent = [r["reward"] for r in agent.episodes[-100:]]
     mean = sum(recent) / len(recent) if recent else float("nan")
-    eps = getattr(agent, "epsilon", None)
+    eps = agent.epsilon
     eps_text = f"  epsilon {eps:.3f}" if eps is not None else ""
     return f"{agent.total_steps} steps  {runner.speed():.0f} steps/s{eps_text}  mean reward (last 100) {mean:.2f}"
 
@@ -112,7 +112,7 @@ class ProgressBar:
             self.bar.update(min(now, self.bar.total) - self.bar.n)
         recent = [r["reward"] for r in agent.episodes[-100:]]
         post = {} if self.unit == "steps" else {"steps/s": f"{runner.speed():.0f}"}  # tqdm's own rate is steps/s
-        if getattr(agent, "epsilon", None) is not None:
+        if agent.epsilon is not None:
             post["eps"] = f"{agent.epsilon:.3f}"
         if recent:
             post["return(100)"] = f"{sum(recent) / len(recent):.2f}"
@@ -147,7 +147,7 @@ def progress_bar(steps: int | None, episodes: int | None, agent, stream=None) ->
 def extra_columns(agent) -> tuple[str, ...]:
     """The columns of ``agent``'s episode rows after the common ones: its ``metric_names``, and with actors
     (``--actors process`` or ``ray``) ``weight_lag``, the mean age in learner updates of the weights that acted."""
-    extra = tuple(getattr(agent, "metric_names", ()))
+    extra = tuple(agent.metric_names)
     return extra + (("weight_lag",) if agent.config.actors != "local" else ())
 
 
@@ -168,35 +168,39 @@ class ProgressFile:
 
 
 class LivePlot:
-    """The original's 2x2 figure (2x3 for actor-critic agents), redrawn every ``plot_rate`` episodes and saved
-    as ``training.png``."""
+    """The original's 2x2 figure (2x3 for agents with metrics of their own, the actor-critic agents), redrawn
+    every ``plot_rate`` episodes and saved as ``training.png``.
 
-    def __init__(
-        self,
-        run_dir: str,
-        agent_name: str,
-        env_id: str,
-        plot_rate: int,
-        rows: list[dict],
-        values=True,
-        actor_critic=False,
-    ):
+    Args:
+        folder: where ``training.png`` goes.
+        agent: the agent: its rows are drawn, its ``value_estimates`` and ``metric_names`` choose the panels.
+        env_id: the env's name, in the title.
+        plot_rate: episodes between redraws, and the bin size.
+    """
+
+    def __init__(self, folder: str, agent, env_id: str, plot_rate: int):
         from kerlym import runs
         from kerlym.plots import TrainingPlot
 
-        self.rows, self.rate = rows, plot_rate  # the agent's own list of rows: it grows as episodes end
-        path = os.path.join(run_dir, runs.PLOT)
+        self.agent, self.rate = agent, plot_rate
+        path = os.path.join(folder, runs.PLOT)
         self.plot = TrainingPlot(
-            agent_name, env_id, path, plot_rate, live=True, values=values, actor_critic=actor_critic
+            agent.name,
+            env_id,
+            path,
+            plot_rate,
+            live=True,
+            values=agent.value_estimates,
+            actor_critic=bool(agent.metric_names),
         )
-        self.plot.update(rows)
+        self.plot.update(agent.episodes)
 
     def on_episode(self, runner, row) -> None:
         if row["episode"] % self.rate == 0:
-            self.plot.update(self.rows)
+            self.plot.update(self.agent.episodes)
 
     def close(self) -> None:
-        self.plot.update(self.rows)
+        self.plot.update(self.agent.episodes)
         self.plot.close()
 
 
@@ -254,7 +258,7 @@ class TensorBoard:
     def on_tick(self, runner) -> None:
         agent = runner.agent
         values = {"time/steps_per_second": runner.speed(), "train/updates": float(agent.updates)}
-        if getattr(agent, "epsilon", None) is not None:
+        if agent.epsilon is not None:
             values["train/epsilon"] = float(agent.epsilon)
         if self.losses:
             values["train/loss"] = sum(self.losses) / len(self.losses)

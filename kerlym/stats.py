@@ -13,18 +13,21 @@ import numpy as np
 from kerlym._io import CheckpointError
 
 PROGRESS_FIELDS = ["episode", "total_steps", "reward", "length", "epsilon", "loss", "max_q", "min_q", "wall_time"]
-# Columns an agent may add after PROGRESS_FIELDS (its ``metric_names``: the actor-critic agents' losses and
-# entropy of their latest update). A file has the columns of the agent that started it; files written before
-# these existed have none and stay readable.
-EXTRA_FIELDS = ["policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl", "weight_lag"]
+# After PROGRESS_FIELDS come the columns an agent adds (its ``metric_names``, e.g. the actor-critic agents'
+# losses and entropy of their latest update) and, with actors, ``weight_lag``. A file has the columns of the
+# agent that started it; files written before these existed have none and stay readable.
 
 
 def progress_fields(extra=()) -> list[str]:
-    """The progress CSV's columns for an agent whose rows also carry ``extra`` (a subset of EXTRA_FIELDS)."""
-    unknown = [name for name in extra if name not in EXTRA_FIELDS]
-    if unknown:
-        raise ValueError(f"no progress.csv column for {', '.join(unknown)}; known: {', '.join(EXTRA_FIELDS)}")
-    return PROGRESS_FIELDS + [name for name in EXTRA_FIELDS if name in extra]
+    """The progress CSV's columns for an agent whose rows also carry ``extra`` (identifiers, in their order).
+
+    Raises:
+        ValueError: an extra column that is not an identifier, or repeats a column.
+    """
+    bad = [name for name in extra if not str(name).isidentifier() or name in PROGRESS_FIELDS]
+    if bad or len(set(extra)) != len(extra):
+        raise ValueError(f"progress.csv columns must be new identifiers, got {', '.join(map(str, extra))}")
+    return PROGRESS_FIELDS + list(extra)
 
 
 def _header_fields(path: str) -> list[str] | None:
@@ -37,7 +40,7 @@ def _header_fields(path: str) -> list[str] | None:
     values = _csv_values(first) if first.endswith(b"\n") else None
     if values and values[: len(PROGRESS_FIELDS)] == PROGRESS_FIELDS:
         extra = values[len(PROGRESS_FIELDS) :]
-        if all(name in EXTRA_FIELDS for name in extra):
+        if all(name.isidentifier() and name not in PROGRESS_FIELDS for name in extra):
             return values
     return None
 
@@ -289,7 +292,8 @@ def rewrite_progress(path: str, rows: list[dict]) -> None:
     from kerlym._io import temporary_path
 
     tmp = temporary_path(path)
-    fields = _header_fields(path) or progress_fields([name for name in EXTRA_FIELDS if rows and name in rows[0]])
+    extra = [name for name in (rows[0] if rows else ()) if name not in PROGRESS_FIELDS]
+    fields = _header_fields(path) or progress_fields(extra)
     try:
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

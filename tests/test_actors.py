@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from kerlym import actors
+from kerlym import actors, ray_actors
 from kerlym.agents import A2C, DQN, PG, PPO
 from kerlym.config import ConfigError, DQNConfig
-from kerlym.runner import Runner
+from kerlym.runner import Runner, acting_for
 
 
 def replayed_episodes(memory, env, seed):
@@ -146,7 +146,7 @@ def test_a2c_learns_from_an_actor_process_with_the_actors_log_probs(monkeypatch)
 
 def test_local_acting_is_the_default_and_sends_no_weights():
     agent = DQN("CartPole-v1", seed=0)
-    acting = actors.acting_for(agent)
+    acting = acting_for(agent)
     assert isinstance(acting, actors.LocalActing)
     obs, masks = acting.reset(seed=0)
     step = acting.step(0)
@@ -182,11 +182,11 @@ def test_merge_steps_puts_each_ray_actors_env_in_its_own_stream():
             [np.full(2, 20 + k)], np.array([0.5 * k]), np.array([k == 1]), np.array([False]), None, None, version,
         )  # fmt: skip
 
-    s = actors.merge_steps([one(0), one(1, version=3), one(2)])
+    s = ray_actors.merge_steps([one(0), one(1, version=3), one(2)])
     assert s.states.tolist() == [[0, 0], [1, 1], [2, 2]] and s.actions.tolist() == [0, 1, 2]
     assert s.values.tolist() == [[0.0] * 3, [1.0] * 3, [2.0] * 3] and s.rewards.tolist() == [0.0, 0.5, 1.0]
     assert [f.tolist() for f in s.next_frames] == [[10, 10], [11, 11], [12, 12]]
     assert [o.tolist() for o in s.obs] == [[20, 20], [21, 21], [22, 22]]
     assert s.terminated.tolist() == [False, True, False] and s.masks is None
     assert s.version == 3  # the oldest weights any of the actions used
-    assert actors.merge_steps([one(0), one(1, values=False)]).values is None  # some actions were all random
+    assert ray_actors.merge_steps([one(0), one(1, values=False)]).values is None  # some actions were all random

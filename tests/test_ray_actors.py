@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kerlym import actors
+from kerlym import ray_actors
 from kerlym.agents import DQN
 from kerlym.runner import Runner
 
@@ -13,12 +13,12 @@ ray = pytest.importorskip("ray")
 def train(monkeypatch, steps, step_callback=None):
     made = []
 
-    class Recorded(actors.RayActors):
+    class Recorded(ray_actors.RayActors):
         def __init__(self, agent):
             super().__init__(agent)
             made.append(self)
 
-    monkeypatch.setattr(actors, "RayActors", Recorded)
+    monkeypatch.setattr(ray_actors, "RayActors", Recorded)
     agent = DQN(
         "CartPole-v1", seed=0, concurrency=2, actors="ray", epsilon=0.5, actor_sync_every=1,
         update_freq=8, update_nsamp=32, batch_size=16, learning_starts=64, max_memory=10_000,

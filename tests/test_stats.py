@@ -10,7 +10,6 @@ import pytest
 
 from kerlym.runs import CheckpointError
 from kerlym.stats import (
-    EXTRA_FIELDS,
     PROGRESS_FIELDS,
     ProgressCSV,
     ProgressWarning,
@@ -112,11 +111,12 @@ def test_an_older_progress_file_stays_readable_and_keeps_its_columns(tmp_path):
     assert note is None and [r["reward"] for r in rows] == [1.0, 2.0] and "policy_loss" not in rows[1]
 
 
-def test_progress_fields_keep_the_known_order_and_refuse_unknown_columns():
-    assert progress_fields(("entropy", "policy_loss")) == PROGRESS_FIELDS + ["policy_loss", "entropy"]
-    assert progress_fields(EXTRA_FIELDS)[-3:] == ["clip_fraction", "approx_kl", "weight_lag"]
-    with pytest.raises(ValueError, match="no progress.csv column for kl"):
-        progress_fields(("kl",))
+def test_progress_fields_follow_the_agents_metric_names_and_refuse_bad_columns():
+    assert progress_fields(("entropy", "policy_loss")) == PROGRESS_FIELDS + ["entropy", "policy_loss"]
+    assert progress_fields(("kl", "weight_lag"))[-2:] == ["kl", "weight_lag"]
+    for bad in (("reward",), ("a b",), ("kl", "kl")):
+        with pytest.raises(ValueError, match="must be new identifiers"):
+            progress_fields(bad)
 
 
 def test_actor_critic_plot_bins_value_losses_and_entropy(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import os
 import re
 import warnings
 import weakref
@@ -128,6 +129,10 @@ class Agent:
     Config = AgentConfig
     default_network = "simple_dnn"
     continuous_actions = False  # whether the agent also takes Box action spaces
+    metric_names: tuple[str, ...] = ()  # statistics its episode rows add (progress.csv columns, plot panels)
+    value_estimates = True  # act() returns value estimates (Q-values, V): the rows' max_q/min_q and the plot's panel
+    epsilon: float | None = None  # the exploration rate, for agents that explore epsilon-greedily (DQN)
+    ema = None  # the weight average greedy actions come from, for agents that keep one
 
     def __init__(self, env, config: AgentConfig | None = None, *, enable_plots: bool = False, **kwargs):
         import gymnasium as gym
@@ -189,8 +194,9 @@ class Agent:
         self.updates = 0
         self.episodes: list[dict] = []  # one row of statistics per finished episode
         self._losses: list[float] = []
-        self._reset_seed = self.seed
-        self._stop = False
+        self.reset_seed = self.seed  # the first env reset's seed; the runner clears it once used
+        self.stop_requested = False  # set by request_stop(); the runner stops after the current step
+        self.run_config = None  # the run settings kerlym.make built it with: learn() takes its budget from them
 
     # -- settings -----------------------------------------------------------
     @classmethod
@@ -364,36 +370,52 @@ class Agent:
         step_callback: Callable[[Agent], None] | None = None,
         verbose: int = 1,
         tensorboard: bool | str = False,
+        eval_episodes: int | None = None,
+        total_timesteps: int | None = None,
     ) -> list[dict]:
-        """Train until ``max_steps`` env steps or ``max_episodes`` episodes (forever if neither).
+        """Train ``max_steps`` more env steps or ``max_episodes`` more episodes, then evaluate greedily.
 
-        Runs :class:`kerlym.runner.Runner`, as the command does: ``verbose=1`` prints a line
-        per episode, ``0`` nothing. Ctrl-C (or :meth:`request_stop`) ends training after the
-        current step and returns normally, the agent intact. ``callback(agent, row)`` runs
-        after each episode with its statistics; returning ``True`` stops training.
-        ``step_callback(agent)`` runs about every 100 env steps. Unfinished episodes are
-        dropped when training stops. Returns the per-episode statistics.
+        Runs the same session as the command (:func:`kerlym.session.train`), without a run
+        folder. With neither bound, an agent that :func:`kerlym.make` built trains to its run's
+        budget (a preset's ``steps``), and any other agent until stopped. ``verbose=1`` prints a
+        line per episode and the final evaluation, ``0`` nothing. Ctrl-C (or :meth:`request_stop`)
+        ends training after the current step and returns normally, the agent intact.
+        ``callback(agent, row)`` runs after each episode with its statistics; returning ``True``
+        stops training. ``step_callback(agent)`` runs about every 100 env steps. Unfinished
+        episodes are dropped when training stops. Returns the per-episode statistics.
 
-        In a terminal, a bounded run also shows a progress bar with its ETA. ``tensorboard=True``
-        writes TensorBoard event files into a new folder under ``./runs`` (view them with
-        ``tensorboard --logdir runs``); a string names the folder instead.
+        Args:
+            max_steps: env steps to train, counted from now (``--steps`` is a total instead).
+            max_episodes: episodes to train, counted from now.
+            callback: called after each episode.
+            step_callback: called about every 100 env steps.
+            verbose: 1: a line per episode (and a progress bar in a terminal); 0: nothing.
+            tensorboard: ``True`` writes TensorBoard event files into a new folder under ``./runs``
+                (view them with ``tensorboard --logdir runs``); a string names the folder instead.
+            eval_episodes: greedy episodes of the final evaluation (default: the run's, 20; 0: none).
+            total_timesteps: Stable-Baselines3's name for ``max_steps``.
         """
-        import os
+        import signal
 
-        from kerlym import sinks
-        from kerlym.runner import Runner
+        from kerlym import config as C
+        from kerlym import session
 
-        outputs = []
-        if verbose:
-            total_steps = None if max_steps is None else self.total_steps + max_steps
-            total_episodes = None if max_episodes is None else self.episode + max_episodes
-            bar = sinks.progress_bar(total_steps, total_episodes, self)
-            outputs = [sinks.Console(bar=bar)] + ([bar] if bar is not None else [])
+        if total_timesteps is not None:
+            if max_steps is not None:
+                raise TypeError("give max_steps or total_timesteps (Stable-Baselines3's name for it), not both")
+            max_steps = total_timesteps
+        env_id = self._env_id() or type(self.env.unwrapped).__name__
+        run = self.run_config or C.RunConfig(env=env_id, agent=self.name)
+        if max_steps is not None or max_episodes is not None:
+            steps = None if max_steps is None else self.total_steps + max_steps
+            episodes = None if max_episodes is None else self.episode + max_episodes
+            run = C.replace(run, steps=steps, episodes=episodes)
+        changes = {"quiet": False, "plots": self.enable_plots, "tensorboard": bool(tensorboard), "submit": False}
+        run = C.replace(run, **changes, **({} if eval_episodes is None else {"eval_episodes": eval_episodes}))
+        log_dir = None
         if tensorboard:
             from kerlym import runs
-            from kerlym.config import to_dict
 
-            env_id = self._env_id() or type(self.env.unwrapped).__name__
             if isinstance(tensorboard, str):
                 log_dir = view = tensorboard
             else:
@@ -401,14 +423,17 @@ class Agent:
                 view = "runs"
             if verbose:
                 print(f"TensorBoard: {log_dir}  (view: tensorboard --logdir {view})")
-            outputs.append(sinks.TensorBoard(log_dir, {"env": env_id, "agent": self.name, **to_dict(self.config)}))
-        if self.enable_plots:
-            env_id = self._env_id() or type(self.env.unwrapped).__name__
-            outputs.append(sinks.LivePlot(".", self.name, env_id, 10, self.episodes, values=self.name != "pg"))
-        import signal
-
-        runner = Runner(self, sinks=outputs, signals=(signal.SIGINT,))
-        return runner.run(max_steps, max_episodes, callback, step_callback)
+        outcome = session.train(
+            self,
+            run,
+            signals=(signal.SIGINT,),
+            callback=callback,
+            step_callback=step_callback,
+            tensorboard_dir=log_dir,
+            console=bool(verbose),
+            verbose=bool(verbose),
+        )
+        return outcome.episodes
 
     def predict(self, observation, deterministic: bool = True, episode_start: bool = False) -> int:
         """The action for one raw observation of the env, as Stable-Baselines3's ``model.predict`` gives.
@@ -474,7 +499,7 @@ class Agent:
             "total_steps": self.total_steps,
             "episode": self.episode,
             "updates": self.updates,
-            "epsilon": float(getattr(self, "epsilon", 0.0)),
+            "epsilon": float(self.epsilon if self.epsilon is not None else 0.0),
             "rng": self.rng.bit_generator.state,
         }
         arrays = {f"optimizer/{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.optimizer.variables)}
@@ -485,7 +510,7 @@ class Agent:
         self.total_steps = int(meta["total_steps"])
         self.episode = int(meta["episode"])
         self.updates = int(meta["updates"])
-        if hasattr(self, "epsilon"):
+        if self.epsilon is not None:
             self.epsilon = float(meta["epsilon"])
         self.rng.bit_generator.state = meta["rng"]
         variables = self.model.optimizer.variables
@@ -494,7 +519,10 @@ class Agent:
 
     def request_stop(self) -> None:
         """Ask :meth:`learn` to return after the current step (safe from a signal handler)."""
-        self._stop = True
+        self.stop_requested = True
+
+    def schedule_exploration(self, total_steps: int) -> None:
+        """Set the exploration rate for ``total_steps`` where it follows a schedule in steps (DQN's epsilon)."""
 
     @property
     def model(self):

@@ -276,6 +276,10 @@ class DQN(Agent):
     def begin_episode(self, frame, stream=0, mask=None):
         self.memory.start_episode(frame, stream, mask)
 
+    def schedule_exploration(self, total_steps):
+        if self._step_epsilon is not None:
+            self.epsilon = self._step_epsilon(total_steps)
+
     def observe(self, stream, state, action, reward, terminated, truncated, frame, mask=None):
         self.memory.add(action, reward, terminated, frame, stream, mask)
 

@@ -87,6 +87,7 @@ class PG(Agent):
     """
 
     name = "pg"
+    value_estimates = False  # a policy only: no value of the state to plot
     Config = PGConfig
     default_network = "karpathy_simple_pgnet"
 

@@ -1,0 +1,277 @@
+"""The training session: what ``kerlym``, ``--seeds``/``--tune`` and ``Agent.learn`` all run.
+
+One function, :func:`train`, takes a built agent and the run's settings and
+does, in order: restore a checkpoint (trimming ``progress.csv`` to it), write
+``config.json``, choose the sinks (console, progress bar, ``progress.csv``,
+the live plot, TensorBoard), run the :class:`~kerlym.runner.Runner`, and end
+with a greedy evaluation of the weights ``--play`` would use, written to
+``evaluation.json``. The three front doors differ only in what they pass.
+
+This module imports no agent: an agent hands itself to :func:`train` from
+``Agent.learn``, and the command and the sweep build theirs with
+:func:`kerlym.make.make` first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from kerlym import checkpoints, runs
+from kerlym import config as C
+from kerlym._io import CheckpointError, atomic_write, first_line, native_stderr_silenced, reason
+
+EVALUATION = "evaluation.json"
+
+
+class Outcome(NamedTuple):
+    """What a training session ended with.
+
+    Attributes:
+        episodes: the agent's per-episode rows (all of the run's, a resumed run's earlier ones too).
+        evaluation: the final greedy evaluation (:func:`evaluation_record`'s dict), or ``None`` when training
+            was interrupted or ``eval_episodes`` is 0.
+        interrupted: a signal (Ctrl-C) or ``request_stop`` ended training before its budget.
+        checkpoint: the last checkpoint written (``None`` without a run folder).
+    """
+
+    episodes: list[dict]
+    evaluation: dict | None
+    interrupted: bool
+    checkpoint: str | None
+
+
+def weights_label(agent) -> str:
+    """Which weights greedy actions come from: ``"average"`` (a weight average, ``--ema``) or ``"online"``."""
+    return "average" if agent.ema is not None else "online"
+
+
+def evaluation_record(run: C.RunConfig, agent, returns, weights: str, wall_time: float | None = None) -> dict:
+    """``evaluation.json``'s one schema (a run folder's, a sweep's runs', and the ``-S`` bundle's).
+
+    Args:
+        run: the run's config (its env and agent are recorded).
+        agent: the evaluated agent (its step count is recorded).
+        returns: the greedy episodes' returns.
+        weights: which weights acted: ``online``, ``average``, ``best``, or a phrase naming a file.
+        wall_time: seconds of training behind the weights, where known.
+    """
+    import numpy as np
+
+    returns = np.asarray(returns, dtype=np.float64)
+    return {
+        "env": run.env,
+        "agent": run.agent,
+        "total_steps": int(agent.total_steps),
+        "episodes": len(returns),
+        "returns": returns.tolist(),
+        "mean": float(returns.mean()) if len(returns) else float("nan"),
+        "std": float(returns.std()) if len(returns) else float("nan"),
+        "weights": weights,
+        "wall_time": wall_time,
+    }
+
+
+def write_evaluation(folder: str, record: dict) -> str:
+    """Write ``record`` as ``folder/evaluation.json`` atomically; returns the path.
+
+    Raises:
+        CheckpointError: it cannot be written.
+    """
+    path = os.path.join(folder, EVALUATION)
+    try:
+        atomic_write(path, json.dumps(record, indent=2) + "\n")
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {reason(e)}") from None
+    return path
+
+
+def read_evaluation(folder: str) -> dict | None:
+    """A finished run's ``evaluation.json`` (``None`` if the run has not finished)."""
+    try:
+        with open(os.path.join(folder, EVALUATION)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "mean" in record else None
+
+
+def restore(agent, checkpoint: str, run_dir: str) -> None:
+    """Load ``checkpoint`` into ``agent`` and keep exactly the ``progress.csv`` rows it had counted.
+
+    The checkpoint was written after its step's episodes were counted, so the
+    rows up to its step and episode are kept and later ones dropped (they will
+    be run again).
+    """
+    from kerlym.stats import truncate_progress
+
+    with native_stderr_silenced():
+        checkpoints.restore_checkpoint(checkpoint, agent)
+    rows, note = truncate_progress(
+        os.path.join(run_dir, runs.PROGRESS), until_step=agent.total_steps, until_episode=agent.episode
+    )
+    if note:
+        print(f"kerlym: note: {note}", file=sys.stderr)
+    agent.episodes = rows
+
+
+def default_sinks(
+    agent,
+    run: C.RunConfig,
+    run_dir: str | None,
+    tensorboard_dir: str | None = None,
+    settings: dict | None = None,
+    console: bool = True,
+) -> list:
+    """The sinks a run's settings ask for: console and progress bar, ``progress.csv``, the live plot, TensorBoard.
+
+    Args:
+        agent: the agent (its metric names give ``progress.csv``'s extra columns, and the plot's panels).
+        run: ``quiet``, ``steps``/``episodes`` (the bar), ``plots``/``plot_rate``, ``tensorboard``.
+        run_dir: where ``progress.csv`` and ``training.png`` go (``None``: no file but the plot, in ``.``).
+        tensorboard_dir: the event files' folder (default ``run_dir/tensorboard``).
+        settings: written once into TensorBoard as text.
+        console: print to the console (episode lines or, ``quiet``, a status line; a progress bar in a terminal).
+    """
+    from kerlym import sinks
+
+    out: list = []
+    if console:
+        bar = sinks.progress_bar(run.steps, run.episodes, agent)
+        out += [sinks.Console(quiet=run.quiet, bar=bar)] + ([bar] if bar is not None else [])
+    if run_dir is not None:
+        out.append(sinks.ProgressFile(run_dir, sinks.extra_columns(agent)))
+    if run.tensorboard:
+        out.append(sinks.TensorBoard(tensorboard_dir or os.path.join(run_dir or ".", "tensorboard"), settings))
+    if run.plots:
+        out.append(sinks.LivePlot(run_dir or ".", agent, run.env, run.plot_rate))
+    return out
+
+
+def train(
+    agent,
+    run: C.RunConfig,
+    run_dir: str | None = None,
+    *,
+    resume_from: str | None = None,
+    extra_sinks=(),
+    signals=(signal.SIGINT, signal.SIGTERM),
+    callback: Callable | None = None,
+    step_callback: Callable | None = None,
+    submit_stats: list | None = None,
+    tensorboard_dir: str | None = None,
+    console: bool = True,
+    verbose: bool = True,
+) -> Outcome:
+    """Run one training session of ``agent`` until ``run.steps`` or ``run.episodes`` in total, then evaluate it.
+
+    Args:
+        agent: a built agent (:func:`kerlym.make.make`, or the agent whose ``learn`` called this).
+        run: the run's config: the budget (totals, so a resumed run trains what is left), the checkpoint and
+            evaluation schedule, ``eval_episodes`` for the final greedy evaluation (0: none), the sinks wanted,
+            ``submit`` for the ``-S`` bundle.
+        run_dir: the run folder, which the caller has locked (``None``: nothing is written; ``Agent.learn``).
+        resume_from: a checkpoint folder to restore first.
+        extra_sinks: sinks added to :func:`default_sinks`' (a sweep's reporter to Ray Tune).
+        signals: the signals that stop training after the current step (and save, with a run folder).
+        callback: ``callback(agent, row)`` after each episode; ``True`` stops training.
+        step_callback: ``step_callback(agent)`` about every 100 env steps.
+        submit_stats: Gymnasium's ``RecordEpisodeStatistics`` wrappers of the training env (``-S``).
+        tensorboard_dir: where TensorBoard's event files go (default ``run_dir/tensorboard``).
+        console: episode lines or status lines on the console (see :func:`default_sinks`).
+        verbose: print the session's own lines (run folder, how it ended, the evaluation).
+
+    Returns:
+        The :class:`Outcome`.
+
+    Raises:
+        kerlym.runner.NonFiniteLoss: an update's loss was NaN or inf; checkpoints before it are kept.
+        CheckpointError: a run folder file could not be read or written (one line).
+    """
+    from kerlym.runner import Runner
+
+    say = print if verbose else (lambda *a, **k: None)
+    if resume_from is not None:
+        restore(agent, resume_from, run_dir)
+        say(f"resumed {run_dir} at step {agent.total_steps}, episode {agent.episode}")
+    settings = {**C.to_dict(run), **C.to_dict(agent.config)}
+    if run_dir is not None:
+        runs.write_config(run_dir, settings)
+        say(f"run folder: {run_dir}")
+    wall_before = float(agent.episodes[-1].get("wall_time", 0.0)) if agent.episodes else 0.0
+    t0 = time.perf_counter()
+    outputs = default_sinks(agent, run, run_dir, tensorboard_dir, settings, console) + list(extra_sinks)
+    runner = Runner(
+        agent,
+        run_dir,
+        outputs,
+        checkpoint_every=run.checkpoint_every,
+        eval_every=run.eval_every,
+        eval_episodes=run.eval_episodes,
+        save_memory=run.save_memory,
+        signals=signals,
+    )
+    steps_left = None if run.steps is None else max(0, run.steps - agent.total_steps)
+    episodes_left = None if run.episodes is None else max(0, run.episodes - agent.episode)
+    runner.run(
+        max_steps=steps_left,
+        max_episodes=episodes_left,
+        callback=callback,
+        step_callback=step_callback,
+        final_evaluation=True,
+    )
+    interrupted = bool(runner.interrupted)
+    _report_actors(runner.actor_summary, say)
+    if run_dir is not None:
+        if interrupted:
+            say(f"\ninterrupted at step {agent.total_steps}: checkpoint saved in {runner.last_checkpoint}")
+            say(f"continue with: kerlym --resume {run_dir}")
+        else:
+            say(f"finished at step {agent.total_steps}; checkpoint saved in {runner.last_checkpoint}")
+        if run.plots:
+            say(f"plot: {os.path.join(run_dir, runs.PLOT)}")
+    evaluation = None
+    if runner.last_evaluation is not None and runner.last_evaluation[0] == agent.total_steps and not interrupted:
+        evaluation = _final_evaluation(runner, run, run_dir, wall_before + time.perf_counter() - t0)
+        say(
+            f"evaluation: {evaluation['mean']:.2f} ± {evaluation['std']:.2f} over {evaluation['episodes']} greedy "
+            f"episodes (weights: {evaluation['weights']})"
+        )
+    if run.submit and run_dir is not None:  # after Ctrl-C too: the bundle of what was trained so far
+        from kerlym.bundle import write_bundle
+
+        try:
+            say(f"results bundle: {write_bundle(run, run_dir, agent, submit_stats, evaluation=evaluation)}")
+        except KeyboardInterrupt:  # a second Ctrl-C: the checkpoint is safe; only the bundle is cut short
+            print("\nkerlym: note: results bundle not finished (interrupted again)", file=sys.stderr)
+    return Outcome(agent.episodes, evaluation, interrupted, runner.last_checkpoint)
+
+
+def _final_evaluation(runner, run: C.RunConfig, run_dir: str | None, wall_time: float) -> dict:
+    """The record of the runner's greedy evaluation at the end of training, written to the run folder."""
+    agent = runner.agent
+    record = evaluation_record(run, agent, runner.last_evaluation[1], weights_label(agent), wall_time)
+    if run_dir is not None:
+        write_evaluation(run_dir, record)
+    return record
+
+
+def _report_actors(summary: dict | None, say) -> None:
+    if summary:
+        restarts = f", {summary['restarts']} restarted" if summary.get("restarts") else ""
+        say(
+            f"{summary['actors']}: {summary['steps']} steps, {summary['weight_pushes']} weight pushes{restarts}; "
+            f"the actions' weights were {summary['lag_mean']:.2f} updates old on average (at most "
+            f"{summary['lag_max']})"
+        )
+
+
+def non_finite_message(error: BaseException, run_dir: str | None) -> str:
+    """The one line a NaN loss ends a run with."""
+    kept = f"; checkpoints before it are kept in {run_dir}" if run_dir else ""
+    return f"{first_line(error)}{kept}"
