@@ -188,8 +188,8 @@ def run_ray(env_id: str, agent_name: str, seeds, eval_episodes: int, settings: d
     """
     import tempfile
 
+    from kerlym import checkpoints, sweep
     from kerlym import config as C
-    from kerlym import sweep
     from kerlym.stats import read_progress
 
     run_cfg, cfg = configure(env_id, agent_name, seeds[0], settings)
@@ -202,7 +202,7 @@ def run_ray(env_id: str, agent_name: str, seeds, eval_episodes: int, settings: d
     results = []
     for seed in seeds:
         folder = os.path.join(sweep_dir, f"seed-{seed}")
-        evaluation = sweep.read_evaluation(folder)
+        evaluation = checkpoints.read_evaluation(folder)
         rows = read_progress(os.path.join(folder, "progress.csv"))
         grid, curve = learning_curve(
             np.array([r["total_steps"] for r in rows]), np.array([r["reward"] for r in rows]), run_cfg.steps

@@ -26,6 +26,8 @@ from kerlym._io import (
 )
 from kerlym.runs import ARRAYS, BEST, CHECKPOINTS, EVALUATIONS, LATEST, MODEL, STATE, STEP_NAME
 
+EVALUATION = "evaluation.json"
+
 
 def non_finite_arrays(arrays: dict) -> list[str]:
     """Names of the floating-point arrays in ``arrays`` that hold NaN or inf (integer arrays are skipped)."""
@@ -361,3 +363,59 @@ def best_model(run_dir: str) -> str:
     if not os.path.isfile(path):
         raise CheckpointError(f"{run_dir!r} has no {BEST}; train with --eval_every N to keep the best model")
     return path
+
+
+# -- the final evaluation: evaluation.json -------------------------------------------
+def weights_label(agent) -> str:
+    """Which weights greedy actions come from: ``"average"`` (a weight average, ``--ema``) or ``"online"``."""
+    return "average" if agent.ema is not None else "online"
+
+
+def evaluation_record(run, agent, returns, weights: str, wall_time: float | None = None) -> dict:
+    """``evaluation.json``'s one schema (a run folder's, a sweep's runs', and the ``-S`` bundle's).
+
+    Args:
+        run: the run's config (its env and agent are recorded).
+        agent: the evaluated agent (its step count is recorded).
+        returns: the greedy episodes' returns.
+        weights: which weights acted: ``online``, ``average``, ``best``, or a phrase naming a file.
+        wall_time: seconds of training behind the weights, where known.
+    """
+    import numpy as np
+
+    returns = np.asarray(returns, dtype=np.float64)
+    return {
+        "env": run.env,
+        "agent": run.agent,
+        "total_steps": int(agent.total_steps),
+        "episodes": len(returns),
+        "returns": returns.tolist(),
+        "mean": float(returns.mean()) if len(returns) else float("nan"),
+        "std": float(returns.std()) if len(returns) else float("nan"),
+        "weights": weights,
+        "wall_time": wall_time,
+    }
+
+
+def write_evaluation(folder: str, record: dict) -> str:
+    """Write ``record`` as ``folder/evaluation.json`` atomically; returns the path.
+
+    Raises:
+        CheckpointError: it cannot be written.
+    """
+    path = os.path.join(folder, EVALUATION)
+    try:
+        atomic_write(path, json.dumps(record, indent=2) + "\n")
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {reason(e)}") from None
+    return path
+
+
+def read_evaluation(folder: str) -> dict | None:
+    """A finished run's ``evaluation.json`` (``None`` if the run has not finished)."""
+    try:
+        with open(os.path.join(folder, EVALUATION)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "mean" in record else None

@@ -13,7 +13,6 @@ argument errors stay instant.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import MISSING, dataclass, field, fields, replace  # noqa: F401 (replace: used as C.replace)
 from typing import ClassVar
@@ -596,6 +595,11 @@ RUNTIME_FIELDS = (
 
 def field_names(cls) -> list[str]:
     return [f.name for f in fields(cls)]
+
+
+def config_dict(run: RunConfig, cfg: AgentConfig) -> dict:
+    """What a run's ``config.json`` holds: every field of the run and of the agent, by name."""
+    return {**to_dict(run), **to_dict(cfg)}
 
 
 def to_dict(config) -> dict:

@@ -72,6 +72,7 @@ class Runner:
         self.saving = False
         self.last_checkpoint: str | None = None
         self.last_evaluation: tuple[int, np.ndarray] | None = None  # (step, greedy returns) of the newest
+        self.finishing = False  # True during the final evaluation, after the loop
         self.actor_summary: dict | None = None  # with actors: weight pushes and lag (kerlym.actors)
         self.t0 = time.perf_counter()
         self.steps0 = agent.total_steps
@@ -120,6 +121,7 @@ class Runner:
                 self.checkpoint()
             done = self.last_evaluation is not None and self.last_evaluation[0] == agent.total_steps
             if final_evaluation and self.eval_episodes > 0 and not self.interrupted and not done:
+                self.finishing = True
                 self.evaluate()
         finally:
             self._restore_signals(previous)

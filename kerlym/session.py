@@ -14,7 +14,6 @@ This module imports no agent: an agent hands itself to :func:`train` from
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -24,9 +23,8 @@ from typing import NamedTuple
 
 from kerlym import checkpoints, runs
 from kerlym import config as C
-from kerlym._io import CheckpointError, atomic_write, first_line, native_stderr_silenced, reason
-
-EVALUATION = "evaluation.json"
+from kerlym._io import first_line, native_stderr_silenced
+from kerlym.checkpoints import evaluation_record, weights_label, write_evaluation
 
 
 class Outcome(NamedTuple):
@@ -34,8 +32,8 @@ class Outcome(NamedTuple):
 
     Attributes:
         episodes: the agent's per-episode rows (all of the run's, a resumed run's earlier ones too).
-        evaluation: the final greedy evaluation (:func:`evaluation_record`'s dict), or ``None`` when training
-            was interrupted or ``eval_episodes`` is 0.
+        evaluation: the final greedy evaluation (:func:`kerlym.checkpoints.evaluation_record`'s dict), or
+            ``None`` when training was interrupted or ``eval_episodes`` is 0.
         interrupted: a signal (Ctrl-C) or ``request_stop`` ended training before its budget.
         checkpoint: the last checkpoint written (``None`` without a run folder).
     """
@@ -44,61 +42,6 @@ class Outcome(NamedTuple):
     evaluation: dict | None
     interrupted: bool
     checkpoint: str | None
-
-
-def weights_label(agent) -> str:
-    """Which weights greedy actions come from: ``"average"`` (a weight average, ``--ema``) or ``"online"``."""
-    return "average" if agent.ema is not None else "online"
-
-
-def evaluation_record(run: C.RunConfig, agent, returns, weights: str, wall_time: float | None = None) -> dict:
-    """``evaluation.json``'s one schema (a run folder's, a sweep's runs', and the ``-S`` bundle's).
-
-    Args:
-        run: the run's config (its env and agent are recorded).
-        agent: the evaluated agent (its step count is recorded).
-        returns: the greedy episodes' returns.
-        weights: which weights acted: ``online``, ``average``, ``best``, or a phrase naming a file.
-        wall_time: seconds of training behind the weights, where known.
-    """
-    import numpy as np
-
-    returns = np.asarray(returns, dtype=np.float64)
-    return {
-        "env": run.env,
-        "agent": run.agent,
-        "total_steps": int(agent.total_steps),
-        "episodes": len(returns),
-        "returns": returns.tolist(),
-        "mean": float(returns.mean()) if len(returns) else float("nan"),
-        "std": float(returns.std()) if len(returns) else float("nan"),
-        "weights": weights,
-        "wall_time": wall_time,
-    }
-
-
-def write_evaluation(folder: str, record: dict) -> str:
-    """Write ``record`` as ``folder/evaluation.json`` atomically; returns the path.
-
-    Raises:
-        CheckpointError: it cannot be written.
-    """
-    path = os.path.join(folder, EVALUATION)
-    try:
-        atomic_write(path, json.dumps(record, indent=2) + "\n")
-    except OSError as e:
-        raise CheckpointError(f"cannot write {path}: {reason(e)}") from None
-    return path
-
-
-def read_evaluation(folder: str) -> dict | None:
-    """A finished run's ``evaluation.json`` (``None`` if the run has not finished)."""
-    try:
-        with open(os.path.join(folder, EVALUATION)) as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and "mean" in record else None
 
 
 def restore(agent, checkpoint: str, run_dir: str) -> None:

@@ -23,19 +23,18 @@ import json
 import math
 import os
 import time
-from typing import NamedTuple
 
-from kerlym import checkpoints
+from kerlym import checkpoints, runs
 from kerlym import config as C
+from kerlym._io import CheckpointError, native_stderr_silenced
+from kerlym.agents import AGENT_CONFIGS
+from kerlym.checkpoints import read_evaluation
+from kerlym.search import INSTALL, Dist, SpaceError, parse_space, read_space, to_tune
+from kerlym.summary import CURVE, SUMMARY_CSV, markdown_table, summarize
 
 MARKER = "sweep.json"
-EVALUATION = "evaluation.json"
-SUMMARY_CSV = "summary.csv"
-SUMMARY_MD = "summary.md"
-CURVE = "curve.png"
 BEST_PRESET = "best_preset.json"
 TUNE_DIR = "tune"
-INSTALL = 'pip install "kerlym[ray]"'
 METRIC = "eval_mean"  # what --tune maximises and ASHA compares: the greedy evaluation's mean return
 
 
@@ -75,113 +74,16 @@ def _import_ray():
     return ray, tune
 
 
-# -- search spaces -----------------------------------------------------------
-class Dist(NamedTuple):
-    """One searched setting: ``uniform``/``loguniform`` over [low, high], or a ``choice`` of values."""
-
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    values: tuple = ()
-    integer: bool = False
-
-
-KINDS = ("uniform", "loguniform", "choice")
-
-
-def parse_space(space, agent: str, base: C.AgentConfig) -> dict[str, Dist]:
-    """A search space (a mapping as read from YAML) checked against ``agent``'s config fields.
-
-    Each entry is ``name: {uniform: [low, high]}``, ``{loguniform: [low, high]}`` or ``{choice: [v, ...]}``.
-    On an integer setting (``batch_size``) uniform and log-uniform draw integers from [low, high].
-    Every bound and choice must be a valid value of the setting (checked on ``base``).
-
-    Raises:
-        SweepError: a name that is not a setting of ``agent`` (with a did-you-mean), an unknown kind, a bad range.
-    """
-    import difflib
-
-    if not isinstance(space, dict) or not space:
-        raise SweepError("the search space must map setting names to {uniform|loguniform|choice: ...}")
-    cls = C.AGENT_CONFIGS[agent]
-    known = [n for n in C.field_names(cls) if n != "seed"]
-    types = {f.name: str(f.type) for f in C.fields(cls)}
-    out = {}
-    for name, entry in space.items():
-        if name not in known:
-            close = difflib.get_close_matches(str(name), known, n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise SweepError(f"-a {agent} has no setting {name!r} to search{hint}")
-        if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in KINDS:
-            raise SweepError(f"{name}: give one of {', '.join(KINDS)}, e.g. {name}: {{choice: [1, 2]}}; got {entry!r}")
-        ((kind, args),) = entry.items()
-        integer = types[name].startswith("int")
-        if kind == "choice":
-            if not isinstance(args, list) or not args:
-                raise SweepError(f"{name}: choice takes a non-empty list of values, got {args!r}")
-            dist = Dist(kind, values=tuple(args), integer=integer)
-            tried = list(args)
-        else:
-            ok = isinstance(args, list) and len(args) == 2 and all(isinstance(a, (int, float)) for a in args)
-            if not ok or not args[0] < args[1]:
-                raise SweepError(f"{name}: {kind} takes [low, high] with low < high, got {args!r}")
-            if kind == "loguniform" and args[0] <= 0:
-                raise SweepError(f"{name}: loguniform needs a positive low bound, got {args[0]}")
-            if integer and not all(float(a).is_integer() for a in args):
-                raise SweepError(f"{name} is an integer setting: give integer bounds, got {args!r}")
-            cast = int if integer else float
-            dist = Dist(kind, cast(args[0]), cast(args[1]), integer=integer)
-            tried = [dist.low, dist.high]
-        for value in tried:  # each bound or choice must be a value the config accepts
-            try:
-                C.replace(base, **{name: value})
-            except (C.ConfigError, TypeError) as e:
-                raise SweepError(f"{name}: {value!r} is not a valid value: {e}") from None
-        out[name] = dist
-    return out
-
-
-def read_space(path: str, agent: str, base: C.AgentConfig) -> dict[str, Dist]:
-    """The search space in the YAML file ``path`` (see :func:`parse_space`)."""
-    try:
-        import yaml
-    except ImportError:
-        raise SweepError(f"--tune reads YAML: {INSTALL}") from None
-    try:
-        with open(path) as f:
-            space = yaml.safe_load(f)
-    except OSError as e:
-        raise SweepError(f"cannot read the search space {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise SweepError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return parse_space(space, agent, base)
-
-
-def to_tune(space: dict[str, Dist]) -> dict:
-    """The space as Ray Tune sample domains (which ``OptunaSearch`` turns into Optuna distributions)."""
-    _, tune = _import_ray()
-    out = {}
-    for name, d in space.items():
-        if d.kind == "choice":
-            out[name] = tune.choice(list(d.values))
-        elif d.integer:  # randint's upper bound is exclusive; the YAML's is inclusive
-            out[name] = (tune.lograndint if d.kind == "loguniform" else tune.randint)(d.low, d.high + 1)
-        else:
-            out[name] = (tune.loguniform if d.kind == "loguniform" else tune.uniform)(d.low, d.high)
-    return out
-
-
 # -- one run -----------------------------------------------------------------
 class _Report:
-    """A runner sink that reports each evaluation (and, ``every_seconds``, progress) to a callback."""
+    """A session sink that reports each evaluation (and, ``every_seconds``, progress) to a callback."""
 
-    def __init__(self, report, every_seconds: float | None, final_step: int | None = None):
-        self.report, self.every, self.final_step = report, every_seconds, final_step
+    def __init__(self, report, every_seconds: float | None):
+        self.report, self.every = report, every_seconds
         self.last = time.perf_counter()
         self.eval: tuple[int, float, float] | None = None
 
-    def metrics(self, runner) -> dict:
-        agent = runner.agent
+    def metrics(self, agent) -> dict:
         recent = [r["reward"] for r in agent.episodes[-100:]]
         step, mean, std = self.eval if self.eval else (-1, math.nan, math.nan)
         return {
@@ -199,101 +101,53 @@ class _Report:
     def on_tick(self, runner) -> None:
         if self.report is not None and self.every is not None and time.perf_counter() - self.last >= self.every:
             self.last = time.perf_counter()
-            self.report(self.metrics(runner))
+            self.report(self.metrics(runner.agent))
 
     def on_eval(self, runner, mean, std, best) -> None:
         self.eval = (runner.agent.total_steps, mean, std)
-        # The last evaluation is reported after evaluation.json is written: a scheduler may end the trial at
+        # The final evaluation is reported after evaluation.json is written: a scheduler may end the trial at
         # any report, and a run must not end up finished but without its result.
-        final = self.final_step is not None and runner.agent.total_steps >= self.final_step
-        if self.report is not None and not final:
+        if self.report is not None and not runner.finishing:
             self.last = time.perf_counter()
-            self.report(self.metrics(runner))
+            self.report(self.metrics(runner.agent))
 
 
 def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, every_seconds=None) -> dict | None:
-    """Train one run into ``run_dir`` and evaluate it greedily; ``evaluation.json`` records the result.
+    """Train one run into ``run_dir`` with :func:`kerlym.session.train`; its ``evaluation.json`` is the result.
 
     A folder that already has ``evaluation.json`` is done and is not trained again; one with a checkpoint
     continues from it (as ``kerlym --resume``). ``report(metrics)`` receives each evaluation (every
     ``run.eval_every`` steps, and the final one) and, every ``every_seconds``, the progress.
 
     Returns:
-        The evaluation (``mean``, ``std``, ``returns``, ``total_steps``, ``wall_time``), or ``None`` when
-        training was interrupted (Ctrl-C): the run folder then resumes.
+        The evaluation (:func:`kerlym.checkpoints.evaluation_record`), or ``None`` when training was
+        interrupted (Ctrl-C): the run folder then resumes.
     """
-    from kerlym import runs, sinks
-    from kerlym.main import config_dict, native_stderr_silenced
+    from kerlym import session
     from kerlym.make import make
-    from kerlym.runner import Runner
-    from kerlym.stats import read_progress, rewrite_progress
 
     done = read_evaluation(run_dir)
     if done is not None:
         return done
     os.makedirs(run_dir, exist_ok=True)
-    with native_stderr_silenced():
-        agent = make(run, cfg)
-    wall = 0.0
-    try:
-        checkpoint = checkpoints.latest_checkpoint(run_dir)
-    except runs.CheckpointError:
-        checkpoint = None
-    if checkpoint:
+    with runs.lock_run(run_dir):
+        runs.remove_stale_temporaries(run_dir)
+        try:
+            checkpoint, _ = checkpoints.resumable_checkpoint(run_dir)
+        except CheckpointError:
+            checkpoint = None
         with native_stderr_silenced():
-            checkpoints.restore_checkpoint(checkpoint, agent)
-        progress = os.path.join(run_dir, runs.PROGRESS)
-        rows = [r for r in read_progress(progress) if r["episode"] <= agent.episode]
-        rewrite_progress(progress, rows)
-        agent.episodes = rows
-        wall = rows[-1]["wall_time"] if rows else 0.0  # training time before the interruption, as far as is known
-    runs.write_config(run_dir, config_dict(run, cfg))
-    reporter = _Report(report, every_seconds, final_step=run.steps)
-    runner = Runner(
-        agent,
-        run_dir,
-        [sinks.Console(quiet=run.quiet), sinks.ProgressFile(run_dir, sinks.extra_columns(agent)), reporter],
-        checkpoint_every=run.checkpoint_every,
-        eval_every=run.eval_every,
-        eval_episodes=run.eval_episodes,
-        save_memory=run.save_memory,
-    )
-    t0 = time.perf_counter()
-    steps_left = None if run.steps is None else max(0, run.steps - agent.total_steps)
-    episodes_left = None if run.episodes is None else max(0, run.episodes - agent.episode)
-    runner.run(max_steps=steps_left, max_episodes=episodes_left)
-    if runner.interrupted:
-        agent.close()
+            agent = make(run, cfg)
+        reporter = _Report(report, every_seconds)
+        try:
+            outcome = session.train(agent, run, run_dir, resume_from=checkpoint, extra_sinks=[reporter])
+        finally:
+            agent.close()
+    if outcome.interrupted or outcome.evaluation is None:
         return None
-    if reporter.eval is None or reporter.eval[0] != agent.total_steps:
-        runner.sinks = [reporter]  # the final evaluation: evaluations.csv and best.keras
-        reporter.final_step = agent.total_steps
-        runner.evaluate()
-    _, mean, std = reporter.eval
-    evaluation = {
-        "mean": mean,
-        "std": std,
-        "episodes": run.eval_episodes,
-        "total_steps": agent.total_steps,
-        "wall_time": wall + time.perf_counter() - t0,
-    }
-    agent.close()
-    tmp = os.path.join(run_dir, EVALUATION + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(evaluation, f, indent=2)
-    os.replace(tmp, os.path.join(run_dir, EVALUATION))
     if report is not None:
-        report(reporter.metrics(runner))
-    return evaluation
-
-
-def read_evaluation(run_dir: str) -> dict | None:
-    """A finished run's ``evaluation.json`` (``None`` if the run has not finished)."""
-    try:
-        with open(os.path.join(run_dir, EVALUATION)) as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        report(reporter.metrics(agent))
+    return outcome.evaluation
 
 
 def configs_from(settings: dict) -> tuple[C.RunConfig, C.AgentConfig]:
@@ -302,151 +156,6 @@ def configs_from(settings: dict) -> tuple[C.RunConfig, C.AgentConfig]:
 
     settings = dict(settings)
     return configure(settings.pop("env"), settings.pop("agent"), **settings)
-
-
-# -- the summary ---------------------------------------------------------------
-def smoothed_curve(rows: list[dict], window: int = 10):
-    """Steps at each episode's end and the mean return of the last ``window`` episodes there."""
-    import numpy as np
-
-    steps = np.array([r["total_steps"] for r in rows], dtype=np.float64)
-    rewards = np.array([r["reward"] for r in rows], dtype=np.float64)
-    cumsum = np.concatenate([[0.0], np.cumsum(rewards)])
-    idx = np.arange(1, len(rewards) + 1)
-    start = np.maximum(idx - window, 0)
-    return steps, (cumsum[idx] - cumsum[start]) / (idx - start)
-
-
-def mean_curve(curves: list[tuple], points: int = 100):
-    """Mean and std across runs of ``(steps, values)`` curves, interpolated on a common step grid.
-
-    The grid spans the steps every run covers: from the latest first point to the earliest last point.
-    """
-    import numpy as np
-
-    lo, hi = max(c[0][0] for c in curves), min(c[0][-1] for c in curves)
-    grid = np.linspace(lo, hi, points) if hi > lo else np.array([hi])
-    values = np.array([np.interp(grid, s, v) for s, v in curves])
-    return grid, values.mean(axis=0), values.std(axis=0)
-
-
-def summarize(sweep_dir: str, folders: dict, label: str = "seed", params: dict | None = None) -> list[dict]:
-    """Write ``summary.csv``, ``summary.md`` and ``curve.png`` for the finished runs in ``folders``.
-
-    Args:
-        sweep_dir: the sweep folder.
-        folders: label (a seed, a trial id) -> run folder.
-        label: the first column's name.
-        params: label -> the searched settings of that run (``--tune``), added as columns.
-
-    Returns:
-        The summary's rows (runs without an ``evaluation.json`` are left out).
-    """
-    import csv
-
-    from kerlym import runs
-    from kerlym.stats import read_progress
-
-    params = params or {}
-    names = sorted({k for p in params.values() for k in p})
-    rows, curves = [], {}
-    for key, folder in folders.items():
-        ev = read_evaluation(folder)
-        status = "finished"
-        if ev is None and params:  # a --tune trial that ASHA stopped early: its last evaluation
-            ev, status = _last_evaluation(folder), "stopped"
-        if ev is None:
-            continue
-        rows.append(
-            {
-                label: key,
-                **({"status": status} if params else {}),
-                **{n: params.get(key, {}).get(n) for n in names},
-                "eval_mean": ev["mean"],
-                "eval_std": ev["std"],
-                "eval_episodes": ev["episodes"],
-                "steps": ev["total_steps"],
-                "wall_s": round(ev["wall_time"], 1),
-            }
-        )
-        progress = read_progress(os.path.join(folder, runs.PROGRESS))
-        if progress:
-            curves[key] = smoothed_curve(progress)
-    if not rows:
-        return rows
-    with open(os.path.join(sweep_dir, SUMMARY_CSV), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    table = markdown_table(rows, label)
-    with open(os.path.join(sweep_dir, SUMMARY_MD), "w") as f:
-        f.write(table + "\n")
-    if curves:
-        plot_curves(os.path.join(sweep_dir, CURVE), curves, label, mean=label == "seed")
-    return rows
-
-
-def _last_evaluation(run_dir: str) -> dict | None:
-    """A run's last row of ``evaluations.csv`` in ``evaluation.json``'s form (``None`` if it has none)."""
-    from kerlym import runs
-    from kerlym.stats import read_progress
-
-    try:
-        with open(os.path.join(run_dir, runs.EVALUATIONS)) as f:
-            last = f.read().strip().splitlines()[-1].split(",")
-        step, mean, std = int(last[0]), float(last[1]), float(last[2])
-    except (OSError, IndexError, ValueError):  # no evaluation yet (only the header, or no file)
-        return None
-    with open(os.path.join(run_dir, runs.CONFIG)) as f:
-        episodes = json.load(f)["eval_episodes"]
-    rows = read_progress(os.path.join(run_dir, runs.PROGRESS), until_step=step)
-    wall = rows[-1]["wall_time"] if rows else math.nan
-    return {"mean": mean, "std": std, "episodes": episodes, "total_steps": step, "wall_time": wall}
-
-
-def markdown_table(rows: list[dict], label: str = "seed") -> str:
-    """Each run's greedy evaluation as a markdown table, and the mean ± std over runs."""
-    import numpy as np
-
-    head = [k for k in rows[0] if k not in ("eval_mean", "eval_std", "eval_episodes")]
-    finished = [r for r in rows if r.get("status", "finished") == "finished"]
-    lines = [
-        "| " + " | ".join(head[:1] + ["greedy return"] + head[1:]) + " |",
-        "|" + "---|" * (len(head) + 1),
-    ]
-    for r in rows:
-        ret = f"{r['eval_mean']:.2f} ± {r['eval_std']:.2f} ({r['eval_episodes']} ep.)"
-        cells = [str(r[head[0]]), ret] + [_cell(r[k]) for k in head[1:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    if finished:
-        means = np.array([r["eval_mean"] for r in finished])
-        which = "finished " if "status" in rows[0] else ""
-        lines.append(f"\nmean over {len(finished)} {which}{label}s: {means.mean():.2f} ± {means.std():.2f}")
-    return "\n".join(lines)
-
-
-def _cell(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def plot_curves(path: str, curves: dict, label: str, mean: bool = True) -> None:
-    """The learning curves (mean return of the last 10 episodes vs env steps): mean ± std across runs, or each."""
-    from kerlym.plots import _pyplot
-
-    plt = _pyplot(live=False)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    if mean:
-        grid, m, s = mean_curve(list(curves.values()))
-        ax.fill_between(grid, m - s, m + s, alpha=0.3, label="±1 std across seeds")
-        ax.plot(grid, m, label=f"mean of {len(curves)} seeds")
-    else:
-        for key, (steps, values) in curves.items():
-            ax.plot(steps, values, linewidth=1, label=f"{label} {key}")
-    ax.set(xlabel="env steps", ylabel="episode return (mean of last 10)", title="Learning curves")
-    ax.legend(loc="best", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 # -- running a sweep -------------------------------------------------------------
@@ -480,13 +189,11 @@ def run_seeds(
     Returns:
         The summary rows (seed, greedy mean and std, steps, wall-clock), or ``None`` if interrupted.
     """
-    from kerlym.main import config_dict
-
     seeds = list(seeds)
     sweep_dir = os.path.abspath(sweep_dir) if sweep_dir else new_sweep_dir(run)  # Ray workers start elsewhere
     os.makedirs(sweep_dir, exist_ok=True)
     if not is_sweep(sweep_dir):
-        _write_marker(sweep_dir, {"kind": "seeds", "seeds": seeds, "ray": ray, "settings": config_dict(run, cfg)})
+        _write_marker(sweep_dir, {"kind": "seeds", "seeds": seeds, "ray": ray, "settings": C.config_dict(run, cfg)})
     print(f"sweep folder: {sweep_dir}", flush=True)
     folders = {s: os.path.join(sweep_dir, f"seed-{s}") for s in seeds}
     if ray is None:
@@ -498,7 +205,7 @@ def run_seeds(
     else:
         from ray import tune
 
-        settings = {k: v for k, v in config_dict(run, cfg).items() if k != "seed"}
+        settings = {k: v for k, v in C.config_dict(run, cfg).items() if k != "seed"}
         if not _fit(sweep_dir, settings, {"seed": tune.grid_search(seeds)}, None, ray, len(seeds)):
             return None
     return _finish(sweep_dir, folders)
@@ -607,8 +314,6 @@ def run_tune(
     Returns:
         The best preset (a dict of config field names), or ``None`` if interrupted or no trial finished.
     """
-    from kerlym.main import config_dict
-
     if run.steps is None:
         raise SweepError("--tune needs a budget per trial: --steps N (or a --preset that sets one)")
     _, tune = _import_ray()
@@ -621,7 +326,7 @@ def run_tune(
     run = C.replace(run, eval_every=run.eval_every or max(1, run.steps // 5))
     sweep_dir = os.path.abspath(sweep_dir) if sweep_dir else new_sweep_dir(run)
     os.makedirs(sweep_dir, exist_ok=True)
-    settings = config_dict(run, cfg)
+    settings = C.config_dict(run, cfg)
     if not is_sweep(sweep_dir):
         raw = {k: {d.kind: list(d.values) if d.kind == "choice" else [d.low, d.high]} for k, d in space.items()}
         _write_marker(sweep_dir, {"kind": "tune", "space": raw, "trials": trials, "ray": ray, "settings": settings})
@@ -662,7 +367,7 @@ def write_best_preset(sweep_dir: str, run_dir: str) -> dict:
 
     saved = runs.read_config(run_dir)
     agent = saved["agent"]
-    names = [n for n in C.field_names(C.AGENT_CONFIGS[agent]) if n != "seed"]
+    names = [n for n in C.field_names(AGENT_CONFIGS[agent]) if n != "seed"]
     preset = {"env": saved["env"], "agent": agent, "steps": saved["steps"], **{n: saved[n] for n in names}}
     with open(os.path.join(sweep_dir, BEST_PRESET), "w") as f:
         json.dump(preset, f, indent=2)
@@ -696,36 +401,38 @@ def _check(args, run: C.RunConfig) -> None:
 
 
 def run(args, run: C.RunConfig, cfg: C.AgentConfig) -> int:
-    """The command's ``--seeds`` / ``--tune`` dispatch (after :func:`kerlym.main.resolve`)."""
-    from kerlym.main import UsageError
+    """The command's ``--seeds`` / ``--tune`` dispatch (after :func:`kerlym.settings.resolve`).
 
+    Raises:
+        SweepError: bad sweep input (one line), before Ray starts.
+    """
     try:
         space = read_space(args.tune, run.agent, cfg) if args.tune else None  # bad input first, before Ray starts
-        _check(args, run)
-        if args.tune:
-            return 0 if run_tune(run, cfg, space, args.trials or 10, ray=args.ray or "local") else 1
-        return 0 if run_seeds(run, cfg, args.seeds, ray=args.ray) is not None else 1
-    except SweepError as e:
-        raise UsageError(str(e)) from None
+    except SpaceError as e:
+        raise SweepError(str(e)) from None
+    _check(args, run)
+    if args.tune:
+        return 0 if run_tune(run, cfg, space, args.trials or 10, ray=args.ray or "local") else 1
+    return 0 if run_seeds(run, cfg, args.seeds, ray=args.ray) is not None else 1
 
 
-def resume(args) -> int:
-    """``kerlym --resume SWEEP_DIR``: finish the sweep's unfinished runs (``--ray [ADDRESS]`` may change where)."""
-    from kerlym.main import UsageError, given_settings
+def resume(sweep_dir: str, ray: str | None = None) -> int:
+    """``kerlym --resume SWEEP_DIR``: finish the sweep's unfinished runs; ``ray`` (``--ray [ADDRESS]``) may move them.
 
-    sweep_dir = os.path.abspath(args.resume)
+    Raises:
+        SweepError: the sweep folder's ``sweep.json`` cannot be read or holds bad settings (one line).
+    """
+    sweep_dir = os.path.abspath(sweep_dir)
     try:
         with open(os.path.join(sweep_dir, MARKER)) as f:
             info = json.load(f)
-        if given_settings(args) or args.preset or args.seeds or args.tune or args.trials:
-            raise SweepError("a sweep resumes with its own settings; only --ray [ADDRESS] may be given")
         run, cfg = configs_from(info["settings"])
-        ray = args.ray or info.get("ray")
+        ray = ray or info.get("ray")
         if info["kind"] == "tune":
             space = parse_space(info["space"], run.agent, cfg)
             done = run_tune(run, cfg, space, info["trials"], sweep_dir, ray=ray or "local")
         else:
             done = run_seeds(run, cfg, info["seeds"], sweep_dir, ray=ray)
         return 0 if done is not None else 1
-    except (SweepError, C.ConfigError, KeyError, json.JSONDecodeError) as e:
-        raise UsageError(f"cannot resume the sweep in {sweep_dir}: {e}") from None
+    except (SpaceError, C.ConfigError, KeyError, json.JSONDecodeError) as e:
+        raise SweepError(f"cannot resume the sweep in {sweep_dir}: {e}") from None

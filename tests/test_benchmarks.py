@@ -131,12 +131,13 @@ def test_cleanrl_settings_always_hold_enough_transitions_to_learn(bench):
 
 def test_pong_settings_become_command_flags_the_command_reads_back(bench):
     from kerlym import main
+    from kerlym import settings as S
 
     pong = bench("pong")
     settings = {"dtype_policy": "mixed_bfloat16", "max_memory": 50_000, "plots": False, "reset_on_score": True}
     flags = pong.command_flags(settings)
     assert flags == ["--dtype_policy", "mixed_bfloat16", "--max_mem", "50000", "--no-plots", "--pong_reset", "1"]
-    given = main.given_settings(main.build_parser().parse_args(flags))
+    given = S.given_settings(main.build_parser().parse_args(flags))
     assert {k: given[k] for k in settings} == settings
     with pytest.raises(ValueError, match="no setting"):
         pong.command_flags({"max_mem": 1})

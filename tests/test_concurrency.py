@@ -88,8 +88,9 @@ def test_atari_copies_run_in_ale_threads_with_the_atari_preprocessors_frames():
 
 
 def test_the_cli_steps_atari_copies_in_ale_threads_unless_it_wraps_each_env():
-    from kerlym.main import build_parser, resolve
+    from kerlym.main import build_parser
     from kerlym.make import make, make_env_factory
+    from kerlym.settings import resolve
 
     run, cfg, _ = resolve(build_parser().parse_args("-e PongNoFrameskip-v4 -n nature_cnn -E atari -t 4 -c 2".split()))
     agent = make(run, cfg)

@@ -58,7 +58,7 @@ def test_missing_preset_lists_the_existing_ones():
 def test_go_presets_train_against_random_and_the_run_folder_keeps_it(tmp_path):
     pytest.importorskip("pyspiel")
     from kerlym import runs
-    from kerlym.main import config_dict
+    from kerlym.config import config_dict
     from kerlym.make import make_env_factory, saved_configs
 
     run, cfg = kerlym.configure("Go9x9-v0", "ppo", preset=True, cli_defaults=True)

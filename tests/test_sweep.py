@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 import kerlym
-from kerlym import runs, sweep
+from kerlym import config, runs, search, sweep
+from kerlym import summary as S
 from kerlym.config import ConfigError
-from kerlym.main import build_parser, config_dict, main, resolve
+from kerlym.main import build_parser, main
+from kerlym.settings import resolve
 
 # A tiny CartPole budget: 300 steps, no update yet (update_freq 1000), 3 greedy episodes at the end.
 TINY = ["-e", "CartPole-v1", "-a", "dqn", "--steps", "300", "--eval_episodes", "3", "-q"]
@@ -37,7 +39,7 @@ def test_seeds_make_one_run_folder_each_and_a_summary_of_their_evaluations(tmp_p
     sweep_dir = only_dir(tmp_path)
     assert os.path.basename(sweep_dir).startswith("CartPole-v1-dqn-sweep-")
     assert sweep.is_sweep(sweep_dir)
-    summary = read_csv(os.path.join(sweep_dir, sweep.SUMMARY_CSV))
+    summary = read_csv(os.path.join(sweep_dir, S.SUMMARY_CSV))
     assert [r["seed"] for r in summary] == ["0", "1"]
     for row in summary:
         run_dir = os.path.join(sweep_dir, f"seed-{row['seed']}")
@@ -48,7 +50,7 @@ def test_seeds_make_one_run_folder_each_and_a_summary_of_their_evaluations(tmp_p
         assert int(row["eval_episodes"]) == 3 and float(row["wall_s"]) > 0
         assert returns(run_dir)[-1][0] <= 300
     assert returns(os.path.join(sweep_dir, "seed-0")) != returns(os.path.join(sweep_dir, "seed-1"))
-    assert os.path.getsize(os.path.join(sweep_dir, sweep.CURVE)) > 0
+    assert os.path.getsize(os.path.join(sweep_dir, S.CURVE)) > 0
     out = capsys.readouterr().out
     mean = np.mean([float(r["eval_mean"]) for r in summary])
     assert f"mean over 2 seeds: {mean:.2f}" in out and "| seed | greedy return |" in out
@@ -56,12 +58,12 @@ def test_seeds_make_one_run_folder_each_and_a_summary_of_their_evaluations(tmp_p
 
 def test_curves_average_on_a_common_step_grid():
     rows = [{"total_steps": s, "reward": r} for s, r in [(10, 10.0), (30, 20.0), (40, 30.0)]]
-    steps, values = sweep.smoothed_curve(rows, window=2)
+    steps, values = S.smoothed_curve(rows, window=2)
     assert steps.tolist() == [10, 30, 40] and values.tolist() == [10.0, 15.0, 25.0]
     # Run a at steps 0..10, run b at 5..20: the grid spans 5..10, where both are defined.
     a = (np.array([0.0, 10.0]), np.array([0.0, 10.0]))
     b = (np.array([5.0, 20.0]), np.array([2.0, 2.0]))
-    grid, mean, std = sweep.mean_curve([a, b], points=3)
+    grid, mean, std = S.mean_curve([a, b], points=3)
     assert grid.tolist() == [5.0, 7.5, 10.0]
     assert mean.tolist() == [3.5, 4.75, 6.0] and std.tolist() == [1.5, 2.75, 4.0]
 
@@ -71,7 +73,7 @@ def test_markdown_table_lists_each_run_and_the_mean_over_runs():
         {"seed": 0, "eval_mean": 100.0, "eval_std": 5.0, "eval_episodes": 20, "steps": 1000, "wall_s": 12.5},
         {"seed": 1, "eval_mean": 200.0, "eval_std": 0.0, "eval_episodes": 20, "steps": 1000, "wall_s": 11.0},
     ]
-    lines = sweep.markdown_table(rows).splitlines()
+    lines = S.markdown_table(rows).splitlines()
     assert lines[0] == "| seed | greedy return | steps | wall_s |"
     assert lines[2] == "| 0 | 100.00 ± 5.00 (20 ep.) | 1000 | 12.5 |"
     assert lines[-1] == "mean over 2 seeds: 150.00 ± 50.00"
@@ -90,12 +92,12 @@ def test_each_kind_of_search_entry_becomes_its_distribution(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text(SPACE)
     _, cfg = kerlym.configure("CartPole-v1", "dqn")
-    space = sweep.read_space(str(path), "dqn", cfg)
+    space = search.read_space(str(path), "dqn", cfg)
     assert space == {
-        "learning_rate": sweep.Dist("loguniform", 1e-4, 1e-2),
-        "batch_size": sweep.Dist("choice", values=(32, 64), integer=True),
-        "discount": sweep.Dist("uniform", 0.95, 0.999),
-        "update_freq": sweep.Dist("loguniform", 4, 256, integer=True),
+        "learning_rate": search.Dist("loguniform", 1e-4, 1e-2),
+        "batch_size": search.Dist("choice", values=(32, 64), integer=True),
+        "discount": search.Dist("uniform", 0.95, 0.999),
+        "update_freq": search.Dist("loguniform", 4, 256, integer=True),
     }
 
 
@@ -115,8 +117,8 @@ def test_each_kind_of_search_entry_becomes_its_distribution(tmp_path):
 )
 def test_a_bad_search_entry_is_a_one_line_error(entry, message):
     _, cfg = kerlym.configure("CartPole-v1", "dqn")
-    with pytest.raises(sweep.SweepError) as e:
-        sweep.parse_space(entry, "dqn", cfg)
+    with pytest.raises(search.SpaceError) as e:
+        search.parse_space(entry, "dqn", cfg)
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
@@ -150,7 +152,7 @@ def test_a_best_preset_file_gives_exactly_its_settings(tmp_path):
     )
     run_dir = tmp_path / "trial"
     run_dir.mkdir()
-    runs.write_config(str(run_dir), config_dict(run, cfg))
+    runs.write_config(str(run_dir), config.config_dict(run, cfg))
     preset = sweep.write_best_preset(str(tmp_path), str(run_dir))
     path = str(tmp_path / sweep.BEST_PRESET)
     with open(path) as f:
@@ -159,7 +161,7 @@ def test_a_best_preset_file_gives_exactly_its_settings(tmp_path):
     # No -e or -a: the file names them. The command's own defaults (-t 2, -o 0.5) do not creep in.
     run2, cfg2, _ = resolve(build_parser().parse_args(["--preset", path]))
     assert (run2.env, run2.agent, run2.steps) == ("CartPole-v1", "dqn", 5000)
-    assert config_dict(run2, cfg2) | {"seed": 7} == config_dict(run, cfg) and cfg2.seed is None
+    assert config.config_dict(run2, cfg2) | {"seed": 7} == config.config_dict(run, cfg) and cfg2.seed is None
     # Flags still override the file.
     _, cfg3, _ = resolve(build_parser().parse_args(["--preset", path, "-b", "64", "--seed", "1"]))
     assert cfg3.batch_size == 64 and cfg3.seed == 1 and cfg3.learning_rate == 3e-4
@@ -229,11 +231,11 @@ def test_seeds_as_ray_trials_train_as_they_do_in_turn(tmp_path, ray_cluster):
 @pytest.mark.slow
 def test_a_two_trial_tune_search_writes_a_preset_the_command_accepts(tmp_path, ray_cluster):
     run, cfg = kerlym.configure("CartPole-v1", "dqn", cli_defaults=True, steps=100, eval_episodes=2, seed=0)
-    space = sweep.parse_space(
+    space = search.parse_space(
         {"learning_rate": {"loguniform": [1e-4, 1e-2]}, "batch_size": {"choice": [16, 32]}}, "dqn", cfg
     )
     preset = sweep.run_tune(run, cfg, space, 2, str(tmp_path), ray="local")
-    summary = read_csv(tmp_path / sweep.SUMMARY_CSV)
+    summary = read_csv(tmp_path / S.SUMMARY_CSV)
     assert len(summary) == 2 and {r["status"] for r in summary} <= {"finished", "stopped"}
     best = max((r for r in summary if r["status"] == "finished"), key=lambda r: float(r["eval_mean"]))
     assert preset["learning_rate"] == float(best["learning_rate"]) and 1e-4 <= preset["learning_rate"] <= 1e-2

@@ -1,0 +1,187 @@
+"""A saved agent without training: ``--play`` (greedy episodes) and ``--export`` (the greedy network, for
+inference outside kerlym), for the command and the Python API alike.
+
+Bad input (weights a run does not have, a format this backend cannot write)
+raises :class:`~kerlym.config.ConfigError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kerlym import checkpoints, runs
+from kerlym import config as C
+from kerlym._io import first_line, native_stderr_silenced
+from kerlym.make import make
+
+WEIGHTS = ("online", "average", "best")
+# --format: (file or folder name under RUN_DIR/export/ after the weights' name, Keras's export format; None: .keras)
+EXPORT_FORMATS = {
+    "keras": (".keras", None),
+    "saved_model": ("_saved_model", "tf_saved_model"),
+    "onnx": (".onnx", "onnx"),
+    "litert": (".tflite", "litert"),
+}
+ONNX_INSTALL = 'pip install "kerlym[export]" (tf2onnx, onnx, onnxruntime)'
+
+
+def pick_weights(run_dir: str, which: str | None, cfg: C.AgentConfig) -> tuple[list, str]:
+    """The weights ``--play``/``--export`` use and a phrase naming them, e.g. ``weight average of PATH``.
+
+    Args:
+        run_dir: the run folder.
+        which: ``"online"``, ``"average"``, ``"best"`` or ``None`` (the average where the checkpoint has one, else
+            the online network: what evaluations during training used).
+        cfg: the run's agent config (``ema_steps`` says whether it keeps an average).
+    """
+    if which == "best":
+        path = checkpoints.best_model(run_dir)
+        return checkpoints.load_model(path).get_weights(), f"best.keras of {run_dir}"
+    if which == "average" and getattr(cfg, "ema_steps", None) is None:
+        raise C.ConfigError("--weights average needs a run trained with --ema (a weight average); use online or best")
+    checkpoint = checkpoints.latest_checkpoint(run_dir)
+    if which == "online":
+        model = checkpoints.load_model(os.path.join(checkpoint, runs.MODEL))
+        return model.get_weights(), f"online network of {checkpoint}"
+    weights = checkpoints.greedy_weights(checkpoint)  # the average where the checkpoint holds one, else model.keras
+    if not _has_average(checkpoint):
+        if which == "average":
+            raise C.ConfigError(f"{checkpoint} holds no weight average yet (saved before the first update); use online")
+        return weights, f"online network of {checkpoint}"
+    return weights, f"weight average of {checkpoint}"
+
+
+def _has_average(checkpoint: str) -> bool:
+    """Whether a checkpoint holds a weight average (``ema/*`` arrays; :func:`kerlym.checkpoints.greedy_weights`)."""
+    import numpy as np
+
+    with np.load(os.path.join(checkpoint, runs.ARRAYS)) as npz:
+        return any(k.startswith("ema/") for k in npz.files)
+
+
+def _agent_with(run: C.RunConfig, cfg: C.AgentConfig, weights: list, source: str):
+    """An agent built with the run's settings whose greedy network holds ``weights``."""
+    with native_stderr_silenced():
+        agent = make(run, cfg)
+        try:
+            agent.greedy_model.set_weights(weights)
+        except ValueError as e:
+            raise runs.CheckpointError(f"{source} does not match this agent's network: {first_line(e)}") from None
+    return agent
+
+
+def play(
+    run: C.RunConfig,
+    cfg: C.AgentConfig,
+    run_dir: str,
+    which: str | None = None,
+    seed: int | None = None,
+) -> int:
+    """Greedy episodes with a saved agent; no training. With ``-S`` the evaluation's results bundle is written."""
+    import numpy as np
+
+    with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
+        weights, source = pick_weights(run_dir, which, cfg)
+    print(f"playing with the {source}")
+    agent = _agent_with(run, cfg, weights, source)
+    returns = agent.evaluate(run.eval_episodes, seed=seed)
+    for i, r in enumerate(returns):
+        print(f" * Episode {i + 1}: reward {r:.2f}")
+    print(f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({source})")
+    if run.submit:
+        from kerlym.bundle import write_bundle
+        from kerlym.checkpoints import evaluation_record
+        from kerlym.stats import read_progress
+
+        agent.episodes = read_progress(os.path.join(run_dir, runs.PROGRESS))  # the training episodes, for the bundle
+        agent.total_steps = int(agent.episodes[-1]["total_steps"]) if agent.episodes else 0
+        evaluation = evaluation_record(run, agent, returns, source)
+        print(f"results bundle: {write_bundle(run, run_dir, agent, None, evaluation=evaluation)}")
+    agent.close()
+    return 0
+
+
+def input_description(agent, model) -> str:
+    """What an exported network takes and gives, for the user who feeds it outside kerlym."""
+    shape = "x".join(str(n) for n in agent.frame_shape)
+    pre = agent.config.preprocessor if isinstance(agent.config.preprocessor, str) else "the run's"
+    if agent.nframes > 1:
+        frames = f"the last {agent.nframes} observations (oldest first; before an episode's start its first repeats)"
+        how = "each flattened in C order, then concatenated"
+    else:
+        frames, how = "the observation", "flattened in C order"
+    diff = ", each minus the one before it (zero at an episode's start)" if agent.difference_obs else ""
+    return (
+        f"input: {model.inputs[0].dtype} array [batch, {agent.input_dim}]: {frames}, of shape {shape} after the "
+        f"{pre!r} preprocessor{diff}, {how}\n"
+        f"output: {tuple(model.output_shape)}: {_output_description(agent)}"
+    )
+
+
+def _output_description(agent) -> str:
+    a = agent.num_actions
+    if not hasattr(agent, "split"):  # DQN's Q-values, PG's action preferences: one column per action
+        return "one column per action; the greedy action is their argmax"
+    if agent.continuous:
+        return f"columns 0-{a - 1} the action's mean (the greedy action), {a}-{2 * a - 1} its log std, last the value"
+    return f"columns 0-{a - 1} the policy's logits (the greedy action is their argmax), last the state's value"
+
+
+def _check_litert() -> None:
+    """LiteRT (.tflite) export is Keras 3's ``model.export(format="litert")``: TensorFlow's converter, or torch's."""
+    import importlib.util
+
+    with native_stderr_silenced():
+        import keras
+
+    backend = keras.config.backend()
+    if backend not in ("tensorflow", "torch"):
+        raise C.ConfigError(
+            f"--format litert needs Keras's tensorflow or torch backend, not {backend}: "
+            "run it with KERAS_BACKEND=tensorflow (the saved run loads on any backend)"
+        )
+    if backend == "torch" and importlib.util.find_spec("litert_torch") is None:
+        raise C.ConfigError("--format litert on Keras's torch backend needs litert-torch: pip install litert-torch")
+
+
+def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: str | None = None) -> int:
+    """Write the greedy network under ``RUN_DIR/export`` with Keras 3's ``model.export`` (or ``model.save``)."""
+    import numpy as np
+
+    suffix, keras_format = EXPORT_FORMATS[fmt]
+    if keras_format == "onnx":
+        import importlib.util
+
+        with native_stderr_silenced():
+            import keras
+
+        backend = keras.config.backend()
+        converter = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}.get(backend, "tf2onnx")
+        missing = [m for m in (converter, "onnx") if importlib.util.find_spec(m) is None]
+        if missing:
+            how = ONNX_INSTALL if backend == "tensorflow" else f"pip install {' '.join(missing)}"
+            raise C.ConfigError(f"--format onnx on Keras's {backend} backend needs {', '.join(missing)}: {how}")
+    if keras_format == "litert":
+        _check_litert()
+    with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
+        weights, source = pick_weights(run_dir, which, cfg)
+    agent = _agent_with(run, cfg, weights, source)
+    model = agent.greedy_model
+    name = which or ("average" if source.startswith("weight average") else "online")
+    out = os.path.join(run_dir, "export")
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, name + suffix)
+    with native_stderr_silenced():
+        model(np.zeros((1, agent.input_dim), dtype=model.inputs[0].dtype))  # ONNX export needs a model called once
+        if keras_format is None:
+            model.save(path)
+        else:
+            try:
+                model.export(path, format=keras_format, verbose=False)
+            except (ValueError, ImportError) as e:  # a format this Keras, backend or converter cannot write
+                raise C.ConfigError(f"--format {fmt}: {first_line(e)}") from None
+    print(f"exported the {source}")
+    print(input_description(agent, model))
+    print(path)
+    agent.close()
+    return 0

@@ -1,0 +1,149 @@
+"""From the command's flags to the run's configs: defaults, then a preset, then the flags the user gave.
+
+Also what a saved run lets change (``--resume``, ``--play``), the checks that need no model, and
+``-c N --ray``. Every error is a :class:`~kerlym.config.ConfigError` with one line, which the command
+prints as ``kerlym: error: ...`` before any run folder exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import fields
+
+from kerlym import config as C
+from kerlym.agents import AGENT_CONFIGS
+from kerlym.bundle import has_display
+from kerlym.make import configure, split_settings
+
+# The command's flags that are not config fields.
+COMMAND_FLAGS = ("resume", "play", "best", "weights", "export", "format", "preset", "seeds", "ray", "tune", "trials")
+
+
+def flag_name(name: str) -> str:
+    """A field's flags as the user types them, e.g. ``-m/--max_mem``."""
+    for cls in (C.RunConfig, C.DQNConfig, C.PGConfig, C.PPOConfig):
+        for f in fields(cls):
+            if f.name == name and f.metadata.get("flags"):
+                return "/".join(f.metadata["flags"])
+    return f"--{name}"
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """The settings the user typed (None: not given)."""
+    values = {k: v for k, v in vars(args).items() if v is not None and k not in COMMAND_FLAGS}
+    if "reset_on_score" in values:
+        values["reset_on_score"] = bool(values["reset_on_score"])
+    if "env_kwargs" in values:
+        values["env_kwargs"] = parse_kwargs(values["env_kwargs"])
+    if "gym_packages" in values:
+        values["gym_packages"] = list(values["gym_packages"])
+    return values
+
+
+def parse_kwargs(items: list[str]) -> dict:
+    """``--env-kwargs`` words as a dict (:func:`kerlym.config.parse_settings`)."""
+    try:
+        return C.parse_settings(items)
+    except C.ConfigError as e:
+        raise C.ConfigError(f"--env-kwargs: {e}") from None
+
+
+def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig, list[str]]:
+    """The command's defaults, then the preset, then the flags the user gave; and notes for the user."""
+    given = given_settings(args)
+    agent = given.get("agent", _preset_agent(args.preset) or C.RunConfig.agent)
+    if agent not in AGENT_CONFIGS:
+        raise C.ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENT_CONFIGS)}")
+    notes = []
+    _, _, unused = split_settings(given, agent)
+    if unused:
+        notes.append(f"-a {agent} does not use {', '.join(flag_name(k) for k in unused)}; ignored")
+    given = {k: v for k, v in given.items() if k not in unused}
+    run, cfg = configure(cli_defaults=True, preset=args.preset, **given)
+    if not args.preset:
+        from kerlym import presets
+
+        if (run.env, run.agent) in presets.PRESETS:
+            notes.append(f"kerlym has tuned settings for -e {run.env} -a {run.agent}; add --preset to use them")
+    return run, cfg, notes
+
+
+def _preset_agent(preset) -> str | None:
+    """The agent a preset file names, if any (a file's settings are checked against that agent's config)."""
+    from kerlym import presets
+
+    return presets.read_file(preset).get("agent") if isinstance(preset, str) else None
+
+
+def check_settings(run: C.RunConfig, cfg: C.AgentConfig) -> None:
+    """What needs no environment: display, network names."""
+    if run.render and not has_display():
+        raise C.ConfigError("--render needs a display, and none was found (DISPLAY is unset); use -S to record videos")
+
+
+def check_env_id(run: C.RunConfig) -> None:
+    """Import the modules ``-e MODULE:ENV_ID`` and ``--gym-packages`` name; refuse an unknown env id (did-you-mean)."""
+    import difflib
+
+    import gymnasium as gym
+
+    from kerlym.envs import import_env_modules, register_atari
+
+    try:
+        import_env_modules(run.env, run.gym_packages)
+    except ImportError as e:
+        raise C.ConfigError(str(e)) from None
+    env_id = run.env.split(":")[-1]
+    register_atari(env_id)
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise C.ConfigError(f"unknown environment {env_id!r}{hint}")
+
+
+
+
+def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.AgentConfig) -> None:
+    """With --resume or --play, a setting the run fixed (not in RUNTIME_FIELDS) may be repeated, not changed."""
+    saved = C.config_dict(run, cfg)
+    for key, value in given_settings(args).items():
+        if key in C.RUNTIME_FIELDS or key == "outdir" or (key == "seed" and args.play):
+            continue  # --seed with --play seeds the evaluation episodes
+        same = value == saved.get(key) or (key == "ema_steps" and value == 0 and saved.get(key) is None)
+        if key in saved and not same:
+            changeable = ", ".join(flag_name(k).split("/")[-1] for k in C.RUNTIME_FIELDS)
+            raise C.ConfigError(
+                f"{flag_name(key)} {value} differs from this run's {C.label(key)} ({saved.get(key)}); a saved run "
+                f"keeps its settings, except {changeable}"
+            )
+
+
+def weights_choice(args: argparse.Namespace) -> str | None:
+    """``--weights`` (``--best`` is ``--weights best``); both go with --play or --export only."""
+    which = args.weights
+    if args.best:
+        if which not in (None, "best"):
+            raise C.ConfigError(f"--best and --weights {which} disagree; give one")
+        which = "best"
+    if which and not (args.play or args.export):
+        raise C.ConfigError(f"{'--best' if args.best else '--weights'} goes with --play or --export")
+    if args.format != "saved_model" and not args.export:
+        raise C.ConfigError("--format goes with --export")
+    return which
+
+
+def ray_actors(cfg: C.AgentConfig, address: str) -> C.AgentConfig:
+    """``cfg`` with ``actors="ray"``; Ray (started by :class:`kerlym.ray_actors.RayActors`) joins ``address``.
+
+    ``address``: ``"local"``, or a Ray cluster's address.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise C.ConfigError('-c N --ray runs the envs as Ray actors and needs Ray: pip install "kerlym[ray]"')
+    if address != "local":
+        os.environ["RAY_ADDRESS"] = address
+    return C.replace(cfg, actors="ray")
+
+
