@@ -81,12 +81,19 @@ def main(argv=None) -> int:
     p.add_argument("--pong-steps", type=int, default=3000, help="timed env steps per row")
     p.add_argument("--pong-learning-starts", type=int, default=1000)
     p.add_argument("--pong-buffer", type=int, default=10_000)
-    p.add_argument("--dtype", default="float32", choices=("float32", "mixed_bfloat16"),
-                   help="kerlym's dtype policy (SB3 stays float32)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "mixed_bfloat16"),
+        help="kerlym's dtype policy (SB3 stays float32)",
+    )
     p.add_argument("--sync-every", type=int, default=None, help="process rows' actor_sync_every (default: kerlym's)")
     p.add_argument("--no-sb3", action="store_true", help="skip the SB3 rows")
-    p.add_argument("--ray-overhead", action="store_true",
-                   help="also time --seeds 0 --ray against a plain run, --seeds 0 1 --ray against them in turn")
+    p.add_argument(
+        "--ray-overhead",
+        action="store_true",
+        help="also time --seeds 0 --ray against a plain run, --seeds 0 1 --ray against them in turn",
+    )
     p.add_argument("--no-pong", action="store_true", help="skip the Pong rounds")
     p.add_argument("--ray-steps", type=int, default=20_000)
     p.add_argument("--out", default=os.path.join(HERE, "results", "actors.json"))

@@ -215,6 +215,7 @@ def test_actor_critic_summary_compares_with_sb3_here(bench):
     )
     assert lines[3] == "| CartPole-v1 | a2c | 500k | 500.0 ± 0.0 (1 seeds) | not run | 500.0 | - |"
 
+
 def test_env_results_rows_average_over_seeds_and_judge_the_goals(bench):
     env_results = bench("env_results")
     go = [
@@ -253,22 +254,3 @@ def test_env_results_keeps_each_episodes_final_info(bench):
         _, _, terminated, truncated, _ = env.step(2)
     assert truncated and not terminated
     assert len(env.finals) == 1 and env.finals[0]["found"] == 0
-
-
-def test_go_losses_keeps_each_games_end_reward_length_and_board(bench):
-    pytest.importorskip("pyspiel")
-    from kerlym.envs import register
-
-    register()
-    env = bench("go_losses").Ends(gym.make("Go9x9-v0", opponent="random"))
-    env.reset(seed=0)
-    env.step(40)  # the centre point, then the opponent's move
-    obs, reward, terminated, _, _ = env.step(82)  # resign
-    assert terminated and reward == -1.0
-    ((end, kept_reward, moves, board),) = env.games
-    assert (end, kept_reward, moves) == ("resign", -1.0, 2)
-    assert board[0, 4, 4] == 1 and board[1].sum() == 1  # the agent's stone (black) and the opponent's one
-    np.testing.assert_array_equal(board, obs)
-    env.reset(seed=1)  # a new game counts its own moves
-    env.step(82)
-    assert env.games[-1][:3] == ("resign", -1.0, 1)
