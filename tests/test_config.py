@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from kerlym import config as C
+from kerlym.make import agent_config, all_agent_fields, split_settings
 
 
 def test_every_flag_is_spelled_once_and_every_field_documented():
@@ -73,14 +74,14 @@ def test_bad_settings_are_one_line_errors(values, message):
 
 def test_unknown_setting_suggests_the_closest():
     with pytest.raises(C.ConfigError, match="DQNConfig has no setting 'dufference_obs'; did you mean difference_obs"):
-        C.agent_config("ddqn", {"dufference_obs": True})
+        agent_config("ddqn", {"dufference_obs": True})
 
 
 def test_split_sorts_settings_by_owner():
-    run, own, other = C.split({"env": "X", "update_freq": 4, "reset_on_score": True, "seed": 1}, "dqn")
+    run, own, other = split_settings({"env": "X", "update_freq": 4, "reset_on_score": True, "seed": 1}, "dqn")
     assert run == {"env": "X"} and own == {"update_freq": 4, "seed": 1} and other == {"reset_on_score": True}
 
 
 def test_old_run_files_names_map_to_fields():
-    fields = C.all_agent_fields() | set(C.field_names(C.RunConfig))
+    fields = all_agent_fields() | set(C.field_names(C.RunConfig))
     assert set(C.OLD_NAMES.values()) <= fields
