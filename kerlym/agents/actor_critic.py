@@ -65,6 +65,13 @@ def gaussian_entropy(log_std):
     return ops.sum(log_std + 0.5 * (LOG_2PI + 1.0), axis=-1)
 
 
+def masked_logits(logits, legal):
+    """``logits`` with illegal actions pushed to -1e9, so softmax gives them no weight (``legal`` None: unchanged)."""
+    if legal is None:
+        return logits
+    return ops.where(ops.cast(legal, "bool"), logits, ops.cast(-1e9, logits.dtype))
+
+
 def clipped_surrogate(log_prob, old_log_prob, advantages, clip_range):
     """PPO's clipped policy loss (to minimise), ``-mean(min(rho A, clip(rho, 1 - eps, 1 + eps) A))``.
 
@@ -150,13 +157,6 @@ def actor_critic_model(
 
 
 # -- the agent A2C and PPO share --------------------------------------------------
-def masked_logits(logits, legal):
-    """``logits`` with illegal actions pushed to -1e9, so softmax gives them no weight (``legal`` None: unchanged)."""
-    if legal is None:
-        return logits
-    return ops.where(ops.cast(legal, "bool"), logits, ops.cast(-1e9, logits.dtype))
-
-
 class ActorCriticAgent(Agent):
     """Collects ``n_steps`` steps from each env copy in a :class:`~kerlym.memory.RolloutBuffer`, then :meth:`update`.
 
