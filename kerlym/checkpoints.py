@@ -249,7 +249,7 @@ def load_model(path: str):
     """Load a ``.keras`` model in Keras's safe mode; unreadable files raise :class:`CheckpointError`."""
     import keras
 
-    import kerlym.agents.actor_critic  # noqa: F401 (MERGE: kerlym.layers)
+    import kerlym.layers  # noqa: F401 (registers the layers kerlym's networks add)
     import kerlym.optimizers  # noqa: F401 (registers rmsprop_tf: Keras reads a saved optimizer even uncompiled)
 
     problem = _zip_problem(path, ("config.json",))  # else Keras says "File not found" for a truncated file

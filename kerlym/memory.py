@@ -1,6 +1,6 @@
-"""Observation history and replay memory.
+"""Observation history, replay memory and rollout storage.
 
-Both are preallocated NumPy ring buffers that store each observation (frame)
+The first two are preallocated NumPy ring buffers that store each observation (frame)
 exactly once. Every slot remembers the slot of the previous frame of its
 episode, so a state is assembled on demand by following those links back
 ``nframes`` times, and ``(s, a, r, s')`` costs one frame of storage instead of
@@ -8,6 +8,10 @@ episode, so a state is assembled on demand by following those links back
 buffer, interleaved (``-c N``). Image frames stay ``uint8``; with
 ``difference=True`` states are differences of consecutive frames, computed
 when a batch is drawn.
+
+:class:`RolloutBuffer` holds the on-policy agents' (A2C, PPO) ``n_steps x N``
+transitions and hands them over as a :class:`Rollout`, with advantages from
+the pure :func:`gae`.
 """
 
 from __future__ import annotations
@@ -257,3 +261,189 @@ class ReplayMemory(FrameRing):
         self.ptr, self.size, self.writes, self.num_transitions = (
             int(meta[k]) for k in ("ptr", "size", "writes", "num_transitions")
         )
+
+
+# -- on-policy rollouts -----------------------------------------------------------
+def gae(rewards, values, next_values, terminated, truncated, discount: float, lam: float) -> np.ndarray:
+    """Generalised advantage estimates (Schulman et al. 2016) of a rollout, all arrays ``[T, N]``.
+
+    Args:
+        rewards: ``r_t``.
+        values: ``V(s_t)``, the value of the state acted on.
+        next_values: ``V(s_{t+1})``, the value of the state that followed; at a truncation the
+            value of the episode's final observation. Ignored where ``terminated``.
+        terminated: the episode ended in a terminal state (its next value is 0).
+        truncated: the episode was cut off (time limit); its next value bootstraps the return.
+        discount: ``gamma``.
+        lam: ``lambda``; 1 gives n-step returns minus ``values``, 0 one-step TD errors.
+
+    Returns:
+        ``A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}`` with
+        ``delta_t = r_t + gamma * (1 - terminated_t) * next_values_t - values_t``; the
+        recursion stops at every episode end and at the rollout's last step. float64.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    terminated = np.asarray(terminated, dtype=bool)
+    done = terminated | np.asarray(truncated, dtype=bool)
+    deltas = rewards + discount * np.where(terminated, 0.0, next_values) - np.asarray(values, dtype=np.float64)
+    out = np.zeros_like(rewards)
+    running = np.zeros(rewards.shape[1:])
+    for t in range(len(rewards) - 1, -1, -1):
+        running = deltas[t] + discount * lam * np.where(done[t], 0.0, running)
+        out[t] = running
+    return out
+
+
+def n_step_returns(rewards, next_values, terminated, truncated, discount: float) -> np.ndarray:
+    """Discounted returns to the end of the rollout or episode, bootstrapped as :func:`gae` does (``[T, N]``).
+
+    ``R_t = r_t + gamma * R_{t+1}`` within an episode; at a truncation and at the
+    rollout's last step ``R_{t+1}`` is ``next_values_t``; at a termination it is 0.
+    Equal to ``gae(..., lam=1) + values``.
+    The arguments are :func:`gae`'s.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    terminated = np.asarray(terminated, dtype=bool)
+    done = terminated | np.asarray(truncated, dtype=bool)
+    out = np.zeros_like(rewards)
+    following = np.asarray(next_values[-1], dtype=np.float64)
+    for t in range(len(rewards) - 1, -1, -1):
+        bootstrap = np.where(done[t] | (t == len(rewards) - 1), next_values[t], following)
+        following = rewards[t] + discount * np.where(terminated[t], 0.0, bootstrap)
+        out[t] = following
+    return out
+
+
+class Rollout(NamedTuple):
+    """A rollout flattened over ``[T * N]`` (time major), with its advantages and value targets."""
+
+    states: np.ndarray
+    actions: np.ndarray  # int32 [B], or float32 [B, D] unclipped Gaussian samples
+    log_probs: np.ndarray
+    values: np.ndarray
+    advantages: np.ndarray
+    returns: np.ndarray
+    legal: np.ndarray | None = None  # [B, actions] 0/1, when the env gives action masks
+
+
+class RolloutBuffer:
+    """``n_steps`` transitions of each of ``streams`` envs, and one frame history per env.
+
+    Per step, :meth:`add` writes each env's transition into row ``t`` and pushes its
+    next frame into that env's history; :meth:`advance` then moves to the next row.
+    Once :attr:`full`, the returns bootstrap from the values of
+    :meth:`bootstrap_states` (each env's newest state, then the final state of each
+    episode truncated in the rollout) and :meth:`finish` returns the :class:`Rollout`;
+    :meth:`reset` starts the next one.
+
+    Args:
+        n_steps: the rollout's length ``T``, in steps of every env.
+        streams: the envs ``N`` that step together.
+        frame_shape: the shape of one (preprocessed) observation; with ``frame_dtype``, ``nframes``
+            and ``difference`` it says how states are built, as for :class:`FrameRing`.
+        action_shape: ``()`` for discrete actions, ``(D,)`` for a ``Box`` of ``D`` dimensions.
+        action_dtype: ``int32`` for discrete actions, ``float32`` for ``Box`` actions.
+    """
+
+    def __init__(
+        self,
+        n_steps: int,
+        streams: int,
+        frame_shape,
+        frame_dtype=np.float32,
+        nframes: int = 1,
+        difference: bool = False,
+        action_shape=(),
+        action_dtype=np.int32,
+    ):
+        self.n_steps, self.streams = int(n_steps), int(streams)
+        shape = (self.n_steps, self.streams)
+        self.histories = [
+            FrameRing(nframes + difference + 1, frame_shape, frame_dtype, nframes, difference) for _ in range(streams)
+        ]
+        state_dim = int(nframes) * math.prod(int(n) for n in frame_shape)
+        self.states = np.zeros((*shape, state_dim), dtype=self.histories[0].state_dtype)
+        self.actions = np.zeros((*shape, *action_shape), dtype=action_dtype)
+        self.log_probs = np.zeros(shape)
+        self.values = np.zeros(shape)
+        self.rewards = np.zeros(shape)
+        self.terminated = np.zeros(shape, dtype=bool)
+        self.truncated = np.zeros(shape, dtype=bool)
+        self.next_values = np.zeros(shape)  # V(s_{t+1}), set by finish
+        self.legal: np.ndarray | None = None  # [T, N, actions] 0/1, allocated once an env gives masks
+        self.truncations: list[tuple[int, int, np.ndarray]] = []  # (t, stream, the state after the truncation)
+        self.t = 0  # the row being written
+
+    @property
+    def full(self) -> bool:
+        return self.t == self.n_steps
+
+    def start_episode(self, frame, stream: int = 0) -> None:
+        """Begin env ``stream``'s history with its episode's first frame."""
+        self.histories[stream].push(frame, first=True)
+
+    def add(self, stream, state, action, log_prob, value, reward, terminated, truncated, next_frame, legal=None):
+        """Write env ``stream``'s transition into row ``t`` and push its next frame into its history.
+
+        ``state`` is the flat state acted on; ``action`` the sampled action (a ``Box`` action before
+        clipping), ``log_prob`` and ``value`` what the acting policy gave it; ``next_frame`` the frame
+        that followed (an episode's final one where it ended), whose state bootstraps a truncated
+        return; ``legal`` the legal actions of ``state`` (0/1), when the env gives action masks.
+        The agent may rescale row ``t``'s rewards before :meth:`advance`.
+        """
+        t = self.t
+        if legal is not None:
+            if self.legal is None:
+                self.legal = np.ones((self.n_steps, self.streams, len(legal)), dtype=np.float32)
+            self.legal[t, stream] = legal
+        self.states[t, stream] = state
+        self.actions[t, stream] = action
+        self.log_probs[t, stream] = log_prob
+        self.values[t, stream] = value
+        self.rewards[t, stream] = reward
+        self.terminated[t, stream] = terminated
+        self.truncated[t, stream] = truncated
+        history = self.histories[stream]
+        history.push(next_frame, first=False)
+        if truncated and not terminated:
+            self.truncations.append((t, stream, history.latest()))
+
+    def advance(self) -> bool:
+        """Move on to the next row once every env has added its step; returns :attr:`full`."""
+        self.t += 1
+        return self.full
+
+    def bootstrap_states(self) -> np.ndarray:
+        """The states whose values :meth:`finish` takes: each env's newest, then each truncation's, in order."""
+        states = [history.latest() for history in self.histories]
+        return np.concatenate(states + [state for _, _, state in self.truncations])
+
+    def finish(self, bootstrap_values, discount: float, lam: float) -> Rollout:
+        """The full rollout, with :func:`gae` advantages and value targets (advantages plus values).
+
+        Args:
+            bootstrap_values: ``V`` of :meth:`bootstrap_states`, in its order.
+            discount: ``gamma``.
+            lam: GAE's ``lambda``.
+        """
+        n = self.streams
+        self.next_values[:-1] = self.values[1:]
+        self.next_values[-1] = bootstrap_values[:n]
+        for (t, i, _), v in zip(self.truncations, bootstrap_values[n:]):
+            self.next_values[t, i] = v
+        advantages = gae(self.rewards, self.values, self.next_values, self.terminated, self.truncated, discount, lam)
+        size = self.n_steps * n
+        return Rollout(
+            self.states.reshape(size, -1),
+            self.actions.reshape(size, *self.actions.shape[2:]),
+            self.log_probs.reshape(size).astype(np.float32),
+            self.values.reshape(size).astype(np.float32),
+            advantages.reshape(size).astype(np.float32),
+            (advantages + self.values).reshape(size).astype(np.float32),
+            None if self.legal is None else self.legal.reshape(size, -1),
+        )
+
+    def reset(self) -> None:
+        """Start the next rollout (the histories go on: episodes run across rollouts)."""
+        self.t = 0
+        self.truncations = []

@@ -153,6 +153,7 @@ class Runner:
         ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
         ep_qmax, ep_qmin, ep_qsteps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
 
+        losses: list[float] = []  # the updates' losses since any env's last episode ended: that row's loss
         obs, masks = acting.reset(agent.reset_seed)
         agent.reset_seed = None  # seed only the first reset; later resets continue each env's RNG
         for i in range(n):
@@ -180,20 +181,19 @@ class Runner:
                 mask = None if s.masks is None else (next_masks if done[i] else s.masks)[i]
                 a, r, term, trunc = s.actions[i], s.rewards[i], s.terminated[i], s.truncated[i]
                 agent.observe(i, s.states[i], a, r, term, trunc, s.next_frames[i], mask=mask)
-            updates_before, losses_before = agent.updates, len(agent._losses)
-            agent.after_step(steps_before)
-            if agent.updates != updates_before:
-                self._updated(losses_before)
+            new = agent.after_step(steps_before)
+            if new:
+                losses.extend(new)
+                self._updated(new)
             acting.after_learning()
             stop = False
             for i in done.nonzero()[0]:
                 agent.episode += 1
                 epsilon = math.nan if agent.epsilon is None else agent.epsilon  # the episode's own (PG has none)
-                updates_before, losses_before = agent.updates, len(agent._losses)
-                extra = agent.end_episode(i)  # DQN decays epsilon here; PG updates, so its loss joins this row
-                if agent.updates != updates_before:
-                    self._updated(losses_before)
-                losses = agent._losses
+                extra, new = agent.end_episode(i)  # DQN decays epsilon here; PG updates, so its loss joins this row
+                if new:
+                    losses.extend(new)
+                    self._updated(new)
                 row = {
                     "episode": agent.episode,
                     "total_steps": agent.total_steps,
@@ -205,7 +205,7 @@ class Runner:
                     "min_q": float(ep_qmin[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
                     "wall_time": time.perf_counter() - start,
                 }
-                agent._losses = []
+                losses = []
                 row.update(extra)
                 row.update(acting.episode_stats(i))
                 agent.episodes.append(row)
@@ -237,19 +237,18 @@ class Runner:
                 agent.stop_requested = False
                 return
 
-    def _updated(self, losses_before: int) -> None:
-        """After an update: stop on a non-finite loss, then give the new losses to the sinks that want them."""
-        self._check_finite()
-        new = self.agent._losses[losses_before:]
+    def _updated(self, new: list[float]) -> None:
+        """After an update: stop on a non-finite loss, then give its losses to the sinks that want them."""
+        self._check_finite(new)
         for sink in self.sinks:
             if hasattr(sink, "on_update"):
                 sink.on_update(self, new)
 
-    def _check_finite(self) -> None:
-        losses = self.agent._losses
-        if losses and not all(math.isfinite(x) for x in losses[-64:]):
+    def _check_finite(self, losses: list[float]) -> None:
+        bad = [x for x in losses if not math.isfinite(x)]
+        if bad:
             raise NonFiniteLoss(
-                f"the loss became {losses[-1]} at step {self.agent.total_steps} (update {self.agent.updates}); "
+                f"the loss became {bad[0]} at step {self.agent.total_steps} (update {self.agent.updates}); "
                 "training stopped and no checkpoint was written after it. Lower the learning rate or check the "
                 "env's rewards"
             )

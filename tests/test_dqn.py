@@ -572,8 +572,12 @@ def test_symmetries_turn_each_sample_its_stacked_frames_action_and_next_mask_ali
     frames = rng.integers(0, 2, size=(2, 2, 2, 3, 5, 5), dtype=np.uint8)  # [sample, state/next, frame, planes]
     masks = rng.integers(0, 2, size=(2, 27), dtype=np.int8)
     batch = Batch(
-        frames[:, 0].reshape(2, -1), np.array([1, 25]), np.array([0.5, -1.0], np.float32),
-        frames[:, 1].reshape(2, -1), np.array([False, True]), next_masks=masks,
+        frames[:, 0].reshape(2, -1),
+        np.array([1, 25]),
+        np.array([0.5, -1.0], np.float32),
+        frames[:, 1].reshape(2, -1),
+        np.array([False, True]),
+        next_masks=masks,
     )
     turned = agent.symmetries.apply(batch, np.array([1, 5]))  # a quarter turn; a quarter turn, then a reflection
 
@@ -645,3 +649,19 @@ def test_average_symmetries_maps_each_q_back_to_the_board_as_played():
 def test_average_symmetries_need_an_env_that_defines_them():
     with pytest.raises(ValueError, match="average_symmetries=True needs an env that defines symmetries"):
         make_agent(DQN, average_symmetries=True)
+
+
+def test_after_step_returns_the_losses_of_the_updates_it_ran():
+    agent = make_agent(DQN, update_freq=2, update_nsamp=4, batch_size=2, learning_starts=3)
+    update, recorded = agent.steps.update, []
+    agent.steps.update = lambda batches: recorded.append(update(batches)) or recorded[-1]
+    agent.begin_episode(np.zeros(4, np.float32))
+    for t in range(1, 5):
+        agent.observe(0, None, 0, 1.0, False, False, np.full(4, t, np.float32))
+    agent.total_steps = 8
+    losses = agent.after_step(4)  # crosses steps 6 and 8: two updates of two minibatches each
+    assert agent.updates == 2 and len(losses) == 4
+    assert losses == recorded[0].tolist() + recorded[1].tolist()
+    agent.total_steps = 9
+    assert agent.after_step(8) == [] and agent.updates == 2
+    assert agent.end_episode(0) == ({}, [])

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kerlym.memory import FrameRing, ReplayMemory
+from kerlym.memory import FrameRing, ReplayMemory, RolloutBuffer
 
 
 def fill(mem, episodes):
@@ -167,3 +167,79 @@ def test_n_step_chains_run_on_across_the_rings_wraparound():
     np.testing.assert_allclose(b.rewards, [40 + 50 + 60 + 70, 50 + 60 + 70])
     np.testing.assert_array_equal(b.next_states[:, 0], [8, 8])
     np.testing.assert_array_equal(b.terminated, [True, True])  # 7 -> 8 was the episode's last step
+
+
+def two_stream_rollout(legal=None):
+    """Three steps of two envs with stacked pairs of scalar frames: env 0 terminates at t=1, env 1 is cut off there.
+
+    Env 0 sees frames 1, 2, 3 (terminal), then 10, 11; env 1 sees 5, 6, 7 (truncated), then 20, 21. Action
+    10 * t + env, log-prob -(t + 1) / 10, reward t + 1 for env 0 and 1 for env 1; values 2, 4, 1 and 0, 0, 0.
+    """
+    buf = RolloutBuffer(3, 2, (1,), np.float32, nframes=2, action_shape=(), action_dtype=np.int32)
+    first = {0: 1.0, 1: 5.0}
+    next_frames = {0: [2.0, 3.0, 11.0], 1: [6.0, 7.0, 21.0]}
+    values = {0: [2.0, 4.0, 1.0], 1: [0.0, 0.0, 0.0]}
+    for t in range(3):
+        for i in (0, 1):
+            if t in (0, 2):  # each env's episode starts, and starts again after t=1
+                buf.start_episode(np.array([first[i] if t == 0 else 10.0 * (i + 1)], np.float32), i)
+            state = buf.histories[i].latest()[0]
+            reward = t + 1.0 if i == 0 else 1.0
+            ended = (t == 1 and i == 0, t == 1 and i == 1)  # terminated, truncated
+            mask = None if legal is None else legal[t][i]
+            nxt = np.array([next_frames[i][t]], np.float32)
+            buf.add(i, state, 10 * t + i, -(t + 1) / 10, values[i][t], reward, *ended, nxt, mask)
+        assert buf.advance() == (t == 2)
+    return buf
+
+
+def test_rollout_buffer_holds_each_streams_transitions_and_bootstrap_states():
+    buf = two_stream_rollout()
+    np.testing.assert_array_equal(buf.states[..., 0], [[1, 5], [1, 5], [10, 20]])  # the older frame of each pair
+    np.testing.assert_array_equal(buf.states[..., 1], [[1, 5], [2, 6], [10, 20]])
+    np.testing.assert_array_equal(buf.actions, [[0, 1], [10, 11], [20, 21]])
+    np.testing.assert_array_equal(buf.rewards, [[1, 1], [2, 1], [3, 1]])
+    np.testing.assert_array_equal(buf.terminated, [[False, False], [True, False], [False, False]])
+    np.testing.assert_array_equal(buf.truncated, [[False, False], [False, True], [False, False]])
+    # Each env's newest state, then the truncated episode's final state (its frames 6 and 7); not the terminal one's.
+    np.testing.assert_array_equal(buf.bootstrap_states(), [[10, 11], [20, 21], [6, 7]])
+    assert [(t, i) for t, i, _ in buf.truncations] == [(1, 1)]
+
+
+def test_rollout_buffer_finishes_with_gae_by_hand_and_resets():
+    buf = two_stream_rollout()
+    # V of the bootstrap states: 6 and 2 at the rollout's end, 8 after the truncation. gamma = lambda = 0.5.
+    rollout = buf.finish(np.array([6.0, 2.0, 8.0]), discount=0.5, lam=0.5)
+    # Env 0: deltas 1 + 0.5 * 4 - 2 = 1, 2 - 4 = -2 (terminated: no bootstrap), 3 + 0.5 * 6 - 1 = 5;
+    #   A2 = 5, A1 = -2 (the episode ended), A0 = 1 + 0.25 * -2 = 0.5.
+    # Env 1: deltas 1 + 0.5 * 0 = 1, 1 + 0.5 * 8 = 5 (truncated: the final state's value), 1 + 0.5 * 2 = 2;
+    #   A2 = 2, A1 = 5, A0 = 1 + 0.25 * 5 = 2.25.
+    # V(s_{t+1}): the next row's values, the truncation's 8, and the end's 6 and 2 (env 0's 1 at t=1 goes unused).
+    np.testing.assert_array_equal(buf.next_values, [[4, 0], [1, 8], [6, 2]])
+    # Flattened time major: (t0, env 0), (t0, env 1), (t1, env 0), ...
+    np.testing.assert_allclose(rollout.advantages, [0.5, 2.25, -2.0, 5.0, 5.0, 2.0])
+    np.testing.assert_allclose(rollout.returns, [2.5, 2.25, 2.0, 5.0, 6.0, 2.0])
+    np.testing.assert_array_equal(rollout.values, [2, 0, 4, 0, 1, 0])
+    np.testing.assert_allclose(rollout.log_probs, [-0.1, -0.1, -0.2, -0.2, -0.3, -0.3], rtol=1e-6)
+    np.testing.assert_array_equal(rollout.actions, [0, 1, 10, 11, 20, 21])
+    np.testing.assert_array_equal(rollout.states, [[1, 1], [5, 5], [1, 2], [5, 6], [10, 10], [20, 20]])
+    assert rollout.legal is None and rollout.advantages.dtype == np.float32 and rollout.states.dtype == np.float32
+    buf.reset()
+    assert buf.t == 0 and not buf.full and buf.truncations == []
+    np.testing.assert_array_equal(buf.bootstrap_states(), [[10, 11], [20, 21]])  # episodes run on across rollouts
+
+
+def test_rollout_buffer_keeps_the_legal_actions_acted_on():
+    legal = [[[1, 0, 1], [0, 1, 1]], [[1, 1, 0], [1, 1, 1]], [[0, 0, 1], [1, 0, 0]]]
+    rollout = two_stream_rollout(legal).finish(np.zeros(3), discount=0.5, lam=0.5)
+    np.testing.assert_array_equal(rollout.legal, np.reshape(legal, (6, 3)))
+    assert rollout.legal.dtype == np.float32
+
+
+def test_rollout_buffer_stores_box_actions_and_difference_states():
+    buf = RolloutBuffer(1, 1, (2,), np.uint8, nframes=1, difference=True, action_shape=(2,), action_dtype=np.float32)
+    buf.start_episode(np.array([3, 4], np.uint8))
+    buf.add(0, np.zeros(2, np.float32), np.array([0.5, -2.5]), 0.0, 0.0, 0.0, False, False, np.array([1, 9], np.uint8))
+    assert buf.advance() and buf.states.dtype == np.float32
+    np.testing.assert_array_equal(buf.actions[0, 0], [0.5, -2.5])
+    np.testing.assert_array_equal(buf.bootstrap_states(), [[-2, 5]])  # 1 - 3 and 9 - 4, not wrapped around in uint8

@@ -54,7 +54,8 @@ def test_episode_update_is_the_advantage_weighted_log_likelihood_step():
     # d/dW of -A log softmax(sW)_a = -A * s^T (onehot(a) - p), averaged over the 3 real steps.
     grad = sum(-adv[i] * np.outer(s[i], np.eye(2)[a[i]] - p[i]) for i in range(3)) / 3
 
-    losses = agent.steps.update(agent.episode_batch())
+    extra, losses = agent.end_episode()  # the episode's end runs the update and returns its loss
+    assert extra == {} and agent.updates == 1
     np.testing.assert_allclose(losses, [expected_loss], rtol=1e-4)
     np.testing.assert_allclose(agent.model.get_weights()[0], w - 0.5 * grad, rtol=1e-4, atol=1e-6)
 

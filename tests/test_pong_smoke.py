@@ -34,8 +34,8 @@ def test_pg_on_pong_frames_updates_and_reloads_identically(tmp_path):
         rewards.append(reward)
     assert np.abs(history.latest()).sum() > 0  # difference frames see the ball and paddles move
     before = [w.copy() for w in agent.model.get_weights()]
-    agent.end_episode()
-    assert np.isfinite(agent._losses).all()
+    extra, losses = agent.end_episode()
+    assert extra == {} and len(losses) == 1 and np.isfinite(losses).all()
     if any(rewards):  # a point was scored: the advantages are not all zero, so the policy moved
         assert any(not np.array_equal(a, b) for a, b in zip(before, agent.model.get_weights()))
 

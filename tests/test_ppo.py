@@ -176,3 +176,26 @@ def test_average_symmetries_averages_the_legal_policy_over_the_turned_boards():
 def test_average_symmetries_need_discrete_actions():
     with pytest.raises(ValueError, match="average_symmetries=True needs discrete actions"):
         PPO("Pendulum-v1", average_symmetries=True)
+
+
+def test_the_rollouts_last_step_returns_its_updates_losses_and_episodes_report_its_metrics():
+    agent = PPO("CartPole-v1", n_steps=4, batch_size=2, n_epochs=3, seed=0)
+    update, rows = agent.update, []
+    agent.update = lambda rollout: rows.append(update(rollout)) or rows[-1]
+    obs, _ = agent.env.reset(seed=0)
+    agent.begin_episode(obs)
+    returned = []
+    for _ in range(4):
+        state = agent.buffer.histories[0].latest()
+        actions, _ = agent.act(state)
+        obs, reward, terminated, truncated, _ = agent.env.step(int(actions[0]))
+        agent.observe(0, state[0], actions[0], reward, terminated, truncated, obs)
+        returned.append(agent.after_step(agent.total_steps))
+    assert returned[:3] == [[], [], []] and agent.updates == 1
+    (loss_rows,) = rows  # 3 epochs of 2 minibatches: a row each, the loss first, then metric_names
+    assert loss_rows.shape == (6, 6) and returned[3] == loss_rows[:, 0].tolist()
+    stats, losses = agent.end_episode(0)
+    assert losses == [] and list(stats) == list(agent.metric_names)
+    assert stats["approx_kl"] == pytest.approx(float(np.mean(loss_rows[:, 5])))
+    assert agent.buffer.t == 0  # the next rollout starts
+    agent.close()

@@ -1,4 +1,4 @@
-"""Synchronous advantage actor-critic (A2C), and A3C, the original KeRLym's name for it.
+"""Synchronous advantage actor-critic (A2C), and ``A3C``, the original KeRLym's name for it (the same class).
 
 Each of the ``concurrency`` env copies steps ``n_steps`` times; the rollout's
 advantages are n-step returns minus the value (or GAE(lambda) with
@@ -54,19 +54,15 @@ class A2C(ActorCriticAgent):
         return loss, policy_loss, value_loss, entropy
 
     def update(self, rollout: Rollout):
+        """One gradient step on the whole rollout; returns its row ``[1, 4]``: the loss, then the metrics."""
         batch = (rollout.states, rollout.actions, rollout.advantages, rollout.returns)
         if rollout.legal is not None:
             batch = (*batch, rollout.legal)
         return self.steps.update(tuple(x[None] for x in batch))  # one minibatch: the whole rollout
 
 
-class A3C(A2C):
-    """The original KeRLym's ``-a a3c``: the same synchronous learner as :class:`A2C`, under the original's name.
-
-    The original ran asynchronous actor-learner threads (A3C, Mnih et al. 2016).
-    kerlym runs A2C, the synchronous form: its ``-c N`` env copies step in
-    parallel and their actions come from one batched call, which learns as well
-    and uses the hardware better. Asynchrony would come back as distributed actors.
-    """
-
-    name = "a3c"
+# The original KeRLym's ``-a a3c``: the same synchronous learner, under the original's name. The original ran
+# asynchronous actor-learner threads (A3C, Mnih et al. 2016); kerlym runs A2C, the synchronous form, whose ``-c N``
+# env copies step in parallel with their actions from one batched call, which learns as well and uses the hardware
+# better. The asynchrony comes back with actors (``--actors process``, ``--ray``).
+A3C = A2C

@@ -1,9 +1,11 @@
-"""What A2C and PPO share: the rollout maths as pure functions, the policy distributions, and the rollout agent.
+"""What A2C and PPO share: the policy maths as pure functions, the model around a factory's net, and the acting.
 
 The maths comes first, as small module-level functions checked against
 hand-computed numbers in ``tests/test_actor_critic.py``:
 
-* :func:`gae` and :func:`n_step_returns` turn a rollout ``[T, N]`` into
+* :func:`~kerlym.memory.gae` and :func:`~kerlym.memory.n_step_returns` (in
+  :mod:`kerlym.memory`, beside the :class:`~kerlym.memory.RolloutBuffer` that
+  uses them, and importable from here) turn a rollout ``[T, N]`` into
   advantages and value targets, bootstrapping from the value of the next
   state at a truncation and at the rollout's end, never at a termination;
 * :func:`categorical_log_prob` / :func:`categorical_entropy` (discrete actions,
@@ -15,73 +17,27 @@ hand-computed numbers in ``tests/test_actor_critic.py``:
 The distribution functions and the losses are written in ``keras.ops``, so
 they run inside every backend's compiled step and on NumPy arrays alike.
 
-Then :class:`ActorCriticAgent`, the agent both learners subclass: it collects
-``n_steps`` steps from each of the ``concurrency`` envs, computes advantages,
-and hands the rollout to the subclass's :meth:`~ActorCriticAgent.update`.
+Then :func:`actor_critic_model`, which puts the layers of :mod:`kerlym.layers`
+around a factory's two-headed net, and :class:`ActorCriticAgent`, the one class
+between :class:`~kerlym.agents.base.Agent` and the learners (:class:`~kerlym.agents.a2c.A2C`,
+:class:`~kerlym.agents.ppo.PPO`): it acts, fills a :class:`~kerlym.memory.RolloutBuffer`
+with ``n_steps`` steps of each of the ``concurrency`` envs, and hands the
+finished :class:`~kerlym.memory.Rollout` to the learner's ``update``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import keras
 import numpy as np
 from keras import ops
 
 from kerlym.agents.base import Agent
+from kerlym.layers import LogStd, ObservationNormalization
+from kerlym.memory import Rollout, RolloutBuffer, gae, n_step_returns  # noqa: F401 (gae, n_step_returns: importable here)
 
 LOG_2PI = math.log(2.0 * math.pi)
-
-
-# -- returns and advantages (NumPy) -------------------------------------------
-def gae(rewards, values, next_values, terminated, truncated, discount: float, lam: float) -> np.ndarray:
-    """Generalised advantage estimates (Schulman et al. 2016) of a rollout, all arrays ``[T, N]``.
-
-    Args:
-        rewards: ``r_t``.
-        values: ``V(s_t)``, the value of the state acted on.
-        next_values: ``V(s_{t+1})``, the value of the state that followed; at a truncation the
-            value of the episode's final observation. Ignored where ``terminated``.
-        terminated: the episode ended in a terminal state (its next value is 0).
-        truncated: the episode was cut off (time limit); its next value bootstraps the return.
-        discount: ``gamma``.
-        lam: ``lambda``; 1 gives n-step returns minus ``values``, 0 one-step TD errors.
-
-    Returns:
-        ``A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}`` with
-        ``delta_t = r_t + gamma * (1 - terminated_t) * next_values_t - values_t``; the
-        recursion stops at every episode end and at the rollout's last step. float64.
-    """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    terminated = np.asarray(terminated, dtype=bool)
-    done = terminated | np.asarray(truncated, dtype=bool)
-    deltas = rewards + discount * np.where(terminated, 0.0, next_values) - np.asarray(values, dtype=np.float64)
-    out = np.zeros_like(rewards)
-    running = np.zeros(rewards.shape[1:])
-    for t in range(len(rewards) - 1, -1, -1):
-        running = deltas[t] + discount * lam * np.where(done[t], 0.0, running)
-        out[t] = running
-    return out
-
-
-def n_step_returns(rewards, next_values, terminated, truncated, discount: float) -> np.ndarray:
-    """Discounted returns to the end of the rollout or episode, bootstrapped as :func:`gae` does (``[T, N]``).
-
-    ``R_t = r_t + gamma * R_{t+1}`` within an episode; at a truncation and at the
-    rollout's last step ``R_{t+1}`` is ``next_values_t``; at a termination it is 0.
-    Equal to ``gae(..., lam=1) + values``.
-    """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    terminated = np.asarray(terminated, dtype=bool)
-    done = terminated | np.asarray(truncated, dtype=bool)
-    out = np.zeros_like(rewards)
-    following = np.asarray(next_values[-1], dtype=np.float64)
-    for t in range(len(rewards) - 1, -1, -1):
-        bootstrap = np.where(done[t] | (t == len(rewards) - 1), next_values[t], following)
-        following = rewards[t] + discount * np.where(terminated[t], 0.0, bootstrap)
-        out[t] = following
-    return out
 
 
 # -- policy distributions (keras.ops) -----------------------------------------
@@ -107,6 +63,13 @@ def gaussian_log_prob(mean, log_std, actions):
 def gaussian_entropy(log_std):
     """Entropy of a diagonal Gaussian, ``sum_d (log_std_d + 0.5 * log(2 pi e))``, over the last axis."""
     return ops.sum(log_std + 0.5 * (LOG_2PI + 1.0), axis=-1)
+
+
+def masked_logits(logits, legal):
+    """``logits`` with illegal actions pushed to -1e9, so softmax gives them no weight (``legal`` None: unchanged)."""
+    if legal is None:
+        return logits
+    return ops.where(ops.cast(legal, "bool"), logits, ops.cast(-1e9, logits.dtype))
 
 
 def clipped_surrogate(log_prob, old_log_prob, advantages, clip_range):
@@ -166,56 +129,7 @@ class RunningMeanStd:
         self.var = np.array(arrays[f"{prefix}/var"], dtype=np.float64)
 
 
-# -- the layers the agent adds to a factory's model ----------------------------
-@keras.saving.register_keras_serializable(package="kerlym")
-class LogStd(keras.layers.Layer):
-    """A Gaussian policy's learned, state-independent log-std, broadcast to the batch of the means it is given.
-
-    ``initial`` is its value before training (SB3's ``log_std_init``): 0 starts every dimension at a
-    standard deviation of 1, -2 at 0.135.
-    """
-
-    def __init__(self, initial: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.initial = float(initial)
-
-    def build(self, input_shape):
-        self.log_std = self.add_weight(
-            shape=(input_shape[-1],), initializer=keras.initializers.Constant(self.initial), name="log_std"
-        )
-
-    def call(self, means):
-        return ops.zeros_like(means) + ops.cast(self.log_std, means.dtype)
-
-    def get_config(self):
-        return {**super().get_config(), "initial": self.initial}
-
-
-@keras.saving.register_keras_serializable(package="kerlym")
-class ObservationNormalization(keras.layers.Layer):
-    """``clip((x - mean) / sqrt(var + 1e-8), -clip, clip)`` with ``mean`` and ``var`` set by the agent (VecNormalize).
-
-    The statistics are non-trainable weights, so that a saved model (a
-    checkpoint, ``best.keras``) normalises as the agent did.
-    """
-
-    def __init__(self, clip: float = 10.0, **kwargs):
-        super().__init__(**kwargs)
-        self.clip = float(clip)
-
-    def build(self, input_shape):
-        shape = (input_shape[-1],)
-        self.mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="mean")
-        self.var = self.add_weight(shape=shape, initializer="ones", trainable=False, name="var")
-
-    def call(self, x):
-        x = (ops.cast(x, "float32") - self.mean) / ops.sqrt(self.var + 1e-8)
-        return ops.clip(x, -self.clip, self.clip)
-
-    def get_config(self):
-        return {**super().get_config(), "clip": self.clip}
-
-
+# -- the model ------------------------------------------------------------------
 def actor_critic_model(
     net, name: str, continuous: bool, num_actions: int, normalize_obs: bool, log_std_init: float = 0.0
 ):
@@ -242,35 +156,16 @@ def actor_critic_model(
     return model
 
 
-# -- the rollout agent ------------------------------------------------------------
-def masked_logits(logits, legal):
-    """``logits`` with illegal actions pushed to -1e9, so softmax gives them no weight (``legal`` None: unchanged)."""
-    if legal is None:
-        return logits
-    return ops.where(ops.cast(legal, "bool"), logits, ops.cast(-1e9, logits.dtype))
-
-
-class Rollout(NamedTuple):
-    """A rollout flattened over ``[T * N]`` (time major), with its advantages and value targets."""
-
-    states: np.ndarray
-    actions: np.ndarray  # int32 [B], or float32 [B, D] unclipped Gaussian samples
-    log_probs: np.ndarray
-    values: np.ndarray
-    advantages: np.ndarray
-    returns: np.ndarray
-    legal: np.ndarray | None = None  # [B, actions] 0/1, when the env gives action masks
-
-
+# -- the agent A2C and PPO share --------------------------------------------------
 class ActorCriticAgent(Agent):
-    """Collects ``n_steps`` steps from each env copy, computes advantages, and calls :meth:`update`.
+    """Collects ``n_steps`` steps from each env copy in a :class:`~kerlym.memory.RolloutBuffer`, then :meth:`update`.
 
     Discrete actions are drawn from a softmax over the policy's logits, ``Box``
     actions from a diagonal Gaussian around its means with a learned log-std;
     those are clipped to the action space's bounds when sent to the env, while
     the rollout keeps the unclipped sample for its log-probability. Random
     numbers come from NumPy and enter the compiled act as arrays. Subclasses
-    write :meth:`update`.
+    write ``loss_fn`` and :meth:`update`, which returns the update's loss rows.
     """
 
     continuous_actions = True
@@ -299,19 +194,20 @@ class ActorCriticAgent(Agent):
         self.running_returns = np.zeros(n)
         self.step_limit = None
         self.steps = build_steps(self.model, self.loss_fn, act_fn=self.act_fn)
-        self.histories = [self.frame_history() for _ in range(n)]
         action_shape = (self.num_actions,) if self.continuous else ()
-        self.buf_states = np.zeros((self.n_steps, n, self.input_dim), dtype=self.state_dtype)
-        self.buf_actions = np.zeros((self.n_steps, n, *action_shape), np.float32 if self.continuous else np.int32)
-        self.buf = {k: np.zeros((self.n_steps, n)) for k in ("log_probs", "values", "rewards")}
-        self.buf_terminated = np.zeros((self.n_steps, n), dtype=bool)
-        self.buf_truncated = np.zeros((self.n_steps, n), dtype=bool)
-        self.t = 0
-        self.truncations: list[tuple[int, int, np.ndarray]] = []  # (t, env, state after the truncation)
-        self.last_act = None
+        self.buffer = RolloutBuffer(
+            self.n_steps,
+            n,
+            self.frame_shape,
+            self.frame_dtype,
+            self.nframes,
+            self.difference_obs,
+            action_shape,
+            np.float32 if self.continuous else np.int32,
+        )
+        self.last_act = None  # (sampled actions, their log-probabilities, values) of the last exploring act
         self.last_masks = None  # the legal actions at the last act, with action masks
-        self.buf_legal = None  # [n_steps, N, actions], allocated once an env gives masks
-        self.stats: dict = {}
+        self.stats: dict = {}  # the last update's mean metrics, for each episode row until the next
 
     # -- the model ---------------------------------------------------------------
     def check_outputs(self, model, name):
@@ -420,77 +316,45 @@ class ActorCriticAgent(Agent):
         return self.total_steps / self.step_limit if self.step_limit else 0.0
 
     def begin_episode(self, frame, stream=0, mask=None):
-        self.histories[stream].push(frame, first=True)
+        self.buffer.start_episode(frame, stream)
 
     def observe(self, stream, state, action, reward, terminated, truncated, frame, mask=None):
-        t = self.t
-        sampled, log_prob, value = self.last_act
-        if self.last_masks is not None and not self.continuous:  # the legal actions of the state acted on
-            if self.buf_legal is None:
-                self.buf_legal = np.ones((self.n_steps, self.concurrency, self.num_actions), dtype=np.float32)
-            self.buf_legal[t, stream] = self.last_masks[stream]
-        self.buf_states[t, stream] = state
-        self.buf_actions[t, stream] = sampled[stream]
-        self.buf["log_probs"][t, stream] = log_prob[stream]
-        self.buf["values"][t, stream] = value[stream]
-        self.buf["rewards"][t, stream] = reward
-        self.buf_terminated[t, stream] = terminated
-        self.buf_truncated[t, stream] = truncated
-        self.histories[stream].push(frame, first=False)
-        if truncated and not terminated:  # the final observation's value bootstraps the cut-off return
-            self.truncations.append((t, stream, self.histories[stream].latest()))
+        sampled, log_prob, value = self.last_act  # what the policy did; ``action`` is that clipped to the bounds
+        legal = self.last_masks[stream] if self.last_masks is not None and not self.continuous else None
+        self.buffer.add(
+            stream, state, sampled[stream], log_prob[stream], value[stream], reward, terminated, truncated, frame, legal
+        )
 
     def after_step(self, steps_before):
+        b, t = self.buffer, self.buffer.t
         if self.ret_rms is not None:  # VecNormalize's reward scaling, by the deviation of the discounted return
-            rewards = self.buf["rewards"][self.t]
+            rewards = b.rewards[t]
             self.running_returns = self.running_returns * self.discount + rewards
             self.ret_rms.update(self.running_returns)
-            self.buf["rewards"][self.t] = np.clip(rewards / np.sqrt(self.ret_rms.var + 1e-8), -10.0, 10.0)
-            self.running_returns[self.buf_terminated[self.t] | self.buf_truncated[self.t]] = 0.0
-        self.t += 1
-        if self.t == self.n_steps:
-            self.finish_rollout()
+            b.rewards[t] = np.clip(rewards / np.sqrt(self.ret_rms.var + 1e-8), -10.0, 10.0)
+            self.running_returns[b.terminated[t] | b.truncated[t]] = 0.0
+        return self.finish_rollout() if b.advance() else []
 
-    def finish_rollout(self) -> None:
-        """Bootstrap, compute advantages, update, and start the next rollout."""
-        values = self.buf["values"]
-        last = np.concatenate([h.latest() for h in self.histories])
-        extra = [state for _, _, state in self.truncations]
-        states = np.concatenate([last, *extra]) if extra else last
+    def finish_rollout(self) -> list[float]:
+        """Bootstrap, compute advantages, update, and start the next rollout; returns the update's losses."""
+        states = self.buffer.bootstrap_states()
         # Padded to a multiple of N rows, so the compiled act sees few batch sizes (each new one compiles anew).
         rows = -(-len(states) // self.concurrency) * self.concurrency
         padded = np.concatenate([states, np.repeat(states[-1:], rows - len(states), axis=0)])
         bootstrap = self.values_of(padded)[: len(states)]
-        next_values = np.empty_like(values)
-        next_values[:-1] = values[1:]
-        next_values[-1] = bootstrap[: self.concurrency]
-        for (t, i, _), v in zip(self.truncations, bootstrap[self.concurrency :]):
-            next_values[t, i] = v
-        args = (self.buf["rewards"], values, next_values, self.buf_terminated, self.buf_truncated, self.discount)
-        advantages = gae(*args, lam=self.config.gae_lambda)
-        size = self.n_steps * self.concurrency
-        rollout = Rollout(
-            self.buf_states.reshape(size, -1),
-            self.buf_actions.reshape(size, *self.buf_actions.shape[2:]),
-            self.buf["log_probs"].reshape(size).astype(np.float32),
-            values.reshape(size).astype(np.float32),
-            advantages.reshape(size).astype(np.float32),
-            (advantages + values).reshape(size).astype(np.float32),
-            None if self.buf_legal is None else self.buf_legal.reshape(size, -1),
-        )
+        rollout = self.buffer.finish(bootstrap, self.discount, self.config.gae_lambda)
         if self.config.lr_schedule == "linear":
             self.set_learning_rate(linear_schedule(self.config.learning_rate, self.progress()))
-        rows = np.atleast_2d(self.update(rollout))
+        losses = np.atleast_2d(self.update(rollout))  # [minibatches, 1 + metrics]: the loss, then metric_names
         self.updates += 1
-        self._losses.extend(rows[:, 0].tolist())
-        self.stats = {name: float(np.mean(rows[:, i + 1])) for i, name in enumerate(self.metric_names)}
+        self.stats = {name: float(np.mean(losses[:, i + 1])) for i, name in enumerate(self.metric_names)}
         if self.obs_rms is not None:  # the next rollout, and its update, normalise with these statistics
             self.steps.to_keras()
             layer = self.model.get_layer("obs_norm")
             layer.mean.assign(self.obs_rms.mean.astype(np.float32))
             layer.var.assign(self.obs_rms.var.astype(np.float32))
-        self.t = 0
-        self.truncations = []
+        self.buffer.reset()
+        return losses[:, 0].tolist()
 
     metric_names = ("policy_loss", "value_loss", "entropy")
 
@@ -503,7 +367,7 @@ class ActorCriticAgent(Agent):
         raise NotImplementedError
 
     def end_episode(self, stream=0):
-        return dict(self.stats)
+        return dict(self.stats), []  # the rollout's update, not the episode's end, trains
 
     # -- checkpoints ---------------------------------------------------------------
     def get_state(self):

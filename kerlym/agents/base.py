@@ -193,7 +193,6 @@ class Agent:
         self.episode = 0
         self.updates = 0
         self.episodes: list[dict] = []  # one row of statistics per finished episode
-        self._losses: list[float] = []
         self.reset_seed = self.seed  # the first env reset's seed; the runner clears it once used
         self.stop_requested = False  # set by request_stop(); the runner stops after the current step
         self.run_config = None  # the run settings kerlym.make built it with: learn() takes its budget from them
@@ -317,12 +316,20 @@ class Agent:
         ``mask``: the legal actions at the next frame, when the env gives an ``action_mask``.
         """
 
-    def after_step(self, steps_before: int) -> None:
-        """Called once per (vector) step, after :meth:`observe`; ``total_steps`` was ``steps_before``."""
+    def after_step(self, steps_before: int) -> list[float]:
+        """Called once per (vector) step, after :meth:`observe`; ``total_steps`` was ``steps_before``.
 
-    def end_episode(self, stream: int = 0) -> dict:
-        """Called after each training episode; returns extra statistics for its row."""
-        return {}
+        Returns the losses of the updates this step ran (empty if it ran none), as the agent's ``update`` gave them.
+        """
+        return []
+
+    def end_episode(self, stream: int = 0) -> tuple[dict, list[float]]:
+        """Called after each training episode of env ``stream``.
+
+        Returns extra statistics for its row, and the losses of any update run at the episode's end
+        (PG's, which learns from each finished episode; empty for the other agents).
+        """
+        return {}, []
 
     # -- the loop ---------------------------------------------------------
     def vector_env(self):

@@ -41,6 +41,7 @@ from kerlym.agents.base import Agent, factory_name
 from kerlym.agents.ema import WeightAverage
 from kerlym.backend import build_steps, compiled_loss
 from kerlym.config import DQNConfig
+from kerlym.layers import DuelingQ
 from kerlym.memory import ReplayMemory
 from kerlym.symmetries import Symmetries
 
@@ -73,21 +74,8 @@ def masked_argmax(values: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(masks, values, -np.inf).argmax(axis=1)
 
 
-@keras.saving.register_keras_serializable(package="kerlym")
-class DuelingQ(keras.layers.Layer):
-    """``Q = V + A - mean_a A``, from a value ``[B, 1]`` and advantages ``[B, actions]`` (Wang et al. 2016, eq. 9).
-
-    Subtracting the mean advantage makes ``V`` the mean Q-value over the actions, so the
-    two streams are identifiable; the greedy action is the advantages' argmax.
-    """
-
-    def call(self, inputs):
-        value, advantages = inputs
-        return value + advantages - ops.mean(advantages, axis=-1, keepdims=True)
-
-
 def dueling_model(net, name: str):
-    """``net`` with its output layer replaced by a dueling head on the features that fed it.
+    """``net`` with its output layer replaced by a dueling head (:class:`~kerlym.layers.DuelingQ`) on its features.
 
     The value and advantage layers are initialised as ``net``'s output layer was, with a
     bias where it had one (a zero-initialised output starts every Q-value at zero again); the
@@ -284,6 +272,7 @@ class DQN(Agent):
         self.memory.add(action, reward, terminated, frame, stream, mask)
 
     def after_step(self, steps_before):
+        losses = []
         t = self.total_steps
         if self._step_epsilon is not None:
             self.epsilon = self._step_epsilon(t)
@@ -294,9 +283,10 @@ class DQN(Agent):
         if len(self.memory) >= self.learning_starts or self.memory.size == self.memory.capacity:
             # One update per multiple of update_freq crossed; with -c N a step can cross several.
             for k in range(steps_before // self.update_freq + 1, t // self.update_freq + 1):
-                self.update(step=k * self.update_freq)
+                losses.extend(self.update(step=k * self.update_freq).tolist())
         if t // self.target_update_freq > steps_before // self.target_update_freq:
             self.steps.sync_target()
+        return losses
 
     def sample_update(self):
         """The samples of one update as arrays of shape ``[steps, batch_size, ...]``."""
@@ -313,11 +303,10 @@ class DQN(Agent):
         """One update: ``update_nsamp // batch_size`` gradient steps in one compiled call.
 
         ``step``: the env step the update belongs to, which times the weight average
-        (default: ``total_steps``).
+        (default: ``total_steps``). Returns the loss of each gradient step.
         """
         losses = self.steps.update(self.sample_update())
         self.updates += 1
-        self._losses.extend(losses.tolist())
         if self.ema is not None:
             self.average_weights(step)
         return losses
@@ -373,7 +362,7 @@ class DQN(Agent):
     def end_episode(self, stream=0):
         if self.epsilon_schedule is not None and self._step_epsilon is None:
             self.epsilon = float(self.epsilon_schedule(self.episode, self.epsilon))
-        return {}
+        return {}, []
 
 
 class D2QN(DQN):

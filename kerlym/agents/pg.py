@@ -164,9 +164,11 @@ class PG(Agent):
         legal[:n] = np.asarray(masks[:n], dtype=np.float32)
         return states[None], actions[None], weights[None], legal[None]
 
+    def update(self, stream=0) -> np.ndarray:
+        """One gradient step on env ``stream``'s finished episode (:meth:`episode_batch`); returns its loss."""
+        losses = self.steps.update(self.episode_batch(stream))
+        self.updates += 1
+        return losses
+
     def end_episode(self, stream=0):
-        if self._episodes[stream][1]:
-            losses = self.steps.update(self.episode_batch(stream))
-            self.updates += 1
-            self._losses.extend(losses.tolist())
-        return {}
+        return {}, (self.update(stream).tolist() if self._episodes[stream][1] else [])

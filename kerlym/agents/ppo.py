@@ -72,6 +72,10 @@ class PPO(ActorCriticAgent):
         return np.concatenate(perms).reshape(-1, b)
 
     def update(self, rollout: Rollout):
+        """``n_epochs`` passes of minibatches over the rollout, in one compiled call; returns a row per minibatch.
+
+        Each row is the minibatch's loss, then :meth:`loss_fn`'s metrics (``metric_names``).
+        """
         clip_range = self.config.clip_range
         if self.config.clip_schedule == "linear":
             clip_range = linear_schedule(clip_range, self.progress())
