@@ -195,6 +195,54 @@ def train(
     return Outcome(agent.episodes, evaluation, interrupted, runner.last_checkpoint)
 
 
+def learn(
+    agent,
+    max_steps: int | None = None,
+    max_episodes: int | None = None,
+    callback: Callable | None = None,
+    step_callback: Callable | None = None,
+    verbose: int = 1,
+    tensorboard: bool | str = False,
+    eval_episodes: int | None = None,
+    total_timesteps: int | None = None,
+) -> list[dict]:
+    """:meth:`kerlym.agents.base.Agent.learn`: the session of an agent without a run folder."""
+    if total_timesteps is not None:
+        if max_steps is not None:
+            raise TypeError("give max_steps or total_timesteps (Stable-Baselines3's name for it), not both")
+        max_steps = total_timesteps
+    env_id = agent.env_id() or type(agent.env.unwrapped).__name__
+    run = agent.run_config or C.RunConfig(env=env_id, agent=agent.name)
+    if max_steps is not None or max_episodes is not None:
+        steps = None if max_steps is None else agent.total_steps + max_steps
+        episodes = None if max_episodes is None else agent.episode + max_episodes
+        run = C.replace(run, steps=steps, episodes=episodes)
+    changes = {"quiet": False, "plots": agent.enable_plots, "tensorboard": bool(tensorboard), "submit": False}
+    run = C.replace(run, **changes, **({} if eval_episodes is None else {"eval_episodes": eval_episodes}))
+    log_dir = None
+    if tensorboard:
+        from kerlym import runs
+
+        if isinstance(tensorboard, str):
+            log_dir = view = tensorboard
+        else:
+            log_dir = os.path.join(runs.new_run_dir("runs", env_id.replace(":", "_"), agent.name), "tensorboard")
+            view = "runs"
+        if verbose:
+            print(f"TensorBoard: {log_dir}  (view: tensorboard --logdir {view})")
+    outcome = train(
+        agent,
+        run,
+        signals=(signal.SIGINT,),
+        callback=callback,
+        step_callback=step_callback,
+        tensorboard_dir=log_dir,
+        console=bool(verbose),
+        verbose=bool(verbose),
+    )
+    return outcome.episodes
+
+
 def _final_evaluation(runner, run: C.RunConfig, run_dir: str | None, wall_time: float) -> dict:
     """The record of the runner's greedy evaluation at the end of training, written to the run folder."""
     agent = runner.agent

@@ -10,7 +10,7 @@ import pytest
 from keras import layers
 
 from kerlym.agents import D2QN
-from kerlym.agents.base import keras1_hint
+from kerlym.factories import keras1_hint
 
 
 def original_factory(agent, env, dropout=0.5, learning_rate=1e-3, **kwargs):

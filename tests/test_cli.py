@@ -41,8 +41,8 @@ def checkpoint_step(run):
 
 
 def test_every_agent_has_a_config_and_every_preprocessor_a_name():
-    assert set(config.AGENT_CONFIGS) == set(agents.AGENTS)
-    assert all(agents.AGENTS[name].Config is cls for name, cls in config.AGENT_CONFIGS.items())
+    assert set(agents.AGENT_CONFIGS) == set(agents.AGENTS)
+    assert all(agents.AGENTS[name].Config is cls for name, cls in agents.AGENT_CONFIGS.items())
     assert set(config.PREPROCESSOR_NAMES) == set(preproc.PREPROCESSORS)
 
 
@@ -254,7 +254,8 @@ def test_play_and_best_model_use_the_weight_average(tmp_path, monkeypatch):
     import keras
     import numpy as np
 
-    from kerlym import main as cli
+    from kerlym import playback
+    from kerlym.make import saved_configs
 
     args = ("--steps", "1500", "--ema", "1000", "--eval_every", "1500", "--eval_episodes", "1")
     out = kerlym(*FAST, *args, "--outdir", str(tmp_path))
@@ -279,7 +280,7 @@ def test_play_and_best_model_use_the_weight_average(tmp_path, monkeypatch):
         return [0.0]
 
     monkeypatch.setattr(agents.DQN, "evaluate", evaluate)
-    assert cli.play(*cli.saved_configs(run, {"eval_episodes": 1}), run) == 0
+    assert playback.play(*saved_configs(run, {"eval_episodes": 1}), run) == 0
     for got, want in zip(evaluated[0], average, strict=True):
         np.testing.assert_array_equal(got, want)
 

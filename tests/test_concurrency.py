@@ -41,9 +41,9 @@ def test_sync_copies_step_in_this_process_and_match_the_async_ones_step_for_step
 def test_one_env_restarts_in_the_same_step_and_reports_the_final_observation():
     import gymnasium as gym
 
-    from kerlym.agents.base import _OneEnv
+    from kerlym.envs import OneEnv
 
-    env, twin = _OneEnv(gym.make("CartPole-v1")), gym.make("CartPole-v1")
+    env, twin = OneEnv(gym.make("CartPole-v1")), gym.make("CartPole-v1")
     obs, _ = env.reset(seed=3)
     expected, _ = twin.reset(seed=3)
     np.testing.assert_array_equal(obs[0], expected)

@@ -5,7 +5,7 @@ import pytest
 
 from kerlym import networks, preproc
 from kerlym.agents import D2QN, PG
-from kerlym.runs import load_model
+from kerlym.checkpoints import load_model
 
 
 @pytest.mark.slow

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
-import os
-import re
 import warnings
 import weakref
 from collections.abc import Callable
@@ -22,85 +19,9 @@ import numpy as np
 from kerlym import preproc
 from kerlym._io import first_line
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, field_names
-from kerlym.envs import make_env
+from kerlym.envs import OneEnv, make_env
+from kerlym.factories import factory_name, keras1_hint, named_parameters
 from kerlym.memory import FrameRing
-
-# Keras 1 spellings (the original KeRLym's factories) and what Keras 3 calls them.
-KERAS1_NAMES = {
-    "init": "kernel_initializer=",
-    "lr": "learning_rate=",
-    "nb_filter": "filters=",
-    "nb_row": "kernel_size=",
-    "nb_col": "kernel_size=",
-    "border_mode": "padding=",
-    "subsample": "strides=",
-    "output_dim": "units=",
-    "W_regularizer": "kernel_regularizer=",
-    "b_regularizer": "bias_regularizer=",
-    "Convolution2D": "Conv2D",
-    "Convolution1D": "Conv1D",
-    "pool_length": "pool_size=",
-    "nb_epoch": "epochs=",
-}
-# Keras 3's error for a layer whose first argument went in under its Keras 1 keyword names no keyword at all.
-_MISSING_ARGUMENT = {"filters": "nb_filter", "units": "output_dim"}
-
-
-def keras1_hint(message: str) -> str | None:
-    """A hint naming the Keras 3 spelling of a Keras 1 name in a model factory's error, or ``None``."""
-    quoted = re.findall(r"'(\w+)'", message)
-    old = [name for name in quoted if name in KERAS1_NAMES]
-    if old:
-        return "Keras 3 spells " + ", ".join(f"{name} as {KERAS1_NAMES[name]}" for name in dict.fromkeys(old))
-    missing = re.search(r"missing 1 required positional argument: '(\w+)'", message)
-    if missing and missing.group(1) in _MISSING_ARGUMENT:
-        name = missing.group(1)
-        return f"Keras 3 spells {_MISSING_ARGUMENT[name]}= as {name}= (or pass it first, positionally)"
-    return None
-
-
-def factory_name(factory) -> str:
-    return getattr(factory, "__name__", repr(factory))
-
-
-def _named_parameters(fn) -> set[str]:
-    """The keyword arguments a function names explicitly (not its ``**kwargs``)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):  # a builtin or C callable without a signature
-        return set()
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {p.name for p in params if p.kind in kinds}
-
-
-class _OneEnv:
-    """One env behind the vector-env interface the training loop uses.
-
-    Same-step autoreset as Gymnasium's ``SyncVectorEnv`` (the last observation
-    of an episode goes to ``info["final_obs"]``), without batching the
-    observations into new arrays on every step, which costs more than a
-    CartPole step itself.
-    """
-
-    num_envs = 1
-
-    def __init__(self, env):
-        self.env = env
-
-    def reset(self, seed=None):
-        obs, info = self.env.reset(seed=seed)
-        return [obs], info
-
-    def step(self, actions):
-        obs, reward, terminated, truncated, info = self.env.step(actions[0])
-        if terminated or truncated:  # the new episode's first observation and info take the old one's place
-            final_obs, final_info = obs, info
-            obs, info = self.env.reset()
-            info = {**info, "final_obs": [final_obs], "final_info": final_info}
-        return [obs], np.array([reward], dtype=np.float64), np.array([terminated]), np.array([truncated]), info
-
-    def close(self):
-        self.env.close()
 
 
 class Agent:
@@ -209,7 +130,7 @@ class Agent:
         except ConfigError as e:
             raise ValueError(str(e)) from None
         factory = cls._factory(config.modelfactory)
-        accepted = _named_parameters(factory)
+        accepted = named_parameters(factory)
         for key in rest:
             if key not in accepted:
                 close = difflib.get_close_matches(key, sorted(names | accepted), n=1)
@@ -346,9 +267,9 @@ class Agent:
         if self._vector_env is None:
             import gymnasium as gym
 
-            env_id = self._env_id()
+            env_id = self.env_id()
             if self.concurrency == 1:
-                self._vector_env = _OneEnv(self.env)
+                self._vector_env = OneEnv(self.env)
             elif self.env_spec is None:
                 raise ValueError("concurrency > 1 needs an env id or a callable that makes envs, not an env")
             elif self.preprocessor is preproc.atari and env_id is not None:
@@ -362,7 +283,7 @@ class Agent:
                 weakref.finalize(self, self._vector_env.close)
         return self._vector_env
 
-    def _env_id(self) -> str | None:
+    def env_id(self) -> str | None:
         """The env id, when envs come from one with nothing added (a callable may say so with ``env_id``)."""
         return self.env_spec if isinstance(self.env_spec, str) else getattr(self.env_spec, "env_id", None)
 
@@ -402,45 +323,11 @@ class Agent:
             eval_episodes: greedy episodes of the final evaluation (default: the run's, 20; 0: none).
             total_timesteps: Stable-Baselines3's name for ``max_steps``.
         """
-        import signal
-
-        from kerlym import config as C
         from kerlym import session
 
-        if total_timesteps is not None:
-            if max_steps is not None:
-                raise TypeError("give max_steps or total_timesteps (Stable-Baselines3's name for it), not both")
-            max_steps = total_timesteps
-        env_id = self._env_id() or type(self.env.unwrapped).__name__
-        run = self.run_config or C.RunConfig(env=env_id, agent=self.name)
-        if max_steps is not None or max_episodes is not None:
-            steps = None if max_steps is None else self.total_steps + max_steps
-            episodes = None if max_episodes is None else self.episode + max_episodes
-            run = C.replace(run, steps=steps, episodes=episodes)
-        changes = {"quiet": False, "plots": self.enable_plots, "tensorboard": bool(tensorboard), "submit": False}
-        run = C.replace(run, **changes, **({} if eval_episodes is None else {"eval_episodes": eval_episodes}))
-        log_dir = None
-        if tensorboard:
-            from kerlym import runs
-
-            if isinstance(tensorboard, str):
-                log_dir = view = tensorboard
-            else:
-                log_dir = os.path.join(runs.new_run_dir("runs", env_id.replace(":", "_"), self.name), "tensorboard")
-                view = "runs"
-            if verbose:
-                print(f"TensorBoard: {log_dir}  (view: tensorboard --logdir {view})")
-        outcome = session.train(
-            self,
-            run,
-            signals=(signal.SIGINT,),
-            callback=callback,
-            step_callback=step_callback,
-            tensorboard_dir=log_dir,
-            console=bool(verbose),
-            verbose=bool(verbose),
+        return session.learn(
+            self, max_steps, max_episodes, callback, step_callback, verbose, tensorboard, eval_episodes, total_timesteps
         )
-        return outcome.episodes
 
     def predict(self, observation, deterministic: bool = True, episode_start: bool = False) -> int:
         """The action for one raw observation of the env, as Stable-Baselines3's ``model.predict`` gives.

@@ -37,10 +37,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerlym.agents.base import Agent, factory_name
+from kerlym.agents.base import Agent
 from kerlym.agents.ema import WeightAverage
 from kerlym.backend import build_steps, compiled_loss
 from kerlym.config import DQNConfig
+from kerlym.factories import factory_name
 from kerlym.layers import DuelingQ
 from kerlym.memory import ReplayMemory
 from kerlym.symmetries import Symmetries

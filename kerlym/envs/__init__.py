@@ -8,6 +8,8 @@ registry itself costs nothing.
 
 from __future__ import annotations
 
+import numpy as np
+
 # id -> (entry point, default kwargs, max_episode_steps). Each env lives in its own module of this package.
 KERLYM_ENVS: dict[str, tuple[str, dict, int | None]] = {
     "Go9x9-v0": ("kerlym.envs.go:GoEnv", {"board_size": 9}, None),
@@ -81,3 +83,33 @@ def make_env(env, render_mode=None, env_kwargs=None, gym_packages=None):
     if callable(env) and not isinstance(env, gym.Env):
         return env()
     return env
+
+
+class OneEnv:
+    """One env behind the vector-env interface the training loop uses.
+
+    Same-step autoreset as Gymnasium's ``SyncVectorEnv`` (the last observation
+    of an episode goes to ``info["final_obs"]``), without batching the
+    observations into new arrays on every step, which costs more than a
+    CartPole step itself.
+    """
+
+    num_envs = 1
+
+    def __init__(self, env):
+        self.env = env
+
+    def reset(self, seed=None):
+        obs, info = self.env.reset(seed=seed)
+        return [obs], info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions[0])
+        if terminated or truncated:  # the new episode's first observation and info take the old one's place
+            final_obs, final_info = obs, info
+            obs, info = self.env.reset()
+            info = {**info, "final_obs": [final_obs], "final_info": final_info}
+        return [obs], np.array([reward], dtype=np.float64), np.array([terminated]), np.array([truncated]), info
+
+    def close(self):
+        self.env.close()

@@ -1,0 +1,59 @@
+"""What kerlym checks of a user's model factory: its name, the arguments it names, and Keras 1 spellings.
+
+The original KeRLym's factories were written for Keras 1; a factory that still
+uses its names (``init=``, ``Convolution2D``) gets an error that says what
+Keras 3 calls them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+# Keras 1 spellings (the original KeRLym's factories) and what Keras 3 calls them.
+KERAS1_NAMES = {
+    "init": "kernel_initializer=",
+    "lr": "learning_rate=",
+    "nb_filter": "filters=",
+    "nb_row": "kernel_size=",
+    "nb_col": "kernel_size=",
+    "border_mode": "padding=",
+    "subsample": "strides=",
+    "output_dim": "units=",
+    "W_regularizer": "kernel_regularizer=",
+    "b_regularizer": "bias_regularizer=",
+    "Convolution2D": "Conv2D",
+    "Convolution1D": "Conv1D",
+    "pool_length": "pool_size=",
+    "nb_epoch": "epochs=",
+}
+# Keras 3's error for a layer whose first argument went in under its Keras 1 keyword names no keyword at all.
+_MISSING_ARGUMENT = {"filters": "nb_filter", "units": "output_dim"}
+
+
+def keras1_hint(message: str) -> str | None:
+    """A hint naming the Keras 3 spelling of a Keras 1 name in a model factory's error, or ``None``."""
+    quoted = re.findall(r"'(\w+)'", message)
+    old = [name for name in quoted if name in KERAS1_NAMES]
+    if old:
+        return "Keras 3 spells " + ", ".join(f"{name} as {KERAS1_NAMES[name]}" for name in dict.fromkeys(old))
+    missing = re.search(r"missing 1 required positional argument: '(\w+)'", message)
+    if missing and missing.group(1) in _MISSING_ARGUMENT:
+        name = missing.group(1)
+        return f"Keras 3 spells {_MISSING_ARGUMENT[name]}= as {name}= (or pass it first, positionally)"
+    return None
+
+
+def factory_name(factory) -> str:
+    """A model factory's name, for messages."""
+    return getattr(factory, "__name__", repr(factory))
+
+
+def named_parameters(fn) -> set[str]:
+    """The keyword arguments a function names explicitly (not its ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return set()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in params if p.kind in kinds}
