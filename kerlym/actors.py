@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kerlym.config import ConfigError, field_names
+from kerlym.envs import action_masks
 
 AHEAD = 8  # vector steps the actor may run ahead of the learner: the queue's bound, and so the lag's
 STOP_POLL = 0.1  # seconds between checks of the actor's stop flag while its queue is full
@@ -92,12 +93,6 @@ def sync_every(config) -> int:
         return int(config.actor_sync_every)
     update_freq = getattr(config, "update_freq", None)
     return 1 if update_freq is None else max(1, SYNC_STEPS // int(update_freq))
-
-
-def action_masks(info, n: int) -> np.ndarray | None:
-    """The ``action_mask`` of ``n`` envs' info (a Gymnasium vector env's, or one env's) as bool ``[n, actions]``."""
-    mask = info.get("action_mask") if info else None
-    return None if mask is None else np.asarray(mask, dtype=bool).reshape(n, -1)
 
 
 class LocalActing:

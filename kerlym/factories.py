@@ -57,3 +57,30 @@ def named_parameters(fn) -> set[str]:
         return set()
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return {p.name for p in params if p.kind in kinds}
+
+
+def refuse_unknown_arguments(owner: str, config_cls, rest: dict, factory) -> None:
+    """Refuse keyword arguments that are neither fields of ``config_cls`` nor parameters ``factory`` names.
+
+    Args:
+        owner: the agent class's name, for the message.
+        config_cls: the agent's config class.
+        rest: the keyword arguments that are not its fields (for the factory).
+        factory: the model factory.
+
+    Raises:
+        TypeError: one line naming the first such argument, with a did-you-mean.
+    """
+    import difflib
+    from dataclasses import fields
+
+    names = {f.name for f in fields(config_cls)}
+    accepted = named_parameters(factory)
+    for key in rest:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, sorted(names | accepted), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise TypeError(
+                f"{owner} got an unexpected argument {key!r}: it is neither a setting of "
+                f"{config_cls.__name__} nor a parameter that {factory_name(factory)} names{hint}"
+            )

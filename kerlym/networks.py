@@ -11,11 +11,8 @@ factories compile (any Keras identifier or object); their defaults are the
 original KeRLym's RMSprop and mean squared error. ``clipnorm`` clips the
 global gradient norm of an optimizer given by name.
 
-Every built-in factory's output layer computes in float32 (``dtype="float32"``),
-as Keras's mixed-precision guide advises, so that under the agents'
-``dtype_policy="mixed_bfloat16"`` the hidden layers run in bfloat16 while
-Q-values and action probabilities keep full precision. Under the default
-float32 policy this changes nothing.
+Every built-in factory's output layer computes in float32 (``dtype="float32"``), as Keras's mixed-precision
+guide advises: under ``dtype_policy="mixed_bfloat16"`` Q-values and action probabilities keep full precision.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kerlym import checkpoints
-from kerlym.actors import LocalActing, ObservationError, ProcessActor, action_masks  # noqa: F401 (ObservationError: kerlym.runner's API)
+from kerlym.actors import LocalActing, ObservationError, ProcessActor  # noqa: F401 (ObservationError: kerlym.runner's API)
 from kerlym.config import ConfigError
 
 
@@ -310,26 +310,6 @@ class Runner:
     def _restore_signals(previous) -> None:
         for s, handler in previous.items():
             signal.signal(s, handler)
-
-
-def evaluate(agent, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False) -> np.ndarray:
-    """Returns of ``episodes`` episodes of ``agent`` on ``env`` (no learning; greedy unless ``explore``)."""
-    history = agent.frame_history()
-    returns = []
-    for i in range(episodes):
-        obs, info = env.reset(seed=None if seed is None else seed + i)
-        history.push(obs, first=True)
-        total, done = 0.0, False
-        while not done:
-            masks = action_masks(info, 1)
-            actions, _ = agent.act(history.latest(), explore=explore, masks=masks)
-            action = actions[0]  # an integer, or a float vector for a Box action space
-            obs, reward, terminated, truncated, info = env.step(action if np.ndim(action) else int(action))
-            history.push(obs, first=False)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return np.asarray(returns)
 
 
 def acting_for(agent):

@@ -9,7 +9,6 @@ hooks; they never touch the loop itself.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import warnings
 import weakref
 from collections.abc import Callable
@@ -19,8 +18,8 @@ import numpy as np
 from kerlym import preproc
 from kerlym._io import first_line
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, field_names
-from kerlym.envs import OneEnv, make_env
-from kerlym.factories import factory_name, keras1_hint, named_parameters
+from kerlym.envs import OneEnv, action_masks, make_env
+from kerlym.factories import factory_name, keras1_hint, refuse_unknown_arguments
 from kerlym.memory import FrameRing
 
 
@@ -37,13 +36,9 @@ class Agent:
             ``concurrency``, ``dtype_policy``, ...), then any keyword argument that the model
             factory names in its signature. Anything else is an error with a did-you-mean.
 
-    ``concurrency`` env copies step in parallel (Gymnasium's ``AsyncVectorEnv``, or ale-py's
-    ``AtariVectorEnv`` for Atari ids with the ``atari`` preprocessor) and feed the one learner;
-    actions for all come from one batched call. ``dtype_policy`` is the Keras dtype policy the
-    model factory builds under, set only while the factory runs: with ``"mixed_bfloat16"`` layers
-    compute in bfloat16 while weights and optimizer state stay float32 and outputs are cast to
-    float32 for the loss. A factory's own output layer should compute in float32
-    (``dtype="float32"``), or a warning says its outputs are rounded first.
+    ``concurrency`` env copies feed the one learner (:meth:`vector_env`). ``dtype_policy`` is the Keras
+    dtype policy the model factory builds under (``"mixed_bfloat16"``: layers compute in bfloat16,
+    weights, optimizer state and losses stay float32; a factory's output layer should say ``dtype="float32"``).
     """
 
     name = "agent"
@@ -129,16 +124,7 @@ class Agent:
             config = dataclasses.replace(config, **values) if config is not None else cls.Config(**values)
         except ConfigError as e:
             raise ValueError(str(e)) from None
-        factory = cls._factory(config.modelfactory)
-        accepted = named_parameters(factory)
-        for key in rest:
-            if key not in accepted:
-                close = difflib.get_close_matches(key, sorted(names | accepted), n=1)
-                hint = f"; did you mean {close[0]}?" if close else ""
-                raise TypeError(
-                    f"{cls.__name__} got an unexpected argument {key!r}: it is neither a setting of "
-                    f"{cls.Config.__name__} nor a parameter that {factory_name(factory)} names{hint}"
-                )
+        refuse_unknown_arguments(cls.__name__, cls.Config, rest, cls._factory(config.modelfactory))
         return config, rest
 
     @classmethod
@@ -367,13 +353,25 @@ class Agent:
         Uses a fresh copy of the environment when the agent was given an env id
         or callable, so evaluation never disturbs training episodes.
         """
-        from kerlym.runner import evaluate
-
         if env is None:
             if self._eval_env is None:  # training steps self.env only when concurrency is 1
                 self._eval_env = self._make_env() if self.env_spec and self.concurrency == 1 else self.env
             env = self._eval_env
-        return evaluate(self, episodes, env=env, seed=seed, explore=explore)
+        history = self.frame_history()
+        returns = []
+        for i in range(episodes):
+            obs, info = env.reset(seed=None if seed is None else seed + i)
+            history.push(obs, first=True)
+            total, done = 0.0, False
+            while not done:
+                actions, _ = self.act(history.latest(), explore=explore, masks=action_masks(info, 1))
+                action = actions[0]  # an integer, or a float vector for a Box action space
+                obs, reward, terminated, truncated, info = env.step(action if np.ndim(action) else int(action))
+                history.push(obs, first=False)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+        return np.asarray(returns)
 
     def close(self) -> None:
         """Close the environments this agent opened."""

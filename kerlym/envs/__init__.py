@@ -113,3 +113,9 @@ class OneEnv:
 
     def close(self):
         self.env.close()
+
+
+def action_masks(info, n: int) -> np.ndarray | None:
+    """The ``action_mask`` of ``n`` envs' info (a Gymnasium vector env's, or one env's) as bool ``[n, actions]``."""
+    mask = info.get("action_mask") if info else None
+    return None if mask is None else np.asarray(mask, dtype=bool).reshape(n, -1)
