@@ -33,7 +33,7 @@ class Outcome(NamedTuple):
     Attributes:
         episodes: the agent's per-episode rows (all of the run's, a resumed run's earlier ones too).
         evaluation: the final greedy evaluation (:func:`kerlym.checkpoints.evaluation_record`'s dict), or
-            ``None`` when training was interrupted or ``eval_episodes`` is 0.
+            ``None`` when training was interrupted or ``final_evaluation`` is off.
         interrupted: a signal (Ctrl-C) or ``request_stop`` ended training before its budget.
         checkpoint: the last checkpoint written (``None`` without a run folder).
     """
@@ -110,13 +110,14 @@ def train(
     tensorboard_dir: str | None = None,
     console: bool = True,
     verbose: bool = True,
+    final_evaluation: bool = True,
 ) -> Outcome:
     """Run one training session of ``agent`` until ``run.steps`` or ``run.episodes`` in total, then evaluate it.
 
     Args:
         agent: a built agent (:func:`kerlym.make.make`, or the agent whose ``learn`` called this).
         run: the run's config: the budget (totals, so a resumed run trains what is left), the checkpoint and
-            evaluation schedule, ``eval_episodes`` for the final greedy evaluation (0: none), the sinks wanted,
+            evaluation schedule, ``eval_episodes`` for the final greedy evaluation, the sinks wanted,
             ``submit`` for the ``-S`` bundle.
         run_dir: the run folder, which the caller has locked (``None``: nothing is written; ``Agent.learn``).
         resume_from: a checkpoint folder to restore first.
@@ -128,6 +129,7 @@ def train(
         tensorboard_dir: where TensorBoard's event files go (default ``run_dir/tensorboard``).
         console: episode lines or status lines on the console (see :func:`default_sinks`).
         verbose: print the session's own lines (run folder, how it ended, the evaluation).
+        final_evaluation: end with a greedy evaluation of ``run.eval_episodes`` episodes (unless interrupted).
 
     Returns:
         The :class:`Outcome`.
@@ -166,7 +168,7 @@ def train(
         max_episodes=episodes_left,
         callback=callback,
         step_callback=step_callback,
-        final_evaluation=True,
+        final_evaluation=final_evaluation,
     )
     interrupted = bool(runner.interrupted)
     _report_actors(runner.actor_summary, say)
@@ -218,7 +220,7 @@ def learn(
         episodes = None if max_episodes is None else agent.episode + max_episodes
         run = C.replace(run, steps=steps, episodes=episodes)
     changes = {"quiet": False, "plots": agent.enable_plots, "tensorboard": bool(tensorboard), "submit": False}
-    run = C.replace(run, **changes, **({} if eval_episodes is None else {"eval_episodes": eval_episodes}))
+    run = C.replace(run, **changes, **({} if not eval_episodes else {"eval_episodes": eval_episodes}))
     log_dir = None
     if tensorboard:
         from kerlym import runs
@@ -239,6 +241,7 @@ def learn(
         tensorboard_dir=log_dir,
         console=bool(verbose),
         verbose=bool(verbose),
+        final_evaluation=eval_episodes != 0,
     )
     return outcome.episodes
 
