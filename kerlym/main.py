@@ -99,7 +99,7 @@ def _add_flags(groups: dict) -> None:
         else:
             kw["type"] = _TYPES[kind]
         if kind != "bool":
-            kw["metavar"] = f.metadata.get("metavar", flags[-1].lstrip("-").upper())
+            kw["metavar"] = f.metadata.get("metavar", f.name.upper())
         groups[f.metadata["topic"]].add_argument(*flags, **kw)
 
 
@@ -164,15 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def flag_name(name: str) -> str:
-    """A field's flags as the user types them, e.g. ``-m/--max_mem``."""
-    for cls in (C.RunConfig, C.DQNConfig, C.PGConfig, C.PPOConfig):
-        for f in fields(cls):
-            if f.name == name and f.metadata.get("flags"):
-                return "/".join(f.metadata["flags"])
-    return f"--{name}"
-
-
 # -- configuration -----------------------------------------------------------
 def given_settings(args: argparse.Namespace) -> dict:
     """The settings the user typed (None: not given)."""
@@ -206,7 +197,7 @@ def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig, list[
     notes = []
     _, _, unused = C.split(given, agent)
     if unused:
-        notes.append(f"-a {agent} does not use {', '.join(flag_name(k) for k in unused)}; ignored")
+        notes.append(f"-a {agent} does not use {', '.join(C.flag(k) for k in unused)}; ignored")
     given = {k: v for k, v in given.items() if k not in unused}
     try:
         run, cfg = configure(cli_defaults=True, preset=args.preset, **given)
@@ -293,9 +284,9 @@ def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.Agen
             continue  # --seed with --play seeds the evaluation episodes
         same = value == saved.get(key) or (key == "ema_steps" and value == 0 and saved.get(key) is None)
         if key in saved and not same:
-            changeable = ", ".join(flag_name(k).split("/")[-1] for k in C.RUNTIME_FIELDS)
+            changeable = ", ".join(C.flag(k).split("/")[-1] for k in C.RUNTIME_FIELDS)
             raise UsageError(
-                f"{flag_name(key)} {value} differs from this run's {C.label(key)} ({saved.get(key)}); a saved run "
+                f"{C.flag(key)} {value} differs from this run's {key} ({saved.get(key)}); a saved run "
                 f"keeps its settings, except {changeable}"
             )
 

@@ -232,7 +232,7 @@ def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
     workers = runs.max_env_workers()
     if config.concurrency > workers:
         raise C.ConfigError(
-            f"{C.label('concurrency')} {config.concurrency} is more env processes than this machine can run "
+            f"{C.flag('concurrency')} {config.concurrency} is more env processes than this machine can run "
             f"(at most {workers} here)"
         )
     capacity = getattr(config, "max_memory", None)
@@ -244,7 +244,7 @@ def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
     if need > have:
         raise C.ConfigError(
             f"a replay memory of {capacity} frames of shape {tuple(frame_shape)} needs {need / 2**30:.1f} GiB, but "
-            f"{have / 2**30:.1f} GiB is available; lower {C.label('max_memory')}"
+            f"{have / 2**30:.1f} GiB is available; lower {C.flag('max_memory')}"
         )
 
 
