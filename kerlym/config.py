@@ -77,7 +77,8 @@ def setting(default, help: str, aliases: tuple[str, ...] = (), cli_default=MISSI
         topic: the ``--help`` group of the flag, a key of ``TOPICS``; None: the setting has no flag.
         check: the validation, a key of ``CHECKS`` (``"positive"``); a field with ``choices`` is also checked
             against them.
-        **meta: more for the flag: ``choices``, ``metavar``, ``cli_nargs``, ``cli_type``.
+        **meta: more for the flag: ``choices``, ``metavar``, ``cli_nargs``, ``cli_type``; ``api_function=True``:
+            the Python API also takes a function here (a model factory), which passes the checks.
     """
     if topic is not None and topic not in TOPICS or check is not None and check not in CHECKS:
         raise ValueError(f"unknown topic {topic!r} or check {check!r}")
@@ -128,10 +129,10 @@ def configclass(cls=None, /, **new_defaults):
 
 
 def _check_fields(config) -> None:
-    """Each field's check and choices (a field's one validation); a function passes where the API takes one."""
+    """Each field's check and choices (a field's one validation); None and functions pass where they may."""
     for f in fields(config):
         value = getattr(config, f.name)
-        if (value is None and "None" in str(f.type)) or callable(value):  # e.g. the API's preprocessor function
+        if (value is None and "None" in str(f.type)) or (callable(value) and f.metadata.get("api_function")):
             continue
         choices, check = f.metadata.get("choices"), f.metadata.get("check")
         if choices and value not in choices:
@@ -222,14 +223,15 @@ class AgentConfig:
     difference_obs: bool = setting(
         False, "Compute difference images for training", ("-i", "--difference"), topic="environment"
     )
-    preprocessor: str = setting(
-        "none", "Observation preprocessor", ("-E",), choices=PREPROCESSOR_NAMES, topic="environment"
+    preprocessor: str | None = setting(
+        "none", "Observation preprocessor", ("-E",), choices=PREPROCESSOR_NAMES, topic="environment", api_function=True
     )
     modelfactory: str | None = setting(
         None,
         "NN architecture (a registered network name; the Python API also takes a factory)",
         ("-n", "--net"),
         topic="network",
+        api_function=True,
     )
     dropout: float = setting(0.0, "Dropout rate in the NN", ("-o",), cli_default=0.5, topic="network", check="rate")
     learning_rate: float = setting(

@@ -155,3 +155,14 @@ def test_n_step_still_names_return_steps_as_a_keyword_a_preset_file_and_in_confi
     # and as the older command wrote it, with the flags' names (num_frames, max_mem)
     runs.write_config(str(tmp_path), {"env": "CartPole-v1", "agent": "dqn", "num_frames": 3, "max_mem": 900})
     assert (saved_configs(str(tmp_path))[1].nframes, saved_configs(str(tmp_path))[1].max_memory) == (3, 900)
+
+
+def test_the_api_may_pass_functions_and_none_where_it_always_could():
+    def frames(obs):
+        return obs
+
+    cfg = C.DQNConfig(preprocessor=frames, modelfactory=frames)
+    assert cfg.preprocessor is frames and C.DQNConfig(preprocessor=None).preprocessor is None
+    for values in ({"replay": frames}, {"dtype_policy": frames}, {"preprocessor": 3}):
+        with pytest.raises(C.ConfigError, match="unknown"):
+            C.DQNConfig(**values)
