@@ -3,7 +3,7 @@
 - ``<!-- kerlym:help -->`` in a page becomes the command's flags, group by group, generated from
   ``kerlym.main.build_parser()``, so the page cannot drift from ``kerlym --help``.
 - ``<!-- kerlym:config NAME -->`` becomes a table of the fields of ``kerlym.config.NAME``: name, type,
-  default, flag and the help text kept in each field's metadata.
+  default, flags (``--<name>`` and the original spellings) and the help text kept in each field's metadata.
 - ``benchmarks/README.md`` and its figures are served as the page ``benchmarks/`` (they live beside the
   scripts that produce them); links written ``../benchmarks/...`` in docs/ (right on GitHub) are
   pointed at it.
@@ -103,7 +103,7 @@ def config_table(name: str) -> str:
     from kerlym import config as C
 
     cls = getattr(C, name)
-    rows = ["| setting | type | default | flag | what it does |", "| --- | --- | --- | --- | --- |"]
+    rows = ["| setting | type | default | flags | what it does |", "| --- | --- | --- | --- | --- |"]
     for f in fields(cls):
         default = f"`{f.default!r}`"  # in code spans a | does not split the cell
         cli = f.metadata.get("cli_default", MISSING)

@@ -91,7 +91,7 @@ def _add_flags(groups: dict) -> None:
         else:
             kw["type"] = _TYPES[kind]
         if kind != "bool":
-            kw["metavar"] = f.metadata.get("metavar", flags[-1].lstrip("-").upper())
+            kw["metavar"] = f.metadata.get("metavar", f.name.upper())
         groups[f.metadata["topic"]].add_argument(*flags, **kw)
 
 

@@ -95,11 +95,12 @@ def all_agent_fields() -> set[str]:
 
 
 def split_settings(values: dict, agent: str) -> tuple[dict, dict, dict]:
-    """Sort flat settings into (run fields, the agent's fields, fields of other agents only)."""
+    """Sort flat settings into (run fields, the agent's fields, fields of other agents only); another spelling
+    of a setting (``n_step``, ``max_mem``) counts as its field (:func:`kerlym.config.canonical`)."""
     run_names = set(C.field_names(C.RunConfig))
     mine = set(C.field_names(AGENT_CONFIGS[agent]))
     run, own, other = {}, {}, {}
-    for key, value in values.items():
+    for key, value in C.canonical(values).items():  # n_step counts as return_steps
         (run if key in run_names else own if key in mine else other)[key] = value
     return run, own, other
 
@@ -267,7 +268,7 @@ def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
     workers = resources.max_env_workers()
     if config.concurrency > workers:
         raise C.ConfigError(
-            f"{C.label('concurrency')} {config.concurrency} is more env processes than this machine can run "
+            f"{C.flag('concurrency')} {config.concurrency} is more env processes than this machine can run "
             f"(at most {workers} here)"
         )
     capacity = getattr(config, "max_memory", None)
@@ -279,7 +280,7 @@ def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
     if need > have:
         raise C.ConfigError(
             f"a replay memory of {capacity} frames of shape {tuple(frame_shape)} needs {need / 2**30:.1f} GiB, but "
-            f"{have / 2**30:.1f} GiB is available; lower {C.label('max_memory')}"
+            f"{have / 2**30:.1f} GiB is available; lower {C.flag('max_memory')}"
         )
 
 

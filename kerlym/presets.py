@@ -1,9 +1,9 @@
 """Per-environment hyperparameter presets (``kerlym -e ENV -a AGENT --preset``).
 
-Each preset maps CLI option names (argparse ``dest``) to values. The values
-for DQN/D2QN follow the RL Zoo's tuned DQN settings where one exists,
+Each preset maps config field names (the flags' long names) to values. The
+values for DQN/D2QN follow the RL Zoo's tuned DQN settings where one exists,
 translated to kerlym's update scheme: ``update_freq`` is SB3's
-``train_freq`` and ``update_size`` is ``gradient_steps * batch_size``.
+``train_freq`` and ``update_nsamp`` is ``gradient_steps * batch_size``.
 CartPole's also uses the network the RL Zoo tuned on, ``zoo_mlp`` (SB3's two
 256-unit layers, initialised as torch initialises them); the other classic
 tasks learned worse with it than with ``simple_dnn`` (benchmarks/README.md).
@@ -295,7 +295,7 @@ _GO_Q = {
     "epsilon_min": 0.02,
     "epsilon_decay_steps": 20_000,
     "discount": 0.99,
-    "n_step": 5,  # the game's only reward is its end; one-step targets pass it back one move per sync
+    "return_steps": 5,  # the game's only reward is its end; one-step targets pass it back one move per sync
     # The next three together, not any one alone, lift the win rate against random (benchmarks/README.md).
     "dueling": True,
     "symmetries": True,  # every sample under a random one of the board's 8 rotations and reflections
@@ -391,11 +391,13 @@ def get(env_id: str, agent: str) -> dict:
 def read_file(path: str) -> dict:
     """A preset file's settings: a JSON or YAML mapping of config field names, optionally with ``env`` and ``agent``.
 
+    A setting's other spelling (``n_step``, ``max_mem``: :data:`kerlym.config.OLD_NAMES`) is read as its field.
+
     Raises:
         kerlym.config.ConfigError: a missing or unreadable file, or one that is not a mapping (one line). The
             names and values are checked against the config classes by :func:`kerlym.make.configure`.
     """
-    from kerlym.config import ConfigError
+    from kerlym.config import ConfigError, canonical
 
     if not os.path.isfile(path):
         raise ConfigError(f"preset file {path!r} does not exist")
@@ -416,4 +418,4 @@ def read_file(path: str) -> dict:
         ) from None
     if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
         raise ConfigError(f"preset file {path} must hold a mapping of setting names to values")
-    return values
+    return canonical(values)

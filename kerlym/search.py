@@ -49,6 +49,7 @@ def parse_space(space, agent: str, base: C.AgentConfig) -> dict[str, Dist]:
 
     if not isinstance(space, dict) or not space:
         raise SpaceError("the search space must map setting names to {uniform|loguniform|choice: ...}")
+    space = C.canonical(space)  # another spelling of a setting (n_step) names its field
     cls = AGENT_CONFIGS[agent]
     known = [n for n in C.field_names(cls) if n != "seed"]
     types = {f.name: str(f.type) for f in C.fields(cls)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import fields
 
 from kerlym import config as C
 from kerlym.agents import AGENT_CONFIGS
@@ -18,15 +17,6 @@ from kerlym.make import configure, split_settings
 
 # The command's flags that are not config fields.
 COMMAND_FLAGS = ("resume", "play", "best", "weights", "export", "format", "preset", "seeds", "ray", "tune", "trials")
-
-
-def flag_name(name: str) -> str:
-    """A field's flags as the user types them, e.g. ``-m/--max_mem``."""
-    for cls in (C.RunConfig, C.DQNConfig, C.PGConfig, C.PPOConfig):
-        for f in fields(cls):
-            if f.name == name and f.metadata.get("flags"):
-                return "/".join(f.metadata["flags"])
-    return f"--{name}"
 
 
 def given_settings(args: argparse.Namespace) -> dict:
@@ -58,7 +48,7 @@ def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig, list[
     notes = []
     _, _, unused = split_settings(given, agent)
     if unused:
-        notes.append(f"-a {agent} does not use {', '.join(flag_name(k) for k in unused)}; ignored")
+        notes.append(f"-a {agent} does not use {', '.join(C.flag(k) for k in unused)}; ignored")
     given = {k: v for k, v in given.items() if k not in unused}
     run, cfg = configure(cli_defaults=True, preset=args.preset, **given)
     if not args.preset:
@@ -112,9 +102,9 @@ def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.Agen
             continue  # --seed with --play seeds the evaluation episodes
         same = value == saved.get(key) or (key == "ema_steps" and value == 0 and saved.get(key) is None)
         if key in saved and not same:
-            changeable = ", ".join(flag_name(k).split("/")[-1] for k in C.RUNTIME_FIELDS)
+            changeable = ", ".join(C.flag(k).split("/")[-1] for k in C.RUNTIME_FIELDS)
             raise C.ConfigError(
-                f"{flag_name(key)} {value} differs from this run's {C.label(key)} ({saved.get(key)}); a saved run "
+                f"{C.flag(key)} {value} differs from this run's {key} ({saved.get(key)}); a saved run "
                 f"keeps its settings, except {changeable}"
             )
 

@@ -159,7 +159,7 @@ def test_resume_refuses_a_changed_setting_and_accepts_a_repeated_one(tmp_path):
         before = f.read()
     for flags, message in [
         (["-r", "0.5"], "-r/--learning_rate 0.5 differs from this run's learning_rate (0.0023)"),
-        (["--ema", "0"], "--ema 0 differs from this run's ema (1000)"),
+        (["--ema", "0"], "--ema_steps/--ema 0 differs from this run's ema_steps (1000)"),
         (["-a", "dqn"], "-a/--agent dqn differs from this run's agent (ddqn)"),
     ]:
         for mode in ("--resume", "--play"):
@@ -314,15 +314,15 @@ BAD_INPUTS = {
     "epsilon": (["-p", "1.5"], "epsilon must be in [0, 1], got 1.5"),
     "batch size": (["-b", "0"], "batch_size must be positive and finite, got 0"),
     "plot rate": (["-F", "-1"], "plot_rate must be positive and finite, got -1"),
-    "memory size": (["-m", "0"], "max_mem must be positive and finite, got 0"),
-    "memory below batch": (["-m", "16", "-b", "32"], "max_mem (16) must be at least the batch size (32)"),
+    "memory size": (["-m", "0"], "-m/--max_memory/--max_mem must be positive and finite, got 0"),
+    "memory below batch": (["-m", "16", "-b", "32"], "-m/--max_memory/--max_mem (16) must be at least the batch size"),
     "not a number": (["-b", "lots"], "argument -b/--batch_size: invalid int value: 'lots'"),
     "missing run": (["--resume", "/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
     "render headless": (["-e", "CartPole-v1", "-R"], "--render needs a display"),
     "concurrency": (["-c", "0"], "concurrency must be positive and finite, got 0"),
     "dtype policy": (["--dtype_policy", "float16"], "unknown dtype policy 'float16'; choose one of: float32, mixed_"),
     "replay": (["--replay", "fifo"], "unknown replay 'fifo'; choose one of: newest, uniform"),
-    "ema": (["--ema", "-5"], "ema must be positive and finite, got -5"),
+    "ema": (["--ema", "-5"], "--ema_steps/--ema must be positive and finite, got -5"),
 }
 
 
@@ -340,7 +340,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path):
 def test_a_flag_the_agent_does_not_use_is_a_note_and_a_preset_is_suggested(tmp_path):
     out = kerlym("-e", "CartPole-v1", "-a", "pg", "--ema", "100", "-f", "4", "--steps", "50", "--outdir", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    assert "kerlym: note: -a pg does not use -f/--update_freq, --ema; ignored" in out.stderr
+    assert "kerlym: note: -a pg does not use -f/--update_freq, --ema_steps/--ema; ignored" in out.stderr
     assert "kerlym: note: kerlym has tuned settings for -e CartPole-v1 -a pg; add --preset to use them" in out.stderr
     assert "ema" not in json.load(open(os.path.join(only_run(tmp_path), "config.json")))
 
@@ -511,3 +511,64 @@ def test_help_groups_flags_by_topic_and_names_the_agents_that_use_them():
     assert helps["-r"][1].endswith("[0.0001] (a2c, a3c: 0.0007; ppo: 0.0003)")
     assert helps["-b"][1].startswith("dqn, ddqn, ppo: ") and helps["-b"][1].endswith("[32] (ppo: 64)")
     assert helps["--n_epochs"][1].startswith("ppo: ") and helps["-d"][1].startswith("Discount")  # every agent: no names
+    # Where the agents' defaults differ, --help gives each (a subclass's default, declared once in its class).
+    assert helps["-o"][1].endswith("[0.5] (a2c, a3c, ppo: 0.0)")
+    assert helps["--clipnorm"][1].endswith("[None] (a2c, a3c, ppo: 0.5)")
+    assert helps["--n_steps"][1].startswith("a2c, a3c, ppo: ") and helps["--n_steps"][1].endswith("[5] (ppo: 2048)")
+    assert helps["--return_steps"][1].startswith("dqn, ddqn: Rewards summed")
+    assert helps["--return_steps"][1].endswith("one-step Q-learning) [1]")
+
+
+# Every spelling of the original KeRLym command (README), with the field it sets and a value to give it.
+ORIGINAL_FLAGS = {
+    "-e": ("env", "CartPole-v1"),
+    "--env": ("env", "CartPole-v1"),
+    "-n": ("modelfactory", "simple_cnn"),
+    "--net": ("modelfactory", "simple_cnn"),
+    "-f": ("update_freq", 7),
+    "--update_freq": ("update_freq", 7),
+    "-u": ("update_nsamp", 7),
+    "--update_size": ("update_nsamp", 7),
+    "-b": ("batch_size", 7),
+    "--batch_size": ("batch_size", 7),
+    "-o": ("dropout", 0.25),
+    "--dropout": ("dropout", 0.25),
+    "-p": ("epsilon", 0.25),
+    "--epsilon": ("epsilon", 0.25),
+    "-D": ("epsilon_decay", 0.25),
+    "--epsilon_decay": ("epsilon_decay", 0.25),
+    "-s": ("epsilon_min", 0.25),
+    "--epsilon_min": ("epsilon_min", 0.25),
+    "-d": ("discount", 0.25),
+    "--discount": ("discount", 0.25),
+    "-t": ("nframes", 7),
+    "--num_frames": ("nframes", 7),
+    "-m": ("max_memory", 7),
+    "--max_mem": ("max_memory", 7),
+    "-F": ("plot_rate", 7),
+    "--plot_rate": ("plot_rate", 7),
+    "-a": ("agent", "pg"),
+    "--agent": ("agent", "pg"),
+    "-r": ("learning_rate", 0.25),
+    "--learning_rate": ("learning_rate", 0.25),
+}
+ORIGINAL_SWITCHES = {"-P": "plots", "--plots": "plots", "-S": "submit", "--submit": "submit", "-i": "difference_obs"}
+
+
+def test_the_original_commands_flags_and_every_other_spelling_set_the_same_field():
+    from kerlym.main import build_parser, given_settings
+
+    parser = build_parser()
+    for spelling, (dest, value) in ORIGINAL_FLAGS.items():
+        assert given_settings(parser.parse_args([spelling, str(value)])) == {dest: value}, spelling
+    for spelling, dest in {**ORIGINAL_SWITCHES, "--difference": "difference_obs"}.items():
+        assert given_settings(parser.parse_args([spelling])) == {dest: True}, spelling
+    assert given_settings(parser.parse_args([])) == {}  # nothing given: the command's defaults apply
+    # Every spelling of every generated flag (-m, --max_memory, --max_mem) fills the field's dest.
+    for f in {f.name: f for cls in config.AGENT_CONFIGS.values() for f in config.fields(cls)}.values():
+        for spelling in f.metadata["flags"]:
+            action = parser._option_string_actions[spelling]
+            assert action.dest == f.name, spelling
+    parse = parser.parse_args
+    assert parse(["--n_step", "3"]).return_steps == 3 == parse(["--return_steps=3"]).return_steps
+    assert parse(["--ema=5"]).ema_steps == 5 and parse(["--pong_reset", "0"]).reset_on_score == 0

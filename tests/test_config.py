@@ -85,3 +85,85 @@ def test_split_sorts_settings_by_owner():
 def test_old_run_files_names_map_to_fields():
     fields = all_agent_fields() | set(C.field_names(C.RunConfig))
     assert set(C.OLD_NAMES.values()) <= fields
+
+
+def test_a_subclass_default_keeps_the_one_declarations_help_flags_and_check():
+    parent = {f.name: f for f in dataclasses.fields(C.AgentConfig)}
+    for cls, name, default in [
+        (C.PPOConfig, "learning_rate", 3e-4),
+        (C.A2CConfig, "learning_rate", 7e-4),
+        (C.PGConfig, "dropout", 0.5),
+        (C.A2CConfig, "nframes", 1),
+        (C.PPOConfig, "clipnorm", 0.5),
+    ]:
+        (f,) = [f for f in dataclasses.fields(cls) if f.name == name]
+        assert f.default == default and C.defaults(cls, cli=True)[name] == default
+        kept = ("help", "flags", "topic", "check")
+        assert {k: f.metadata[k] for k in kept} == {k: parent[name].metadata[k] for k in kept}
+        assert f.metadata["cli_default"] is dataclasses.MISSING  # the new default is the command's too
+    # A field shared by two families (not inherited) is declared once as well: PPO's batch_size is DQN's.
+    ppo, dqn = (next(f for f in dataclasses.fields(c) if f.name == "batch_size") for c in (C.PPOConfig, C.DQNConfig))
+    assert (ppo.default, dqn.default) == (64, 32) and ppo.metadata == dqn.metadata
+    with pytest.raises(C.ConfigError, match=r"-r/--learning_rate must be positive and finite, got 0"):
+        C.PPOConfig(learning_rate=0)  # the parent's check
+
+
+def test_each_setting_is_declared_once():
+    import ast
+    import collections
+
+    declared = collections.Counter()  # setting(...) calls by the name they declare (BATCH_SIZE: batch_size)
+    for node in ast.walk(ast.parse(open(C.__file__).read())):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
+            if getattr(node.value.func, "id", None) == "setting":
+                target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+                declared[target.id.lower()] += 1
+    names = {f.name for cls in (C.RunConfig, C.DQNConfig, C.PGConfig, C.PPOConfig) for f in dataclasses.fields(cls)}
+    assert set(declared) == names and set(declared.values()) == {1}
+
+
+def test_every_flag_has_its_field_name_as_long_flag_and_n_step_is_return_steps():
+    for cls in (C.RunConfig, C.DQNConfig, C.PGConfig, C.PPOConfig):
+        for f in dataclasses.fields(cls):
+            flags = f.metadata["flags"]
+            assert f"--{f.name}" in flags and C.flag(f.name) == "/".join(flags), f.name
+    assert C.flag("max_memory") == "-m/--max_memory/--max_mem"
+    assert C.flag("return_steps") == "--return_steps/--n_step"
+    assert C.OLD_NAMES["n_step"] == "return_steps" and C.OLD_NAMES["num_frames"] == "nframes"
+    assert "n_step" not in C.field_names(C.DQNConfig) and "n_steps" in C.field_names(C.PPOConfig)
+
+
+def test_n_step_still_names_return_steps_as_a_keyword_a_preset_file_and_in_config_json(tmp_path):
+    import json
+
+    import kerlym
+    from kerlym import runs
+    from kerlym.make import saved_configs
+
+    assert kerlym.configure("CartPole-v1", "ddqn", n_step=3)[1].return_steps == 3
+    assert kerlym.configure("CartPole-v1", "ddqn", max_mem=500)[1].max_memory == 500  # an original spelling
+    assert split_settings({"n_step": 4, "env": "X"}, "dqn") == ({"env": "X"}, {"return_steps": 4}, {})
+    path = tmp_path / "preset.json"
+    path.write_text(json.dumps({"agent": "dqn", "n_step": 5}))
+    assert kerlym.configure(preset=str(path))[1].return_steps == 5
+    # config.json as this version's predecessor wrote it: every field by name, n_step among them.
+    run, cfg = kerlym.configure("CartPole-v1", "ddqn", cli_defaults=True, return_steps=5, max_memory=500)
+    saved = {**C.to_dict(run), **C.to_dict(cfg)}
+    saved["n_step"] = saved.pop("return_steps")
+    runs.write_config(str(tmp_path), saved)
+    again_run, again = saved_configs(str(tmp_path))
+    assert (again_run, again) == (run, cfg) and again.return_steps == 5
+    # and as the older command wrote it, with the flags' names (num_frames, max_mem)
+    runs.write_config(str(tmp_path), {"env": "CartPole-v1", "agent": "dqn", "num_frames": 3, "max_mem": 900})
+    assert (saved_configs(str(tmp_path))[1].nframes, saved_configs(str(tmp_path))[1].max_memory) == (3, 900)
+
+
+def test_the_api_may_pass_functions_and_none_where_it_always_could():
+    def frames(obs):
+        return obs
+
+    cfg = C.DQNConfig(preprocessor=frames, modelfactory=frames)
+    assert cfg.preprocessor is frames and C.DQNConfig(preprocessor=None).preprocessor is None
+    for values in ({"replay": frames}, {"dtype_policy": frames}, {"preprocessor": 3}):
+        with pytest.raises(C.ConfigError, match="unknown"):
+            C.DQNConfig(**values)

@@ -109,7 +109,7 @@ def test_each_kind_of_search_entry_becomes_its_distribution(tmp_path):
         ({"seed": {"choice": [0, 1]}}, "-a dqn has no setting 'seed' to search"),
         ({"discount": {"normal": [0.9, 0.1]}}, "discount: give one of uniform, loguniform, choice"),
         ({"discount": {"uniform": [0.99, 0.9]}}, "discount: uniform takes [low, high] with low < high"),
-        ({"discount": {"uniform": [0.9, 1.5]}}, "discount: 1.5 is not a valid value: discount must be in [0, 1]"),
+        ({"discount": {"uniform": [0.9, 1.5]}}, "discount: 1.5 is not a valid value: -d/--discount must be in [0, 1]"),
         ({"learning_rate": {"loguniform": [0, 0.1]}}, "learning_rate: loguniform needs a positive low bound"),
         ({"batch_size": {"uniform": [16.5, 64]}}, "batch_size is an integer setting"),
         ({"batch_size": {"choice": []}}, "batch_size: choice takes a non-empty list"),

@@ -17,7 +17,7 @@ import numpy as np
 
 from kerlym import preproc
 from kerlym._io import first_line
-from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, field_names
+from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, canonical, field_names
 from kerlym.envs import OneEnv, action_masks, make_env
 from kerlym.factories import factory_name, keras1_hint, refuse_unknown_arguments
 from kerlym.memory import FrameRing
@@ -117,7 +117,7 @@ class Agent:
     @classmethod
     def _settings(cls, config, kwargs) -> tuple[AgentConfig, dict]:
         """The agent's config (``config`` with the keyword arguments that name its fields) and the rest."""
-        names = set(field_names(cls.Config))
+        names, kwargs = set(field_names(cls.Config)), canonical(kwargs)  # n_step=3 is return_steps=3
         values = {k: v for k, v in kwargs.items() if k in names}
         rest = {k: v for k, v in kwargs.items() if k not in names}
         try:

@@ -155,7 +155,7 @@ class DQN(Agent):
         self.update_nsamp = int(c.update_nsamp)
         self.batch_size = int(c.batch_size)
         self.replay = c.replay
-        self.n_step = int(c.n_step)
+        self.n_step = int(c.return_steps)
         if epsilon_schedule is None and c.epsilon_decay > 0:
             epsilon_schedule = functools.partial(decayed_epsilon, decay=c.epsilon_decay, floor=c.epsilon_min)
         self.epsilon_schedule = epsilon_schedule
