@@ -565,7 +565,7 @@ def test_the_original_commands_flags_and_every_other_spelling_set_the_same_field
         assert given_settings(parser.parse_args([spelling])) == {dest: True}, spelling
     assert given_settings(parser.parse_args([])) == {}  # nothing given: the command's defaults apply
     # Every spelling of every generated flag (-m, --max_memory, --max_mem) fills the field's dest.
-    for f in {f.name: f for cls in config.AGENT_CONFIGS.values() for f in config.fields(cls)}.values():
+    for f in {f.name: f for cls in agents.AGENT_CONFIGS.values() for f in config.fields(cls)}.values():
         for spelling in f.metadata["flags"]:
             action = parser._option_string_actions[spelling]
             assert action.dest == f.name, spelling

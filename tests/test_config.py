@@ -1,6 +1,7 @@
 """The typed configs: one default and one validation per setting, the command's defaults, and old run files."""
 
 import dataclasses
+import os
 
 import pytest
 
@@ -113,7 +114,9 @@ def test_each_setting_is_declared_once():
     import collections
 
     declared = collections.Counter()  # setting(...) calls by the name they declare (BATCH_SIZE: batch_size)
-    for node in ast.walk(ast.parse(open(C.__file__).read())):
+    package = os.path.dirname(C.__file__)
+    sources = [open(os.path.join(package, name)).read() for name in sorted(os.listdir(package)) if name.endswith(".py")]
+    for node in (n for source in sources for n in ast.walk(ast.parse(source))):
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
             if getattr(node.value.func, "id", None) == "setting":
                 target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]

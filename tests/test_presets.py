@@ -5,14 +5,14 @@ import dataclasses
 import pytest
 
 import kerlym
-from kerlym import config, presets
+from kerlym import agents, config, presets
 from kerlym.config import ConfigError
 
 
 @pytest.mark.parametrize("env_id, agent_name", sorted(presets.PRESETS))
 def test_preset_names_only_fields_of_its_agents_config(env_id, agent_name):
     known = {f.name for f in dataclasses.fields(config.RunConfig)} | {
-        f.name for f in dataclasses.fields(config.AGENT_CONFIGS[agent_name])
+        f.name for f in dataclasses.fields(agents.AGENT_CONFIGS[agent_name])
     }
     assert set(presets.PRESETS[(env_id, agent_name)]) <= known
 

@@ -1,143 +1,22 @@
-"""kerlym's settings as typed, frozen dataclasses: one per agent family plus one for the run.
-
-Every setting is declared once, here: one name (the Python API's keyword and
-the command's long flag, ``--max_memory``), one default per class, one
-docstring and one validation. A subclass changes an inherited default with
-``@configclass(name=value)`` rather than declaring the field again. The
-command's flags are generated from these fields (``kerlym.main``); each
-declaration adds the original KeRLym spellings (``-m``, ``--max_mem``), which
-also stay accepted as Python keywords and in old ``config.json`` files
-(:data:`OLD_NAMES`), and, where the original command's default differed from
-the Python API's, the command's default. Presets (:mod:`kerlym.presets`) are
-dictionaries of these field names, checked against the same classes.
-
-This module imports only the standard library, so that ``kerlym --help`` and
-argument errors stay instant.
-"""
+"""The settings themselves: :class:`RunConfig`, :class:`AgentConfig` and one subclass per agent family."""
 
 from __future__ import annotations
 
-import math
 import typing
-from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace  # noqa: F401 (C.replace)
 
-DTYPE_POLICIES = ("float32", "mixed_bfloat16")
-REPLAY_MODES = ("newest", "uniform")
-PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
-SCHEDULES = ("constant", "linear")
-ACTOR_MODES = ("local", "process", "ray")
-VECTOR_MODES = ("async", "sync")
-
-
-class ConfigError(ValueError):
-    """A setting, or a combination of settings, that can never train; the message is one line."""
-
-
-# The --help groups, in order: a field's ``topic`` names its group, and the group's title.
-TOPICS = {
-    "environment": "environment: which env, and what the agent observes of it",
-    "agent": "agent: the learning algorithm and its settings",
-    "network": "network and optimizer",
-    "schedule": "schedule: when and how much to train, exploration over time",
-    "run control": "run control: how long, seeds, checkpoints, resume",
-    "output": "output: what the run prints, plots and writes",
-    "evaluation": "evaluation: greedy evaluations during and after training",
-}
-
-# setting(check=NAME): what each check accepts, and the end of its error. None passes where the field's type allows it.
-CHECKS = {
-    "positive": ("must be positive and finite", lambda v: math.isfinite(v) and v > 0),
-    "at least 0": ("must be at least 0", lambda v: math.isfinite(v) and v >= 0),
-    "fraction": ("must be in [0, 1]", lambda v: math.isfinite(v) and 0 <= v <= 1),
-    "rate": ("must be in [0, 1)", lambda v: math.isfinite(v) and 0 <= v < 1),
-    "finite": ("must be a finite number", math.isfinite),
-    "keywords": ("must be a dict of keyword arguments", lambda v: isinstance(v, dict)),
-}
-
-
-# Every setting's command-line spellings by field name, as configclass completes them: short flags, --NAME, the rest.
-_FLAGS: dict[str, tuple[str, ...]] = {}
-
-
-def flag(name: str) -> str:
-    """A setting as the user types it, every spelling: ``-m/--max_memory/--max_mem`` (``--NAME`` for a non-flag)."""
-    return "/".join(_FLAGS.get(name, (f"--{name}",)))
-
-
-def setting(default, help: str, aliases: tuple[str, ...] = (), cli_default=MISSING, topic=None, check=None, **meta):
-    """A config field: its default, docstring (``help``), other command-line spellings and validation.
-
-    Args:
-        default: the Python API's default.
-        help: one line saying what the setting does (the flag's help), true for every class that has it.
-        aliases: the command's spellings besides ``--<field name>``: a short flag, the original's long flag
-            (``("-m", "--max_mem")``); its long ones are also accepted as Python keywords and config.json keys.
-        cli_default: the command's default where the original command's differed from the Python API's.
-        topic: the ``--help`` group of the flag, a key of ``TOPICS``; None: the setting has no flag.
-        check: the validation, a key of ``CHECKS`` (``"positive"``); a field with ``choices`` is also checked
-            against them.
-        **meta: more for the flag: ``choices``, ``metavar``, ``cli_nargs``, ``cli_type``; ``api_function=True``:
-            the Python API also takes a function here (a model factory), which passes the checks.
-    """
-    if topic is not None and topic not in TOPICS or check is not None and check not in CHECKS:
-        raise ValueError(f"unknown topic {topic!r} or check {check!r}")
-    metadata = {"help": help, "flags": aliases, "cli_default": cli_default, "topic": topic, "check": check, **meta}
-    return field(default=default, metadata=metadata)
-
-
-def _spelled(name: str, f: Field) -> Field:
-    """``f`` with ``--<name>`` among its flags: short flags first, then ``--<name>``, then the other long ones."""
-    if f.metadata["topic"] is None:
-        return f
-    given = f.metadata["flags"]
-    long = tuple(s for s in given if s.startswith("--") and s != f"--{name}")
-    flags = (*(s for s in given if not s.startswith("--")), f"--{name}", *long)
-    if _FLAGS.setdefault(name, flags) != flags:
-        raise TypeError(f"two declarations of {name!r} disagree on its flags")
-    return field(default=f.default, metadata={**f.metadata, "flags": flags})
-
-
-# Type checkers read a configclass as a frozen dataclass (typing.dataclass_transform, Python 3.11+).
-_as_dataclass = getattr(typing, "dataclass_transform", lambda **_: lambda f: f)
-
-
-@_as_dataclass(frozen_default=True, field_specifiers=(setting,))
-def configclass(cls=None, /, **new_defaults):
-    """Class decorator: ``cls`` as a frozen dataclass of settings; ``@configclass`` or ``@configclass(name=value)``.
-
-    Each field declared in ``cls`` gets ``--<field name>`` as its long flag, beside the spellings its
-    :func:`setting` gives. ``new_defaults`` give fields declared elsewhere (inherited, or a shared setting such as
-    :data:`BATCH_SIZE`) another default, for the Python API and the command alike; their help, flags and
-    validation stay those of their one declaration.
-    """
-    if cls is None:
-        return lambda cls: configclass(cls, **new_defaults)
-    own = cls.__annotations__  # this class's fields only (an empty dict where it declares none)
-    for name in own:
-        if isinstance(cls.__dict__.get(name), Field):
-            setattr(cls, name, _spelled(name, cls.__dict__[name]))
-    base = cls.__bases__[0]
-    inherited = {f.name: f for f in fields(base)} if is_dataclass(base) else {}
-    for name, default in new_defaults.items():
-        declared = cls.__dict__.get(name) if name in own else inherited.get(name)
-        if not isinstance(declared, Field):
-            raise TypeError(f"{cls.__name__} has no setting {name!r} to give a default")
-        own.setdefault(name, declared.type)  # the field keeps its place among the inherited ones
-        setattr(cls, name, field(default=default, metadata={**declared.metadata, "cli_default": MISSING}))
-    return dataclass(frozen=True)(cls)
-
-
-def _check_fields(config) -> None:
-    """Each field's check and choices (a field's one validation); None and functions pass where they may."""
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if (value is None and "None" in str(f.type)) or (callable(value) and f.metadata.get("api_function")):
-            continue
-        choices, check = f.metadata.get("choices"), f.metadata.get("check")
-        if choices and value not in choices:
-            raise ConfigError(f"unknown {f.name.replace('_', ' ')} {value!r}; choose one of: {', '.join(choices)}")
-        if check and (value is None or not CHECKS[check][1](value)):
-            raise ConfigError(f"{flag(f.name)} {CHECKS[check][0]}, got {value!r}")
+from kerlym.config.declare import (
+    ACTOR_MODES,
+    DTYPE_POLICIES,
+    PREPROCESSOR_NAMES,
+    REPLAY_MODES,
+    SCHEDULES,
+    VECTOR_MODES,
+    ConfigError,
+    _check_fields,
+    configclass,
+    flag,
+    setting,
+)
 
 
 @configclass
@@ -500,84 +379,3 @@ class PPOConfig(ActorCriticConfig):
                 f"batch_size ({self.batch_size}) must be at most the rollout, n_steps x concurrency "
                 f"({self.n_steps} x {self.concurrency})"
             )
-
-
-# Each setting's other long spellings and the field they name: the command's flag names that config.json used
-# before these classes existed (num_frames, max_mem...), and names since changed (n_step). Python keywords,
-# preset files and config.json files may use them.
-OLD_NAMES = {s[2:]: name for name, flags in _FLAGS.items() for s in flags if s.startswith("--") and s[2:] != name}
-
-
-def canonical(values: dict) -> dict:
-    """``values`` with each key that is another spelling of a setting (``n_step``, ``max_mem``) renamed to its field."""
-    return {OLD_NAMES.get(key, key): value for key, value in values.items()}
-
-
-def parse_settings(items) -> dict:
-    """``["KEY=VALUE", ...]`` as a dict; each value a Python literal (``3``, ``0.5``, ``True``, ``[1, 2]``) or a string.
-
-    Raises:
-        ConfigError: an item that is not ``KEY=VALUE`` with an identifier for a key (one line).
-    """
-    import ast
-
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise ConfigError(f"settings are KEY=VALUE pairs, got {item!r}")
-        try:
-            out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[key] = text
-    return out
-
-
-def defaults(cls, cli: bool = False) -> dict:
-    """A config class's defaults; ``cli``: the command's, where the original command's differ."""
-    out = {}
-    for f in fields(cls):
-        cli_default = f.metadata.get("cli_default", MISSING)
-        out[f.name] = cli_default if cli and cli_default is not MISSING else f.default
-    return out
-
-
-# What --resume and --play may change on a saved run; every other setting comes from its config.json.
-RUNTIME_FIELDS = (
-    "steps",
-    "episodes",
-    "plots",
-    "plot_rate",
-    "render",
-    "submit",
-    "quiet",
-    "tensorboard",
-    "eval_episodes",
-    "eval_every",
-    "checkpoint_every",
-    "save_memory",
-    "dtype_policy",  # weights are float32 under either policy
-    "actors",  # where acting runs, not what is learned
-    "vector_env",  # how the env copies step
-    "actor_sync_every",
-)
-
-
-def field_names(cls) -> list[str]:
-    return [f.name for f in fields(cls)]
-
-
-def config_dict(run: RunConfig, cfg: AgentConfig) -> dict:
-    """What a run's ``config.json`` holds: every field of the run and of the agent, by name."""
-    return {**to_dict(run), **to_dict(cfg)}
-
-
-def to_dict(config) -> dict:
-    """A config's fields as a JSON-able dict (a factory or preprocessor function is saved by its name)."""
-    out = {}
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if callable(value):
-            value = getattr(value, "__name__", repr(value))
-        out[f.name] = value
-    return out
