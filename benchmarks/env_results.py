@@ -82,7 +82,7 @@ def train(env_id: str, agent_name: str, seed: int, settings: dict):
     run, cfg = kerlym.configure(env_id, agent_name, preset=True, cli_defaults=True, seed=seed, **settings)
     agent = kerlym.make(run, cfg)
     start = time.perf_counter()
-    agent.learn(max_steps=run.steps, verbose=0)
+    agent.learn(max_steps=run.steps, verbose=0, eval_episodes=0)
     return agent, time.perf_counter() - start
 
 

@@ -147,7 +147,7 @@ def run(env_id: str, agent_name: str, seed: int, eval_episodes: int, settings: d
     run_cfg, cfg = configure(env_id, agent_name, seed, settings or {})
     agent = kerlym.make(run_cfg, cfg)
     start = time.perf_counter()
-    rows = agent.learn(max_steps=run_cfg.steps, verbose=0)
+    rows = agent.learn(max_steps=run_cfg.steps, verbose=0, eval_episodes=0)
     wall = time.perf_counter() - start
     returns = agent.evaluate(eval_episodes, seed=10_000 + seed)
     # A policy network's greedy (argmax) actions can fail where sampling from it succeeds: report both.

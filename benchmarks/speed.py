@@ -161,7 +161,12 @@ def kerlym_cartpole(spec: dict) -> dict:
     agent = kerlym_preset("ddqn", spec["seed"], concurrency=n)
     if spec.get("window"):  # concurrency: time the steps after the first update
         window = Window(spec["window"])
-        agent.learn(max_steps=spec["window"] + steps, step_callback=lambda a: window.tick(a.total_steps), verbose=0)
+        agent.learn(
+            max_steps=spec["window"] + steps,
+            step_callback=lambda a: window.tick(a.total_steps),
+            verbose=0,
+            eval_episodes=0,
+        )
         agent.close()  # an open vector env (-c N) keeps the process from exiting
         return window.rate(agent.total_steps)
     clock = SolveClock(spec.get("check_every", 0), spec["episodes"], 10_000 + spec["seed"])
@@ -169,7 +174,9 @@ def kerlym_cartpole(spec: dict) -> dict:
     def play(seed: int) -> float:  # greedy: draws nothing from the agent's RNG, so training is unchanged
         return float(agent.evaluate(1, seed=seed)[0])
 
-    agent.learn(max_steps=steps, step_callback=lambda a: clock.maybe_check(a.total_steps, play), verbose=0)
+    agent.learn(
+        max_steps=steps, step_callback=lambda a: clock.maybe_check(a.total_steps, play), verbose=0, eval_episodes=0
+    )
     seconds = clock.elapsed()
     returns = agent.evaluate(spec["episodes"], seed=10_000 + spec["seed"])
     agent.close()
@@ -215,7 +222,12 @@ def kerlym_pong(spec: dict) -> dict:
     kw.update(actors=spec.get("actors", "local"), actor_sync_every=spec.get("actor_sync_every"))
     agent = kerlym.make(PONG, spec["agent"], seed=spec["seed"], **kw)
     window = Window(ls + 200)
-    agent.learn(max_steps=ls + 200 + spec["steps"], step_callback=lambda a: window.tick(a.total_steps), verbose=0)
+    agent.learn(
+        max_steps=ls + 200 + spec["steps"],
+        step_callback=lambda a: window.tick(a.total_steps),
+        verbose=0,
+        eval_episodes=0,
+    )
     agent.close()
     return window.rate(agent.total_steps)
 
@@ -250,7 +262,7 @@ def sb3_pong(spec: dict) -> dict:
 def kerlym_pg(spec: dict) -> dict:
     agent = kerlym_preset("pg", spec["seed"])
     start = time.perf_counter()
-    agent.learn(max_episodes=spec["episodes"], verbose=0)
+    agent.learn(max_episodes=spec["episodes"], verbose=0, eval_episodes=0)
     seconds = time.perf_counter() - start
     return result(agent.total_steps, seconds)
 
@@ -357,7 +369,7 @@ def kerlym_as_cleanrl(spec: dict) -> dict:
 
     agent = kerlym.make("CartPole-v1", "dqn", seed=spec["seed"], **cleanrl_dqn_settings(spec["steps"]))
     start = time.perf_counter()
-    rows = agent.learn(max_steps=spec["steps"], verbose=0)
+    rows = agent.learn(max_steps=spec["steps"], verbose=0, eval_episodes=0)
     seconds = time.perf_counter() - start
     returns = [r["reward"] for r in rows]
     last = float(np.mean(returns[-10:]))
@@ -416,12 +428,17 @@ def kerlym_ppo(spec: dict) -> dict:
     agent = kerlym.make(spec["env"], "ppo", preset=True, cli_defaults=True, seed=spec["seed"])
     if spec.get("window") is None:
         start = time.perf_counter()
-        agent.learn(max_steps=spec["steps"], verbose=0)
+        agent.learn(max_steps=spec["steps"], verbose=0, eval_episodes=0)
         seconds = time.perf_counter() - start
         agent.close()
         return result(agent.total_steps, seconds)
     window = Window(spec["window"] + 1)  # from after the update at step ``window`` (its compilation)
-    agent.learn(max_steps=spec["window"] + spec["steps"], step_callback=lambda a: window.tick(a.total_steps), verbose=0)
+    agent.learn(
+        max_steps=spec["window"] + spec["steps"],
+        step_callback=lambda a: window.tick(a.total_steps),
+        verbose=0,
+        eval_episodes=0,
+    )
     agent.close()
     return window.rate(agent.total_steps)
 
