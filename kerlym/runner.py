@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kerlym import checkpoints
-from kerlym.actors import LocalActing, ObservationError, ProcessActor  # noqa: F401 (ObservationError: kerlym.runner's API)
+from kerlym import actors, checkpoints
+from kerlym.actors import ObservationError  # noqa: F401 (kerlym.runner's API)
 from kerlym.config import ConfigError
 
 
@@ -316,9 +316,9 @@ def acting_for(agent):
     """What steps the envs for ``agent``'s training: :class:`LocalActing` or :class:`ProcessActor`."""
     mode = agent.config.actors
     if mode == "local":
-        return LocalActing(agent)
+        return actors.LocalActing(agent)
     if mode == "process":
-        return ProcessActor(agent)
+        return actors.ProcessActor(agent)
     if mode == "ray":
         from kerlym.ray_actors import RayActors
 

@@ -556,7 +556,8 @@ ORIGINAL_SWITCHES = {"-P": "plots", "--plots": "plots", "-S": "submit", "--submi
 
 
 def test_the_original_commands_flags_and_every_other_spelling_set_the_same_field():
-    from kerlym.main import build_parser, given_settings
+    from kerlym.main import build_parser
+    from kerlym.settings import given_settings
 
     parser = build_parser()
     for spelling, (dest, value) in ORIGINAL_FLAGS.items():

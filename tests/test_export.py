@@ -72,8 +72,13 @@ def test_onnxruntime_agrees_with_keras(run_dir, capsys):
     np.testing.assert_allclose(got, _keras_outputs(run_dir, STATES), rtol=1e-5, atol=1e-6)
 
 
-def test_export_needs_best_keras_for_best_and_rejects_format_alone(run_dir, capsys):
-    assert cli.main(["--export", run_dir, "--best"]) == 2
+def test_export_needs_best_keras_for_best_and_rejects_format_alone(run_dir, capsys, tmp_path):
+    import shutil
+
+    assert os.path.isfile(os.path.join(run_dir, "best.keras"))  # the final evaluation kept it
+    without = str(tmp_path / "run")
+    shutil.copytree(run_dir, without, ignore=shutil.ignore_patterns("best.keras", "export"))
+    assert cli.main(["--export", without, "--best"]) == 2
     assert "has no best.keras" in capsys.readouterr().err
     assert cli.main(["-e", "CartPole-v1", "--format", "onnx"]) == 2
     assert capsys.readouterr().err == "kerlym: error: --format goes with --export\n"
