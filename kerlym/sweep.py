@@ -78,8 +78,8 @@ def _import_ray():
 class _Report:
     """A session sink that reports each evaluation (and, ``every_seconds``, progress) to a callback."""
 
-    def __init__(self, report, every_seconds: float | None):
-        self.report, self.every = report, every_seconds
+    def __init__(self, report, every_seconds: float | None, final_step: int | None = None):
+        self.report, self.every, self.final_step = report, every_seconds, final_step
         self.last = time.perf_counter()
         self.eval: tuple[int, float, float] | None = None
 
@@ -107,7 +107,8 @@ class _Report:
         self.eval = (runner.agent.total_steps, mean, std)
         # The final evaluation is reported after evaluation.json is written: a scheduler may end the trial at
         # any report, and a run must not end up finished but without its result.
-        if self.report is not None and not runner.finishing:
+        final = runner.finishing or (self.final_step is not None and runner.agent.total_steps >= self.final_step)
+        if self.report is not None and not final:
             self.last = time.perf_counter()
             self.report(self.metrics(runner.agent))
 
@@ -138,7 +139,7 @@ def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, e
             checkpoint = None
         with native_stderr_silenced():
             agent = make(run, cfg)
-        reporter = _Report(report, every_seconds)
+        reporter = _Report(report, every_seconds, final_step=run.steps)
         try:
             outcome = session.train(agent, run, run_dir, resume_from=checkpoint, extra_sinks=[reporter])
         finally:
