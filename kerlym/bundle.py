@@ -67,32 +67,12 @@ def write_bundle(run, run_dir, agent, stats_envs, evaluation: dict | None = None
     return out
 
 
-def _record_videos(run, agent, folder, episodes=3) -> str:
-    import gymnasium as gym
+def record_videos(run, agent, folder, episodes: int = 3) -> str:
+    """Record greedy episodes as videos in ``folder``: ``episodes``, at most the run's ``eval_episodes``.
 
-    from kerlym import preproc
-    from kerlym.envs import make_env
-
-    env = None
-    if not has_display():
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen
-    try:
-        env = make_env(run.env, "rgb_array", run.env_kwargs, run.gym_packages)
-        env = gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda i: True, disable_logger=True)
-        env = preproc.apply(env, agent.preprocessor)
-        agent.evaluate(episodes, env=env)
-    except Exception as e:  # no rgb_array rendering, a missing renderer or video writer
-        msg = first_line(e)
-        print(f"kerlym: note: no evaluation videos: {msg}", file=sys.stderr)
-        return f"not recorded: {msg}"
-    finally:
-        if env is not None:
-            env.close()
-    return folder
-
-
-def record_videos(run, agent, folder, episodes=3) -> str:
-    """Record ``episodes`` greedy episodes as videos in ``folder``; returns the folder, or why none were made."""
+    Returns the folder, or why no video was made.
+    """
+    episodes = min(episodes, run.eval_episodes)
     import gymnasium as gym
 
     from kerlym import preproc
