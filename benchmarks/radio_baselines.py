@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from kerlym.envs import register
-from kerlym.envs.radio import SweepPolicy, oracle_policy
+from kerlym.envs.radio_baselines import SweepPolicy, oracle_policy
 
 ENV_IDS = ("RadioSearch-v0", "RadioSearchHard-v0", "RadioSearchMulti-v0")
 

@@ -16,14 +16,13 @@ from kerlym.envs.radio import (
     ZOOM_IN,
     ZOOM_OUT,
     RadioSearchEnv,
-    SweepPolicy,
     mean_power,
     measure,
     move,
     observation,
-    oracle_policy,
     window_bins,
 )
+from kerlym.envs.radio_baselines import SweepPolicy, oracle_policy
 
 
 def env_with_signals(lo, width, **knobs):
