@@ -4,10 +4,9 @@ import ast
 import os
 import re
 
-import kerlym
-
-PACKAGE = os.path.dirname(kerlym.__file__)
-DOC = os.path.join(os.path.dirname(PACKAGE), "docs", "architecture.md")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, "kerlym")  # the source tree, wherever kerlym is installed from
+DOC = os.path.join(ROOT, "docs", "architecture.md")
 # The one import that goes up on purpose: Agent.learn hands the agent to the session.
 ALLOWED_UP = {("kerlym.agents.base", "kerlym.session")}
 OUTSIDE = {"kerlym", "kerlym.__main__"}  # the package's lazy __init__ and `python -m kerlym`

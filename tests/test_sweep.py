@@ -1,6 +1,7 @@
 """kerlym.sweep: seeds under one sweep folder, the search-space parser, preset files, and Ray Tune trials."""
 
 import csv
+import importlib.util
 import json
 import os
 import time
@@ -14,6 +15,10 @@ from kerlym import summary as S
 from kerlym.config import ConfigError
 from kerlym.main import build_parser, main
 from kerlym.settings import resolve
+
+needs_yaml = pytest.mark.skipif(
+    importlib.util.find_spec("yaml") is None, reason='needs PyYAML, from the ray extra: pip install ".[ray]"'
+)
 
 # A tiny CartPole budget: 300 steps, no update yet (update_freq 1000), 3 greedy episodes at the end.
 TINY = ["-e", "CartPole-v1", "-a", "dqn", "--steps", "300", "--eval_episodes", "3", "-q"]
@@ -88,6 +93,7 @@ update_freq: {loguniform: [4, 256]}
 """
 
 
+@needs_yaml
 def test_each_kind_of_search_entry_becomes_its_distribution(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text(SPACE)
@@ -122,6 +128,7 @@ def test_a_bad_search_entry_is_a_one_line_error(entry, message):
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
+@needs_yaml
 def test_the_command_reports_a_bad_space_in_one_line_before_starting_ray(tmp_path, capsys):
     path = tmp_path / "space.yaml"
     path.write_text("learnig_rate: {loguniform: [1.0e-4, 1.0e-2]}\n")
@@ -167,6 +174,7 @@ def test_a_best_preset_file_gives_exactly_its_settings(tmp_path):
     assert cfg3.batch_size == 64 and cfg3.seed == 1 and cfg3.learning_rate == 3e-4
 
 
+@needs_yaml
 def test_a_yaml_preset_file_and_its_errors(tmp_path):
     good = tmp_path / "p.yaml"
     good.write_text("learning_rate: 0.001\nbatch_size: 16\nsteps: 2000\n")
