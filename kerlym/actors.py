@@ -45,6 +45,10 @@ STOP_POLL = 0.1  # seconds between checks of the actor's stop flag while its que
 ACTOR_START = 600.0  # seconds the learner waits for the actor's first message (it imports Keras, builds the net)
 ACTOR_STOP = 30.0  # seconds the actor gets to stop before it is terminated
 SYNC_STEPS = 400  # env steps between weight pushes by default for DQN (Ape-X's actors pull every 400 frames)
+# The actor process is spawned: it imports the __main__ script again, which must not train on import.
+UNGUARDED = (
+    '--actors process runs your script again in the actor process; put the training under `if __name__ == "__main__":`'
+)
 
 
 class ObservationError(ValueError):
@@ -273,8 +277,13 @@ class ProcessActor:
     def __init__(self, agent):
         import multiprocessing
 
+        # The check multiprocessing makes before it refuses with a long traceback: a spawned child, still
+        # importing the user's __main__ script, has reached a training run again.
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            raise SystemExit(f"kerlym: error: {UNGUARDED}")
         self.agent = agent
         self.n = agent.concurrency
+        self.received = False  # whether the actor has sent anything yet
         self.sync_every = sync_every(agent.config)
         ctx = multiprocessing.get_context("spawn")
         self.steps_q = ctx.Queue(maxsize=AHEAD)
@@ -318,9 +327,11 @@ class ProcessActor:
             except queue.Empty:
                 waited += timeout
                 if not self.process.is_alive():
-                    raise RuntimeError(f"the actor process died (exit code {self.process.exitcode})") from None
+                    hint = "" if self.received else f"; if it printed nothing else: {UNGUARDED}"
+                    raise RuntimeError(f"the actor process died (exit code {self.process.exitcode}){hint}") from None
                 if waited > ACTOR_START:
                     raise RuntimeError(f"no step from the actor process in {ACTOR_START:.0f} s") from None
+        self.received = True
         if kind == "error":
             raise payload
         return payload

@@ -84,3 +84,53 @@ def refuse_unknown_arguments(owner: str, config_cls, rest: dict, factory) -> Non
                 f"{owner} got an unexpected argument {key!r}: it is neither a setting of "
                 f"{config_cls.__name__} nor a parameter that {factory_name(factory)} names{hint}"
             )
+
+
+def build_model(agent):
+    """Call ``agent``'s model factory under its dtype policy, and refuse what does not fit the agent.
+
+    Args:
+        agent: the agent; its ``modelfactory``, ``dtype_policy``, ``dropout``, ``learning_rate`` and
+            ``factory_kwargs`` make the call, its ``input_dim`` and ``check_outputs`` check the result.
+
+    Raises:
+        ValueError: not a compiled ``keras.Model``, or inputs or outputs of the wrong shape (one line);
+            a Keras 1 spelling in the factory gets a hint naming the Keras 3 one.
+    """
+    import warnings
+
+    import keras
+
+    from kerlym._io import first_line
+
+
+    name = factory_name(agent.modelfactory)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(agent.dtype_policy)
+    try:
+        model = agent.modelfactory(
+            agent, agent.env, dropout=agent.dropout, learning_rate=agent.learning_rate, **agent.factory_kwargs
+        )
+    except (TypeError, ValueError, AttributeError) as e:
+        hint = keras1_hint(str(e))
+        if hint is None:
+            raise
+        raise type(e)(f"{first_line(e)}; {hint}") from e
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"{name} must return a keras.Model, got {type(model).__name__}")
+    agent.check_outputs(model, name)
+    inp = tuple(model.input_shape)
+    if inp[1:] != (agent.input_dim,):
+        raise ValueError(f"{name} takes input shape {inp}, but states have shape (None, {agent.input_dim})")
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError(f"{name} returned a model that is not compiled; call model.compile(optimizer, loss)")
+    last = model.layers[-1].compute_dtype
+    if last != "float32":
+        warnings.warn(
+            f"{name}'s output layer computes in {last}, so its outputs are rounded to {last} before the "
+            "float32 loss; build it with dtype='float32'",
+            stacklevel=4,
+        )
+    return model

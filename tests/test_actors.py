@@ -190,3 +190,24 @@ def test_merge_steps_puts_each_ray_actors_env_in_its_own_stream():
     assert s.terminated.tolist() == [False, True, False] and s.masks is None
     assert s.version == 3  # the oldest weights any of the actions used
     assert ray_actors.merge_steps([one(0), one(1, values=False)]).values is None  # some actions were all random
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_is_told_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import kerlym\n"
+        "agent = kerlym.make('CartPole-v1', 'dqn', seed=0, actors='process', max_memory=1000)\n"
+        "agent.learn(max_steps=100, verbose=0, eval_episodes=0)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode != 0
+    lines = done.stderr.splitlines()
+    assert 'kerlym: error: --actors process runs your script again in the actor process; put the training under' in (
+        "\n".join(lines)
+    )
+    assert "An attempt has been made to start a new process" not in done.stderr  # multiprocessing's long message
+    assert lines[-1].startswith("RuntimeError: the actor process died (exit code 1)")

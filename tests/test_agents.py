@@ -80,7 +80,7 @@ def test_every_agent_trains_saves_reloads_resumes_and_predicts(name, tmp_path):
     # evaluate and predict: greedy, repeatable with a seed, and predict is the greedy act on the same frame
     assert np.array_equal(agent.evaluate(2, seed=3), agent.evaluate(2, seed=3))
     obs, _ = agent.env.reset(seed=1)
-    predicted = agent.predict(obs, episode_start=True)
+    predicted, _ = agent.predict(obs, episode_start=True)
     assert predicted == int(agent.act(np.asarray(obs, np.float32).reshape(1, -1), explore=False)[0][0])
 
     # save/load: the reloaded agent's greedy outputs are the trained one's, to the bit

@@ -233,3 +233,14 @@ def test_importing_and_building_leaves_jax_settings_alone():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == "True"
+
+
+def test_a_seeded_agent_on_jax_or_torch_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    if keras.config.backend() == "tensorflow":
+        pytest.skip("TensorFlow is the backend here")
+    code = "import sys, kerlym; kerlym.make('CartPole-v1', 'dqn', seed=0); print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -108,9 +108,9 @@ def test_predict_stacks_the_last_two_observations():
     agent = kerlym.agents.DQN("CartPole-v1", nframes=2, seed=0)
     seen = recording(agent)
     o1, o2, o3 = (np.full(4, v, dtype=np.float32) for v in (1.0, 2.0, 3.0))
-    a1 = agent.predict(o1)  # the first call starts an episode: the missing frame repeats the first
+    a1, _ = agent.predict(o1)  # the first call starts an episode: the missing frame repeats the first
     agent.predict(o2)
-    a3 = agent.predict(o3)
+    a3, _ = agent.predict(o3)
     agent.predict(o1, episode_start=True)  # a new episode: o3 is not stacked with it
     expected = [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 2, 2, 2, 2], [2, 2, 2, 2, 3, 3, 3, 3], [1] * 8]
     np.testing.assert_array_equal(np.concatenate(seen), np.array(expected, dtype=np.float32))
@@ -129,4 +129,28 @@ def test_predict_applies_the_preprocessor():
     np.testing.assert_array_equal(seen[0], [[2.0, 3.0]])
     with pytest.raises(ValueError, match=r"expects an observation of shape \(2,\), got \(1,\)"):
         agent.predict(np.zeros(1))  # halve gives one value, not two
+    agent.close()
+
+
+def test_predict_returns_sb3s_action_and_state_for_one_observation_or_a_batch():
+    agent = kerlym.agents.DQN("CartPole-v1", seed=0)
+    seen = recording(agent)
+    obs = np.arange(8, dtype=np.float32).reshape(2, 4)
+    action, state = agent.predict(obs[0], state="kept")
+    assert isinstance(action, int) and state == "kept"
+    actions, state = agent.predict(obs, episode_start=True)  # a vector env's batch: one action per env
+    assert actions.dtype == np.int64 and actions.shape == (2,) and state is None
+    np.testing.assert_array_equal(seen[-1], obs)
+    q = q_values(agent.model, obs)
+    np.testing.assert_array_equal(actions, q.argmax(axis=1))  # deterministic: the greedy actions
+    agent.close()
+
+
+def test_predict_gives_box_actions_clipped_to_the_space():
+    agent = kerlym.agents.PPO("Pendulum-v1", seed=0, n_steps=64, batch_size=32)
+    obs, _ = agent.env.reset(seed=0)
+    action, _ = agent.predict(obs, deterministic=False)
+    assert action.shape == (1,) and action.dtype == np.float32 and -2.0 <= action[0] <= 2.0
+    actions, _ = agent.predict(np.stack([obs, obs, obs]), deterministic=False)
+    assert actions.shape == (3, 1) and np.all(np.abs(actions) <= 2.0)
     agent.close()

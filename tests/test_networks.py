@@ -184,7 +184,7 @@ def test_custom_actor_critic_example_trains_with_its_two_heads():
     assert out.shape == (3, 3)  # the agent's one output: two logits, then the value
     policy, value = agent.split(out)[0], agent.split(out)[2]
     assert np.asarray(policy).shape == (3, 2) and np.asarray(value).shape == (3,)
-    assert agent.predict(states[0], episode_start=True) in (0, 1)
+    assert agent.predict(states[0], episode_start=True)[0] in (0, 1)
 
 
 def test_actor_critic_rnn_reads_every_frame_of_the_window(tmp_path):

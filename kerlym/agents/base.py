@@ -9,17 +9,16 @@ hooks; they never touch the loop itself.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 import weakref
 from collections.abc import Callable
 
 import numpy as np
 
 from kerlym import preproc
-from kerlym._io import first_line
+from kerlym.backend import set_random_seed
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, canonical, field_names
 from kerlym.envs import OneEnv, action_masks, make_env
-from kerlym.factories import factory_name, keras1_hint, refuse_unknown_arguments
+from kerlym.factories import build_model, refuse_unknown_arguments
 from kerlym.memory import FrameRing
 
 
@@ -68,7 +67,7 @@ class Agent:
         self.env = preproc.apply(make_env(env), self.preprocessor)
         self.seed = config.seed
         if self.seed is not None:
-            keras.utils.set_random_seed(self.seed)
+            set_random_seed(self.seed)
             self.env.action_space.seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
         self.num_actions = getattr(self.env.action_space, "n", None)
@@ -148,39 +147,8 @@ class Agent:
         return FrameRing(cap, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs)
 
     def build_model(self):
-        """Call the model factory and check what it returned."""
-        import keras
-
-        name = factory_name(self.modelfactory)
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(self.dtype_policy)
-        try:
-            model = self.modelfactory(
-                self, self.env, dropout=self.dropout, learning_rate=self.learning_rate, **self.factory_kwargs
-            )
-        except (TypeError, ValueError, AttributeError) as e:
-            hint = keras1_hint(str(e))
-            if hint is None:
-                raise
-            raise type(e)(f"{first_line(e)}; {hint}") from e
-        finally:
-            keras.config.set_dtype_policy(previous)
-        if not isinstance(model, keras.Model):
-            raise ValueError(f"{name} must return a keras.Model, got {type(model).__name__}")
-        self.check_outputs(model, name)
-        inp = tuple(model.input_shape)
-        if inp[1:] != (self.input_dim,):
-            raise ValueError(f"{name} takes input shape {inp}, but states have shape (None, {self.input_dim})")
-        if not getattr(model, "compiled", False) or model.optimizer is None:
-            raise ValueError(f"{name} returned a model that is not compiled; call model.compile(optimizer, loss)")
-        last = model.layers[-1].compute_dtype
-        if last != "float32":
-            warnings.warn(
-                f"{name}'s output layer computes in {last}, so its outputs are rounded to {last} before the "
-                "float32 loss; build it with dtype='float32'",
-                stacklevel=3,
-            )
-        return model
+        """Call the model factory and check what it returned (:func:`kerlym.factories.build_model`)."""
+        return build_model(self)
 
     def check_outputs(self, model, name: str) -> None:
         """Refuse a factory's model whose outputs do not fit this agent: here one value per action."""
@@ -315,34 +283,59 @@ class Agent:
             self, max_steps, max_episodes, callback, step_callback, verbose, tensorboard, eval_episodes, total_timesteps
         )
 
-    def predict(self, observation, deterministic: bool = True, episode_start: bool = False) -> int:
-        """The action for one raw observation of the env, as Stable-Baselines3's ``model.predict`` gives.
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """``(action, state)`` for raw observations of the env, as Stable-Baselines3's ``model.predict``.
 
-        The observation goes through the agent's preprocessor and joins the last ``nframes - 1``
-        ones given to ``predict`` (and their differences, with ``difference_obs``), as in training.
-        Pass ``episode_start=True`` with each episode's first observation (the first call starts
-        one anyway), so frames of the previous episode are not stacked with it. An env-wrapping
-        preprocessor (``atari``: frame skip and max-pool) cannot apply to one observation:
-        give it the observations of ``agent.env``, which are already preprocessed.
+        Takes one observation or a batch of them (a vector env's, one per env). Each goes through
+        the agent's preprocessor and joins the last ``nframes - 1`` ones of its env given to
+        ``predict`` (and their differences, with ``difference_obs``), as in training. Pass
+        ``episode_start`` (a bool, or one per env) with each episode's first observation (the first
+        call starts one anyway), so frames of the previous episode are not stacked with it. An
+        env-wrapping preprocessor (``atari``: frame skip and max-pool) cannot apply to one
+        observation: give it the observations of ``agent.env``, already preprocessed.
 
         Args:
-            observation: one observation, as ``env.reset`` or ``env.step`` return it.
+            observation: one observation as ``env.reset`` or ``env.step`` return it, or a batch.
+            state: a recurrent state, for Stable-Baselines3's signature; kerlym's agents keep none and
+                return it as given.
+            episode_start: ``observation`` begins a new episode (per env for a batch).
             deterministic: the greedy action (``False``: as training explores, epsilon-greedy or sampled).
-            episode_start: ``observation`` begins a new episode.
+
+        Returns:
+            The action in the env's own form (an int, or for a batch an array of ints; a ``Box``
+            action clipped to the space's bounds) and ``state``.
         """
-        frame = np.asarray(observation)
+        raw = np.asarray(observation)
         fn = self.preprocessor
-        if fn is not None and not getattr(fn, "wraps_env", False) and frame.shape != self.frame_shape:
-            frame = np.asarray(fn(frame))
-        if frame.shape != self.frame_shape:
-            raise ValueError(f"predict expects an observation of shape {self.frame_shape}, got {frame.shape}")
-        history = getattr(self, "_predict_history", None)
-        if history is None:
-            history = self._predict_history = self.frame_history()
-            episode_start = True
-        history.push(frame.astype(self.frame_dtype, copy=False), first=episode_start)
-        actions, _ = self.act(history.latest(), explore=not deterministic)
-        return int(actions[0])
+        frame_fn = fn is not None and not getattr(fn, "wraps_env", False)
+        raw_shape = getattr(self.env.unwrapped.observation_space, "shape", None) if frame_fn else self.frame_shape
+        batched = raw.ndim == len(raw_shape or self.frame_shape) + 1
+        frames = list(raw) if batched else [raw]
+        if frame_fn:
+            frames = [f if f.shape == self.frame_shape else np.asarray(fn(f)) for f in frames]
+        for f in frames:
+            if f.shape != self.frame_shape:
+                raise ValueError(f"predict expects an observation of shape {self.frame_shape}, got {f.shape}")
+        starts = np.broadcast_to(
+            np.asarray(bool(episode_start) if np.ndim(episode_start) == 0 else episode_start, dtype=bool),
+            (len(frames),),
+        )
+        histories = self.__dict__.get("_predict_histories")
+        if histories is None or len(histories) != len(frames):
+            histories = self._predict_histories = [self.frame_history() for _ in frames]
+            starts = np.ones(len(frames), dtype=bool)
+        for history, frame, start in zip(histories, frames, starts):
+            history.push(frame.astype(self.frame_dtype, copy=False), first=bool(start))
+        states = np.concatenate([history.latest() for history in histories])
+        actions, _ = self.act(states, explore=not deterministic)
+        if self.continuous:
+            space = self.env.action_space
+            actions = np.clip(
+                np.asarray(actions, dtype=space.dtype).reshape(len(frames), *space.shape), space.low, space.high
+            )
+            return (actions if batched else actions[0]), state
+        actions = np.asarray(actions, dtype=np.int64)
+        return (actions if batched else int(actions[0])), state
 
     def evaluate(self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from kerlym.backend.common import UNROLL, Steps, compiled_loss, computes_in_16_bits, float32
 
-__all__ = ["UNROLL", "Steps", "build_steps", "compiled_loss", "computes_in_16_bits", "float32"]
+__all__ = ["UNROLL", "Steps", "build_steps", "compiled_loss", "computes_in_16_bits", "float32", "set_random_seed"]
 
 _BUILDERS = {
     "tensorflow": ("kerlym.backend.tensorflow", "TensorFlowSteps"),
@@ -62,3 +62,33 @@ def build_steps(
     module, name = _BUILDERS[backend]
     steps_class = getattr(importlib.import_module(module), name)
     return steps_class(model, loss_fn, target=target, prepare=prepare, act_fn=act_fn)
+
+
+class _NotLoaded:
+    """Stands in for Keras's lazy TensorFlow module while :func:`set_random_seed` runs without TensorFlow."""
+
+    available = False
+
+
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed``, without importing TensorFlow on the JAX or torch backend.
+
+    Keras seeds TensorFlow's generator whenever TensorFlow is installed, which imports it (about 4 s and
+    its C++ start-up lines) into a JAX or torch program that never uses it. Where TensorFlow is neither the
+    backend nor already imported, its seed is left alone; Python's, NumPy's, the backend's and Keras's own
+    generators are seeded as Keras does.
+    """
+    import sys
+
+    import keras
+
+    if keras.config.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    from keras.src.utils import rng_utils
+
+    lazy_tensorflow, rng_utils.tf = rng_utils.tf, _NotLoaded()
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        rng_utils.tf = lazy_tensorflow
