@@ -10,7 +10,8 @@ version = re.search(r'__version__ = "([^"]+)"', Path("kerlym/__init__.py").read_
 setup(
     name="kerlym",
     version=version,
-    description="Deep reinforcement learning agents (DQN, double DQN, policy gradient) for Gymnasium with Keras 3",
+    description="Deep reinforcement learning agents (DQN, double DQN, policy gradient, A2C/A3C, PPO) for Gymnasium "
+    "with Keras 3",
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     author="kerlym developers (originally Tim O'Shea)",

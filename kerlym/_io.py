@@ -124,3 +124,25 @@ def native_stderr_silenced():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def install_hint(extra: str) -> str:
+    """``pip install`` for one of kerlym's extras, spelled for how kerlym was installed.
+
+    From a source folder (``pip install .``, ``pip install -e .``): ``pip install "/path/to/kerlym[go]"``;
+    otherwise, from a package index: ``pip install "kerlym[go]"``.
+    """
+    import json
+    from importlib import metadata
+
+    try:
+        url = json.loads(metadata.distribution("kerlym").read_text("direct_url.json") or "{}").get("url", "")
+    except (metadata.PackageNotFoundError, ValueError):
+        url = ""
+    if url.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        folder = unquote(urlparse(url).path)
+        if os.path.isfile(os.path.join(folder, "setup.py")):
+            return f'pip install "{folder}[{extra}]"'
+    return f'pip install "kerlym[{extra}]"'

@@ -11,7 +11,7 @@ import os
 
 from kerlym import checkpoints, runs
 from kerlym import config as C
-from kerlym._io import first_line, native_stderr_silenced
+from kerlym._io import first_line, install_hint, native_stderr_silenced
 from kerlym.make import make
 
 WEIGHTS = ("online", "average", "best")
@@ -22,7 +22,6 @@ EXPORT_FORMATS = {
     "onnx": (".onnx", "onnx"),
     "litert": (".tflite", "litert"),
 }
-ONNX_INSTALL = 'pip install "kerlym[export]" (tf2onnx, onnx, onnxruntime)'
 
 
 def pick_weights(run_dir: str, which: str | None, cfg: C.AgentConfig) -> tuple[list, str]:
@@ -159,7 +158,9 @@ def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: 
         converter = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}.get(backend, "tf2onnx")
         missing = [m for m in (converter, "onnx") if importlib.util.find_spec(m) is None]
         if missing:
-            how = ONNX_INSTALL if backend == "tensorflow" else f"pip install {' '.join(missing)}"
+            how = f"pip install {' '.join(missing)}"
+            if backend == "tensorflow":
+                how = install_hint("export") + " (tf2onnx, onnx, onnxruntime)"
             raise C.ConfigError(f"--format onnx on Keras's {backend} backend needs {', '.join(missing)}: {how}")
     if keras_format == "litert":
         _check_litert()

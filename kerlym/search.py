@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from kerlym import config as C
+from kerlym._io import install_hint
 from kerlym.agents import AGENT_CONFIGS
-
-INSTALL = 'pip install "kerlym[ray]"'
 
 
 class SpaceError(ValueError):
@@ -93,7 +92,7 @@ def read_space(path: str, agent: str, base: C.AgentConfig) -> dict[str, Dist]:
     try:
         import yaml
     except ImportError:
-        raise SpaceError(f"--tune reads YAML: {INSTALL}") from None
+        raise SpaceError(f"--tune reads YAML: {install_hint('ray')}") from None
     try:
         with open(path) as f:
             space = yaml.safe_load(f)

@@ -11,6 +11,7 @@ import argparse
 import os
 
 from kerlym import config as C
+from kerlym._io import install_hint
 from kerlym.agents import AGENT_CONFIGS
 from kerlym.bundle import has_display
 from kerlym.make import configure, split_settings
@@ -131,7 +132,7 @@ def ray_actors(cfg: C.AgentConfig, address: str) -> C.AgentConfig:
     import importlib.util
 
     if importlib.util.find_spec("ray") is None:
-        raise C.ConfigError('-c N --ray runs the envs as Ray actors and needs Ray: pip install "kerlym[ray]"')
+        raise C.ConfigError(f"-c N --ray runs the envs as Ray actors and needs Ray: {install_hint('ray')}")
     if address != "local":
         os.environ["RAY_ADDRESS"] = address
     return C.replace(cfg, actors="ray")

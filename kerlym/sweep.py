@@ -26,10 +26,10 @@ import time
 
 from kerlym import checkpoints, runs
 from kerlym import config as C
-from kerlym._io import CheckpointError, native_stderr_silenced
+from kerlym._io import CheckpointError, install_hint, native_stderr_silenced
 from kerlym.agents import AGENT_CONFIGS
 from kerlym.checkpoints import read_evaluation
-from kerlym.search import INSTALL, Dist, SpaceError, parse_space, read_space, to_tune
+from kerlym.search import Dist, SpaceError, parse_space, read_space, to_tune
 from kerlym.summary import CURVE, SUMMARY_CSV, markdown_table, summarize
 
 MARKER = "sweep.json"
@@ -51,7 +51,8 @@ def add_flags(parser) -> None:
         nargs="?",
         const="local",
         metavar="ADDRESS",
-        help="Run --seeds or --tune as Ray Tune trials: on a local Ray cluster, or the cluster at ADDRESS",
+        help="Run --seeds or --tune as Ray Tune trials, or with -c N the N envs as Ray actors: on a local Ray "
+        "cluster, or the cluster at ADDRESS",
     )
     g.add_argument("--tune", metavar="SPACE_FILE", help="Search hyperparameters (YAML space) with Optuna and ASHA")
     g.add_argument("--trials", type=int, metavar="N", help="Trials of a --tune search [10]")
@@ -70,7 +71,7 @@ def _import_ray():
         import ray
         from ray import tune
     except ImportError:
-        raise SweepError(f"--ray and --tune need Ray Tune and Optuna: {INSTALL}") from None
+        raise SweepError(f"--ray and --tune need Ray Tune and Optuna: {install_hint('ray')}") from None
     return ray, tune
 
 
@@ -323,7 +324,7 @@ def run_tune(
         from ray.tune.schedulers import ASHAScheduler
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
-        raise SweepError(f"--tune needs Optuna: {INSTALL}") from None
+        raise SweepError(f"--tune needs Optuna: {install_hint('ray')}") from None
     run = C.replace(run, eval_every=run.eval_every or max(1, run.steps // 5))
     sweep_dir = os.path.abspath(sweep_dir) if sweep_dir else new_sweep_dir(run)
     os.makedirs(sweep_dir, exist_ok=True)

@@ -226,7 +226,9 @@ def test_missing_openspiel_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyspiel", None)  # import pyspiel now raises ImportError
     with pytest.raises(DependencyNotInstalled) as error:
         go.GoEnv(opponent="random")
-    assert str(error.value) == 'Go needs OpenSpiel: pip install "kerlym[go]"'
+    from kerlym._io import install_hint
+
+    assert str(error.value) == f"Go needs OpenSpiel: {install_hint('go')}"
 
 
 def test_missing_gnugo_is_one_line_naming_the_install_and_the_alternative(monkeypatch):

@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import DependencyNotInstalled
 
+from kerlym._io import install_hint
 from kerlym.envs.go_opponents import (  # noqa: F401 (kerlym.envs.go's API)
     GTP_COLUMNS,
     OPPONENT_FORMS,
@@ -81,7 +82,7 @@ class GoEnv(gym.Env):
         try:
             import pyspiel
         except ImportError:
-            raise DependencyNotInstalled('Go needs OpenSpiel: pip install "kerlym[go]"') from None
+            raise DependencyNotInstalled(f"Go needs OpenSpiel: {install_hint('go')}") from None
         if not (str(board_size).isdigit() and 2 <= int(board_size) <= 19):  # "9" too, as a command line gives it
             raise ValueError(f"board_size must be an integer from 2 to 19, got {board_size!r}")
         if player_color not in ("black", "white"):
