@@ -275,8 +275,7 @@ class DQN(Agent):
     def after_step(self, steps_before):
         losses = []
         t = self.total_steps
-        if self._step_epsilon is not None:
-            self.epsilon = self._step_epsilon(t)
+        self.schedule_exploration(t)
         # Counting transitions held (not steps taken) makes a run resumed without
         # its replay memory refill it before training again.
         # A full memory also starts them: each episode's first frame takes a slot without a transition,
