@@ -79,8 +79,10 @@ def check_env_id(run: C.RunConfig) -> None:
 
     import gymnasium as gym
 
-    from kerlym.envs import import_env_modules, register_atari
+    from kerlym.envs import OPENSPIEL_PREFIX, import_env_modules, register_atari
 
+    if run.env.startswith(OPENSPIEL_PREFIX):  # an OpenSpiel game: checked when check_env makes it
+        return
     try:
         import_env_modules(run.env, run.gym_packages)
     except ImportError as e:

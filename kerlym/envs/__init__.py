@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+OPENSPIEL_PREFIX = "openspiel:"  # -e openspiel:GAME (kerlym.envs.openspiel) rather than -e MODULE:ENV_ID
+
 # id -> (entry point, default kwargs, max_episode_steps). Each env lives in its own module of this package.
 KERLYM_ENVS: dict[str, tuple[str, dict, int | None]] = {
     "Go9x9-v0": ("kerlym.envs.go:GoEnv", {"board_size": 9}, None),
     "Go19x19-v0": ("kerlym.envs.go:GoEnv", {"board_size": 19}, None),
+    "OpenSpiel-v0": ("kerlym.envs.openspiel:OpenSpielEnv", {}, None),  # -e openspiel:GAME
     "RadioSearch-v0": ("kerlym.envs.radio:RadioSearchEnv", {}, None),
     "RadioSearchHard-v0": ("kerlym.envs.radio:RadioSearchEnv", {"variant": "hard"}, None),
     "RadioSearchMulti-v0": ("kerlym.envs.radio:RadioSearchEnv", {"variant": "multi"}, None),
@@ -72,6 +75,12 @@ def make_env(env, render_mode=None, env_kwargs=None, gym_packages=None):
     """A Gymnasium env from an env, an env id (``MODULE:ENV_ID`` too), or a zero-argument callable returning one."""
     import gymnasium as gym
 
+    if isinstance(env, str) and env.startswith(OPENSPIEL_PREFIX):  # -e openspiel:GAME: an OpenSpiel game
+        register()
+        kwargs = {**(env_kwargs or {}), "game": env[len(OPENSPIEL_PREFIX) :]}
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        return gym.make("OpenSpiel-v0", **kwargs)
     if isinstance(env, str):
         import_env_modules(env, gym_packages)
         env = env.split(":")[-1]

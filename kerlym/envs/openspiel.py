@@ -1,0 +1,213 @@
+"""Any two-player, zero-sum, turn-based OpenSpiel game against a fixed opponent: ``-e openspiel:GAME``.
+
+``openspiel:tic_tac_toe``, ``openspiel:connect_four``, ``openspiel:go?board_size=9&komi=6.5``: the
+game's name, then its parameters as ``?key=value&key=value``, which :func:`game_string` turns into
+OpenSpiel's own ``go(board_size=9,komi=6.5)`` (that spelling is taken too, quoted for the shell).
+OpenSpiel keeps the rules; the agent sees ``state.observation_tensor(player)`` from its own seat,
+its legal actions in ``info["action_mask"]``, and plays the seat ``player`` says.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.error import DependencyNotInstalled
+
+from kerlym._io import install_hint
+from kerlym.envs import OPENSPIEL_PREFIX as PREFIX  # noqa: F401 (kerlym.envs.openspiel API)
+from kerlym.envs.go_opponents import GnuGoOpponent, MCTSOpponent, RandomOpponent, find_gnugo, parse_opponent
+
+
+class IllegalMove(ValueError):
+    """The agent played an illegal move with ``illegal_move_mode="raise"``."""
+
+
+def game_string(name: str) -> str:
+    """``go?board_size=9&komi=6.5`` -> ``go(board_size=9,komi=6.5)``; a name without ``?`` is kept as given."""
+    game, _, query = name.partition("?")
+    if not query:
+        return game
+    pairs = [p.partition("=") for p in query.split("&") if p]
+    bad = [k for k, eq, v in pairs if not (k and eq and v)]
+    if bad:
+        raise ValueError(f"OpenSpiel game parameters are key=value pairs joined by '&', got {query!r}")
+    return f"{game}({','.join(f'{k}={v}' for k, _, v in pairs)})"
+
+
+def load_game(name: str):
+    """The OpenSpiel game ``name`` names (either spelling), checked to be two-player, zero-sum and turn-based.
+
+    Raises:
+        DependencyNotInstalled: OpenSpiel is missing (the line names the extra).
+        ValueError: an unknown game, or one of another kind (one line).
+    """
+    try:
+        import pyspiel
+    except ImportError:
+        raise DependencyNotInstalled(f"OpenSpiel games need OpenSpiel: {install_hint('games')}") from None
+    spelled = game_string(name)
+    short = spelled.partition("(")[0]
+    if short not in pyspiel.registered_names():  # before load_game, which prints every game's name to stderr
+        import difflib
+
+        close = difflib.get_close_matches(short, pyspiel.registered_names(), n=3, cutoff=0.6)
+        raise ValueError(f"OpenSpiel has no game {short!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+    try:
+        game = pyspiel.load_game(spelled)
+    except pyspiel.SpielError as e:
+        raise ValueError(f"OpenSpiel cannot load {spelled!r}: {str(e).strip().splitlines()[0]}") from None
+    kind = game.get_type()
+    if game.num_players() != 2:
+        raise ValueError(f"{spelled} has {game.num_players()} players; kerlym plays two-player games")
+    if kind.utility != pyspiel.GameType.Utility.ZERO_SUM:
+        raise ValueError(f"{spelled} is not zero-sum ({kind.utility.name.lower()}); kerlym plays zero-sum games")
+    if kind.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
+        raise ValueError(f"{spelled} has simultaneous moves; kerlym plays turn-based games")
+    if not kind.provides_observation_tensor:
+        raise ValueError(f"{spelled} has no observation tensor for an agent to see")
+    return game
+
+
+def make_opponent(game, opponent: str):
+    """``random``, ``mcts:N`` (OpenSpiel's MCTSBot, random rollouts), or ``gnugo:LEVEL`` for Go only."""
+    kind, number = parse_opponent(opponent)
+    if kind == "gnugo":
+        params = game.get_parameters()
+        if game.get_type().short_name != "go":
+            raise ValueError(f"opponent {opponent!r} plays Go only; use 'random' or 'mcts:SIMULATIONS'")
+        binary = find_gnugo()
+        if binary is None:
+            raise DependencyNotInstalled(f"the opponent {opponent!r} needs GnuGo: apt-get install gnugo")
+        return GnuGoOpponent(binary, number, int(params["board_size"]), float(params["komi"]))
+    return MCTSOpponent(game, number) if kind == "mcts" else RandomOpponent()
+
+
+class OpenSpielEnv(gym.Env):
+    """A two-player OpenSpiel game as a Gymnasium env: the agent plays one seat, a fixed opponent the other.
+
+    Observation: ``state.observation_tensor(player)`` as float32 in the game's tensor shape. Actions:
+    ``Discrete(game.num_distinct_actions())``, OpenSpiel's own action numbers. Reward: the agent's
+    change in ``state.returns()`` (for win/draw/loss games +1 / 0 / -1 when the game ends).
+    ``info["action_mask"]`` (int8, 1 = legal) comes with every reset and step. Chance nodes (dice,
+    deals) are sampled from the env's ``np_random``.
+
+    Args:
+        game: OpenSpiel's game, ``NAME?key=value&...`` or ``NAME(key=value,...)``.
+        opponent: ``"random"``, ``"mcts:SIMULATIONS"`` (OpenSpiel's MCTSBot with random rollouts), or for
+            Go ``"gnugo:LEVEL"``. Seeded by ``reset(seed=...)``.
+        player: the agent's seat, ``0`` (moves first), ``1``, or ``"alternate"`` (0, 1, 0, ... over resets).
+        illegal_move_mode: ``"lose"`` (an illegal move loses the game at once) or ``"raise"`` (IllegalMove).
+        render_mode: ``"ansi"`` (OpenSpiel's text of the state) or ``"human"`` (prints it).
+    """
+
+    metadata = {"render_modes": ["human", "ansi"]}
+
+    def __init__(
+        self,
+        game: str = "tic_tac_toe",
+        opponent: str = "random",
+        player: int | str = 0,
+        illegal_move_mode: str = "lose",
+        render_mode: str | None = None,
+    ):
+        if str(player) not in ("0", "1", "alternate"):
+            raise ValueError(f"player must be 0, 1 or 'alternate', got {player!r}")
+        if illegal_move_mode not in ("lose", "raise"):
+            raise ValueError(f"illegal_move_mode must be 'lose' or 'raise', got {illegal_move_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.game = load_game(game)
+        self.opponent_name, self.opponent = opponent, make_opponent(self.game, opponent)
+        self.alternate = str(player) == "alternate"
+        self.player = 0 if self.alternate else int(player)
+        self.games_started = 0
+        self.illegal_move_mode, self.render_mode = illegal_move_mode, render_mode
+        shape = tuple(self.game.observation_tensor_shape())
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=shape, dtype=np.float32)
+        self.action_space = spaces.Discrete(self.game.num_distinct_actions())
+        self.state = self.game.new_initial_state()
+        self.done, self.returned = False, 0.0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if self.alternate:
+            self.player = self.games_started % 2
+        self.games_started += 1
+        self.state = self.game.new_initial_state()
+        self.done, self.returned = False, 0.0
+        self.opponent.new_game(self.np_random)
+        self.done = self._others_move()
+        if self.render_mode == "human":
+            self.render()
+        return self.observation(self.state), self._info()
+
+    def step(self, action):
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be an integer from 0 to {self.action_space.n - 1}, got {action!r}")
+        action = int(action)
+        if self.done:
+            return self._result(0.0)
+        if action not in self.state.legal_actions():
+            if self.illegal_move_mode == "raise":
+                raise IllegalMove(f"{self.state.action_to_string(self.player, action)} is illegal now")
+            self.done = True
+            return self._result(self.game.min_utility() - self.returned)
+        self.state.apply_action(action)
+        if not self.state.is_terminal():
+            self.opponent.observe(self.state, action)
+        resigned = self._others_move()
+        self.done = resigned or self.state.is_terminal()
+        now = -self.game.min_utility() if resigned else float(self.state.returns()[self.player])
+        reward, self.returned = now - self.returned, now
+        return self._result(reward)
+
+    def _others_move(self) -> bool:
+        """Chance outcomes and the opponent's moves, until it is the agent's turn or the game is over.
+
+        Returns True when the opponent resigned (GnuGo can), which wins the agent the game.
+        """
+        while not self.state.is_terminal() and self.state.current_player() != self.player:
+            if self.state.is_chance_node():
+                actions, probs = zip(*self.state.chance_outcomes())
+                self.state.apply_action(int(self.np_random.choice(actions, p=probs)))
+                continue
+            move = self.opponent.move(self.state)
+            if move < 0:
+                return True
+            self.state.apply_action(move)
+        return False
+
+    def observation(self, state) -> np.ndarray:
+        """``state``'s observation tensor from the seat of the player to move (the agent's, outside a search)."""
+        seat = state.current_player() if 0 <= state.current_player() < 2 else self.player
+        return np.asarray(state.observation_tensor(seat), dtype=np.float32).reshape(self.observation_space.shape)
+
+    def action_mask(self) -> np.ndarray:
+        """int8 over the actions, 1 where legal for the agent now (all 0 once the game is over)."""
+        mask = np.zeros(self.action_space.n, dtype=np.int8)
+        if not self.done and not self.state.is_terminal():
+            mask[self.state.legal_actions()] = 1
+        return mask
+
+    def _info(self) -> dict:
+        return {"action_mask": self.action_mask(), "player": self.player}
+
+    def _result(self, reward: float):
+        if self.render_mode == "human":
+            self.render()
+        return self.observation(self.state), float(reward), self.done, False, self._info()
+
+    def render(self):
+        text = str(self.state)
+        if self.render_mode == "human":
+            print(text, file=sys.stdout)
+            return None
+        return text
+
+    def close(self):
+        opponent = getattr(self, "opponent", None)
+        if opponent is not None:
+            opponent.close()
