@@ -58,7 +58,8 @@ def new_run_dir(outdir: str, env_id: str, agent: str) -> str:
         CheckpointError: the folder cannot be created.
     """
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(outdir, f"{env_id.replace('/', '_')}-{agent}-{stamp}")
+    name = re.sub(r"[^\w.-]", "_", env_id)  # ALE/Pong-v5, openspiel:go?board_size=9: no / : ? = in a folder name
+    base = os.path.join(outdir, f"{name}-{agent}-{stamp}")
     path, n = base, 1
     while True:
         try:

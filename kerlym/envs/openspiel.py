@@ -16,7 +16,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import DependencyNotInstalled
 
-from kerlym._io import install_hint
+from kerlym._io import install_hint, native_stderr_silenced
 from kerlym.envs import OPENSPIEL_PREFIX as PREFIX  # noqa: F401 (kerlym.envs.openspiel API)
 from kerlym.envs.go_opponents import GnuGoOpponent, MCTSOpponent, RandomOpponent, find_gnugo, parse_opponent
 
@@ -56,7 +56,8 @@ def load_game(name: str):
         close = difflib.get_close_matches(short, pyspiel.registered_names(), n=3, cutoff=0.6)
         raise ValueError(f"OpenSpiel has no game {short!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
     try:
-        game = pyspiel.load_game(spelled)
+        with native_stderr_silenced():  # OpenSpiel prints its errors to stderr as well as raising them
+            game = pyspiel.load_game(spelled)
     except pyspiel.SpielError as e:
         raise ValueError(f"OpenSpiel cannot load {spelled!r}: {str(e).strip().splitlines()[0]}") from None
     kind = game.get_type()
