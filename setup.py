@@ -35,6 +35,7 @@ setup(
         "jax": ["jax>=0.4.30"],
         "box2d": ["gymnasium[box2d]>=1.0"],
         "go": ["open-spiel>=1.5"],  # Go9x9-v0 / Go19x19-v0; GnuGo opponents also need apt-get install gnugo
+        "games": ["open-spiel>=1.5"],  # -e openspiel:GAME and --search (the same package as .[go])
         "ray": ["ray[tune]>=2.40", "optuna>=3.0", "pyyaml>=6"],  # --seeds --ray, --tune (kerlym.sweep)
         # kerlym --export --format onnx, and LiteRT's interpreter for --format litert's .tflite files
         "export": ["tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18", "ai-edge-litert>=1.2"],

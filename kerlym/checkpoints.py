@@ -377,13 +377,18 @@ def evaluation_record(run, agent, returns, weights: str, wall_time: float | None
     Args:
         run: the run's config (its env and agent are recorded).
         agent: the evaluated agent (its step count is recorded).
-        returns: the greedy episodes' returns.
+        returns: the greedy episodes' returns. In a two-player game (:func:`kerlym.envs.is_two_player`) the
+            record adds ``wins``, ``draws``, ``losses``, ``win_rate`` and its Wilson 95% ``win_rate_95``.
         weights: which weights acted: ``online``, ``average``, ``best``, or a phrase naming a file.
         wall_time: seconds of training behind the weights, where known.
     """
     import numpy as np
 
+    from kerlym.envs import is_two_player
+    from kerlym.stats import game_results
+
     returns = np.asarray(returns, dtype=np.float64)
+    games = game_results(returns) if is_two_player(getattr(agent, "env", None)) else {}
     return {
         "env": run.env,
         "agent": run.agent,
@@ -394,6 +399,7 @@ def evaluation_record(run, agent, returns, weights: str, wall_time: float | None
         "std": float(returns.std()) if len(returns) else float("nan"),
         "weights": weights,
         "wall_time": wall_time,
+        **games,
     }
 
 

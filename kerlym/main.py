@@ -9,6 +9,7 @@ Gymnasium, Keras and matplotlib are imported when a run actually starts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import MISSING, fields
 
@@ -185,6 +186,9 @@ def _saved_run(args, saved_dir: str) -> int:
     overrides = {k: v for k, v in S.given_settings(args).items() if k in C.RUNTIME_FIELDS}
     run, cfg = saved_configs(saved_dir, overrides)
     S.check_fixed_settings(args, run, cfg)
+    given_kwargs = S.given_settings(args).get("env_kwargs")
+    if args.play and given_kwargs:  # --play against another opponent: the given env kwargs add to the run's
+        run = dataclasses.replace(run, env_kwargs={**(run.env_kwargs or {}), **given_kwargs})
     S.check_settings(run, cfg)
     check_env(run, cfg)
     if args.play:  # reads only (but for -S's bundle): no lock, works on a read-only disk

@@ -211,6 +211,15 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
     schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")
+    if run.search:
+        from kerlym.envs import OPENSPIEL_PREFIX
+
+        if not run.env.startswith(OPENSPIEL_PREFIX):
+            raise C.ConfigError(f"--search plays OpenSpiel games (-e openspiel:GAME), not {run.env}")
+        if kind == "policy":
+            raise C.ConfigError(
+                f"--search needs a value estimate, which -a {run.agent} has not; use dqn, ddqn, a2c or ppo"
+            )
     try:
         env = make_env_factory(run)()
     except Exception as e:  # a missing extra (box2d, open_spiel, ...) or a broken env: its first line says which

@@ -12,6 +12,7 @@ import os
 from kerlym import checkpoints, runs
 from kerlym import config as C
 from kerlym._io import first_line, install_hint, native_stderr_silenced
+from kerlym.envs import is_two_player
 from kerlym.make import make
 
 WEIGHTS = ("online", "average", "best")
@@ -83,10 +84,17 @@ def play(
         weights, source = pick_weights(run_dir, which, cfg)
     print(f"playing with the {source}")
     agent = _agent_with(run, cfg, weights, source)
-    returns = agent.evaluate(run.eval_episodes, seed=seed)
+    returns = agent.evaluate(run.eval_episodes, seed=seed, search=run.search)
     for i, r in enumerate(returns):
         print(f" * Episode {i + 1}: reward {r:.2f}")
-    print(f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({source})")
+    searched = f", PUCT search of {run.search}" if run.search else ""
+    print(
+        f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({source}{searched})"
+    )
+    if is_two_player(agent.env):
+        from kerlym.stats import game_results, game_results_text
+
+        print(f"games: {game_results_text(game_results(returns))}")
     if run.submit:
         from kerlym.bundle import write_bundle
         from kerlym.checkpoints import evaluation_record

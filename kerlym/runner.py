@@ -42,6 +42,7 @@ class Runner:
         checkpoint_every: env steps between checkpoints (with ``run_dir``).
         eval_every: env steps between greedy evaluations (with ``run_dir``, the best is kept as ``best.keras``).
         eval_episodes: episodes per evaluation.
+        search: play evaluation moves by a PUCT search of this many simulations (0: the network's greedy move).
         save_memory: include the replay memory in checkpoints.
         signals: the signals that stop training after the current step (and save, with a run folder);
             a second one while saving is ignored with a message. Handled only in the main thread. The
@@ -57,6 +58,7 @@ class Runner:
         checkpoint_every: int | None = None,
         eval_every: int | None = None,
         eval_episodes: int = 20,
+        search: int = 0,
         save_memory: bool = False,
         signals=(signal.SIGINT, signal.SIGTERM),
     ):
@@ -66,6 +68,7 @@ class Runner:
         self.checkpoint_every = checkpoint_every if run_dir else None
         self.eval_every = eval_every
         self.eval_episodes = eval_episodes
+        self.search = search
         self.save_memory = save_memory
         self.signals = tuple(signals)
         self.interrupted: list[int] = []
@@ -279,7 +282,7 @@ class Runner:
 
     def evaluate(self) -> tuple[float, float]:
         """Greedy evaluation; with a run folder, a row in evaluations.csv and best.keras when it is the best."""
-        returns = self.agent.evaluate(self.eval_episodes)
+        returns = self.agent.evaluate(self.eval_episodes, search=self.search)
         self.last_evaluation = (self.agent.total_steps, returns)
         mean, std = float(returns.mean()), float(returns.std())
         best = False

@@ -50,6 +50,8 @@ STEP_NAME = re.compile(r"step-\d+")
 _TEMPORARY = re.compile(r"\.tmp-(\d+)-.+|\.tmp-step-\d+-(\d+)")
 # What kerlym 0.2 wrote as "<file>.tmp", without a PID; only a killed writer leaves one behind.
 _LEGACY_TEMPORARIES = {"": (CONFIG + ".tmp", PROGRESS + ".tmp"), CHECKPOINTS: (LATEST + ".tmp",)}
+
+
 # -- the run folder and its lock ----------------------------------------------
 def new_run_dir(outdir: str, env_id: str, agent: str) -> str:
     """Create ``outdir/<env>-<agent>-<time>`` (made unique) and return it.

@@ -158,6 +158,7 @@ def train(
         checkpoint_every=run.checkpoint_every,
         eval_every=run.eval_every,
         eval_episodes=run.eval_episodes,
+        search=run.search,
         save_memory=run.save_memory,
         signals=signals,
     )
@@ -187,6 +188,10 @@ def train(
             f"evaluation: {evaluation['mean']:.2f} ± {evaluation['std']:.2f} over {evaluation['episodes']} greedy "
             f"episodes (weights: {evaluation['weights']})"
         )
+        if "wins" in evaluation:
+            from kerlym.stats import game_results_text
+
+            say(f"games: {game_results_text(evaluation)}")
     if run.submit and run_dir is not None:  # after Ctrl-C too: the bundle of what was trained so far
         from kerlym.bundle import write_bundle
 

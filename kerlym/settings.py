@@ -101,8 +101,8 @@ def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.Agen
     """With --resume or --play, a setting the run fixed (not in RUNTIME_FIELDS) may be repeated, not changed."""
     saved = C.config_dict(run, cfg)
     for key, value in given_settings(args).items():
-        if key in C.RUNTIME_FIELDS or key == "outdir" or (key == "seed" and args.play):
-            continue  # --seed with --play seeds the evaluation episodes
+        if key in C.RUNTIME_FIELDS or key == "outdir" or (key in ("seed", "env_kwargs") and args.play):
+            continue  # --seed with --play seeds the evaluation episodes; --env-kwargs picks another opponent
         same = value == saved.get(key) or (key == "ema_steps" and value == 0 and saved.get(key) is None)
         if key in saved and not same:
             changeable = ", ".join(C.flag(k).split("/")[-1] for k in C.RUNTIME_FIELDS)

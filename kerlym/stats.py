@@ -308,3 +308,38 @@ def rewrite_progress(path: str, rows: list[dict]) -> None:
         except OSError:
             pass  # never there, or the error above says why
         raise CheckpointError(f"cannot rewrite {path}: {e.strerror or e} (the old file is kept)") from None
+
+
+# -- two-player games: wins, draws and losses ------------------------------------------------------------------------
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval for a rate of ``successes`` in ``n`` trials (``z=1.96``: 95%); ``(0, 1)`` for n=0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def game_results(returns) -> dict:
+    """A two-player game's episodes as ``wins``, ``draws``, ``losses`` (return > 0, = 0, < 0), the win rate
+    and its Wilson 95% interval ``win_rate_95``."""
+    returns = np.asarray(returns, dtype=np.float64)
+    wins, losses = int((returns > 0).sum()), int((returns < 0).sum())
+    n = len(returns)
+    return {
+        "wins": wins,
+        "draws": n - wins - losses,
+        "losses": losses,
+        "win_rate": wins / n if n else float("nan"),
+        "win_rate_95": list(wilson_interval(wins, n)),
+    }
+
+
+def game_results_text(results: dict) -> str:
+    """``wins 12, draws 3, losses 5; win rate 0.60 (95% 0.39-0.78)``."""
+    lo, hi = results["win_rate_95"]
+    return (
+        f"wins {results['wins']}, draws {results['draws']}, losses {results['losses']}; "
+        f"win rate {results['win_rate']:.2f} (95% {lo:.2f}-{hi:.2f})"
+    )

@@ -282,6 +282,12 @@ class ActorCriticAgent(Agent):
             actions = np.clip(actions, self.low, self.high)
         return actions, value
 
+    def position_values(self, states, masks):
+        from kerlym.puct import masked_softmax
+
+        logits, _, value = self.split(ops.convert_to_numpy(self.greedy_model(np.asarray(states), training=False)))
+        return masked_softmax(logits, masks), np.asarray(value, dtype=np.float64).reshape(len(states))
+
     def symmetric_greedy(self, states, masks=None):
         """Greedy actions from the policy averaged over the env's symmetries, and the mean value ``[N, 1]``.
 

@@ -283,7 +283,9 @@ class Agent:
             self, max_steps, max_episodes, callback, step_callback, verbose, tensorboard, eval_episodes, total_timesteps
         )
 
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+    def predict(
+        self, observation, state=None, episode_start=None, deterministic: bool = True, search: int = 0, env=None
+    ):
         """``(action, state)`` for raw observations of the env, as Stable-Baselines3's ``model.predict``.
 
         Takes one observation or a batch of them (a vector env's, one per env). Each goes through
@@ -300,11 +302,18 @@ class Agent:
                 return it as given.
             episode_start: ``observation`` begins a new episode (per env for a batch).
             deterministic: the greedy action (``False``: as training explores, epsilon-greedy or sampled).
+            search: with ``env``, the move of a PUCT search of ``search`` simulations from ``env``'s game
+                state instead (:meth:`search_action`); ``observation`` must be ``env``'s latest.
+            env: the OpenSpiel game env (``openspiel:GAME``) ``observation`` came from, for ``search``.
 
         Returns:
             The action in the env's own form (an int, or for a batch an array of ints; a ``Box``
             action clipped to the space's bounds) and ``state``.
         """
+        if search:
+            if env is None:
+                raise ValueError("predict(search=N) searches from an env's game state: give env=, the env played")
+            return self.search_action(env, search), state
         raw = np.asarray(observation)
         fn = self.preprocessor
         frame_fn = fn is not None and not getattr(fn, "wraps_env", False)
@@ -337,11 +346,14 @@ class Agent:
         actions = np.asarray(actions, dtype=np.int64)
         return (actions if batched else int(actions[0])), state
 
-    def evaluate(self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False) -> np.ndarray:
+    def evaluate(
+        self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False, search: int = 0
+    ) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).
 
         ``explore=True`` picks actions as training does instead (epsilon-greedy
         for DQN, sampled from the policy for PG), still without learning.
+        ``search=N`` plays each move by a PUCT search of N simulations (:meth:`search_action`).
 
         Uses a fresh copy of the environment when the agent was given an env id
         or callable, so evaluation never disturbs training episodes.
@@ -355,16 +367,60 @@ class Agent:
         for i in range(episodes):
             obs, info = env.reset(seed=None if seed is None else seed + i)
             history.push(obs, first=True)
-            total, done = 0.0, False
+            total, done, moves = 0.0, False, 0
             while not done:
-                actions, _ = self.act(history.latest(), explore=explore, masks=action_masks(info, 1))
-                action = actions[0]  # an integer, or a float vector for a Box action space
+                if search:
+                    action = self.search_action(env, search, seed=moves)
+                else:
+                    actions, _ = self.act(history.latest(), explore=explore, masks=action_masks(info, 1))
+                    action = actions[0]  # an integer, or a float vector for a Box action space
+                moves += 1
                 obs, reward, terminated, truncated, info = env.step(action if np.ndim(action) else int(action))
                 history.push(obs, first=False)
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
         return np.asarray(returns)
+
+    # -- play-time search (kerlym.puct) ---------------------------------------
+    def position_values(self, states: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Priors ``[B, A]`` over each state's legal actions (``masks``) and values ``[B]``, for a search.
+
+        Agents with a value to search with override it; this one has none.
+        """
+        raise ValueError(f"-a {self.name} has no value estimate to search with; --search needs dqn, ddqn, a2c or ppo")
+
+    def search_action(self, env, simulations: int, seed: int = 0) -> int:
+        """The move of a PUCT search (:func:`kerlym.puct.search`) of ``simulations`` from ``env``'s game state.
+
+        Args:
+            env: an ``openspiel:GAME`` env (:class:`kerlym.envs.openspiel.OpenSpielEnv`, wrapped or not) at the
+                agent's turn; its state is cloned, never changed.
+            simulations: the search's simulations, each one leaf evaluation.
+            seed: orders children of equal score; the same seed gives the same search.
+
+        Raises:
+            ValueError: ``env`` is not an OpenSpiel game, or this agent has no value to search with (one line).
+        """
+        from kerlym import puct
+
+        game = getattr(env, "unwrapped", env)
+        if not callable(getattr(game, "observation", None)) or not hasattr(game, "state"):
+            raise ValueError(f"--search needs an OpenSpiel game env (-e openspiel:GAME), not {type(game).__name__}")
+        root = puct.search(game.state, self._search_positions, game.observation, simulations, seed)
+        return int(root.best_child().action)
+
+    def _search_positions(self, observations: np.ndarray, masks: np.ndarray):
+        """:meth:`position_values` of raw observations, each stacked as an episode's first frame."""
+        fn = self.preprocessor
+        states = []
+        for obs in observations:
+            if fn is not None and not getattr(fn, "wraps_env", False):
+                obs = np.asarray(fn(obs))
+            history = self.frame_history()
+            history.push(obs.astype(self.frame_dtype, copy=False), first=True)
+            states.append(history.latest())
+        return self.position_values(np.concatenate(states), masks)
 
     def close(self) -> None:
         """Close the environments this agent opened."""

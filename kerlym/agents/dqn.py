@@ -253,6 +253,14 @@ class DQN(Agent):
             greedy = masked_argmax(q, masks)
         return np.where(random, actions, greedy), q
 
+    def position_values(self, states, masks):
+        # The prior is a softmax of Q over the legal actions, the value the largest legal Q (greedy play's).
+        from kerlym.puct import masked_softmax
+
+        _, q = self.act(states, explore=False)
+        q = np.asarray(q, dtype=np.float64)
+        return masked_softmax(q, masks), np.where(masks, q, -np.inf).max(axis=1)
+
     def _exploration_draws(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` uniform numbers in [0, 1) and ``n`` random actions, taken from blocks drawn ahead."""
         if len(self._uniforms) < n:

@@ -98,6 +98,7 @@ RUNTIME_FIELDS = (
     "tensorboard",
     "eval_episodes",
     "eval_every",
+    "search",
     "checkpoint_every",
     "save_memory",
     "dtype_policy",  # weights are float32 under either policy

@@ -71,6 +71,13 @@ class RunConfig:
     eval_episodes: int = setting(
         20, "Greedy episodes per evaluation (--eval_every, -S, --play)", topic="evaluation", check="positive"
     )
+    search: int = setting(
+        0,
+        "Play evaluation moves (--play, --eval_every, the final one) by a PUCT search of N simulations with the "
+        "agent's networks; OpenSpiel games (-e openspiel:GAME) and -a dqn, ddqn, a2c, a3c or ppo",
+        topic="evaluation",
+        check="at least 0",
+    )
     eval_every: int | None = setting(
         None,
         "Evaluate greedily every N steps; keeps the best model as best.keras",

@@ -124,6 +124,11 @@ class OneEnv:
         self.env.close()
 
 
+def is_two_player(env) -> bool:
+    """Whether ``env`` is a two-player game against an opponent (Go, ``openspiel:GAME``): returns are won or lost."""
+    return bool(getattr(getattr(env, "unwrapped", env), "two_player", False))
+
+
 def action_masks(info, n: int) -> np.ndarray | None:
     """The ``action_mask`` of ``n`` envs' info (a Gymnasium vector env's, or one env's) as bool ``[n, actions]``."""
     mask = info.get("action_mask") if info else None

@@ -68,6 +68,7 @@ class GoEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
+    two_player = True  # evaluations count wins, draws and losses (kerlym.envs.is_two_player)
 
     def __init__(
         self,

@@ -105,6 +105,7 @@ class OpenSpielEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["human", "ansi"]}
+    two_player = True  # evaluations count wins, draws and losses (kerlym.envs.is_two_player)
 
     def __init__(
         self,
