@@ -378,7 +378,8 @@ def evaluation_record(run, agent, returns, weights: str, wall_time: float | None
         run: the run's config (its env and agent are recorded).
         agent: the evaluated agent (its step count is recorded).
         returns: the greedy episodes' returns. In a two-player game (:func:`kerlym.envs.is_two_player`) the
-            record adds ``wins``, ``draws``, ``losses``, ``win_rate`` and its Wilson 95% ``win_rate_95``.
+            record adds ``wins``, ``draws``, ``losses``, ``win_rate`` and its Wilson 95% ``win_rate_95``; with
+            ``--search N``, ``search`` says the moves came from a PUCT search of N simulations.
         weights: which weights acted: ``online``, ``average``, ``best``, or a phrase naming a file.
         wall_time: seconds of training behind the weights, where known.
     """
@@ -389,6 +390,8 @@ def evaluation_record(run, agent, returns, weights: str, wall_time: float | None
 
     returns = np.asarray(returns, dtype=np.float64)
     games = game_results(returns) if is_two_player(getattr(agent, "env", None)) else {}
+    if getattr(run, "search", 0):
+        games["search"] = run.search
     return {
         "env": run.env,
         "agent": run.agent,

@@ -573,3 +573,28 @@ def test_the_original_commands_flags_and_every_other_spelling_set_the_same_field
     parse = parser.parse_args
     assert parse(["--n_step", "3"]).return_steps == 3 == parse(["--return_steps=3"]).return_steps
     assert parse(["--ema=5"]).ema_steps == 5 and parse(["--pong_reset", "0"]).reset_on_score == 0
+
+
+def test_openspiel_game_trains_and_plays_with_search_against_another_opponent(tmp_path):
+    pytest.importorskip("pyspiel", reason="OpenSpiel games need the .[games] extra (open-spiel)")
+    game = ["-e", "openspiel:tic_tac_toe", "-a", "ppo", "-n", "actor_critic_mlp", "--seed", "0", "-q"]
+    out = kerlym(*game, "--steps", "256", "--eval_episodes", "4", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    assert os.path.basename(run).startswith("openspiel_tic_tac_toe-ppo-")
+    with open(os.path.join(run, checkpoints.EVALUATION)) as f:
+        record = json.load(f)
+    assert record["wins"] + record["draws"] + record["losses"] == 4
+    assert record["wins"] == sum(r > 0 for r in record["returns"])
+    assert 0 <= record["win_rate_95"][0] <= record["win_rate"] <= record["win_rate_95"][1] <= 1
+    out = kerlym("--play", run, "--env-kwargs", "opponent=mcts:8", "--search", "8", "--eval_episodes", "2", "-S")
+    assert out.returncode == 0, out.stderr
+    assert "PUCT search of 8" in out.stdout and "games: wins " in out.stdout
+    with open(os.path.join(run, "config.json")) as f:
+        assert "opponent" not in f.read()  # --play's opponent is its own, not the run's
+    out = kerlym("--play", run, "--search", "8", "-a", "pg")
+    assert out.returncode != 0
+    out = kerlym("-e", "openspiel:matrix_rps", "-a", "ppo", "--outdir", str(tmp_path / "bad"))
+    assert out.returncode == 2 and "simultaneous moves" in out.stderr and "Traceback" not in out.stderr
+    out = kerlym("-e", "CartPole-v1", "--search", "4", "--outdir", str(tmp_path / "bad"))
+    assert out.returncode == 2 and "--search plays OpenSpiel games" in out.stderr

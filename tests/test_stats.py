@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from kerlym import stats
 from kerlym.runs import CheckpointError
 from kerlym.stats import (
     PROGRESS_FIELDS,
@@ -308,3 +309,19 @@ def test_rewrite_progress_keeps_the_old_file_when_it_cannot_write(tmp_path, monk
         rewrite_progress(path, [row(1)])
     monkeypatch.undo()
     assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["progress.csv"]
+
+
+def test_wilson_interval_by_hand():
+    # 12 wins of 20, z = 1.96: centre (0.6 + 0.09604) / 1.19208 = 0.58389,
+    # half-width 1.96 / 1.19208 * sqrt(0.012 + 0.0024010) = 0.19731
+    lo, hi = stats.wilson_interval(12, 20)
+    assert lo == pytest.approx(0.38658, abs=1e-5) and hi == pytest.approx(0.78120, abs=1e-5)
+    assert stats.wilson_interval(0, 10) == pytest.approx((0.0, 3.8416 / 13.8416))  # z² / (n + z²)
+    assert stats.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_game_results_count_wins_draws_and_losses_by_the_return_sign():
+    results = stats.game_results([1.0, -1.0, 0.0, 1.0, 0.5])
+    assert (results["wins"], results["draws"], results["losses"]) == (3, 1, 1)
+    assert results["win_rate"] == 0.6 and results["win_rate_95"] == list(stats.wilson_interval(3, 5))
+    assert stats.game_results_text(results).startswith("wins 3, draws 1, losses 1; win rate 0.60 (95% ")

@@ -1,0 +1,105 @@
+"""kerlym.puct and the agents' --search: winning moves found, visit counts, value signs, batched calls."""
+
+import math
+
+import numpy as np
+import pytest
+
+from kerlym import puct
+from kerlym.envs import make_env
+
+pytest.importorskip("pyspiel", reason="--search needs the .[games] extra (open-spiel)")
+
+
+def uniform(observations, masks):
+    """An untrained network: a uniform prior over the legal moves and value 0 everywhere."""
+    return puct.masked_softmax(np.zeros(masks.shape), masks), np.zeros(len(masks))
+
+
+def position(moves, **env_kwargs):
+    """A tic-tac-toe env whose game stands after ``moves`` (X first)."""
+    env = make_env("openspiel:tic_tac_toe", env_kwargs=env_kwargs).unwrapped
+    env.reset(seed=0)
+    env.state = env.game.new_initial_state()
+    for a in moves:
+        env.state.apply_action(a)
+    return env
+
+
+def test_masked_softmax_by_hand():
+    p = puct.masked_softmax(np.array([[1.0, 2.0, 3.0]]), np.array([[True, False, True]]))
+    e1, e3 = math.exp(1), math.exp(3)
+    np.testing.assert_allclose(p, [[e1 / (e1 + e3), 0.0, e3 / (e1 + e3)]])
+
+
+@pytest.mark.parametrize("simulations", [4, 16, 64])
+@pytest.mark.parametrize("moves, win", [([0, 3, 1, 4], 2), ([0, 3, 1, 4, 8], 5)])  # X to move, then O to move
+def test_search_with_an_untrained_network_finds_the_winning_move(simulations, moves, win):
+    env = position(moves)
+    root = puct.search(env.state, uniform, env.observation, simulations, seed=0)
+    assert root.best_child().action == win
+    # the search ran its simulations: the root's first one evaluates the root itself
+    assert puct.visit_counts(root, 9).sum() == simulations - 1
+
+
+def test_visit_counts_are_deterministic_for_a_seed_and_calls_are_batched():
+    env = position([0, 3, 1, 4])
+    counts = []
+    for _ in range(2):
+        evaluator = puct.position_evaluator(uniform, env.observation)
+        root = puct.search(env.state, None, None, 16, seed=0, evaluator=evaluator)
+        counts.append(puct.visit_counts(root, 9))
+    np.testing.assert_array_equal(counts[0], counts[1])
+    # 0 1 3 4 are taken; the win (2) takes the visits, each other move is tried once
+    np.testing.assert_array_equal(counts[0], [0, 0, 11, 0, 0, 1, 1, 1, 1])
+    assert evaluator.calls == 1  # the root and its 5 children in one network call covered all 16 simulations
+
+
+def test_value_signs_on_terminal_and_scored_positions():
+    env = position([0, 3, 1, 4])  # X to move; X at 2 wins
+    won = env.state.child(2)
+    assert won.is_terminal() and won.returns() == [1.0, -1.0]  # by hand: X (player 0) won
+    root = puct.search(env.state, uniform, env.observation, 8, seed=0)
+    child = next(c for c in root.children if c.action == 2)
+    assert child.player == 0 and child.outcome == [1.0, -1.0]
+    assert child.total_reward == child.explore_count  # every visit scored +1 for X, the player who moved
+
+    # a network that says "the player to move is winning by 0.5" scores O's turn +0.5 for O, -0.5 for X
+    def confident(observations, masks):
+        return uniform(observations, masks)[0], np.full(len(masks), 0.5)
+
+    evaluator = puct.position_evaluator(confident, env.observation)
+    o_to_move = env.state.child(8)
+    np.testing.assert_array_equal(evaluator.evaluate(o_to_move), [-0.5, 0.5])
+    np.testing.assert_array_equal(evaluator.evaluate(env.state), [0.5, -0.5])
+
+
+@pytest.mark.parametrize("name", ["ppo", "dqn"])
+def test_untrained_agents_search_to_the_win_and_predict_takes_the_env(name):
+    import kerlym
+
+    agent = kerlym.make("openspiel:tic_tac_toe", name, seed=0, nframes=1)
+    env = position([0, 3, 1, 4])
+    priors, values = agent.position_values(
+        np.zeros((2, agent.input_dim), np.float32), np.array([[True] * 9, [False] * 8 + [True]])
+    )
+    np.testing.assert_allclose(priors.sum(axis=1), 1.0)
+    assert priors[1, 8] == 1.0 and values.shape == (2,)
+    assert agent.search_action(env, 16) == 2
+    obs = env.observation(env.state)
+    assert agent.predict(obs, search=16, env=env) == (2, None)
+    with pytest.raises(ValueError, match="give env="):
+        agent.predict(obs, search=16)
+    with pytest.raises(ValueError, match="openspiel:GAME"):
+        agent.search_action(make_env("CartPole-v1"), 4)
+    agent.close()
+
+
+def test_search_is_refused_in_one_line_where_it_cannot_run():
+    from kerlym import config as C
+    from kerlym.make import check_env, configure
+
+    with pytest.raises(C.ConfigError, match="OpenSpiel games"):
+        check_env(*configure("CartPole-v1", "ppo", search=8))
+    with pytest.raises(C.ConfigError, match="value estimate"):
+        check_env(*configure("openspiel:tic_tac_toe", "pg", search=8))
