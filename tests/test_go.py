@@ -233,7 +233,9 @@ def test_missing_openspiel_names_the_extra(monkeypatch):
 
 def test_missing_gnugo_is_one_line_naming_the_install_and_the_alternative(monkeypatch):
     pytest.importorskip("pyspiel")
-    monkeypatch.setattr(go, "find_gnugo", lambda: None)
+    from kerlym.envs import openspiel
+
+    monkeypatch.setattr(openspiel, "find_gnugo", lambda: None)  # the generic OpenSpiel env makes the opponents
     register()
     with pytest.raises(DependencyNotInstalled) as error:
         gym.make("Go9x9-v0")  # its default opponent is gnugo:0

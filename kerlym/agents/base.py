@@ -405,7 +405,7 @@ class Agent:
         from kerlym import puct
 
         game = getattr(env, "unwrapped", env)
-        if not callable(getattr(game, "observation", None)) or not hasattr(game, "state"):
+        if not getattr(game, "searchable", False):
             raise ValueError(f"--search needs an OpenSpiel game env (-e openspiel:GAME), not {type(game).__name__}")
         root = puct.search(game.state, self._search_positions, game.observation, simulations, seed)
         return int(root.best_child().action)

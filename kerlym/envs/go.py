@@ -2,7 +2,9 @@
 
 The old gym's Go env wrapped Pachi, which is gone. Here OpenSpiel's ``go`` game
 keeps the rules and the score, and the opponent is GnuGo (over GTP), OpenSpiel's
-MCTS bot, or uniform random play.
+MCTS bot, or uniform random play. The game loop is the generic OpenSpiel env's
+(:class:`kerlym.envs.openspiel.OpenSpielEnv`); Go keeps its own planes, actions
+(rows from the top, resign), end reasons, komi and GnuGo.
 
 Rules, from OpenSpiel: suicide and simple-ko recaptures are illegal; the game
 ends after two passes in a row and is scored by Tromp-Taylor area counting
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import sys
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.error import DependencyNotInstalled
@@ -39,13 +40,10 @@ from kerlym.envs.go_opponents import (  # noqa: F401 (kerlym.envs.go's API)
     gtp_to_action,
     parse_opponent,
 )
+from kerlym.envs.openspiel import IllegalMove, OpenSpielEnv  # noqa: F401 (IllegalMove: kerlym.envs.go's API)
 
 
-class IllegalMove(ValueError):
-    """The agent played an illegal move with ``illegal_move_mode="raise"``."""
-
-
-class GoEnv(gym.Env):
+class GoEnv(OpenSpielEnv):
     """Go on an N x N board against a fixed opponent; the agent plays ``player_color``.
 
     Observation: uint8 ``(3, N, N)`` planes of black, white and empty points,
@@ -68,7 +66,7 @@ class GoEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
-    two_player = True  # evaluations count wins, draws and losses (kerlym.envs.is_two_player)
+    searchable = False  # its actions (rows flipped, resign) and planes are not OpenSpiel's: no --search yet
 
     def __init__(
         self,
@@ -88,102 +86,46 @@ class GoEnv(gym.Env):
             raise ValueError(f"board_size must be an integer from 2 to 19, got {board_size!r}")
         if player_color not in ("black", "white"):
             raise ValueError(f"player_color must be 'black' or 'white', got {player_color!r}")
-        if illegal_move_mode not in ("lose", "raise"):
-            raise ValueError(f"illegal_move_mode must be 'lose' or 'raise', got {illegal_move_mode!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.board_size = n = int(board_size)
-        self.player_color, self.illegal_move_mode, self.komi = player_color, illegal_move_mode, float(komi)
-        self.render_mode = render_mode
-        self.player = 0 if player_color == "black" else 1  # OpenSpiel's player numbers: black 0, white 1
+        self.player_color, self.komi = player_color, float(komi)
         self.pass_action, self.resign_action = n * n, n * n + 1
-        self.observation_space = spaces.Box(0, 1, shape=(3, n, n), dtype=np.uint8)
-        self.action_space = spaces.Discrete(n * n + 2)
-
         params = {"board_size": n, "komi": self.komi}
         if max_game_length is not None:
             params["max_game_length"] = int(max_game_length)
-        self.game = pyspiel.load_game("go", params)
+        game = pyspiel.load_game("go", params)
+        # OpenSpiel's player numbers: black 0, white 1. The opponent (GnuGo's error names the way out) and
+        # the rules come from the generic env; the observation and the actions are Go's own, below.
+        super().__init__(game, opponent, 0 if player_color == "black" else 1, illegal_move_mode, render_mode)
         self.max_game_length = self.game.max_game_length()
+        self.observation_space = spaces.Box(0, 1, shape=(3, n, n), dtype=np.uint8)
+        self.action_space = spaces.Discrete(n * n + 2)
 
-        kind, number = parse_opponent(opponent)
-        self.opponent_name = opponent
-        if kind == "gnugo":
-            binary = find_gnugo()
-            if binary is None:
-                raise DependencyNotInstalled(
-                    f"the Go opponent {opponent!r} needs GnuGo: apt-get install gnugo "
-                    "(or play another opponent: --env-kwargs opponent=random)"
-                )
-            self.opponent = GnuGoOpponent(binary, number, n, self.komi)
-        elif kind == "mcts":
-            self.opponent = MCTSOpponent(self.game, number)
-        else:
-            self.opponent = RandomOpponent()
-        self.state = self.game.new_initial_state()
-        self.done, self.end = False, None
-
-    # -- the game ------------------------------------------------------------------------------------------------
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.state = self.game.new_initial_state()
-        self.done, self.end = False, None
-        self.opponent.new_game(self.np_random)
-        if self.state.current_player() != self.player:
-            self._opponent_moves()
-        if self.render_mode == "human":
-            self.render()
-        return self._observation(), self._info()
-
+    # -- Go's actions and observation over the generic game ---------------------------------------------------------
     def step(self, action):
-        if not self.action_space.contains(action):
-            raise ValueError(f"action must be an integer from 0 to {self.resign_action}, got {action!r}")
-        action = int(action)
-        if self.done:  # as the old gym did: the finished game stays finished
-            return self._result(0.0)
-        if action == self.resign_action:
+        if self.action_space.contains(action) and int(action) == self.resign_action and not self.done:
             return self._finish(-1.0, "resign")
-        spiel_action = flip_rows(action, self.board_size)
-        if spiel_action not in self.state.legal_actions():
-            if self.illegal_move_mode == "raise":
-                raise IllegalMove(f"{action_to_gtp(action, self.board_size)} is illegal for {self.player_color}")
-            return self._finish(-1.0, "illegal_move")
-        self.state.apply_action(spiel_action)
-        if not self.state.is_terminal():
-            self.opponent.observe(self.state, spiel_action)
-            if self._opponent_moves():
-                return self._finish(1.0, "opponent_resigned")
-        if self.state.is_terminal():
-            return self._finish(float(self.state.returns()[self.player]), self._end_reason())
-        return self._result(0.0)
+        return super().step(action)
 
-    def _opponent_moves(self) -> bool:
-        """The opponent's move, played on the board; True when it resigned."""
-        move = self.opponent.move(self.state)
-        if move == RESIGN:
-            return True
-        self.state.apply_action(move)
-        return False
+    def to_spiel(self, action: int) -> int:
+        return flip_rows(action, self.board_size)
 
-    def _finish(self, reward: float, end: str):
-        self.done, self.end = True, end
-        return self._result(reward)
+    def illegal_text(self, action: int) -> str:
+        return f"{action_to_gtp(action, self.board_size)} is illegal for {self.player_color}"
 
-    def _result(self, reward: float):
-        if self.render_mode == "human":
-            self.render()
-        return self._observation(), reward, self.done, False, self._info()
-
-    def _end_reason(self) -> str:
+    def end_reason(self) -> str:
         history = self.state.history()
         if history[-2:] == [self.pass_action, self.pass_action]:
             return "two_passes"
         return "move_limit" if len(history) >= self.max_game_length else "superko"
 
-    def _observation(self) -> np.ndarray:
+    def observation(self, state) -> np.ndarray:
+        """Black, white and empty planes of ``state`` (whoever is to move), row 0 at the top."""
         n = self.board_size
-        planes = np.asarray(self.state.observation_tensor(0), dtype=np.float32).reshape(4, n, n)[:3]
+        planes = np.asarray(state.observation_tensor(0), dtype=np.float32).reshape(4, n, n)[:3]
         return np.ascontiguousarray(planes[:, ::-1], dtype=np.uint8)  # OpenSpiel's row 0 is the bottom
+
+    def _observation(self) -> np.ndarray:
+        return self.observation(self.state)
 
     def symmetries(self) -> tuple[np.ndarray, np.ndarray]:
         """The board's 8 rotations and reflections as index arrays ``(obs_index [8, 3 N²], action_index [8, N² + 2])``.
@@ -231,11 +173,6 @@ class GoEnv(gym.Env):
             print(text, file=sys.stdout)
             return None
         return text
-
-    def close(self):
-        opponent = getattr(self, "opponent", None)
-        if opponent is not None:
-            opponent.close()
 
     def __del__(self):
         try:

@@ -81,7 +81,10 @@ def make_opponent(game, opponent: str):
             raise ValueError(f"opponent {opponent!r} plays Go only; use 'random' or 'mcts:SIMULATIONS'")
         binary = find_gnugo()
         if binary is None:
-            raise DependencyNotInstalled(f"the opponent {opponent!r} needs GnuGo: apt-get install gnugo")
+            raise DependencyNotInstalled(
+                f"the Go opponent {opponent!r} needs GnuGo: apt-get install gnugo "
+                "(or play another opponent: --env-kwargs opponent=random)"
+            )
         return GnuGoOpponent(binary, number, int(params["board_size"]), float(params["komi"]))
     return MCTSOpponent(game, number) if kind == "mcts" else RandomOpponent()
 
@@ -96,7 +99,7 @@ class OpenSpielEnv(gym.Env):
     deals) are sampled from the env's ``np_random``.
 
     Args:
-        game: OpenSpiel's game, ``NAME?key=value&...`` or ``NAME(key=value,...)``.
+        game: OpenSpiel's game, ``NAME?key=value&...`` or ``NAME(key=value,...)``, or a loaded ``pyspiel.Game``.
         opponent: ``"random"``, ``"mcts:SIMULATIONS"`` (OpenSpiel's MCTSBot with random rollouts), or for
             Go ``"gnugo:LEVEL"``. Seeded by ``reset(seed=...)``.
         player: the agent's seat, ``0`` (moves first), ``1``, or ``"alternate"`` (0, 1, 0, ... over resets).
@@ -106,6 +109,7 @@ class OpenSpielEnv(gym.Env):
 
     metadata = {"render_modes": ["human", "ansi"]}
     two_player = True  # evaluations count wins, draws and losses (kerlym.envs.is_two_player)
+    searchable = True  # the agent's actions and observations are OpenSpiel's own, so --search can play it
 
     def __init__(
         self,
@@ -121,7 +125,7 @@ class OpenSpielEnv(gym.Env):
             raise ValueError(f"illegal_move_mode must be 'lose' or 'raise', got {illegal_move_mode!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.game = load_game(game)
+        self.game = load_game(game) if isinstance(game, str) else game
         self.opponent_name, self.opponent = opponent, make_opponent(self.game, opponent)
         self.alternate = str(player) == "alternate"
         self.player = 0 if self.alternate else int(player)
@@ -131,15 +135,28 @@ class OpenSpielEnv(gym.Env):
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=shape, dtype=np.float32)
         self.action_space = spaces.Discrete(self.game.num_distinct_actions())
         self.state = self.game.new_initial_state()
-        self.done, self.returned = False, 0.0
+        self.done, self.returned, self.end = False, 0.0, None
 
+    # -- what a subclass with actions or observations of its own (Go) changes ---------------------------------------
+    def to_spiel(self, action: int) -> int:
+        """This env's action as OpenSpiel's (the same number here)."""
+        return action
+
+    def illegal_text(self, action: int) -> str:
+        return f"{self.state.action_to_string(self.player, action)} is illegal now"
+
+    def end_reason(self) -> str:
+        """``info["end"]`` when the game itself ended (illegal moves and resigning have their own)."""
+        return "game_over"
+
+    # -- the game ------------------------------------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         if self.alternate:
             self.player = self.games_started % 2
         self.games_started += 1
         self.state = self.game.new_initial_state()
-        self.done, self.returned = False, 0.0
+        self.done, self.returned, self.end = False, 0.0, None
         self.opponent.new_game(self.np_random)
         self.done = self._others_move()
         if self.render_mode == "human":
@@ -150,20 +167,28 @@ class OpenSpielEnv(gym.Env):
         if not self.action_space.contains(action):
             raise ValueError(f"action must be an integer from 0 to {self.action_space.n - 1}, got {action!r}")
         action = int(action)
-        if self.done:
+        if self.done:  # the finished game stays finished
             return self._result(0.0)
-        if action not in self.state.legal_actions():
+        spiel_action = self.to_spiel(action)
+        if spiel_action not in self.state.legal_actions():
             if self.illegal_move_mode == "raise":
-                raise IllegalMove(f"{self.state.action_to_string(self.player, action)} is illegal now")
-            self.done = True
-            return self._result(self.game.min_utility() - self.returned)
-        self.state.apply_action(action)
+                raise IllegalMove(self.illegal_text(action))
+            return self._finish(self.game.min_utility(), "illegal_move")
+        self.state.apply_action(spiel_action)
         if not self.state.is_terminal():
-            self.opponent.observe(self.state, action)
-        resigned = self._others_move()
-        self.done = resigned or self.state.is_terminal()
-        now = -self.game.min_utility() if resigned else float(self.state.returns()[self.player])
+            self.opponent.observe(self.state, spiel_action)
+        if self._others_move():
+            return self._finish(-self.game.min_utility(), "opponent_resigned")
+        now = float(self.state.returns()[self.player])
+        if self.state.is_terminal():
+            return self._finish(now, self.end_reason())
         reward, self.returned = now - self.returned, now
+        return self._result(reward)
+
+    def _finish(self, final_return: float, end: str):
+        """End the game with the agent's return ``final_return``; ``info["end"]`` says why."""
+        self.done, self.end = True, end
+        reward, self.returned = final_return - self.returned, final_return
         return self._result(reward)
 
     def _others_move(self) -> bool:
@@ -195,7 +220,10 @@ class OpenSpielEnv(gym.Env):
         return mask
 
     def _info(self) -> dict:
-        return {"action_mask": self.action_mask(), "player": self.player}
+        info = {"action_mask": self.action_mask(), "player": self.player}
+        if self.end is not None:
+            info["end"] = self.end
+        return info
 
     def _result(self, reward: float):
         if self.render_mode == "human":
