@@ -92,6 +92,8 @@ def test_untrained_agents_search_to_the_win_and_predict_takes_the_env(name):
         agent.predict(obs, search=16)
     with pytest.raises(ValueError, match="openspiel:GAME"):
         agent.search_action(make_env("CartPole-v1"), 4)
+    with pytest.raises(ValueError, match="openspiel:GAME"):  # Go's actions are not OpenSpiel's (rows flipped)
+        agent.search_action(make_env("Go9x9-v0", env_kwargs={"opponent": "random"}), 4)
     agent.close()
 
 
