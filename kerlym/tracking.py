@@ -180,7 +180,12 @@ class MLflow(_Tracker):
         self.last_flush = time.perf_counter()
 
     def _start(self, uri, run_dir, settings, name, experiment) -> None:
+        import logging
+
         import mlflow
+
+        for chatty in ("mlflow.store.db.utils", "alembic"):  # a new SQLite store's table set-up, at INFO
+            logging.getLogger(chatty).setLevel(logging.WARNING)
         from mlflow.entities import Param
         from mlflow.exceptions import MlflowException
 
