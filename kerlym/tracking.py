@@ -262,14 +262,14 @@ def wandb_mode() -> str:
     """``$WANDB_MODE`` if set, else ``online`` with an API key (``$WANDB_API_KEY``, ``~/.netrc``), else ``offline``."""
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return "online"
     import netrc
     from urllib.parse import urlparse
 
     host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
     try:
-        return "online" if netrc.netrc().authenticators(host) else "offline"
+        return "online" if netrc.netrc(os.environ.get("NETRC") or None).authenticators(host) else "offline"
     except (OSError, netrc.NetrcParseError):
         return "offline"
 

@@ -214,7 +214,7 @@ def wandb_logged(run_folder):
 @pytest.fixture
 def wandb_offline(tmp_path, monkeypatch):
     pytest.importorskip("wandb", reason=EXTRA)
-    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DIR", "WANDB_PROJECT", "NETRC"):
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_DIR", "WANDB_PROJECT", "NETRC"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc, so no API key: offline
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / "wandb"))
@@ -297,6 +297,14 @@ def test_mlflow_uri_makes_local_paths_absolute(tmp_path, monkeypatch):
     assert tracking.mlflow_uri(None) is None and tracking.mlflow_uri(False) is None
     monkeypatch.setenv(tracking.FILE_STORE_OPT_IN, "true")
     assert tracking.mlflow_uri("mlruns") == f"file://{tmp_path}/mlruns"
+
+
+def test_wandb_goes_online_with_a_key_in_netrc(tmp_path, wandb_offline, monkeypatch):
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert tracking.wandb_mode() == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert tracking.wandb_mode() == "disabled"
 
 
 def test_row_metrics_are_the_finite_numbers_but_the_step():
