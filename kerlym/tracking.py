@@ -211,7 +211,9 @@ class MLflow(_Tracker):
         params = [Param(k, _text(v)) for k, v in sorted(settings.items()) if k not in known]
         for i in range(0, len(params), 100):  # log_batch takes at most 100 params
             self.client.log_batch(self.run_id, params=params[i : i + 100])
-        self.where = f"MLflow: run {self.run_id} at {uri}" + ("  (view: mlflow ui)" if uri == mlflow_uri(True) else "")
+        view = "mlflow ui" if uri == mlflow_uri(True) else f"mlflow ui --backend-store-uri {uri}"
+        local = uri.startswith(("sqlite:", "file:"))  # a server's URI is its UI
+        self.where = f"MLflow: run {self.run_id} at {uri}" + (f"  (view: {view})" if local else "")
 
     def _experiment(self, name: str) -> str:
         from mlflow.exceptions import MlflowException
