@@ -158,7 +158,7 @@ class MLflow(_Tracker):
         settings: the run's settings, logged as params (a resumed run's new ones only: MLflow params never change).
         name: the run's name (the run folder's).
         experiment: the experiment (a sweep's folder name); default ``$MLFLOW_EXPERIMENT_NAME`` or ``kerlym``.
-        flush_seconds: how long metrics wait before one ``log_batch`` sends them.
+        flush_seconds: how long metrics wait before one ``log_batch`` hands them to MLflow's logging thread.
 
     Raises:
         ConfigError: mlflow is missing, or the store or server refused to start the run (one line).
@@ -177,6 +177,7 @@ class MLflow(_Tracker):
             raise ConfigError(f"--mlflow {uri}: {first_line(e)}") from None
         self.flush_seconds = flush_seconds
         self.pending: list = []
+        self.sent: list = []  # MLflow's RunOperations of the batches its background thread is logging
         self.last_flush = time.perf_counter()
 
     def _start(self, uri, run_dir, settings, name, experiment) -> None:
@@ -235,20 +236,28 @@ class MLflow(_Tracker):
             self._flush()
 
     def _flush(self) -> None:
+        """Hand the pending metrics to MLflow's own background logging thread: the loop does not wait for the store."""
         pending, self.pending = self.pending, []
         self.last_flush = time.perf_counter()
         for i in range(0, len(pending), 1000):  # log_batch takes at most 1000 metrics
-            self.client.log_batch(self.run_id, metrics=pending[i : i + 1000])
+            self.sent.append(self.client.log_batch(self.run_id, metrics=pending[i : i + 1000], synchronous=False))
+
+    def _wait(self) -> None:
+        """Wait until MLflow has stored every batch; raises the error of one it could not."""
+        self._flush()
+        sent, self.sent = self.sent, []
+        for operations in sent:
+            operations.wait()
 
     def on_tick(self, runner) -> None:
         if self.pending and time.perf_counter() - self.last_flush >= self.flush_seconds:
             self._guard(self._flush)
 
     def close(self) -> None:
-        self._guard(self._flush)
+        self._guard(self._wait)
 
     def _end(self, files, evaluation, status) -> None:
-        self._flush()
+        self._wait()
         for path in files:
             self.client.log_artifact(self.run_id, path, "model" if path.endswith(".keras") else None)
         self.client.set_terminated(self.run_id, status=status)
