@@ -249,6 +249,19 @@ def test_wandb_runs_offline_without_a_key_and_resume_continues_its_run(tmp_path,
     assert [(s, v["reward"]) for s, v in sorted(steps.items()) if "reward" in v] == resumed and resumed
 
 
+def test_agent_learn_logs_to_a_new_offline_wandb_run(tmp_path, wandb_offline, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "w"))  # without a run folder: W&B's own folder
+    agent = kerlym.make("CartPole-v1", "dqn", seed=0, update_freq=50, batch_size=32, learning_starts=32)
+    episodes = agent.learn(300, verbose=0, eval_episodes=2, wandb=True)
+    (folder,) = glob.glob(str(tmp_path / "w" / "wandb" / "offline-run-*"))
+    _, steps, logged_config, summary, files = wandb_logged(folder)
+    assert [(s, v["reward"]) for s, v in sorted(steps.items()) if "reward" in v] == [
+        (r["total_steps"], r["reward"]) for r in episodes
+    ]
+    assert logged_config["agent"] == "dqn" and {"config.json", "model.keras"} <= set(files)
+    agent.close()
+
+
 # -- off, missing, refused ----------------------------------------------------------
 def test_no_tracking_flag_builds_no_tracker():
     agent = kerlym.make("CartPole-v1", "dqn", seed=0)
