@@ -120,6 +120,8 @@ class _Tracker:
             evaluation: the final evaluation (``evaluation.json``'s record), or ``None``.
             status: ``"FINISHED"``, ``"KILLED"`` (interrupted; it resumes) or ``"FAILED"``.
         """
+        if self.failed:  # the service failed during training (said so then): nothing more to send it
+            return
         with tempfile.TemporaryDirectory(prefix="kerlym-tracking-") as tmp:
             if run_dir is not None:
                 names = (runs.CONFIG, runs.PLOT, EVALUATION)

@@ -218,6 +218,11 @@ def wandb_offline(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc, so no API key: offline
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / "wandb"))
+    import wandb
+
+    wandb.teardown()  # W&B reads its environment once per process, at its first run: read this test's
+    yield
+    wandb.teardown()
 
 
 def test_wandb_runs_offline_without_a_key_and_resume_continues_its_run(tmp_path, wandb_offline):
