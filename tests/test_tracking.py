@@ -23,6 +23,12 @@ TINY += ["-f", "50", "-u", "64", "-b", "32", "--learning_starts", "32"]  # updat
 EXTRA = 'needs the tracking extra: pip install ".[tracking]"'
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """MLflow's artifacts (./mlruns) and W&B's folder (./wandb) default to the current folder: keep them in tmp."""
+    monkeypatch.chdir(tmp_path)
+
+
 def only_dir(folder):
     (name,) = os.listdir(folder)
     return os.path.join(folder, name)
