@@ -39,6 +39,7 @@ setup(
         "ray": ["ray[tune]>=2.40", "optuna>=3.0", "pyyaml>=6"],  # --seeds --ray, --tune (kerlym.sweep)
         # kerlym --export --format onnx, and LiteRT's interpreter for --format litert's .tflite files
         "export": ["tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18", "ai-edge-litert>=1.2"],
+        "tracking": ["mlflow>=3.0", "wandb>=0.19"],  # --mlflow, --wandb (kerlym.tracking)
         "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.27"],  # mkdocs build --strict
     },
     entry_points={"console_scripts": ["kerlym=kerlym.main:main"]},

@@ -85,6 +85,8 @@ def _add_flags(groups: dict) -> None:
         kind = str(f.type).split("|")[0].strip()
         if f.metadata.get("cli_nargs"):
             kw["nargs"] = f.metadata["cli_nargs"]
+            if "cli_const" in f.metadata:  # --mlflow [URI]: the flag alone means its const
+                kw["const"] = f.metadata["cli_const"]
         elif f.metadata.get("cli_type") == "01":
             kw.update(type=int, choices=(0, 1))
         elif kind == "bool":
@@ -199,6 +201,7 @@ def _saved_run(args, saved_dir: str) -> int:
         from kerlym.playback import export
 
         return export(run, cfg, saved_dir, args.format, which)
+    run = S.check_tracking(run)
     runs.check_run_writable(saved_dir)
     with runs.lock_run(saved_dir):
         runs.remove_stale_temporaries(saved_dir)
@@ -216,6 +219,7 @@ def _new_run(args) -> int:
     S.weights_choice(args)  # --best, --weights or --format without --play/--export: an error
     run, cfg, notes = S.resolve(args)
     S.check_settings(run, cfg)
+    run = S.check_tracking(run)
     S.check_env_id(run)
     check_env(run, cfg)
     for note in notes:  # only once the input is known to be good, so an error stays one line

@@ -1,11 +1,12 @@
 """Run folders: their layout, creation, locks, leftover temporaries and ``config.json``.
 
-A run folder holds ``config.json``, ``progress.csv``, ``training.png`` and
-``checkpoints/``. Each checkpoint is a folder written under a temporary name
-and renamed into place; ``checkpoints/latest`` names the newest complete one
-and is itself replaced atomically, so a run killed mid-write keeps its
-previous checkpoint. Every temporary name starts with ``.tmp-<pid>-``, so a
-later start can tell a dead writer's leftovers from a live one's.
+A run folder holds ``config.json``, ``progress.csv``, ``training.png``,
+``checkpoints/`` and, with ``--mlflow`` or ``--wandb``, ``tracking.json``.
+Each checkpoint is a folder written under a temporary name and renamed into
+place; ``checkpoints/latest`` names the newest complete one and is itself
+replaced atomically, so a run killed mid-write keeps its previous checkpoint.
+Every temporary name starts with ``.tmp-<pid>-``, so a later start can tell a
+dead writer's leftovers from a live one's.
 
 A process that writes a run folder holds its lock (:func:`lock_run`); the
 read-only functions (``read_config``, ``resumable_checkpoint``,
@@ -44,6 +45,7 @@ STATE = "state.json"
 ARRAYS = "arrays.npz"
 EVALUATIONS = "evaluations.csv"
 BEST = "best.keras"
+TRACKING = "tracking.json"  # the MLflow run id and W&B run id that --resume continues
 
 STEP_NAME = re.compile(r"step-\d+")
 # ".tmp-<pid>-<name>" (files and folders), or ".tmp-step-<n>-<pid>" (checkpoint folders of kerlym 0.2).
@@ -297,3 +299,26 @@ def read_config(run_dir: str) -> dict:
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} is corrupt: not a JSON object")
     return config
+
+
+def read_tracking(run_dir: str) -> dict:
+    """``tracking.json``: the tracking runs a run folder logged to, by service (``{}`` when none, or unreadable)."""
+    try:
+        with open(os.path.join(run_dir, TRACKING)) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def write_tracking(run_dir: str, service: str, record: dict) -> None:
+    """Keep ``record`` (a run id and where it lives) as ``service``'s entry in ``tracking.json``, atomically.
+
+    Raises:
+        CheckpointError: it cannot be written.
+    """
+    path = os.path.join(run_dir, TRACKING)
+    try:
+        atomic_write(path, json.dumps({**read_tracking(run_dir), service: record}, indent=2, sort_keys=True) + "\n")
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {reason(e)}") from None

@@ -70,16 +70,19 @@ def default_sinks(
     tensorboard_dir: str | None = None,
     settings: dict | None = None,
     console: bool = True,
+    group: str | None = None,
 ) -> list:
-    """The sinks a run's settings ask for: console and progress bar, ``progress.csv``, the live plot, TensorBoard.
+    """The sinks a run's settings ask for: console and progress bar, ``progress.csv``, the live plot, TensorBoard,
+    MLflow and Weights & Biases (:mod:`kerlym.tracking`, imported only when asked for).
 
     Args:
         agent: the agent (its metric names give ``progress.csv``'s extra columns, and the plot's panels).
         run: ``quiet``, ``steps``/``episodes`` (the bar), ``plots``/``plot_rate``, ``tensorboard``.
         run_dir: where ``progress.csv`` and ``training.png`` go (``None``: no file but the plot, in ``.``).
         tensorboard_dir: the event files' folder (default ``run_dir/tensorboard``).
-        settings: written once into TensorBoard as text.
+        settings: written once into TensorBoard as text; MLflow's params and the W&B run's config.
         console: print to the console (episode lines or, ``quiet``, a status line; a progress bar in a terminal).
+        group: a sweep's name: its runs share one MLflow experiment and one W&B group.
     """
     from kerlym import sinks
 
@@ -93,6 +96,14 @@ def default_sinks(
         out.append(sinks.TensorBoard(tensorboard_dir or os.path.join(run_dir or ".", "tensorboard"), settings))
     if run.plots:
         out.append(sinks.LivePlot(run_dir or ".", agent, run.env, run.plot_rate))
+    if run.mlflow or run.wandb:  # after the plot: at the end, training.png is complete when they log it
+        from kerlym import tracking
+
+        name = os.path.basename(os.path.normpath(run_dir)) if run_dir else None
+        if run.mlflow:
+            out.append(tracking.MLflow(tracking.mlflow_uri(run.mlflow), run_dir, settings or {}, name, group))
+        if run.wandb:
+            out.append(tracking.WandB(run_dir, settings or {}, name, group))
     return out
 
 
@@ -111,6 +122,7 @@ def train(
     console: bool = True,
     verbose: bool = True,
     final_evaluation: bool = True,
+    group: str | None = None,
 ) -> Outcome:
     """Run one training session of ``agent`` until ``run.steps`` or ``run.episodes`` in total, then evaluate it.
 
@@ -130,6 +142,7 @@ def train(
         console: episode lines or status lines on the console (see :func:`default_sinks`).
         verbose: print the session's own lines (run folder, how it ended, the evaluation).
         final_evaluation: end with a greedy evaluation of ``run.eval_episodes`` episodes (unless interrupted).
+        group: a sweep's name: its runs share one MLflow experiment and one W&B group (``run.mlflow``, ``run.wandb``).
 
     Returns:
         The :class:`Outcome`.
@@ -150,48 +163,56 @@ def train(
         say(f"run folder: {run_dir}")
     wall_before = float(agent.episodes[-1].get("wall_time", 0.0)) if agent.episodes else 0.0
     t0 = time.perf_counter()
-    outputs = default_sinks(agent, run, run_dir, tensorboard_dir, settings, console) + list(extra_sinks)
-    runner = Runner(
-        agent,
-        run_dir,
-        outputs,
-        checkpoint_every=run.checkpoint_every,
-        eval_every=run.eval_every,
-        eval_episodes=run.eval_episodes,
-        search=run.search,
-        save_memory=run.save_memory,
-        signals=signals,
-    )
-    steps_left = None if run.steps is None else max(0, run.steps - agent.total_steps)
-    episodes_left = None if run.episodes is None else max(0, run.episodes - agent.episode)
-    runner.run(
-        max_steps=steps_left,
-        max_episodes=episodes_left,
-        callback=callback,
-        step_callback=step_callback,
-        final_evaluation=final_evaluation,
-    )
-    interrupted = bool(runner.interrupted)
-    _report_actors(runner.actor_summary, say)
-    if run_dir is not None:
-        if interrupted:
-            say(f"\ninterrupted at step {agent.total_steps}: checkpoint saved in {runner.last_checkpoint}")
-            say(f"continue with: kerlym --resume {run_dir}")
-        else:
-            say(f"finished at step {agent.total_steps}; checkpoint saved in {runner.last_checkpoint}")
-        if run.plots:
-            say(f"plot: {os.path.join(run_dir, runs.PLOT)}")
-    evaluation = None
-    if runner.last_evaluation is not None and runner.last_evaluation[0] == agent.total_steps and not interrupted:
-        evaluation = _final_evaluation(runner, run, run_dir, wall_before + time.perf_counter() - t0)
-        say(
-            f"evaluation: {evaluation['mean']:.2f} ± {evaluation['std']:.2f} over {evaluation['episodes']} greedy "
-            f"episodes (weights: {evaluation['weights']})"
+    outputs = default_sinks(agent, run, run_dir, tensorboard_dir, settings, console, group) + list(extra_sinks)
+    trackers = [sink for sink in outputs if hasattr(sink, "finish")]  # MLflow, W&B: ended after the evaluation
+    for tracker in trackers:
+        say(tracker.where)
+    evaluation, status = None, "FAILED"
+    try:
+        runner = Runner(
+            agent,
+            run_dir,
+            outputs,
+            checkpoint_every=run.checkpoint_every,
+            eval_every=run.eval_every,
+            eval_episodes=run.eval_episodes,
+            search=run.search,
+            save_memory=run.save_memory,
+            signals=signals,
         )
-        if "wins" in evaluation:
-            from kerlym.stats import game_results_text
+        steps_left = None if run.steps is None else max(0, run.steps - agent.total_steps)
+        episodes_left = None if run.episodes is None else max(0, run.episodes - agent.episode)
+        runner.run(
+            max_steps=steps_left,
+            max_episodes=episodes_left,
+            callback=callback,
+            step_callback=step_callback,
+            final_evaluation=final_evaluation,
+        )
+        interrupted = bool(runner.interrupted)
+        _report_actors(runner.actor_summary, say)
+        if run_dir is not None:
+            if interrupted:
+                say(f"\ninterrupted at step {agent.total_steps}: checkpoint saved in {runner.last_checkpoint}")
+                say(f"continue with: kerlym --resume {run_dir}")
+            else:
+                say(f"finished at step {agent.total_steps}; checkpoint saved in {runner.last_checkpoint}")
+            if run.plots:
+                say(f"plot: {os.path.join(run_dir, runs.PLOT)}")
+        if runner.last_evaluation is not None and runner.last_evaluation[0] == agent.total_steps and not interrupted:
+            evaluation = _final_evaluation(runner, run, run_dir, wall_before + time.perf_counter() - t0)
+            say(
+                f"evaluation: {evaluation['mean']:.2f} ± {evaluation['std']:.2f} over {evaluation['episodes']} greedy "
+                f"episodes (weights: {evaluation['weights']})"
+            )
+            if "wins" in evaluation:
+                from kerlym.stats import game_results_text
 
-            say(f"games: {game_results_text(evaluation)}")
+                say(f"games: {game_results_text(evaluation)}")
+        status = "KILLED" if interrupted else "FINISHED"
+    finally:
+        for tracker in trackers:
+            tracker.finish(agent, run_dir, settings, evaluation, status)
     if run.submit and run_dir is not None:  # after Ctrl-C too: the bundle of what was trained so far
         from kerlym.bundle import write_bundle
 
@@ -212,6 +233,8 @@ def learn(
     tensorboard: bool | str = False,
     eval_episodes: int | None = None,
     total_timesteps: int | None = None,
+    mlflow: bool | str = False,
+    wandb: bool = False,
 ) -> list[dict]:
     """:meth:`kerlym.agents.base.Agent.learn`: the session of an agent without a run folder."""
     if total_timesteps is not None:
@@ -225,6 +248,13 @@ def learn(
         episodes = None if max_episodes is None else agent.episode + max_episodes
         run = C.replace(run, steps=steps, episodes=episodes)
     changes = {"quiet": False, "plots": agent.enable_plots, "tensorboard": bool(tensorboard), "submit": False}
+    if mlflow or wandb:
+        from kerlym import tracking
+
+        tracking.check_installed(mlflow, wandb)
+        changes.update(mlflow=tracking.mlflow_uri(mlflow), wandb=bool(wandb))
+    else:
+        changes.update(mlflow=None, wandb=False)
     run = C.replace(run, **changes, **({} if not eval_episodes else {"eval_episodes": eval_episodes}))
     log_dir = None
     if tensorboard:

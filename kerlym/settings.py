@@ -73,6 +73,17 @@ def check_settings(run: C.RunConfig, cfg: C.AgentConfig) -> None:
         raise C.ConfigError("--render needs a display, and none was found (DISPLAY is unset); use -S to record videos")
 
 
+def check_tracking(run: C.RunConfig) -> C.RunConfig:
+    """``run`` with ``--mlflow``'s URI made absolute (a sweep's Ray trials start elsewhere); refuse a tracking flag
+    whose package is missing, naming the extra, or MLflow's folder store, before any run folder exists."""
+    if not (run.mlflow or run.wandb):
+        return run
+    from kerlym import tracking
+
+    tracking.check_installed(run.mlflow, run.wandb)
+    return C.replace(run, mlflow=tracking.mlflow_uri(run.mlflow))
+
+
 def check_env_id(run: C.RunConfig) -> None:
     """Import the modules ``-e MODULE:ENV_ID`` and ``--gym-packages`` name; refuse an unknown env id (did-you-mean)."""
     import difflib

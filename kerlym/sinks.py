@@ -1,5 +1,7 @@
 """Where a run's rows go: the console, a progress bar, ``progress.csv``, the live plot and TensorBoard.
 
+(MLflow and Weights & Biases are sinks too, in :mod:`kerlym.tracking`.)
+
 A sink is any object with ``on_episode(runner, row)``; it may also have
 ``on_tick(runner)`` (about every 100 env steps), ``on_update(runner, losses)``
 (after each step or episode end in which the network was trained, with the new

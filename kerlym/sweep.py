@@ -118,7 +118,8 @@ def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, e
     """Train one run into ``run_dir`` with :func:`kerlym.session.train`; its ``evaluation.json`` is the result.
 
     A folder that already has ``evaluation.json`` is done and is not trained again; one with a checkpoint
-    continues from it (as ``kerlym --resume``). ``report(metrics)`` receives each evaluation (every
+    continues from it (as ``kerlym --resume``). With ``--mlflow`` or ``--wandb`` it is one run of the MLflow
+    experiment and W&B group named after its sweep folder. ``report(metrics)`` receives each evaluation (every
     ``run.eval_every`` steps, and the final one) and, every ``every_seconds``, the progress.
 
     Returns:
@@ -142,7 +143,8 @@ def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, e
             agent = make(run, cfg)
         reporter = _Report(report, every_seconds, final_step=run.steps)
         try:
-            outcome = session.train(agent, run, run_dir, resume_from=checkpoint, extra_sinks=[reporter])
+            group = os.path.basename(os.path.dirname(os.path.abspath(run_dir)))  # the sweep folder's name
+            outcome = session.train(agent, run, run_dir, resume_from=checkpoint, extra_sinks=[reporter], group=group)
         finally:
             agent.close()
     if outcome.interrupted or outcome.evaluation is None:

@@ -254,6 +254,8 @@ class Agent:
         tensorboard: bool | str = False,
         eval_episodes: int | None = None,
         total_timesteps: int | None = None,
+        mlflow: bool | str = False,
+        wandb: bool = False,
     ) -> list[dict]:
         """Train ``max_steps`` more env steps or ``max_episodes`` more episodes, then evaluate greedily.
 
@@ -276,11 +278,24 @@ class Agent:
                 (view them with ``tensorboard --logdir runs``); a string names the folder instead.
             eval_episodes: greedy episodes of the final evaluation (default: the run's, 20; 0: none).
             total_timesteps: Stable-Baselines3's name for ``max_steps``.
+            mlflow: ``True`` logs params, metrics, evaluations and the model to a new MLflow run in MLflow's embedded
+                store (``sqlite:///mlflow.db`` here; view with ``mlflow ui``); a string names a tracking URI instead.
+            wandb: log the same to a new Weights & Biases run (offline without an API key: ``wandb sync`` uploads it).
         """
         from kerlym import session
 
         return session.learn(
-            self, max_steps, max_episodes, callback, step_callback, verbose, tensorboard, eval_episodes, total_timesteps
+            self,
+            max_steps,
+            max_episodes,
+            callback,
+            step_callback,
+            verbose,
+            tensorboard,
+            eval_episodes,
+            total_timesteps,
+            mlflow=mlflow,
+            wandb=wandb,
         )
 
     def predict(

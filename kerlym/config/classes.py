@@ -7,6 +7,7 @@ import typing
 from kerlym.config.declare import (
     ACTOR_MODES,
     DTYPE_POLICIES,
+    MLFLOW_DEFAULT_URI,
     PREPROCESSOR_NAMES,
     REPLAY_MODES,
     SCHEDULES,
@@ -87,6 +88,20 @@ class RunConfig:
     quiet: bool = setting(False, "Print a progress line every 10 s instead of one per episode", ("-q",), topic="output")
     tensorboard: bool = setting(
         False, "Write TensorBoard event files into the run folder (view: tensorboard --logdir runs)", topic="output"
+    )
+    mlflow: str | None = setting(
+        None,
+        f"Log params, per-episode metrics, evaluations and artifacts to MLflow: its embedded store "
+        f"({MLFLOW_DEFAULT_URI}, view: mlflow ui) or the tracking server at URI",
+        cli_nargs="?",
+        cli_const=MLFLOW_DEFAULT_URI,
+        metavar="URI",
+        topic="output",
+    )
+    wandb: bool = setting(
+        False,
+        "Log the same to Weights & Biases (offline without an API key; upload later with: wandb sync)",
+        topic="output",
     )
 
     def __post_init__(self):

@@ -15,6 +15,8 @@ PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
 SCHEDULES = ("constant", "linear")
 ACTOR_MODES = ("local", "process", "ray")
 VECTOR_MODES = ("async", "sync")
+# --mlflow without a URI: MLflow's own embedded store, a SQLite file beside its ./mlruns artifact folder.
+MLFLOW_DEFAULT_URI = "sqlite:///mlflow.db"
 
 
 class ConfigError(ValueError):
