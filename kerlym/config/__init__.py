@@ -35,6 +35,8 @@ from kerlym.config.declare import (  # noqa: F401 (kerlym.config's API)
     ACTOR_MODES,
     CHECKS,
     DTYPE_POLICIES,
+    LOSS_NAMES,
+    OPTIMIZER_NAMES,
     PREPROCESSOR_NAMES,
     REPLAY_MODES,
     SCHEDULES,
