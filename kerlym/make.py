@@ -122,7 +122,6 @@ def agent_config(agent: str, values: dict) -> C.AgentConfig:
         raise C.ConfigError(f"bad value in {cls.__name__}: {e}") from None
 
 
-
 class EnvFactory:
     """A zero-argument callable making the run's env (with rendering, and episode statistics for ``-S``).
 
@@ -221,7 +220,7 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             raise C.ConfigError(
                 f"{run.env} has a continuous action space ({env.action_space}); -a {run.agent} needs discrete actions"
             )
-        env = preproc.apply(env, preproc.get(config.preprocessor))
+        env = _preprocessed(env, run, config)
         shape = env.observation_space.shape
         if shape is None:
             raise C.ConfigError(
@@ -257,6 +256,26 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
         check_resources(config, shape, env.observation_space.dtype)
     finally:
         env.close()
+
+
+def _preprocessed(env, run: C.RunConfig, config: C.AgentConfig):
+    """``env`` with the run's preprocessor, or a :class:`ConfigError` saying why that preprocessor does not fit it."""
+    from kerlym import preproc
+    from kerlym._io import first_line
+
+    shape = env.observation_space.shape
+    if config.preprocessor == "atari" and not type(env.unwrapped).__module__.startswith("ale_py"):
+        raise C.ConfigError(
+            f"-E atari is Gymnasium's AtariPreprocessing, for ALE (Atari) envs; {run.env} is not one "
+            f"(observations of shape {shape}); use -E none"
+        )
+    try:
+        return preproc.apply(env, preproc.get(config.preprocessor))
+    except Exception as e:  # a preprocessor made for other frames (karpathy_preproc wants 210x160 RGB)
+        name = getattr(config.preprocessor, "__name__", config.preprocessor)
+        raise C.ConfigError(
+            f"the {name} preprocessor cannot read {run.env}'s observations of shape {shape}: {first_line(e)}"
+        ) from None
 
 
 def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
