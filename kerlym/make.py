@@ -180,7 +180,7 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
     """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`)."""
     import gymnasium as gym
 
-    from kerlym import networks, preproc
+    from kerlym import networks
     from kerlym._io import first_line
 
     net = config.modelfactory
