@@ -145,6 +145,11 @@ class EnvFactory:
 
         run = self.run
         render_mode = "human" if run.render else None
+        if "human" in (render_mode, (run.env_kwargs or {}).get("render_mode")):
+            from kerlym.bundle import has_display
+
+            if not has_display():  # a window without a display can crash the process (SDL: SIGSEGV)
+                raise C.ConfigError("render_mode 'human' opens a window and needs a display; none was found")
         env = make_env(run.env, render_mode, run.env_kwargs, run.gym_packages)  # registers ALE and kerlym ids
         if self.submit_stats is not None:
             import gymnasium as gym
