@@ -118,6 +118,8 @@ def agent_config(agent: str, values: dict) -> C.AgentConfig:
             raise C.ConfigError(f"{cls.__name__} has no setting {key!r}{hint}")
     try:
         return cls(**values)
+    except C.ConfigError:
+        raise
     except TypeError as e:  # a value of the wrong type compared or computed with
         raise C.ConfigError(f"bad value in {cls.__name__}: {e}") from None
 
@@ -174,19 +176,22 @@ def make(run, config: C.AgentConfig | None = None, submit_stats: list | None = N
     """
     if isinstance(run, str):
         run, config = configure(run, config, **settings)
+    elif not isinstance(run, C.RunConfig):
+        raise C.ConfigTypeError(f"make's first argument is an env id (a str) or a RunConfig, got {run!r}")
     elif settings:
         raise TypeError("make(run, config) takes no further settings; change the configs instead")
+    elif not isinstance(config, C.AgentConfig):
+        need = AGENT_CONFIGS[run.agent].__name__
+        raise C.ConfigTypeError(f"make(run, config): config must be a {need} for -a {run.agent}, got {config!r}")
+    check_network(run, config)
     agent = AGENTS[run.agent](make_env_factory(run, submit_stats), config)
     agent.run_config = run  # learn() trains to its budget (a preset's steps) and evaluates as the run says
     return agent
 
 
-def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
-    """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`)."""
-    import gymnasium as gym
-
+def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:
+    """Refuse an agent/net combination that cannot work, from their names alone (:class:`ConfigError`)."""
     from kerlym import networks
-    from kerlym._io import first_line
 
     net = config.modelfactory
     if isinstance(net, str) and net not in networks.NETWORKS:
@@ -212,6 +217,18 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             f"--dueling replaces the network's output layer, and {net}'s Q-values come from several heads; "
             "use simple_dnn, zoo_mlp, q_rnn or a CNN"
         )
+
+
+def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
+    """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`)."""
+    import gymnasium as gym
+
+    from kerlym import networks
+    from kerlym._io import first_line
+
+    check_network(run, config)
+    net = config.modelfactory
+    actor_critic = AGENT_CONFIGS[run.agent].network_kind == "actor_critic"
     schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")
@@ -392,6 +409,7 @@ def load(path: str, checkpoint: str | None = "latest", env=None, agent: str | No
         run, cfg = configure(env if isinstance(env, str) else None, agent, **settings)
     if isinstance(env, str):
         run = C.replace(run, env=env)
+    check_network(run, cfg)  # the line the command gives for the same folder
     env_factory = make_env_factory(run) if env is None or isinstance(env, str) else env
     built = AGENTS[run.agent](env_factory, cfg)
     built.run_config = run

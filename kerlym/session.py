@@ -14,6 +14,7 @@ This module imports no agent: an agent hands itself to :func:`train` from
 
 from __future__ import annotations
 
+import numbers
 import os
 import signal
 import sys
@@ -209,6 +210,19 @@ def learn(
     total_timesteps: int | None = None,
 ) -> list[dict]:
     """:meth:`kerlym.agents.base.Agent.learn`: the session of an agent without a run folder."""
+    for name, value, least in (
+        ("max_steps", max_steps, 1),
+        ("max_episodes", max_episodes, 1),
+        ("total_timesteps", total_timesteps, 1),
+        ("eval_episodes", eval_episodes, 0),
+    ):
+        if value is None:
+            continue
+        integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if not integer or value < least:
+            error = C.ConfigError if integer else C.ConfigTypeError
+            what = "a positive integer" if least else "an integer, 0 or more"
+            raise error(f"learn(): {name} must be {what}, got {value!r}")
     if total_timesteps is not None:
         if max_steps is not None:
             raise TypeError("give max_steps or total_timesteps (Stable-Baselines3's name for it), not both")

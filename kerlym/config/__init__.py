@@ -43,6 +43,7 @@ from kerlym.config.declare import (  # noqa: F401 (kerlym.config's API)
     TOPICS,
     VECTOR_MODES,
     ConfigError,
+    ConfigTypeError,
     configclass,
     flag,
     setting,

@@ -99,6 +99,10 @@ class ConfigError(ValueError):
     """A setting, or a combination of settings, that can never train; the message is one line."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """A setting or argument of the wrong type (2.5 for an integer, 3 for a name); a TypeError too."""
+
+
 # The --help groups, in order: a field's ``topic`` names its group, and the group's title.
 TOPICS = {
     "environment": "environment: which env, and what the agent observes of it",
@@ -215,12 +219,12 @@ def _check_type(f: Field, value) -> None:
     """Refuse a value of the wrong type: 2.5 or "100" for an integer setting, "0.1" for a number, 3 for a name."""
     kind = str(f.type).split("|")[0].strip()
     if kind == "int" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
-        raise ConfigError(f"{flag(f.name)} must be an integer, got {value!r}")
+        raise ConfigTypeError(f"{flag(f.name)} must be an integer, got {value!r}")
     if kind == "float" and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-        raise ConfigError(f"{flag(f.name)} must be a number, got {value!r}")
+        raise ConfigTypeError(f"{flag(f.name)} must be a number, got {value!r}")
     if kind == "str" and not isinstance(value, str):
         what = "a name or a function" if f.metadata.get("api_function") else "a string"
-        raise ConfigError(f"{flag(f.name)} must be {what}, got {value!r}")
+        raise ConfigTypeError(f"{flag(f.name)} must be {what}, got {value!r}")
 
 
 def _check_name(f: Field, value: str) -> None:
