@@ -89,6 +89,69 @@ def test_an_observation_of_the_wrong_shape_names_both_shapes():
     agent.close()
 
 
+class WrongFirst(gym.ObservationWrapper):
+    """Every observation has 3 values where the space declares 4, from the first reset on."""
+
+    def observation(self, obs):
+        return obs[:3]
+
+
+def test_a_first_observation_of_the_wrong_shape_names_both_shapes():
+    agent = D2QN(lambda: WrongFirst(gym.make("CartPole-v1")), seed=0)
+    with pytest.raises(
+        ValueError, match=r"observation of shape \(3,\), but its observation_space declares \(4,\) \(reset\)"
+    ):
+        agent.learn(max_steps=100, verbose=0)
+    agent.close()
+
+
+class OldAPI(gym.Env):
+    """The old Gym API: reset() without a seed returns the observation alone, step() returns 4 values."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+    new_reset = False
+
+    def reset(self, **kwargs):
+        if not self.new_reset and kwargs:
+            raise TypeError("OldAPI.reset() got an unexpected keyword argument 'seed'")
+        obs = np.zeros(4, np.float32)
+        return (obs, {}) if self.new_reset else obs
+
+    def step(self, action):
+        return np.zeros(4, np.float32), 1.0, False, {}
+
+
+class OldReset(OldAPI):
+    def reset(self, seed=None, options=None):
+        return np.zeros(4, np.float32)
+
+
+class OldStep(OldAPI):
+    new_reset = True
+
+
+@pytest.mark.parametrize(
+    "env_class, what",
+    [
+        (OldAPI, "the env's reset() takes no seed"),
+        (OldReset, "the env's reset() returned an observation alone"),
+        (OldStep, "the env's step() returned 4 values, not 5"),
+    ],
+)
+def test_an_env_of_the_old_gym_api_is_named_with_the_wrapper_that_converts_it(env_class, what):
+    from kerlym.envs import OldGymAPIError
+
+    agent = D2QN(env_class(), seed=0)
+    for call in (lambda: agent.learn(max_steps=100, verbose=0), lambda: agent.evaluate(1)):
+        with pytest.raises(OldGymAPIError) as e:
+            call()
+        message = str(e.value)
+        assert message.startswith(f"{what}, as the old Gym API did (before Gym 0.26)") and "\n" not in message
+        assert 'gymnasium.make("GymV21Environment-v0", env=env)' in message
+    assert agent.total_steps == 0
+
+
 def test_an_env_error_checkpoints_the_run_and_is_raised_with_the_step(tmp_path):
     agent = D2QN(lambda: Breaks(gym.make("CartPole-v1")), seed=0, epsilon=1.0)
     with pytest.raises(RuntimeError, match="the simulator crashed") as e:
