@@ -46,9 +46,29 @@ class NanRewards(gym.Wrapper):
 def test_a_nan_loss_stops_training_and_is_never_checkpointed(tmp_path):
     agent = D2QN(lambda: NanRewards(gym.make("CartPole-v1")), seed=0, batch_size=16, update_nsamp=32, update_freq=100)
     runner = Runner(agent, str(tmp_path), checkpoint_every=50)
-    with pytest.raises(NonFiniteLoss, match="the loss became nan at step 100"):
+    with pytest.raises(NonFiniteLoss, match="the loss became nan at step 100") as e:
         runner.run(max_steps=1000)
-    assert checkpoints.latest_checkpoint(str(tmp_path)).endswith("step-0000000050")  # the last finite one
+    latest = checkpoints.latest_checkpoint(str(tmp_path))
+    assert latest.endswith("step-0000000050")  # the last finite one
+    # and the agent object is back at that state, not left with NaN weights
+    assert str(e.value).endswith("; the agent is back at step 50, its last finite weights")
+    assert (agent.total_steps, agent.updates) == (50, 0) and all(r["episode"] <= agent.episode for r in agent.episodes)
+    saved = checkpoints.load_model(os.path.join(latest, "model.keras")).get_weights()
+    for mine, theirs in zip(agent.model.get_weights(), saved, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    agent.close()
+
+
+def test_after_a_nan_loss_in_learn_the_agent_keeps_its_last_finite_weights():
+    agent = D2QN(lambda: NanRewards(gym.make("CartPole-v1")), seed=0, batch_size=16, update_nsamp=32, update_freq=100)
+    before = [w.copy() for w in agent.model.get_weights()]
+    with pytest.raises(NonFiniteLoss, match="at step 100 .*; the agent is back at step 0, its last finite weights"):
+        agent.learn(max_steps=1000, verbose=0)
+    assert agent.total_steps == 0 and agent.episodes == []
+    for mine, first in zip(agent.model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(mine, first)
+    for v in agent.model.optimizer.variables:
+        assert np.isfinite(np.asarray(v)).all()
     agent.close()
 
 
