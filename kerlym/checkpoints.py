@@ -163,6 +163,17 @@ def _zip_problem(path: str, needed: tuple[str, ...] = (), test: bool = False) ->
     return None
 
 
+def _counts_problem(meta) -> str | None:
+    """What is wrong with a ``state.json``'s counters (each a whole number, 0 or more; total_steps there), or None."""
+    for key in ("total_steps", "episode", "updates"):
+        if key != "total_steps" and isinstance(meta, dict) and key not in meta:
+            continue
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"says {key} is {value!r}, not a count of 0 or more"
+    return None
+
+
 def checkpoint_problem(path: str) -> str | None:
     """A one-line error naming the file that makes the checkpoint in ``path`` unusable, or None.
 
@@ -182,6 +193,9 @@ def checkpoint_problem(path: str) -> str | None:
         int(meta["total_steps"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         return f"checkpoint {path} is corrupt: {STATE} is unreadable ({first_line(e)})"
+    problem = _counts_problem(meta)
+    if problem:
+        return f"checkpoint {path} is corrupt: {STATE} {problem}"
     model = os.path.join(path, MODEL)
     problem = _zip_problem(model, ("config.json",), test=True)
     if problem:
@@ -284,6 +298,9 @@ def restore_checkpoint(path: str, agent) -> None:
             meta = json.load(f)
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{state} is corrupt: {first_line(e)}") from None
+    problem = _counts_problem(meta)
+    if problem:
+        raise CheckpointError(f"{state} is corrupt: it {problem}")
     arrays = _load_arrays(os.path.join(path, ARRAYS))
     try:
         agent.model.set_weights(saved.get_weights())

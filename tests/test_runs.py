@@ -273,6 +273,8 @@ def test_random_bytes_in_latest_are_named_and_resume_falls_back(tmp_path):
             "checkpoint {c} is corrupt: state.json is unreadable (Unterminated string starting at: line 1 column 2",
         ),
         ("missing", "checkpoint {c} does not exist"),
+        ("negative", "checkpoint {c} is corrupt: state.json says total_steps is -5, not a count of 0 or more"),
+        ("float", "checkpoint {c} is corrupt: state.json says updates is 2.5, not a count of 0 or more"),
     ],
 )
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, problem):
@@ -286,6 +288,11 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, da
     elif damage == "state":
         with open(os.path.join(newest, runs.STATE), "w") as f:
             f.write('{"to')
+    elif damage in ("negative", "float"):
+        with open(os.path.join(newest, runs.STATE), "w") as f:
+            json.dump(
+                {"total_steps": -5, "episode": 3} if damage == "negative" else {"total_steps": 600, "updates": 2.5}, f
+            )
     else:
         os.rename(newest, newest + "-gone")
     path, note = checkpoints.resumable_checkpoint(run)
@@ -549,6 +556,22 @@ def test_restore_names_the_corrupt_file(agent, tmp_path):
         checkpoints.greedy_weights(model)  # --play --best
     with pytest.raises(CheckpointError, match=rf"^checkpoint {path} is corrupt: arrays.npz: File is not a zip file$"):
         checkpoints.greedy_weights(path)  # --play
+
+
+def test_restore_refuses_counters_that_are_no_counts(agent, tmp_path):
+    from kerlym.agents import D2QN
+
+    path = checkpoints.save_checkpoint(str(tmp_path), at_step(agent, 100))
+    state = os.path.join(path, runs.STATE)
+    with open(state) as f:
+        meta = json.load(f)
+    with open(state, "w") as f:
+        json.dump({**meta, "total_steps": -5}, f)
+    again = D2QN("CartPole-v1", modelfactory=tiny_q, seed=1, max_memory=500)
+    with pytest.raises(CheckpointError) as e:
+        checkpoints.restore_checkpoint(path, again)  # loaded before, at step -5
+    assert one_line(e.value) == f"{state} is corrupt: it says total_steps is -5, not a count of 0 or more"
+    assert again.total_steps == 0
 
 
 def test_best_model_on_a_full_disk_keeps_the_previous_best(agent, mount):
