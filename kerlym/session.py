@@ -61,6 +61,13 @@ def restore(agent, checkpoint: str, run_dir: str) -> None:
     )
     if note:
         print(f"kerlym: note: {note}", file=sys.stderr)
+    missing = agent.episode - len({row["episode"] for row in rows})
+    if missing > 0:  # an emptied or deleted progress.csv: training goes on, but those rows are gone
+        print(
+            f"kerlym: note: {os.path.join(run_dir, runs.PROGRESS)} lacks {missing} of the checkpoint's "
+            f"{agent.episode} episode rows; the plots and statistics start from the rows it has",
+            file=sys.stderr,
+        )
     agent.episodes = rows
 
 
