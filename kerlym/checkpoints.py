@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from kerlym._io import (
     CheckpointError,
@@ -27,6 +29,7 @@ from kerlym._io import (
 from kerlym.runs import ARRAYS, BEST, CHECKPOINTS, EVALUATIONS, LATEST, MODEL, STATE, STEP_NAME
 
 EVALUATION = "evaluation.json"
+T = TypeVar("T")
 
 
 def non_finite_arrays(arrays: dict) -> list[str]:
@@ -257,6 +260,30 @@ def latest_checkpoint(run_dir: str) -> str:
     if missing:
         raise CheckpointError(f"checkpoint {path} is incomplete (missing {', '.join(missing)})")
     return path
+
+
+def read_latest(run_dir: str, read: Callable[[str], T], tries: int = 3) -> T:
+    """``read(checkpoint)`` of the latest checkpoint, again on the new latest if training removed it meanwhile.
+
+    A reader beside a training run (``--play``, :func:`kerlym.load`) takes no lock, and a save that
+    moves ``latest`` on prunes the older checkpoints; one that vanishes while read is retried on the
+    newest. An error with ``latest`` unchanged is the checkpoint's own, and raised.
+
+    Raises:
+        CheckpointError: no checkpoint, or the latest one is unreadable (one line).
+    """
+    root = os.path.join(run_dir, CHECKPOINTS)
+    for attempt in range(tries):
+        name = _read_latest_name(root)
+        try:
+            return read(latest_checkpoint(run_dir))
+        except (CheckpointError, OSError) as e:
+            if attempt + 1 < tries and _latest_or_none(root) != name:
+                continue  # pruned by a save that made a newer checkpoint the latest
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(f"cannot read checkpoint {os.path.join(root, str(name))}: {reason(e)}") from None
+    raise AssertionError("unreachable")
 
 
 def load_model(path: str):

@@ -416,7 +416,10 @@ def load(path: str, checkpoint: str | None = "latest", env=None, agent: str | No
     if source is None:
         return built
     if os.path.isdir(source):  # a checkpoint: weights, optimizer, counters
-        checkpoints.restore_checkpoint(source, built)
+        if source != path:  # a run folder's latest; a training run beside this may prune it while it is read
+            checkpoints.read_latest(run_dir, lambda newest: checkpoints.restore_checkpoint(newest, built))
+        else:
+            checkpoints.restore_checkpoint(source, built)
         if run_dir is not None:
             rows = read_progress(os.path.join(run_dir, runs.PROGRESS))
             built.episodes = [r for r in rows if r["episode"] <= built.episode]

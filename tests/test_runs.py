@@ -660,3 +660,40 @@ def test_max_env_workers_counts_the_process_limit():
 
     got = unprivileged(limited)  # root is exempt from RLIMIT_NPROC, "nobody" is not
     assert 1 <= int(got) <= 20, got  # at most half of 40, less what the user already runs
+
+
+@pytest.mark.parametrize("reading", ["model", "arrays"])
+def test_a_reader_beside_training_retries_on_the_newest_when_a_save_prunes_what_it_reads(agent, tmp_path, reading):
+    run = str(tmp_path)
+    for step in (100, 200):
+        checkpoints.save_checkpoint(run, at_step(agent, step))
+    read = []
+
+    def weights(checkpoint):  # --play's read; the first one loses the race with two saves that prune step 200
+        read.append(os.path.basename(checkpoint))
+        if len(read) == 1:
+            for step in (300, 400):
+                checkpoints.save_checkpoint(run, at_step(agent, step))
+            assert not os.path.exists(checkpoint)  # pruned (keep=2) while it was read
+        if reading == "arrays":  # np.load: a plain FileNotFoundError
+            with np.load(os.path.join(checkpoint, runs.ARRAYS)) as npz:
+                return sorted(npz.files)[0]
+        return checkpoints.greedy_weights(checkpoint)  # load_model: a CheckpointError
+
+    assert checkpoints.read_latest(run, weights) is not None
+    assert read == ["step-0000000200", "step-0000000400"]
+
+
+def test_a_reader_raises_the_checkpoints_own_error_when_latest_has_not_moved(tmp_path):
+    run = str(tmp_path)
+    newest = fake_checkpoint(run, 600)
+    truncate(os.path.join(newest, runs.ARRAYS))
+    read = []
+
+    def weights(checkpoint):
+        read.append(checkpoint)
+        return checkpoints.greedy_weights(checkpoint)
+
+    with pytest.raises(CheckpointError, match=r"is corrupt: arrays.npz: "):
+        checkpoints.read_latest(run, weights)
+    assert read == [newest]  # no retry: the latest checkpoint itself is bad
