@@ -262,7 +262,7 @@ def latest_checkpoint(run_dir: str) -> str:
     return path
 
 
-def read_latest(run_dir: str, read: Callable[[str], T], tries: int = 3) -> T:
+def read_latest(run_dir: str, read: Callable[[str], T], tries: int = 5) -> T:
     """``read(checkpoint)`` of the latest checkpoint, again on the new latest if training removed it meanwhile.
 
     A reader beside a training run (``--play``, :func:`kerlym.load`) takes no lock, and a save that
