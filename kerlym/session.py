@@ -217,19 +217,18 @@ def learn(
     total_timesteps: int | None = None,
 ) -> list[dict]:
     """:meth:`kerlym.agents.base.Agent.learn`: the session of an agent without a run folder."""
-    for name, value, least in (
-        ("max_steps", max_steps, 1),
-        ("max_episodes", max_episodes, 1),
-        ("total_timesteps", total_timesteps, 1),
-        ("eval_episodes", eval_episodes, 0),
+    for name, value in (
+        ("max_steps", max_steps),
+        ("max_episodes", max_episodes),
+        ("total_timesteps", total_timesteps),
+        ("eval_episodes", eval_episodes),
     ):
         if value is None:
             continue
         integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        if not integer or value < least:
+        if not integer or value < 0:  # 0 trains nothing (then evaluates), as Stable-Baselines3 allows
             error = C.ConfigError if integer else C.ConfigTypeError
-            what = "a positive integer" if least else "an integer, 0 or more"
-            raise error(f"learn(): {name} must be {what}, got {value!r}")
+            raise error(f"learn(): {name} must be an integer, 0 or more, got {value!r}")
     if total_timesteps is not None:
         if max_steps is not None:
             raise TypeError("give max_steps or total_timesteps (Stable-Baselines3's name for it), not both")

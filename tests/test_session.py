@@ -19,11 +19,11 @@ def agent():
 @pytest.mark.parametrize(
     "kwargs, message, is_type_error",
     [
-        ({"max_steps": "100"}, "learn(): max_steps must be a positive integer, got '100'", True),
-        ({"max_steps": 2.5}, "learn(): max_steps must be a positive integer, got 2.5", True),
-        ({"max_steps": 0}, "learn(): max_steps must be a positive integer, got 0", False),
-        ({"max_episodes": -3}, "learn(): max_episodes must be a positive integer, got -3", False),
-        ({"total_timesteps": 1e3}, "learn(): total_timesteps must be a positive integer, got 1000.0", True),
+        ({"max_steps": "100"}, "learn(): max_steps must be an integer, 0 or more, got '100'", True),
+        ({"max_steps": 2.5}, "learn(): max_steps must be an integer, 0 or more, got 2.5", True),
+        ({"max_steps": -1}, "learn(): max_steps must be an integer, 0 or more, got -1", False),
+        ({"max_episodes": -3}, "learn(): max_episodes must be an integer, 0 or more, got -3", False),
+        ({"total_timesteps": 1e3}, "learn(): total_timesteps must be an integer, 0 or more, got 1000.0", True),
         ({"eval_episodes": True}, "learn(): eval_episodes must be an integer, 0 or more, got True", True),
     ],
 )
