@@ -99,6 +99,16 @@ def sync_every(config) -> int:
     return 1 if update_freq is None else max(1, SYNC_STEPS // int(update_freq))
 
 
+def _checked(agent, frame, when: str):
+    """``frame``, if it has the shape the env's observation space declares; else an :class:`ObservationError`."""
+    if np.shape(frame) != agent.frame_shape:
+        raise ObservationError(
+            f"the env returned an observation of shape {np.shape(frame)}, but its observation_space declares "
+            f"{agent.frame_shape} ({when})"
+        )
+    return frame
+
+
 class LocalActing:
     """The envs step and the agent acts in this process, in turn with the learner's updates."""
 
@@ -116,7 +126,7 @@ class LocalActing:
         obs, info = self.envs.reset(seed=seed)
         self.masks = action_masks(info, self.n)
         for i in range(self.n):
-            self.histories[i].push(obs[i], first=True)
+            self.histories[i].push(_checked(self.agent, obs[i], "reset"), first=True)
         return obs, self.masks
 
     def step(self, total_steps: int) -> Step:
@@ -130,15 +140,10 @@ class LocalActing:
         final_masks = action_masks(infos.get("final_info"), n) if masks is not None and done.any() else None
         next_frames = []
         for i in range(n):
-            nxt = infos["final_obs"][i] if done[i] else obs[i]
-            if np.shape(nxt) != agent.frame_shape:
-                raise ObservationError(
-                    f"the env returned an observation of shape {np.shape(nxt)}, but its observation_space "
-                    f"declares {agent.frame_shape} (step {total_steps + n})"
-                )
+            nxt = _checked(agent, infos["final_obs"][i] if done[i] else obs[i], f"step {total_steps + n}")
             self.histories[i].push(nxt, first=False)
             if done[i]:
-                self.histories[i].push(obs[i], first=True)
+                self.histories[i].push(_checked(agent, obs[i], f"reset after step {total_steps + n}"), first=True)
             next_frames.append(nxt)
         self.masks = masks
         return Step(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from kerlym._io import (
     CheckpointError,
@@ -27,6 +29,7 @@ from kerlym._io import (
 from kerlym.runs import ARRAYS, BEST, CHECKPOINTS, EVALUATIONS, LATEST, MODEL, STATE, STEP_NAME
 
 EVALUATION = "evaluation.json"
+T = TypeVar("T")
 
 
 def non_finite_arrays(arrays: dict) -> list[str]:
@@ -163,6 +166,17 @@ def _zip_problem(path: str, needed: tuple[str, ...] = (), test: bool = False) ->
     return None
 
 
+def _counts_problem(meta) -> str | None:
+    """What is wrong with a ``state.json``'s counters (each a whole number, 0 or more; total_steps there), or None."""
+    for key in ("total_steps", "episode", "updates"):
+        if key != "total_steps" and isinstance(meta, dict) and key not in meta:
+            continue
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"says {key} is {value!r}, not a count of 0 or more"
+    return None
+
+
 def checkpoint_problem(path: str) -> str | None:
     """A one-line error naming the file that makes the checkpoint in ``path`` unusable, or None.
 
@@ -182,6 +196,9 @@ def checkpoint_problem(path: str) -> str | None:
         int(meta["total_steps"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         return f"checkpoint {path} is corrupt: {STATE} is unreadable ({first_line(e)})"
+    problem = _counts_problem(meta)
+    if problem:
+        return f"checkpoint {path} is corrupt: {STATE} {problem}"
     model = os.path.join(path, MODEL)
     problem = _zip_problem(model, ("config.json",), test=True)
     if problem:
@@ -245,6 +262,30 @@ def latest_checkpoint(run_dir: str) -> str:
     return path
 
 
+def read_latest(run_dir: str, read: Callable[[str], T], tries: int = 5) -> T:
+    """``read(checkpoint)`` of the latest checkpoint, again on the new latest if training removed it meanwhile.
+
+    A reader beside a training run (``--play``, :func:`kerlym.load`) takes no lock, and a save that
+    moves ``latest`` on prunes the older checkpoints; one that vanishes while read is retried on the
+    newest. An error with ``latest`` unchanged is the checkpoint's own, and raised.
+
+    Raises:
+        CheckpointError: no checkpoint, or the latest one is unreadable (one line).
+    """
+    root = os.path.join(run_dir, CHECKPOINTS)
+    for attempt in range(tries):
+        name = _read_latest_name(root)
+        try:
+            return read(latest_checkpoint(run_dir))
+        except (CheckpointError, OSError) as e:
+            if attempt + 1 < tries and _latest_or_none(root) != name:
+                continue  # pruned by a save that made a newer checkpoint the latest
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(f"cannot read checkpoint {os.path.join(root, str(name))}: {reason(e)}") from None
+    raise AssertionError("unreachable")
+
+
 def load_model(path: str):
     """Load a ``.keras`` model in Keras's safe mode; unreadable files raise :class:`CheckpointError`."""
     import keras
@@ -284,6 +325,9 @@ def restore_checkpoint(path: str, agent) -> None:
             meta = json.load(f)
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{state} is corrupt: {first_line(e)}") from None
+    problem = _counts_problem(meta)
+    if problem:
+        raise CheckpointError(f"{state} is corrupt: it {problem}")
     arrays = _load_arrays(os.path.join(path, ARRAYS))
     try:
         agent.model.set_weights(saved.get_weights())

@@ -118,9 +118,10 @@ def agent_config(agent: str, values: dict) -> C.AgentConfig:
             raise C.ConfigError(f"{cls.__name__} has no setting {key!r}{hint}")
     try:
         return cls(**values)
+    except C.ConfigError:
+        raise
     except TypeError as e:  # a value of the wrong type compared or computed with
         raise C.ConfigError(f"bad value in {cls.__name__}: {e}") from None
-
 
 
 class EnvFactory:
@@ -146,6 +147,11 @@ class EnvFactory:
 
         run = self.run
         render_mode = "human" if run.render else None
+        if "human" in (render_mode, (run.env_kwargs or {}).get("render_mode")):
+            from kerlym.bundle import has_display
+
+            if not has_display():  # a window without a display can crash the process (SDL: SIGSEGV)
+                raise C.ConfigError("render_mode 'human' opens a window and needs a display; none was found")
         env = make_env(run.env, render_mode, run.env_kwargs, run.gym_packages)  # registers ALE and kerlym ids
         if self.submit_stats is not None:
             import gymnasium as gym
@@ -170,19 +176,22 @@ def make(run, config: C.AgentConfig | None = None, submit_stats: list | None = N
     """
     if isinstance(run, str):
         run, config = configure(run, config, **settings)
+    elif not isinstance(run, C.RunConfig):
+        raise C.ConfigTypeError(f"make's first argument is an env id (a str) or a RunConfig, got {run!r}")
     elif settings:
         raise TypeError("make(run, config) takes no further settings; change the configs instead")
+    elif not isinstance(config, C.AgentConfig):
+        need = AGENT_CONFIGS[run.agent].__name__
+        raise C.ConfigTypeError(f"make(run, config): config must be a {need} for -a {run.agent}, got {config!r}")
+    check_network(run, config)
     agent = AGENTS[run.agent](make_env_factory(run, submit_stats), config)
     agent.run_config = run  # learn() trains to its budget (a preset's steps) and evaluates as the run says
     return agent
 
 
-def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
-    """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`)."""
-    import gymnasium as gym
-
-    from kerlym import networks, preproc
-    from kerlym._io import first_line
+def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:
+    """Refuse an agent/net combination that cannot work, from their names alone (:class:`ConfigError`)."""
+    from kerlym import networks
 
     net = config.modelfactory
     if isinstance(net, str) and net not in networks.NETWORKS:
@@ -208,6 +217,18 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             f"--dueling replaces the network's output layer, and {net}'s Q-values come from several heads; "
             "use simple_dnn, zoo_mlp, q_rnn or a CNN"
         )
+
+
+def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
+    """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`)."""
+    import gymnasium as gym
+
+    from kerlym import networks
+    from kerlym._io import first_line
+
+    check_network(run, config)
+    net = config.modelfactory
+    actor_critic = AGENT_CONFIGS[run.agent].network_kind == "actor_critic"
     schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")
@@ -216,7 +237,7 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
 
         if not run.env.startswith(OPENSPIEL_PREFIX):
             raise C.ConfigError(f"--search plays OpenSpiel games (-e openspiel:GAME), not {run.env}")
-        if kind == "policy":
+        if AGENT_CONFIGS[run.agent].network_kind == "policy":
             raise C.ConfigError(
                 f"--search needs a value estimate, which -a {run.agent} has not; use dqn, ddqn, a2c or ppo"
             )
@@ -230,7 +251,7 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             raise C.ConfigError(
                 f"{run.env} has a continuous action space ({env.action_space}); -a {run.agent} needs discrete actions"
             )
-        env = preproc.apply(env, preproc.get(config.preprocessor))
+        env = _preprocessed(env, run, config)
         shape = env.observation_space.shape
         if shape is None:
             raise C.ConfigError(
@@ -266,6 +287,26 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
         check_resources(config, shape, env.observation_space.dtype)
     finally:
         env.close()
+
+
+def _preprocessed(env, run: C.RunConfig, config: C.AgentConfig):
+    """``env`` with the run's preprocessor, or a :class:`ConfigError` saying why that preprocessor does not fit it."""
+    from kerlym import preproc
+    from kerlym._io import first_line
+
+    shape = env.observation_space.shape
+    if config.preprocessor == "atari" and not type(env.unwrapped).__module__.startswith("ale_py"):
+        raise C.ConfigError(
+            f"-E atari is Gymnasium's AtariPreprocessing, for ALE (Atari) envs; {run.env} is not one "
+            f"(observations of shape {shape}); use -E none"
+        )
+    try:
+        return preproc.apply(env, preproc.get(config.preprocessor))
+    except Exception as e:  # a preprocessor made for other frames (karpathy_preproc wants 210x160 RGB)
+        name = getattr(config.preprocessor, "__name__", config.preprocessor)
+        raise C.ConfigError(
+            f"the {name} preprocessor cannot read {run.env}'s observations of shape {shape}: {first_line(e)}"
+        ) from None
 
 
 def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
@@ -377,13 +418,17 @@ def load(path: str, checkpoint: str | None = "latest", env=None, agent: str | No
         run, cfg = configure(env if isinstance(env, str) else None, agent, **settings)
     if isinstance(env, str):
         run = C.replace(run, env=env)
+    check_network(run, cfg)  # the line the command gives for the same folder
     env_factory = make_env_factory(run) if env is None or isinstance(env, str) else env
     built = AGENTS[run.agent](env_factory, cfg)
     built.run_config = run
     if source is None:
         return built
     if os.path.isdir(source):  # a checkpoint: weights, optimizer, counters
-        checkpoints.restore_checkpoint(source, built)
+        if source != path:  # a run folder's latest; a training run beside this may prune it while it is read
+            checkpoints.read_latest(run_dir, lambda newest: checkpoints.restore_checkpoint(newest, built))
+        else:
+            checkpoints.restore_checkpoint(source, built)
         if run_dir is not None:
             rows = read_progress(os.path.join(run_dir, runs.PROGRESS))
             built.episodes = [r for r in rows if r["episode"] <= built.episode]

@@ -39,7 +39,11 @@ def pick_weights(run_dir: str, which: str | None, cfg: C.AgentConfig) -> tuple[l
         return checkpoints.load_model(path).get_weights(), f"best.keras of {run_dir}"
     if which == "average" and getattr(cfg, "ema_steps", None) is None:
         raise C.ConfigError("--weights average needs a run trained with --ema (a weight average); use online or best")
-    checkpoint = checkpoints.latest_checkpoint(run_dir)
+    return checkpoints.read_latest(run_dir, lambda checkpoint: _checkpoint_weights(checkpoint, which))
+
+
+def _checkpoint_weights(checkpoint: str, which: str | None) -> tuple[list, str]:
+    """:func:`pick_weights` for the weights of one checkpoint."""
     if which == "online":
         model = checkpoints.load_model(os.path.join(checkpoint, runs.MODEL))
         return model.get_weights(), f"online network of {checkpoint}"

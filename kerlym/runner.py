@@ -25,6 +25,8 @@ from kerlym import actors, checkpoints
 from kerlym.actors import ObservationError  # noqa: F401 (kerlym.runner's API)
 from kerlym.config import ConfigError
 
+SNAPSHOT_EVERY = 10_000  # env steps between the in-memory copies of the agent's state of a run without a run folder
+
 
 class NonFiniteLoss(RuntimeError):
     """An update produced a NaN or infinite loss; training stops before it can be checkpointed."""
@@ -66,6 +68,9 @@ class Runner:
         self.run_dir = run_dir
         self.sinks = list(sinks)
         self.checkpoint_every = checkpoint_every if run_dir else None
+        # In memory, with a run folder or without: the state a non-finite loss puts the agent back to.
+        self.snapshot_every = checkpoint_every or SNAPSHOT_EVERY
+        self.finite_state: tuple | None = None
         self.eval_every = eval_every
         self.eval_episodes = eval_episodes
         self.search = search
@@ -112,9 +117,13 @@ class Runner:
         self.t0, self.steps0 = time.perf_counter(), agent.total_steps
         try:
             if max_steps != 0 and max_episodes != 0:
+                self._snapshot()
                 self._loop(max_steps, max_episodes, callback, step_callback)
-        except NonFiniteLoss:
-            raise  # never checkpoint non-finite weights; the last finite checkpoint stays
+        except NonFiniteLoss as error:  # never checkpoint non-finite weights; the last finite checkpoint stays
+            step = self._restore_snapshot()
+            if step is None:
+                raise
+            raise NonFiniteLoss(f"{error}; the agent is back at step {step}, its last finite weights") from None
         except BaseException as error:  # an env or a callback failed: keep the work done so far, then re-raise
             if self.run_dir is not None:
                 self._checkpoint_after(error)
@@ -150,6 +159,7 @@ class Runner:
         tick_every = max(1, 100 // n)
         next_checkpoint = self._next(agent.total_steps, self.checkpoint_every)
         next_eval = self._next(agent.total_steps, self.eval_every)
+        next_snapshot = self._next(agent.total_steps, self.snapshot_every)
         # wall_time goes on from the last row (a resumed run's rows were read back from progress.csv).
         last_wall = float(agent.episodes[-1].get("wall_time", 0.0)) if agent.episodes else 0.0
         start = time.perf_counter() - (last_wall if math.isfinite(last_wall) else 0.0)
@@ -235,6 +245,9 @@ class Runner:
             if next_eval is not None and agent.total_steps >= next_eval:
                 self.evaluate()
                 next_eval = self._next(agent.total_steps, self.eval_every)
+            if agent.total_steps >= next_snapshot:
+                self._snapshot()
+                next_snapshot = self._next(agent.total_steps, self.snapshot_every)
             at_limit = step_limit is not None and agent.total_steps >= step_limit
             if stop or agent.stop_requested or self.interrupted or at_limit:
                 agent.stop_requested = False
@@ -255,6 +268,26 @@ class Runner:
                 "training stopped and no checkpoint was written after it. Lower the learning rate or check the "
                 "env's rewards"
             )
+
+    def _snapshot(self) -> None:
+        """Keep a copy of the agent's learned state (weights, optimizer, counters) if all of it is finite."""
+        agent = self.agent
+        weights = [np.array(w) for w in agent.model.get_weights()]  # copies: a backend may share its buffers
+        meta, arrays = agent.get_state()
+        arrays = {k: np.array(v) for k, v in arrays.items()}
+        if not checkpoints.non_finite_arrays({**{f"weight {i}": w for i, w in enumerate(weights)}, **arrays}):
+            self.finite_state = (weights, meta, arrays)
+
+    def _restore_snapshot(self) -> int | None:
+        """Put the agent back to the last finite state kept (its rows after it dropped); returns its step."""
+        if self.finite_state is None:
+            return None
+        agent = self.agent
+        weights, meta, arrays = self.finite_state
+        agent.model.set_weights(weights)
+        agent.set_state(meta, arrays)
+        agent.episodes = [row for row in agent.episodes if row["episode"] <= agent.episode]
+        return agent.total_steps
 
     def _checkpoint_after(self, error: BaseException) -> None:
         from kerlym import runs
@@ -287,7 +320,6 @@ class Runner:
         mean, std = float(returns.mean()), float(returns.std())
         best = False
         if self.run_dir is not None:
-
             best = checkpoints.record_evaluation(self.run_dir, self.agent, mean, std)
         for sink in self.sinks:
             if hasattr(sink, "on_eval"):

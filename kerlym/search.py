@@ -100,12 +100,17 @@ def read_space(path: str, agent: str, base: C.AgentConfig) -> dict[str, Dist]:
         raise SpaceError(f"cannot read the search space {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise SpaceError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError as e:  # a binary file
+        raise SpaceError(
+            f"{path} is not a YAML text file: byte {e.object[e.start]:#04x} at {e.start} is not UTF-8"
+        ) from None
     return parse_space(space, agent, base)
 
 
 def to_tune(space: dict[str, Dist]) -> dict:
     """The space as Ray Tune sample domains (which ``OptunaSearch`` turns into Optuna distributions)."""
     from ray import tune
+
     out = {}
     for name, d in space.items():
         if d.kind == "choice":
@@ -115,5 +120,3 @@ def to_tune(space: dict[str, Dist]) -> dict:
         else:
             out[name] = (tune.loguniform if d.kind == "loguniform" else tune.uniform)(d.low, d.high)
     return out
-
-

@@ -14,6 +14,7 @@ This module imports no agent: an agent hands itself to :func:`train` from
 
 from __future__ import annotations
 
+import numbers
 import os
 import signal
 import sys
@@ -60,6 +61,13 @@ def restore(agent, checkpoint: str, run_dir: str) -> None:
     )
     if note:
         print(f"kerlym: note: {note}", file=sys.stderr)
+    missing = agent.episode - len({row["episode"] for row in rows})
+    if missing > 0:  # an emptied or deleted progress.csv: training goes on, but those rows are gone
+        print(
+            f"kerlym: note: {os.path.join(run_dir, runs.PROGRESS)} lacks {missing} of the checkpoint's "
+            f"{agent.episode} episode rows; the plots and statistics start from the rows it has",
+            file=sys.stderr,
+        )
     agent.episodes = rows
 
 
@@ -237,6 +245,18 @@ def learn(
     wandb: bool = False,
 ) -> list[dict]:
     """:meth:`kerlym.agents.base.Agent.learn`: the session of an agent without a run folder."""
+    for name, value in (
+        ("max_steps", max_steps),
+        ("max_episodes", max_episodes),
+        ("total_timesteps", total_timesteps),
+        ("eval_episodes", eval_episodes),
+    ):
+        if value is None:
+            continue
+        integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if not integer or value < 0:  # 0 trains nothing (then evaluates), as Stable-Baselines3 allows
+            error = C.ConfigError if integer else C.ConfigTypeError
+            raise error(f"learn(): {name} must be an integer, 0 or more, got {value!r}")
     if total_timesteps is not None:
         if max_steps is not None:
             raise TypeError("give max_steps or total_timesteps (Stable-Baselines3's name for it), not both")

@@ -71,6 +71,11 @@ def check_settings(run: C.RunConfig, cfg: C.AgentConfig) -> None:
     """What needs no environment: display, network names."""
     if run.render and not has_display():
         raise C.ConfigError("--render needs a display, and none was found (DISPLAY is unset); use -S to record videos")
+    if (run.env_kwargs or {}).get("render_mode") == "human" and not has_display():
+        raise C.ConfigError(
+            "--env-kwargs render_mode=human opens a window and needs a display, and none was found (DISPLAY is "
+            "unset); use -S to record videos"
+        )
 
 
 def check_tracking(run: C.RunConfig) -> C.RunConfig:
@@ -104,8 +109,6 @@ def check_env_id(run: C.RunConfig) -> None:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise C.ConfigError(f"unknown environment {env_id!r}{hint}")
-
-
 
 
 def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.AgentConfig) -> None:
@@ -149,5 +152,3 @@ def ray_actors(cfg: C.AgentConfig, address: str) -> C.AgentConfig:
     if address != "local":
         os.environ["RAY_ADDRESS"] = address
     return C.replace(cfg, actors="ray")
-
-

@@ -323,6 +323,23 @@ BAD_INPUTS = {
     "dtype policy": (["--dtype_policy", "float16"], "unknown dtype policy 'float16'; choose one of: float32, mixed_"),
     "replay": (["--replay", "fifo"], "unknown replay 'fifo'; choose one of: newest, uniform"),
     "ema": (["--ema", "-5"], "--ema_steps/--ema must be positive and finite, got -5"),
+    "seed negative": (["--seed", "-1"], "--seed must be an integer from 0 to 2**32 - 1, got -1"),
+    "seed too big": (["--seed", "99999999999999999999"], "--seed must be an integer from 0 to 2**32 - 1, got 9999"),
+    "optimizer": (["--optimizer", "nosuchopt"], "unknown optimizer 'nosuchopt'; choose one of: adadelta,"),
+    "loss": (["--loss", "hubber"], "unknown loss 'hubber'; did you mean huber?"),
+    "atari on vectors": (["-e", "CartPole-v1", "-E", "atari"], "-E atari is Gymnasium's AtariPreprocessing, for ALE"),
+    "env window headless": (
+        ["-e", "CartPole-v1", "--env-kwargs", "render_mode=human"],
+        "--env-kwargs render_mode=human opens a window and needs a display",
+    ),
+    "env kwarg not a literal": (
+        ["-e", "CartPole-v1", "--env-kwargs", "sutton_barto_reward=[1,"],
+        "--env-kwargs: sutton_barto_reward=[1, is not a Python literal",
+    ),
+    "env kwarg of a wrong type": (
+        ["-e", "RadioSearch-v0", "--env-kwargs", "snr_db='(nan,nan)'"],
+        "cannot create RadioSearch-v0: snr_db must be a (low, high) pair of finite numbers, got '(nan,nan)'",
+    ),
 }
 
 

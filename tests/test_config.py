@@ -170,3 +170,56 @@ def test_the_api_may_pass_functions_and_none_where_it_always_could():
     for values in ({"replay": frames}, {"dtype_policy": frames}, {"preprocessor": 3}):
         with pytest.raises(C.ConfigError, match="unknown"):
             C.DQNConfig(**values)
+
+
+@pytest.mark.parametrize(
+    "cls, values, message",
+    [
+        (C.DQNConfig, {"seed": -1}, "--seed must be an integer from 0 to 2**32 - 1, got -1"),
+        (C.DQNConfig, {"seed": 2**32}, "--seed must be an integer from 0 to 2**32 - 1, got 4294967296"),
+        (C.DQNConfig, {"batch_size": 32.5}, "-b/--batch_size must be an integer, got 32.5"),
+        (C.DQNConfig, {"concurrency": 2.5}, "-c/--concurrency must be an integer, got 2.5"),
+        (C.DQNConfig, {"max_memory": True}, "must be an integer, got True"),
+        (C.DQNConfig, {"learning_rate": "0.1"}, "-r/--learning_rate must be a number, got '0.1'"),
+        (C.DQNConfig, {"modelfactory": 3}, "-n/--modelfactory/--net must be a name or a function, got 3"),
+        (C.RunConfig, {"steps": "100"}, "--steps must be an integer, got '100'"),
+        (C.RunConfig, {"env": 123}, "-e/--env must be a string, got 123"),
+        (C.DQNConfig, {"optimizer": "adma"}, "unknown optimizer 'adma'; did you mean adam"),
+        (C.DQNConfig, {"optimizer": "nosuchopt"}, "unknown optimizer 'nosuchopt'; choose one of: adadelta,"),
+        (C.DQNConfig, {"loss": "hubr"}, "unknown loss 'hubr'; did you mean huber?"),
+        (C.DQNConfig, {"loss": "nosuchloss"}, "unknown loss 'nosuchloss'; choose one of: binary_crossentropy,"),
+    ],
+)
+def test_values_of_the_wrong_type_or_name_are_one_line_errors(cls, values, message):
+    with pytest.raises(C.ConfigError) as e:
+        cls(**values)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_integer_settings_take_numpy_integers_and_names_any_keras_spelling():
+    import numpy as np
+
+    cfg = C.DQNConfig(batch_size=np.int64(16), seed=2**32 - 1, optimizer="RMSprop", loss="MeanSquaredError")
+    assert (cfg.batch_size, cfg.seed, cfg.optimizer, cfg.loss) == (16, 2**32 - 1, "RMSprop", "MeanSquaredError")
+    assert C.DQNConfig(learning_rate=1).learning_rate == 1  # an int is a number
+
+
+def test_the_optimizer_and_loss_names_are_those_keras_takes():
+    keras = pytest.importorskip("keras")
+
+    def takes(get, name):
+        try:
+            get(name)
+        except (ValueError, TypeError, KeyError):
+            return False
+        return True
+
+    def optimizer(name):
+        return keras.optimizers.get({"class_name": name, "config": {"learning_rate": 1e-3}})
+
+    public = [n for n in dir(keras.optimizers) if isinstance(getattr(keras.optimizers, n), type) and n != "Optimizer"]
+    assert {n.lower() for n in public if takes(optimizer, n)} == set(C.OPTIMIZER_NAMES) - {"rmsprop_tf"}
+    public = [n for n in dir(keras.losses) if not n.startswith("_") and n not in ("get", "deserialize", "serialize")]
+    taken = {n for n in public if n != "Loss" and takes(keras.losses.get, n)}
+    assert taken <= set(C.LOSS_NAMES)
+    assert all(takes(keras.losses.get, n) for n in C.LOSS_NAMES)  # and the short names: mse, huber's aliases

@@ -335,6 +335,20 @@ def test_bad_board_size_is_refused(make, board_size):
         make(board_size=board_size)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"komi": "(nan,nan)"}, "komi must be a finite number, got '\\(nan,nan\\)'"),
+        ({"komi": float("inf")}, "komi must be a finite number, got inf"),
+        ({"max_game_length": 2.5}, "max_game_length must be a positive integer or None, got 2.5"),
+        ({"max_game_length": 0}, "max_game_length must be a positive integer or None, got 0"),
+    ],
+)
+def test_bad_arguments_are_refused_by_type(make, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make(board_size=5, **kwargs)
+
+
 def test_symmetries_map_a_played_game_onto_the_same_game_rotated_and_reflected(make):
     env, replay = make(board_size=5), make(board_size=5)
     env.reset(seed=3)

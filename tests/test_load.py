@@ -92,6 +92,25 @@ def test_load_refuses_bad_paths_and_choices(run_dir, tmp_path):
         kerlym.load(run_dir, checkpoint="worst")
 
 
+def test_load_of_a_run_whose_config_names_another_agent_says_what_the_command_says(run_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    from kerlym.main import main
+
+    copy = str(tmp_path / "run")
+    shutil.copytree(run_dir, copy)
+    with open(os.path.join(copy, "config.json")) as f:
+        config = json.load(f)
+    with open(os.path.join(copy, "config.json"), "w") as f:
+        json.dump({**config, "agent": "ppo", "modelfactory": "zoo_mlp"}, f)  # over dqn checkpoints
+    with pytest.raises(ConfigError) as e:
+        kerlym.load(copy)
+    assert str(e.value).startswith("-a ppo needs an actor-critic network: ") and str(e.value).endswith("(got zoo_mlp)")
+    assert main(["--play", copy]) == 2
+    assert capsys.readouterr().err == f"kerlym: error: {e.value}\n"
+
+
 def recording(agent):
     """Record the states ``act`` is given."""
     seen, act = [], agent.act

@@ -31,6 +31,32 @@ def test_make_builds_the_configured_agent():
     agent.close()
 
 
+@pytest.mark.parametrize(
+    "args, settings, message",
+    [
+        ((123, "ddqn"), {}, "make's first argument is an env id (a str) or a RunConfig, got 123"),
+        ((None, None), {}, "make's first argument is an env id (a str) or a RunConfig, got None"),
+        (("CartPole-v1", "ddqn"), {"modelfactory": 3}, "--modelfactory/--net must be a name or a function, got 3"),
+        (("CartPole-v1", "ddqn"), {"steps": "100"}, "--steps must be an integer, got '100'"),
+        (("CartPole-v1", "ddqn"), {"batch_size": 32.5}, "-b/--batch_size must be an integer, got 32.5"),
+        (("CartPole-v1", "ppo"), {"concurrency": 2.5}, "-c/--concurrency must be an integer, got 2.5"),
+    ],
+)
+def test_make_names_a_bad_argument_and_what_it_takes(args, settings, message):
+    with pytest.raises(ConfigError) as e:
+        kerlym.make(*args, **settings)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert isinstance(e.value, TypeError)  # a wrong type: a TypeError too
+
+
+def test_make_with_configs_checks_their_types_and_the_network():
+    run, cfg = kerlym.configure("CartPole-v1", "ppo")
+    with pytest.raises(TypeError, match="make\\(run, config\\): config must be a PPOConfig for -a ppo, got 'ppo'"):
+        kerlym.make(run, "ppo")
+    with pytest.raises(ConfigError, match="-a ppo needs an actor-critic network: .* \\(got zoo_mlp\\)"):
+        kerlym.make(run, kerlym.config.replace(cfg, modelfactory="zoo_mlp"))
+
+
 def test_the_networks_own_optimizer_stands_unless_one_is_given():
     agent = kerlym.make("CartPole-v1", "dqn", modelfactory="zoo_mlp")
     assert type(agent.model.optimizer).__name__ == "Adam"  # zoo_mlp's own, not the original's RMSprop

@@ -219,6 +219,12 @@ def test_variants_set_knobs_and_explicit_knobs_override_them():
         ({"bandwidth": (4, 10)}, "bandwidth"),
         ({"n_signals": 40}, "do not fit"),
         ({"render_mode": "human"}, "render_mode"),
+        ({"snr_db": "(nan,nan)"}, r"snr_db must be a \(low, high\) pair of finite numbers, got '\(nan,nan\)'"),
+        ({"snr_db": (float("nan"), 3.0)}, "snr_db must be a"),
+        ({"bandwidth": (8.5, 40)}, "bandwidth must be a .* pair of integers"),
+        ({"n_signals": 1.5}, "n_signals must be an integer, got 1.5"),
+        ({"max_steps": "100"}, "max_steps must be an integer, got '100'"),
+        ({"duty_cycle": True}, "duty_cycle must be a finite number, got True"),
     ],
 )
 def test_bad_settings_raise_a_one_line_error(kwargs, message):

@@ -46,9 +46,29 @@ class NanRewards(gym.Wrapper):
 def test_a_nan_loss_stops_training_and_is_never_checkpointed(tmp_path):
     agent = D2QN(lambda: NanRewards(gym.make("CartPole-v1")), seed=0, batch_size=16, update_nsamp=32, update_freq=100)
     runner = Runner(agent, str(tmp_path), checkpoint_every=50)
-    with pytest.raises(NonFiniteLoss, match="the loss became nan at step 100"):
+    with pytest.raises(NonFiniteLoss, match="the loss became nan at step 100") as e:
         runner.run(max_steps=1000)
-    assert checkpoints.latest_checkpoint(str(tmp_path)).endswith("step-0000000050")  # the last finite one
+    latest = checkpoints.latest_checkpoint(str(tmp_path))
+    assert latest.endswith("step-0000000050")  # the last finite one
+    # and the agent object is back at that state, not left with NaN weights
+    assert str(e.value).endswith("; the agent is back at step 50, its last finite weights")
+    assert (agent.total_steps, agent.updates) == (50, 0) and all(r["episode"] <= agent.episode for r in agent.episodes)
+    saved = checkpoints.load_model(os.path.join(latest, "model.keras")).get_weights()
+    for mine, theirs in zip(agent.model.get_weights(), saved, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    agent.close()
+
+
+def test_after_a_nan_loss_in_learn_the_agent_keeps_its_last_finite_weights():
+    agent = D2QN(lambda: NanRewards(gym.make("CartPole-v1")), seed=0, batch_size=16, update_nsamp=32, update_freq=100)
+    before = [w.copy() for w in agent.model.get_weights()]
+    with pytest.raises(NonFiniteLoss, match="at step 100 .*; the agent is back at step 0, its last finite weights"):
+        agent.learn(max_steps=1000, verbose=0)
+    assert agent.total_steps == 0 and agent.episodes == []
+    for mine, first in zip(agent.model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(mine, first)
+    for v in agent.model.optimizer.variables:
+        assert np.isfinite(np.asarray(v)).all()
     agent.close()
 
 
@@ -87,6 +107,69 @@ def test_an_observation_of_the_wrong_shape_names_both_shapes():
     with pytest.raises(ValueError, match=r"observation of shape \(3,\), but its observation_space declares \(4,\)"):
         agent.learn(max_steps=2000, verbose=0)
     agent.close()
+
+
+class WrongFirst(gym.ObservationWrapper):
+    """Every observation has 3 values where the space declares 4, from the first reset on."""
+
+    def observation(self, obs):
+        return obs[:3]
+
+
+def test_a_first_observation_of_the_wrong_shape_names_both_shapes():
+    agent = D2QN(lambda: WrongFirst(gym.make("CartPole-v1")), seed=0)
+    with pytest.raises(
+        ValueError, match=r"observation of shape \(3,\), but its observation_space declares \(4,\) \(reset\)"
+    ):
+        agent.learn(max_steps=100, verbose=0)
+    agent.close()
+
+
+class OldAPI(gym.Env):
+    """The old Gym API: reset() without a seed returns the observation alone, step() returns 4 values."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+    new_reset = False
+
+    def reset(self, **kwargs):
+        if not self.new_reset and kwargs:
+            raise TypeError("OldAPI.reset() got an unexpected keyword argument 'seed'")
+        obs = np.zeros(4, np.float32)
+        return (obs, {}) if self.new_reset else obs
+
+    def step(self, action):
+        return np.zeros(4, np.float32), 1.0, False, {}
+
+
+class OldReset(OldAPI):
+    def reset(self, seed=None, options=None):
+        return np.zeros(4, np.float32)
+
+
+class OldStep(OldAPI):
+    new_reset = True
+
+
+@pytest.mark.parametrize(
+    "env_class, what",
+    [
+        (OldAPI, "the env's reset() takes no seed"),
+        (OldReset, "the env's reset() returned an observation alone"),
+        (OldStep, "the env's step() returned 4 values, not 5"),
+    ],
+)
+def test_an_env_of_the_old_gym_api_is_named_with_the_wrapper_that_converts_it(env_class, what):
+    from kerlym.envs import OldGymAPIError
+
+    agent = D2QN(env_class(), seed=0)
+    for call in (lambda: agent.learn(max_steps=100, verbose=0), lambda: agent.evaluate(1)):
+        with pytest.raises(OldGymAPIError) as e:
+            call()
+        message = str(e.value)
+        assert message.startswith(f"{what}, as the old Gym API did (before Gym 0.26)") and "\n" not in message
+        assert 'gymnasium.make("GymV21Environment-v0", env=env)' in message
+    assert agent.total_steps == 0
 
 
 def test_an_env_error_checkpoints_the_run_and_is_raised_with_the_step(tmp_path):

@@ -273,6 +273,8 @@ def test_random_bytes_in_latest_are_named_and_resume_falls_back(tmp_path):
             "checkpoint {c} is corrupt: state.json is unreadable (Unterminated string starting at: line 1 column 2",
         ),
         ("missing", "checkpoint {c} does not exist"),
+        ("negative", "checkpoint {c} is corrupt: state.json says total_steps is -5, not a count of 0 or more"),
+        ("float", "checkpoint {c} is corrupt: state.json says updates is 2.5, not a count of 0 or more"),
     ],
 )
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, problem):
@@ -286,6 +288,11 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, da
     elif damage == "state":
         with open(os.path.join(newest, runs.STATE), "w") as f:
             f.write('{"to')
+    elif damage in ("negative", "float"):
+        with open(os.path.join(newest, runs.STATE), "w") as f:
+            json.dump(
+                {"total_steps": -5, "episode": 3} if damage == "negative" else {"total_steps": 600, "updates": 2.5}, f
+            )
     else:
         os.rename(newest, newest + "-gone")
     path, note = checkpoints.resumable_checkpoint(run)
@@ -551,6 +558,22 @@ def test_restore_names_the_corrupt_file(agent, tmp_path):
         checkpoints.greedy_weights(path)  # --play
 
 
+def test_restore_refuses_counters_that_are_no_counts(agent, tmp_path):
+    from kerlym.agents import D2QN
+
+    path = checkpoints.save_checkpoint(str(tmp_path), at_step(agent, 100))
+    state = os.path.join(path, runs.STATE)
+    with open(state) as f:
+        meta = json.load(f)
+    with open(state, "w") as f:
+        json.dump({**meta, "total_steps": -5}, f)
+    again = D2QN("CartPole-v1", modelfactory=tiny_q, seed=1, max_memory=500)
+    with pytest.raises(CheckpointError) as e:
+        checkpoints.restore_checkpoint(path, again)  # loaded before, at step -5
+    assert one_line(e.value) == f"{state} is corrupt: it says total_steps is -5, not a count of 0 or more"
+    assert again.total_steps == 0
+
+
 def test_best_model_on_a_full_disk_keeps_the_previous_best(agent, mount):
     fs = mount("1m")
     assert checkpoints.record_evaluation(fs, at_step(agent, 100), 5.0, 1.0)
@@ -637,3 +660,40 @@ def test_max_env_workers_counts_the_process_limit():
 
     got = unprivileged(limited)  # root is exempt from RLIMIT_NPROC, "nobody" is not
     assert 1 <= int(got) <= 20, got  # at most half of 40, less what the user already runs
+
+
+@pytest.mark.parametrize("reading", ["model", "arrays"])
+def test_a_reader_beside_training_retries_on_the_newest_when_a_save_prunes_what_it_reads(agent, tmp_path, reading):
+    run = str(tmp_path)
+    for step in (100, 200):
+        checkpoints.save_checkpoint(run, at_step(agent, step))
+    read = []
+
+    def weights(checkpoint):  # --play's read; the first one loses the race with two saves that prune step 200
+        read.append(os.path.basename(checkpoint))
+        if len(read) == 1:
+            for step in (300, 400):
+                checkpoints.save_checkpoint(run, at_step(agent, step))
+            assert not os.path.exists(checkpoint)  # pruned (keep=2) while it was read
+        if reading == "arrays":  # np.load: a plain FileNotFoundError
+            with np.load(os.path.join(checkpoint, runs.ARRAYS)) as npz:
+                return sorted(npz.files)[0]
+        return checkpoints.greedy_weights(checkpoint)  # load_model: a CheckpointError
+
+    assert checkpoints.read_latest(run, weights) is not None
+    assert read == ["step-0000000200", "step-0000000400"]
+
+
+def test_a_reader_raises_the_checkpoints_own_error_when_latest_has_not_moved(tmp_path):
+    run = str(tmp_path)
+    newest = fake_checkpoint(run, 600)
+    truncate(os.path.join(newest, runs.ARRAYS))
+    read = []
+
+    def weights(checkpoint):
+        read.append(checkpoint)
+        return checkpoints.greedy_weights(checkpoint)
+
+    with pytest.raises(CheckpointError, match=r"is corrupt: arrays.npz: "):
+        checkpoints.read_latest(run, weights)
+    assert read == [newest]  # no retry: the latest checkpoint itself is bad

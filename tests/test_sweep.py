@@ -138,6 +138,17 @@ def test_the_command_reports_a_bad_space_in_one_line_before_starting_ray(tmp_pat
     assert not os.path.exists(tmp_path / "runs")
 
 
+@needs_yaml
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"\x89PNG\r\n\x1a\n\x00\x00"], ids=["all bytes", "png"])
+def test_a_binary_space_file_is_one_line_before_any_run_folder(tmp_path, capsys, content):
+    path = tmp_path / "space.yaml"
+    path.write_bytes(content)
+    assert main([*TINY, "--tune", str(path), "--outdir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"kerlym: error: {path} is not a YAML text file: byte ")
+    assert not os.path.exists(tmp_path / "runs")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -17,7 +17,7 @@ import numpy as np
 from kerlym import preproc
 from kerlym.backend import set_random_seed
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, canonical, field_names
-from kerlym.envs import OneEnv, action_masks, make_env
+from kerlym.envs import OneEnv, action_masks, make_env, reset_env, step_env
 from kerlym.factories import build_model, refuse_unknown_arguments
 from kerlym.memory import FrameRing
 
@@ -380,7 +380,7 @@ class Agent:
         history = self.frame_history()
         returns = []
         for i in range(episodes):
-            obs, info = env.reset(seed=None if seed is None else seed + i)
+            obs, info = reset_env(env, None if seed is None else seed + i)
             history.push(obs, first=True)
             total, done, moves = 0.0, False, 0
             while not done:
@@ -390,7 +390,7 @@ class Agent:
                     actions, _ = self.act(history.latest(), explore=explore, masks=action_masks(info, 1))
                     action = actions[0]  # an integer, or a float vector for a Box action space
                 moves += 1
-                obs, reward, terminated, truncated, info = env.step(action if np.ndim(action) else int(action))
+                obs, reward, terminated, truncated, info = step_env(env, action if np.ndim(action) else int(action))
                 history.push(obs, first=False)
                 total += float(reward)
                 done = terminated or truncated

@@ -35,13 +35,16 @@ from kerlym.config.declare import (  # noqa: F401 (kerlym.config's API)
     ACTOR_MODES,
     CHECKS,
     DTYPE_POLICIES,
+    LOSS_NAMES,
     MLFLOW_DEFAULT_URI,
+    OPTIMIZER_NAMES,
     PREPROCESSOR_NAMES,
     REPLAY_MODES,
     SCHEDULES,
     TOPICS,
     VECTOR_MODES,
     ConfigError,
+    ConfigTypeError,
     configclass,
     flag,
     setting,
@@ -61,8 +64,12 @@ def canonical(values: dict) -> dict:
 def parse_settings(items) -> dict:
     """``["KEY=VALUE", ...]`` as a dict; each value a Python literal (``3``, ``0.5``, ``True``, ``[1, 2]``) or a string.
 
+    A value that starts as a literal would (a digit, a sign, a bracket or a quote) must be one: ``(nan,nan)`` or
+    ``[1,`` is refused rather than passed on as a string; ``KEY="'(nan,nan)'"`` passes that string.
+
     Raises:
-        ConfigError: an item that is not ``KEY=VALUE`` with an identifier for a key (one line).
+        ConfigError: an item that is not ``KEY=VALUE`` with an identifier for a key, or a value that looks like a
+            literal but is not one (one line).
     """
     import ast
 
@@ -73,7 +80,12 @@ def parse_settings(items) -> dict:
             raise ConfigError(f"settings are KEY=VALUE pairs, got {item!r}")
         try:
             out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            if text.strip()[:1] in tuple("0123456789+-.([{'\""):
+                raise ConfigError(
+                    f"{item} is not a Python literal (numbers, quoted strings, True, False, None, and tuples, "
+                    f"lists and dicts of them); to pass it as a string, quote it: {key}=\"'{text}'\""
+                ) from None
             out[key] = text
     return out
 

@@ -7,7 +7,9 @@ import typing
 from kerlym.config.declare import (
     ACTOR_MODES,
     DTYPE_POLICIES,
+    LOSS_NAMES,
     MLFLOW_DEFAULT_URI,
+    OPTIMIZER_NAMES,
     PREPROCESSOR_NAMES,
     REPLAY_MODES,
     SCHEDULES,
@@ -150,11 +152,14 @@ class AgentConfig:
         "Optimizer the built-in networks compile (any Keras name, or rmsprop_tf, SB3's RMSpropTFLike; "
         "default: the network's own)",
         topic="network",
+        names=OPTIMIZER_NAMES,
+        names_ignore_case=True,
     )
     loss: str | None = setting(
         None,
         "Loss the built-in networks compile (any Keras name, e.g. huber; default: the network's own)",
         topic="network",
+        names=LOSS_NAMES,
     )
     clipnorm: float | None = setting(
         None,
@@ -163,7 +168,7 @@ class AgentConfig:
         check="positive",
     )
     discount: float = setting(0.99, "Discount rate for future rewards", ("-d",), topic="agent", check="fraction")
-    seed: int | None = setting(None, "Random seed for the env, NumPy and Keras", topic="run control")
+    seed: int | None = setting(None, "Random seed for the env, NumPy and Keras", topic="run control", check="seed")
     concurrency: int = setting(
         1,
         "Env copies feeding one learner, stepping in parallel processes (see --vector_env)",

@@ -5,7 +5,9 @@ Standard library only, so that ``kerlym --help`` and argument errors stay instan
 
 from __future__ import annotations
 
+import difflib
 import math
+import numbers
 import typing
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 
@@ -17,10 +19,90 @@ ACTOR_MODES = ("local", "process", "ray")
 VECTOR_MODES = ("async", "sync")
 # --mlflow without a URI: MLflow's own embedded store, a SQLite file beside its ./mlruns artifact folder.
 MLFLOW_DEFAULT_URI = "sqlite:///mlflow.db"
+# The names keras.optimizers.get takes (any case) and kerlym's rmsprop_tf; and the names keras.losses.get takes (as
+# spelled). Keras 3.15's, kept here so that the command checks them without importing Keras; tests/test_config.py
+# checks them against the installed Keras.
+OPTIMIZER_NAMES = (
+    "adadelta",
+    "adafactor",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "ftrl",
+    "lion",
+    "muon",
+    "nadam",
+    "rmsprop",
+    "rmsprop_tf",
+    "schedulefreeadamw",
+    "sgd",
+)
+LOSS_NAMES = (
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_crossentropy",
+    "categorical_focal_crossentropy",
+    "categorical_hinge",
+    "circle",
+    "cosine_similarity",
+    "ctc",
+    "dice",
+    "hinge",
+    "huber",
+    "kl_divergence",
+    "log_cosh",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_error",
+    "mean_squared_logarithmic_error",
+    "poisson",
+    "sparse_categorical_crossentropy",
+    "squared_hinge",
+    "tversky",
+    # Keras's short names and class names for the same losses
+    "bce",
+    "kld",
+    "mae",
+    "mape",
+    "mse",
+    "msle",
+    "BCE",
+    "KLD",
+    "MAE",
+    "MAPE",
+    "MSE",
+    "MSLE",
+    "CTC",
+    "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CategoricalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "CategoricalHinge",
+    "Circle",
+    "CosineSimilarity",
+    "Dice",
+    "Hinge",
+    "Huber",
+    "KLDivergence",
+    "LogCosh",
+    "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredError",
+    "MeanSquaredLogarithmicError",
+    "Poisson",
+    "SparseCategoricalCrossentropy",
+    "SquaredHinge",
+    "Tversky",
+)
 
 
 class ConfigError(ValueError):
     """A setting, or a combination of settings, that can never train; the message is one line."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A setting or argument of the wrong type (2.5 for an integer, 3 for a name); a TypeError too."""
 
 
 # The --help groups, in order: a field's ``topic`` names its group, and the group's title.
@@ -42,6 +124,7 @@ CHECKS = {
     "rate": ("must be in [0, 1)", lambda v: math.isfinite(v) and 0 <= v < 1),
     "finite": ("must be a finite number", math.isfinite),
     "keywords": ("must be a dict of keyword arguments", lambda v: isinstance(v, dict)),
+    "seed": ("must be an integer from 0 to 2**32 - 1", lambda v: 0 <= v < 2**32),
 }
 
 
@@ -67,7 +150,8 @@ def setting(default, help: str, aliases: tuple[str, ...] = (), cli_default=MISSI
         check: the validation, a key of ``CHECKS`` (``"positive"``); a field with ``choices`` is also checked
             against them.
         **meta: more for the flag: ``choices``, ``metavar``, ``cli_nargs``, ``cli_type``; ``api_function=True``:
-            the Python API also takes a function here (a model factory), which passes the checks.
+            the Python API also takes a function here (a model factory), which passes the checks; ``names``: the
+            names a string value may take (any case if ``names_ignore_case``), refused with a did-you-mean.
     """
     if topic is not None and topic not in TOPICS or check is not None and check not in CHECKS:
         raise ValueError(f"unknown topic {topic!r} or check {check!r}")
@@ -118,7 +202,7 @@ def configclass(cls=None, /, **new_defaults):
 
 
 def _check_fields(config) -> None:
-    """Each field's check and choices (a field's one validation); None and functions pass where they may."""
+    """Each field's type, check and choices (a field's one validation); None and functions pass where they may."""
     for f in fields(config):
         value = getattr(config, f.name)
         if (value is None and "None" in str(f.type)) or (callable(value) and f.metadata.get("api_function")):
@@ -126,5 +210,33 @@ def _check_fields(config) -> None:
         choices, check = f.metadata.get("choices"), f.metadata.get("check")
         if choices and value not in choices:
             raise ConfigError(f"unknown {f.name.replace('_', ' ')} {value!r}; choose one of: {', '.join(choices)}")
+        _check_type(f, value)
         if check and (value is None or not CHECKS[check][1](value)):
             raise ConfigError(f"{flag(f.name)} {CHECKS[check][0]}, got {value!r}")
+        if f.metadata.get("names"):
+            _check_name(f, value)
+
+
+def _check_type(f: Field, value) -> None:
+    """Refuse a value of the wrong type: 2.5 or "100" for an integer setting, "0.1" for a number, 3 for a name."""
+    kind = str(f.type).split("|")[0].strip()
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+        raise ConfigTypeError(f"{flag(f.name)} must be an integer, got {value!r}")
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise ConfigTypeError(f"{flag(f.name)} must be a number, got {value!r}")
+    if kind == "str" and not isinstance(value, str):
+        what = "a name or a function" if f.metadata.get("api_function") else "a string"
+        raise ConfigTypeError(f"{flag(f.name)} must be {what}, got {value!r}")
+
+
+def _check_name(f: Field, value: str) -> None:
+    """Refuse a name the field's ``names`` lack, suggesting the closest."""
+    names = f.metadata["names"]
+    ignore_case = f.metadata.get("names_ignore_case", False)
+    if (value.lower() if ignore_case else value) in names:
+        return
+    close = difflib.get_close_matches(value.lower() if ignore_case else value, names, n=6, cutoff=0.6)
+    close = list({n.lower(): n for n in reversed(close)}.values())[::-1][:3]  # huber, not huber and Huber
+    listed = ", ".join(n for n in names if n.islower())
+    hint = f"did you mean {', '.join(close)}?" if close else f"choose one of: {listed}"
+    raise ConfigError(f"unknown {f.name} {value!r}; {hint}")

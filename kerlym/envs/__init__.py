@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerlym.config import ConfigError
+
 OPENSPIEL_PREFIX = "openspiel:"  # -e openspiel:GAME (kerlym.envs.openspiel) rather than -e MODULE:ENV_ID
 
 # id -> (entry point, default kwargs, max_episode_steps). Each env lives in its own module of this package.
@@ -109,14 +111,14 @@ class OneEnv:
         self.env = env
 
     def reset(self, seed=None):
-        obs, info = self.env.reset(seed=seed)
+        obs, info = reset_env(self.env, seed)
         return [obs], info
 
     def step(self, actions):
-        obs, reward, terminated, truncated, info = self.env.step(actions[0])
+        obs, reward, terminated, truncated, info = step_env(self.env, actions[0])
         if terminated or truncated:  # the new episode's first observation and info take the old one's place
             final_obs, final_info = obs, info
-            obs, info = self.env.reset()
+            obs, info = reset_env(self.env)
             info = {**info, "final_obs": [final_obs], "final_info": final_info}
         return [obs], np.array([reward], dtype=np.float64), np.array([terminated]), np.array([truncated]), info
 
@@ -127,6 +129,39 @@ class OneEnv:
 def is_two_player(env) -> bool:
     """Whether ``env`` is a two-player game against an opponent (Go, ``openspiel:GAME``): returns are won or lost."""
     return bool(getattr(getattr(env, "unwrapped", env), "two_player", False))
+
+
+class OldGymAPIError(ConfigError):
+    """An env that speaks the old Gym API (before Gym 0.26): ``reset()`` -> obs, ``step()`` -> 4 values."""
+
+
+_OLD_API = (
+    "{what}, as the old Gym API did (before Gym 0.26); kerlym needs Gymnasium's reset() -> (obs, info) and "
+    "step() -> (obs, reward, terminated, truncated, info): convert the env with Shimmy, "
+    'gymnasium.make("GymV21Environment-v0", env=env) (pip install "shimmy[gym-v21]")'
+)
+
+
+def reset_env(env, seed=None) -> tuple:
+    """``env.reset(seed=seed)`` as ``(obs, info)``; an env of the old Gym API is an :class:`OldGymAPIError`."""
+    try:
+        result = env.reset(seed=seed)
+    except TypeError as e:
+        if "unexpected keyword argument 'seed'" not in str(e):
+            raise
+        raise OldGymAPIError(_OLD_API.format(what="the env's reset() takes no seed")) from None
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
+        raise OldGymAPIError(_OLD_API.format(what="the env's reset() returned an observation alone"))
+    return result
+
+
+def step_env(env, action) -> tuple:
+    """``env.step(action)`` as its 5 values; an env of the old Gym API is an :class:`OldGymAPIError`."""
+    result = env.step(action)
+    if not (isinstance(result, tuple) and len(result) == 5):
+        got = f"{len(result)} values" if isinstance(result, tuple) else type(result).__name__
+        raise OldGymAPIError(_OLD_API.format(what=f"the env's step() returned {got}, not 5"))
+    return result
 
 
 def action_masks(info, n: int) -> np.ndarray | None:

@@ -20,6 +20,8 @@ corner (row 0 is the top, as in the observation); ``N * N`` passes and
 
 from __future__ import annotations
 
+import math
+import numbers
 import sys
 
 import numpy as np
@@ -84,6 +86,11 @@ class GoEnv(OpenSpielEnv):
             raise DependencyNotInstalled(f"Go needs OpenSpiel: {install_hint('go')}") from None
         if not (str(board_size).isdigit() and 2 <= int(board_size) <= 19):  # "9" too, as a command line gives it
             raise ValueError(f"board_size must be an integer from 2 to 19, got {board_size!r}")
+        if isinstance(komi, bool) or not isinstance(komi, numbers.Real) or not math.isfinite(komi):
+            raise ValueError(f"komi must be a finite number, got {komi!r}")
+        length = max_game_length
+        if length is not None and (isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 1):
+            raise ValueError(f"max_game_length must be a positive integer or None, got {max_game_length!r}")
         if player_color not in ("black", "white"):
             raise ValueError(f"player_color must be 'black' or 'white', got {player_color!r}")
         self.board_size = n = int(board_size)

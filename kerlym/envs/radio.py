@@ -41,6 +41,8 @@ places the signals by hand instead of drawing them. :class:`SweepPolicy` (observ
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 
 import gymnasium as gym
 import numpy as np
@@ -78,7 +80,18 @@ class RadioConfig:
     """Steps after which the episode is truncated."""
 
     def validate(self) -> None:
-        """Raise ``ValueError`` with a one-line message if a knob is out of range."""
+        """Raise ``ValueError`` with a one-line message if a knob is of the wrong type or out of range."""
+        for name in ("n_signals", "frames", "drift", "max_steps"):
+            if not _number(getattr(self, name), integer=True):
+                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        for name in ("duty_cycle", "step_cost", "false_alarm_penalty"):
+            if not _number(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)!r}")
+        for name, integer in (("snr_db", False), ("bandwidth", True)):
+            pair = getattr(self, name)
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(_number(v, integer) for v in pair)):
+                what = "integers" if integer else "finite numbers"
+                raise ValueError(f"{name} must be a (low, high) pair of {what}, got {pair!r}")
         lo_bw, hi_bw = self.bandwidth
         if self.n_signals < 1:
             raise ValueError(f"n_signals must be at least 1, got {self.n_signals}")
@@ -94,6 +107,12 @@ class RadioConfig:
             )
         if not 0 < self.duty_cycle <= 1:
             raise ValueError(f"duty_cycle must be in (0, 1], got {self.duty_cycle}")
+
+
+def _number(value, integer: bool = False) -> bool:
+    """Whether ``value`` is a finite number (an integer if ``integer``), and not a bool."""
+    kind = numbers.Integral if integer else numbers.Real
+    return isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # Knob presets; explicit keyword arguments to the env override them.

@@ -1,0 +1,72 @@
+"""kerlym.session: what Agent.learn takes."""
+
+import os
+import shutil
+
+import pytest
+
+import kerlym
+from kerlym.config import ConfigError
+
+
+@pytest.fixture(scope="module")
+def agent():
+    built = kerlym.make("CartPole-v1", "dqn", seed=0)
+    yield built
+    built.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message, is_type_error",
+    [
+        ({"max_steps": "100"}, "learn(): max_steps must be an integer, 0 or more, got '100'", True),
+        ({"max_steps": 2.5}, "learn(): max_steps must be an integer, 0 or more, got 2.5", True),
+        ({"max_steps": -1}, "learn(): max_steps must be an integer, 0 or more, got -1", False),
+        ({"max_episodes": -3}, "learn(): max_episodes must be an integer, 0 or more, got -3", False),
+        ({"total_timesteps": 1e3}, "learn(): total_timesteps must be an integer, 0 or more, got 1000.0", True),
+        ({"eval_episodes": True}, "learn(): eval_episodes must be an integer, 0 or more, got True", True),
+    ],
+)
+def test_learn_names_a_bad_argument_before_training(agent, kwargs, message, is_type_error):
+    with pytest.raises(ConfigError) as e:
+        agent.learn(verbose=0, **kwargs)
+    assert str(e.value) == message and isinstance(e.value, TypeError) == is_type_error
+    assert agent.total_steps == 0  # nothing ran
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    from kerlym.main import main
+
+    out = tmp_path_factory.mktemp("runs")
+    flags = "-e CartPole-v1 -a dqn --steps 200 -f 50 -u 64 -b 32 --seed 0 -q --eval_episodes 1"
+    assert main([*flags.split(), "--outdir", str(out)]) == 0
+    (name,) = os.listdir(out)
+    return str(out / name)
+
+
+@pytest.mark.parametrize("damage", ["emptied", "deleted", "rows cut"])
+def test_a_resume_says_when_progress_rows_are_missing(saved_run, tmp_path, capsys, damage):
+    from kerlym import checkpoints, runs, session
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(saved_run, run_dir)
+    progress = os.path.join(run_dir, runs.PROGRESS)
+    with open(progress) as f:
+        lines = f.readlines()
+    episodes = len(lines) - 1
+    os.remove(progress)
+    if damage != "deleted":
+        with open(progress, "w") as f:
+            f.writelines(lines[:3] if damage == "rows cut" else [])
+    capsys.readouterr()
+    agent = kerlym.load(run_dir, checkpoint=None)
+    session.restore(agent, checkpoints.latest_checkpoint(run_dir), run_dir)
+    kept = 2 if damage == "rows cut" else 0
+    assert len(agent.episodes) == kept and agent.episode == episodes
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"kerlym: note: {progress} lacks {episodes - kept} of the checkpoint's {episodes} episode rows; the plots "
+        "and statistics start from the rows it has"
+    ]
+    agent.close()
