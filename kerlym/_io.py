@@ -126,6 +126,26 @@ def native_stderr_silenced():
         os.close(devnull)
 
 
+def die_with_parent(signum: int | None = None) -> None:
+    """Have the kernel send this process ``signum`` (default SIGTERM) when its parent dies (Linux; elsewhere nothing).
+
+    A child that a learner killed by ``kill -9`` leaves behind would otherwise
+    run on; callers also compare ``os.getppid()`` with the parent they knew,
+    since the parent may have died before this call.
+    """
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signum or signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def install_hint(extra: str) -> str:
     """``pip install`` for one of kerlym's extras, spelled for how kerlym was installed.
 

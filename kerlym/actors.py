@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from kerlym._io import die_with_parent
 from kerlym.config import ConfigError, field_names
 from kerlym.envs import action_masks
 
@@ -190,14 +191,16 @@ def limit_threads() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _put(q, item, stop) -> bool:
-    """Put ``item`` on ``q``, waiting while it is full; ``False`` if ``stop`` was set meanwhile."""
+def _put(q, item, stop, learner: int | None = None) -> bool:
+    """Put ``item`` on ``q``, waiting while it is full; ``False`` if ``stop`` was set meanwhile or the learner
+    (PID ``learner``, this process's parent) is gone."""
     while not stop.is_set():
         try:
             q.put(item, timeout=STOP_POLL)
             return True
         except queue.Full:
-            continue
+            if learner is not None and os.getppid() != learner:
+                return False
     return False
 
 
@@ -227,7 +230,14 @@ def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
         weights_q: where the learner's ``(version, weights)`` arrive.
         stop: set by the learner when it no longer wants steps.
     """
+    import signal
+
     limit_threads()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the learner's to act on: it stops us
+    learner = start.get("learner")
+    die_with_parent()  # a learner killed by kill -9 takes its actor with it
+    if learner is not None and os.getppid() != learner:
+        return
     try:
         cls, env_spec, config, factory_kwargs = recipe
         agent = cls(env_spec, config, **factory_kwargs)
@@ -237,7 +247,7 @@ def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
         agent.rng = np.random.default_rng(start["rng_seed"])
         acting = LocalActing(agent)
         version = _newest_weights(agent, weights_q, -1, wait=True)
-        if not _put(steps_q, ("reset", acting.reset(start["reset_seed"])), stop):
+        if not _put(steps_q, ("reset", acting.reset(start["reset_seed"])), stop, learner):
             return
         while not stop.is_set():
             version = _newest_weights(agent, weights_q, version)
@@ -248,7 +258,7 @@ def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
             for i in (step.terminated | step.truncated).nonzero()[0]:
                 agent.episode += 1
                 agent.end_episode(i)
-            if not _put(steps_q, ("step", step), stop):
+            if not _put(steps_q, ("step", step), stop, learner):
                 return
     except BaseException as e:  # the learner re-raises it; an exception that does not pickle goes as text
         try:
@@ -295,6 +305,7 @@ class ProcessActor:
             "epsilon": float(agent.epsilon if agent.epsilon is not None else 0.0),
             "reset_seed": agent.reset_seed,
             "rng_seed": int(agent.rng.integers(2**63)),
+            "learner": os.getpid(),
         }
         self.process = ctx.Process(
             target=actor_main,

@@ -211,3 +211,84 @@ def test_a_script_without_a_main_guard_is_told_in_one_line(tmp_path):
     )
     assert "An attempt has been made to start a new process" not in done.stderr  # multiprocessing's long message
     assert lines[-1].startswith("RuntimeError: the actor process died (exit code 1)")
+
+
+# -- a learner killed by kill -9 leaves nothing running ---------------------------
+def _descendants(pid: int) -> set[int]:
+    """The PIDs of ``pid``'s children, their children, and so on (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_a_training_learner(tmp_path, *flags, children: int):
+    """Start ``kerlym`` with ``flags``; once it trains with ``children`` descendants, ``kill -9`` it.
+
+    Returns the descendants still alive 20 s later, and what they printed.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = open(tmp_path / "log", "w+")
+    cmd = [sys.executable, "-m", "kerlym", "-e", "CartPole-v1", "--outdir", str(tmp_path / "runs"), "-q", *flags]
+    learner = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    kids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            rows = [p for p in (tmp_path / "runs").glob("*/progress.csv")]
+            if rows and len(rows[0].read_text().splitlines()) > 3 and len(_descendants(learner.pid)) >= children:
+                break
+            assert learner.poll() is None, (tmp_path / "log").read_text()
+            time.sleep(0.5)
+        kids = _descendants(learner.pid)
+        assert len(kids) >= children, kids
+        os.kill(learner.pid, signal.SIGKILL)
+        learner.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(map(_alive, kids)):
+            time.sleep(0.2)
+        return {k for k in kids if _alive(k)}, (tmp_path / "log").read_text()
+    finally:
+        if learner.poll() is None:
+            learner.kill()
+        for kid in kids | _descendants(learner.pid):
+            if _alive(kid):
+                os.kill(kid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_an_actor_process_ends_with_its_killed_learner(tmp_path):
+    # The actor fills its queue in a second, then waits on it; its learner is gone, so it must end, and the
+    # multiprocessing resource tracker with it (2 children: the actor and the tracker).
+    left, log = kill_a_training_learner(tmp_path, "-a", "dqn", "--actors", "process", "--steps", "10000000", children=2)
+    assert left == set(), log
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.slow
+def test_env_workers_of_a_killed_learner_end_without_a_traceback(tmp_path):
+    left, log = kill_a_training_learner(tmp_path, "-a", "dqn", "-c", "4", "--steps", "10000000", children=4)
+    assert left == set(), log
+    assert "Traceback" not in log and "BrokenPipeError" not in log, log
