@@ -146,6 +146,22 @@ def die_with_parent(signum: int | None = None) -> None:
         pass
 
 
+def quiet_keras_import() -> None:
+    """Import Keras (and its backend) with TensorFlow's C++ start-up lines hidden, as the command hides them.
+
+    For programs that use kerlym's Python API: the lines TensorFlow writes as
+    it loads (CUDA, CPU features, oneDNN) go to a closed stderr, and its later
+    C++ log lines (XLA's, a CPU-only machine's failed ``cuInit``) are filtered by
+    ``TF_CPP_MIN_LOG_LEVEL=3``, as in the command, unless the program set its
+    own level (``0`` shows them all). Python exceptions still show. Nothing
+    happens once Keras is imported.
+    """
+    if "keras" in sys.modules:
+        return
+    with native_stderr_silenced():
+        import keras  # noqa: F401
+
+
 def install_hint(extra: str) -> str:
     """``pip install`` for one of kerlym's extras, spelled for how kerlym was installed.
 

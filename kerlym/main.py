@@ -25,6 +25,10 @@ class UsageError(Exception):
     """Bad input: reported as one line and exit status 2."""
 
 
+class RunFailed(Exception):
+    """The machine failed a run (a worker process died, a write failed): one line and exit status 1."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
@@ -161,6 +165,7 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     """The command's training run in ``run_dir`` (locked by the caller): build the agent, run the session."""
     from kerlym import session
     from kerlym._io import native_stderr_silenced
+    from kerlym.actors import WorkerDied
     from kerlym.make import make
     from kerlym.runner import NonFiniteLoss
 
@@ -171,6 +176,8 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
         session.train(agent, run, run_dir, resume_from=resume_from, submit_stats=stats_envs)
     except NonFiniteLoss as e:
         raise UsageError(session.non_finite_message(e, run_dir)) from None
+    except WorkerDied as e:
+        raise RunFailed(session.failure_message(e, run_dir)) from None
     finally:
         agent.close()
     return 0
@@ -251,6 +258,9 @@ def main(argv=None) -> int:
     except (UsageError, C.ConfigError, CheckpointError) as e:
         print(f"kerlym: error: {e}", file=sys.stderr)
         return 2
+    except RunFailed as e:
+        print(f"kerlym: error: {e}", file=sys.stderr)
+        return 1
     except Exception as e:
         from kerlym.sweep import SweepError
 

@@ -269,3 +269,14 @@ def non_finite_message(error: BaseException, run_dir: str | None) -> str:
     """The one line a NaN loss ends a run with."""
     kept = f"; checkpoints before it are kept in {run_dir}" if run_dir else ""
     return f"{first_line(error)}{kept}"
+
+
+def failure_message(error: BaseException, run_dir: str | None) -> str:
+    """The one line a run that the machine failed ends with: what failed, the checkpoint kept, how to go on."""
+    if run_dir is None:
+        return first_line(error)
+    try:
+        kept = f"; checkpoint kept: {checkpoints.latest_checkpoint(run_dir)}"
+    except checkpoints.CheckpointError:
+        kept = ""
+    return f"{first_line(error)}{kept}; continue with: kerlym --resume {run_dir}"

@@ -144,13 +144,16 @@ def vector_worker(index, env_fn, pipe, parent_pipe, *args) -> None:
     ``BrokenPipeError`` traceback as it tries to send it to a learner that was
     killed; here the worker just ends. A terminal's Ctrl-C reaches every
     process of the group: the workers ignore it, since the learner decides
-    when to stop and closes them.
+    when to stop and closes them. A forked worker would inherit the learner's
+    SIGTERM handler (which only asks training to stop), so that Gymnasium's
+    ``terminate()`` could not end it: the worker takes the default back.
     """
     import signal
 
     from gymnasium.vector.async_vector_env import _async_worker
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the learner's handler, inherited by fork: terminate() ends us
     try:
         _async_worker(index, env_fn, _LearnerPipe(pipe), parent_pipe, *args)
     except SystemExit:
