@@ -126,6 +126,63 @@ def native_stderr_silenced():
         os.close(devnull)
 
 
+# -- signals during start-up ------------------------------------------------------
+_deferred: list[int] | None = None  # signals received while deferring; None: not deferring
+_before: dict = {}  # the handlers defer_signals replaced
+
+
+def defer_signals(signals=None) -> None:
+    """From now on, record SIGINT and SIGTERM (or ``signals``) instead of acting on them, until :func:`end_deferral`.
+
+    The command calls this first, before its heavy imports: a Ctrl-C raised as
+    ``KeyboardInterrupt`` while Keras or JAX load can land in a callback that
+    only prints "Exception ignored" and is lost. The runner takes the recorded
+    signals over (:func:`take_deferred_signals`) and stops at once; before that,
+    the command looks (:func:`deferred_signals`) once the agent is built.
+    Only the main thread can do this; elsewhere it does nothing.
+    """
+    import signal
+    import threading
+
+    global _deferred
+    if threading.current_thread() is not threading.main_thread():
+        return
+    end_deferral()
+
+    def record(signum, frame):
+        if not _deferred:
+            print("\nkerlym: stopping once the set-up in progress ends ...", flush=True)
+        _deferred.append(signum)
+
+    _deferred = []
+    for s in signals or (signal.SIGINT, signal.SIGTERM):
+        _before[s] = signal.signal(s, record)
+
+
+def deferred_signals() -> list[int]:
+    """The signals recorded since :func:`defer_signals` (empty when none, or when not deferring)."""
+    return list(_deferred or ())
+
+
+def take_deferred_signals() -> list[int]:
+    """The signals recorded so far, handed over to the caller (who acts on them) and forgotten here."""
+    taken = deferred_signals()
+    if _deferred:
+        _deferred.clear()
+    return taken
+
+
+def end_deferral() -> None:
+    """Stop deferring: the handlers :func:`defer_signals` replaced return (Ctrl-C raises ``KeyboardInterrupt``)."""
+    import signal
+
+    global _deferred
+    for s, handler in _before.items():
+        signal.signal(s, handler)
+    _before.clear()
+    _deferred = None
+
+
 def die_with_parent(signum: int | None = None) -> None:
     """Have the kernel send this process ``signum`` (default SIGTERM) when its parent dies (Linux; elsewhere nothing).
 

@@ -11,7 +11,7 @@ import os
 
 from kerlym import checkpoints, runs
 from kerlym import config as C
-from kerlym._io import first_line, install_hint, native_stderr_silenced
+from kerlym._io import deferred_signals, end_deferral, first_line, install_hint, native_stderr_silenced
 from kerlym.make import make
 
 WEIGHTS = ("online", "average", "best")
@@ -83,6 +83,11 @@ def play(
         weights, source = pick_weights(run_dir, which, cfg)
     print(f"playing with the {source}")
     agent = _agent_with(run, cfg, weights, source)
+    stopped = deferred_signals()  # the command's Ctrl-C while the agent was built
+    end_deferral()  # from here a Ctrl-C ends the episodes (the command says so in one line)
+    if stopped:
+        agent.close()
+        raise KeyboardInterrupt
     returns = agent.evaluate(run.eval_episodes, seed=seed)
     for i, r in enumerate(returns):
         print(f" * Episode {i + 1}: reward {r:.2f}")

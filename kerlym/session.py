@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from kerlym import checkpoints, runs
 from kerlym import config as C
-from kerlym._io import first_line, native_stderr_silenced
+from kerlym._io import end_deferral, first_line, native_stderr_silenced
 from kerlym.checkpoints import evaluation_record, weights_label, write_evaluation
 
 
@@ -170,6 +170,7 @@ def train(
         step_callback=step_callback,
         final_evaluation=final_evaluation,
     )
+    end_deferral()  # from here a Ctrl-C interrupts as usual (the results bundle takes it)
     interrupted = bool(runner.interrupted)
     _report_actors(runner.actor_summary, say)
     if run_dir is not None:
