@@ -28,6 +28,13 @@ class RunLocked(CheckpointError):
     """Another process holds the run folder's lock."""
 
 
+class ProcessDied(RuntimeError):
+    """A process a run depends on died (an env worker, the actor process, a Go opponent); the message is one line.
+
+    The command reports it in one line, naming the checkpoint kept and ``--resume``.
+    """
+
+
 class NonFiniteError(CheckpointError):
     """The agent's weights or optimizer state hold NaN or inf, so they are not saved."""
 

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kerlym._io import die_with_parent, native_stderr_silenced
+from kerlym._io import ProcessDied, die_with_parent, native_stderr_silenced
 from kerlym.config import ConfigError, field_names
 from kerlym.envs import action_masks
 
@@ -56,7 +56,7 @@ class ObservationError(ValueError):
     """An env's observation does not have the shape its observation space declares."""
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(ProcessDied):
     """A process that steps the envs (an env worker, the actor process) died; the message is one line."""
 
 

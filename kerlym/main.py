@@ -181,8 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str | None) -> int:
     """The command's training run in ``run_dir`` (locked by the caller): build the agent, run the session."""
     from kerlym import session
-    from kerlym._io import native_stderr_silenced
-    from kerlym.actors import WorkerDied
+    from kerlym._io import ProcessDied, native_stderr_silenced
     from kerlym.make import make
     from kerlym.runner import NonFiniteLoss
 
@@ -195,7 +194,7 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
         session.train(agent, run, run_dir, resume_from=resume_from, submit_stats=stats_envs)
     except NonFiniteLoss as e:
         raise UsageError(session.non_finite_message(e, run_dir)) from None
-    except WorkerDied as e:
+    except ProcessDied as e:  # an env worker, the actor process, a Go opponent
         raise RunFailed(session.failure_message(e, run_dir)) from None
     finally:
         agent.close()
