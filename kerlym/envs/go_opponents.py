@@ -203,8 +203,11 @@ class GnuGoOpponent:
             process.kill()
             process.wait()
         finally:
-            process.stdin.close()
-            process.stdout.close()
+            for pipe in (process.stdin, process.stdout):
+                try:
+                    pipe.close()
+                except OSError:  # a dead GnuGo: what was buffered for it cannot be flushed
+                    pass
 
 
 def parse_opponent(opponent: str) -> tuple[str, int]:
