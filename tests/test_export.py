@@ -140,7 +140,7 @@ def _one_line_error(capsys, *args) -> str:
 def test_export_where_export_is_a_file_is_one_line(run_dir, capsys, tmp_path):
     import shutil
 
-    run = shutil.copytree(run_dir, tmp_path / "run")
+    run = shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("export"))
     (run / "export").write_text("not a folder")
     err = _one_line_error(capsys, "--export", str(run))
     assert err == (
@@ -173,7 +173,7 @@ def test_export_into_a_read_only_run_folder_is_one_line(run_dir, capsys, small_t
     import shutil
 
     fs = small_tmpfs("16m")
-    run = shutil.copytree(run_dir, os.path.join(fs, "run"))
+    run = shutil.copytree(run_dir, os.path.join(fs, "run"), ignore=shutil.ignore_patterns("export"))
     subprocess.run(["mount", "-o", "remount,ro", fs], check=True)
     err = _one_line_error(capsys, "--export", run)
     assert err == (
@@ -186,7 +186,7 @@ def test_export_onto_a_full_disk_is_one_line_and_leaves_no_partial_export(run_di
     import shutil
 
     fs = small_tmpfs("16m")
-    run = shutil.copytree(run_dir, os.path.join(fs, "run"))
+    run = shutil.copytree(run_dir, os.path.join(fs, "run"), ignore=shutil.ignore_patterns("export"))
     with open(os.path.join(fs, "filler"), "wb") as f:  # leave 8 KiB: the folder and a probe fit, a model does not
         free = shutil.disk_usage(fs).free
         f.write(b"\0" * max(0, free - 8192))
