@@ -28,6 +28,13 @@ class RunLocked(CheckpointError):
     """Another process holds the run folder's lock."""
 
 
+class ProcessDied(RuntimeError):
+    """A process a run depends on died (an env worker, the actor process, a Go opponent); the message is one line.
+
+    The command reports it in one line, naming the checkpoint kept and ``--resume``.
+    """
+
+
 class NonFiniteError(CheckpointError):
     """The agent's weights or optimizer state hold NaN or inf, so they are not saved."""
 
@@ -124,6 +131,99 @@ def native_stderr_silenced():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+# -- signals during start-up ------------------------------------------------------
+_deferred: list[int] | None = None  # signals received while deferring; None: not deferring
+_before: dict = {}  # the handlers defer_signals replaced
+
+
+def defer_signals(signals=None) -> None:
+    """From now on, record SIGINT and SIGTERM (or ``signals``) instead of acting on them, until :func:`end_deferral`.
+
+    The command calls this first, before its heavy imports: a Ctrl-C raised as
+    ``KeyboardInterrupt`` while Keras or JAX load can land in a callback that
+    only prints "Exception ignored" and is lost. The runner takes the recorded
+    signals over (:func:`take_deferred_signals`) and stops at once; before that,
+    the command looks (:func:`deferred_signals`) once the agent is built.
+    Only the main thread can do this; elsewhere it does nothing.
+    """
+    import signal
+    import threading
+
+    global _deferred
+    if threading.current_thread() is not threading.main_thread():
+        return
+    end_deferral()
+
+    def record(signum, frame):
+        if not _deferred:
+            print("\nkerlym: stopping once the set-up in progress ends ...", flush=True)
+        _deferred.append(signum)
+
+    _deferred = []
+    for s in signals or (signal.SIGINT, signal.SIGTERM):
+        _before[s] = signal.signal(s, record)
+
+
+def deferred_signals() -> list[int]:
+    """The signals recorded since :func:`defer_signals` (empty when none, or when not deferring)."""
+    return list(_deferred or ())
+
+
+def take_deferred_signals() -> list[int]:
+    """The signals recorded so far, handed over to the caller (who acts on them) and forgotten here."""
+    taken = deferred_signals()
+    if _deferred:
+        _deferred.clear()
+    return taken
+
+
+def end_deferral() -> None:
+    """Stop deferring: the handlers :func:`defer_signals` replaced return (Ctrl-C raises ``KeyboardInterrupt``)."""
+    import signal
+
+    global _deferred
+    for s, handler in _before.items():
+        signal.signal(s, handler)
+    _before.clear()
+    _deferred = None
+
+
+def die_with_parent(signum: int | None = None) -> None:
+    """Have the kernel send this process ``signum`` (default SIGTERM) when its parent dies (Linux; elsewhere nothing).
+
+    A child that a learner killed by ``kill -9`` leaves behind would otherwise
+    run on; callers also compare ``os.getppid()`` with the parent they knew,
+    since the parent may have died before this call.
+    """
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signum or signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def quiet_keras_import() -> None:
+    """Import Keras (and its backend) with TensorFlow's C++ start-up lines hidden, as the command hides them.
+
+    For programs that use kerlym's Python API: the lines TensorFlow writes as
+    it loads (CUDA, CPU features, oneDNN) go to a closed stderr, and its later
+    C++ log lines (XLA's, a CPU-only machine's failed ``cuInit``) are filtered by
+    ``TF_CPP_MIN_LOG_LEVEL=3``, as in the command, unless the program set its
+    own level (``0`` shows them all). Python exceptions still show. Nothing
+    happens once Keras is imported.
+    """
+    if "keras" in sys.modules:
+        return
+    with native_stderr_silenced():
+        import keras  # noqa: F401
 
 
 def install_hint(extra: str) -> str:

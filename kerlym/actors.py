@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from kerlym._io import ProcessDied, die_with_parent, native_stderr_silenced
 from kerlym.config import ConfigError, field_names
 from kerlym.envs import action_masks
 
@@ -53,6 +54,39 @@ UNGUARDED = (
 
 class ObservationError(ValueError):
     """An env's observation does not have the shape its observation space declares."""
+
+
+class WorkerDied(ProcessDied):
+    """A process that steps the envs (an env worker, the actor process) died; the message is one line."""
+
+
+PIPE_ERRORS = (EOFError, BrokenPipeError, ConnectionResetError)  # what a dead worker's pipe raises
+
+
+def _end_broken(envs) -> str:
+    """Stop the workers of ``envs`` (an ``AsyncVectorEnv`` one of whose workers died) and say which died how.
+
+    Gymnasium's ``close`` would first wait for the dead worker's answer and
+    raise again, so the processes are ended here and the env marked closed.
+    """
+    dead = []
+    for i, process in enumerate(getattr(envs, "processes", ())):
+        process.join(timeout=1.0)
+        if process.exitcode is not None:
+            dead.append((i, process.exitcode))
+    for process in getattr(envs, "processes", ()):
+        if process.is_alive():
+            process.terminate()
+        process.join()
+    for pipe in getattr(envs, "parent_pipes", ()):
+        if pipe is not None:
+            pipe.close()
+    envs.closed = True
+    if not dead:
+        return "an env worker process died"
+    s = "s" if len(dead) > 1 else ""
+    workers, codes = (", ".join(str(d[k]) for d in dead) for k in (0, 1))
+    return f"env worker{s} {workers} of {len(envs.processes)} died (exit code{s} {codes})"
 
 
 class Step(NamedTuple):
@@ -123,7 +157,10 @@ class LocalActing:
 
     def reset(self, seed) -> tuple[list, np.ndarray | None]:
         """Reset the envs (``seed``: the first reset's); returns the first observations and their legal actions."""
-        obs, info = self.envs.reset(seed=seed)
+        try:
+            obs, info = self.envs.reset(seed=seed)
+        except PIPE_ERRORS:
+            raise WorkerDied(_end_broken(self.envs)) from None
         self.masks = action_masks(info, self.n)
         for i in range(self.n):
             self.histories[i].push(_checked(self.agent, obs[i], "reset"), first=True)
@@ -134,7 +171,10 @@ class LocalActing:
         agent, n = self.agent, self.n
         states = self.histories[0].latest() if n == 1 else np.concatenate([h.latest() for h in self.histories])
         actions, values = agent.act(states, masks=self.masks)
-        obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+        try:
+            obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+        except PIPE_ERRORS:
+            raise WorkerDied(_end_broken(self.envs)) from None
         done = terminated | truncated
         masks = action_masks(infos, n)
         final_masks = action_masks(infos.get("final_info"), n) if masks is not None and done.any() else None
@@ -188,6 +228,34 @@ def actor_recipe(agent) -> tuple:
     return type(agent), agent.env_spec, config, factory_kwargs
 
 
+def pack_recipe(agent, dumps=None) -> bytes:
+    """:func:`actor_recipe` pickled (``dumps``: default ``pickle.dumps``; Ray's cloudpickle for Ray actors).
+
+    The child unpickles it itself (:func:`build_actor_agent`), so that importing
+    the agent's module (Keras, TensorFlow) happens after it has quieted TensorFlow's
+    start-up logs, not while its process starts.
+    """
+    import pickle
+
+    return (dumps or pickle.dumps)(actor_recipe(agent))
+
+
+def build_actor_agent(packed: bytes, **config_changes):
+    """The acting agent of an actor process or Ray actor, from :func:`pack_recipe`'s bytes, built quietly.
+
+    TensorFlow's C++ start-up lines are hidden as the command hides them (:func:`kerlym._io.native_stderr_silenced`);
+    an exception still surfaces, once stderr is back.
+    """
+    import pickle
+
+    limit_threads()
+    with native_stderr_silenced():
+        cls, env_spec, config, factory_kwargs = pickle.loads(packed)
+        if config_changes:
+            config = dataclasses.replace(config, **config_changes)
+        return cls(env_spec, config, **factory_kwargs)
+
+
 def limit_threads() -> None:
     """One compute thread per library in the actor: the learner's update needs the other core."""
     for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MKL_NUM_THREADS"):
@@ -195,14 +263,16 @@ def limit_threads() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _put(q, item, stop) -> bool:
-    """Put ``item`` on ``q``, waiting while it is full; ``False`` if ``stop`` was set meanwhile."""
+def _put(q, item, stop, learner: int | None = None) -> bool:
+    """Put ``item`` on ``q``, waiting while it is full; ``False`` if ``stop`` was set meanwhile or the learner
+    (PID ``learner``, this process's parent) is gone."""
     while not stop.is_set():
         try:
             q.put(item, timeout=STOP_POLL)
             return True
         except queue.Full:
-            continue
+            if learner is not None and os.getppid() != learner:
+                return False
     return False
 
 
@@ -225,24 +295,30 @@ def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
     """The actor process: act and step the envs, sending ``("reset" | "step" | "error", payload)`` to the learner.
 
     Args:
-        recipe: :func:`actor_recipe`'s agent class, env, config and factory arguments.
+        recipe: :func:`pack_recipe`'s bytes: the agent class, env, config and factory arguments.
         start: the learner's counters (``total_steps``, ``episode``, ``epsilon``), the first reset's seed
             and a seed for the actor's exploration draws.
         steps_q: where the steps go.
         weights_q: where the learner's ``(version, weights)`` arrive.
         stop: set by the learner when it no longer wants steps.
     """
+    import signal
+
     limit_threads()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the learner's to act on: it stops us
+    learner = start.get("learner")
+    die_with_parent()  # a learner killed by kill -9 takes its actor with it
+    if learner is not None and os.getppid() != learner:
+        return
     try:
-        cls, env_spec, config, factory_kwargs = recipe
-        agent = cls(env_spec, config, **factory_kwargs)
+        agent = build_actor_agent(recipe)
         agent.total_steps, agent.episode = start["total_steps"], start["episode"]
         if agent.epsilon is not None:
             agent.epsilon = start["epsilon"]
         agent.rng = np.random.default_rng(start["rng_seed"])
         acting = LocalActing(agent)
         version = _newest_weights(agent, weights_q, -1, wait=True)
-        if not _put(steps_q, ("reset", acting.reset(start["reset_seed"])), stop):
+        if not _put(steps_q, ("reset", acting.reset(start["reset_seed"])), stop, learner):
             return
         while not stop.is_set():
             version = _newest_weights(agent, weights_q, version)
@@ -253,7 +329,7 @@ def actor_main(recipe, start: dict, steps_q, weights_q, stop) -> None:
             for i in (step.terminated | step.truncated).nonzero()[0]:
                 agent.episode += 1
                 agent.end_episode(i)
-            if not _put(steps_q, ("step", step), stop):
+            if not _put(steps_q, ("step", step), stop, learner):
                 return
     except BaseException as e:  # the learner re-raises it; an exception that does not pickle goes as text
         try:
@@ -300,10 +376,11 @@ class ProcessActor:
             "epsilon": float(agent.epsilon if agent.epsilon is not None else 0.0),
             "reset_seed": agent.reset_seed,
             "rng_seed": int(agent.rng.integers(2**63)),
+            "learner": os.getpid(),
         }
         self.process = ctx.Process(
             target=actor_main,
-            args=(actor_recipe(agent), start, self.steps_q, self.weights_q, self.stop),
+            args=(pack_recipe(agent), start, self.steps_q, self.weights_q, self.stop),
             name="kerlym-actor",
         )
         self.process.start()
@@ -333,7 +410,7 @@ class ProcessActor:
                 waited += timeout
                 if not self.process.is_alive():
                     hint = "" if self.received else f"; if it printed nothing else: {UNGUARDED}"
-                    raise RuntimeError(f"the actor process died (exit code {self.process.exitcode}){hint}") from None
+                    raise WorkerDied(f"the actor process died (exit code {self.process.exitcode}){hint}") from None
                 if waited > ACTOR_START:
                     raise RuntimeError(f"no step from the actor process in {ACTOR_START:.0f} s") from None
         self.received = True

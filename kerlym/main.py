@@ -26,6 +26,27 @@ class UsageError(Exception):
     """Bad input: reported as one line and exit status 2."""
 
 
+class RunFailed(Exception):
+    """The machine failed a run (a worker process died, a write failed): one line and exit status 1."""
+
+
+class Interrupted(Exception):
+    """A signal (Ctrl-C, SIGTERM) arrived before training began; the message says what was kept."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+def _stop_if_interrupted(kept: str) -> None:
+    """Raise :class:`Interrupted` if a signal arrived during the set-up so far (``kept``: what the user has)."""
+    from kerlym._io import deferred_signals
+
+    signals = deferred_signals()
+    if signals:
+        raise Interrupted(f"interrupted before training began; {kept}", signals[0])
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
@@ -163,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str | None) -> int:
     """The command's training run in ``run_dir`` (locked by the caller): build the agent, run the session."""
     from kerlym import session
-    from kerlym._io import native_stderr_silenced
+    from kerlym._io import ProcessDied, native_stderr_silenced
     from kerlym.make import make
     from kerlym.runner import NonFiniteLoss
 
@@ -171,9 +192,13 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     with native_stderr_silenced():
         agent = make(run, cfg, submit_stats=stats_envs)
     try:
+        kept = f"the run is as it was: continue with: kerlym --resume {run_dir}" if resume_from else "nothing was saved"
+        _stop_if_interrupted(kept)
         session.train(agent, run, run_dir, resume_from=resume_from, submit_stats=stats_envs)
     except NonFiniteLoss as e:
         raise UsageError(session.non_finite_message(e, run_dir)) from None
+    except ProcessDied as e:  # an env worker, the actor process, a Go opponent
+        raise RunFailed(session.failure_message(e, run_dir)) from None
     finally:
         agent.close()
     return 0
@@ -232,14 +257,35 @@ def _new_run(args) -> int:
     if sweep.wanted(args):  # --seeds, --tune: many runs under one sweep folder
         return sweep.run(args, run, cfg)
     runs.check_outdir_writable(run.outdir)
+    _stop_if_interrupted("nothing was saved")
     # Every check above ran before the run folder exists, so bad input never leaves one behind.
     run_dir = runs.new_run_dir(run.outdir, run.env.replace(":", "_"), run.agent)
-    with runs.lock_run(run_dir):
-        return train(run, cfg, run_dir, None)
+    try:
+        with runs.lock_run(run_dir):
+            return train(run, cfg, run_dir, None)
+    finally:
+        runs.remove_if_empty(run_dir)  # stopped before it held anything but its lock
 
 
 def main(argv=None) -> int:
-    """The ``kerlym`` command; returns its exit status (2 for bad input, with one line on stderr)."""
+    """The ``kerlym`` command; returns its exit status (2 for bad input, with one line on stderr).
+
+    SIGINT and SIGTERM are caught from the start (:func:`kerlym._io.defer_signals`), so that a Ctrl-C while
+    Keras loads is never lost; training stops as soon as the agent is built, with one line, and a Ctrl-C during
+    ``--play`` ends it with one line and status 130.
+    """
+    from kerlym._io import defer_signals, end_deferral
+
+    defer_signals()
+    try:
+        return _main(argv)
+    finally:
+        end_deferral()
+
+
+def _main(argv) -> int:
+    import signal
+
     from kerlym._io import CheckpointError
 
     try:
@@ -259,6 +305,15 @@ def main(argv=None) -> int:
     except (UsageError, C.ConfigError, CheckpointError) as e:
         print(f"kerlym: error: {e}", file=sys.stderr)
         return 2
+    except RunFailed as e:
+        print(f"kerlym: error: {e}", file=sys.stderr)
+        return 1
+    except Interrupted as e:
+        print(f"kerlym: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("\nkerlym: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
     except Exception as e:
         from kerlym.sweep import SweepError
 

@@ -315,11 +315,11 @@ def check_resources(config: C.AgentConfig, frame_shape, frame_dtype) -> None:
 
     from kerlym import memory
 
-    workers = resources.max_env_workers()
+    workers, why = resources.env_worker_limit()
     if config.concurrency > workers:
         raise C.ConfigError(
             f"{C.flag('concurrency')} {config.concurrency} is more env processes than this machine can run "
-            f"(at most {workers} here)"
+            f"(at most {workers} here{': ' + why if why else ''})"
         )
     capacity = getattr(config, "max_memory", None)
     if capacity is None:

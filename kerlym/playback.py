@@ -11,7 +11,17 @@ import os
 
 from kerlym import checkpoints, runs
 from kerlym import config as C
-from kerlym._io import first_line, install_hint, native_stderr_silenced
+from kerlym._io import (
+    deferred_signals,
+    end_deferral,
+    first_line,
+    install_hint,
+    native_stderr_silenced,
+    os_error,
+    reason,
+    remove,
+    temporary_path,
+)
 from kerlym.envs import is_two_player
 from kerlym.make import make
 
@@ -88,6 +98,11 @@ def play(
         weights, source = pick_weights(run_dir, which, cfg)
     print(f"playing with the {source}")
     agent = _agent_with(run, cfg, weights, source)
+    stopped = deferred_signals()  # the command's Ctrl-C while the agent was built
+    end_deferral()  # from here a Ctrl-C ends the episodes (the command says so in one line)
+    if stopped:
+        agent.close()
+        raise KeyboardInterrupt
     returns = agent.evaluate(run.eval_episodes, seed=seed, search=run.search)
     for i, r in enumerate(returns):
         print(f" * Episode {i + 1}: reward {r:.2f}")
@@ -155,6 +170,25 @@ def _check_litert() -> None:
         raise C.ConfigError("--format litert on Keras's torch backend needs litert-torch: pip install litert-torch")
 
 
+UNTOUCHED = " (the run and its checkpoints are untouched)"
+
+
+def _export_folder(run_dir: str) -> str:
+    """``run_dir/export``, made if needed and checked writable; a one-line CheckpointError otherwise."""
+    out = os.path.join(run_dir, "export")
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise runs.CheckpointError(f"cannot export: {out} is a file, not a folder; move it away{UNTOUCHED}")
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = temporary_path(os.path.join(out, "probe"))
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as e:
+        raise runs.CheckpointError(f"cannot export to {out}: {reason(e)}{UNTOUCHED}") from None
+    return out
+
+
 def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: str | None = None) -> int:
     """Write the greedy network under ``RUN_DIR/export`` with Keras 3's ``model.export`` (or ``model.save``)."""
     import numpy as np
@@ -176,23 +210,29 @@ def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: 
             raise C.ConfigError(f"--format onnx on Keras's {backend} backend needs {', '.join(missing)}: {how}")
     if keras_format == "litert":
         _check_litert()
+    out = _export_folder(run_dir)  # before the agent is built: a folder that cannot be written is said at once
     with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
         weights, source = pick_weights(run_dir, which, cfg)
     agent = _agent_with(run, cfg, weights, source)
     model = agent.greedy_model
     name = which or ("average" if source.startswith("weight average") else "online")
-    out = os.path.join(run_dir, "export")
-    os.makedirs(out, exist_ok=True)
     path = os.path.join(out, name + suffix)
     with native_stderr_silenced():
         model(np.zeros((1, agent.input_dim), dtype=model.inputs[0].dtype))  # ONNX export needs a model called once
-        if keras_format is None:
-            model.save(path)
-        else:
-            try:
+        try:
+            if keras_format is None:
+                model.save(path)
+            else:
                 model.export(path, format=keras_format, verbose=False)
-            except (ValueError, ImportError) as e:  # a format this Keras, backend or converter cannot write
+        except (ValueError, ImportError) as e:  # a format this Keras, backend or converter cannot write
+            if os_error(e) is None:
                 raise C.ConfigError(f"--format {fmt}: {first_line(e)}") from None
+            raise runs.CheckpointError(f"cannot write {path}: {reason(os_error(e))}{UNTOUCHED}") from None
+        except Exception as e:
+            if os_error(e) is None:
+                raise
+            remove(path)  # a partial SavedModel folder or file
+            raise runs.CheckpointError(f"cannot write {path}: {reason(os_error(e))}{UNTOUCHED}") from None
     print(f"exported the {source}")
     print(input_description(agent, model))
     print(path)

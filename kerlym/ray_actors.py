@@ -5,12 +5,11 @@ Ray is imported only inside these classes (``pip install "kerlym[ray]"``).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
 
-from kerlym.actors import LocalActing, ProcessActor, Step, actor_recipe, limit_threads, sync_every
+from kerlym.actors import LocalActing, ProcessActor, Step, build_actor_agent, pack_recipe, sync_every
 
 RETRY = 0.5  # seconds between calls to an actor that Ray is restarting
 CHUNK = 16  # steps each Ray actor collects per call; the learner takes one chunk while the actors collect the next
@@ -23,10 +22,8 @@ class EnvActor:
     which its first :meth:`collect` reports as ``reset``.
     """
 
-    def __init__(self, recipe, seed, rng_seed: int):
-        limit_threads()
-        cls, env_spec, config, factory_kwargs = recipe
-        self.agent = cls(env_spec, dataclasses.replace(config, concurrency=1), **factory_kwargs)
+    def __init__(self, recipe: bytes, seed, rng_seed: int):
+        self.agent = build_actor_agent(recipe, concurrency=1)
         self.agent.rng = np.random.default_rng(rng_seed)
         self.acting = LocalActing(self.agent)
         self.seed, self.version, self.reset = seed, -1, None
@@ -101,6 +98,7 @@ class RayActors:
 
     def __init__(self, agent):
         import ray
+        from ray import cloudpickle
 
         self.agent, self.n = agent, agent.concurrency
         self.sync_every = sync_every(agent.config)
@@ -109,7 +107,7 @@ class RayActors:
             ray.init(include_dashboard=False, configure_logging=False)
         cpus = min(1.0, ray.cluster_resources().get("CPU", 1.0) / self.n)
         remote = ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=cpus)(EnvActor)
-        recipe = actor_recipe(agent)
+        recipe = pack_recipe(agent, cloudpickle.dumps)  # cloudpickle: an env may come from a lambda
         seed = agent.reset_seed
         self.actors = [
             remote.remote(recipe, None if seed is None else seed + i, int(agent.rng.integers(2**63)))

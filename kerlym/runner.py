@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kerlym import actors, checkpoints
+from kerlym._io import take_deferred_signals
 from kerlym.actors import ObservationError  # noqa: F401 (kerlym.runner's API)
 from kerlym.config import ConfigError
 
@@ -116,7 +117,7 @@ class Runner:
         previous = self._install_signals()
         self.t0, self.steps0 = time.perf_counter(), agent.total_steps
         try:
-            if max_steps != 0 and max_episodes != 0:
+            if max_steps != 0 and max_episodes != 0 and not self.interrupted:
                 self._snapshot()
                 self._loop(max_steps, max_episodes, callback, step_callback)
         except NonFiniteLoss as error:  # never checkpoint non-finite weights; the last finite checkpoint stays
@@ -339,7 +340,10 @@ class Runner:
                 print(f"\nkerlym: stopping after this step; {kept} ...", flush=True)
             self.interrupted.append(signum)
 
-        return {s: signal.signal(s, on_signal) for s in self.signals}
+        previous = {s: signal.signal(s, on_signal) for s in self.signals}
+        # A signal the command caught while it set up (kerlym._io.defer_signals) stops training before it starts.
+        self.interrupted.extend(take_deferred_signals())
+        return previous
 
     @staticmethod
     def _restore_signals(previous) -> None:

@@ -76,6 +76,22 @@ def new_run_dir(outdir: str, env_id: str, agent: str) -> str:
             raise CheckpointError(f"cannot create run folder {path}: {reason(e)}") from None
 
 
+def remove_if_empty(run_dir: str) -> bool:
+    """Remove ``run_dir`` if it holds nothing but its lock file (a run stopped before it wrote anything).
+
+    Returns whether it was removed. A folder that holds anything else is left as it is.
+    """
+    try:
+        if set(os.listdir(run_dir)) - {LOCK}:
+            return False
+        if os.path.exists(os.path.join(run_dir, LOCK)):
+            os.unlink(os.path.join(run_dir, LOCK))
+        os.rmdir(run_dir)
+    except OSError:
+        return False
+    return True
+
+
 def _check_writable(folder: str, what: str) -> None:
     """Create and remove a small file in ``folder``; one-line CheckpointError if that fails."""
     probe = os.path.join(folder, f".tmp-{os.getpid()}-write-test")

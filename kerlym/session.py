@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from kerlym import checkpoints, runs
 from kerlym import config as C
-from kerlym._io import first_line, native_stderr_silenced
+from kerlym._io import end_deferral, first_line, native_stderr_silenced
 from kerlym.checkpoints import evaluation_record, weights_label, write_evaluation
 
 
@@ -197,6 +197,7 @@ def train(
             step_callback=step_callback,
             final_evaluation=final_evaluation,
         )
+        end_deferral()  # from here a Ctrl-C interrupts as usual (the results bundle takes it)
         interrupted = bool(runner.interrupted)
         _report_actors(runner.actor_summary, say)
         if run_dir is not None:
@@ -324,3 +325,14 @@ def non_finite_message(error: BaseException, run_dir: str | None) -> str:
     """The one line a NaN loss ends a run with."""
     kept = f"; checkpoints before it are kept in {run_dir}" if run_dir else ""
     return f"{first_line(error)}{kept}"
+
+
+def failure_message(error: BaseException, run_dir: str | None) -> str:
+    """The one line a run that the machine failed ends with: what failed, the checkpoint kept, how to go on."""
+    if run_dir is None:
+        return first_line(error)
+    try:
+        kept = f"; checkpoint kept: {checkpoints.latest_checkpoint(run_dir)}"
+    except checkpoints.CheckpointError:
+        kept = ""
+    return f"{first_line(error)}{kept}; continue with: kerlym --resume {run_dir}"

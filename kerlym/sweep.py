@@ -245,7 +245,10 @@ def _trainable(config: dict, base: dict, sweep_dir: str) -> None:
 
 def _fit(sweep_dir, settings, param_space, tune_config, address, n_trials):
     """Run (or, when its state exists, restore) the sweep's Ray Tune experiment; False if interrupted."""
+    from kerlym._io import end_deferral
+
     ray, tune = _import_ray()
+    end_deferral()  # Tune handles Ctrl-C itself (KeyboardInterrupt below): the command's start-up catch ends here
     started = False
     if not ray.is_initialized():
         if address in (None, "local"):

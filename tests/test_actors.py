@@ -210,4 +210,129 @@ def test_a_script_without_a_main_guard_is_told_in_one_line(tmp_path):
         "\n".join(lines)
     )
     assert "An attempt has been made to start a new process" not in done.stderr  # multiprocessing's long message
-    assert lines[-1].startswith("RuntimeError: the actor process died (exit code 1)")
+    assert lines[-1].split(": ", 1)[1].startswith("the actor process died (exit code 1)")  # a RuntimeError
+
+
+# -- a learner killed by kill -9 leaves nothing running ---------------------------
+def _descendants(pid: int) -> set[int]:
+    """The PIDs of ``pid``'s children, their children, and so on (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_a_training_learner(tmp_path, *flags, children: int, victim=None):
+    """Start ``kerlym`` with ``flags``; once it trains with ``children`` descendants, ``kill -9`` it.
+
+    ``victim(learner_pid, descendants)``: the PID to kill instead of the learner's (a worker's).
+    Returns the descendants still alive 20 s later (or once the learner ended), what it all printed, and
+    the learner's exit status (``-9`` when it was the one killed).
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = open(tmp_path / "log", "w+")
+    cmd = [sys.executable, "-m", "kerlym", "-e", "CartPole-v1", "--outdir", str(tmp_path / "runs"), "-q", *flags]
+    learner = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    kids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            rows = [p for p in (tmp_path / "runs").glob("*/progress.csv")]
+            if rows and len(rows[0].read_text().splitlines()) > 3 and len(_descendants(learner.pid)) >= children:
+                break
+            assert learner.poll() is None, (tmp_path / "log").read_text()
+            time.sleep(0.5)
+        kids = _descendants(learner.pid)
+        assert len(kids) >= children, kids
+        os.kill(learner.pid if victim is None else victim(learner.pid, kids), signal.SIGKILL)
+        status = learner.wait(timeout=120)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(map(_alive, kids)):
+            time.sleep(0.2)
+        return {k for k in kids if _alive(k)}, (tmp_path / "log").read_text().replace("\0", ""), status
+    finally:
+        if learner.poll() is None:
+            learner.kill()
+        for kid in kids | _descendants(learner.pid):
+            if _alive(kid):
+                os.kill(kid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode()
+
+
+@pytest.mark.slow
+def test_an_actor_process_ends_with_its_killed_learner(tmp_path):
+    # The actor fills its queue in a second, then waits on it; its learner is gone, so it must end, and the
+    # multiprocessing resource tracker with it (2 children: the actor and the tracker).
+    flags = ("-a", "dqn", "--actors", "process", "--steps", "10000000")
+    left, log, _ = kill_a_training_learner(tmp_path, *flags, children=2)
+    assert left == set(), log
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.slow
+def test_env_workers_of_a_killed_learner_end_without_a_traceback(tmp_path):
+    left, log, _ = kill_a_training_learner(tmp_path, "-a", "dqn", "-c", "4", "--steps", "10000000", children=4)
+    assert left == set(), log
+    assert "Traceback" not in log and "BrokenPipeError" not in log, log
+
+
+def _one_line_and_the_checkpoint_kept(tmp_path, log: str, what: str) -> None:
+    (run,) = (tmp_path / "runs").iterdir()
+    last = log.strip().splitlines()[-1]
+    assert last.startswith(f"kerlym: error: {what}; checkpoint kept: {run}/checkpoints/step-"), log
+    assert last.endswith(f"; continue with: kerlym --resume {run}"), log
+    assert "Traceback" not in log, log
+    checkpoint = last.split("checkpoint kept: ")[1].split(";")[0]
+    assert sorted(os.listdir(checkpoint)) == ["arrays.npz", "model.keras", "state.json"]
+
+
+@pytest.mark.slow
+def test_a_killed_env_worker_ends_the_run_in_one_line_and_keeps_a_checkpoint(tmp_path):
+    def a_worker(learner, kids):
+        return min(k for k in kids if "resource_tracker" not in _cmdline(k))
+
+    left, log, status = kill_a_training_learner(
+        tmp_path, "-a", "dqn", "-c", "4", "--steps", "10000000", children=4, victim=a_worker
+    )
+    assert status == 1 and left == set(), log
+    _one_line_and_the_checkpoint_kept(tmp_path, log, "env worker 0 of 4 died (exit code -9)")
+
+
+@pytest.mark.slow
+def test_a_killed_actor_process_ends_the_run_in_one_line_and_keeps_a_checkpoint(tmp_path):
+    def the_actor(learner, kids):
+        (actor,) = [k for k in kids if "spawn_main" in _cmdline(k)]
+        return actor
+
+    left, log, status = kill_a_training_learner(
+        tmp_path, "-a", "dqn", "--actors", "process", "--steps", "10000000", children=2, victim=the_actor
+    )
+    assert status == 1 and left == set(), log
+    _one_line_and_the_checkpoint_kept(tmp_path, log, "the actor process died (exit code -9)")
+    assert "I0000" not in log and "cuda" not in log.lower()  # the actor's TensorFlow start-up lines are hidden

@@ -615,3 +615,62 @@ def test_openspiel_game_trains_and_plays_with_search_against_another_opponent(tm
     assert out.returncode == 2 and "simultaneous moves" in out.stderr and "Traceback" not in out.stderr
     out = kerlym("-e", "CartPole-v1", "--search", "4", "--outdir", str(tmp_path / "bad"))
     assert out.returncode == 2 and "--search plays OpenSpiel games" in out.stderr
+
+
+def _interrupt_once_it_says(args, text, stream="stderr", tmp_path=None):
+    """Run ``kerlym args``; once ``text`` appears in its output, Ctrl-C its process group. Returns (rc, out, err)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kerlym", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=ENV, start_new_session=True,
+    )  # fmt: skip
+    seen = []
+    for line in getattr(proc, stream):
+        seen.append(line)
+        if text in line:
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    if stream == "stderr":
+        err = "".join(seen) + err
+    else:
+        out = "".join(seen) + out
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_while_a_new_run_is_set_up_is_one_line_and_leaves_no_run_folder(tmp_path):
+    # The note comes before the agent is built (Keras loads for seconds): the Ctrl-C lands in that set-up.
+    args = ["-e", "CartPole-v1", "-a", "dqn", "--steps", "100000", "--outdir", str(tmp_path), "-q"]
+    rc, out, err = _interrupt_once_it_says(args, "add --preset to use them")
+    assert rc == 128 + signal.SIGINT, err
+    assert err.strip().splitlines()[-1] == "kerlym: interrupted before training began; nothing was saved"
+    assert "Traceback" not in err + out and "Exception ignored" not in err
+    assert os.listdir(tmp_path) == []  # the run folder, which held only its lock, is gone
+
+
+def test_ctrl_c_while_a_resume_is_set_up_leaves_the_run_as_it_was(tmp_path):
+    assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
+    run = only_run(tmp_path)
+    before = sorted(os.listdir(run))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kerlym", "--resume", run, "--steps", "100000"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(1.0)  # kerlym has started; Keras takes seconds more to load
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert "Traceback" not in err + out and "Exception ignored" not in err
+    if proc.returncode == 128 + signal.SIGINT:  # the Ctrl-C came while the agent was built
+        assert err.strip().splitlines()[-1] == (
+            f"kerlym: interrupted before training began; the run is as it was: continue with: kerlym --resume {run}"
+        )
+        assert checkpoint_step(run) == 300 and sorted(os.listdir(run)) == before
+    else:  # a fast machine had built it: the runner stopped as soon as it started
+        assert proc.returncode == 0 and "interrupted at step" in out, err
+
+
+def test_ctrl_c_during_play_is_one_line(tmp_path):
+    assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
+    run = only_run(tmp_path)
+    rc, out, err = _interrupt_once_it_says(["--play", run, "--eval_episodes", "100000"], "playing with", "stdout")
+    assert rc == 128 + signal.SIGINT, err
+    assert err.strip().splitlines()[-1] == "kerlym: interrupted" and "Traceback" not in err

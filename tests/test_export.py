@@ -127,3 +127,72 @@ def test_litert_on_jax_is_a_one_line_error(run_dir, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("kerlym: error: --format litert needs Keras's tensorflow or torch backend, not jax")
     assert err.count("\n") == 1
+
+
+# -- the export folder cannot be written -----------------------------------------
+def _one_line_error(capsys, *args) -> str:
+    assert cli.main(list(args)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_export_where_export_is_a_file_is_one_line(run_dir, capsys, tmp_path):
+    import shutil
+
+    run = shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("export"))
+    (run / "export").write_text("not a folder")
+    err = _one_line_error(capsys, "--export", str(run))
+    assert err == (
+        f"kerlym: error: cannot export: {run}/export is a file, not a folder; move it away "
+        "(the run and its checkpoints are untouched)"
+    )
+    assert (run / "export").read_text() == "not a folder"
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """small_tmpfs(size) -> a mounted tmpfs folder; skips without root (mount needs it)."""
+    points = []
+
+    def make(size: str) -> str:
+        point = tmp_path / f"fs{len(points)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"mounting a tmpfs needs root ({done.stderr.decode().strip() or 'mount failed'})")
+        points.append(point)
+        return str(point)
+
+    yield make
+    for point in points:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_export_into_a_read_only_run_folder_is_one_line(run_dir, capsys, small_tmpfs):
+    import shutil
+
+    fs = small_tmpfs("16m")
+    run = shutil.copytree(run_dir, os.path.join(fs, "run"), ignore=shutil.ignore_patterns("export"))
+    subprocess.run(["mount", "-o", "remount,ro", fs], check=True)
+    err = _one_line_error(capsys, "--export", run)
+    assert err == (
+        f"kerlym: error: cannot export to {run}/export: Read-only file system (the run and its checkpoints are "
+        "untouched)"
+    )
+
+
+def test_export_onto_a_full_disk_is_one_line_and_leaves_no_partial_export(run_dir, capsys, small_tmpfs):
+    import shutil
+
+    fs = small_tmpfs("16m")
+    run = shutil.copytree(run_dir, os.path.join(fs, "run"), ignore=shutil.ignore_patterns("export"))
+    with open(os.path.join(fs, "filler"), "wb") as f:  # leave 8 KiB: the folder and a probe fit, a model does not
+        free = shutil.disk_usage(fs).free
+        f.write(b"\0" * max(0, free - 8192))
+    err = _one_line_error(capsys, "--export", run, "--format", "keras")
+    assert err == (
+        f"kerlym: error: cannot write {run}/export/online.keras: No space left on device (the run and its "
+        "checkpoints are untouched)"
+    )
+    assert os.listdir(os.path.join(run, "export")) == []

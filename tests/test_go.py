@@ -375,3 +375,57 @@ def test_symmetries_map_a_played_game_onto_the_same_game_rotated_and_reflected(m
     # second point from the bottom, and the reflection after it to the right column's.
     assert new_action[1, 0 * 5 + 1] == 3 * 5 + 0 and new_action[5, 0 * 5 + 1] == 3 * 5 + 4
     assert (new_action[:, [25, 26]] == [25, 26]).all()  # pass and resign stay put
+
+
+@needs_gnugo
+def test_gnugo_runs_in_its_own_session_so_a_terminals_ctrl_c_reaches_kerlym_alone(make):
+    import os
+
+    env = make(opponent="gnugo:0")
+    env.reset(seed=0)
+    gnugo = env.opponent.process.pid
+    assert os.getsid(gnugo) == gnugo != os.getsid(0)  # its own session and process group: not the terminal's
+    env.close()
+    assert env.opponent.process is None  # kerlym stops it
+
+
+@needs_gnugo
+def test_a_killed_gnugo_ends_a_run_in_one_line_with_the_checkpoint_kept(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("pyspiel", reason='Go needs OpenSpiel: pip install ".[go]"')
+    args = ["-e", "Go9x9-v0", "-a", "dqn", "-q", "--steps", "10000000", "--checkpoint_every", "100"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kerlym", *args, "--outdir", str(tmp_path)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        gnugo = None
+        while gnugo is None and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.5)
+            checkpoints = list(tmp_path.glob("*/checkpoints/latest"))
+            for entry in filter(str.isdigit, os.listdir("/proc")) if checkpoints else ():
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        if b"gnugo" in f.read().split(b"\0")[0]:
+                            gnugo = int(entry)
+                except OSError:
+                    continue
+        assert gnugo is not None
+        os.kill(gnugo, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (run,) = tmp_path.iterdir()
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("kerlym: error: GnuGo, the Go opponent, exited (code -9)"), err
+    assert f"; checkpoint kept: {run}/checkpoints/step-" in last and last.endswith(f"kerlym --resume {run}")
+    assert "Traceback" not in err

@@ -122,3 +122,25 @@ def test_check_env_refuses_symmetries_for_an_env_without_them():
     run, cfg = kerlym.configure("CartPole-v1", "dqn", average_symmetries=True)
     with pytest.raises(ConfigError, match=r"--average_symmetries needs an env that defines symmetries\(\); Cart"):
         check_env(run, cfg)
+
+
+@pytest.mark.slow
+def test_the_python_api_prints_no_tensorflow_start_up_lines_but_still_its_errors(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import kerlym\n"
+        "agent = kerlym.make('CartPole-v1', 'dqn', seed=0, max_memory=1000)\n"
+        "agent.learn(max_steps=64, verbose=0, eval_episodes=0)\n"
+        "print('trained')\n"
+        "kerlym.make('CartPole-v1', 'dqn', gamma=2.0)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["KERAS_BACKEND"] = "tensorflow"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert done.stdout.strip() == "trained", done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "Traceback (most recent call last):", done.stderr  # nothing from TensorFlow before it
+    assert "gamma" in lines[-1]  # and the program's own error is there in full

@@ -217,3 +217,21 @@ def test_every_agent_takes_only_legal_actions_across_episodes(name):
     if name == "ddqn":
         assert agent.memory.masks is not None and agent.updates > 0
     agent.close()
+
+
+def test_a_signal_caught_during_set_up_stops_training_before_its_first_step(tmp_path, python_sigint):
+    from kerlym import _io
+
+    _io.defer_signals()  # as the command does first: a Ctrl-C while Keras loads is recorded, not raised
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert _io.deferred_signals() == [signal.SIGINT]
+        agent = D2QN("CartPole-v1", seed=0)
+        runner = Runner(agent, str(tmp_path), checkpoint_every=100)
+        runner.run(max_steps=1000, final_evaluation=True)
+    finally:
+        _io.end_deferral()
+    assert runner.interrupted == [signal.SIGINT] and agent.total_steps == 0 and runner.last_evaluation is None
+    assert checkpoints.latest_checkpoint(str(tmp_path)).endswith("step-0000000000")  # the run is resumable
+    assert _io.deferred_signals() == [] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    agent.close()

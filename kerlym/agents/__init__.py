@@ -36,8 +36,10 @@ class Registry(MutableMapping):
         target, config = self._entries[name]
         if isinstance(target, str):
             from kerlym import _register_ale_envs
+            from kerlym._io import quiet_keras_import
 
             module, _, attr = target.partition(":")
+            quiet_keras_import()  # a program's first agent: Keras loads here, without TensorFlow's start-up lines
             target = getattr(importlib.import_module(module), attr)
             self._entries[name] = (target, config)
             _register_ale_envs()  # Keras has just cost seconds; ale-py's Atari ids cost little more here

@@ -17,7 +17,7 @@ import numpy as np
 from kerlym import preproc
 from kerlym.backend import set_random_seed
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, canonical, field_names
-from kerlym.envs import OneEnv, action_masks, make_env, reset_env, step_env
+from kerlym.envs import OneEnv, action_masks, make_env, reset_env, step_env, vector_worker
 from kerlym.factories import build_model, refuse_unknown_arguments
 from kerlym.memory import FrameRing
 
@@ -231,8 +231,10 @@ class Agent:
             if self._vector_env is None:
                 fns = [self._make_env] * self.concurrency
                 mode = gym.vector.AutoresetMode.SAME_STEP
-                cls = gym.vector.SyncVectorEnv if self.config.vector_env == "sync" else gym.vector.AsyncVectorEnv
-                self._vector_env = cls(fns, autoreset_mode=mode)
+                if self.config.vector_env == "sync":
+                    self._vector_env = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+                else:
+                    self._vector_env = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, worker=vector_worker)
                 # Worker processes end with the program even if close() is never called.
                 weakref.finalize(self, self._vector_env.close)
         return self._vector_env

@@ -164,6 +164,51 @@ def step_env(env, action) -> tuple:
     return result
 
 
+class _LearnerPipe:
+    """A worker's end of its pipe to the learner: the learner's death (EOF, a broken pipe) ends the worker quietly."""
+
+    def __init__(self, pipe):
+        self._pipe = pipe
+
+    def recv(self):
+        try:
+            return self._pipe.recv()
+        except (EOFError, ConnectionResetError):
+            raise SystemExit(0) from None
+
+    def send(self, obj):
+        try:
+            self._pipe.send(obj)
+        except (BrokenPipeError, ConnectionResetError):
+            raise SystemExit(0) from None
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+
+def vector_worker(index, env_fn, pipe, parent_pipe, *args) -> None:
+    """Gymnasium's ``AsyncVectorEnv`` worker (its ``worker=``), quiet when the learner is gone or interrupted.
+
+    Gymnasium's own worker reports a closed pipe as an error and then prints a
+    ``BrokenPipeError`` traceback as it tries to send it to a learner that was
+    killed; here the worker just ends. A terminal's Ctrl-C reaches every
+    process of the group: the workers ignore it, since the learner decides
+    when to stop and closes them. A forked worker would inherit the learner's
+    SIGTERM handler (which only asks training to stop), so that Gymnasium's
+    ``terminate()`` could not end it: the worker takes the default back.
+    """
+    import signal
+
+    from gymnasium.vector.async_vector_env import _async_worker
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the learner's handler, inherited by fork: terminate() ends us
+    try:
+        _async_worker(index, env_fn, _LearnerPipe(pipe), parent_pipe, *args)
+    except SystemExit:
+        pass
+
+
 def action_masks(info, n: int) -> np.ndarray | None:
     """The ``action_mask`` of ``n`` envs' info (a Gymnasium vector env's, or one env's) as bool ``[n, actions]``."""
     mask = info.get("action_mask") if info else None

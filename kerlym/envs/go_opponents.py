@@ -13,6 +13,8 @@ import subprocess
 
 import numpy as np
 
+from kerlym._io import ProcessDied
+
 GNUGO_PATH = "/usr/games/gnugo"  # where Debian's gnugo package puts it, off most users' PATH
 GTP_COLUMNS = "ABCDEFGHJKLMNOPQRST"  # GTP skips the letter I
 RESIGN = -1  # what an opponent's move() returns to resign
@@ -124,12 +126,12 @@ class GnuGoOpponent:
             self.process.stdin.write(command + "\n")
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
-            raise RuntimeError(f"GnuGo exited (code {self.process.poll()}) before {command!r}") from None
+            raise ProcessDied(f"GnuGo, the Go opponent, exited (code {self._exit_code()}) before {command!r}") from None
         lines = []
         while True:  # an answer is one or more lines, then an empty line
             line = self.process.stdout.readline()
             if not line:
-                raise RuntimeError(f"GnuGo exited (code {self.process.poll()}) answering {command!r}")
+                raise ProcessDied(f"GnuGo, the Go opponent, exited (code {self._exit_code()}) answering {command!r}")
             if line.strip():
                 lines.append(line.strip())
             elif lines:
@@ -139,11 +141,19 @@ class GnuGoOpponent:
             raise RuntimeError(f"GnuGo refused {command!r}: {answer[1:].strip()}")
         return answer[1:].strip()
 
+    def _exit_code(self):
+        try:
+            return self.process.wait(timeout=1.0)  # its pipe closed as it died: a moment for its exit status
+        except subprocess.TimeoutExpired:
+            return None
+
     def new_game(self, rng):
         if self.process is None:
+            # In a session of its own, so that a terminal's Ctrl-C reaches kerlym only, which then stops it (close).
             self.process = subprocess.Popen(
-                self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-            )
+                self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                start_new_session=True,
+            )  # fmt: skip
             self.gtp(f"boardsize {self.board_size}")
             self.gtp(f"komi {self.komi}")
         self.gtp("clear_board")
@@ -156,6 +166,8 @@ class GnuGoOpponent:
         color = "W" if state.current_player() == 0 else "B"  # the side that just moved
         try:
             self.gtp(f"play {color} {self.vertex(action)}")
+        except ProcessDied:
+            raise
         except RuntimeError:
             self.rebuild(state)
 
@@ -191,8 +203,11 @@ class GnuGoOpponent:
             process.kill()
             process.wait()
         finally:
-            process.stdin.close()
-            process.stdout.close()
+            for pipe in (process.stdin, process.stdout):
+                try:
+                    pipe.close()
+                except OSError:  # a dead GnuGo: what was buffered for it cannot be flushed
+                    pass
 
 
 def parse_opponent(opponent: str) -> tuple[str, int]:
