@@ -69,9 +69,13 @@ def import_env_modules(env_id: str, gym_packages=None) -> None:
 
 
 def make_env(env, render_mode=None, env_kwargs=None, gym_packages=None):
-    """A Gymnasium env from an env, an env id (``MODULE:ENV_ID`` too), or a zero-argument callable returning one."""
+    """A Gymnasium env from an env, an env id (``MODULE:ENV_ID``, ``gymnax:ENV_ID`` too), or a callable returning one."""
     import gymnasium as gym
 
+    if isinstance(env, str) and env.startswith("gymnax:"):  # a JAX-native env (kerlym.envs.gymnax_envs)
+        from kerlym.envs import gymnax_envs
+
+        return gymnax_envs.make(env, env_kwargs)
     if isinstance(env, str):
         import_env_modules(env, gym_packages)
         env = env.split(":")[-1]
