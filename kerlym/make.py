@@ -208,6 +208,12 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             f"--dueling replaces the network's output layer, and {net}'s Q-values come from several heads; "
             "use simple_dnn, zoo_mlp, q_rnn or a CNN"
         )
+    if run.env.startswith("gymnax:"):
+        from kerlym.envs import gymnax_envs
+
+        refused = gymnax_envs.refusals(config)
+        if refused:
+            raise C.ConfigError(f"the fused JAX path (-e {run.env}) does not take {', '.join(refused)}")
     schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")

@@ -243,8 +243,9 @@ class Runner:
     def _consume_chunks(self, max_steps, max_episodes, callback, step_callback):
         """The loop of a fused agent: a chunk of updates at a time, then its episodes' rows, checkpoints, evaluations.
 
-        Each chunk trains whole rollouts, so a step budget ends at the first rollout that reaches it;
-        checkpoints and evaluations come at the first chunk's end past their step.
+        Each chunk trains whole rollouts and ends at the first rollout that reaches the step budget, the
+        next checkpoint or the next evaluation (or after ``fused.chunk_updates`` updates), so those come
+        at most a rollout after their step.
         """
         agent, fused = self.agent, self.agent.fused
         step_limit = None if max_steps is None else agent.total_steps + max_steps
@@ -259,7 +260,8 @@ class Runner:
         losses: list[float] = []
         while True:
             steps_before = agent.total_steps
-            left = None if step_limit is None else -(-(step_limit - steps_before) // fused.rollout_steps)
+            due = [x for x in (step_limit, next_checkpoint, next_eval) if x is not None]
+            left = -(-(min(due) - steps_before) // fused.rollout_steps) if due else None  # whole rollouts to it
             chunk = fused.train_chunk(left, step_limit)
             steps_after, wall = agent.total_steps, time.perf_counter() - start
             stop, used = False, 0

@@ -86,20 +86,12 @@ class FusedPPO:
     """
 
     def __init__(self, agent):
+        from kerlym.envs.gymnax_envs import refusals
+
         c = agent.config
-        unsupported = [
-            (c.normalize_obs, "normalize_obs"),
-            (c.normalize_reward, "normalize_reward"),
-            (c.average_symmetries, "average_symmetries"),
-            (agent.nframes != 1, "nframes above 1"),
-            (agent.difference_obs, "difference_obs"),
-            (agent.preprocessor is not None, "a preprocessor"),
-            (c.actors != "local", f"--actors {c.actors}"),
-            (len(agent.frame_shape) != 1, "image observations"),
-        ]
-        refused = [name for bad, name in unsupported if bad]
+        refused = refusals(c) + (["image observations"] if len(agent.frame_shape) != 1 else [])
         if refused:
-            raise ValueError(f"the fused JAX path (-e {agent.env.unwrapped.env_id}) has no {', '.join(refused)}")
+            raise ValueError(f"the fused JAX path (-e {agent.env.unwrapped.env_id}) does not take {', '.join(refused)}")
         self.agent = agent
         self.env, self.params = agent.env.unwrapped.gymnax_env, agent.env.unwrapped.gymnax_params
         self.model = agent.steps.model
@@ -296,4 +288,3 @@ class FusedPPO:
             seed = (self.agent.seed or 0) * 7919 + 104_729 + self.evaluations
         self.evaluations += 1
         return np.asarray(self._evaluate(tv, ntv, jax.random.key(seed), int(episodes)), dtype=np.float64)
-

@@ -69,7 +69,7 @@ def import_env_modules(env_id: str, gym_packages=None) -> None:
 
 
 def make_env(env, render_mode=None, env_kwargs=None, gym_packages=None):
-    """A Gymnasium env from an env, an env id (``MODULE:ENV_ID``, ``gymnax:ENV_ID`` too), or a callable returning one."""
+    """A Gymnasium env from an env, an env id (``MODULE:ENV_ID``, ``gymnax:ENV_ID`` too), or a callable making one."""
     import gymnasium as gym
 
     if isinstance(env, str) and env.startswith("gymnax:"):  # a JAX-native env (kerlym.envs.gymnax_envs)

@@ -31,11 +31,45 @@ def require(env_id: str) -> None:
 
     if importlib.util.find_spec("jax") is None or importlib.util.find_spec("gymnax") is None:
         raise ImportError(f"-e {env_id} needs JAX and gymnax: {install_hint('jax')}")
-    import keras
-
-    backend = keras.config.backend()
+    backend = keras_backend()
     if backend != "jax":
         raise RuntimeError(f"-e {env_id} trains on Keras's JAX backend: set KERAS_BACKEND=jax (now {backend})")
+
+
+def keras_backend() -> str:
+    """The backend Keras runs (or will run) on, without importing Keras where it is not imported yet.
+
+    Keras's own order: ``KERAS_BACKEND``, then ``keras.json`` in ``KERAS_HOME`` (default ``~/.keras``), then
+    TensorFlow. Importing Keras to ask would import TensorFlow on its backend, for an error message.
+    """
+    import json
+    import os
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"].config.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def refusals(config) -> list[str]:
+    """The settings of an agent ``config`` that the fused JAX path does not have (empty: it takes them all)."""
+    checks = [
+        (getattr(config, "normalize_obs", False), "--normalize_obs"),
+        (getattr(config, "normalize_reward", False), "--normalize_reward"),
+        (getattr(config, "average_symmetries", False), "--average_symmetries"),
+        (config.nframes != 1, "-t above 1"),
+        (config.difference_obs, "difference frames (-i)"),
+        (config.preprocessor not in (None, "none"), "a preprocessor (-E)"),
+        (config.actors != "local", f"--actors {config.actors}"),
+    ]
+    return [name for bad, name in checks if bad]
 
 
 def registered() -> list[str]:
@@ -46,7 +80,7 @@ def registered() -> list[str]:
 
 
 def make(env_id: str, env_kwargs: dict | None = None):
-    """A Gymnasium env around the gymnax env ``gymnax:ENV_ID`` (:class:`GymnaxEnv`); ``env_kwargs`` go to gymnax.make."""
+    """A Gymnasium env around the gymnax env ``gymnax:ENV_ID`` (``GymnaxEnv``); ``env_kwargs`` go to gymnax.make."""
     require(env_id)
     import gymnax
 
