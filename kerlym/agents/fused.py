@@ -106,7 +106,8 @@ class FusedPPO:
         self.carry = None  # the envs between chunks: (env states, observations, episode return, length, value sum)
         self.key = None
         self.evaluations = 0
-        self._chunk = jax.jit(self.chunk, static_argnums=(6,))
+        self._chunk = jax.jit(self.chunk, static_argnums=(0,))
+        self.group: tuple[FusedGroup, int] | None = None  # (the group, this agent's place) when seeds train together
         self._evaluate = jax.jit(self.greedy_returns, static_argnums=(3,))
 
     # -- the compiled pieces -------------------------------------------------------
@@ -209,7 +210,7 @@ class FusedPPO:
         tv, ntv, ov, rows = self.learn(tv, ntv, ov, batches, lr, clip_range)
         return tv, ntv, ov, carry, (done, ep_ret, ep_len, ep_val, rows)
 
-    def chunk(self, tv, ntv, ov, carry, key, steps, size, active, step_limit):
+    def chunk(self, size, tv, ntv, ov, carry, key, steps, active, step_limit):
         """``size`` updates of which the first ``active`` run (a traced count: one compiled program per ``size``).
 
         ``steps``: the env steps before the chunk; ``step_limit``: where the linear schedules reach 0 (0: none).
@@ -266,15 +267,26 @@ class FusedPPO:
         """Train up to ``chunk_updates`` updates (at most ``max_updates``) in one compiled call.
 
         Counts the steps and updates on the agent (the runner keeps the last update's metrics as its ``stats``).
+        In a :class:`FusedGroup`, waits for the group's other agents and trains with them.
         """
-        agent = self.agent
         if self.carry is None:
             self.begin(None)
         active = self.chunk_updates if max_updates is None else max(1, min(self.chunk_updates, max_updates))
-        tv, ntv, ov = agent.steps.arrays()
-        tv, ntv, ov, self.carry, self.key, outs = self._chunk(
-            tv, ntv, ov, self.carry, self.key, agent.total_steps, self.chunk_updates, active, step_limit or 0
-        )
+        if self.group is not None:
+            group, place = self.group
+            return group.train_chunk(place, self, active, step_limit)
+        outs = self._chunk(self.chunk_updates, *self.inputs(step_limit), active, step_limit or 0)
+        return self.take(outs, active)
+
+    def inputs(self, step_limit) -> tuple:
+        """The chunk's arguments before ``active``: weights, optimizer state, the envs, the key, the steps so far."""
+        tv, ntv, ov = self.agent.steps.arrays()
+        return tv, ntv, ov, self.carry, self.key, self.agent.total_steps
+
+    def take(self, outs, active: int) -> Chunk:
+        """Keep a chunk's results: the new weights in the agent's steps, the envs and key here, the counts."""
+        agent = self.agent
+        tv, ntv, ov, self.carry, self.key, outs = outs
         agent.steps.set_arrays(tv, ntv, ov)
         done, returns, lengths, values, losses = (np.asarray(x)[:active] for x in outs)
         agent.total_steps += active * self.rollout_steps
@@ -288,3 +300,91 @@ class FusedPPO:
             seed = (self.agent.seed or 0) * 7919 + 104_729 + self.evaluations
         self.evaluations += 1
         return np.asarray(self._evaluate(tv, ntv, jax.random.key(seed), int(episodes)), dtype=np.float64)
+
+
+class FusedGroup:
+    """Agents of one config but their seeds (``--seeds``), each in its own session, trained as one program.
+
+    Each agent's session runs in its own thread, with its own runner, run folder and rows. When every
+    agent still training has asked for its next chunk, the last to ask runs them all at once: the
+    compiled chunk ``jax.vmap``-ed over the agents (weights, optimizer states, envs and keys stacked on
+    a leading axis), with the fewest updates any of them asked for. An agent whose session ends
+    :meth:`leave`-s, and the rest go on without it.
+
+    Args:
+        places: how many agents will join (:meth:`join`), or leave without training.
+    """
+
+    def __init__(self, places: int):
+        import threading
+
+        self.live = set(range(places))
+        self.waiting: dict[int, tuple] = {}
+        self.results: dict[int, Chunk] = {}
+        self.cond = threading.Condition()
+        self.interrupted = False
+        self.error: BaseException | None = None
+        self.first: FusedPPO | None = None
+        self._chunks: dict = {}
+
+    def join(self, place: int, agent) -> None:
+        """Make ``agent`` (a fused PPO agent) train in this group as ``place``; the first one's programs are shared."""
+        fused = agent.fused
+        if fused is None:
+            raise ValueError("only agents on the fused JAX path (a gymnax env) train as a group")
+        fused.group = (self, place)
+        with self.cond:
+            if self.first is None:
+                self.first = fused
+            fused._evaluate = self.first._evaluate  # one compiled evaluation for every seed (same network shape)
+
+    def leave(self, place: int) -> None:
+        """``place`` trains no more (its session ended, or it had nothing to train)."""
+        with self.cond:
+            self.live.discard(place)
+            if self.waiting and len(self.waiting) == len(self.live):
+                self._run()
+
+    def interrupt(self) -> None:
+        """Stop every session at its next chunk (each raises ``KeyboardInterrupt``, and its runner checkpoints)."""
+        with self.cond:
+            self.interrupted = True
+            self.cond.notify_all()
+
+    def train_chunk(self, place: int, fused: FusedPPO, active: int, step_limit) -> Chunk:
+        with self.cond:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.waiting[place] = (fused, active, step_limit)
+            if len(self.waiting) == len(self.live):
+                self._run()
+            while place not in self.results and not self.interrupted and self.error is None:
+                self.cond.wait()
+            if place in self.results:
+                return self.results.pop(place)
+            if self.error is not None:
+                raise RuntimeError(f"another seed's chunk failed: {self.error}")
+            raise KeyboardInterrupt
+
+    def _run(self) -> None:
+        """Every live agent is waiting: one vmapped chunk for all of them (called with the lock held)."""
+        places = sorted(self.waiting)
+        members = [self.waiting[p] for p in places]
+        self.waiting = {}
+        active = min(m[1] for m in members)
+        first = self.first
+        try:
+            stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[m[0].inputs(m[2]) for m in members])
+            limits = jnp.asarray([m[2] or 0 for m in members])
+            size = first.chunk_updates
+            if size not in self._chunks:
+                run = jax.vmap(lambda *args: first.chunk(size, *args), in_axes=(0, 0, 0, 0, 0, 0, None, 0))
+                self._chunks[size] = jax.jit(run)
+            outs = self._chunks[size](*stacked, active, limits)
+            for k, (place, (fused, _, _)) in enumerate(zip(places, members)):
+                self.results[place] = fused.take(jax.tree.map(lambda x, k=k: x[k], outs), active)
+        except BaseException as e:  # every waiting session hears of it
+            self.error = e
+            raise
+        finally:
+            self.cond.notify_all()
