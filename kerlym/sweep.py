@@ -247,7 +247,7 @@ def _train_fused_seeds(run: C.RunConfig, cfg: C.AgentConfig, seeds, folders) -> 
         finally:
             group.leave(place)
 
-    print(f"== seeds {', '.join(map(str, seeds))} together (one compiled program): {os.path.dirname(folders[seeds[0]])}")
+    print(f"== seeds {', '.join(map(str, seeds))} together, as one compiled program", flush=True)
     threads = [threading.Thread(target=train, args=(i, s), daemon=True) for i, s in enumerate(seeds)]
     for t in threads:
         t.start()
