@@ -163,3 +163,28 @@ def test_fused_training_carries_on_from_the_keras_weights_and_back():
     assert agent.evaluate(2, seed=0).tolist() == agent.evaluate(2, seed=0).tolist()
     tv, _, _ = agent.steps.arrays()
     assert all(float(np.abs(np.asarray(w)).max()) == 0.0 for w in tv)
+
+
+@needs_fused
+def test_seeds_trained_together_equal_each_seed_trained_alone(tmp_path):
+    small = ["-c", "4", "--n_steps", "16", "--batch_size", "32", "--n_epochs", "2", "--steps", "256", "-q"]
+    base = ["-e", "gymnax:CartPole-v1", "-a", "ppo", *small, "--eval_episodes", "3"]
+    assert main.main([*base, "--seed", "1", "--outdir", str(tmp_path / "alone")]) == 0
+    assert main.main([*base, "--seeds", "0", "1", "--outdir", str(tmp_path / "together")]) == 0
+    (alone,) = os.listdir(tmp_path / "alone")
+    (sweep,) = os.listdir(tmp_path / "together")
+    folders = sorted(os.listdir(tmp_path / "together" / sweep))
+    assert {"seed-0", "seed-1", "summary.csv"} <= set(folders)
+
+    def rows(*parts):
+        with open(os.path.join(tmp_path, *parts, "progress.csv")) as f:
+            return list(csv.DictReader(f))
+
+    solo, grouped = rows("alone", alone), rows("together", sweep, "seed-1")
+    assert len(solo) == len(grouped) > 5
+    for a, b in zip(solo, grouped):  # the vmapped program computes what seed 1 computes alone
+        assert (a["episode"], a["total_steps"], a["reward"]) == (b["episode"], b["total_steps"], b["reward"])
+        np.testing.assert_allclose(float(a["max_q"]), float(b["max_q"]), rtol=1e-4)
+    assert rows("together", sweep, "seed-0") != grouped  # and seed 0 is a run of its own
+    with open(os.path.join(tmp_path, "together", sweep, "summary.csv")) as f:
+        assert [r["seed"] for r in csv.DictReader(f)] == ["0", "1"]
