@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 
 from kerlym import checkpoints, runs
@@ -114,6 +115,9 @@ class _Report:
             self.report(self.metrics(runner.agent))
 
 
+_BUILDING = threading.Lock()
+
+
 def train_one(
     run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, every_seconds=None, join=None
 ) -> dict | None:
@@ -141,7 +145,7 @@ def train_one(
             checkpoint, _ = checkpoints.resumable_checkpoint(run_dir)
         except CheckpointError:
             checkpoint = None
-        with native_stderr_silenced():
+        with _BUILDING, native_stderr_silenced():  # seeding sets Keras's global generators: one build at a time
             agent = make(run, cfg)
         if join is not None:
             join(agent)
@@ -229,8 +233,6 @@ def _train_fused_seeds(run: C.RunConfig, cfg: C.AgentConfig, seeds, folders) -> 
     :class:`kerlym.agents.fused.FusedGroup`, which trains all the seeds' chunks at once. Ctrl-C stops
     every seed at its next chunk, each with a checkpoint. Returns ``False`` when interrupted.
     """
-    import threading
-
     from kerlym.agents.fused import FusedGroup
 
     group = FusedGroup(len(seeds))
