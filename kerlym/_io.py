@@ -104,7 +104,6 @@ def atomic_write(path: str, text: str) -> None:
         raise
 
 
-
 _SILENCE = threading.Lock()
 _silenced: dict = {"depth": 0, "fds": None}
 
