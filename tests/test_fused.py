@@ -118,6 +118,7 @@ def test_the_fused_clipped_loss_equals_hand_computed_numbers():
     np.testing.assert_allclose(rows[0, :5], expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @needs_fused
 def test_a_fused_run_writes_rows_and_a_checkpoint_that_reloads(tmp_path):
     outdir = str(tmp_path)
@@ -165,6 +166,7 @@ def test_fused_training_carries_on_from_the_keras_weights_and_back():
     assert all(float(np.abs(np.asarray(w)).max()) == 0.0 for w in tv)
 
 
+@pytest.mark.slow
 @needs_fused
 def test_seeds_trained_together_equal_each_seed_trained_alone(tmp_path):
     small = ["-c", "4", "--n_steps", "16", "--batch_size", "32", "--n_epochs", "2", "--steps", "256", "-q"]
