@@ -157,9 +157,12 @@ class FusedPPO:
         return jax.lax.scan(step, carry, jax.random.split(key, self.n_steps))
 
     def learn(self, tv, ntv, ov, batches, lr, clip_range):
-        """One optimizer step per minibatch of ``batches`` (leading minibatch axis); returns the loss rows."""
+        """One optimizer step per minibatch of ``batches`` (leading minibatch axis); returns the loss rows.
+
+        ``lr``: the learning rate to set first (``None``: the optimizer's own); ``clip_range``: PPO's epsilon.
+        """
         model, optimizer, loss_fn = self.model, self.optimizer, self.agent.loss_fn
-        if self.lr_index is not None:
+        if lr is not None:  # the linear schedule's rate; otherwise the rate the factory compiled stays
             ov = list(ov)
             ov[self.lr_index] = jnp.asarray(lr, dtype=ov[self.lr_index].dtype)
 
@@ -205,7 +208,7 @@ class FusedPPO:
         )
         idx = perms.reshape(-1, b)
         batches = tuple(flat(x)[idx] for x in (obs, actions, log_probs, values, advantages, returns))
-        lr = _linear(c.learning_rate, progress, c.lr_schedule == "linear")
+        lr = _linear(c.learning_rate, progress, True) if c.lr_schedule == "linear" else None
         clip_range = _linear(c.clip_range, progress, c.clip_schedule == "linear")
         tv, ntv, ov, rows = self.learn(tv, ntv, ov, batches, lr, clip_range)
         return tv, ntv, ov, carry, (done, ep_ret, ep_len, ep_val, rows)
@@ -260,7 +263,8 @@ class FusedPPO:
         """Start the envs' episodes (a run, or a resumed run, begins them anew); ``seed`` seeds the first."""
         agent = self.agent
         start = seed if seed is not None else int(agent.rng.integers(2**31))
-        self.key, k_reset = jax.random.split(jax.random.key(start))
+        # A resumed run (total_steps > 0) continues with other random numbers than its start had.
+        self.key, k_reset = jax.random.split(jax.random.fold_in(jax.random.key(start), agent.total_steps))
         self.carry = self.reset(k_reset)
 
     def train_chunk(self, max_updates: int | None, step_limit: int | None) -> Chunk:
