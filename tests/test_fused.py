@@ -190,3 +190,24 @@ def test_seeds_trained_together_equal_each_seed_trained_alone(tmp_path):
     assert rows("together", sweep, "seed-0") != grouped  # and seed 0 is a run of its own
     with open(os.path.join(tmp_path, "together", sweep, "summary.csv")) as f:
         assert [r["seed"] for r in csv.DictReader(f)] == ["0", "1"]
+
+
+@needs_fused
+def test_ctrl_c_stops_a_fused_run_at_the_chunks_end_with_a_checkpoint(tmp_path):
+    import signal
+
+    from kerlym import runs, session
+
+    run, cfg = configure("gymnax:CartPole-v1", "ppo", steps=64 * 40, checkpoint_every=64 * 10, quiet=True, **SMALL)
+    agent = kerlym.make(run, cfg)
+    run_dir = runs.new_run_dir(str(tmp_path), "fused", "ppo")
+
+    def ctrl_c(agent):  # after the first chunk, as a user's Ctrl-C
+        os.kill(os.getpid(), signal.SIGINT)
+
+    outcome = session.train(agent, run, run_dir, step_callback=ctrl_c, signals=(signal.SIGINT,))
+    # The first chunk ends at the first checkpoint's step; the signal stops training there, checkpointed.
+    assert outcome.interrupted and outcome.evaluation is None and agent.total_steps == 640
+    assert outcome.checkpoint.endswith("step-0000000640")
+    resumed = kerlym.load(run_dir)
+    assert (resumed.total_steps, resumed.episode) == (640, agent.episode)
