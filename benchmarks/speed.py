@@ -9,7 +9,7 @@ Smoke test of every part with small budgets (about 10 minutes on a quiet 2-core 
     python benchmarks/speed.py --cartpole-steps 3000 --pong-steps 500 --pg-episodes 20 --eval-episodes 3 \\
         --concurrency 1 2 --conc-steps 1000 --conc-pong-steps 300 --out /tmp/speed_smoke.json
 
-Pick parts with ``--parts cartpole pong pg concurrency cleanrl``, backends with ``--backends`` and reference
+Pick parts with ``--parts cartpole pong pg concurrency cleanrl ppo fused``, backends with ``--backends`` and reference
 systems with ``--peers sb3 cleanrl`` (default: sb3). The SB3 rows need (torch first, or pip pulls a multi-GB
 CUDA build; without SB3 one line says so and its rows are skipped)::
 
@@ -49,6 +49,12 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
 * concurrency: kerlym D2QN with ``concurrency=N`` for each ``--concurrency`` N, on CartPole (preset;
   ``--conc-steps`` timed from step 1100, after the first update) and Pong (as above, ``--conc-pong-steps``
   timed); ratio = steps/s / steps/s at the first N, same env and backend.
+* fused: ``kerlym -e gymnax:CartPole-v1 -a ppo --preset`` (the fused JAX path, JAX backend), run as a command
+  with one seed and with ``--seeds 0 .. --fused-seeds - 1`` trained together, beside SB3's PPO with the RL Zoo's
+  CartPole-v1 settings and one seed, ``--fused-steps`` steps per seed. Each side's process ends with a
+  20-episode greedy evaluation (kerlym's in the command, per seed; SB3's on Gymnasium's CartPole-v1, seeds
+  10000+). ratio = the whole process's wall-clock / SB3's; the goals (2026-12-07): one seed at most 0.25x,
+  the seeds together at most 1.0x with a mean greedy return over the seeds of at least 475.
 * cleanrl: CleanRL's ``dqn.py`` (torch) and ``dqn_jax.py`` on CartPole-v1, run as they are with ``--seed S
   --total-timesteps --cleanrl-steps`` (CleanRL's defaults otherwise: a 120-84 MLP, one gradient step on a
   batch of 128 every 10 steps, target synced every 500, Adam 2.5e-4, 10k replay, learning from 10k steps,
@@ -79,7 +85,7 @@ PONG = "PongNoFrameskip-v4"
 SB3_INSTALL = "pip install torch==2.13.0 && pip install stable-baselines3 opencv-python-headless ale-py"
 # RL Zoo's CartPole-v1 hyperparameters (results.py keeps them for every env of the results table).
 SB3_CARTPOLE = {**SB3_ZOO["CartPole-v1"], "policy_kwargs": dict(net_arch=[256, 256])}
-PARTS = ("cartpole", "pong", "pg", "concurrency", "cleanrl", "ppo")
+PARTS = ("cartpole", "pong", "pg", "concurrency", "cleanrl", "ppo", "fused")
 CLEANRL_SCRIPTS = {"tensorflow": "dqn.py", "jax": "dqn_jax.py"}  # kerlym's backend -> the CleanRL script it faces
 CLEANRL_GET = "see benchmarks/README.md, 'kerlym against CleanRL', for how to get it"
 SOLVED, CARTPOLE_MAX = 475.0, 500.0  # a greedy mean that counts as solved; CartPole-v1's most return per episode
@@ -470,6 +476,19 @@ def sb3_ppo(spec: dict) -> dict:
     if spec.get("window") is None:
         start = time.perf_counter()
         model.learn(total_timesteps=spec["steps"])
+        if spec.get("eval_episodes"):  # greedy episodes on a fresh env, timed as kerlym's final evaluation is
+            import gymnasium as gym
+
+            play = gym.make(spec["env"])
+            returns = []
+            for i in range(spec["eval_episodes"]):
+                obs, _ = play.reset(seed=10_000 + spec["seed"] + i)
+                total, done = 0.0, False
+                while not done:
+                    obs, reward, terminated, truncated, _ = play.step(int(model.predict(obs, deterministic=True)[0]))
+                    total, done = total + float(reward), terminated or truncated
+                returns.append(total)
+            return result(model.num_timesteps, time.perf_counter() - start, eval=float(np.mean(returns)))
         return result(model.num_timesteps, time.perf_counter() - start)
     window = Window(spec["window"] + 1)  # as kerlym's: the update at step ``window`` is not timed
 
@@ -482,10 +501,38 @@ def sb3_ppo(spec: dict) -> dict:
     return window.rate(model.num_timesteps)
 
 
+# -- fused: PPO on gymnax's CartPole, one compiled program per chunk (and per chunk of all seeds) ----------------
+def kerlym_fused(spec: dict) -> dict:
+    """The command ``kerlym -e gymnax:CartPole-v1 -a ppo --preset`` with ``--seed S`` or ``--seeds S ...``, as is.
+
+    seconds: the whole command (building, compiling, training, checkpoints, the final 20-episode greedy
+    evaluation of each seed); eval: the mean over the seeds of that evaluation's mean, eval_std their std.
+    """
+    import glob
+
+    from kerlym import main as command
+
+    seeds, out = [str(s) for s in spec["seeds"]], tempfile.mkdtemp(prefix="kerlym-fused-")
+    argv = ["-e", "gymnax:CartPole-v1", "-a", "ppo", "--preset", "--steps", str(spec["steps"]), "-q", "--outdir", out]
+    argv += ["--seed", seeds[0]] if len(seeds) == 1 else ["--seeds", *seeds]
+    start = time.perf_counter()
+    status = command.main(argv)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"kerlym exited with {status}")
+    records = []
+    for path in glob.glob(os.path.join(out, "**", "evaluation.json"), recursive=True):
+        with open(path) as f:
+            records.append(json.load(f))
+    means = np.array([r["mean"] for r in records])
+    steps = sum(r["total_steps"] for r in records)
+    return result(steps, seconds, eval=float(means.mean()), eval_std=float(means.std()), runs=len(records))
+
+
 WORKERS = {
     f.__name__: f
     for f in (kerlym_cartpole, sb3_cartpole, kerlym_pong, sb3_pong, kerlym_pg, keras_pg, kerlym_as_cleanrl)
-    + (kerlym_ppo, sb3_ppo)
+    + (kerlym_ppo, sb3_ppo, kerlym_fused)
 }
 
 
@@ -536,7 +583,7 @@ def print_table(rows: list[dict]) -> None:
     print("ratio: cartpole SB3 s / kerlym s; pong, pg kerlym steps/s / reference steps/s; concurrency vs N=1;")
     print("       cleanrl kerlym s / CleanRL s (lower is faster); ppo kerlym steps/s / SB3 steps/s")
     print(f"solved at: the first check where {SOLVED:.0f} <= the greedy mean (seconds without the checks)")
-    for line in solve_summary(rows) + cleanrl_summary(rows) + ppo_summary(rows):
+    for line in solve_summary(rows) + cleanrl_summary(rows) + ppo_summary(rows) + fused_summary(rows):
         print(line)
 
 
@@ -691,6 +738,55 @@ def part_ppo(args, sb3: bool) -> list[dict]:
     return rows
 
 
+def part_fused(args, sb3: bool) -> list[dict]:
+    """Fused PPO on gymnax's CartPole, one seed and ``--fused-seeds`` seeds together, beside SB3's PPO with one
+    seed (``--fused-repeats`` rounds, the order turning each round); ratio = the process's wall-clock / SB3's."""
+    rows = []
+    steps, many = args.fused_steps, list(range(args.fused_seeds))
+    for i in range(args.fused_repeats):
+        spec = {"fn": "kerlym_fused", "steps": steps, "seed": 0}
+        jobs = [
+            ("fused", "kerlym fused PPO gymnax:CartPole-v1, 1 seed", "jax", {**spec, "seeds": [0]}),
+            ("fused", f"kerlym fused PPO gymnax:CartPole-v1, {len(many)} seeds", "jax", {**spec, "seeds": many}),
+        ]
+        if sb3:
+            ref = {"fn": "sb3_ppo", "env": "CartPole-v1", "steps": steps, "seed": 0, "threads": args.sb3_threads}
+            jobs.append(("fused", "SB3 PPO CartPole-v1 (RL Zoo), 1 seed", "torch", {**ref, "eval_episodes": 20}))
+        shift = i % len(jobs)  # a drift in the machine falls on every row
+        done = [run_row(*job) for job in jobs[shift:] + jobs[:shift]]
+        done = done[len(jobs) - shift :] + done[: len(jobs) - shift]
+        for r in done:
+            r["pair"] = f"fused/{i}"
+            if sb3 and "error" not in r and "error" not in done[-1]:
+                r["ratio"] = r["process_s"] / done[-1]["process_s"]
+        rows += done
+    return rows
+
+
+def fused_summary(rows: list[dict]) -> list[str]:
+    """Each fused row's wall-clock over SB3's one seed (mean ± std over the rounds), greedy returns, the goals."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["part"] == "fused" and "error" not in r:
+            by.setdefault(r["system"], []).append(r)
+    if not by:
+        return []
+    lines = ["", "fused PPO (whole processes), wall-clock / SB3 one seed's (mean ± std over the rounds):"]
+    for system, rs in by.items():
+        s = np.array([r["process_s"] for r in rs])
+        x = np.array([r.get("ratio", np.nan) for r in rs])
+        ev = " / ".join(f"{r['eval']:.1f}" + (f" ± {r['eval_std']:.1f}" if "eval_std" in r else "") for r in rs)
+        one = system.endswith(", 1 seed")
+        goal = 0.25 if one else 1.0  # the goals of 2026-12-07; the seeds together also a mean greedy return >= 475
+        met = np.nanmean(x) <= goal and (one or np.mean([r["eval"] for r in rs]) >= SOLVED)
+        verdict = "" if system.startswith("SB3") or np.isnan(x).all() else f" goals met: {'yes' if met else '**no**'}"
+        lines.append(
+            f"| {system} | {s.mean():.1f} ± {s.std():.1f} s | {np.nanmean(x):.2f}x ± {np.nanstd(x):.2f} | "
+            f"{ev} |{verdict}"
+        )
+    return lines
+
+
 def ppo_summary(rows: list[dict]) -> list[str]:
     """kerlym steps/s / SB3 steps/s per env and backend over the pairs: mean ± std, and Markdown rows."""
     ratios: dict[tuple, list[dict]] = {}
@@ -776,6 +872,9 @@ def main(argv=None) -> int:
         default=1024,
         help="ppo: Pong steps before the timing (a multiple of 1024): the first update, which compiles, is untimed",
     )
+    p.add_argument("--fused-steps", type=int, default=100_000, help="fused: env steps per seed")
+    p.add_argument("--fused-seeds", type=int, default=16, help="fused: seeds trained together in the second row")
+    p.add_argument("--fused-repeats", type=int, default=1, help="fused: rounds of the three rows")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -787,7 +886,7 @@ def main(argv=None) -> int:
         return 0
 
     if args.parts is None:
-        args.parts = [part for part in PARTS if part not in ("cleanrl", "ppo") or "cleanrl" in args.peers]
+        args.parts = [part for part in PARTS if part not in ("cleanrl", "ppo", "fused") or "cleanrl" in args.peers]
     if "cleanrl" in args.parts:
         script = os.path.join(args.cleanrl_dir or "", "cleanrl", "dqn.py")
         if not args.cleanrl_dir or not os.path.exists(script):
@@ -796,7 +895,7 @@ def main(argv=None) -> int:
     if "sb3" in args.peers and not sb3 and {"cartpole", "pong"} & set(args.parts):
         print(f"stable-baselines3 is not installed: skipping the SB3 rows (install: {SB3_INSTALL})")
     parts = {"cartpole": part_cartpole, "pong": part_pong, "pg": part_pg, "concurrency": part_concurrency}
-    parts["cleanrl"], parts["ppo"] = part_cleanrl, part_ppo
+    parts["cleanrl"], parts["ppo"], parts["fused"] = part_cleanrl, part_ppo, part_fused
     rows = [row for name in PARTS if name in args.parts for row in parts[name](args, sb3)]
     print_table(rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import sys
+import threading
 
 
 def first_line(error: BaseException) -> str:
@@ -110,6 +111,9 @@ def atomic_write(path: str, text: str) -> None:
         raise
 
 
+_SILENCE = threading.Lock()
+_silenced: dict = {"depth": 0, "fds": None}
+
 
 @contextlib.contextmanager
 def native_stderr_silenced():
@@ -121,16 +125,23 @@ def native_stderr_silenced():
     are printed after the block has restored stderr.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+    with _SILENCE:  # threads (the seeds of a fused sweep) share fd 2: the first in silences, the last out restores
+        if _silenced["depth"] == 0:
+            sys.stderr.flush()
+            _silenced["fds"] = (os.dup(2), os.open(os.devnull, os.O_WRONLY))
+            os.dup2(_silenced["fds"][1], 2)
+        _silenced["depth"] += 1
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _SILENCE:
+            _silenced["depth"] -= 1
+            if _silenced["depth"] == 0:
+                sys.stderr.flush()
+                saved, devnull = _silenced["fds"]
+                os.dup2(saved, 2)
+                os.close(saved)
+                os.close(devnull)
 
 
 # -- signals during start-up ------------------------------------------------------
@@ -180,10 +191,16 @@ def take_deferred_signals() -> list[int]:
 
 
 def end_deferral() -> None:
-    """Stop deferring: the handlers :func:`defer_signals` replaced return (Ctrl-C raises ``KeyboardInterrupt``)."""
+    """Stop deferring: the handlers :func:`defer_signals` replaced return (Ctrl-C raises ``KeyboardInterrupt``).
+
+    Only the main thread can set handlers; elsewhere (a fused sweep's seeds train in threads) it does nothing.
+    """
     import signal
+    import threading
 
     global _deferred
+    if threading.current_thread() is not threading.main_thread():
+        return
     for s, handler in _before.items():
         signal.signal(s, handler)
     _before.clear()

@@ -229,6 +229,12 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
     check_network(run, config)
     net = config.modelfactory
     actor_critic = AGENT_CONFIGS[run.agent].network_kind == "actor_critic"
+    if run.env.startswith("gymnax:"):
+        from kerlym.envs import gymnax_envs
+
+        refused = gymnax_envs.refusals(config)
+        if refused:
+            raise C.ConfigError(f"the fused JAX path (-e {run.env}) does not take {', '.join(refused)}")
     schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")

@@ -380,7 +380,9 @@ PRESETS: dict[tuple[str, str], dict] = {
 
 
 def get(env_id: str, agent: str) -> dict:
-    """The preset for ``env_id`` and ``agent``; ``KeyError`` lists those that exist."""
+    """The preset for ``env_id`` and ``agent`` (``gymnax:ENV_ID``: ``ENV_ID``'s); ``KeyError`` lists those there are."""
+    if env_id.startswith("gymnax:"):  # gymnax's port of an env takes the Gymnasium env's settings
+        env_id = env_id.split(":", 1)[1]
     try:
         return copy.deepcopy(PRESETS[(env_id, agent)])  # a caller may change a preset's env_kwargs
     except KeyError:

@@ -144,6 +144,9 @@ class Runner:
         return agent.episodes
 
     def _loop(self, max_steps, max_episodes, callback, step_callback):
+        if self.agent.fused is not None:  # a JAX-native env: the agent trains in compiled chunks
+            self._consume_chunks(max_steps, max_episodes, callback, step_callback)
+            return
         acting = acting_for(self.agent)  # this process, or an actor process that steps the envs
         try:
             self._consume(acting, max_steps, max_episodes, callback, step_callback)
@@ -249,6 +252,81 @@ class Runner:
             if agent.total_steps >= next_snapshot:
                 self._snapshot()
                 next_snapshot = self._next(agent.total_steps, self.snapshot_every)
+            at_limit = step_limit is not None and agent.total_steps >= step_limit
+            if stop or agent.stop_requested or self.interrupted or at_limit:
+                agent.stop_requested = False
+                return
+
+    def _consume_chunks(self, max_steps, max_episodes, callback, step_callback):
+        """The loop of a fused agent: a chunk of updates at a time, then its episodes' rows, checkpoints, evaluations.
+
+        Each chunk trains whole rollouts and ends at the first rollout that reaches the step budget, the
+        next checkpoint or the next evaluation (or after ``fused.chunk_updates`` updates), so those come
+        at most a rollout after their step.
+        """
+        agent, fused = self.agent, self.agent.fused
+        step_limit = None if max_steps is None else agent.total_steps + max_steps
+        agent.begin_run(step_limit)
+        episode_limit = None if max_episodes is None else agent.episode + max_episodes
+        next_checkpoint = self._next(agent.total_steps, self.checkpoint_every)
+        next_eval = self._next(agent.total_steps, self.eval_every)
+        last_wall = float(agent.episodes[-1].get("wall_time", 0.0)) if agent.episodes else 0.0
+        start = time.perf_counter() - (last_wall if math.isfinite(last_wall) else 0.0)
+        fused.begin(agent.reset_seed)
+        agent.reset_seed = None
+        losses: list[float] = []
+        while True:
+            steps_before = agent.total_steps
+            due = [x for x in (step_limit, next_checkpoint, next_eval) if x is not None]
+            left = -(-(min(due) - steps_before) // fused.rollout_steps) if due else None  # whole rollouts to it
+            chunk = fused.train_chunk(left, step_limit)
+            steps_after, wall = agent.total_steps, time.perf_counter() - start
+            stop, used = False, 0
+            metrics = np.mean(chunk.losses[:, :, 1:], axis=1)  # each update's mean metrics
+            for u, t, i in zip(*chunk.done.nonzero()):  # in the order the episodes ended
+                for k in range(used, u):  # the updates before this episode's end: its row's loss
+                    losses.extend(chunk.losses[k, :, 0].tolist())
+                    self._updated(chunk.losses[k, :, 0].tolist())
+                used = max(used, u)
+                agent.total_steps = steps_before + (u * fused.n_steps + t + 1) * fused.num_envs
+                agent.episode += 1
+                row = {
+                    "episode": agent.episode,
+                    "total_steps": agent.total_steps,
+                    "reward": float(chunk.returns[u, t, i]),
+                    "length": int(chunk.lengths[u, t, i]),
+                    "epsilon": math.nan,
+                    "loss": float(np.mean(losses)) if losses else float("nan"),
+                    "max_q": float(chunk.values[u, t, i]),
+                    "min_q": float(chunk.values[u, t, i]),
+                    "wall_time": wall,
+                }
+                losses = []
+                if u > 0 or agent.stats:  # the metrics of the last update before the episode ended
+                    row.update(agent.stats if u == 0 else dict(zip(agent.metric_names, map(float, metrics[u - 1]))))
+                agent.episodes.append(row)
+                for sink in self.sinks:
+                    sink.on_episode(self, row)
+                if callback is not None and callback(agent, row):
+                    stop = True
+                if episode_limit is not None and agent.episode >= episode_limit:
+                    stop = True
+            for k in range(used, chunk.updates):
+                losses.extend(chunk.losses[k, :, 0].tolist())
+                self._updated(chunk.losses[k, :, 0].tolist())
+            agent.total_steps = steps_after
+            agent.stats = dict(zip(agent.metric_names, map(float, metrics[-1])))
+            for sink in self.sinks:
+                if hasattr(sink, "on_tick"):
+                    sink.on_tick(self)
+            if step_callback is not None:
+                step_callback(agent)
+            if next_checkpoint is not None and agent.total_steps >= next_checkpoint:
+                self.checkpoint()
+                next_checkpoint = self._next(agent.total_steps, self.checkpoint_every)
+            if next_eval is not None and agent.total_steps >= next_eval:
+                self.evaluate()
+                next_eval = self._next(agent.total_steps, self.eval_every)
             at_limit = step_limit is not None and agent.total_steps >= step_limit
             if stop or agent.stop_requested or self.interrupted or at_limit:
                 agent.stop_requested = False

@@ -95,8 +95,11 @@ def check_env_id(run: C.RunConfig) -> None:
 
     import gymnasium as gym
 
-    from kerlym.envs import OPENSPIEL_PREFIX, import_env_modules, register_atari
+    from kerlym.envs import OPENSPIEL_PREFIX, gymnax_envs, import_env_modules, register_atari
 
+    if gymnax_envs.is_gymnax(run.env):
+        check_gymnax(run)
+        return
     if run.env.startswith(OPENSPIEL_PREFIX):  # an OpenSpiel game: checked when check_env makes it
         return
     try:
@@ -109,6 +112,28 @@ def check_env_id(run: C.RunConfig) -> None:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise C.ConfigError(f"unknown environment {env_id!r}{hint}")
+
+
+
+
+def check_gymnax(run: C.RunConfig) -> None:
+    """``-e gymnax:ENV_ID``: JAX, gymnax and Keras's JAX backend, an env gymnax knows, and PPO (the fused path)."""
+    import difflib
+
+    from kerlym.envs import gymnax_envs
+
+    try:
+        gymnax_envs.require(run.env)
+    except (ImportError, RuntimeError) as e:
+        raise C.ConfigError(str(e)) from None
+    if run.agent != "ppo":
+        raise C.ConfigError(f"-e {run.env} trains with -a ppo (the fused JAX path), not -a {run.agent}")
+    name = run.env[len(gymnax_envs.PREFIX) :]
+    known = gymnax_envs.registered()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(gymnax_envs.PREFIX + c for c in close)}?" if close else ""
+        raise C.ConfigError(f"gymnax has no env {name!r}{hint}")
 
 
 def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.AgentConfig) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 
 from kerlym import checkpoints, runs
@@ -114,13 +115,19 @@ class _Report:
             self.report(self.metrics(runner.agent))
 
 
-def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, every_seconds=None) -> dict | None:
+_BUILDING = threading.Lock()
+
+
+def train_one(
+    run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, every_seconds=None, join=None
+) -> dict | None:
     """Train one run into ``run_dir`` with :func:`kerlym.session.train`; its ``evaluation.json`` is the result.
 
     A folder that already has ``evaluation.json`` is done and is not trained again; one with a checkpoint
     continues from it (as ``kerlym --resume``). With ``--mlflow`` or ``--wandb`` it is one run of the MLflow
     experiment and W&B group named after its sweep folder. ``report(metrics)`` receives each evaluation (every
-    ``run.eval_every`` steps, and the final one) and, every ``every_seconds``, the progress.
+    ``run.eval_every`` steps, and the final one) and, every ``every_seconds``, the progress. ``join(agent)``
+    is called with the agent once it is built (the seeds of a fused sweep join one compiled program).
 
     Returns:
         The evaluation (:func:`kerlym.checkpoints.evaluation_record`), or ``None`` when training was
@@ -139,8 +146,10 @@ def train_one(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, report=None, e
             checkpoint, _ = checkpoints.resumable_checkpoint(run_dir)
         except CheckpointError:
             checkpoint = None
-        with native_stderr_silenced():
+        with _BUILDING, native_stderr_silenced():  # seeding sets Keras's global generators: one build at a time
             agent = make(run, cfg)
+        if join is not None:
+            join(agent)
         reporter = _Report(report, every_seconds, final_step=run.steps)
         try:
             group = os.path.basename(os.path.dirname(os.path.abspath(run_dir)))  # the sweep folder's name
@@ -200,7 +209,11 @@ def run_seeds(
         _write_marker(sweep_dir, {"kind": "seeds", "seeds": seeds, "ray": ray, "settings": C.config_dict(run, cfg)})
     print(f"sweep folder: {sweep_dir}", flush=True)
     folders = {s: os.path.join(sweep_dir, f"seed-{s}") for s in seeds}
-    if ray is None:
+    if ray is None and len(seeds) > 1 and run.env.startswith("gymnax:") and run.steps is not None:
+        if not _train_fused_seeds(run, cfg, seeds, folders):
+            print(f"\ninterrupted: continue with: kerlym --resume {sweep_dir}")
+            return None
+    elif ray is None:
         for s in seeds:
             print(f"== seed {s}: {folders[s]}", flush=True)
             if train_one(run, C.replace(cfg, seed=s), folders[s]) is None:
@@ -213,6 +226,48 @@ def run_seeds(
         if not _fit(sweep_dir, settings, {"seed": tune.grid_search(seeds)}, None, ray, len(seeds)):
             return None
     return _finish(sweep_dir, folders)
+
+
+def _train_fused_seeds(run: C.RunConfig, cfg: C.AgentConfig, seeds, folders) -> bool:
+    """The seeds' runs of a gymnax env as one program (``jax.vmap`` over seeds), each its own session and folder.
+
+    Each seed's :func:`train_one` runs in a thread of its own and joins a
+    :class:`kerlym.agents.fused.FusedGroup`, which trains all the seeds' chunks at once. Ctrl-C stops
+    every seed at its next chunk, each with a checkpoint. Returns ``False`` when interrupted.
+    """
+    from kerlym.agents.fused import FusedGroup
+
+    group = FusedGroup(len(seeds))
+    results: dict = {}
+    run = C.replace(run, quiet=True)  # the seeds' lines interleave: a status line each, not one per episode
+
+    def train(place, s):
+        try:
+            results[s] = train_one(run, C.replace(cfg, seed=s), folders[s], join=lambda a: group.join(place, a))
+        except KeyboardInterrupt:
+            results[s] = None
+        except BaseException as e:  # noqa: BLE001 (reported once all seeds have stopped)
+            results[s] = e
+        finally:
+            group.leave(place)
+
+    print(f"== seeds {', '.join(map(str, seeds))} together, as one compiled program", flush=True)
+    threads = [threading.Thread(target=train, args=(i, s), daemon=True) for i, s in enumerate(seeds)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        print("\nkerlym: stopping every seed after its chunk; saving checkpoints ...", flush=True)
+        group.interrupt()
+        for t in threads:
+            t.join()
+    errors = [e for e in results.values() if isinstance(e, BaseException)]
+    if errors:
+        raise errors[0]
+    return all(results.get(s) is not None for s in seeds)
 
 
 def _finish(sweep_dir, folders, label="seed", params=None) -> list[dict]:

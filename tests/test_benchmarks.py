@@ -254,3 +254,22 @@ def test_env_results_keeps_each_episodes_final_info(bench):
         _, _, terminated, truncated, _ = env.step(2)
     assert truncated and not terminated
     assert len(env.finals) == 1 and env.finals[0]["found"] == 0
+
+
+def test_fused_summary_judges_the_goals(bench):
+    speed = bench("speed")
+    one, many, sb3 = (
+        "kerlym fused PPO gymnax:CartPole-v1, 1 seed",
+        "kerlym fused PPO gymnax:CartPole-v1, 16 seeds",
+        "SB3 PPO CartPole-v1 (RL Zoo), 1 seed",
+    )
+    rows = [
+        {"part": "fused", "system": one, "process_s": 24.0, "ratio": 0.24, "eval": 500.0, "eval_std": 0.0},
+        {"part": "fused", "system": many, "process_s": 90.0, "ratio": 0.9, "eval": 470.0, "eval_std": 20.0},
+        {"part": "fused", "system": sb3, "process_s": 100.0, "ratio": 1.0, "eval": 500.0},
+    ]
+    lines = speed.fused_summary(rows)
+    assert lines[2] == f"| {one} | 24.0 ± 0.0 s | 0.24x ± 0.00 | 500.0 ± 0.0 | goals met: yes"
+    # 16 seeds within the time, but a mean greedy return under 475: not met.
+    assert lines[3] == f"| {many} | 90.0 ± 0.0 s | 0.90x ± 0.00 | 470.0 ± 20.0 | goals met: **no**"
+    assert lines[4] == f"| {sb3} | 100.0 ± 0.0 s | 1.00x ± 0.00 | 500.0 |"

@@ -48,6 +48,7 @@ class Agent:
     value_estimates = True  # act() returns value estimates (Q-values, V): the rows' max_q/min_q and the plot's panel
     epsilon: float | None = None  # the exploration rate, for agents that explore epsilon-greedily (DQN)
     ema = None  # the weight average greedy actions come from, for agents that keep one
+    fused = None  # on a JAX-native env, what trains in compiled chunks (kerlym.agents.fused) instead of step by step
 
     def __init__(self, env, config: AgentConfig | None = None, *, enable_plots: bool = False, **kwargs):
         import gymnasium as gym

@@ -46,6 +46,19 @@ class PPO(ActorCriticAgent):
     Config = PPOConfig
     metric_names = ("policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl")
 
+    def __init__(self, env, config=None, *, enable_plots: bool = False, **kwargs):
+        super().__init__(env, config, enable_plots=enable_plots, **kwargs)
+        if getattr(self.env.unwrapped, "gymnax_env", None) is not None:  # a JAX-native env: the fused path
+            from kerlym.agents.fused import FusedPPO
+
+            self.fused = FusedPPO(self)
+
+    def evaluate(self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False) -> np.ndarray:
+        """:meth:`kerlym.agents.base.Agent.evaluate`; on the fused path its greedy episodes run in one compiled call."""
+        if self.fused is not None and env is None and not explore:
+            return self.fused.evaluate(episodes, seed)
+        return super().evaluate(episodes, env, seed, explore)
+
     def loss_fn(self, online, batch, prepared=None):
         """The PPO loss of one minibatch, then its policy loss, value loss, entropy, clip fraction and KL estimate."""
         states, actions, old_log_prob, old_value, advantages, returns, clip_range, *legal = batch

@@ -104,6 +104,21 @@ class JaxSteps(Steps):
         self._keras_stale = True
         return np.asarray(rows)
 
+    def arrays(self):
+        """The weights and optimizer state the steps work on, ``(trainable, non_trainable, optimizer)`` arrays.
+
+        For a compiled loop of the caller's own (:mod:`kerlym.agents.fused`), which gives its results back
+        with :meth:`set_arrays`.
+        """
+        if self._lent:
+            self.from_keras()
+        return self.tv, self.ntv, self.ov
+
+    def set_arrays(self, tv, ntv, ov):
+        """Take new weights and optimizer state, as :meth:`arrays` gave them; Keras's copy is written when read."""
+        self.tv, self.ntv, self.ov = list(tv), list(ntv), list(ov)
+        self._keras_stale = True
+
     def sync_target(self):
         if self._lent:
             self.from_keras()

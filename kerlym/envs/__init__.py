@@ -74,7 +74,7 @@ def import_env_modules(env_id: str, gym_packages=None) -> None:
 
 
 def make_env(env, render_mode=None, env_kwargs=None, gym_packages=None):
-    """A Gymnasium env from an env, an env id (``MODULE:ENV_ID`` too), or a zero-argument callable returning one."""
+    """A Gymnasium env from an env, an env id (``MODULE:ENV_ID``, ``gymnax:ENV_ID`` too), or a callable making one."""
     import gymnasium as gym
 
     if isinstance(env, str) and env.startswith(OPENSPIEL_PREFIX):  # -e openspiel:GAME: an OpenSpiel game
@@ -83,6 +83,10 @@ def make_env(env, render_mode=None, env_kwargs=None, gym_packages=None):
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
         return gym.make("OpenSpiel-v0", **kwargs)
+    if isinstance(env, str) and env.startswith("gymnax:"):  # a JAX-native env (kerlym.envs.gymnax_envs)
+        from kerlym.envs import gymnax_envs
+
+        return gymnax_envs.make(env, env_kwargs)
     if isinstance(env, str):
         import_env_modules(env, gym_packages)
         env = env.split(":")[-1]

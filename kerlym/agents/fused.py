@@ -1,0 +1,394 @@
+"""The fused JAX path: PPO on a gymnax env, a chunk of updates as one compiled program (as PureJaxRL's).
+
+On Keras's JAX backend with a JAX-native env (``-e gymnax:CartPole-v1``) the
+env steps, the acting, the rollout, GAE and the clipped-PPO minibatch epochs
+all run inside ``jax.lax.scan``: the agent's own Keras model (its usual
+factory, config and preset) enters through ``model.stateless_call`` and its
+optimizer through ``optimizer.stateless_apply``, so nothing leaves the device
+until a chunk of updates is done. The state is explicit, a tuple passed through
+the scans, and nothing is mutated.
+
+The runner sees one chunk at a time (:meth:`FusedPPO.train_chunk`): the
+episodes that ended in it (their returns, lengths and end steps), and each
+update's loss rows. Between chunks it writes rows, checkpoints (the weights
+are written back into the Keras model, which saves as usual), evaluates, and
+stops on Ctrl-C. The maths is PPO's own: :meth:`kerlym.agents.ppo.PPO.loss_fn`
+and :meth:`~kerlym.agents.actor_critic.ActorCriticAgent.act_fn`, here called on
+JAX arrays; :func:`gae_scan` is :func:`kerlym.memory.gae` as a reverse scan.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from keras import ops
+
+from kerlym.backend.common import float32, loss_row, split_loss
+
+CHUNK_STEPS = 16_384  # env steps per compiled chunk, about: rows, checkpoints and Ctrl-C wait at most this long
+
+
+def gae_scan(rewards, values, next_values, terminated, truncated, discount, lam):
+    """:func:`kerlym.memory.gae` in JAX, a reverse ``lax.scan`` over a rollout's ``[T, N]`` arrays.
+
+    ``A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}`` with
+    ``delta_t = r_t + gamma * (1 - terminated_t) * next_values_t - values_t``; ``next_values_t`` is
+    the value of the observation that followed, an ended episode's final one at a truncation.
+    """
+    done = jnp.logical_or(terminated, truncated)
+    deltas = rewards + discount * jnp.where(terminated, 0.0, next_values) - values
+
+    def back(running, x):
+        delta, ended = x
+        running = delta + discount * lam * jnp.where(ended, 0.0, running)
+        return running, running
+
+    _, advantages = jax.lax.scan(back, jnp.zeros_like(rewards[0]), (deltas, done), reverse=True)
+    return advantages
+
+
+def _linear(initial, progress, linear: bool):
+    """``initial``, or with ``linear`` falling to 0 at ``progress`` 1 (``linear_schedule`` on arrays)."""
+    return initial * jnp.maximum(0.0, 1.0 - progress) if linear else initial * jnp.ones_like(progress)
+
+
+class Chunk(NamedTuple):
+    """What one compiled chunk did, as NumPy arrays (``U`` updates of ``T`` steps of ``N`` envs).
+
+    Attributes:
+        updates: how many updates ran (the arrays' first axis holds ``updates`` rows, then zeros).
+        done: bool ``[U, T, N]``: an episode ended at that step.
+        returns: ``[U, T, N]``: the ended episode's return (where ``done``).
+        lengths: ``[U, T, N]``: its length.
+        values: ``[U, T, N]``: the mean of its value estimates.
+        losses: ``[U, minibatches, 1 + metrics]``: each update's loss rows (PPO's ``metric_names``).
+    """
+
+    updates: int
+    done: np.ndarray
+    returns: np.ndarray
+    lengths: np.ndarray
+    values: np.ndarray
+    losses: np.ndarray
+
+
+class FusedPPO:
+    """A PPO agent's training on its gymnax env, in compiled chunks; built by the agent.
+
+    Args:
+        agent: a :class:`kerlym.agents.ppo.PPO` on a :class:`kerlym.envs.gymnax_envs` env, Keras on JAX.
+
+    Raises:
+        ValueError: a setting the fused path does not have (one line).
+    """
+
+    def __init__(self, agent):
+        from kerlym.envs.gymnax_envs import refusals
+
+        c = agent.config
+        refused = refusals(c) + (["image observations"] if len(agent.frame_shape) != 1 else [])
+        if refused:
+            raise ValueError(f"the fused JAX path (-e {agent.env.unwrapped.env_id}) does not take {', '.join(refused)}")
+        self.agent = agent
+        self.env, self.params = agent.env.unwrapped.gymnax_env, agent.env.unwrapped.gymnax_params
+        self.model = agent.steps.model
+        self.optimizer = self.model.optimizer
+        lr = self.optimizer.learning_rate
+        self.lr_index = next((i for i, v in enumerate(self.optimizer.variables) if v is lr), None)
+        if c.lr_schedule == "linear" and self.lr_index is None:
+            raise ValueError("lr_schedule linear needs an optimizer with a plain learning rate (not a schedule)")
+        self.num_envs, self.n_steps = agent.concurrency, int(c.n_steps)
+        self.rollout_steps = self.num_envs * self.n_steps
+        self.chunk_updates = max(1, CHUNK_STEPS // self.rollout_steps)
+        self.carry = None  # the envs between chunks: (env states, observations, episode return, length, value sum)
+        self.key = None
+        self.evaluations = 0
+        self._chunk = jax.jit(self.chunk, static_argnums=(0,))
+        self.group: tuple[FusedGroup, int] | None = None  # (the group, this agent's place) when seeds train together
+        self._evaluate = jax.jit(self.greedy_returns, static_argnums=(3,))
+
+    # -- the compiled pieces -------------------------------------------------------
+    def policy(self, tv, ntv, obs, noise):
+        """The agent's act on ``obs [N, ...]``: sampled action, greedy action, log-probability, value ``[N]``."""
+        out, _ = self.model.stateless_call(tv, ntv, ops.cast(obs, "float32"), training=False)
+        sampled, greedy, log_prob, value = self.agent.act_fn(float32(out), noise)
+        return sampled, greedy, log_prob, value[:, 0]
+
+    def noise(self, key, n):
+        """The random numbers the agent's ``act_fn`` samples with: uniform (Gumbel-max) or Gaussian."""
+        shape = (n, self.agent.num_actions)
+        return jax.random.normal(key, shape) if self.agent.continuous else jax.random.uniform(key, shape)
+
+    def to_env(self, actions):
+        """Actions as the env takes them: a ``Box`` policy's samples clipped to the bounds."""
+        return jnp.clip(actions, self.agent.low, self.agent.high) if self.agent.continuous else actions
+
+    def env_step(self, key, states, actions):
+        keys = jax.random.split(key, actions.shape[0])
+        return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, states, actions, self.params)
+
+    def reset(self, key):
+        """``num_envs`` fresh episodes: ``(env states, observations, return, length, value sum)``."""
+        obs, states = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(key, self.num_envs), self.params)
+        zeros = jnp.zeros(self.num_envs)
+        return states, obs, zeros, jnp.zeros(self.num_envs, jnp.int32), zeros
+
+    def rollout(self, tv, ntv, carry, key):
+        """``n_steps`` steps of every env; returns the new carry and the transitions ``[T, N, ...]``."""
+
+        def step(c, key):
+            states, obs, ep_return, ep_length, ep_value = c
+            k_noise, k_env = jax.random.split(key)
+            sampled, _, log_prob, value = self.policy(tv, ntv, obs, self.noise(k_noise, self.num_envs))
+            next_obs, states, reward, terminated, truncated, info = self.env_step(k_env, states, self.to_env(sampled))
+            reward = reward.astype(jnp.float32)
+            ep_return, ep_length, ep_value = ep_return + reward, ep_length + 1, ep_value + value
+            done = jnp.logical_or(terminated, truncated)
+            final = info["final_observation"]  # the observation that followed, before a reset
+            out = (obs, sampled, log_prob, value, reward, terminated, truncated, final, done, ep_return, ep_length)
+            out = (*out, ep_value / ep_length)
+            keep = jnp.logical_not(done)
+            carry = (states, next_obs, ep_return * keep, ep_length * keep, ep_value * keep)
+            return carry, out
+
+        return jax.lax.scan(step, carry, jax.random.split(key, self.n_steps))
+
+    def learn(self, tv, ntv, ov, batches, lr, clip_range):
+        """One optimizer step per minibatch of ``batches`` (leading minibatch axis); returns the loss rows.
+
+        ``lr``: the learning rate to set first (``None``: the optimizer's own); ``clip_range``: PPO's epsilon.
+        """
+        model, optimizer, loss_fn = self.model, self.optimizer, self.agent.loss_fn
+        if lr is not None:  # the linear schedule's rate; otherwise the rate the factory compiled stays
+            ov = list(ov)
+            ov[self.lr_index] = jnp.asarray(lr, dtype=ov[self.lr_index].dtype)
+
+        def step(carry, batch):
+            tv, ntv, ov = carry
+
+            def loss_of(tv, ntv):
+                state = {"ntv": ntv}
+
+                def online(x, training=False):
+                    out, new_ntv = model.stateless_call(tv, state["ntv"], ops.cast(x, "float32"), training=training)
+                    if training:
+                        state["ntv"] = new_ntv
+                    return float32(out)
+
+                loss, metrics = split_loss(loss_fn(online, (*batch, clip_range), None))
+                return loss, (metrics, state["ntv"])
+
+            (loss, (metrics, ntv)), grads = jax.value_and_grad(loss_of, has_aux=True)(tv, ntv)
+            tv, ov = optimizer.stateless_apply(ov, grads, tv)
+            return (tv, ntv, ov), loss_row(loss, metrics)
+
+        (tv, ntv, ov), rows = jax.lax.scan(step, (tv, ntv, ov), batches)
+        return tv, ntv, ov, rows
+
+    def update(self, tv, ntv, ov, carry, key, progress):
+        """One PPO update: a rollout, GAE, then ``n_epochs`` of shuffled minibatches. Returns its outputs."""
+        c = self.agent.config
+        k_roll, k_perm = jax.random.split(key)
+        carry, (obs, actions, log_probs, values, rewards, term, trunc, final, done, ep_ret, ep_len, ep_val) = (
+            self.rollout(tv, ntv, carry, k_roll)
+        )
+        t, n = rewards.shape
+        flat = lambda x: x.reshape(t * n, *x.shape[2:])  # noqa: E731
+        # The value of each observation that followed: the next state's, or at an episode's end its final one.
+        _, _, _, next_values = self.policy(tv, ntv, flat(final), jnp.full((t * n, self.agent.num_actions), 0.5))
+        advantages = gae_scan(rewards, values, next_values.reshape(t, n), term, trunc, c.discount, c.gae_lambda)
+        returns = advantages + values
+        size, b = t * n, c.batch_size
+        per_epoch = size // b
+        perms = jax.vmap(lambda k: jax.random.permutation(k, size)[: per_epoch * b])(
+            jax.random.split(k_perm, c.n_epochs)
+        )
+        idx = perms.reshape(-1, b)
+        batches = tuple(flat(x)[idx] for x in (obs, actions, log_probs, values, advantages, returns))
+        lr = _linear(c.learning_rate, progress, True) if c.lr_schedule == "linear" else None
+        clip_range = _linear(c.clip_range, progress, c.clip_schedule == "linear")
+        tv, ntv, ov, rows = self.learn(tv, ntv, ov, batches, lr, clip_range)
+        return tv, ntv, ov, carry, (done, ep_ret, ep_len, ep_val, rows)
+
+    def chunk(self, size, tv, ntv, ov, carry, key, steps, active, step_limit):
+        """``size`` updates of which the first ``active`` run (a traced count: one compiled program per ``size``).
+
+        ``steps``: the env steps before the chunk; ``step_limit``: where the linear schedules reach 0 (0: none).
+        Returns the new weights, optimizer state, env carry and key, and the updates' outputs ``[size, ...]``.
+        """
+
+        def one(c, u):
+            tv, ntv, ov, carry, key = c
+            key, k = jax.random.split(key)
+            after = steps + (u + 1) * self.rollout_steps  # as the Gymnasium path, the schedule after the rollout
+            progress = jnp.where(step_limit > 0, after / jnp.maximum(step_limit, 1), 0.0)
+
+            def run(_):
+                tv2, ntv2, ov2, carry2, out = self.update(tv, ntv, ov, carry, k, progress)
+                return (tv2, ntv2, ov2, carry2, key), out
+
+            shapes = jax.eval_shape(run, None)[1]
+
+            def skip(_):
+                return (tv, ntv, ov, carry, key), jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+            return jax.lax.cond(u < active, run, skip, None)
+
+        (tv, ntv, ov, carry, key), outs = jax.lax.scan(one, (tv, ntv, ov, carry, key), jnp.arange(size))
+        return tv, ntv, ov, carry, key, outs
+
+    def greedy_returns(self, tv, ntv, key, episodes):
+        """Returns of ``episodes`` greedy episodes played side by side (each to its end or the env's step limit)."""
+        obs, states = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(key, episodes), self.params)
+        half = jnp.full((episodes, self.agent.num_actions), 0.5)
+
+        def step(c, key):
+            states, obs, total, alive = c
+            _, greedy, _, _ = self.policy(tv, ntv, obs, half)
+            obs, states, reward, terminated, truncated, _ = self.env_step(key, states, self.to_env(greedy))
+            total = total + reward * alive
+            alive = alive * jnp.logical_not(jnp.logical_or(terminated, truncated))
+            return (states, obs, total, alive), None
+
+        start = (states, obs, jnp.zeros(episodes), jnp.ones(episodes))
+        keys = jax.random.split(key, int(self.params.max_steps_in_episode))
+        (_, _, total, _), _ = jax.lax.scan(step, start, keys)
+        return total
+
+    # -- the host side ---------------------------------------------------------------
+    def begin(self, seed: int | None) -> None:
+        """Start the envs' episodes (a run, or a resumed run, begins them anew); ``seed`` seeds the first."""
+        agent = self.agent
+        start = seed if seed is not None else int(agent.rng.integers(2**31))
+        # A resumed run (total_steps > 0) continues with other random numbers than its start had.
+        self.key, k_reset = jax.random.split(jax.random.fold_in(jax.random.key(start), agent.total_steps))
+        self.carry = self.reset(k_reset)
+
+    def train_chunk(self, max_updates: int | None, step_limit: int | None) -> Chunk:
+        """Train up to ``chunk_updates`` updates (at most ``max_updates``) in one compiled call.
+
+        Counts the steps and updates on the agent (the runner keeps the last update's metrics as its ``stats``).
+        In a :class:`FusedGroup`, waits for the group's other agents and trains with them.
+        """
+        if self.carry is None:
+            self.begin(None)
+        active = self.chunk_updates if max_updates is None else max(1, min(self.chunk_updates, max_updates))
+        if self.group is not None:
+            group, place = self.group
+            return group.train_chunk(place, self, active, step_limit)
+        outs = self._chunk(self.chunk_updates, *self.inputs(step_limit), active, step_limit or 0)
+        return self.take(outs, active)
+
+    def inputs(self, step_limit) -> tuple:
+        """The chunk's arguments before ``active``: weights, optimizer state, the envs, the key, the steps so far."""
+        tv, ntv, ov = self.agent.steps.arrays()
+        return tv, ntv, ov, self.carry, self.key, self.agent.total_steps
+
+    def take(self, outs, active: int) -> Chunk:
+        """Keep a chunk's results: the new weights in the agent's steps, the envs and key here, the counts."""
+        agent = self.agent
+        tv, ntv, ov, self.carry, self.key, outs = outs
+        agent.steps.set_arrays(tv, ntv, ov)
+        done, returns, lengths, values, losses = (np.asarray(x)[:active] for x in outs)
+        agent.total_steps += active * self.rollout_steps
+        agent.updates += active
+        return Chunk(active, done, returns, lengths, values, losses)
+
+    def evaluate(self, episodes: int, seed: int | None = None) -> np.ndarray:
+        """Returns of ``episodes`` greedy episodes, all in one compiled call."""
+        tv, ntv, _ = self.agent.steps.arrays()
+        if seed is None:  # each evaluation its own episodes, without touching the training's random numbers
+            seed = (self.agent.seed or 0) * 7919 + 104_729 + self.evaluations
+        self.evaluations += 1
+        return np.asarray(self._evaluate(tv, ntv, jax.random.key(seed), int(episodes)), dtype=np.float64)
+
+
+class FusedGroup:
+    """Agents of one config but their seeds (``--seeds``), each in its own session, trained as one program.
+
+    Each agent's session runs in its own thread, with its own runner, run folder and rows. When every
+    agent still training has asked for its next chunk, the last to ask runs them all at once: the
+    compiled chunk ``jax.vmap``-ed over the agents (weights, optimizer states, envs and keys stacked on
+    a leading axis), with the fewest updates any of them asked for. An agent whose session ends
+    :meth:`leave`-s, and the rest go on without it.
+
+    Args:
+        places: how many agents will join (:meth:`join`), or leave without training.
+    """
+
+    def __init__(self, places: int):
+        import threading
+
+        self.live = set(range(places))
+        self.waiting: dict[int, tuple] = {}
+        self.results: dict[int, Chunk] = {}
+        self.cond = threading.Condition()
+        self.interrupted = False
+        self.error: BaseException | None = None
+        self.first: FusedPPO | None = None
+        self._chunks: dict = {}
+
+    def join(self, place: int, agent) -> None:
+        """Make ``agent`` (a fused PPO agent) train in this group as ``place``; the first one's programs are shared."""
+        fused = agent.fused
+        if fused is None:
+            raise ValueError("only agents on the fused JAX path (a gymnax env) train as a group")
+        fused.group = (self, place)
+        with self.cond:
+            if self.first is None:
+                self.first = fused
+            fused._evaluate = self.first._evaluate  # one compiled evaluation for every seed (same network shape)
+
+    def leave(self, place: int) -> None:
+        """``place`` trains no more (its session ended, or it had nothing to train)."""
+        with self.cond:
+            self.live.discard(place)
+            if self.waiting and len(self.waiting) == len(self.live):
+                self._run()
+
+    def interrupt(self) -> None:
+        """Stop every session at its next chunk (each raises ``KeyboardInterrupt``, and its runner checkpoints)."""
+        with self.cond:
+            self.interrupted = True
+            self.cond.notify_all()
+
+    def train_chunk(self, place: int, fused: FusedPPO, active: int, step_limit) -> Chunk:
+        with self.cond:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.waiting[place] = (fused, active, step_limit)
+            if len(self.waiting) == len(self.live):
+                self._run()
+            while place not in self.results and not self.interrupted and self.error is None:
+                self.cond.wait()
+            if place in self.results:
+                return self.results.pop(place)
+            if self.error is not None:
+                raise RuntimeError(f"another seed's chunk failed: {self.error}")
+            raise KeyboardInterrupt
+
+    def _run(self) -> None:
+        """Every live agent is waiting: one vmapped chunk for all of them (called with the lock held)."""
+        places = sorted(self.waiting)
+        members = [self.waiting[p] for p in places]
+        self.waiting = {}
+        active = min(m[1] for m in members)
+        first = self.first
+        try:
+            stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[m[0].inputs(m[2]) for m in members])
+            limits = jnp.asarray([m[2] or 0 for m in members])
+            size = first.chunk_updates
+            if size not in self._chunks:
+                run = jax.vmap(lambda *args: first.chunk(size, *args), in_axes=(0, 0, 0, 0, 0, 0, None, 0))
+                self._chunks[size] = jax.jit(run)
+            outs = self._chunks[size](*stacked, active, limits)
+            for k, (place, (fused, _, _)) in enumerate(zip(places, members)):
+                self.results[place] = fused.take(jax.tree.map(lambda x, k=k: x[k], outs), active)
+        except BaseException as e:  # every waiting session hears of it
+            self.error = e
+            raise
+        finally:
+            self.cond.notify_all()
