@@ -109,7 +109,10 @@ def save_checkpoint(run_dir: str, agent, include_memory: bool = False, keep: int
         os.makedirs(root, exist_ok=True)
         remove(tmp)
         os.makedirs(tmp)
-        agent.model.save(os.path.join(tmp, MODEL))
+        from kerlym.backend import tensorflow_left_alone
+
+        with tensorflow_left_alone():
+            agent.model.save(os.path.join(tmp, MODEL))
         np.savez(os.path.join(tmp, ARRAYS), **arrays)
         atomic_write(os.path.join(tmp, STATE), json.dumps(meta))
         for file in (MODEL, ARRAYS):
@@ -297,7 +300,10 @@ def load_model(path: str):
     if problem:
         raise CheckpointError(f"cannot load model {path}: {problem}")
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        from kerlym.backend import tensorflow_left_alone
+
+        with tensorflow_left_alone():
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad file
         raise CheckpointError(f"cannot load model {path}: {first_line(e)}") from None
 
@@ -389,7 +395,10 @@ def record_evaluation(run_dir: str, agent, mean: float, std: float) -> bool:
     best = os.path.join(run_dir, BEST)
     tmp = temporary_path(best)
     try:
-        model.save(tmp)
+        from kerlym.backend import tensorflow_left_alone
+
+        with tensorflow_left_alone():
+            model.save(tmp)
         fsync(tmp)
         os.replace(tmp, best)
     except BaseException as e:

@@ -235,8 +235,14 @@ def _train_fused_seeds(run: C.RunConfig, cfg: C.AgentConfig, seeds, folders) -> 
     :class:`kerlym.agents.fused.FusedGroup`, which trains all the seeds' chunks at once. Ctrl-C stops
     every seed at its next chunk, each with a checkpoint. Returns ``False`` when interrupted.
     """
+    from kerlym._io import deferred_signals, end_deferral
     from kerlym.agents.fused import FusedGroup
 
+    # The seeds' sessions run in threads, which cannot take signals over: the main thread acts on Ctrl-C below.
+    stopped = deferred_signals()
+    end_deferral()
+    if stopped:
+        raise KeyboardInterrupt
     group = FusedGroup(len(seeds))
     results: dict = {}
     run = C.replace(run, quiet=True)  # the seeds' lines interleave: a status line each, not one per episode

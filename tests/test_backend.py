@@ -244,3 +244,22 @@ def test_a_seeded_agent_on_jax_or_torch_does_not_import_tensorflow():
     code = "import sys, kerlym; kerlym.make('CartPole-v1', 'dqn', seed=0); print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_checkpoint_on_jax_or_torch_saves_and_loads_without_importing_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    if keras.config.backend() == "tensorflow":
+        pytest.skip("TensorFlow is the backend here")
+    code = (
+        "import sys, numpy as np, kerlym\n"
+        f"agent = kerlym.make('CartPole-v1', 'ppo', seed=0, outdir={str(tmp_path)!r})\n"
+        "agent.learn(64, verbose=0, eval_episodes=0)\n"
+        f"agent.save({str(tmp_path / 'a.keras')!r})\n"
+        f"weights = kerlym.checkpoints.load_model({str(tmp_path / 'a.keras')!r}).get_weights()\n"
+        "same = all(np.array_equal(a, b) for a, b in zip(weights, agent.greedy_model.get_weights()))\n"
+        "print(same, 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True False"

@@ -508,4 +508,7 @@ class Agent:
 
     def save(self, path: str) -> None:
         """Save the network greedy actions come from (:attr:`greedy_model`) as a ``.keras`` file."""
-        self.greedy_model.save(path)
+        from kerlym.backend import tensorflow_left_alone
+
+        with tensorflow_left_alone():
+            self.greedy_model.save(path)

@@ -10,6 +10,7 @@ the targets and what ``act`` returns are float32.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable
 
@@ -62,6 +63,32 @@ def build_steps(
     module, name = _BUILDERS[backend]
     steps_class = getattr(importlib.import_module(module), name)
     return steps_class(model, loss_fn, target=target, prepare=prepare, act_fn=act_fn)
+
+
+@contextlib.contextmanager
+def tensorflow_left_alone():
+    """Save or load a Keras model without importing TensorFlow on the JAX or torch backend.
+
+    Keras's serializer asks whether TensorFlow is installed (to recognise its shapes and dtypes), which
+    imports it: about 4 s and its C++ start-up lines at a JAX run's first checkpoint. Where TensorFlow is
+    neither the backend nor already imported, no TensorFlow object can be in the model, and the question is
+    answered "no" for the duration.
+    """
+    import sys
+
+    import keras
+
+    if keras.config.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        yield
+        return
+    from keras.src.saving import serialization_lib
+    from keras.src.utils import module_utils
+
+    serialization_lib.tf = _NotLoaded()
+    try:
+        yield
+    finally:
+        serialization_lib.tf = module_utils.tensorflow  # the lazy module itself, whichever thread ends last
 
 
 class _NotLoaded:
