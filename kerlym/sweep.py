@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import threading
 import time
 
@@ -258,18 +259,22 @@ def _train_fused_seeds(run: C.RunConfig, cfg: C.AgentConfig, seeds, folders) -> 
             group.leave(place)
 
     print(f"== seeds {', '.join(map(str, seeds))} together, as one compiled program", flush=True)
+    def on_signal(signum, frame):  # Ctrl-C or SIGTERM: the threads' runners cannot take signals over
+        if not group.interrupted:
+            print("\nkerlym: stopping every seed after its chunk; saving checkpoints ...", flush=True)
+        group.interrupt()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     threads = [threading.Thread(target=train, args=(i, s), daemon=True) for i, s in enumerate(seeds)]
-    for t in threads:
-        t.start()
     try:
+        for t in threads:
+            t.start()
         for t in threads:
             while t.is_alive():
                 t.join(0.2)
-    except KeyboardInterrupt:
-        print("\nkerlym: stopping every seed after its chunk; saving checkpoints ...", flush=True)
-        group.interrupt()
-        for t in threads:
-            t.join()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     errors = [e for e in results.values() if isinstance(e, BaseException)]
     if errors:
         raise errors[0]

@@ -211,3 +211,29 @@ def test_ctrl_c_stops_a_fused_run_at_the_chunks_end_with_a_checkpoint(tmp_path):
     assert outcome.checkpoint.endswith("step-0000000640")
     resumed = kerlym.load(run_dir)
     assert (resumed.total_steps, resumed.episode) == (640, agent.episode)
+
+
+@pytest.mark.slow
+@needs_fused
+def test_ctrl_c_stops_a_fused_seeds_sweep_with_a_checkpoint_per_seed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    argv = ["-e", "gymnax:CartPole-v1", "-a", "ppo", "--seeds", "0", "1", "--steps", "5000000"]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "MPLBACKEND": "Agg"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kerlym", *argv, "--outdir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )  # fmt: skip
+    for line in proc.stdout:  # both seeds are training once the status lines come
+        if "steps/s" in line:
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert "Traceback" not in err
+    assert "stopping every seed" in out and "continue with: kerlym --resume" in out
+    (sweep,) = os.listdir(tmp_path)
+    for seed in ("seed-0", "seed-1"):
+        checkpoint, _ = kerlym.checkpoints.resumable_checkpoint(os.path.join(tmp_path, sweep, seed))
+        assert 0 < int(os.path.basename(checkpoint).split("-")[1]) < 5_000_000
