@@ -510,6 +510,13 @@ def kerlym_fused(spec: dict) -> dict:
     """
     import glob
 
+    # JAX's persistent compilation cache: a fresh folder (a first run, compiling all) unless the row names one
+    cache = spec.get("cache_dir") or tempfile.mkdtemp(prefix="kerlym-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", cache)
+
     from kerlym import main as command
 
     seeds, out = [str(s) for s in spec["seeds"]], tempfile.mkdtemp(prefix="kerlym-fused-")
@@ -743,12 +750,19 @@ def part_fused(args, sb3: bool) -> list[dict]:
     seed (``--fused-repeats`` rounds, the order turning each round); ratio = the process's wall-clock / SB3's."""
     rows = []
     steps, many = args.fused_steps, list(range(args.fused_seeds))
+    spec = {"fn": "kerlym_fused", "steps": steps, "seed": 0}
+    cached = None
+    if args.fused_cached:  # a second run of the same settings: its compiled chunks come from JAX's cache
+        cached = tempfile.mkdtemp(prefix="kerlym-jax-cache-")
+        run_row("fused", "(filling the compilation cache)", "jax", {**spec, "seeds": [0], "cache_dir": cached})
     for i in range(args.fused_repeats):
-        spec = {"fn": "kerlym_fused", "steps": steps, "seed": 0}
         jobs = [
             ("fused", "kerlym fused PPO gymnax:CartPole-v1, 1 seed", "jax", {**spec, "seeds": [0]}),
             ("fused", f"kerlym fused PPO gymnax:CartPole-v1, {len(many)} seeds", "jax", {**spec, "seeds": many}),
         ]
+        if cached:
+            name = "kerlym fused PPO gymnax:CartPole-v1 (compiled chunks cached), 1 seed"
+            jobs.append(("fused", name, "jax", {**spec, "seeds": [0], "cache_dir": cached}))
         if sb3:
             ref = {"fn": "sb3_ppo", "env": "CartPole-v1", "steps": steps, "seed": 0, "threads": args.sb3_threads}
             jobs.append(("fused", "SB3 PPO CartPole-v1 (RL Zoo), 1 seed", "torch", {**ref, "eval_episodes": 20}))
@@ -875,6 +889,9 @@ def main(argv=None) -> int:
     p.add_argument("--fused-steps", type=int, default=100_000, help="fused: env steps per seed")
     p.add_argument("--fused-seeds", type=int, default=16, help="fused: seeds trained together in the second row")
     p.add_argument("--fused-repeats", type=int, default=1, help="fused: rounds of the three rows")
+    p.add_argument(
+        "--fused-cached", action="store_true", help="fused: a row of one seed, its chunks compiled before"
+    )
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

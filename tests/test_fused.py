@@ -237,3 +237,26 @@ def test_ctrl_c_stops_a_fused_seeds_sweep_with_a_checkpoint_per_seed(tmp_path):
     for seed in ("seed-0", "seed-1"):
         checkpoint, _ = kerlym.checkpoints.resumable_checkpoint(os.path.join(tmp_path, sweep, seed))
         assert 0 < int(os.path.basename(checkpoint).split("-")[1]) < 5_000_000
+
+
+@needs_fused
+def test_the_fused_path_keeps_its_compiled_chunks_in_a_cache_folder_unless_told_not_to(tmp_path, monkeypatch):
+    import jax
+
+    from kerlym.agents.fused import use_compilation_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+        folder = str(tmp_path / "kerlym" / "jax")
+        assert use_compilation_cache() == folder and os.path.isdir(folder)
+        assert jax.config.jax_compilation_cache_dir == folder
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "mine"))  # the user's own is kept
+        assert use_compilation_cache() == str(tmp_path / "mine")
+        jax.config.update("jax_compilation_cache_dir", None)
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")  # set but empty: no cache
+        assert use_compilation_cache() is None and not jax.config.jax_compilation_cache_dir
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)

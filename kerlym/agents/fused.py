@@ -31,6 +31,29 @@ from kerlym.backend.common import float32, loss_row, split_loss
 CHUNK_STEPS = 16_384  # env steps per compiled chunk, about: rows, checkpoints and Ctrl-C wait at most this long
 
 
+def use_compilation_cache() -> str | None:
+    """Keep the compiled chunks in JAX's persistent cache, so the next run of the same settings skips compiling.
+
+    The folder is ``$JAX_COMPILATION_CACHE_DIR`` where set (``""`` turns the cache off), else
+    ``$XDG_CACHE_HOME/kerlym/jax`` (``~/.cache/kerlym/jax``); a cache the program set up itself is kept.
+    Returns the folder in use, or ``None``.
+    """
+    import os
+
+    if jax.config.jax_compilation_cache_dir:  # the user's own, set in code or through the env var
+        return jax.config.jax_compilation_cache_dir
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:  # set, but empty: no cache
+        return None
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(home, "kerlym", "jax")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:  # a read-only home: compile every time, as without a cache
+        return None
+    jax.config.update("jax_compilation_cache_dir", folder)
+    return folder
+
+
 def gae_scan(rewards, values, next_values, terminated, truncated, discount, lam):
     """:func:`kerlym.memory.gae` in JAX, a reverse ``lax.scan`` over a rollout's ``[T, N]`` arrays.
 
@@ -93,6 +116,7 @@ class FusedPPO:
         if refused:
             raise ValueError(f"the fused JAX path (-e {agent.env.unwrapped.env_id}) does not take {', '.join(refused)}")
         self.agent = agent
+        use_compilation_cache()
         self.env, self.params = agent.env.unwrapped.gymnax_env, agent.env.unwrapped.gymnax_params
         self.model = agent.steps.model
         self.optimizer = self.model.optimizer
