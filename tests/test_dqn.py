@@ -372,9 +372,17 @@ def test_with_several_updates_per_step_each_moves_the_average_by_its_own_steps()
     assert agent.ema.step == 60
 
 
-@pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf")])
-def test_ema_steps_must_be_positive_and_finite(bad):
-    with pytest.raises(ValueError, match="ema must be positive and finite"):
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (0, "ema must be positive and finite"),
+        (-5, "ema must be positive and finite"),
+        (float("nan"), "--ema_steps/--ema must be an integer, got nan"),
+        (float("inf"), "--ema_steps/--ema must be an integer, got inf"),
+    ],
+)
+def test_ema_steps_must_be_positive_and_finite(bad, message):
+    with pytest.raises(ValueError, match=message):
         make_agent(DQN, ema_steps=bad)
 
 
