@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from keras import ops
 
-from kerlym.backend.common import float32, loss_row, split_loss
+from kerlym.backend.common import float32
+from kerlym.backend.jax import gradient_step
 
 CHUNK_STEPS = 16_384  # env steps per compiled chunk, about: rows, checkpoints and Ctrl-C wait at most this long
 
@@ -191,23 +192,7 @@ class FusedPPO:
             ov[self.lr_index] = jnp.asarray(lr, dtype=ov[self.lr_index].dtype)
 
         def step(carry, batch):
-            tv, ntv, ov = carry
-
-            def loss_of(tv, ntv):
-                state = {"ntv": ntv}
-
-                def online(x, training=False):
-                    out, new_ntv = model.stateless_call(tv, state["ntv"], ops.cast(x, "float32"), training=training)
-                    if training:
-                        state["ntv"] = new_ntv
-                    return float32(out)
-
-                loss, metrics = split_loss(loss_fn(online, (*batch, clip_range), None))
-                return loss, (metrics, state["ntv"])
-
-            (loss, (metrics, ntv)), grads = jax.value_and_grad(loss_of, has_aux=True)(tv, ntv)
-            tv, ov = optimizer.stateless_apply(ov, grads, tv)
-            return (tv, ntv, ov), loss_row(loss, metrics)
+            return gradient_step(model, optimizer, lambda online: loss_fn(online, (*batch, clip_range), None), carry)
 
         (tv, ntv, ov), rows = jax.lax.scan(step, (tv, ntv, ov), batches)
         return tv, ntv, ov, rows

@@ -20,6 +20,32 @@ from keras import ops
 from kerlym.backend.common import UNROLL, Steps, float32, loss_row, merge_leading, split_leading, split_loss
 
 
+def gradient_step(model, optimizer, loss_of_online, carry):
+    """One gradient step through Keras's stateless calls, as a ``lax.scan`` body: ``(tv, ntv, ov)`` in and out.
+
+    ``loss_of_online(online)`` is the agent's loss (and its metrics) given ``online(x, training)``, the model
+    on the trainable variables being differentiated; a training call's new non-trainable variables
+    (batch-norm statistics) are carried on. Returns the new ``(tv, ntv, ov)`` and the step's loss row.
+    """
+    tv, ntv, ov = carry
+
+    def loss_of(tv, ntv):
+        state = {"ntv": ntv}
+
+        def online(x, training=False):
+            out, new_ntv = model.stateless_call(tv, state["ntv"], ops.cast(x, "float32"), training=training)
+            if training:
+                state["ntv"] = new_ntv
+            return float32(out)
+
+        loss, metrics = split_loss(loss_of_online(online))
+        return loss, (metrics, state["ntv"])
+
+    (loss, (metrics, ntv)), grads = jax.value_and_grad(loss_of, has_aux=True)(tv, ntv)
+    tv, ov = optimizer.stateless_apply(ov, grads, tv)
+    return (tv, ntv, ov), loss_row(loss, metrics)
+
+
 def _copy(tree):
     return jax.tree.map(jnp.copy, tree)
 
@@ -56,24 +82,8 @@ class JaxSteps(Steps):
             return split_leading(float32(out), x.shape[0])
 
         def step(carry, minibatch):
-            tv, ntv, ov = carry
             batch, prepared = minibatch
-
-            def loss_of(tv, ntv):
-                state = {"ntv": ntv}
-
-                def online(x, training=False):
-                    out, new_ntv = model.stateless_call(tv, state["ntv"], ops.cast(x, "float32"), training=training)
-                    if training:
-                        state["ntv"] = new_ntv
-                    return float32(out)
-
-                loss, metrics = split_loss(self.loss_fn(online, batch, prepared))
-                return loss, (metrics, state["ntv"])
-
-            (loss, (metrics, ntv)), grads = jax.value_and_grad(loss_of, has_aux=True)(tv, ntv)
-            tv, ov = optimizer.stateless_apply(ov, grads, tv)
-            return (tv, ntv, ov), loss_row(loss, metrics)
+            return gradient_step(model, optimizer, lambda online: self.loss_fn(online, batch, prepared), carry)
 
         n = batches[0].shape[0]
         prepared = self.prepare(run_target, batches) if self.prepare is not None else None
