@@ -228,27 +228,14 @@ class Runner:
                 agent.episodes.append(row)
                 ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
                 agent.begin_episode(s.obs[i], i, mask=None if s.masks is None else s.masks[i])
-                for sink in self.sinks:
-                    sink.on_episode(self, row)
-                if callback is not None and callback(agent, row):
-                    stop = True
-                if episode_limit is not None and agent.episode >= episode_limit:
+                if self._episode_ended(row, callback, episode_limit):
                     stop = True
             # Checkpoints and evaluations come after the step's episodes are counted, so a checkpoint's
             # episode count and the rows kept on resume always agree.
             vector_steps += 1
             if vector_steps % tick_every == 0:
-                for sink in self.sinks:
-                    if hasattr(sink, "on_tick"):
-                        sink.on_tick(self)
-                if step_callback is not None:
-                    step_callback(agent)
-            if next_checkpoint is not None and agent.total_steps >= next_checkpoint:
-                self.checkpoint()
-                next_checkpoint = self._next(agent.total_steps, self.checkpoint_every)
-            if next_eval is not None and agent.total_steps >= next_eval:
-                self.evaluate()
-                next_eval = self._next(agent.total_steps, self.eval_every)
+                self._tick(step_callback)
+            next_checkpoint, next_eval = self._checkpoint_and_evaluate_when_due(next_checkpoint, next_eval)
             if agent.total_steps >= next_snapshot:
                 self._snapshot()
                 next_snapshot = self._next(agent.total_steps, self.snapshot_every)
@@ -305,32 +292,44 @@ class Runner:
                 if u > 0 or agent.stats:  # the metrics of the last update before the episode ended
                     row.update(agent.stats if u == 0 else dict(zip(agent.metric_names, map(float, metrics[u - 1]))))
                 agent.episodes.append(row)
-                for sink in self.sinks:
-                    sink.on_episode(self, row)
-                if callback is not None and callback(agent, row):
-                    stop = True
-                if episode_limit is not None and agent.episode >= episode_limit:
+                if self._episode_ended(row, callback, episode_limit):
                     stop = True
             for k in range(used, chunk.updates):
                 losses.extend(chunk.losses[k, :, 0].tolist())
                 self._updated(chunk.losses[k, :, 0].tolist())
             agent.total_steps = steps_after
             agent.stats = dict(zip(agent.metric_names, map(float, metrics[-1])))
-            for sink in self.sinks:
-                if hasattr(sink, "on_tick"):
-                    sink.on_tick(self)
-            if step_callback is not None:
-                step_callback(agent)
-            if next_checkpoint is not None and agent.total_steps >= next_checkpoint:
-                self.checkpoint()
-                next_checkpoint = self._next(agent.total_steps, self.checkpoint_every)
-            if next_eval is not None and agent.total_steps >= next_eval:
-                self.evaluate()
-                next_eval = self._next(agent.total_steps, self.eval_every)
+            self._tick(step_callback)
+            next_checkpoint, next_eval = self._checkpoint_and_evaluate_when_due(next_checkpoint, next_eval)
             at_limit = step_limit is not None and agent.total_steps >= step_limit
             if stop or agent.stop_requested or self.interrupted or at_limit:
                 agent.stop_requested = False
                 return
+
+    def _episode_ended(self, row: dict, callback, episode_limit) -> bool:
+        """Hand an ended episode's row to the sinks and the callback; whether training should stop."""
+        for sink in self.sinks:
+            sink.on_episode(self, row)
+        stop = callback is not None and bool(callback(self.agent, row))
+        return stop or (episode_limit is not None and self.agent.episode >= episode_limit)
+
+    def _tick(self, step_callback) -> None:
+        for sink in self.sinks:
+            if hasattr(sink, "on_tick"):
+                sink.on_tick(self)
+        if step_callback is not None:
+            step_callback(self.agent)
+
+    def _checkpoint_and_evaluate_when_due(self, next_checkpoint, next_eval) -> tuple:
+        """A checkpoint and an evaluation where their step has come; the steps of the next ones."""
+        steps = self.agent.total_steps
+        if next_checkpoint is not None and steps >= next_checkpoint:
+            self.checkpoint()
+            next_checkpoint = self._next(steps, self.checkpoint_every)
+        if next_eval is not None and steps >= next_eval:
+            self.evaluate()
+            next_eval = self._next(steps, self.eval_every)
+        return next_checkpoint, next_eval
 
     def _updated(self, new: list[float]) -> None:
         """After an update: stop on a non-finite loss, then give its losses to the sinks that want them."""
