@@ -257,6 +257,8 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             raise C.ConfigError(
                 f"{run.env} has a continuous action space ({env.action_space}); -a {run.agent} needs discrete actions"
             )
+        if run.eval_opponents:
+            _check_opponents(env, run)
         env = _preprocessed(env, run, config)
         shape = env.observation_space.shape
         if shape is None:
@@ -293,6 +295,19 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
         check_resources(config, shape, env.observation_space.dtype)
     finally:
         env.close()
+
+
+def _check_opponents(env, run: C.RunConfig) -> None:
+    """``--eval_opponents`` that ``env`` can play (:func:`kerlym.envs.check_opponents`), or a :class:`ConfigError`."""
+    from gymnasium.error import DependencyNotInstalled
+
+    from kerlym._io import first_line
+    from kerlym.envs import check_opponents
+
+    try:
+        check_opponents(env, run.eval_opponents)
+    except (ValueError, DependencyNotInstalled) as e:
+        raise C.ConfigError(f"--eval_opponents on {run.env}: {first_line(e)}") from None
 
 
 def _preprocessed(env, run: C.RunConfig, config: C.AgentConfig):

@@ -187,6 +187,8 @@ def train(
             search=run.search,
             save_memory=run.save_memory,
             signals=signals,
+            eval_opponents=run.eval_opponents,
+            opponent_env=opponent_env_maker(agent, run) if run.eval_opponents else None,
         )
         steps_left = None if run.steps is None else max(0, run.steps - agent.total_steps)
         episodes_left = None if run.episodes is None else max(0, run.episodes - agent.episode)
@@ -214,9 +216,11 @@ def train(
                 f"evaluation: {evaluation['mean']:.2f} ± {evaluation['std']:.2f} over {evaluation['episodes']} greedy "
                 f"episodes (weights: {evaluation['weights']})"
             )
-            if "wins" in evaluation:
-                from kerlym.stats import game_results_text
+            from kerlym.stats import game_results_text
 
+            for name, games in (evaluation.get("opponents") or {}).items():
+                say(f"games against {name}: {game_results_text(games)}")
+            if "wins" in evaluation and "opponents" not in evaluation:
                 say(f"games: {game_results_text(evaluation)}")
         status = "KILLED" if interrupted else "FINISHED"
     finally:
@@ -305,10 +309,26 @@ def learn(
 def _final_evaluation(runner, run: C.RunConfig, run_dir: str | None, wall_time: float) -> dict:
     """The record of the runner's greedy evaluation at the end of training, written to the run folder."""
     agent = runner.agent
-    record = evaluation_record(run, agent, runner.last_evaluation[1], weights_label(agent), wall_time)
+    record = evaluation_record(
+        run, agent, runner.last_evaluation[1], weights_label(agent), wall_time, opponents=runner.last_games
+    )
     if run_dir is not None:
         write_evaluation(run_dir, record)
     return record
+
+
+def opponent_env_maker(agent, run: C.RunConfig) -> Callable:
+    """``make(opponent)`` -> a new env of the run's game against ``opponent``, the agent's seat alternating,
+    with the agent's preprocessor: what evaluations with ``--eval_opponents`` play on."""
+    from kerlym import preproc
+    from kerlym.envs import evaluation_env_kwargs, make_env
+
+    def make(opponent: str):
+        kwargs = {k: v for k, v in (run.env_kwargs or {}).items() if k != "render_mode"}
+        kwargs.update(evaluation_env_kwargs(agent.env, opponent))
+        return preproc.apply(make_env(run.env, None, kwargs, run.gym_packages), agent.preprocessor)
+
+    return make
 
 
 def _report_actors(summary: dict | None, say) -> None:

@@ -246,7 +246,7 @@ def test_missing_gnugo_is_one_line_naming_the_install_and_the_alternative(monkey
 
 @pytest.mark.parametrize("opponent", ["pachi", "gnugo", "gnugo:11", "mcts:0", "random:3"])
 def test_unknown_opponent_is_refused(make, opponent):
-    with pytest.raises(ValueError, match="unknown Go opponent"):
+    with pytest.raises(ValueError, match="unknown opponent"):
         make(opponent=opponent)
 
 

@@ -87,6 +87,14 @@ class RunConfig:
         topic="evaluation",
         check="positive",
     )
+    eval_opponents: tuple[str, ...] | None = setting(
+        None,
+        "Two-player games: evaluations play each of these fixed opponents, alternating colours ('random', "
+        "'mcts:SIMULATIONS', for Go 'gnugo:LEVEL'); the first one picks best.keras [the training env's opponent]",
+        cli_nargs="+",
+        metavar="OPPONENT",
+        topic="evaluation",
+    )
     quiet: bool = setting(False, "Print a progress line every 10 s instead of one per episode", ("-q",), topic="output")
     tensorboard: bool = setting(
         False, "Write TensorBoard event files into the run folder (view: tensorboard --logdir runs)", topic="output"

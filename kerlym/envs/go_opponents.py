@@ -219,4 +219,4 @@ def parse_opponent(opponent: str) -> tuple[str, int]:
         value = int(number)
         if (kind == "gnugo" and value <= 10) or (kind == "mcts" and value >= 1):
             return kind, value
-    raise ValueError(f"unknown Go opponent {opponent!r}; use {OPPONENT_FORMS} (gnugo levels 0-10)")
+    raise ValueError(f"unknown opponent {opponent!r}; use {OPPONENT_FORMS} (gnugo levels 0-10)")

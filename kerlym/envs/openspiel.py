@@ -137,6 +137,12 @@ class OpenSpielEnv(gym.Env):
         self.state = self.game.new_initial_state()
         self.done, self.returned, self.end = False, 0.0, None
 
+    # -- evaluations against fixed opponents (--eval_opponents) ------------------------------------------------------
+    @classmethod
+    def evaluation_kwargs(cls, opponent: str) -> dict:
+        """The env kwargs of a copy that plays ``opponent`` with the agent's seat alternating over its games."""
+        return {"opponent": opponent, "player": "alternate"}
+
     # -- what a subclass with actions or observations of its own (Go) changes ---------------------------------------
     def to_spiel(self, action: int) -> int:
         """This env's action as OpenSpiel's (the same number here)."""
