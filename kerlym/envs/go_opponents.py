@@ -210,6 +210,14 @@ class GnuGoOpponent:
                     pass
 
 
+def opponent_text(opponent: str) -> str:
+    """``"gnugo:0"`` -> ``"GnuGo level 0"``: an opponent in words, for the user."""
+    kind, number = parse_opponent(opponent)
+    if kind == "gnugo":
+        return f"GnuGo level {number}"
+    return f"OpenSpiel's MCTS bot ({number} simulations a move)" if kind == "mcts" else "uniformly random moves"
+
+
 def parse_opponent(opponent: str) -> tuple[str, int]:
     """``"gnugo:0"`` -> ``("gnugo", 0)``; ``"random"`` -> ``("random", 0)``; ValueError on anything else."""
     kind, _, number = str(opponent).partition(":")
