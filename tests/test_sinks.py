@@ -142,3 +142,28 @@ def test_enable_plots_draws_training_png_in_the_working_folder(tmp_path, monkeyp
     height, width, _ = matplotlib.image.imread(png).shape
     assert width > height > 300  # the 2x2 figure, not an empty canvas
     agent.close()
+
+
+def test_tensorboard_writes_the_win_rate_against_each_opponent(tmp_path):
+    import types
+
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from kerlym.stats import opponent_results
+
+    log_dir = str(tmp_path / "tensorboard")
+    board = sinks.TensorBoard(log_dir)
+    runner = FakeRunner(types.SimpleNamespace(total_steps=0))
+    for step, random_games, mcts_games in ((500, [1, 1, 1, -1], [-1, -1, 0, -1]), (1000, [1, 1, 1, 1], [1, -1, 0, -1])):
+        runner.agent.total_steps = step
+        board.on_games(runner, {"random": opponent_results(random_games), "mcts:200": opponent_results(mcts_games)})
+    board.close()
+    events = EventAccumulator(log_dir, size_guidance={"tensors": 0})
+    events.Reload()
+
+    def series(tag):
+        return [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+
+    assert series("eval/win_rate/random") == [(500, 0.75), (1000, 1.0)]
+    assert series("eval/win_rate/mcts_200") == [(500, 0.0), (1000, 0.25)]
