@@ -452,8 +452,9 @@ def evaluation_record(
         run: the run's config (its env and agent are recorded).
         agent: the evaluated agent (its step count is recorded).
         returns: the greedy episodes' returns. In a two-player game (:func:`kerlym.envs.is_two_player`) the
-            record adds ``wins``, ``draws``, ``losses``, ``win_rate`` and its Wilson 95% ``win_rate_95``; with
-            ``--search N``, ``search`` says the moves came from a PUCT search of N simulations.
+            record adds ``opponent`` (the env's), ``wins``, ``draws``, ``losses``, ``win_rate`` and its Wilson
+            95% ``win_rate_95``; with ``--search N``, ``search`` says the moves came from a PUCT search of N
+            simulations.
         weights: which weights acted: ``online``, ``average``, ``best``, or a phrase naming a file.
         wall_time: seconds of training behind the weights, where known.
         opponents: with ``--eval_opponents``, :func:`kerlym.stats.opponent_results` by opponent, recorded as
@@ -465,7 +466,11 @@ def evaluation_record(
     from kerlym.stats import game_results
 
     returns = np.asarray(returns, dtype=np.float64)
-    games = game_results(returns) if is_two_player(getattr(agent, "env", None)) else {}
+    env = getattr(agent, "env", None)
+    games = game_results(returns) if is_two_player(env) else {}
+    opponent = getattr(getattr(env, "unwrapped", env), "opponent_name", None)
+    if games and isinstance(opponent, str):  # whom the games were against (--play --env-kwargs opponent=...)
+        games["opponent"] = opponent
     if getattr(run, "search", 0):
         games["search"] = run.search
     if opponents:

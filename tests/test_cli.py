@@ -613,6 +613,10 @@ def test_openspiel_game_trains_and_plays_with_search_against_another_opponent(tm
     out = kerlym("--play", run, "--env-kwargs", "opponent=mcts:8", "--search", "8", "--eval_episodes", "2", "-S")
     assert out.returncode == 0, out.stderr
     assert "PUCT search of 8" in out.stdout and "games: wins " in out.stdout
+    with open(os.path.join(run, "submission", checkpoints.EVALUATION)) as f:
+        played = json.load(f)
+    assert (record["opponent"], played["opponent"], played["search"]) == ("random", "mcts:8", 8)
+    assert played["wins"] + played["draws"] + played["losses"] == 2
     with open(os.path.join(run, "config.json")) as f:
         assert "opponent" not in (json.load(f)["env_kwargs"] or {})  # --play's opponent is its own, not the run's
     out = kerlym("--play", run, "--search", "8", "-a", "pg")
