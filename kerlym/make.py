@@ -239,10 +239,6 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")
     if run.search:
-        from kerlym.envs import OPENSPIEL_PREFIX
-
-        if not run.env.startswith(OPENSPIEL_PREFIX):
-            raise C.ConfigError(f"--search plays OpenSpiel games (-e openspiel:GAME), not {run.env}")
         if AGENT_CONFIGS[run.agent].network_kind == "policy":
             raise C.ConfigError(
                 f"--search needs a value estimate, which -a {run.agent} has not; use dqn, ddqn, a2c or ppo"
@@ -259,6 +255,8 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             )
         if run.eval_opponents:
             _check_opponents(env, run)
+        if run.search and not getattr(env.unwrapped, "searchable", False):
+            raise C.ConfigError(f"--search plays OpenSpiel games (-e openspiel:GAME) and Go, not {run.env}")
         env = _preprocessed(env, run, config)
         shape = env.observation_space.shape
         if shape is None:

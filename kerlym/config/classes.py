@@ -77,7 +77,7 @@ class RunConfig:
     search: int = setting(
         0,
         "Play evaluation moves (--play, --eval_every, the final one) by a PUCT search of N simulations with the "
-        "agent's networks; OpenSpiel games (-e openspiel:GAME) and -a dqn, ddqn, a2c, a3c or ppo",
+        "agent's networks; OpenSpiel games (-e openspiel:GAME) and Go, with -a dqn, ddqn, a2c, a3c or ppo",
         topic="evaluation",
         check="at least 0",
     )

@@ -69,7 +69,7 @@ class GoEnv(OpenSpielEnv):
     """
 
     metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
-    searchable = False  # its actions (rows flipped, resign) and planes are not OpenSpiel's: no --search yet
+    searchable = True  # --search: OpenSpiel's actions map to Go's (search_actions), and planes swap colours
 
     def __init__(
         self,
@@ -117,6 +117,17 @@ class GoEnv(OpenSpielEnv):
 
     def to_spiel(self, action: int) -> int:
         return flip_rows(action, self.board_size)
+
+    def search_actions(self) -> np.ndarray:
+        n = self.board_size
+        return np.array([flip_rows(a, n) for a in range(n * n + 1)])  # points and pass; resign is not OpenSpiel's
+
+    def search_observation(self, state) -> np.ndarray:
+        """The planes with the colours swapped when the other side is to move: an agent's network knows its own
+        colour from training, and the planes do not say whose turn it is."""
+        planes = self.observation(state)
+        mover = state.current_player()
+        return planes[[1, 0, 2]] if 0 <= mover < 2 and mover != self.player else planes
 
     @classmethod
     def evaluation_kwargs(cls, opponent: str) -> dict:
