@@ -205,7 +205,28 @@ class LivePlot:
             values=agent.value_estimates,
             actor_critic=bool(agent.metric_names),
         )
+        if agent.episodes:  # a resumed run
+            self._earlier_win_rates(os.path.join(folder, runs.EVALUATIONS))
         self.plot.update(agent.episodes)
+
+    def _earlier_win_rates(self, path: str) -> None:
+        """A resumed run's win rates so far (``evaluations.csv`` with ``--eval_opponents``), each at the episode
+        count its evaluation was made at."""
+        import csv
+
+        try:
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if r.get("opponent") and r.get("win_rate_hi")]
+        except OSError:
+            return
+        for row in rows:
+            try:
+                step, rate = int(row["total_steps"]), float(row["win_rate"])
+                low, high = float(row["win_rate_lo"]), float(row["win_rate_hi"])
+            except ValueError:  # a cut row: the plot goes without it
+                continue
+            episode = sum(1 for r in self.agent.episodes if r["total_steps"] <= step)
+            self.plot.add_win_rates(episode, {row["opponent"]: {"win_rate": rate, "win_rate_95": [low, high]}})
 
     def on_episode(self, runner, row) -> None:
         if row["episode"] % self.rate == 0:

@@ -167,3 +167,24 @@ def test_tensorboard_writes_the_win_rate_against_each_opponent(tmp_path):
 
     assert series("eval/win_rate/random") == [(500, 0.75), (1000, 1.0)]
     assert series("eval/win_rate/mcts_200") == [(500, 0.0), (1000, 0.25)]
+
+
+def test_the_live_plot_of_a_resumed_run_draws_its_earlier_win_rates(tmp_path):
+    import types
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    with open(tmp_path / "evaluations.csv", "w") as f:
+        f.write("total_steps,mean,std,opponent,wins,draws,losses,win_rate,win_rate_lo,win_rate_hi\n")
+        f.write("100,0.5,0.5,random,3,1,0,0.75,0.3,0.95\n100,-1.0,0.0,mcts:8,0,0,4,0.0,0.0,0.49\n")
+        f.write("250,1.0,0.0,random,4,0,0,1.0,0.5,1.0\n250,-0.5,0.5,mcts:8,1,0,3,0.25,0.05,0.7\n")
+    episodes = [{"episode": e, "total_steps": 40 * e, "reward": 1.0, "length": 40, "loss": 0.1} for e in range(1, 8)]
+    agent = types.SimpleNamespace(name="ppo", episodes=episodes, value_estimates=False, metric_names=())
+    live = sinks.LivePlot(str(tmp_path), agent, "openspiel:tic_tac_toe", 2)
+    # step 100: 2 episodes had ended (at 40, 80); step 250: 6 (the 7th ends at 280)
+    assert live.plot.win_rates == {
+        "random": [(2, 0.75, 0.3, 0.95), (6, 1.0, 0.5, 1.0)],
+        "mcts:8": [(2, 0.0, 0.0, 0.49), (6, 0.25, 0.05, 0.7)],
+    }
+    live.close()
