@@ -29,6 +29,9 @@ from kerlym._io import (
 from kerlym.runs import ARRAYS, BEST, CHECKPOINTS, EVALUATIONS, LATEST, MODEL, STATE, STEP_NAME
 
 EVALUATION = "evaluation.json"
+# evaluations.csv's columns: one row per evaluation, or with --eval_opponents one per (evaluation, opponent).
+EVALUATION_FIELDS = ["total_steps", "mean", "std"]
+OPPONENT_FIELDS = EVALUATION_FIELDS + ["opponent", "wins", "draws", "losses", "win_rate", "win_rate_lo", "win_rate_hi"]
 T = TypeVar("T")
 
 
@@ -364,11 +367,15 @@ def greedy_weights(path: str) -> list:
 
 
 # -- evaluations ----------------------------------------------------------------
-def record_evaluation(run_dir: str, agent, mean: float, std: float) -> bool:
+def record_evaluation(run_dir: str, agent, mean: float, std: float, games: dict | None = None) -> bool:
     """Append an evaluation to ``evaluations.csv``; save ``best.keras`` if its mean is the best yet.
 
     A NaN mean is recorded but never the best. ``best.keras`` is replaced
     atomically, so a failed save keeps the previous best.
+
+    With ``games`` (:func:`kerlym.stats.opponent_results` by opponent, ``--eval_opponents``) the file has
+    the columns :data:`OPPONENT_FIELDS` and a row per opponent; ``mean`` is the first opponent's, and
+    best is judged against that opponent's earlier rows.
 
     Raises:
         NonFiniteError: the greedy network holds NaN or inf (nothing is written).
@@ -383,13 +390,25 @@ def record_evaluation(run_dir: str, agent, mean: float, std: float) -> bool:
     bad = non_finite_arrays({f"weight {i}": w for i, w in enumerate(model.get_weights())})
     if bad:
         raise NonFiniteError(f"refusing to evaluate at step {agent.total_steps}: NaN or inf in the network's {bad[0]}")
-    rows, _ = read_table(path, ["total_steps", "mean", "std"])  # a partial last row is dropped
+    fields = OPPONENT_FIELDS if games else EVALUATION_FIELDS
+    rows, _ = read_table(path, fields)  # a partial last row is dropped
+    if games:
+        first = next(iter(games))
+        rows = [r for r in rows if r["opponent"] == first]
     try:
         means = [float(r["mean"]) for r in rows]
     except ValueError as e:
         raise CheckpointError(f"{path} is corrupt: {first_line(e)}") from None
     best_before = max((m for m in means if math.isfinite(m)), default=float("-inf"))
-    append_line(path, f"{agent.total_steps},{mean},{std}\n", header="total_steps,mean,std\n")
+    if games:
+        lines = "".join(
+            f"{agent.total_steps},{g['mean']},{g['std']},{name},{g['wins']},{g['draws']},{g['losses']},"
+            f"{g['win_rate']},{g['win_rate_95'][0]},{g['win_rate_95'][1]}\n"
+            for name, g in games.items()
+        )
+    else:
+        lines = f"{agent.total_steps},{mean},{std}\n"
+    append_line(path, lines, header=",".join(fields) + "\n")
     if not mean > best_before:  # also NaN
         return False
     best = os.path.join(run_dir, BEST)
@@ -424,17 +443,22 @@ def weights_label(agent) -> str:
     return "average" if agent.ema is not None else "online"
 
 
-def evaluation_record(run, agent, returns, weights: str, wall_time: float | None = None) -> dict:
+def evaluation_record(
+    run, agent, returns, weights: str, wall_time: float | None = None, opponents: dict | None = None
+) -> dict:
     """``evaluation.json``'s one schema (a run folder's, a sweep's runs', and the ``-S`` bundle's).
 
     Args:
         run: the run's config (its env and agent are recorded).
         agent: the evaluated agent (its step count is recorded).
         returns: the greedy episodes' returns. In a two-player game (:func:`kerlym.envs.is_two_player`) the
-            record adds ``wins``, ``draws``, ``losses``, ``win_rate`` and its Wilson 95% ``win_rate_95``; with
-            ``--search N``, ``search`` says the moves came from a PUCT search of N simulations.
+            record adds ``opponent`` (the env's), ``wins``, ``draws``, ``losses``, ``win_rate`` and its Wilson
+            95% ``win_rate_95``; with ``--search N``, ``search`` says the moves came from a PUCT search of N
+            simulations.
         weights: which weights acted: ``online``, ``average``, ``best``, or a phrase naming a file.
         wall_time: seconds of training behind the weights, where known.
+        opponents: with ``--eval_opponents``, :func:`kerlym.stats.opponent_results` by opponent, recorded as
+            ``opponents``; ``returns`` are then the first opponent's games, named by ``opponent``.
     """
     import numpy as np
 
@@ -442,9 +466,15 @@ def evaluation_record(run, agent, returns, weights: str, wall_time: float | None
     from kerlym.stats import game_results
 
     returns = np.asarray(returns, dtype=np.float64)
-    games = game_results(returns) if is_two_player(getattr(agent, "env", None)) else {}
+    env = getattr(agent, "env", None)
+    games = game_results(returns) if is_two_player(env) else {}
+    opponent = getattr(getattr(env, "unwrapped", env), "opponent_name", None)
+    if games and isinstance(opponent, str):  # whom the games were against (--play --env-kwargs opponent=...)
+        games["opponent"] = opponent
     if getattr(run, "search", 0):
         games["search"] = run.search
+    if opponents:
+        games.update(opponent=next(iter(opponents)), opponents=opponents)
     return {
         "env": run.env,
         "agent": run.agent,

@@ -216,6 +216,8 @@ def _saved_run(args, saved_dir: str) -> int:
     given_kwargs = S.given_settings(args).get("env_kwargs")
     if args.play and given_kwargs:  # --play against another opponent: the given env kwargs add to the run's
         run = dataclasses.replace(run, env_kwargs={**(run.env_kwargs or {}), **given_kwargs})
+    if args.play:  # the opponents --play plays are the ones named here, else the env's own
+        run = dataclasses.replace(run, eval_opponents=S.given_settings(args).get("eval_opponents"))
     S.check_settings(run, cfg)
     check_env(run, cfg)
     if args.play:  # reads only (but for -S's bundle): no lock, works on a read-only disk

@@ -239,10 +239,6 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")
     if run.search:
-        from kerlym.envs import OPENSPIEL_PREFIX
-
-        if not run.env.startswith(OPENSPIEL_PREFIX):
-            raise C.ConfigError(f"--search plays OpenSpiel games (-e openspiel:GAME), not {run.env}")
         if AGENT_CONFIGS[run.agent].network_kind == "policy":
             raise C.ConfigError(
                 f"--search needs a value estimate, which -a {run.agent} has not; use dqn, ddqn, a2c or ppo"
@@ -257,6 +253,10 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             raise C.ConfigError(
                 f"{run.env} has a continuous action space ({env.action_space}); -a {run.agent} needs discrete actions"
             )
+        if run.eval_opponents:
+            _check_opponents(env, run)
+        if run.search and not getattr(env.unwrapped, "searchable", False):
+            raise C.ConfigError(f"--search plays OpenSpiel games (-e openspiel:GAME) and Go, not {run.env}")
         env = _preprocessed(env, run, config)
         shape = env.observation_space.shape
         if shape is None:
@@ -293,6 +293,19 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
         check_resources(config, shape, env.observation_space.dtype)
     finally:
         env.close()
+
+
+def _check_opponents(env, run: C.RunConfig) -> None:
+    """``--eval_opponents`` that ``env`` can play (:func:`kerlym.envs.check_opponents`), or a :class:`ConfigError`."""
+    from gymnasium.error import DependencyNotInstalled
+
+    from kerlym._io import first_line
+    from kerlym.envs import check_opponents
+
+    try:
+        check_opponents(env, run.eval_opponents)
+    except (ValueError, DependencyNotInstalled) as e:
+        raise C.ConfigError(f"--eval_opponents on {run.env}: {first_line(e)}") from None
 
 
 def _preprocessed(env, run: C.RunConfig, config: C.AgentConfig):

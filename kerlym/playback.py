@@ -103,17 +103,21 @@ def play(
     if stopped:
         agent.close()
         raise KeyboardInterrupt
-    returns = agent.evaluate(run.eval_episodes, seed=seed, search=run.search)
-    for i, r in enumerate(returns):
-        print(f" * Episode {i + 1}: reward {r:.2f}")
     searched = f", PUCT search of {run.search}" if run.search else ""
-    print(
-        f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes ({source}{searched})"
-    )
-    if is_two_player(agent.env):
-        from kerlym.stats import game_results, game_results_text
+    if run.eval_opponents:
+        returns, opponents = _play_opponents(agent, run, seed, searched)
+    else:
+        returns, opponents = agent.evaluate(run.eval_episodes, seed=seed, search=run.search), None
+        for i, r in enumerate(returns):
+            print(f" * Episode {i + 1}: reward {r:.2f}")
+        print(
+            f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes "
+            f"({source}{searched})"
+        )
+        if is_two_player(agent.env):
+            from kerlym.stats import game_results, game_results_text
 
-        print(f"games: {game_results_text(game_results(returns))}")
+            print(f"games: {game_results_text(game_results(returns))}")
     if run.submit:
         from kerlym.bundle import write_bundle
         from kerlym.checkpoints import evaluation_record
@@ -121,10 +125,31 @@ def play(
 
         agent.episodes = read_progress(os.path.join(run_dir, runs.PROGRESS))  # the training episodes, for the bundle
         agent.total_steps = int(agent.episodes[-1]["total_steps"]) if agent.episodes else 0
-        evaluation = evaluation_record(run, agent, returns, source)
+        evaluation = evaluation_record(run, agent, returns, source, opponents=opponents)
         print(f"results bundle: {write_bundle(run, run_dir, agent, None, evaluation=evaluation)}")
     agent.close()
     return 0
+
+
+def _play_opponents(agent, run: C.RunConfig, seed: int | None, searched: str):
+    """``--play --eval_opponents``: ``eval_episodes`` games against each opponent, seats alternating.
+
+    Returns the first opponent's returns and :func:`kerlym.stats.opponent_results` by opponent.
+    """
+    from kerlym.session import opponent_env_maker
+    from kerlym.stats import game_results_text, opponent_results
+
+    make_opponent_env = opponent_env_maker(agent, run)
+    played = {}
+    for name in run.eval_opponents:
+        env = make_opponent_env(name)
+        try:
+            played[name] = agent.evaluate(run.eval_episodes, env=env, seed=seed, search=run.search)
+        finally:
+            env.close()
+        results = opponent_results(played[name])
+        print(f"games against {name}{searched}: {game_results_text(results)}")
+    return played[run.eval_opponents[0]], {name: opponent_results(r) for name, r in played.items()}
 
 
 def input_description(agent, model) -> str:

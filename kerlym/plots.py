@@ -102,9 +102,36 @@ class TrainingPlot:
         self.fig, axes = self.plt.subplots(2, 3 if actor_critic else 2, figsize=(15 if actor_critic else 11, 8))
         self.axes = axes.ravel()
         self.title = f"{agent_name} Training Stats for {env_name}"
+        self.win_rates: dict[str, list[tuple]] = {}  # opponent -> (episode, win rate, 95% low, high) per evaluation
+        self.ax_win = None  # the reward panel's right axis, once there are win rates
         if self.live:
             self.plt.ion()
             self.plt.show(block=False)
+
+    def add_win_rates(self, episode: int, games: dict) -> None:
+        """An evaluation's win rate against each opponent (``--eval_opponents``), drawn over the reward panel.
+
+        Args:
+            episode: the episodes trained when the evaluation was made (its x position).
+            games: :func:`kerlym.stats.game_results` (``win_rate``, ``win_rate_95``) by opponent.
+        """
+        for name, g in games.items():
+            self.win_rates.setdefault(name, []).append((episode, g["win_rate"], *g["win_rate_95"]))
+
+    def _win_rate_lines(self, ax_r) -> None:
+        if self.ax_win is None:
+            self.ax_win = ax_r.twinx()
+        ax = self.ax_win
+        ax.clear()
+        for name, points in self.win_rates.items():
+            episode, rate, lo, hi = np.array(points, dtype=np.float64).T
+            (line,) = ax.plot(episode, rate, marker="o", markersize=3, linewidth=1.2, label=f"win rate vs {name}")
+            ax.fill_between(episode, lo, hi, color=line.get_color(), alpha=0.1)
+        ax.set_ylim(0, 1)
+        ax.yaxis.tick_right()  # clear() puts a twin's axis label back on the left
+        ax.yaxis.set_label_position("right")
+        ax.set_ylabel("win rate (evaluations, 95% band)")
+        ax.legend(loc="lower right", fontsize="x-small")
 
     def update(self, rows: list[dict]) -> None:
         """Redraw from the per-episode rows and rewrite the PNG."""
@@ -120,6 +147,8 @@ class TrainingPlot:
         self.fig.suptitle(self.title)
         _binned(ax_r, col["reward"], self.bin_size, "tab:blue", "reward")
         ax_r.set(title="Total Reward per Episode", xlabel="Episode", ylabel="Total Reward")
+        if self.win_rates:
+            self._win_rate_lines(ax_r)
         _binned(ax_l, col["length"], self.bin_size, "tab:green", "length")
         ax_l.set(title="Finishing Time per Episode", xlabel="Episode", ylabel="Steps")
         if self.actor_critic:

@@ -41,11 +41,17 @@ class Runner:
         run_dir: the run folder to checkpoint into (``None``: no checkpoints).
         sinks: objects with ``on_episode(runner, row)`` and optionally ``on_tick(runner)``
             (about every 100 env steps), ``on_update(runner, losses)`` (after a step or episode
-            end that trained, with its new losses), ``on_eval(runner, mean, std, best)`` and ``close()``.
+            end that trained, with its new losses), ``on_eval(runner, mean, std, best)``, ``on_games(runner,
+            games)`` (with ``eval_opponents``: :func:`kerlym.stats.opponent_results` by opponent) and ``close()``.
         checkpoint_every: env steps between checkpoints (with ``run_dir``).
         eval_every: env steps between greedy evaluations (with ``run_dir``, the best is kept as ``best.keras``).
         eval_episodes: episodes per evaluation.
         search: play evaluation moves by a PUCT search of this many simulations (0: the network's greedy move).
+        eval_opponents: two-player games: each evaluation plays each of these fixed opponents (``"random"``,
+            ``"mcts:N"``, ``"gnugo:L"``) instead of the training env's, on envs ``opponent_env(name)`` makes
+            (the agent's seat alternating); the first one's results are the evaluation's mean and pick
+            ``best.keras``. The sinks' ``on_games(runner, games)`` hears of each opponent's results.
+        opponent_env: ``opponent_env(name)`` -> a new env playing that opponent (with ``eval_opponents``).
         save_memory: include the replay memory in checkpoints.
         signals: the signals that stop training after the current step (and save, with a run folder);
             a second one while saving is ignored with a message. Handled only in the main thread. The
@@ -64,6 +70,8 @@ class Runner:
         search: int = 0,
         save_memory: bool = False,
         signals=(signal.SIGINT, signal.SIGTERM),
+        eval_opponents=(),
+        opponent_env: Callable | None = None,
     ):
         self.agent = agent
         self.run_dir = run_dir
@@ -75,6 +83,11 @@ class Runner:
         self.eval_every = eval_every
         self.eval_episodes = eval_episodes
         self.search = search
+        self.eval_opponents = tuple(eval_opponents or ())
+        if self.eval_opponents and opponent_env is None:
+            raise ValueError("eval_opponents needs opponent_env, which makes an env playing each")
+        self.opponent_env = opponent_env
+        self.last_games: dict | None = None  # the newest evaluation's results by opponent (with eval_opponents)
         self.save_memory = save_memory
         self.signals = tuple(signals)
         self.interrupted: list[int] = []
@@ -392,17 +405,40 @@ class Runner:
         return self.last_checkpoint
 
     def evaluate(self) -> tuple[float, float]:
-        """Greedy evaluation; with a run folder, a row in evaluations.csv and best.keras when it is the best."""
-        returns = self.agent.evaluate(self.eval_episodes, search=self.search)
+        """Greedy evaluation; with a run folder, a row in evaluations.csv and best.keras when it is the best.
+
+        With ``eval_opponents``, ``eval_episodes`` games against each (a row each); the first one's are the
+        mean and std returned and the returns kept in ``last_evaluation``.
+        """
+        from kerlym.stats import opponent_results
+
+        games = None
+        if self.eval_opponents:
+            played = {name: self._play_opponent(name) for name in self.eval_opponents}
+            returns = played[self.eval_opponents[0]]
+            games = {name: opponent_results(r) for name, r in played.items()}
+        else:
+            returns = self.agent.evaluate(self.eval_episodes, search=self.search)
         self.last_evaluation = (self.agent.total_steps, returns)
+        self.last_games = games
         mean, std = float(returns.mean()), float(returns.std())
         best = False
         if self.run_dir is not None:
-            best = checkpoints.record_evaluation(self.run_dir, self.agent, mean, std)
+            best = checkpoints.record_evaluation(self.run_dir, self.agent, mean, std, games=games)
         for sink in self.sinks:
             if hasattr(sink, "on_eval"):
                 sink.on_eval(self, mean, std, best)
+            if games is not None and hasattr(sink, "on_games"):
+                sink.on_games(self, games)
         return mean, std
+
+    def _play_opponent(self, name: str) -> np.ndarray:
+        """The greedy returns of ``eval_episodes`` games against ``name`` on a new env (seeded by the agent's seed)."""
+        env = self.opponent_env(name)
+        try:
+            return self.agent.evaluate(self.eval_episodes, env=env, seed=self.agent.seed, search=self.search)
+        finally:
+            env.close()
 
     # -- signals ------------------------------------------------------------
     def _install_signals(self):

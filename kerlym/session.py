@@ -169,6 +169,9 @@ def train(
     if run_dir is not None:
         runs.write_config(run_dir, settings)
         say(f"run folder: {run_dir}")
+    note = opponent_note(agent, run) if resume_from is None and not run.quiet else None
+    if note and verbose:
+        print(f"kerlym: note: {note}", file=sys.stderr, flush=True)
     wall_before = float(agent.episodes[-1].get("wall_time", 0.0)) if agent.episodes else 0.0
     t0 = time.perf_counter()
     outputs = default_sinks(agent, run, run_dir, tensorboard_dir, settings, console, group) + list(extra_sinks)
@@ -187,6 +190,8 @@ def train(
             search=run.search,
             save_memory=run.save_memory,
             signals=signals,
+            eval_opponents=run.eval_opponents,
+            opponent_env=opponent_env_maker(agent, run) if run.eval_opponents else None,
         )
         steps_left = None if run.steps is None else max(0, run.steps - agent.total_steps)
         episodes_left = None if run.episodes is None else max(0, run.episodes - agent.episode)
@@ -214,9 +219,11 @@ def train(
                 f"evaluation: {evaluation['mean']:.2f} ± {evaluation['std']:.2f} over {evaluation['episodes']} greedy "
                 f"episodes (weights: {evaluation['weights']})"
             )
-            if "wins" in evaluation:
-                from kerlym.stats import game_results_text
+            from kerlym.stats import game_results_text
 
+            for name, games in (evaluation.get("opponents") or {}).items():
+                say(f"games against {name}: {game_results_text(games)}")
+            if "wins" in evaluation and "opponents" not in evaluation:
                 say(f"games: {game_results_text(evaluation)}")
         status = "KILLED" if interrupted else "FINISHED"
     finally:
@@ -305,10 +312,64 @@ def learn(
 def _final_evaluation(runner, run: C.RunConfig, run_dir: str | None, wall_time: float) -> dict:
     """The record of the runner's greedy evaluation at the end of training, written to the run folder."""
     agent = runner.agent
-    record = evaluation_record(run, agent, runner.last_evaluation[1], weights_label(agent), wall_time)
+    record = evaluation_record(
+        run, agent, runner.last_evaluation[1], weights_label(agent), wall_time, opponents=runner.last_games
+    )
     if run_dir is not None:
         write_evaluation(run_dir, record)
     return record
+
+
+def opponent_note(agent, run: C.RunConfig) -> str | None:
+    """What a newcomer should know at the start of a two-player game against a strong fixed opponent.
+
+    ``kerlym -e Go9x9-v0`` plays GnuGo, which beats an untrained agent every game, so the rewards never move;
+    the line names the opponent and the ways to a run that learns. ``None`` for other envs, a random
+    opponent, and self-play.
+    """
+    from kerlym.envs import OPENSPIEL_PREFIX, is_two_player
+    from kerlym.envs.go_opponents import opponent_text, parse_opponent
+
+    game = getattr(agent.env, "unwrapped", agent.env)
+    name = getattr(game, "opponent_name", None)
+    if not is_two_player(game) or getattr(agent.config, "self_play", None) is not None or not isinstance(name, str):
+        return None
+    try:
+        kind, _ = parse_opponent(name)
+    except ValueError:  # not a fixed opponent (self-play's "self")
+        return None
+    if kind == "random":
+        return None
+    from kerlym.presets import PRESETS
+
+    loses = "every game against it (reward -1 each episode)" if kind == "gnugo" else "most games against it"
+    if (run.env, run.agent) in PRESETS:
+        easier = "--preset (kerlym's settings, against random moves)"
+    else:
+        easier = "--env-kwargs opponent=random (an opponent it can beat)"
+    if run.env.startswith(OPENSPIEL_PREFIX):
+        self_play = f"--self-play (-e {run.env} against snapshots of itself)"
+    else:  # Go9x9-v0's own planes and resign: self-play plays the same game as an OpenSpiel env
+        size = getattr(game, "board_size", 9)
+        self_play = f"-e 'openspiel:go?board_size={size}' --self-play (against snapshots of itself)"
+    return (
+        f"{run.env} plays {opponent_text(name)} (opponent {name}), and an untrained agent loses {loses}; "
+        f"for a run that learns: {easier}, or {self_play}"
+    )
+
+
+def opponent_env_maker(agent, run: C.RunConfig) -> Callable:
+    """``make(opponent)`` -> a new env of the run's game against ``opponent``, the agent's seat alternating,
+    with the agent's preprocessor: what evaluations with ``--eval_opponents`` play on."""
+    from kerlym import preproc
+    from kerlym.envs import evaluation_env_kwargs, make_env
+
+    def make(opponent: str):
+        kwargs = {k: v for k, v in (run.env_kwargs or {}).items() if k != "render_mode"}
+        kwargs.update(evaluation_env_kwargs(agent.env, opponent))
+        return preproc.apply(make_env(run.env, None, kwargs, run.gym_packages), agent.preprocessor)
+
+    return make
 
 
 def _report_actors(summary: dict | None, say) -> None:

@@ -17,6 +17,8 @@ from kerlym.bundle import has_display
 from kerlym.make import configure, split_settings
 
 # The command's flags that are not config fields.
+# What --play may change besides C.RUNTIME_FIELDS: the episodes' seed and the opponents they play.
+PLAY_MAY_CHANGE = ("seed", "env_kwargs", "eval_opponents")
 COMMAND_FLAGS = ("resume", "play", "best", "weights", "export", "format", "preset", "seeds", "ray", "tune", "trials")
 
 
@@ -29,6 +31,8 @@ def given_settings(args: argparse.Namespace) -> dict:
         values["env_kwargs"] = parse_kwargs(values["env_kwargs"])
     if "gym_packages" in values:
         values["gym_packages"] = list(values["gym_packages"])
+    if "eval_opponents" in values:
+        values["eval_opponents"] = list(values["eval_opponents"])
     return values
 
 
@@ -140,7 +144,7 @@ def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.Agen
     """With --resume or --play, a setting the run fixed (not in RUNTIME_FIELDS) may be repeated, not changed."""
     saved = C.config_dict(run, cfg)
     for key, value in given_settings(args).items():
-        if key in C.RUNTIME_FIELDS or key == "outdir" or (key in ("seed", "env_kwargs") and args.play):
+        if key in C.RUNTIME_FIELDS or key == "outdir" or (key in PLAY_MAY_CHANGE and args.play):
             continue  # --seed with --play seeds the evaluation episodes; --env-kwargs picks another opponent
         same = value == saved.get(key) or (key == "ema_steps" and value == 0 and saved.get(key) is None)
         if key in saved and not same:

@@ -5,7 +5,9 @@
 A sink is any object with ``on_episode(runner, row)``; it may also have
 ``on_tick(runner)`` (about every 100 env steps), ``on_update(runner, losses)``
 (after each step or episode end in which the network was trained, with the new
-losses), ``on_eval(runner, mean, std, best)`` and ``close()``.
+losses), ``on_eval(runner, mean, std, best)``, ``on_games(runner, games)`` (with
+``--eval_opponents``: each opponent's results, :func:`kerlym.stats.opponent_results`)
+and ``close()``.
 :class:`kerlym.runner.Runner` calls them in order.
 """
 
@@ -81,7 +83,15 @@ class Console:
 
     def on_eval(self, runner, mean, std, best) -> None:
         note = "  (best so far: saved best.keras)" if best else ""
-        self._print(f"   eval at {runner.agent.total_steps} steps: {mean:.2f} ± {std:.2f}{note}")
+        against = f" against {runner.eval_opponents[0]}" if runner.eval_opponents else ""
+        self._print(f"   eval at {runner.agent.total_steps} steps{against}: {mean:.2f} ± {std:.2f}{note}")
+
+    def on_games(self, runner, games) -> None:
+        from kerlym.stats import game_results_text
+
+        for name, results in games.items():
+            step = runner.agent.total_steps
+            self._print(f"   eval at {step} steps, games against {name}: {game_results_text(results)}")
 
 
 class ProgressBar:
@@ -195,11 +205,37 @@ class LivePlot:
             values=agent.value_estimates,
             actor_critic=bool(agent.metric_names),
         )
+        if agent.episodes:  # a resumed run
+            self._earlier_win_rates(os.path.join(folder, runs.EVALUATIONS))
         self.plot.update(agent.episodes)
+
+    def _earlier_win_rates(self, path: str) -> None:
+        """A resumed run's win rates so far (``evaluations.csv`` with ``--eval_opponents``), each at the episode
+        count its evaluation was made at."""
+        import csv
+
+        try:
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if r.get("opponent") and r.get("win_rate_hi")]
+        except OSError:
+            return
+        for row in rows:
+            try:
+                step, rate = int(row["total_steps"]), float(row["win_rate"])
+                low, high = float(row["win_rate_lo"]), float(row["win_rate_hi"])
+            except ValueError:  # a cut row: the plot goes without it
+                continue
+            episode = sum(1 for r in self.agent.episodes if r["total_steps"] <= step)
+            self.plot.add_win_rates(episode, {row["opponent"]: {"win_rate": rate, "win_rate_95": [low, high]}})
 
     def on_episode(self, runner, row) -> None:
         if row["episode"] % self.rate == 0:
             self.plot.update(self.agent.episodes)
+
+    def on_games(self, runner, games) -> None:
+        """An evaluation's win rate against each opponent (``--eval_opponents``): a line per opponent."""
+        self.plot.add_win_rates(runner.agent.episode, games)
+        self.plot.update(self.agent.episodes)
 
     def close(self) -> None:
         self.plot.update(self.agent.episodes)
@@ -213,8 +249,9 @@ class TensorBoard:
     (the mean over its steps, DQN) and ``episode/epsilon``. Per update, batched to about every
     100 env steps: ``train/loss`` (the mean of the losses since the last write) and ``train/updates``;
     with each tick ``train/epsilon`` and ``time/steps_per_second``. Each evaluation:
-    ``eval/mean_return`` and ``eval/std_return``. The x axis is env steps. ``config`` is written
-    once as text (``config``).
+    ``eval/mean_return`` and ``eval/std_return``, and with ``--eval_opponents`` per opponent
+    ``eval/win_rate/OPPONENT`` (``:`` written ``_``: ``eval/win_rate/mcts_200``). The x axis is env
+    steps. ``config`` is written once as text (``config``).
 
     Args:
         log_dir: the folder the event files go in (``<run_dir>/tensorboard`` for the command).
@@ -270,6 +307,10 @@ class TensorBoard:
 
     def on_eval(self, runner, mean, std, best) -> None:
         self._scalars({"eval/mean_return": mean, "eval/std_return": std}, runner.agent.total_steps)
+
+    def on_games(self, runner, games) -> None:
+        rates = {f"eval/win_rate/{name.replace(':', '_')}": g["win_rate"] for name, g in games.items()}
+        self._scalars(rates, runner.agent.total_steps)
 
     def close(self) -> None:
         if self.losses:

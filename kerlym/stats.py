@@ -336,6 +336,14 @@ def game_results(returns) -> dict:
     }
 
 
+def opponent_results(returns) -> dict:
+    """An evaluation against one opponent: the returns' ``mean`` and ``std`` and :func:`game_results`."""
+    returns = np.asarray(returns, dtype=np.float64)
+    mean = float(returns.mean()) if len(returns) else float("nan")
+    std = float(returns.std()) if len(returns) else float("nan")
+    return {"episodes": len(returns), "mean": mean, "std": std, **game_results(returns)}
+
+
 def game_results_text(results: dict) -> str:
     """``wins 12, draws 3, losses 5; win rate 0.60 (95% 0.39-0.78)``."""
     lo, hi = results["win_rate_95"]

@@ -100,7 +100,11 @@ def _last_evaluation(run_dir: str) -> dict | None:
 
     try:
         with open(os.path.join(run_dir, runs.EVALUATIONS)) as f:
-            last = f.read().strip().splitlines()[-1].split(",")
+            lines = f.read().strip().splitlines()
+        last = lines[-1].split(",")
+        if "opponent" in lines[0].split(","):  # --eval_opponents: the last evaluation's first row, the first opponent
+            step = last[0]
+            last = next(line for line in lines[1:] if line.split(",")[0] == step).split(",")
         step, mean, std = int(last[0]), float(last[1]), float(last[2])
     except (OSError, IndexError, ValueError):  # no evaluation yet (only the header, or no file)
         return None

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -336,6 +337,10 @@ BAD_INPUTS = {
         ["-e", "CartPole-v1", "--env-kwargs", "sutton_barto_reward=[1,"],
         "--env-kwargs: sutton_barto_reward=[1, is not a Python literal",
     ),
+    "opponents on a one-player env": (
+        ["-e", "CartPole-v1", "--eval_opponents", "random"],
+        "--eval_opponents on CartPole-v1: it has no opponent: evaluation opponents are for two-player games",
+    ),
     "env kwarg of a wrong type": (
         ["-e", "RadioSearch-v0", "--env-kwargs", "snr_db='(nan,nan)'"],
         "cannot create RadioSearch-v0: snr_db must be a (low, high) pair of finite numbers, got '(nan,nan)'",
@@ -359,6 +364,7 @@ def test_a_flag_the_agent_does_not_use_is_a_note_and_a_preset_is_suggested(tmp_p
     assert out.returncode == 0, out.stderr
     assert "kerlym: note: -a pg does not use -f/--update_freq, --ema_steps/--ema; ignored" in out.stderr
     assert "kerlym: note: kerlym has tuned settings for -e CartPole-v1 -a pg; add --preset to use them" in out.stderr
+    assert "untrained agent" not in out.stderr  # the note on a game's strong opponent is for two-player games
     assert "ema" not in json.load(open(os.path.join(only_run(tmp_path), "config.json")))
 
 
@@ -607,8 +613,12 @@ def test_openspiel_game_trains_and_plays_with_search_against_another_opponent(tm
     out = kerlym("--play", run, "--env-kwargs", "opponent=mcts:8", "--search", "8", "--eval_episodes", "2", "-S")
     assert out.returncode == 0, out.stderr
     assert "PUCT search of 8" in out.stdout and "games: wins " in out.stdout
+    with open(os.path.join(run, "submission", checkpoints.EVALUATION)) as f:
+        played = json.load(f)
+    assert (record["opponent"], played["opponent"], played["search"]) == ("random", "mcts:8", 8)
+    assert played["wins"] + played["draws"] + played["losses"] == 2
     with open(os.path.join(run, "config.json")) as f:
-        assert "opponent" not in f.read()  # --play's opponent is its own, not the run's
+        assert "opponent" not in (json.load(f)["env_kwargs"] or {})  # --play's opponent is its own, not the run's
     out = kerlym("--play", run, "--search", "8", "-a", "pg")
     assert out.returncode != 0
     out = kerlym("-e", "openspiel:matrix_rps", "-a", "ppo", "--outdir", str(tmp_path / "bad"))
@@ -674,3 +684,105 @@ def test_ctrl_c_during_play_is_one_line(tmp_path):
     rc, out, err = _interrupt_once_it_says(["--play", run, "--eval_episodes", "100000"], "playing with", "stdout")
     assert rc == 128 + signal.SIGINT, err
     assert err.strip().splitlines()[-1] == "kerlym: interrupted" and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "opponents, message",
+    [
+        (["mcts"], "--eval_opponents on openspiel:tic_tac_toe: unknown opponent 'mcts'; use 'random', 'mcts:"),
+        (["random", "gnugo:0"], "--eval_opponents on openspiel:tic_tac_toe: opponent 'gnugo:0' plays Go only"),
+        (["random", "random"], "--eval_opponents on openspiel:tic_tac_toe: 'random' is named twice"),
+    ],
+)
+def test_eval_opponents_a_game_cannot_play_are_one_line_before_any_run_folder(opponents, message, tmp_path):
+    pytest.importorskip("pyspiel", reason="OpenSpiel games need the .[games] extra (open-spiel)")
+    out = kerlym("-e", "openspiel:tic_tac_toe", "-a", "ppo", "-n", "actor_critic_mlp", "--eval_opponents", *opponents,
+                 "--outdir", str(tmp_path / "runs"))  # fmt: skip
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"kerlym: error: {message}")
+    assert not os.path.exists(tmp_path / "runs")
+
+
+def test_eval_opponents_rows_survive_a_resume_and_play_gives_the_same_games(tmp_path):
+    pytest.importorskip("pyspiel", reason="OpenSpiel games need the .[games] extra (open-spiel)")
+    from kerlym import summary
+
+    game = ["-e", "openspiel:tic_tac_toe", "-a", "ppo", "-n", "actor_critic_mlp", "-t", "1", "--seed", "0", "-q"]
+    evals = ["--eval_every", "64", "--eval_episodes", "6", "--eval_opponents", "random", "mcts:2"]
+    out = kerlym(*game, *evals, "--steps", "128", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    out = kerlym("--resume", run, "--steps", "192")
+    assert out.returncode == 0, out.stderr
+    with open(os.path.join(run, "evaluations.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [(int(r["total_steps"]), r["opponent"]) for r in rows] == [
+        (step, name) for step in (64, 128, 192) for name in ("random", "mcts:2")
+    ]
+    for r in rows:
+        assert int(r["wins"]) + int(r["draws"]) + int(r["losses"]) == 6
+        lo, hi = stats_wilson(int(r["wins"]), 6)
+        assert float(r["win_rate_lo"]) == pytest.approx(lo) and float(r["win_rate_hi"]) == pytest.approx(hi)
+    with open(os.path.join(run, checkpoints.EVALUATION)) as f:
+        record = json.load(f)
+    assert record["opponent"] == "random" and list(record["opponents"]) == ["random", "mcts:2"]
+    for r in rows[-2:]:
+        games = record["opponents"][r["opponent"]]
+        assert (games["wins"], games["draws"], games["losses"]) == (int(r["wins"]), int(r["draws"]), int(r["losses"]))
+    assert (record["wins"], record["mean"]) == (int(rows[-2]["wins"]), float(rows[-2]["mean"]))
+    assert f"games against mcts:2: wins {rows[-1]['wins']}, draws {rows[-1]['draws']}" in out.stdout
+    # A sweep's summary of a stopped run reads the first opponent's row of the last evaluation.
+    assert summary._last_evaluation(run)["mean"] == float(rows[-2]["mean"])
+    # --play with the same seed plays the same games against the final weights.
+    out = kerlym("--play", run, "--eval_opponents", "mcts:2", "--eval_episodes", "6", "--seed", "0")
+    assert out.returncode == 0, out.stderr
+    last = rows[-1]
+    assert f"games against mcts:2: wins {last['wins']}, draws {last['draws']}, losses {last['losses']};" in out.stdout
+    out = kerlym("--resume", run, "--eval_opponents", "random")  # training keeps its opponents
+    assert out.returncode == 2 and "--eval_opponents ['random'] differs from this run's" in out.stderr
+
+
+def stats_wilson(wins, n):
+    from kerlym.stats import wilson_interval
+
+    return wilson_interval(wins, n)
+
+
+def test_a_strong_fixed_opponent_is_named_at_the_start_with_the_ways_to_a_run_that_learns(tmp_path):
+    pytest.importorskip("pyspiel", reason="OpenSpiel games need the .[games] extra (open-spiel)")
+    game = ["-e", "openspiel:tic_tac_toe", "-a", "ppo", "-n", "actor_critic_mlp", "--steps", "20"]
+    out = kerlym(*game, "--eval_episodes", "1", "--env-kwargs", "opponent=mcts:2", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    note = [line for line in out.stderr.splitlines() if "untrained agent" in line]
+    assert note == [
+        "kerlym: note: openspiel:tic_tac_toe plays OpenSpiel's MCTS bot (2 simulations a move) (opponent mcts:2), "
+        "and an untrained agent loses most games against it; for a run that learns: --env-kwargs opponent=random "
+        "(an opponent it can beat), or --self-play (-e openspiel:tic_tac_toe against snapshots of itself)"
+    ]
+    out = kerlym(*game, "--eval_episodes", "1", "--env-kwargs", "opponent=mcts:2", "-q", "--outdir", str(tmp_path))
+    assert out.returncode == 0 and "untrained agent" not in out.stderr + out.stdout  # -q: quiet
+    import types
+
+    from kerlym.envs import make_env
+    from kerlym.session import opponent_note
+
+    run = config.RunConfig(env="openspiel:tic_tac_toe", agent="ppo")
+    for opponent, says in (("random", False), ("mcts:2", True)):  # random moves: an untrained agent wins some
+        env = make_env("openspiel:tic_tac_toe", env_kwargs={"opponent": opponent})
+        assert (opponent_note(types.SimpleNamespace(env=env, config=None), run) is not None) == says
+
+
+@pytest.mark.skipif(
+    not (os.access("/usr/games/gnugo", os.X_OK) or shutil.which("gnugo")),
+    reason="GnuGo is not installed (apt-get install gnugo)",
+)
+def test_the_headline_go_example_says_gnugo_beats_an_untrained_agent(tmp_path):
+    pytest.importorskip("pyspiel", reason="Go needs the .[go] extra (open-spiel)")
+    go = ["-e", "Go9x9-v0", "-n", "simple_dnn", "-P", "--env-kwargs", "board_size=5", "--steps", "1"]
+    out = kerlym(*go, "--eval_episodes", "1", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert (
+        "kerlym: note: Go9x9-v0 plays GnuGo level 0 (opponent gnugo:0), and an untrained agent loses every game "
+        "against it (reward -1 each episode); for a run that learns: --preset (kerlym's settings, against random "
+        "moves), or -e 'openspiel:go?board_size=5' --self-play (against snapshots of itself)\n"
+    ) in out.stderr

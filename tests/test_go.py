@@ -131,6 +131,18 @@ def test_white_wins_when_the_agent_plays_white(make):
     assert (reward, terminated, info["end"]) == (-1.0, True, "two_passes")  # black 15 > white 10.5
 
 
+def test_alternate_colours_switch_every_game_as_evaluations_against_opponents_play(make):
+    kwargs = go.GoEnv.evaluation_kwargs("mcts:4")
+    assert kwargs == {"opponent": "mcts:4", "player_color": "alternate"}
+    env = make(board_size=5, script=[12], **{**kwargs, "opponent": "random"})
+    stones = []
+    for _ in range(3):
+        obs, _ = env.reset(seed=0)
+        stones.append((int(obs[0].sum()), int(obs[1].sum())))
+    assert stones == [(0, 0), (1, 0), (0, 0)]  # black on an empty board; white after black's C3; black again
+    assert env.player == 0 and "C3 is illegal for black" in env.illegal_text(12)
+
+
 # -- illegal moves, masks, resigning --------------------------------------------------------------------------------
 def test_illegal_move_loses_in_lose_mode(make):
     env = make(script=[40])
@@ -246,7 +258,7 @@ def test_missing_gnugo_is_one_line_naming_the_install_and_the_alternative(monkey
 
 @pytest.mark.parametrize("opponent", ["pachi", "gnugo", "gnugo:11", "mcts:0", "random:3"])
 def test_unknown_opponent_is_refused(make, opponent):
-    with pytest.raises(ValueError, match="unknown Go opponent"):
+    with pytest.raises(ValueError, match="unknown opponent"):
         make(opponent=opponent)
 
 

@@ -51,3 +51,32 @@ def test_full_bins_only_draw_no_partial_line(ax):
     plots._binned(ax, [1, 2, 3, 4], 2, "tab:green", "length")
     assert not [line for line in ax.get_lines() if "filling" in line.get_label()]
     np.testing.assert_allclose(_line(ax, "length mean").get_ydata(), [1.5, 3.5])
+
+
+def test_win_rates_against_each_opponent_are_a_line_each_over_the_reward_panel(tmp_path):
+    path = str(tmp_path / "training.png")
+    plot = plots.TrainingPlot("ppo", "openspiel:tic_tac_toe", path, bin_size=2, live=False, values=False)
+    rows = [{"episode": e, "reward": 1.0, "length": 5, "loss": 0.1, "max_q": 0.0, "min_q": 0.0} for e in range(1, 9)]
+    plot.add_win_rates(
+        4,
+        {
+            "random": {"win_rate": 0.5, "win_rate_95": [0.2, 0.8]},
+            "mcts:8": {"win_rate": 0.0, "win_rate_95": [0.0, 0.3]},
+        },
+    )
+    plot.add_win_rates(
+        8,
+        {
+            "random": {"win_rate": 0.9, "win_rate_95": [0.6, 1.0]},
+            "mcts:8": {"win_rate": 0.1, "win_rate_95": [0.0, 0.4]},
+        },
+    )
+    plot.update(rows)
+    random, mcts = _line(plot.ax_win, "win rate vs random"), _line(plot.ax_win, "win rate vs mcts:8")
+    np.testing.assert_array_equal(random.get_xdata(), [4, 8])
+    np.testing.assert_allclose(random.get_ydata(), [0.5, 0.9])
+    np.testing.assert_allclose(mcts.get_ydata(), [0.0, 0.1])
+    assert plot.ax_win.get_ylim() == (0, 1) and plot.ax_win.yaxis.get_label_position() == "right"
+    plot.update(rows)  # a redraw keeps one line per opponent
+    assert len(plot.ax_win.get_lines()) == 2
+    plot.close()

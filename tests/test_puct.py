@@ -92,8 +92,30 @@ def test_untrained_agents_search_to_the_win_and_predict_takes_the_env(name):
         agent.predict(obs, search=16)
     with pytest.raises(ValueError, match="openspiel:GAME"):
         agent.search_action(make_env("CartPole-v1"), 4)
-    with pytest.raises(ValueError, match="openspiel:GAME"):  # Go's actions are not OpenSpiel's (rows flipped)
-        agent.search_action(make_env("Go9x9-v0", env_kwargs={"opponent": "random"}), 4)
+    agent.close()
+
+
+def test_go_searches_in_its_own_actions_and_scores_the_other_side_with_the_colours_swapped():
+    import kerlym
+
+    go = {"opponent": "random", "board_size": 5}
+    agent = kerlym.make("Go9x9-v0", "ppo", modelfactory="actor_critic_mlp", seed=0, nframes=1, env_kwargs=go)
+    seen = []
+
+    def top_left(states, masks):  # a network sure of the top-left point, A5 (Go9x9-v0's action 0)
+        seen.append((np.array(states).reshape(-1, 3, 5, 5), masks))
+        logits = np.where(np.arange(masks.shape[1]) == 0, 10.0, 0.0)
+        return puct.masked_softmax(np.tile(logits, (len(masks), 1)), masks), np.zeros(len(masks))
+
+    agent.position_values = top_left
+    env = make_env("Go9x9-v0", env_kwargs=go).unwrapped
+    env.reset(seed=0)  # black, the agent, to move on the empty board
+    assert agent.search_action(env, 8) == 0  # Go's action 0, which is OpenSpiel's 20 (its rows count from the bottom)
+    planes, masks = seen[0]  # the root and, in the same call, its children: white to move after each black move
+    assert masks.shape == (27, 27) and masks[:, 26].sum() == 0 and masks[:, 25].all()  # pass legal, resign not
+    assert planes[:, 0].sum() == 0  # no stone in the mover's own plane: white has none, black's show as the other's
+    stones = [tuple(map(tuple, np.argwhere(p[1]))) for p in planes[1:]]  # the 25 points black can take, and pass
+    assert sorted(stones) == sorted([((r, c),) for r in range(5) for c in range(5)] + [()])
     agent.close()
 
 
@@ -103,5 +125,6 @@ def test_search_is_refused_in_one_line_where_it_cannot_run():
 
     with pytest.raises(C.ConfigError, match="OpenSpiel games"):
         check_env(*configure("CartPole-v1", "ppo", search=8))
+    check_env(*configure("Go9x9-v0", "ppo", search=8, env_kwargs={"opponent": "random"}))  # Go searches too
     with pytest.raises(C.ConfigError, match="value estimate"):
         check_env(*configure("openspiel:tic_tac_toe", "pg", search=8))

@@ -235,3 +235,69 @@ def test_a_signal_caught_during_set_up_stops_training_before_its_first_step(tmp_
     assert checkpoints.latest_checkpoint(str(tmp_path)).endswith("step-0000000000")  # the run is resumable
     assert _io.deferred_signals() == [] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     agent.close()
+
+
+class SeatsAndReturns(gym.Wrapper):
+    """Records each game's seat (``info["player"]``) and return, as played."""
+
+    def __init__(self, env, games):
+        super().__init__(env)
+        self.games = games
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.seat, self.total = info["player"], 0.0
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.total += reward
+        if terminated or truncated:
+            self.games.append((self.seat, self.total))
+        return obs, reward, terminated, truncated, info
+
+
+def test_evaluations_against_opponents_write_a_row_each_with_the_games_played(tmp_path):
+    pytest.importorskip("pyspiel", reason="OpenSpiel games need the .[games] extra (open-spiel)")
+    from kerlym.envs import make_env
+    from kerlym.make import configure, make
+    from kerlym.session import opponent_env_maker
+    from kerlym.stats import read_table, wilson_interval
+
+    opponents = ["random", "mcts:2"]
+    run, cfg = configure(
+        "openspiel:tic_tac_toe", "ppo", modelfactory="actor_critic_mlp", nframes=1, seed=5, eval_opponents=opponents
+    )
+    agent = make(run, cfg)
+    played = {name: [] for name in opponents}
+    maker = opponent_env_maker(agent, run)
+    runner = Runner(
+        agent,
+        str(tmp_path),
+        eval_episodes=7,
+        eval_opponents=run.eval_opponents,
+        opponent_env=lambda name: SeatsAndReturns(maker(name), played[name]),
+        signals=(),
+    )
+    mean, std = runner.evaluate()
+    first = [r for _, r in played["random"]]  # the first opponent's games are the evaluation's mean and std
+    assert (mean, std) == (pytest.approx(np.mean(first)), pytest.approx(np.std(first)))
+    assert os.path.isfile(os.path.join(tmp_path, runs.BEST))
+    runner.evaluate()  # the same weights and game seeds: the same games again, and not a better mean
+    rows, _ = read_table(os.path.join(tmp_path, runs.EVALUATIONS), checkpoints.OPPONENT_FIELDS)
+    assert [r["opponent"] for r in rows] == opponents * 2
+    for k, row in enumerate(rows):
+        games = played[row["opponent"]][7 * (k // 2) : 7 * (k // 2 + 1)]
+        assert [seat for seat, _ in games] == [0, 1, 0, 1, 0, 1, 0]  # the colours alternate
+        wins, losses = sum(r > 0 for _, r in games), sum(r < 0 for _, r in games)
+        assert (int(row["wins"]), int(row["draws"]), int(row["losses"])) == (wins, 7 - wins - losses, losses)
+        lo, hi = wilson_interval(wins, 7)
+        assert (float(row["win_rate_lo"]), float(row["win_rate_hi"])) == (pytest.approx(lo), pytest.approx(hi))
+        assert float(row["mean"]) == pytest.approx(np.mean([r for _, r in games]))
+    assert played["random"][:7] == played["random"][7:] and played["mcts:2"][:7] == played["mcts:2"][7:]
+    assert runner.last_games["mcts:2"]["wins"] == int(rows[3]["wins"])
+    # Playing the games directly, on an env made by hand with the same seeds, counts the same.
+    env = make_env("openspiel:tic_tac_toe", env_kwargs={"opponent": "mcts:2", "player": "alternate"})
+    direct = agent.evaluate(7, env=env, seed=5)
+    assert list(direct) == [r for _, r in played["mcts:2"][:7]]
+    agent.close()

@@ -142,3 +142,49 @@ def test_enable_plots_draws_training_png_in_the_working_folder(tmp_path, monkeyp
     height, width, _ = matplotlib.image.imread(png).shape
     assert width > height > 300  # the 2x2 figure, not an empty canvas
     agent.close()
+
+
+def test_tensorboard_writes_the_win_rate_against_each_opponent(tmp_path):
+    import types
+
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from kerlym.stats import opponent_results
+
+    log_dir = str(tmp_path / "tensorboard")
+    board = sinks.TensorBoard(log_dir)
+    runner = FakeRunner(types.SimpleNamespace(total_steps=0))
+    for step, random_games, mcts_games in ((500, [1, 1, 1, -1], [-1, -1, 0, -1]), (1000, [1, 1, 1, 1], [1, -1, 0, -1])):
+        runner.agent.total_steps = step
+        board.on_games(runner, {"random": opponent_results(random_games), "mcts:200": opponent_results(mcts_games)})
+    board.close()
+    events = EventAccumulator(log_dir, size_guidance={"tensors": 0})
+    events.Reload()
+
+    def series(tag):
+        return [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+
+    assert series("eval/win_rate/random") == [(500, 0.75), (1000, 1.0)]
+    assert series("eval/win_rate/mcts_200") == [(500, 0.0), (1000, 0.25)]
+
+
+def test_the_live_plot_of_a_resumed_run_draws_its_earlier_win_rates(tmp_path):
+    import types
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    with open(tmp_path / "evaluations.csv", "w") as f:
+        f.write("total_steps,mean,std,opponent,wins,draws,losses,win_rate,win_rate_lo,win_rate_hi\n")
+        f.write("100,0.5,0.5,random,3,1,0,0.75,0.3,0.95\n100,-1.0,0.0,mcts:8,0,0,4,0.0,0.0,0.49\n")
+        f.write("250,1.0,0.0,random,4,0,0,1.0,0.5,1.0\n250,-0.5,0.5,mcts:8,1,0,3,0.25,0.05,0.7\n")
+    episodes = [{"episode": e, "total_steps": 40 * e, "reward": 1.0, "length": 40, "loss": 0.1} for e in range(1, 8)]
+    agent = types.SimpleNamespace(name="ppo", episodes=episodes, value_estimates=False, metric_names=())
+    live = sinks.LivePlot(str(tmp_path), agent, "openspiel:tic_tac_toe", 2)
+    # step 100: 2 episodes had ended (at 40, 80); step 250: 6 (the 7th ends at 280)
+    assert live.plot.win_rates == {
+        "random": [(2, 0.75, 0.3, 0.95), (6, 1.0, 0.5, 1.0)],
+        "mcts:8": [(2, 0.0, 0.0, 0.49), (6, 0.25, 0.05, 0.7)],
+    }
+    live.close()

@@ -425,8 +425,16 @@ class Agent:
         game = getattr(env, "unwrapped", env)
         if not getattr(game, "searchable", False):
             raise ValueError(f"--search needs an OpenSpiel game env (-e openspiel:GAME), not {type(game).__name__}")
-        root = puct.search(game.state, self._search_positions, game.observation, simulations, seed)
-        return int(root.best_child().action)
+        actions = game.search_actions()  # this env's action for each of OpenSpiel's (Go: rows flipped)
+
+        def positions(observations, masks):
+            env_masks = np.zeros((len(masks), self.num_actions), dtype=bool)
+            env_masks[:, actions] = masks
+            priors, values = self._search_positions(observations, env_masks)
+            return np.asarray(priors)[:, actions], values
+
+        root = puct.search(game.state, positions, game.search_observation, simulations, seed)
+        return int(actions[root.best_child().action])
 
     def _search_positions(self, observations: np.ndarray, masks: np.ndarray):
         """:meth:`position_values` of raw observations, each stacked as an episode's first frame."""

@@ -77,7 +77,7 @@ class RunConfig:
     search: int = setting(
         0,
         "Play evaluation moves (--play, --eval_every, the final one) by a PUCT search of N simulations with the "
-        "agent's networks; OpenSpiel games (-e openspiel:GAME) and -a dqn, ddqn, a2c, a3c or ppo",
+        "agent's networks; OpenSpiel games (-e openspiel:GAME) and Go, with -a dqn, ddqn, a2c, a3c or ppo",
         topic="evaluation",
         check="at least 0",
     )
@@ -86,6 +86,14 @@ class RunConfig:
         "Evaluate greedily every N steps; keeps the best model as best.keras",
         topic="evaluation",
         check="positive",
+    )
+    eval_opponents: tuple[str, ...] | None = setting(
+        None,
+        "Two-player games: evaluations play each of these fixed opponents, alternating colours ('random', "
+        "'mcts:SIMULATIONS', for Go 'gnugo:LEVEL'); the first one picks best.keras [the training env's opponent]",
+        cli_nargs="+",
+        metavar="OPPONENT",
+        topic="evaluation",
     )
     quiet: bool = setting(False, "Print a progress line every 10 s instead of one per episode", ("-q",), topic="output")
     tensorboard: bool = setting(

@@ -135,6 +135,29 @@ def is_two_player(env) -> bool:
     return bool(getattr(getattr(env, "unwrapped", env), "two_player", False))
 
 
+def evaluation_env_kwargs(env, opponent: str) -> dict:
+    """The env kwargs that make a copy of two-player ``env`` play ``opponent``, the agent's seat alternating."""
+    return type(getattr(env, "unwrapped", env)).evaluation_kwargs(opponent)
+
+
+def check_opponents(env, opponents) -> None:
+    """Refuse ``--eval_opponents`` that ``env`` cannot play: a one-player env, an unknown form, GnuGo off Go.
+
+    Raises:
+        ValueError: one line saying which opponent and why (``DependencyNotInstalled`` for a missing GnuGo).
+    """
+    if not is_two_player(env):
+        raise ValueError("it has no opponent: evaluation opponents are for two-player games (Go, -e openspiel:GAME)")
+    from kerlym.envs.openspiel import make_opponent
+
+    seen = set()
+    for name in opponents:
+        if name in seen:
+            raise ValueError(f"{name!r} is named twice")
+        seen.add(name)
+        make_opponent(env.unwrapped.game, name).close()  # checks the form; GnuGo starts only at its first game
+
+
 class OldGymAPIError(ConfigError):
     """An env that speaks the old Gym API (before Gym 0.26): ``reset()`` -> obs, ``step()`` -> 4 values."""
 

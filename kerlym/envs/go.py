@@ -60,7 +60,8 @@ class GoEnv(OpenSpielEnv):
         board_size: N, 2 to 19 (OpenSpiel's limits).
         opponent: ``"random"``, ``"mcts:SIMULATIONS"`` (OpenSpiel's MCTS with random rollouts) or
             ``"gnugo:LEVEL"`` (GnuGo 3.8, level 0-10). Every one is seeded by ``reset(seed=...)``.
-        player_color: ``"black"`` (moves first) or ``"white"`` (the opponent moves first at reset).
+        player_color: ``"black"`` (moves first), ``"white"`` (the opponent moves first at reset), or
+            ``"alternate"`` (black, white, black, ... over resets).
         illegal_move_mode: ``"lose"`` (an illegal move loses: reward -1, terminated) or ``"raise"`` (IllegalMove).
         komi: points added to white's score. OpenSpiel's default 7.5; the old gym's Pachi board had komi 0.
         max_game_length: OpenSpiel's move cap, after which the position is scored; None for its ``2 N**2``.
@@ -68,7 +69,7 @@ class GoEnv(OpenSpielEnv):
     """
 
     metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
-    searchable = False  # its actions (rows flipped, resign) and planes are not OpenSpiel's: no --search yet
+    searchable = True  # --search: OpenSpiel's actions map to Go's (search_actions), and planes swap colours
 
     def __init__(
         self,
@@ -91,8 +92,8 @@ class GoEnv(OpenSpielEnv):
         length = max_game_length
         if length is not None and (isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 1):
             raise ValueError(f"max_game_length must be a positive integer or None, got {max_game_length!r}")
-        if player_color not in ("black", "white"):
-            raise ValueError(f"player_color must be 'black' or 'white', got {player_color!r}")
+        if player_color not in ("black", "white", "alternate"):
+            raise ValueError(f"player_color must be 'black', 'white' or 'alternate', got {player_color!r}")
         self.board_size = n = int(board_size)
         self.player_color, self.komi = player_color, float(komi)
         self.pass_action, self.resign_action = n * n, n * n + 1
@@ -102,7 +103,8 @@ class GoEnv(OpenSpielEnv):
         game = pyspiel.load_game("go", params)
         # OpenSpiel's player numbers: black 0, white 1. The opponent (GnuGo's error names the way out) and
         # the rules come from the generic env; the observation and the actions are Go's own, below.
-        super().__init__(game, opponent, 0 if player_color == "black" else 1, illegal_move_mode, render_mode)
+        seat = {"black": 0, "white": 1, "alternate": "alternate"}[player_color]
+        super().__init__(game, opponent, seat, illegal_move_mode, render_mode)
         self.max_game_length = self.game.max_game_length()
         self.observation_space = spaces.Box(0, 1, shape=(3, n, n), dtype=np.uint8)
         self.action_space = spaces.Discrete(n * n + 2)
@@ -116,8 +118,23 @@ class GoEnv(OpenSpielEnv):
     def to_spiel(self, action: int) -> int:
         return flip_rows(action, self.board_size)
 
+    def search_actions(self) -> np.ndarray:
+        n = self.board_size
+        return np.array([flip_rows(a, n) for a in range(n * n + 1)])  # points and pass; resign is not OpenSpiel's
+
+    def search_observation(self, state) -> np.ndarray:
+        """The planes with the colours swapped when the other side is to move: an agent's network knows its own
+        colour from training, and the planes do not say whose turn it is."""
+        planes = self.observation(state)
+        mover = state.current_player()
+        return planes[[1, 0, 2]] if 0 <= mover < 2 and mover != self.player else planes
+
+    @classmethod
+    def evaluation_kwargs(cls, opponent: str) -> dict:
+        return {"opponent": opponent, "player_color": "alternate"}
+
     def illegal_text(self, action: int) -> str:
-        return f"{action_to_gtp(action, self.board_size)} is illegal for {self.player_color}"
+        return f"{action_to_gtp(action, self.board_size)} is illegal for {('black', 'white')[self.player]}"
 
     def end_reason(self) -> str:
         history = self.state.history()

@@ -210,6 +210,14 @@ class GnuGoOpponent:
                     pass
 
 
+def opponent_text(opponent: str) -> str:
+    """``"gnugo:0"`` -> ``"GnuGo level 0"``: an opponent in words, for the user."""
+    kind, number = parse_opponent(opponent)
+    if kind == "gnugo":
+        return f"GnuGo level {number}"
+    return f"OpenSpiel's MCTS bot ({number} simulations a move)" if kind == "mcts" else "uniformly random moves"
+
+
 def parse_opponent(opponent: str) -> tuple[str, int]:
     """``"gnugo:0"`` -> ``("gnugo", 0)``; ``"random"`` -> ``("random", 0)``; ValueError on anything else."""
     kind, _, number = str(opponent).partition(":")
@@ -219,4 +227,4 @@ def parse_opponent(opponent: str) -> tuple[str, int]:
         value = int(number)
         if (kind == "gnugo" and value <= 10) or (kind == "mcts" and value >= 1):
             return kind, value
-    raise ValueError(f"unknown Go opponent {opponent!r}; use {OPPONENT_FORMS} (gnugo levels 0-10)")
+    raise ValueError(f"unknown opponent {opponent!r}; use {OPPONENT_FORMS} (gnugo levels 0-10)")

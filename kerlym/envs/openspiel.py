@@ -137,7 +137,21 @@ class OpenSpielEnv(gym.Env):
         self.state = self.game.new_initial_state()
         self.done, self.returned, self.end = False, 0.0, None
 
+    # -- evaluations against fixed opponents (--eval_opponents) ------------------------------------------------------
+    @classmethod
+    def evaluation_kwargs(cls, opponent: str) -> dict:
+        """The env kwargs of a copy that plays ``opponent`` with the agent's seat alternating over its games."""
+        return {"opponent": opponent, "player": "alternate"}
+
     # -- what a subclass with actions or observations of its own (Go) changes ---------------------------------------
+    def search_actions(self) -> np.ndarray:
+        """This env's action for each of OpenSpiel's actions (the same numbers here), for a search's moves."""
+        return np.arange(self.game.num_distinct_actions())
+
+    def search_observation(self, state) -> np.ndarray:
+        """``state`` as the agent sees a position when it is in the seat of the player to move (a search scores it)."""
+        return self.observation(state)
+
     def to_spiel(self, action: int) -> int:
         """This env's action as OpenSpiel's (the same number here)."""
         return action
