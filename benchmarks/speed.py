@@ -508,7 +508,7 @@ def kerlym_as_purejaxrl(spec: dict) -> dict:
     return result(
         agent.total_steps,
         done - start,
-        import_s=built - start - compiled[0],
+        import_s=built - start - early,
         compile_s=compiled[0],
         loop_s=done - built - (compiled[0] - early),
         train_return=last,
