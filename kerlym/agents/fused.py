@@ -37,10 +37,15 @@ def use_compilation_cache() -> str | None:
 
     The folder is ``$JAX_COMPILATION_CACHE_DIR`` where set (``""`` turns the cache off), else
     ``$XDG_CACHE_HOME/kerlym/jax`` (``~/.cache/kerlym/jax``); a cache the program set up itself is kept.
-    Returns the folder in use, or ``None``.
+    Every program is kept, however quick its compiling (unless ``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``
+    says otherwise). Returns the folder in use, or ``None``.
     """
     import os
 
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        # JAX keeps only programs that took a second or more to compile; a run's start-up is many smaller
+        # ones (the envs' reset, the evaluation, eager ops), which a second run would compile again.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     if jax.config.jax_compilation_cache_dir:  # the user's own, set in code or through the env var
         return jax.config.jax_compilation_cache_dir
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:  # set, but empty: no cache
