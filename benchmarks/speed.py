@@ -9,9 +9,9 @@ Smoke test of every part with small budgets (about 10 minutes on a quiet 2-core 
     python benchmarks/speed.py --cartpole-steps 3000 --pong-steps 500 --pg-episodes 20 --eval-episodes 3 \\
         --concurrency 1 2 --conc-steps 1000 --conc-pong-steps 300 --out /tmp/speed_smoke.json
 
-Pick parts with ``--parts cartpole pong pg concurrency cleanrl ppo fused``, backends with ``--backends`` and reference
-systems with ``--peers sb3 cleanrl`` (default: sb3). The SB3 rows need (torch first, or pip pulls a multi-GB
-CUDA build; without SB3 one line says so and its rows are skipped)::
+Pick parts with ``--parts cartpole pong pg concurrency cleanrl ppo fused purejaxrl``, backends with ``--backends`` and
+reference systems with ``--peers sb3 cleanrl purejaxrl`` (default: sb3). The SB3 rows need (torch first, or pip
+pulls a multi-GB CUDA build; without SB3 one line says so and its rows are skipped)::
 
     pip install torch==2.13.0 && pip install stable-baselines3 opencv-python-headless ale-py
 
@@ -20,6 +20,12 @@ both: benchmarks/README.md, "kerlym against CleanRL")::
 
     CLEANRL_DIR=/tmp/cleanrl CLEANRL_PYTHON=/tmp/cleanrl-venv/bin/python \\
         python benchmarks/speed.py --peers cleanrl --parts cleanrl --seeds 1 2 3 --cleanrl-steps 50000
+
+kerlym's fused PPO against PureJaxRL's own ``ppo.py`` (a PureJaxRL checkout and a Python with its dependencies;
+benchmarks/README.md, "kerlym against PureJaxRL")::
+
+    PUREJAXRL_DIR=/tmp/purejaxrl PUREJAXRL_PYTHON=/tmp/purejaxrl-venv/bin/python \
+        python benchmarks/speed.py --peers purejaxrl --parts purejaxrl --purejaxrl-repeats 4 --seeds 0 1
 
 The Keras backend is fixed at import, so every row runs in a fresh subprocess (this script with a hidden
 ``--worker`` flag, printing one JSON line), one after another, never in parallel. Table columns: steps and
@@ -63,6 +69,12 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
   = the training loop: kerlym's ``learn``, CleanRL's from the steps/s it prints (:func:`parse_cleanrl`);
   ratio = kerlym s / CleanRL s (the goal set on 2026-12-02: at most 0.5). The summary gives the mean ± std of the
   ratio over the pairs, the same for each whole process (imports and set-up included), and a Markdown row.
+* purejaxrl: PureJaxRL's ``ppo.py`` on gymnax's CartPole-v1 with its ``__main__`` config (4 envs x 128 steps,
+  4 epochs of 4 minibatches, 5e5 steps; run by ``purejaxrl_ppo.py`` in PureJaxRL's Python, ``DEBUG`` off), beside
+  kerlym's fused PPO configured the same way (:func:`purejaxrl_ppo_settings`, :func:`purejaxrl_mlp`) through the
+  Python API, alternating which goes first, ``--purejaxrl-repeats`` pairs. ratio = kerlym's whole process /
+  PureJaxRL's (the goal set on 2026-12-07: at most 1.2x); beside it each side's imports and set-up, compiling
+  (JAX's own compile events on kerlym's side; ``lower().compile()`` on PureJaxRL's) and loop.
 """
 
 from __future__ import annotations
