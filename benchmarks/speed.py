@@ -9,9 +9,9 @@ Smoke test of every part with small budgets (about 10 minutes on a quiet 2-core 
     python benchmarks/speed.py --cartpole-steps 3000 --pong-steps 500 --pg-episodes 20 --eval-episodes 3 \\
         --concurrency 1 2 --conc-steps 1000 --conc-pong-steps 300 --out /tmp/speed_smoke.json
 
-Pick parts with ``--parts cartpole pong pg concurrency cleanrl ppo fused``, backends with ``--backends`` and reference
-systems with ``--peers sb3 cleanrl`` (default: sb3). The SB3 rows need (torch first, or pip pulls a multi-GB
-CUDA build; without SB3 one line says so and its rows are skipped)::
+Pick parts with ``--parts cartpole pong pg concurrency cleanrl ppo fused purejaxrl``, backends with ``--backends`` and
+reference systems with ``--peers sb3 cleanrl purejaxrl`` (default: sb3). The SB3 rows need (torch first, or pip
+pulls a multi-GB CUDA build; without SB3 one line says so and its rows are skipped)::
 
     pip install torch==2.13.0 && pip install stable-baselines3 opencv-python-headless ale-py
 
@@ -20,6 +20,12 @@ both: benchmarks/README.md, "kerlym against CleanRL")::
 
     CLEANRL_DIR=/tmp/cleanrl CLEANRL_PYTHON=/tmp/cleanrl-venv/bin/python \\
         python benchmarks/speed.py --peers cleanrl --parts cleanrl --seeds 1 2 3 --cleanrl-steps 50000
+
+kerlym's fused PPO against PureJaxRL's own ``ppo.py`` (a PureJaxRL checkout and a Python with its dependencies;
+benchmarks/README.md, "kerlym against PureJaxRL")::
+
+    PUREJAXRL_DIR=/tmp/purejaxrl PUREJAXRL_PYTHON=/tmp/purejaxrl-venv/bin/python \
+        python benchmarks/speed.py --peers purejaxrl --parts purejaxrl --purejaxrl-repeats 4 --seeds 0 1
 
 The Keras backend is fixed at import, so every row runs in a fresh subprocess (this script with a hidden
 ``--worker`` flag, printing one JSON line), one after another, never in parallel. Table columns: steps and
@@ -63,6 +69,12 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
   = the training loop: kerlym's ``learn``, CleanRL's from the steps/s it prints (:func:`parse_cleanrl`);
   ratio = kerlym s / CleanRL s (the goal set on 2026-12-02: at most 0.5). The summary gives the mean ± std of the
   ratio over the pairs, the same for each whole process (imports and set-up included), and a Markdown row.
+* purejaxrl: PureJaxRL's ``ppo.py`` on gymnax's CartPole-v1 with its ``__main__`` config (4 envs x 128 steps,
+  4 epochs of 4 minibatches, 5e5 steps; run by ``purejaxrl_ppo.py`` in PureJaxRL's Python, ``DEBUG`` off), beside
+  kerlym's fused PPO configured the same way (:func:`purejaxrl_ppo_settings`, :func:`purejaxrl_mlp`) through the
+  Python API, alternating which goes first, ``--purejaxrl-repeats`` pairs. ratio = kerlym's whole process /
+  PureJaxRL's (the goal set on 2026-12-07: at most 1.2x); beside it each side's imports and set-up, compiling
+  (JAX's own compile events on kerlym's side; ``lower().compile()`` on PureJaxRL's) and loop.
 """
 
 from __future__ import annotations
@@ -85,8 +97,9 @@ PONG = "PongNoFrameskip-v4"
 SB3_INSTALL = "pip install torch==2.13.0 && pip install stable-baselines3 opencv-python-headless ale-py"
 # RL Zoo's CartPole-v1 hyperparameters (results.py keeps them for every env of the results table).
 SB3_CARTPOLE = {**SB3_ZOO["CartPole-v1"], "policy_kwargs": dict(net_arch=[256, 256])}
-PARTS = ("cartpole", "pong", "pg", "concurrency", "cleanrl", "ppo", "fused")
+PARTS = ("cartpole", "pong", "pg", "concurrency", "cleanrl", "ppo", "fused", "purejaxrl")
 CLEANRL_SCRIPTS = {"tensorflow": "dqn.py", "jax": "dqn_jax.py"}  # kerlym's backend -> the CleanRL script it faces
+PJX_GET = "see benchmarks/README.md, 'kerlym against PureJaxRL', for how to get it"
 CLEANRL_GET = "see benchmarks/README.md, 'kerlym against CleanRL', for how to get it"
 SOLVED, CARTPOLE_MAX = 475.0, 500.0  # a greedy mean that counts as solved; CartPole-v1's most return per episode
 
@@ -426,6 +439,119 @@ def run_cleanrl(script: str, seed: int, steps: int, cleanrl_dir: str, python: st
     return row
 
 
+# -- PureJaxRL's PPO on gymnax's CartPole, and kerlym's fused PPO configured as it ----------------------------
+def purejaxrl_mlp(agent, env, learning_rate=2.5e-4, clipnorm=0.5, **kwargs):
+    """PureJaxRL's ``ActorCritic``: separate 64-64 tanh actor and critic, orthogonal init (gain sqrt 2, heads 0.01
+    and 1), zero biases; Adam (epsilon 1e-5) after clipping the gradient's global norm to 0.5, as ``ppo.py``.
+
+    That is :func:`kerlym.networks.actor_critic_mlp` with these settings (other factory arguments are ignored).
+    """
+    from kerlym.networks import actor_critic_mlp
+
+    return actor_critic_mlp(agent, env, learning_rate=learning_rate, clipnorm=clipnorm)
+
+
+def purejaxrl_ppo_settings() -> dict:
+    """kerlym PPO settings that train as PureJaxRL's ``ppo.py`` does on CartPole-v1 (its ``__main__`` config).
+
+    4 envs x 128 steps per update, 4 epochs of 4 minibatches of 128, discount 0.99, GAE lambda 0.95, clip 0.2,
+    entropy 0.01, Adam 2.5e-4 falling linearly to 0, global gradient norm 0.5, advantages standardised per
+    minibatch. Two differences in the maths, none in the work: PureJaxRL's value loss is
+    ``0.5 * max((V - R)^2, (V_clipped - R)^2)`` with ``VF_COEF`` 0.5, kerlym's is ``(V_clipped - R)^2`` (SB3's),
+    so ``vf_coef`` 0.25 and ``clip_range_vf`` 0.2; and kerlym bootstraps a truncated episode's last step from its
+    final observation (one more forward pass of the rollout's ``final`` observations per update) where PureJaxRL
+    treats it as an end.
+    """
+    return dict(
+        modelfactory=purejaxrl_mlp,
+        nframes=1,
+        dropout=0.0,
+        concurrency=4,
+        n_steps=128,
+        batch_size=128,
+        n_epochs=4,
+        discount=0.99,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        ent_coef=0.01,
+        vf_coef=0.25,
+        clip_range_vf=0.2,
+        normalize_advantage=True,
+        learning_rate=2.5e-4,
+        lr_schedule="linear",
+        clipnorm=0.5,
+    )
+
+
+def compile_clock():
+    """A list that JAX's compile events add their seconds to (tracing, lowering, XLA compiling)."""
+    import jax
+
+    seconds = [0.0]
+    events = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration")
+    events += ("/jax/core/compile/backend_compile_duration",)
+
+    def listen(event, duration, **kwargs):
+        if event in events:
+            seconds[0] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    return seconds
+
+
+def kerlym_as_purejaxrl(spec: dict) -> dict:
+    """kerlym's fused PPO at PureJaxRL's settings through the Python API (``learn``, no run folder, no evaluation).
+
+    seconds: importing kerlym, building the agent, compiling and training; compile_s: JAX's own count of its
+    tracing, lowering and compiling; import_s: importing and building less what compiled then; loop_s:
+    ``learn`` less what compiled in it. The JAX cache is a fresh folder, so everything compiles. The driver's
+    process_s is the whole process, as PureJaxRL's.
+    """
+    start = time.time()
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="kerlym-jax-cache-")
+    import kerlym
+
+    compiled = compile_clock()
+    agent = kerlym.make("gymnax:CartPole-v1", "ppo", seed=spec["seed"], **purejaxrl_ppo_settings())
+    built, early = time.time(), compiled[0]
+    rows = agent.learn(max_steps=spec["steps"], verbose=0, eval_episodes=0)
+    done = time.time()
+    last = float(np.mean([r["reward"] for r in rows[-10:]])) if rows else float("nan")
+    return result(
+        agent.total_steps,
+        done - start,
+        import_s=built - start - early,
+        compile_s=compiled[0],
+        loop_s=done - built - (compiled[0] - early),
+        train_return=last,
+    )
+
+
+def run_purejaxrl(seed: int, steps: int, purejaxrl_dir: str, python: str) -> dict:
+    """PureJaxRL's ``ppo.py`` (its ``make_train`` and config) through ``purejaxrl_ppo.py`` in its own Python; its row.
+
+    process_s: the whole process; seconds: from the runner's first line to the end of training.
+    """
+    row = {"part": "purejaxrl", "system": "PureJaxRL ppo.py", "backend": "jax", "N": 1, "seed": seed}
+    print(f"-- purejaxrl: PureJaxRL ppo.py (seed {seed}) ...", end=" ", flush=True)
+    runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "purejaxrl_ppo.py")
+    cmd = [python, runner, "--seed", str(seed), "--total-timesteps", str(steps)]
+    env = {**os.environ, "PYTHONPATH": os.path.join(purejaxrl_dir, "purejaxrl"), "JAX_PLATFORMS": "cpu"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    process_s = time.perf_counter() - start
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
+    if proc.returncode == 0 and lines:
+        found = json.loads(lines[-1][len(MARK) :])
+        row.update(result(found["steps"], found["seconds"]), **found, process_s=process_s)
+        print(f"{process_s:.1f} s in all, loop {row['loop_s']:.1f} s", flush=True)
+    else:
+        row["error"] = f"exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        print("FAILED: " + row["error"], flush=True)
+    return row
+
+
 # -- PPO: kerlym's presets beside SB3 with the RL Zoo's ppo.yml entries (CartPole-v1 and "atari") -----------
 def kerlym_ppo(spec: dict) -> dict:
     """``kerlym -e ENV -a ppo --preset``: CartPole timed over the whole ``learn``, Pong over a window of steps."""
@@ -539,7 +665,7 @@ def kerlym_fused(spec: dict) -> dict:
 WORKERS = {
     f.__name__: f
     for f in (kerlym_cartpole, sb3_cartpole, kerlym_pong, sb3_pong, kerlym_pg, keras_pg, kerlym_as_cleanrl)
-    + (kerlym_ppo, sb3_ppo, kerlym_fused)
+    + (kerlym_ppo, sb3_ppo, kerlym_fused, kerlym_as_purejaxrl)
 }
 
 
@@ -590,7 +716,8 @@ def print_table(rows: list[dict]) -> None:
     print("ratio: cartpole SB3 s / kerlym s; pong, pg kerlym steps/s / reference steps/s; concurrency vs N=1;")
     print("       cleanrl kerlym s / CleanRL s (lower is faster); ppo kerlym steps/s / SB3 steps/s")
     print(f"solved at: the first check where {SOLVED:.0f} <= the greedy mean (seconds without the checks)")
-    for line in solve_summary(rows) + cleanrl_summary(rows) + ppo_summary(rows) + fused_summary(rows):
+    summaries = solve_summary(rows) + cleanrl_summary(rows) + ppo_summary(rows) + fused_summary(rows)
+    for line in summaries + purejaxrl_summary(rows):
         print(line)
 
 
@@ -777,6 +904,55 @@ def part_fused(args, sb3: bool) -> list[dict]:
     return rows
 
 
+def part_purejaxrl(args, sb3: bool) -> list[dict]:
+    """kerlym's fused PPO at PureJaxRL's settings beside PureJaxRL's ``ppo.py``, ``--purejaxrl-repeats`` pairs
+    (seeds cycle), alternating who goes first; ratio = kerlym's whole process / PureJaxRL's."""
+    rows = []
+    for i in range(args.purejaxrl_repeats):
+        seed = args.seeds[i % len(args.seeds)]
+        # ppo.py trains TOTAL_TIMESTEPS // 512 whole updates of 4 envs x 128 steps; kerlym stops at a whole update
+        spec = {"fn": "kerlym_as_purejaxrl", "steps": args.purejaxrl_steps // 512 * 512, "seed": seed}
+        mine = ("purejaxrl", "kerlym fused PPO (PureJaxRL's settings)", "jax", spec)
+        ref = (seed, args.purejaxrl_steps, args.purejaxrl_dir, args.purejaxrl_python)
+        if i % 2:  # a drift in the machine's speed falls on both
+            ref_row = run_purejaxrl(*ref)
+            mine_row = run_row(*mine)
+        else:
+            mine_row = run_row(*mine)
+            ref_row = run_purejaxrl(*ref)
+        mine_row["pair"] = ref_row["pair"] = f"purejaxrl/{i}"
+        if "error" not in mine_row and "error" not in ref_row:
+            mine_row["ratio"] = mine_row["process_s"] / ref_row["process_s"]
+            mine_row["loop_ratio"] = mine_row["loop_s"] / ref_row["loop_s"]
+        rows += [mine_row, ref_row]
+    return rows
+
+
+def purejaxrl_summary(rows: list[dict]) -> list[str]:
+    """Both systems' seconds (whole process, compiling, loop) as mean ± std over the pairs, and the ratios."""
+    rs = [r for r in rows if r["part"] == "purejaxrl" and "error" not in r]
+    if not rs:
+        return []
+    lines = ["", "PureJaxRL's PPO (CartPole-v1, ppo.py's config), seconds, mean ± std over the rounds:"]
+    lines.append("| system | whole process | imports and set-up | compiling | loop | train return |")
+    for system in dict.fromkeys(r["system"] for r in rs):
+        mine = [r for r in rs if r["system"] == system]
+        cell = lambda k, mine=mine: f"{np.mean([r[k] for r in mine]):.2f} ± {np.std([r[k] for r in mine]):.2f}"  # noqa: E731
+        lines.append(
+            f"| {system} | {cell('process_s')} | {cell('import_s')} | {cell('compile_s')} | {cell('loop_s')} | "
+            f"{cell('train_return')} |"
+        )
+    x = np.array([r["ratio"] for r in rs if "ratio" in r])
+    loop = np.array([r["loop_ratio"] for r in rs if "loop_ratio" in r])
+    if len(x):
+        lines.append(
+            f"kerlym / PureJaxRL: whole process {x.mean():.2f}x ± {x.std():.2f}, loop {loop.mean():.2f}x ± "
+            f"{loop.std():.2f} ({len(x)} pairs); goal (2026-12-07) whole process at most 1.2x: "
+            f"{'met' if x.mean() <= 1.2 else '**not met**'}"
+        )
+    return lines
+
+
 def fused_summary(rows: list[dict]) -> list[str]:
     """Each fused row's wall-clock over SB3's one seed (mean ± std over the rounds), greedy returns, the goals."""
     by: dict[str, list[dict]] = {}
@@ -824,15 +1000,18 @@ def ppo_summary(rows: list[dict]) -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--parts", nargs="+", choices=PARTS, help="default: all but cleanrl, and cleanrl too with --peers cleanrl"
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        help="default: all but cleanrl, ppo, fused and purejaxrl; cleanrl and purejaxrl too when --peers names them",
     )
     p.add_argument(
         "--peers",
         nargs="*",
-        choices=("sb3", "cleanrl"),
+        choices=("sb3", "cleanrl", "purejaxrl"),
         default=["sb3"],
         help="reference systems: sb3 in the cartpole and pong parts; cleanrl (CleanRL's dqn.py and dqn_jax.py) in "
-        "the cleanrl part; none: kerlym's rows only",
+        "the cleanrl part; purejaxrl (PureJaxRL's ppo.py) in the purejaxrl part; none: kerlym's rows only",
     )
     p.add_argument("--backends", nargs="+", choices=("tensorflow", "jax"), default=["tensorflow", "jax"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="cartpole runs each; other parts the first")
@@ -889,8 +1068,18 @@ def main(argv=None) -> int:
     p.add_argument("--fused-steps", type=int, default=100_000, help="fused: env steps per seed")
     p.add_argument("--fused-seeds", type=int, default=16, help="fused: seeds trained together in the second row")
     p.add_argument("--fused-repeats", type=int, default=1, help="fused: rounds of the three rows")
+    p.add_argument("--fused-cached", action="store_true", help="fused: a row of one seed, its chunks compiled before")
+    p.add_argument("--purejaxrl-steps", type=int, default=500_000, help="purejaxrl: env steps (ppo.py's 5e5)")
+    p.add_argument("--purejaxrl-repeats", type=int, default=3, help="purejaxrl: pairs (seeds cycle)")
     p.add_argument(
-        "--fused-cached", action="store_true", help="fused: a row of one seed, its chunks compiled before"
+        "--purejaxrl-dir",
+        default=os.environ.get("PUREJAXRL_DIR"),
+        help="a PureJaxRL checkout (with purejaxrl/ppo.py) [$PUREJAXRL_DIR]",
+    )
+    p.add_argument(
+        "--purejaxrl-python",
+        default=os.environ.get("PUREJAXRL_PYTHON", sys.executable),
+        help="the Python that runs PureJaxRL, e.g. a venv's [$PUREJAXRL_PYTHON, else this one]",
     )
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -903,16 +1092,22 @@ def main(argv=None) -> int:
         return 0
 
     if args.parts is None:
-        args.parts = [part for part in PARTS if part not in ("cleanrl", "ppo", "fused") or "cleanrl" in args.peers]
+        args.parts = [part for part in PARTS if part not in ("cleanrl", "ppo", "fused", "purejaxrl")]
+        args.parts += [part for part in ("cleanrl", "purejaxrl") if part in args.peers]
     if "cleanrl" in args.parts:
         script = os.path.join(args.cleanrl_dir or "", "cleanrl", "dqn.py")
         if not args.cleanrl_dir or not os.path.exists(script):
             p.error(f"the cleanrl part needs a CleanRL checkout in --cleanrl-dir or $CLEANRL_DIR ({CLEANRL_GET})")
+    if "purejaxrl" in args.parts:
+        script = os.path.join(args.purejaxrl_dir or "", "purejaxrl", "ppo.py")
+        if not args.purejaxrl_dir or not os.path.exists(script):
+            p.error(f"the purejaxrl part needs a PureJaxRL checkout in --purejaxrl-dir or $PUREJAXRL_DIR ({PJX_GET})")
     sb3 = "sb3" in args.peers and importlib.util.find_spec("stable_baselines3") is not None
     if "sb3" in args.peers and not sb3 and {"cartpole", "pong"} & set(args.parts):
         print(f"stable-baselines3 is not installed: skipping the SB3 rows (install: {SB3_INSTALL})")
     parts = {"cartpole": part_cartpole, "pong": part_pong, "pg": part_pg, "concurrency": part_concurrency}
     parts["cleanrl"], parts["ppo"], parts["fused"] = part_cleanrl, part_ppo, part_fused
+    parts["purejaxrl"] = part_purejaxrl
     rows = [row for name in PARTS if name in args.parts for row in parts[name](args, sb3)]
     print_table(rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

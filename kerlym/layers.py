@@ -2,16 +2,18 @@
 
 Each is registered as ``kerlym>ClassName``, the names saved ``.keras`` files and
 run folders already hold, so importing this module is all that loading one
-needs. It imports only Keras.
+needs. It imports only Keras and NumPy.
 
 * :class:`LogStd`: a Gaussian policy's learned, state-independent log-std (PPO, A2C with ``Box`` actions);
 * :class:`ObservationNormalization`: VecNormalize's observation scaling, its statistics set by the agent;
-* :class:`DuelingQ`: DQN's dueling head, ``Q = V + A - mean(A)``.
+* :class:`DuelingQ`: DQN's dueling head, ``Q = V + A - mean(A)``;
+* :class:`Orthogonal`: Keras's orthogonal initializer, computed in NumPy on JAX (an initializer, not a layer).
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -81,3 +83,34 @@ class DuelingQ(keras.layers.Layer):
     def call(self, inputs):
         value, advantages = inputs
         return value + advantages - ops.mean(advantages, axis=-1, keepdims=True)
+
+
+def orthogonal_matrix(shape, gain: float, seed: int) -> np.ndarray:
+    """An orthogonal ``shape`` array as Keras's ``Orthogonal`` draws one, in NumPy (float64).
+
+    A standard normal ``[max(rows, cols), min(rows, cols)]`` matrix (``rows``: the product of all but the
+    last axis), the Q of its QR with the signs of ``diag(R)`` (so Q is uniform over the orthogonal
+    matrices), transposed when ``rows < cols``, times ``gain``.
+    """
+    rows, cols = int(np.prod(shape[:-1])), int(shape[-1])
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((max(rows, cols), min(rows, cols))))
+    q = q * np.sign(np.diag(r))
+    return gain * (q.T if rows < cols else q).reshape(shape)
+
+
+@keras.saving.register_keras_serializable(package="kerlym")
+class Orthogonal(keras.initializers.Orthogonal):
+    """Keras's ``Orthogonal`` initializer (the same maths and config), computed in NumPy on the JAX backend.
+
+    On JAX, Keras's own runs its normal draw, QR, diagonal and sign as separate eager ops, and JAX
+    compiles each for each new shape: about 1 s a layer on two CPU cores, most of the start-up of a
+    small actor-critic. :func:`orthogonal_matrix` gives the same distribution at once, from the
+    initializer's integer seed; other backends (and a ``SeedGenerator`` seed) use Keras's.
+    """
+
+    def __call__(self, shape, dtype=None):
+        if keras.backend.backend() != "jax" or not isinstance(self.seed, int) or len(shape) < 2:
+            return super().__call__(shape, dtype)
+        return ops.convert_to_tensor(
+            orthogonal_matrix(shape, self.gain, self.seed), dtype=dtype or keras.config.floatx()
+        )

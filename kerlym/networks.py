@@ -353,15 +353,16 @@ def _compile_actor_critic(model, learning_rate, optimizer, clipnorm=None):
 
 
 def _orthogonal_dense(units, gain, activation=None, dtype=None, name=None):
-    import keras
     from keras import layers
+
+    from kerlym.layers import Orthogonal
 
     return layers.Dense(
         units,
         activation=activation,
         dtype=dtype,
         name=name,
-        kernel_initializer=keras.initializers.Orthogonal(gain),
+        kernel_initializer=Orthogonal(gain),
         bias_initializer="zeros",
     )
 
@@ -393,6 +394,8 @@ def actor_critic_cnn(agent, env, dropout=0.0, learning_rate=2.5e-4, optimizer="a
     import keras
     from keras import layers
 
+    from kerlym.layers import Orthogonal
+
     nframes, height, width, channels = _frames_with_channels(agent, "actor_critic_cnn")
     s = keras.Input(shape=(agent.input_dim,))
     h = layers.Reshape((nframes, height, width, channels))(s)
@@ -401,9 +404,7 @@ def actor_critic_cnn(agent, env, dropout=0.0, learning_rate=2.5e-4, optimizer="a
     h = layers.Rescaling(1.0 / 255)(h)
     gain = 2**0.5
     for filters, size, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
-        h = layers.Conv2D(
-            filters, size, strides=stride, activation="relu", kernel_initializer=keras.initializers.Orthogonal(gain)
-        )(h)
+        h = layers.Conv2D(filters, size, strides=stride, activation="relu", kernel_initializer=Orthogonal(gain))(h)
     h = layers.Flatten()(h)
     h = _orthogonal_dense(512, gain, "relu")(h)
     h = layers.Dropout(dropout)(h) if dropout else h

@@ -95,6 +95,7 @@ class Runner:
         self.last_checkpoint: str | None = None
         self.last_evaluation: tuple[int, np.ndarray] | None = None  # (step, greedy returns) of the newest
         self.finishing = False  # True during the final evaluation, after the loop
+        self.will_evaluate = False  # whether this run evaluates (the fused path compiles the evaluation early)
         self.actor_summary: dict | None = None  # with actors: weight pushes and lag (kerlym.actors)
         self.t0 = time.perf_counter()
         self.steps0 = agent.total_steps
@@ -129,6 +130,7 @@ class Runner:
         agent = self.agent
         previous = self._install_signals()
         self.t0, self.steps0 = time.perf_counter(), agent.total_steps
+        self.will_evaluate = self.eval_episodes > 0 and (final_evaluation or bool(self.eval_every))
         try:
             if max_steps != 0 and max_episodes != 0 and not self.interrupted:
                 self._snapshot()
@@ -272,7 +274,7 @@ class Runner:
         next_eval = self._next(agent.total_steps, self.eval_every)
         last_wall = float(agent.episodes[-1].get("wall_time", 0.0)) if agent.episodes else 0.0
         start = time.perf_counter() - (last_wall if math.isfinite(last_wall) else 0.0)
-        fused.begin(agent.reset_seed)
+        fused.begin(agent.reset_seed, self.eval_episodes if self.will_evaluate else 0)
         agent.reset_seed = None
         losses: list[float] = []
         while True:

@@ -240,6 +240,18 @@ def test_ctrl_c_stops_a_fused_seeds_sweep_with_a_checkpoint_per_seed(tmp_path):
 
 
 @needs_fused
+def test_an_evaluation_compiled_ahead_plays_the_same_episodes_as_one_compiled_when_asked():
+    agent = kerlym.make("gymnax:CartPole-v1", "ppo", **SMALL)
+    agent.fused.begin(0, eval_episodes=3)  # the 3-episode evaluation compiles in a thread meanwhile
+    assert list(agent.fused._prepared) == [3]
+    ahead = agent.evaluate(3, seed=5)
+    assert agent.fused._prepared[3].result() is not None  # it was the program evaluate() ran
+    agent.fused._prepared.clear()
+    np.testing.assert_array_equal(ahead, agent.evaluate(3, seed=5))
+    assert ahead.shape == (3,) and (ahead >= 8).all()  # CartPole's shortest episode is 8 steps
+
+
+@needs_fused
 def test_the_fused_path_keeps_its_compiled_chunks_in_a_cache_folder_unless_told_not_to(tmp_path, monkeypatch):
     import jax
 
@@ -258,5 +270,6 @@ def test_the_fused_path_keeps_its_compiled_chunks_in_a_cache_folder_unless_told_
         jax.config.update("jax_compilation_cache_dir", None)
         monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")  # set but empty: no cache
         assert use_compilation_cache() is None and not jax.config.jax_compilation_cache_dir
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0  # every program kept, however quick
     finally:
         jax.config.update("jax_compilation_cache_dir", before)

@@ -37,10 +37,15 @@ def use_compilation_cache() -> str | None:
 
     The folder is ``$JAX_COMPILATION_CACHE_DIR`` where set (``""`` turns the cache off), else
     ``$XDG_CACHE_HOME/kerlym/jax`` (``~/.cache/kerlym/jax``); a cache the program set up itself is kept.
-    Returns the folder in use, or ``None``.
+    Every program is kept, however quick its compiling (unless ``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``
+    says otherwise). Returns the folder in use, or ``None``.
     """
     import os
 
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        # JAX keeps only programs that took a second or more to compile; a run's start-up is many smaller
+        # ones (the envs' reset, the evaluation, eager ops), which a second run would compile again.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     if jax.config.jax_compilation_cache_dir:  # the user's own, set in code or through the env var
         return jax.config.jax_compilation_cache_dir
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:  # set, but empty: no cache
@@ -134,6 +139,7 @@ class FusedPPO:
         self._chunk = jax.jit(self.chunk, static_argnums=(0,))
         self.group: tuple[FusedGroup, int] | None = None  # (the group, this agent's place) when seeds train together
         self._evaluate = jax.jit(self.greedy_returns, static_argnums=(3,))
+        self._prepared: dict = {}  # episodes -> a Future of the evaluation compiled ahead (prepare_evaluation)
 
     # -- the compiled pieces -------------------------------------------------------
     def policy(self, tv, ntv, obs, noise):
@@ -268,13 +274,41 @@ class FusedPPO:
         return total
 
     # -- the host side ---------------------------------------------------------------
-    def begin(self, seed: int | None) -> None:
-        """Start the envs' episodes (a run, or a resumed run, begins them anew); ``seed`` seeds the first."""
+    def begin(self, seed: int | None, eval_episodes: int = 0) -> None:
+        """Start the envs' episodes (a run, or a resumed run, begins them anew); ``seed`` seeds the first.
+
+        ``eval_episodes``: the run's evaluations play that many episodes; their program compiles meanwhile
+        (:meth:`prepare_evaluation`; 0: when first used).
+        """
         agent = self.agent
+        if eval_episodes > 0:
+            self.prepare_evaluation(eval_episodes)
         start = seed if seed is not None else int(agent.rng.integers(2**31))
         # A resumed run (total_steps > 0) continues with other random numbers than its start had.
         self.key, k_reset = jax.random.split(jax.random.fold_in(jax.random.key(start), agent.total_steps))
         self.carry = self.reset(k_reset)
+
+    def prepare_evaluation(self, episodes: int) -> None:
+        """Compile :meth:`evaluate`'s program for ``episodes`` in a background thread, beside the first chunk's.
+
+        XLA compiles a program on one core, and the evaluation's takes about a third as long as the chunk's,
+        so on two cores it comes at little cost. :meth:`evaluate` waits for it (or, if it failed, compiles).
+        """
+        import concurrent.futures
+        import threading
+
+        future = concurrent.futures.Future()
+        if self._prepared.setdefault(int(episodes), future) is not future:  # one already (a group's seeds share)
+            return
+        tv, ntv, _ = self.agent.steps.arrays()
+
+        def compile_it():
+            try:
+                future.set_result(self._evaluate.lower(tv, ntv, jax.random.key(0), int(episodes)).compile())
+            except Exception:  # noqa: BLE001 -- evaluate() compiles as it would have without this
+                future.set_result(None)
+
+        threading.Thread(target=compile_it, name="kerlym-compile-evaluation", daemon=True).start()
 
     def train_chunk(self, max_updates: int | None, step_limit: int | None) -> Chunk:
         """Train up to ``chunk_updates`` updates (at most ``max_updates``) in one compiled call.
@@ -312,7 +346,11 @@ class FusedPPO:
         if seed is None:  # each evaluation its own episodes, without touching the training's random numbers
             seed = (self.agent.seed or 0) * 7919 + 104_729 + self.evaluations
         self.evaluations += 1
-        return np.asarray(self._evaluate(tv, ntv, jax.random.key(seed), int(episodes)), dtype=np.float64)
+        future = self._prepared.get(int(episodes))
+        program = future.result() if future is not None else None
+        key = jax.random.key(seed)
+        returns = program(tv, ntv, key) if program is not None else self._evaluate(tv, ntv, key, int(episodes))
+        return np.asarray(returns, dtype=np.float64)
 
 
 class FusedGroup:
@@ -350,6 +388,7 @@ class FusedGroup:
             if self.first is None:
                 self.first = fused
             fused._evaluate = self.first._evaluate  # one compiled evaluation for every seed (same network shape)
+            fused._prepared = self.first._prepared
 
     def leave(self, place: int) -> None:
         """``place`` trains no more (its session ended, or it had nothing to train)."""
