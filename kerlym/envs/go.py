@@ -69,6 +69,7 @@ class GoEnv(OpenSpielEnv):
 
     metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
     searchable = False  # its actions (rows flipped, resign) and planes are not OpenSpiel's: no --search yet
+    self_play = False  # resign and its own planes: --self-play plays openspiel:GAME envs only
 
     def __init__(
         self,
