@@ -10,9 +10,11 @@ OpenAI Five's rule (the latest 80% of games, past selves the rest), with the sha
 The envs are ``concurrency`` OpenSpiel envs in this process whose other seat is played from outside
 (``opponent="self"``); the seats alternate over each env's games, and the learner always sees the game
 from its own seat. On each turn of the other seat, the envs waiting for it are batched: one network call
-per opponent in play (the latest, or a snapshot's weights through Keras's ``stateless_call``), never one
-per env. A2C and PPO opponents sample their policy over the legal moves; DQN and D2QN opponents take the
-legal move of the highest Q-value (:meth:`kerlym.agents.base.Agent.opponent_moves`).
+per opponent in play, never one per env: each opponent is a copy of the network with its own compiled act
+(the latest weights' copy refreshed after the learner's updates, a snapshot's given its weights once),
+which costs a fraction of a millisecond a call where Keras's eager call or ``stateless_call`` costs about 8.
+A2C and PPO opponents sample their policy over the legal moves; DQN and D2QN opponents take the legal
+move of the highest Q-value (their ``opponent_moves``).
 """
 
 from __future__ import annotations
@@ -41,8 +43,12 @@ def draw_opponents(rng: np.random.Generator, n: int, frozen: int, latest: float)
 class SelfPlayPool:
     """The agent's frozen snapshots, when the next one is due, and each env's opponent.
 
+    Each opponent in play acts through a copy of the network with compiled steps of its own
+    (:func:`kerlym.backend.build_steps`): one copy holds the latest weights, refreshed after the
+    learner's updates, and one each frozen snapshot, given its weights once when it joins.
+
     Args:
-        agent: the learning agent (its ``model``, ``total_steps`` and :meth:`opponent_moves`).
+        agent: the learning agent (its ``build_model``, ``steps``, ``updates`` and :meth:`opponent_moves`).
         size: ``K``, the most frozen snapshots kept.
         latest: the probability that a game's opponent is the latest weights.
         every: env steps between snapshots.
@@ -51,15 +57,17 @@ class SelfPlayPool:
 
     def __init__(self, agent, size: int, latest: float, every: int, seed: int | None = None):
         self.agent, self.size, self.latest, self.every = agent, int(size), float(latest), int(every)
-        self.snapshots: list[tuple[int, list[np.ndarray], list[np.ndarray]]] = []  # (step, trainable, non-trainable)
+        self.snapshots: list[tuple[int, list[np.ndarray]]] = []  # (step, weights in get_weights' order), oldest first
         self.next_snapshot = self.every
         self.opponents = np.zeros(0, dtype=np.int64)  # each env's opponent (LATEST or a snapshot's index)
         self.rng = np.random.default_rng(None if seed is None else [int(seed), 0x5E1F])
+        self._copies: list = []  # a snapshot's acting copy, by its index; reused when the oldest leaves
+        self._latest_copy, self._latest_updates = None, None  # the latest weights' copy, and the updates it holds
 
     @property
     def steps(self) -> list[int]:
         """The step each frozen snapshot was taken at, oldest first."""
-        return [step for step, _, _ in self.snapshots]
+        return [step for step, _ in self.snapshots]
 
     def snapshot_when_due(self, total_steps: int) -> None:
         """Freeze the latest weights if a snapshot is due at ``total_steps`` (the oldest leaves a full pool)."""
@@ -68,13 +76,34 @@ class SelfPlayPool:
         self.next_snapshot = (total_steps // self.every + 1) * self.every
         if self.size == 0:
             return
-        model = self.agent.model
-        trainable = [np.array(v.numpy()) for v in model.trainable_variables]
-        non_trainable = [np.array(v.numpy()) for v in model.non_trainable_variables]
-        if len(self.snapshots) == self.size:  # a snapshot's index shifts down; a game against the oldest goes on
+        if len(self.snapshots) == self.size:  # indices shift down; a game against the oldest goes on with the next
             self.snapshots.pop(0)
+            self._copies.append(self._copies.pop(0))
             self.opponents = np.where(self.opponents > 0, self.opponents - 1, self.opponents)
-        self.snapshots.append((int(total_steps), trainable, non_trainable))
+        self.snapshots.append((int(total_steps), self.agent.steps.get_weights()))
+        self._give(len(self.snapshots) - 1)
+
+    def _copy(self):
+        """A new copy of the agent's network with compiled steps that act only (their act returns the outputs)."""
+        from kerlym.backend import build_steps
+
+        return build_steps(self.agent.build_model())
+
+    def _give(self, index: int) -> None:
+        """Set snapshot ``index``'s weights on its acting copy, made when first needed."""
+        while len(self._copies) <= index:
+            self._copies.append(self._copy())
+        self._copies[index].set_weights(self.snapshots[index][1])
+
+    def _acting(self, opponent: int):
+        if opponent != LATEST:
+            return self._copies[opponent]
+        if self._latest_copy is None:
+            self._latest_copy = self._copy()
+        if self._latest_updates != self.agent.updates:  # the learner's weights changed since the copy got them
+            self._latest_copy.set_weights(self.agent.steps.get_weights())
+            self._latest_updates = self.agent.updates
+        return self._latest_copy
 
     def begin_games(self, envs) -> None:
         """Draw the opponents of the games starting in ``envs`` (indices; the first call sizes the pool's list)."""
@@ -85,20 +114,12 @@ class SelfPlayPool:
 
     def moves(self, states: np.ndarray, masks: np.ndarray, envs) -> np.ndarray:
         """The moves of the opponents of ``envs`` on ``states`` ``[B, input_dim]``: one network call per opponent."""
-        from keras import ops
-
-        envs = np.asarray(envs, dtype=np.int64)
-        which = self.opponents[envs]
-        moves = np.zeros(len(envs), dtype=np.int64)
-        model = self.agent.model
+        which = self.opponents[np.asarray(envs, dtype=np.int64)]
+        moves = np.zeros(len(which), dtype=np.int64)
         for opponent in np.unique(which):
             rows = which == opponent
-            if opponent == LATEST:
-                outputs = model(states[rows], training=False)
-            else:
-                _, trainable, non_trainable = self.snapshots[opponent]
-                outputs, _ = model.stateless_call(trainable, non_trainable, states[rows], training=False)
-            moves[rows] = self.agent.opponent_moves(ops.convert_to_numpy(outputs), masks[rows], self.rng)
+            _, outputs = self._acting(int(opponent)).act(states[rows])
+            moves[rows] = self.agent.opponent_moves(np.asarray(outputs), masks[rows], self.rng)
         return moves
 
     # -- checkpoints -------------------------------------------------------------------------------------------------
@@ -110,24 +131,21 @@ class SelfPlayPool:
             "opponents": self.opponents.tolist(),
             "rng": self.rng.bit_generator.state,
         }
-        arrays = {}
-        for j, (_, trainable, non_trainable) in enumerate(self.snapshots):
-            arrays.update({f"self_play/{j}/trainable/{k}": w for k, w in enumerate(trainable)})
-            arrays.update({f"self_play/{j}/non_trainable/{k}": w for k, w in enumerate(non_trainable)})
+        arrays = {
+            f"self_play/{j}/{k}": w for j, (_, weights) in enumerate(self.snapshots) for k, w in enumerate(weights)
+        }
         return meta, arrays
 
     def set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`get_state` returned."""
-        model = self.agent.model
-        counts = len(model.trainable_variables), len(model.non_trainable_variables)
+        count = len(self.agent.model.weights)
         self.snapshots = [
-            (
-                int(step),
-                [np.asarray(arrays[f"self_play/{j}/trainable/{k}"]) for k in range(counts[0])],
-                [np.asarray(arrays[f"self_play/{j}/non_trainable/{k}"]) for k in range(counts[1])],
-            )
+            (int(step), [np.asarray(arrays[f"self_play/{j}/{k}"]) for k in range(count)])
             for j, step in enumerate(meta["steps"])
         ]
+        for j in range(len(self.snapshots)):
+            self._give(j)
+        self._latest_updates = None
         self.next_snapshot = int(meta["next_snapshot"])
         self.opponents = np.asarray(meta["opponents"], dtype=np.int64)
         self.rng.bit_generator.state = meta["rng"]
