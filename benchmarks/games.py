@@ -6,6 +6,8 @@ the game, ``-c`` the envs).
 
     python benchmarks/games.py --seeds 3 --steps 50000 --episodes 50     # the table in benchmarks/README.md
     python benchmarks/games.py --seeds 3 --steps 50000 --episodes 50 --self-play 4 -c 8
+    python benchmarks/games.py --game connect_four --seeds 1 --steps 400000 --episodes 50 --opponents mcts:200 \
+        --self-play 4 --self-play-every 20000 -c 8 --train-flags "--n_steps 256 --batch_size 256 --n_epochs 4"
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def main(argv=None) -> int:
     parser.add_argument("--self-play", type=int, default=None, metavar="K", help="train by self-play, K snapshots")
     parser.add_argument("--self-play-every", type=int, default=5000)
     parser.add_argument("-c", "--concurrency", type=int, default=1)
+    parser.add_argument("--train-flags", default="", help="more kerlym flags for training, as one string")
     args = parser.parse_args(argv)
-    extra = ["-c", str(args.concurrency), "--vector_env", "sync"]
+    extra = ["-c", str(args.concurrency), "--vector_env", "sync", *args.train_flags.split()]
     if args.self_play is not None:
         extra += ["--self-play", str(args.self_play), "--self-play-every", str(args.self_play_every)]
 
