@@ -129,35 +129,29 @@ def test_seats_alternate_and_the_learner_sees_its_own_side_and_only_legal_moves_
 def test_checkpoints_keep_the_pool_and_a_resumed_run_keeps_its_schedule(tmp_path):
     run_dir = str(tmp_path / "run")
     os.makedirs(run_dir)
-    agent = make(steps=60, checkpoint_every=40)
+    agent = make(steps=60, checkpoint_every=30)
     session.train(agent, agent.run_config, run_dir, verbose=False, console=False, final_evaluation=False)
-    checkpoint, _ = checkpoints.resumable_checkpoint(run_dir)
-    restored = make(steps=60, checkpoint_every=40)
-    checkpoints.restore_checkpoint(checkpoint, restored)
+    restored = make(steps=60)
+    checkpoints.restore_checkpoint(os.path.join(run_dir, "checkpoints", "step-0000000060"), restored)
     pool, back = agent.pool, restored.pool
     assert back.steps == pool.steps == [40, 50] and back.next_snapshot == pool.next_snapshot == 60
     for (_, a), (_, b) in zip(pool.snapshots, back.snapshots):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(pool.snapshots[0][1][0], pool.snapshots[1][1][0])  # the learner moved in between
     np.testing.assert_array_equal(back.opponents, pool.opponents)
     assert back.rng.bit_generator.state == pool.rng.bit_generator.state
     # the restored snapshots act as the saved ones did
     states = np.random.default_rng(0).normal(size=(4, agent.input_dim)).astype(np.float32)
     np.testing.assert_array_equal(back._acting(1).act(states)[1], pool._acting(1).act(states)[1])
 
-    # a run resumed from an earlier checkpoint takes its snapshots at the steps an uninterrupted one does
-    early = str(tmp_path / "early")
-    os.makedirs(early)
-    first = make(steps=30, checkpoint_every=30)
-    session.train(first, first.run_config, early, verbose=False, console=False, final_evaluation=False)
+    # resumed from the checkpoint at step 30, a run takes its snapshots at the steps the uninterrupted one did
     resumed = make(steps=60, checkpoint_every=30)
-    checkpoint, _ = checkpoints.resumable_checkpoint(early)
-    session.train(
-        resumed, resumed.run_config, early, resume_from=checkpoint, verbose=False, console=False, final_evaluation=False
-    )
-    assert resumed.total_steps == agent.total_steps == 60
-    assert resumed.pool.steps == agent.pool.steps and resumed.pool.next_snapshot == agent.pool.next_snapshot
-    for a in (agent, restored, first, resumed):
+    checkpoint = os.path.join(run_dir, "checkpoints", "step-0000000030")
+    quiet = {"verbose": False, "console": False, "final_evaluation": False}
+    session.train(resumed, resumed.run_config, run_dir, resume_from=checkpoint, **quiet)
+    assert resumed.total_steps == 60 and resumed.pool.steps == [40, 50] and resumed.pool.next_snapshot == 60
+    for a in (agent, restored, resumed):
         a.close()
 
 

@@ -7,9 +7,9 @@ opponent is drawn (:func:`draw_opponents`): the latest weights with probability 
 otherwise one of the frozen snapshots, each as likely (the latest while there is none yet). This is
 OpenAI Five's rule (the latest 80% of games, past selves the rest), with the share a setting.
 
-The envs are ``concurrency`` OpenSpiel envs in this process whose other seat is played from outside
-(``opponent="self"``); the seats alternate over each env's games, and the learner always sees the game
-from its own seat. On each turn of the other seat, the envs waiting for it are batched: one network call
+The envs are ``concurrency`` OpenSpiel envs in this process whose other seat is played from here
+(``OpenSpielEnv.external_opponent``); the seats alternate over each env's games, and the learner always
+sees the game from its own seat. On each turn of the other seat, the envs waiting for it are batched: one network call
 per opponent in play, never one per env: each opponent is a copy of the network with its own compiled act
 (the latest weights' copy refreshed after the learner's updates, a snapshot's given its weights once),
 which costs a fraction of a millisecond a call where Keras's eager call or ``stateless_call`` costs about 8.
@@ -159,7 +159,7 @@ class SelfPlayEnvs:
 
     Args:
         agent: the learning agent; its :class:`SelfPlayPool` (``agent.pool``) plays the other seat.
-        envs: the envs, each made with ``opponent="self"``.
+        envs: the envs, each after its ``external_opponent()``.
     """
 
     def __init__(self, agent, envs):

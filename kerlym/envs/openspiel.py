@@ -101,9 +101,8 @@ class OpenSpielEnv(gym.Env):
     Args:
         game: OpenSpiel's game, ``NAME?key=value&...`` or ``NAME(key=value,...)``, or a loaded ``pyspiel.Game``.
         opponent: ``"random"``, ``"mcts:SIMULATIONS"`` (OpenSpiel's MCTSBot with random rollouts), or for
-            Go ``"gnugo:LEVEL"``. Seeded by ``reset(seed=...)``. ``"self"``: nobody in the env; whoever drives it
-            (self-play, :mod:`kerlym.agents.selfplay`) plays the other seat through :meth:`opponent_play`, and
-            :meth:`step` stops when that seat is to move.
+            Go ``"gnugo:LEVEL"``. Seeded by ``reset(seed=...)``. Self-play (:mod:`kerlym.agents.selfplay`) takes
+            it out with :meth:`external_opponent` and plays the other seat through :meth:`opponent_play`.
         player: the agent's seat, ``0`` (moves first), ``1``, or ``"alternate"`` (0, 1, 0, ... over resets).
         illegal_move_mode: ``"lose"`` (an illegal move loses the game at once) or ``"raise"`` (IllegalMove).
         render_mode: ``"ansi"`` (OpenSpiel's text of the state) or ``"human"`` (prints it).
@@ -111,7 +110,7 @@ class OpenSpielEnv(gym.Env):
 
     metadata = {"render_modes": ["human", "ansi"]}
     two_player = True  # evaluations count wins, draws and losses (kerlym.envs.is_two_player)
-    self_play = True  # opponent="self" works: the other seat's moves and observations are OpenSpiel's own
+    self_play = True  # external_opponent() works: the other seat's moves and observations are OpenSpiel's own
     searchable = True  # the agent's actions and observations are OpenSpiel's own, so --search can play it
 
     def __init__(
@@ -129,9 +128,8 @@ class OpenSpielEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.game = load_game(game) if isinstance(game, str) else game
-        self.external = opponent == "self"  # the other seat is played from outside (self-play)
-        self.opponent_name = opponent
-        self.opponent = None if self.external else make_opponent(self.game, opponent)
+        self.opponent_name, self.opponent = opponent, make_opponent(self.game, opponent)
+        self.external = False  # the other seat is played from outside (self-play: external_opponent)
         self.alternate = str(player) == "alternate"
         self.player = 0 if self.alternate else int(player)
         self.games_started = 0
@@ -202,15 +200,18 @@ class OpenSpielEnv(gym.Env):
         reward, self.returned = now - self.returned, now
         return self._result(reward)
 
-    # -- the other seat played from outside (opponent="self") -------------------------------------------------------
+    # -- the other seat played from outside (self-play) -------------------------------------------------------------
     def external_opponent(self) -> None:
-        """Have the other seat played from outside from the next reset on (``opponent="self"``), seats alternating."""
+        """Have the other seat played from outside from the next reset on, seats alternating (self-play).
+
+        :meth:`step` then stops when that seat is to move; :meth:`opponent_view` and :meth:`opponent_play` play it.
+        """
         if self.opponent is not None:
             self.opponent.close()
         self.opponent, self.opponent_name, self.external, self.alternate = None, "self", True, True
 
     def opponent_to_move(self) -> bool:
-        """Whether the game waits for the other seat's move (only with ``opponent="self"``)."""
+        """Whether the game waits for the other seat's move (only after :meth:`external_opponent`)."""
         state = self.state
         return self.external and not self.done and not state.is_terminal() and state.current_player() != self.player
 
