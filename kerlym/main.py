@@ -108,6 +108,8 @@ def _add_flags(groups: dict) -> None:
             kw["nargs"] = f.metadata["cli_nargs"]
             if "cli_const" in f.metadata:  # --mlflow [URI]: the flag alone means its const
                 kw["const"] = f.metadata["cli_const"]
+            if kind == "int":  # --self-play [K]
+                kw["type"] = int
         elif f.metadata.get("cli_type") == "01":
             kw.update(type=int, choices=(0, 1))
         elif kind == "bool":

@@ -243,6 +243,8 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             raise C.ConfigError(
                 f"--search needs a value estimate, which -a {run.agent} has not; use dqn, ddqn, a2c or ppo"
             )
+    if config.self_play is not None and AGENT_CONFIGS[run.agent].network_kind == "policy":
+        raise C.ConfigError(f"-a {run.agent} cannot play itself; --self-play takes dqn, ddqn, a2c, a3c or ppo")
     try:
         env = make_env_factory(run)()
     except Exception as e:  # a missing extra (box2d, open_spiel, ...) or a broken env: its first line says which
@@ -257,6 +259,8 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             _check_opponents(env, run)
         if run.search and not getattr(env.unwrapped, "searchable", False):
             raise C.ConfigError(f"--search plays OpenSpiel games (-e openspiel:GAME) and Go, not {run.env}")
+        if config.self_play is not None and not getattr(env.unwrapped, "self_play", False):
+            raise C.ConfigError(f"--self-play needs a two-player OpenSpiel game (-e openspiel:GAME), not {run.env}")
         env = _preprocessed(env, run, config)
         shape = env.observation_space.shape
         if shape is None:

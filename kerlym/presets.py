@@ -338,6 +338,19 @@ _RADIO_Q = {
     "steps": 600_000,
 }
 
+# Tic-tac-toe by self-play: 50k steps (about 70 s on two shared cores) scored 0.83 ± 0.01 mean return against
+# random play and 0.04 ± 0.06 against mcts:200 with --search 64, over 3 seeds (benchmarks/README.md).
+_TIC_TAC_TOE_PPO = {
+    "modelfactory": "actor_critic_mlp",
+    "nframes": 1,
+    "concurrency": 8,
+    "vector_env": "sync",
+    "self_play": 4,
+    "self_play_every": 5000,
+    "env_kwargs": {"player": "alternate"},  # evaluations play the env's opponent from both seats
+    "steps": 50_000,
+}
+
 PRESETS: dict[tuple[str, str], dict] = {
     ("CartPole-v1", "ppo"): _CARTPOLE_PPO,
     ("Pendulum-v1", "ppo"): _PENDULUM_PPO,
@@ -376,6 +389,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     ("RadioSearchHard-v0", "dqn"): _RADIO_Q,
     ("RadioSearchHard-v0", "ddqn"): _RADIO_Q,
     ("RadioSearchHard-v0", "ppo"): _RADIO_HARD_PPO,
+    ("openspiel:tic_tac_toe", "ppo"): _TIC_TAC_TOE_PPO,
 }
 
 

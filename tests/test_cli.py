@@ -329,6 +329,12 @@ BAD_INPUTS = {
     "optimizer": (["--optimizer", "nosuchopt"], "unknown optimizer 'nosuchopt'; choose one of: adadelta,"),
     "loss": (["--loss", "hubber"], "unknown loss 'hubber'; did you mean huber?"),
     "atari on vectors": (["-e", "CartPole-v1", "-E", "atari"], "-E atari is Gymnasium's AtariPreprocessing, for ALE"),
+    "self-play on a one-player env": (
+        ["-e", "CartPole-v1", "--self-play"],
+        "--self-play needs a two-player OpenSpiel game (-e openspiel:GAME), not CartPole-v1",
+    ),
+    "self-play pool size": (["--self-play", "-1"], "--self_play/--self-play must be at least 0, got -1"),
+    "self-play pool size not an int": (["--self-play", "2.5"], "--self-play: invalid int value: '2.5'"),
     "env window headless": (
         ["-e", "CartPole-v1", "--env-kwargs", "render_mode=human"],
         "--env-kwargs render_mode=human opens a window and needs a display",

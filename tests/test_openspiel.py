@@ -141,3 +141,27 @@ def test_gnugo_plays_go_only_and_a_missing_openspiel_names_the_extra(monkeypatch
     monkeypatch.setitem(sys.modules, "pyspiel", None)
     with pytest.raises(DependencyNotInstalled, match=r"\[games\]"):
         make_env("openspiel:tic_tac_toe")
+
+
+def test_an_external_opponent_waits_for_its_moves_from_outside():
+    env = tic_tac_toe(player=0)
+    env.external_opponent()
+    obs, info = env.reset(seed=0)
+    assert info["player"] == 0 and not env.opponent_to_move()
+    assert env.play(4) is None and env.opponent_to_move()  # the centre; now the other seat is to move
+    seen, mask = env.opponent_view()
+    np.testing.assert_array_equal(seen.reshape(-1), env.state.observation_tensor(1))  # from its own side
+    assert mask[4] == 0 and mask.sum() == 8
+    with pytest.raises(IllegalMove, match="cannot play 4"):
+        env.opponent_play(4)
+    env.opponent_play(0)
+    assert not env.opponent_to_move() and env.state.history() == [4, 0]
+    _, reward, terminated, _, info = env.settle()
+    assert (reward, terminated, info["action_mask"].sum()) == (0.0, False, 7)
+    env.reset()  # seats alternate: the second game's agent moves second, so the other seat is to move first
+    assert env.player == 1 and env.opponent_to_move()
+
+
+def test_self_is_no_opponent_an_env_takes():
+    with pytest.raises(ValueError, match="self"):
+        tic_tac_toe(opponent="self")

@@ -19,8 +19,8 @@ def test_preset_names_only_fields_of_its_agents_config(env_id, agent_name):
 
 @pytest.mark.parametrize("env_id, agent_name", sorted(presets.PRESETS))
 def test_preset_loads_and_runs(env_id, agent_name):
-    if env_id.startswith("Go"):
-        pytest.importorskip("pyspiel")
+    if env_id.startswith(("Go", "openspiel:")):
+        pytest.importorskip("pyspiel", reason="OpenSpiel games need the .[games] extra (open-spiel)")
     run, cfg = kerlym.configure(env_id, agent_name, preset=True, cli_defaults=True, seed=0)
     for key, value in presets.PRESETS[(env_id, agent_name)].items():
         assert getattr(run, key, getattr(cfg, key, None)) == value

@@ -282,6 +282,11 @@ class ActorCriticAgent(Agent):
             actions = np.clip(actions, self.low, self.high)
         return actions, value
 
+    def opponent_moves(self, outputs, masks, rng):
+        """A sample of the policy over the legal moves (Gumbel-max, as :meth:`act_fn`)."""
+        logits = np.where(masks, self.split(np.asarray(outputs, dtype=np.float64))[0], -np.inf)
+        return np.argmax(logits - np.log(-np.log(rng.random(logits.shape))), axis=-1)
+
     def position_values(self, states, masks):
         from kerlym.puct import masked_softmax
 

@@ -112,6 +112,12 @@ class Agent:
         self.reset_seed = self.seed  # the first env reset's seed; the runner clears it once used
         self.stop_requested = False  # set by request_stop(); the runner stops after the current step
         self.run_config = None  # the run settings kerlym.make built it with: learn() takes its budget from them
+        self.pool = None  # --self-play: the snapshots the agent plays against (kerlym.agents.selfplay)
+        if config.self_play is not None:
+            self._check_self_play()
+            from kerlym.agents.selfplay import SelfPlayPool
+
+            self.pool = SelfPlayPool(self, config.self_play, config.self_play_latest, config.self_play_every, self.seed)
 
     # -- settings -----------------------------------------------------------
     @classmethod
@@ -140,6 +146,21 @@ class Agent:
         """What the model factory compiles with: the user's optimizer, loss and clipnorm, where given."""
         chosen = {"optimizer": config.optimizer, "loss": config.loss, "clipnorm": config.clipnorm}
         return {k: v for k, v in chosen.items() if v is not None}
+
+    def _check_self_play(self) -> None:
+        """Refuse --self-play on an env or agent it cannot play (one line)."""
+        game = self.env.unwrapped
+        if not getattr(game, "self_play", False):
+            what = self.env_id() or type(game).__name__
+            raise ValueError(f"--self-play needs a two-player OpenSpiel game (-e openspiel:GAME), not {what}")
+        if type(self).opponent_moves is Agent.opponent_moves:
+            raise ValueError(f"-a {self.name} cannot play itself; --self-play takes dqn, ddqn, a2c, a3c or ppo")
+        if self.env_spec is None:
+            raise ValueError("--self-play makes its own envs: give an env id or a callable that makes envs, not an env")
+
+    def opponent_moves(self, outputs: np.ndarray, masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Self-play: an opponent's moves from its network's ``outputs`` ``[B, ...]`` over the legal ``masks``."""
+        raise NotImplementedError
 
     # -- construction helpers ---------------------------------------------
     def frame_history(self) -> FrameRing:
@@ -223,7 +244,14 @@ class Agent:
             import gymnasium as gym
 
             env_id = self.env_id()
-            if self.concurrency == 1:
+            if self.pool is not None:  # the other seat is played here, batched across the envs
+                from kerlym.agents.selfplay import SelfPlayEnvs
+
+                envs = [self._make_env() for _ in range(self.concurrency)]
+                for env in envs:
+                    env.unwrapped.external_opponent()
+                self._vector_env = SelfPlayEnvs(self, envs)
+            elif self.concurrency == 1:
                 self._vector_env = OneEnv(self.env)
             elif self.env_spec is None:
                 raise ValueError("concurrency > 1 needs an env id or a callable that makes envs, not an env")
@@ -470,6 +498,9 @@ class Agent:
             "rng": self.rng.bit_generator.state,
         }
         arrays = {f"optimizer/{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.optimizer.variables)}
+        if self.pool is not None:
+            meta["self_play"], pool_arrays = self.pool.get_state()
+            arrays.update(pool_arrays)
         return meta, arrays
 
     def set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -483,6 +514,8 @@ class Agent:
         variables = self.model.optimizer.variables
         for i, v in enumerate(variables):
             v.assign(arrays[f"optimizer/{i}"])
+        if self.pool is not None and "self_play" in meta:
+            self.pool.set_state(meta["self_play"], arrays)
 
     def request_stop(self) -> None:
         """Ask :meth:`learn` to return after the current step (safe from a signal handler)."""

@@ -253,6 +253,10 @@ class DQN(Agent):
             greedy = masked_argmax(q, masks)
         return np.where(random, actions, greedy), q
 
+    def opponent_moves(self, outputs, masks, rng):
+        """The legal move of the highest Q-value (greedy, as the final evaluation plays)."""
+        return masked_argmax(np.asarray(outputs), masks)
+
     def position_values(self, states, masks):
         # The prior is a softmax of Q over the legal actions, the value the largest legal Q (greedy play's).
         from kerlym.puct import masked_softmax

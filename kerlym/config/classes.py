@@ -208,6 +208,32 @@ class AgentConfig:
         choices=ACTOR_MODES,
         topic="run control",
     )
+    self_play: int | None = setting(
+        None,
+        "Self-play on a two-player OpenSpiel game (-e openspiel:GAME): the agent plays both colours against its "
+        "latest weights and up to K frozen snapshots of itself (the flag alone: 4)",
+        ("--self-play",),
+        cli_nargs="?",
+        cli_const=4,
+        metavar="K",
+        topic="agent",
+        check="at least 0",
+    )
+    self_play_latest: float = setting(
+        0.5,
+        "With --self-play: the chance that a game's opponent is the latest weights; otherwise a frozen snapshot, "
+        "each as likely",
+        ("--self-play-latest",),
+        topic="agent",
+        check="fraction",
+    )
+    self_play_every: int = setting(
+        10_000,
+        "With --self-play: env steps between snapshots of the weights joining the pool",
+        ("--self-play-every",),
+        topic="agent",
+        check="positive",
+    )
     actor_sync_every: int | None = setting(
         None,
         "With --actors process or ray: learner updates between weight pushes to the actors (default: every update "
@@ -218,6 +244,10 @@ class AgentConfig:
 
     def __post_init__(self):
         _check_fields(self)
+        if self.self_play is not None and self.actors != "local":
+            raise ConfigError(
+                f"--self-play plays the opponents' moves in the learner: it needs --actors local, not {self.actors}"
+            )
 
 
 # Settings of two agent families but not of every agent: declared once here, named in each family's class.

@@ -70,6 +70,7 @@ class GoEnv(OpenSpielEnv):
 
     metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
     searchable = True  # --search: OpenSpiel's actions map to Go's (search_actions), and planes swap colours
+    self_play = False  # resign and its own planes: --self-play plays openspiel:GAME envs only
 
     def __init__(
         self,

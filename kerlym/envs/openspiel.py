@@ -101,7 +101,8 @@ class OpenSpielEnv(gym.Env):
     Args:
         game: OpenSpiel's game, ``NAME?key=value&...`` or ``NAME(key=value,...)``, or a loaded ``pyspiel.Game``.
         opponent: ``"random"``, ``"mcts:SIMULATIONS"`` (OpenSpiel's MCTSBot with random rollouts), or for
-            Go ``"gnugo:LEVEL"``. Seeded by ``reset(seed=...)``.
+            Go ``"gnugo:LEVEL"``. Seeded by ``reset(seed=...)``. Self-play (:mod:`kerlym.agents.selfplay`) takes
+            it out with :meth:`external_opponent` and plays the other seat through :meth:`opponent_play`.
         player: the agent's seat, ``0`` (moves first), ``1``, or ``"alternate"`` (0, 1, 0, ... over resets).
         illegal_move_mode: ``"lose"`` (an illegal move loses the game at once) or ``"raise"`` (IllegalMove).
         render_mode: ``"ansi"`` (OpenSpiel's text of the state) or ``"human"`` (prints it).
@@ -109,6 +110,7 @@ class OpenSpielEnv(gym.Env):
 
     metadata = {"render_modes": ["human", "ansi"]}
     two_player = True  # evaluations count wins, draws and losses (kerlym.envs.is_two_player)
+    self_play = True  # external_opponent() works: the other seat's moves and observations are OpenSpiel's own
     searchable = True  # the agent's actions and observations are OpenSpiel's own, so --search can play it
 
     def __init__(
@@ -127,6 +129,7 @@ class OpenSpielEnv(gym.Env):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.game = load_game(game) if isinstance(game, str) else game
         self.opponent_name, self.opponent = opponent, make_opponent(self.game, opponent)
+        self.external = False  # the other seat is played from outside (self-play: external_opponent)
         self.alternate = str(player) == "alternate"
         self.player = 0 if self.alternate else int(player)
         self.games_started = 0
@@ -171,13 +174,23 @@ class OpenSpielEnv(gym.Env):
         self.games_started += 1
         self.state = self.game.new_initial_state()
         self.done, self.returned, self.end = False, 0.0, None
-        self.opponent.new_game(self.np_random)
+        if self.opponent is not None:
+            self.opponent.new_game(self.np_random)
         self.done = self._others_move()
         if self.render_mode == "human":
             self.render()
         return self.observation(self.state), self._info()
 
     def step(self, action):
+        decided = self.play(action)
+        if decided is not None:
+            return decided
+        if self._others_move():
+            return self._finish(-self.game.min_utility(), "opponent_resigned")
+        return self.settle()
+
+    def play(self, action):
+        """The agent's move alone: the step's result when that decides it (game over, illegal move), else None."""
         if not self.action_space.contains(action):
             raise ValueError(f"action must be an integer from 0 to {self.action_space.n - 1}, got {action!r}")
         action = int(action)
@@ -189,15 +202,48 @@ class OpenSpielEnv(gym.Env):
                 raise IllegalMove(self.illegal_text(action))
             return self._finish(self.game.min_utility(), "illegal_move")
         self.state.apply_action(spiel_action)
-        if not self.state.is_terminal():
+        if self.opponent is not None and not self.state.is_terminal():
             self.opponent.observe(self.state, spiel_action)
-        if self._others_move():
-            return self._finish(-self.game.min_utility(), "opponent_resigned")
+        return None
+
+    def settle(self):
+        """The step's result once the other seat has moved: the agent's reward, and the game's end if it ended."""
         now = float(self.state.returns()[self.player])
         if self.state.is_terminal():
             return self._finish(now, self.end_reason())
         reward, self.returned = now - self.returned, now
         return self._result(reward)
+
+    # -- the other seat played from outside (self-play) -------------------------------------------------------------
+    def external_opponent(self) -> None:
+        """Have the other seat played from outside from the next reset on, seats alternating (self-play).
+
+        :meth:`step` then stops when that seat is to move; :meth:`opponent_view` and :meth:`opponent_play` play it.
+        """
+        if self.opponent is not None:
+            self.opponent.close()
+        self.opponent, self.opponent_name, self.external, self.alternate = None, "self", True, True
+
+    def opponent_to_move(self) -> bool:
+        """Whether the game waits for the other seat's move (only after :meth:`external_opponent`)."""
+        state = self.state
+        return self.external and not self.done and not state.is_terminal() and state.current_player() != self.player
+
+    def opponent_view(self) -> tuple[np.ndarray, np.ndarray]:
+        """The other seat's observation (from its own side) and its legal actions, while it is to move."""
+        return self.observation(self.state), self.action_mask()
+
+    def opponent_play(self, action: int) -> None:
+        """Play the other seat's move ``action`` (legal: :meth:`opponent_view`'s mask), then any chance outcomes."""
+        spiel_action = self.to_spiel(int(action))
+        if not self.opponent_to_move() or spiel_action not in self.state.legal_actions():
+            raise IllegalMove(f"the other seat cannot play {int(action)} now")
+        self.state.apply_action(spiel_action)
+        self._others_move()
+
+    def view(self) -> tuple[np.ndarray, dict]:
+        """The agent's observation and info now, as ``reset`` returns them."""
+        return self.observation(self.state), self._info()
 
     def _finish(self, final_return: float, end: str):
         """End the game with the agent's return ``final_return``; ``info["end"]`` says why."""
@@ -215,6 +261,8 @@ class OpenSpielEnv(gym.Env):
                 actions, probs = zip(*self.state.chance_outcomes())
                 self.state.apply_action(int(self.np_random.choice(actions, p=probs)))
                 continue
+            if self.external:  # the other seat's move comes from outside (opponent_play)
+                return False
             move = self.opponent.move(self.state)
             if move < 0:
                 return True

@@ -1,0 +1,166 @@
+"""kerlym.agents.selfplay: the opponents' draw, the pool's schedule, batched legal moves, seats, checkpoints."""
+
+import os
+
+import numpy as np
+import pytest
+
+import kerlym
+from kerlym import checkpoints, session
+from kerlym.agents.selfplay import LATEST, draw_opponents
+
+pytest.importorskip("pyspiel", reason="OpenSpiel games need the .[games] extra (open-spiel)")
+
+GAME = "openspiel:tic_tac_toe"
+SMALL = {
+    "ppo": {"n_steps": 8, "batch_size": 16, "n_epochs": 1},
+    "dqn": {"batch_size": 8, "learning_starts": 8, "max_memory": 500},
+}
+
+
+def make(agent="ppo", **settings):
+    settings = {"self_play": 2, "self_play_every": 10, "concurrency": 2, "vector_env": "sync", **settings}
+    return kerlym.make(GAME, agent, seed=0, nframes=1, eval_episodes=2, **SMALL[agent], **settings)
+
+
+def test_the_draw_is_the_latest_with_probability_p_else_a_frozen_snapshot_uniformly():
+    drawn = draw_opponents(np.random.default_rng(7), 60_000, 3, 0.25)
+    u = np.random.default_rng(7).random((60_000, 2))  # the rule by hand, on the same numbers
+    expected = np.where(u[:, 0] < 0.25, LATEST, np.floor(u[:, 1] * 3).astype(int))
+    np.testing.assert_array_equal(drawn, expected)
+    counts = np.array([(drawn == k).sum() for k in (LATEST, 0, 1, 2)]) / len(drawn)
+    np.testing.assert_allclose(counts, [0.25, 0.25, 0.25, 0.25], atol=0.01)
+    assert (draw_opponents(np.random.default_rng(0), 100, 0, 0.1) == LATEST).all()  # nothing frozen yet
+    assert (draw_opponents(np.random.default_rng(0), 100, 4, 1.0) == LATEST).all()
+    assert (draw_opponents(np.random.default_rng(0), 100, 4, 0.0) != LATEST).all()
+
+
+def test_snapshots_join_every_interval_and_the_oldest_leave():
+    agent = make()
+    pool = agent.pool
+    for step in range(0, 52, 2):  # a vector step of 2 envs at a time, as training calls it
+        pool.snapshot_when_due(step)
+        if step == 20:
+            weights_at_20 = agent.steps.get_weights()
+        agent.steps.set_weights([w + 1.0 for w in agent.steps.get_weights()])  # the learner moves on
+    assert pool.steps == [40, 50] and pool.next_snapshot == 60  # joined at 10, 20, 30, 40, 50; K = 2 kept
+    pool.snapshot_when_due(67)  # a step past a multiple: labelled with its own step, the next at the multiple after
+    assert pool.steps == [50, 67] and pool.next_snapshot == 70
+    assert not any(np.array_equal(a, b) for a, b in zip(pool.snapshots[0][1], weights_at_20))
+    agent.close()
+
+
+def test_training_takes_snapshots_at_the_scheduled_steps():
+    agent = make()
+    agent.learn(max_steps=50, verbose=0, eval_episodes=0)
+    assert agent.total_steps == 50
+    assert agent.pool.steps == [30, 40] and agent.pool.next_snapshot == 50  # before the steps 10, 20, 30, 40
+    agent.close()
+
+
+@pytest.mark.parametrize("name", ["ppo", "dqn"])
+def test_batched_moves_equal_per_env_moves_and_are_legal(name):
+    agent = make(name)
+    pool = agent.pool
+    pool.snapshot_when_due(10)
+    pool.snapshot_when_due(20)
+    rng = np.random.default_rng(1)
+    n = 12
+    states = rng.normal(size=(n, agent.input_dim)).astype(np.float32)
+    masks = rng.random((n, agent.num_actions)) < 0.4
+    masks[np.arange(n), rng.integers(agent.num_actions, size=n)] = True
+    pool.opponents = np.array([LATEST, 0, 1] * 4)
+    pool.rng = np.random.default_rng(5)
+    batched = pool.moves(states, masks, range(n))
+    assert masks[np.arange(n), batched].all()  # legal moves only
+    # one env at a time, in the order the batch draws its numbers (grouped by opponent: latest, 0, 1)
+    pool.rng = np.random.default_rng(5)
+    single = np.zeros(n, dtype=np.int64)
+    for opponent in (LATEST, 0, 1):
+        for i in np.nonzero(pool.opponents == opponent)[0]:
+            single[i] = pool.moves(states[i : i + 1], masks[i : i + 1], [i])[0]
+    np.testing.assert_array_equal(batched, single)
+    if name == "dqn":  # greedy: the legal action of the highest Q of the opponent's own weights
+        q = agent.model(states, training=False).numpy()
+        latest = pool.opponents == LATEST
+        np.testing.assert_array_equal(batched[latest], np.where(masks, q, -np.inf).argmax(axis=1)[latest])
+    agent.close()
+
+
+def test_one_network_call_per_opponent_per_turn(monkeypatch):
+    agent = make(concurrency=6)
+    envs = agent.vector_env()
+    calls = []
+    envs.reset(seed=0)
+    agent.pool.snapshot_when_due(10)
+    agent.pool.opponents[:] = [LATEST, 0, LATEST, 0, LATEST, 0]
+    for copy in (agent.pool._acting(LATEST), agent.pool._acting(0)):
+        act = copy.act
+        monkeypatch.setattr(copy, "act", lambda x, act=act: calls.append(len(x)) or act(x))
+    actions = [int(np.flatnonzero(envs.games[i].action_mask())[0]) for i in range(6)]
+    envs.step(actions)
+    assert sorted(calls) == [3, 3]  # six envs' opponents: two calls, one for the latest and one for the snapshot
+    agent.close()
+
+
+def test_seats_alternate_and_the_learner_sees_its_own_side_and_only_legal_moves_are_played():
+    agent = make("ppo", concurrency=3)
+    envs = agent.vector_env()
+    obs, info = envs.reset(seed=0)
+    seats = [[p] for p in info["player"]]
+    rng = np.random.default_rng(0)
+    games = 0
+    while games < 30:
+        for i, game in enumerate(envs.games):  # at the learner's turn, from its own seat
+            assert game.state.current_player() == game.player == info["player"][i]
+            np.testing.assert_array_equal(obs[i].reshape(-1), game.state.observation_tensor(game.player))
+        masks = info["action_mask"].astype(bool)
+        actions = [int(rng.choice(np.flatnonzero(m))) for m in masks]
+        obs, rewards, terminated, truncated, info = envs.step(actions)  # an illegal opponent move would raise
+        for i in np.flatnonzero(terminated):
+            seats[i].append(info["player"][i])
+            assert info["final_info"]["action_mask"][i].sum() == 0 and rewards[i] in (-1.0, 0.0, 1.0)
+            games += 1
+    for played in seats:
+        assert played[: len(played)] == [k % 2 for k in range(len(played))]  # 0, 1, 0, 1, ... per env
+    agent.close()
+
+
+def test_checkpoints_keep_the_pool_and_a_resumed_run_keeps_its_schedule(tmp_path):
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    agent = make(steps=60, checkpoint_every=30)
+    session.train(agent, agent.run_config, run_dir, verbose=False, console=False, final_evaluation=False)
+    restored = make(steps=60)
+    checkpoints.restore_checkpoint(os.path.join(run_dir, "checkpoints", "step-0000000060"), restored)
+    pool, back = agent.pool, restored.pool
+    assert back.steps == pool.steps == [40, 50] and back.next_snapshot == pool.next_snapshot == 60
+    for (_, a), (_, b) in zip(pool.snapshots, back.snapshots):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(pool.snapshots[0][1][0], pool.snapshots[1][1][0])  # the learner moved in between
+    np.testing.assert_array_equal(back.opponents, pool.opponents)
+    assert back.rng.bit_generator.state == pool.rng.bit_generator.state
+    # the restored snapshots act as the saved ones did
+    states = np.random.default_rng(0).normal(size=(4, agent.input_dim)).astype(np.float32)
+    np.testing.assert_array_equal(back._acting(1).act(states)[1], pool._acting(1).act(states)[1])
+
+    # resumed from the checkpoint at step 30, a run takes its snapshots at the steps the uninterrupted one did
+    resumed = make(steps=60, checkpoint_every=30)
+    checkpoint = os.path.join(run_dir, "checkpoints", "step-0000000030")
+    quiet = {"verbose": False, "console": False, "final_evaluation": False}
+    session.train(resumed, resumed.run_config, run_dir, resume_from=checkpoint, **quiet)
+    assert resumed.total_steps == 60 and resumed.pool.steps == [40, 50] and resumed.pool.next_snapshot == 60
+    for a in (agent, restored, resumed):
+        a.close()
+
+
+def test_self_play_refuses_a_one_player_env_and_an_agent_without_an_opponent_policy():
+    with pytest.raises(ValueError, match=r"--self-play needs a two-player OpenSpiel game .*CartPole-v1"):
+        kerlym.make("CartPole-v1", "ppo", self_play=2)
+    with pytest.raises(ValueError, match="-a pg cannot play itself"):
+        kerlym.make(GAME, "pg", self_play=2)
+    with pytest.raises(ValueError, match="must be at least 0"):
+        kerlym.make(GAME, "ppo", self_play=-1)
+    with pytest.raises(ValueError, match="must be an integer"):
+        kerlym.make(GAME, "ppo", self_play=1.5)
