@@ -222,17 +222,23 @@ def test_tensorflow_act_gives_the_same_through_the_direct_and_the_public_call(mo
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="JAX only")
-def test_importing_and_building_leaves_jax_settings_alone():
+@pytest.mark.parametrize("chosen", [None, "1"])
+def test_building_an_agent_turns_async_cpu_dispatch_off_unless_the_program_chose(chosen):
+    import os
     import subprocess
     import sys
 
     script = (
-        "import jax; default = jax.config.values['jax_cpu_enable_async_dispatch'];"
+        "import jax; import kerlym.agents; before = jax.config.values['jax_cpu_enable_async_dispatch'];"
         "from kerlym.agents import DQN; DQN('CartPole-v1');"
-        "print(jax.config.values['jax_cpu_enable_async_dispatch'] == default)"
+        "print(before, jax.config.values['jax_cpu_enable_async_dispatch'])"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.split()[-1] == "True"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_CPU_ENABLE_ASYNC_DISPATCH"}
+    if chosen is not None:
+        env["JAX_CPU_ENABLE_ASYNC_DISPATCH"] = chosen
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    # Importing changes nothing; an agent turns it off, unless the program's environment chose.
+    assert out.stdout.split()[-2:] == (["True", "False"] if chosen is None else ["True", "True"])
 
 
 def test_a_seeded_agent_on_jax_or_torch_does_not_import_tensorflow():
