@@ -66,6 +66,11 @@ def test_update_runs_prepare_once_and_each_minibatch_gets_its_slice(n):
     steps.to_keras()
     np.testing.assert_allclose(model.get_weights()[0], expected_w, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(target.get_weights()[0], w_target)  # an update leaves the target alone
+    # A second update takes the call cached by the first (TensorFlow: straight through the eager executor).
+    losses = steps.update(batches)
+    expected_losses, expected_w = hand_updates(expected_w, w_target, batches)
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
+    np.testing.assert_allclose(steps.get_weights()[0], expected_w, rtol=1e-5, atol=1e-5)
 
 
 def test_metrics_after_the_loss_come_back_as_columns():
@@ -209,6 +214,9 @@ def test_tensorflow_act_gives_the_same_through_the_direct_and_the_public_call(mo
         doubled, plus_one = tf_backend.direct_call(fn)(np.array([[1.0, 2.0]], np.float32))
         np.testing.assert_array_equal(doubled, [[2.0, 4.0]])
         np.testing.assert_array_equal(plus_one, [[2.0, 3.0]])
+        summed = tf.function(lambda x: tf.reduce_sum(x, 1)).get_concrete_function(tf.TensorSpec([None, 2], tf.float32))
+        summed(tf.constant([[0.0, 0.0]]))  # one tensor out, as an update gives its losses
+        np.testing.assert_array_equal(tf_backend.direct_call(summed)(np.array([[1.0, 2.0]], np.float32)), [3.0])
     else:  # a TensorFlow without them: the public call
         monkeypatch.setattr(tf_backend, "direct_call", lambda fn: None)
     model = linear()
