@@ -61,8 +61,9 @@ seconds are what was timed, steps/s their quotient. Results go to ``benchmarks/r
   epsilon 1 -> 0.05 over half the steps), each beside kerlym DQN configured the same way
   (:func:`cleanrl_dqn_settings`) on TensorFlow and on JAX respectively, alternating which goes first. seconds
   = the training loop: kerlym's ``learn``, CleanRL's from the steps/s it prints (:func:`parse_cleanrl`);
-  ratio = kerlym s / CleanRL s (the goal set on 2026-12-02: at most 0.5). The summary gives the mean ± std of the
-  ratio over the pairs, the same for each whole process (imports and set-up included), and a Markdown row.
+  ratio = kerlym s / CleanRL s. The goal (set on 2026-12-07; 0.5 of the loop before): at most 0.7 of CleanRL's
+  wall-clock for each whole process, imports and compiling included. The summary gives the mean ± std over the
+  pairs of the whole-process ratio and of the loop's, and a Markdown row.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ SB3_INSTALL = "pip install torch==2.13.0 && pip install stable-baselines3 opencv
 SB3_CARTPOLE = {**SB3_ZOO["CartPole-v1"], "policy_kwargs": dict(net_arch=[256, 256])}
 PARTS = ("cartpole", "pong", "pg", "concurrency", "cleanrl", "ppo", "fused")
 CLEANRL_SCRIPTS = {"tensorflow": "dqn.py", "jax": "dqn_jax.py"}  # kerlym's backend -> the CleanRL script it faces
+GOAL_WHOLE = 0.7  # kerlym's whole process against CleanRL's, at most (set on 2026-12-07)
 CLEANRL_GET = "see benchmarks/README.md, 'kerlym against CleanRL', for how to get it"
 SOLVED, CARTPOLE_MAX = 475.0, 500.0  # a greedy mean that counts as solved; CartPole-v1's most return per episode
 
@@ -622,6 +624,7 @@ def cleanrl_summary(rows: list[dict]) -> list[str]:
     if not pairs:
         return []
     lines = ["", "kerlym at CleanRL's DQN settings, kerlym s / CleanRL s (training loop; whole process in brackets):"]
+    lines[-1] += f" goal: whole process <= {GOAL_WHOLE}x"
     cells = []
     for backend in [b for b in CLEANRL_SCRIPTS if b in pairs]:
         runs = pairs[backend]
@@ -635,11 +638,12 @@ def cleanrl_summary(rows: list[dict]) -> list[str]:
             f"training return of the last 10 episodes {mine_r:.1f} vs {ref_r:.1f}; "
             f"kerlym's updates {', '.join(str(m['updates']) for m, _ in runs)} (CleanRL's: 1 per 10 steps after 10,010)"
         )
-        ratio = f"**{loop.mean():.2f}x** ± {loop.std():.2f} ({whole.mean():.2f}x)"
-        cells += [f"{mine_s:.1f} s / {ref_s:.1f} s = {ratio}", "yes" if loop.mean() <= 0.5 else "**no**"]
+        mine_p, ref_p = (np.mean([run[k]["process_s"] for run in runs]) for k in (0, 1))
+        ratio = f"**{whole.mean():.2f}x** ± {whole.std():.2f} (loop {loop.mean():.2f}x ± {loop.std():.2f})"
+        cells += [f"{mine_p:.1f} s / {ref_p:.1f} s = {ratio}", "yes" if whole.mean() <= GOAL_WHOLE else "**no**"]
     seeds = ", ".join(str(m["seed"]) for m, _ in next(iter(pairs.values())))
     steps = next(iter(pairs.values()))[0][0]["steps"]
-    lines += ["", "Markdown row (date | budget, seeds | TF vs dqn.py | met? | JAX vs dqn_jax.py | met?):"]
+    lines += ["", "Markdown row (date | budget, seeds | TF vs dqn.py, whole (loop) | met? | JAX vs dqn_jax.py | met?):"]
     lines.append(f"| {datetime.date.today()} | {steps // 1000}k steps, seeds {seeds} | " + " | ".join(cells) + " |")
     return lines
 
