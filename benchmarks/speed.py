@@ -73,6 +73,7 @@ import datetime
 import importlib.util
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -414,13 +415,13 @@ def run_cleanrl(script: str, seed: int, steps: int, cleanrl_dir: str, python: st
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory() as cwd:  # where its TensorBoard files (runs/) go
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), children_cpu()
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-        process_s = time.perf_counter() - start
+        process_s, process_cpu_s = time.perf_counter() - start, children_cpu() - cpu
     try:
         if proc.returncode:
             raise ValueError((proc.stderr.strip().splitlines() or ["no output"])[-1])
-        row.update(parse_cleanrl(proc.stdout, steps), process_s=process_s)
+        row.update(parse_cleanrl(proc.stdout, steps), process_s=process_s, process_cpu_s=process_cpu_s)
         print(f"{row['steps_per_s']:.0f} steps/s, {row['seconds']:.1f} s ({process_s:.1f} s in all)", flush=True)
     except ValueError as e:
         row["error"] = f"exit {proc.returncode}: {e}"
@@ -546,18 +547,29 @@ WORKERS = {
 
 
 # -- the driver ------------------------------------------------------------------------------------------
+def children_cpu() -> float:
+    """CPU seconds (user and system) of this process's finished children so far.
+
+    The difference around one child's run is that run's CPU time, every thread included: a fairer
+    measure than wall-clock while other jobs share the cores, where a process with more busy threads
+    gets a larger share of them.
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_row(part: str, system: str, backend: str, spec: dict) -> dict:
     """Run one worker in a fresh process with ``KERAS_BACKEND=backend``; its row, or one with ``error``."""
     row = {"part": part, "system": system, "backend": backend, "N": spec.get("concurrency", 1), "seed": spec["seed"]}
     print(f"-- {part}: {system} ({backend}, N={row['N']}, seed {row['seed']}) ...", end=" ", flush=True)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow" if backend == "torch" else backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    process_s = time.perf_counter() - start
+    process_s, process_cpu_s = time.perf_counter() - start, children_cpu() - cpu
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode == 0 and lines:
-        row.update(json.loads(lines[-1][len(MARK) :]), process_s=process_s)
+        row.update(json.loads(lines[-1][len(MARK) :]), process_s=process_s, process_cpu_s=process_cpu_s)
         print(f"{row['steps_per_s']:.0f} steps/s in {row['seconds']:.1f} s", flush=True)
     else:
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -630,6 +642,8 @@ def cleanrl_summary(rows: list[dict]) -> list[str]:
         runs = pairs[backend]
         loop = np.array([m["seconds"] / r["seconds"] for m, r in runs])
         whole = np.array([m["process_s"] / r["process_s"] for m, r in runs])
+        both = [(m, r) for m, r in runs if "process_cpu_s" in m and "process_cpu_s" in r]  # older rows lack it
+        cpu = [m["process_cpu_s"] / r["process_cpu_s"] for m, r in both]
         mine_s, ref_s = (np.mean([run[k]["seconds"] for run in runs]) for k in (0, 1))
         mine_r, ref_r = (np.mean([run[k]["train_return"] for run in runs]) for k in (0, 1))
         lines.append(
@@ -638,6 +652,8 @@ def cleanrl_summary(rows: list[dict]) -> list[str]:
             f"training return of the last 10 episodes {mine_r:.1f} vs {ref_r:.1f}; "
             f"kerlym's updates {', '.join(str(m['updates']) for m, _ in runs)} (CleanRL's: 1 per 10 steps after 10,010)"
         )
+        if cpu:
+            lines[-1] += f"; CPU time of the whole process {np.mean(cpu):.2f}x ± {np.std(cpu):.2f}"
         mine_p, ref_p = (np.mean([run[k]["process_s"] for run in runs]) for k in (0, 1))
         ratio = f"**{whole.mean():.2f}x** ± {whole.std():.2f} (loop {loop.mean():.2f}x ± {loop.std():.2f})"
         cells += [f"{mine_p:.1f} s / {ref_p:.1f} s = {ratio}", "yes" if whole.mean() <= GOAL_WHOLE else "**no**"]
