@@ -66,6 +66,11 @@ def test_update_runs_prepare_once_and_each_minibatch_gets_its_slice(n):
     steps.to_keras()
     np.testing.assert_allclose(model.get_weights()[0], expected_w, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(target.get_weights()[0], w_target)  # an update leaves the target alone
+    # A second update takes the call cached by the first (TensorFlow: straight through the eager executor).
+    losses = steps.update(batches)
+    expected_losses, expected_w = hand_updates(expected_w, w_target, batches)
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
+    np.testing.assert_allclose(steps.get_weights()[0], expected_w, rtol=1e-5, atol=1e-5)
 
 
 def test_metrics_after_the_loss_come_back_as_columns():
@@ -209,6 +214,9 @@ def test_tensorflow_act_gives_the_same_through_the_direct_and_the_public_call(mo
         doubled, plus_one = tf_backend.direct_call(fn)(np.array([[1.0, 2.0]], np.float32))
         np.testing.assert_array_equal(doubled, [[2.0, 4.0]])
         np.testing.assert_array_equal(plus_one, [[2.0, 3.0]])
+        summed = tf.function(lambda x: tf.reduce_sum(x, 1)).get_concrete_function(tf.TensorSpec([None, 2], tf.float32))
+        summed(tf.constant([[0.0, 0.0]]))  # one tensor out, as an update gives its losses
+        np.testing.assert_array_equal(tf_backend.direct_call(summed)(np.array([[1.0, 2.0]], np.float32)), [3.0])
     else:  # a TensorFlow without them: the public call
         monkeypatch.setattr(tf_backend, "direct_call", lambda fn: None)
     model = linear()
@@ -222,17 +230,23 @@ def test_tensorflow_act_gives_the_same_through_the_direct_and_the_public_call(mo
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="JAX only")
-def test_importing_and_building_leaves_jax_settings_alone():
+@pytest.mark.parametrize("chosen", [None, "1"])
+def test_building_an_agent_turns_async_cpu_dispatch_off_unless_the_program_chose(chosen):
+    import os
     import subprocess
     import sys
 
     script = (
-        "import jax; default = jax.config.values['jax_cpu_enable_async_dispatch'];"
+        "import jax; import kerlym.agents; before = jax.config.values['jax_cpu_enable_async_dispatch'];"
         "from kerlym.agents import DQN; DQN('CartPole-v1');"
-        "print(jax.config.values['jax_cpu_enable_async_dispatch'] == default)"
+        "print(before, jax.config.values['jax_cpu_enable_async_dispatch'])"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.split()[-1] == "True"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_CPU_ENABLE_ASYNC_DISPATCH"}
+    if chosen is not None:
+        env["JAX_CPU_ENABLE_ASYNC_DISPATCH"] = chosen
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    # Importing changes nothing; an agent turns it off, unless the program's environment chose.
+    assert out.stdout.split()[-2:] == (["True", "False"] if chosen is None else ["True", "True"])
 
 
 def test_a_seeded_agent_on_jax_or_torch_does_not_import_tensorflow():

@@ -104,6 +104,21 @@ def test_cleanrl_output_gives_loop_seconds_and_episodes(bench):
         speed.parse_cleanrl("global_step=10, episodic_return=[9.]", steps=50_000)
 
 
+def test_cleanrl_summary_judges_the_whole_process_and_gives_cpu_time(bench):
+    speed = bench("speed")
+    rows = []
+    pairs = [((20.0, 30.0, 12.0), (30.0, 40.0, 24.0)), ((25.0, 36.0, 15.0), (30.0, 40.0, 20.0))]  # loop, whole, CPU s
+    for seed, (mine, ref) in enumerate(pairs):
+        for system, (loop, whole, cpu) in (("kerlym DQN", mine), ("CleanRL dqn_jax.py", ref)):
+            row = {"part": "cleanrl", "system": system, "backend": "jax", "seed": seed, "pair": f"{seed}/jax"}
+            rows.append(row | {"seconds": loop, "process_s": whole, "process_cpu_s": cpu, "train_return": 1.0})
+        rows[-2] |= {"ratio": loop / ref[0], "updates": 9001, "steps": 100_000}
+    lines = speed.cleanrl_summary(rows)
+    # whole: 30/40 and 36/40, mean 0.825 > 0.7; loop 20/30 and 25/30; CPU 12/24 and 15/20
+    assert "33.0 s / 40.0 s = **0.82x** ± 0.08 (loop 0.75x ± 0.08) | **no** |" in lines[-1]
+    assert "CPU time of the whole process 0.62x ± 0.12" in lines[2]
+
+
 def test_cleanrl_settings_always_hold_enough_transitions_to_learn(bench):
     import kerlym
     from kerlym.memory import ReplayMemory

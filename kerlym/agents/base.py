@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kerlym import preproc
-from kerlym.backend import set_random_seed
+from kerlym.backend import set_random_seed, synchronous_jax_cpu
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, canonical, field_names
 from kerlym.envs import OneEnv, action_masks, make_env, reset_env, step_env, vector_worker
 from kerlym.factories import build_model, refuse_unknown_arguments
@@ -54,6 +54,7 @@ class Agent:
         import gymnasium as gym
         import keras
 
+        synchronous_jax_cpu()  # before the env or a model makes JAX's CPU client
         config, factory_kwargs = self._settings(config, kwargs)
         self.config = config
         dtype_policy = config.dtype_policy or keras.config.dtype_policy().name

@@ -59,13 +59,15 @@ def direct_call(fn):
         execute = pywrap_tfe.TFE_Py_Execute
     except (AttributeError, ImportError):
         return None
-    if not (isinstance(structure, tuple) and len(tf.nest.flatten(structure)) == len(structure)):
-        return None  # outputs other than a flat tuple would need repacking
+    single = tf.is_tensor(structure)  # one tensor out (an update's losses)
+    if not single and not (isinstance(structure, tuple) and len(tf.nest.flatten(structure)) == len(structure)):
+        return None  # outputs other than one tensor or a flat tuple would need repacking
 
     def call(*arrays):
         device = ctx.device_name
         inputs = [EagerTensor(a, device) for a in arrays] + captured
-        return tuple(execute(ctx._handle, device, name, inputs, attrs, n_out))
+        out = execute(ctx._handle, device, name, inputs, attrs, n_out)
+        return out[0] if single else tuple(out)
 
     return call
 
@@ -133,7 +135,7 @@ class TensorFlowSteps(Steps):
         on_cpu = not tf.config.list_physical_devices("GPU")
         xla = not (on_cpu and (computes_in_16_bits(model) or has_convolutions(model)))
         self._act = Graph(self._forward, "the act step", batch_polymorphic=True, xla=xla, fast=True)
-        self._update = Graph(self._update_graph, "the update step", batch_polymorphic=False, xla=xla)
+        self._update = Graph(self._update_graph, "the update step", batch_polymorphic=False, xla=xla, fast=True)
 
     def online(self, x, training=False):
         return float32(self.model(ops.cast(x, "float32"), training=training))
