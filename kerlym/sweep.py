@@ -244,6 +244,10 @@ def _train_fused_seeds(run: C.RunConfig, cfg: C.AgentConfig, seeds, folders) -> 
     end_deferral()
     if stopped:
         raise KeyboardInterrupt
+    if run.agent in ("dqn", "ddqn"):  # every seed holds a replay buffer: refuse before any starts
+        from kerlym.agents.fused_dqn import check_replay_fits
+
+        check_replay_fits(run.env, cfg, len(seeds))
     group = FusedGroup(len(seeds))
     results: dict = {}
     run = C.replace(run, quiet=True)  # the seeds' lines interleave: a status line each, not one per episode

@@ -188,6 +188,10 @@ class DQN(Agent):
             ema_model = self.build_model()
             ema_model.set_weights(self.model.get_weights())
             self.ema = WeightAverage(ema_steps, build_steps(ema_model))
+        if getattr(self.env.unwrapped, "gymnax_env", None) is not None:  # a JAX-native env: the fused path
+            from kerlym.agents.fused_dqn import FusedDQN
+
+            self.fused = FusedDQN(self)
 
     def build_model(self):
         net = super().build_model()
@@ -252,6 +256,14 @@ class DQN(Agent):
         if masks is not None:
             greedy = masked_argmax(q, masks)
         return np.where(random, actions, greedy), q
+
+    def evaluate(
+        self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False, search: int = 0
+    ) -> np.ndarray:
+        """:meth:`kerlym.agents.base.Agent.evaluate`; on the fused path its greedy episodes run in one compiled call."""
+        if self.fused is not None and env is None and not explore and not search:
+            return self.fused.evaluate(episodes, seed)
+        return super().evaluate(episodes, env, seed, explore, search)
 
     def position_values(self, states, masks):
         # The prior is a softmax of Q over the legal actions, the value the largest legal Q (greedy play's).
@@ -352,6 +364,8 @@ class DQN(Agent):
         if include_memory:
             meta["memory"], memory = self.memory.state_dict()
             arrays.update({f"memory/{k}": v for k, v in memory.items()})
+        if self.fused is not None:  # its envs, key and (with include_memory) replay buffer
+            self.fused.get_state(arrays, include_memory)
         return meta, arrays
 
     def set_state(self, meta, arrays):
@@ -366,6 +380,8 @@ class DQN(Agent):
             prefix = "memory/"
             memory = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             self.memory.load_state_dict(meta["memory"], memory)
+        if self.fused is not None:
+            self.fused.set_state(arrays)
 
     def end_episode(self, stream=0):
         if self.epsilon_schedule is not None and self._step_epsilon is None:
