@@ -117,7 +117,7 @@ def check_env_id(run: C.RunConfig) -> None:
 
 
 def check_gymnax(run: C.RunConfig) -> None:
-    """``-e gymnax:ENV_ID``: JAX, gymnax and Keras's JAX backend, an env gymnax knows, and PPO, DQN or D2QN (the fused path)."""
+    """``-e gymnax:ENV_ID``: JAX, gymnax and Keras on JAX, an env gymnax knows, PPO, DQN or D2QN (the fused path)."""
     import difflib
 
     from kerlym.envs import gymnax_envs

@@ -318,6 +318,6 @@ class FusedDQN(FusedChunks):
             keys = sorted((k for k in arrays if k.startswith(prefix)), key=lambda k: int(k[len(prefix) :]))
             return [arrays[k] for k in keys] or None
 
-        self.restored = {"envs": numbered("fused/envs/"), "key": arrays["fused/key"], "buffer": numbered("fused/buffer/")}
+        envs, buffer = numbered("fused/envs/"), numbered("fused/buffer/")
+        self.restored = {"envs": envs, "key": arrays["fused/key"], "buffer": buffer}
         self.carry = None
-

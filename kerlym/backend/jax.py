@@ -132,7 +132,7 @@ class JaxSteps(Steps):
         return self._update_arrays(tv, ntv, ov, target_tv, target_ntv, batches)
 
     def set_target_arrays(self, target_tv, target_ntv):
-        """Take the target network's arrays from a compiled loop of the caller's own; Keras's copy is written when read."""
+        """Take the target network's arrays from a compiled loop of the caller's own; Keras's copy is written later."""
         self.target_tv, self.target_ntv = list(target_tv), list(target_ntv)
         self._keras_stale = True
 
