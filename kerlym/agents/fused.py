@@ -154,7 +154,7 @@ class FusedChunks:
 
         def one(c, u):
             tv, ntv, ov, carry, key = c
-            key, k = jax.random.split(key)
+            key, k = jax.random.split(key)  # only a unit that runs uses up its key: chunks' sizes leave no trace
             before = steps + u * self.rollout_steps
 
             def run(_):
@@ -164,7 +164,7 @@ class FusedChunks:
             shapes = jax.eval_shape(run, None)[1]
 
             def skip(_):
-                return (tv, ntv, ov, carry, key), jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+                return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
             return jax.lax.cond(u < active, run, skip, None)
 

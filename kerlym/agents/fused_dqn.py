@@ -89,9 +89,10 @@ def check_replay_fits(env_id: str, config, seeds: int) -> None:
     need = seeds * replay_bytes(shape, 4, config.max_memory)
     free = available_memory_bytes()
     if need > free:
+        whose = f"{seeds} seeds'" if seeds > 1 else "the"
         raise ConfigError(
-            f"{seeds} seed(s) of {config.max_memory:,} transitions need {need / 2**30:.1f} GiB of replay buffers, "
-            f"and {free / 2**30:.1f} GiB is free: lower --max_mem or the number of seeds"
+            f"{whose} replay buffers of {config.max_memory:,} transitions need {need / 2**20:,.0f} MiB, "
+            f"and {free / 2**20:,.0f} MiB is free: lower --max_mem or the number of seeds"
         )
 
 
@@ -119,6 +120,8 @@ class FusedDQN(FusedChunks):
             refused.append("an epsilon_schedule function")
         if agent.update_freq % self.num_envs:
             refused.append(f"-f {agent.update_freq}, not a multiple of -c {self.num_envs}")
+        if agent.update_nsamp > c.max_memory:  # flashbax samples at most the buffer's size at once
+            refused.append(f"-u {agent.update_nsamp} above -m {c.max_memory}")
         self.n_steps = max(1, agent.update_freq // self.num_envs)
         self.rollout_steps = self.n_steps * self.num_envs
         super().__init__(agent, refused)
