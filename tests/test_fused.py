@@ -60,7 +60,8 @@ def test_gymnax_errors_are_one_line(capsys, tmp_path):
     (line,) = error_of(["-e", "gymnax:CartPol-v1", "-a", "ppo", "--outdir", str(tmp_path)], capsys)
     assert line == "kerlym: error: gymnax has no env 'CartPol-v1'; did you mean gymnax:CartPole-v1?"
     (line,) = error_of(["-e", "gymnax:CartPole-v1", "-a", "pg", "--outdir", str(tmp_path)], capsys)
-    assert line == "kerlym: error: -e gymnax:CartPole-v1 trains with -a ppo, dqn or ddqn (the fused JAX path), not -a pg"
+    expected = "-e gymnax:CartPole-v1 trains with -a ppo, dqn or ddqn (the fused JAX path), not -a pg"
+    assert line == f"kerlym: error: {expected}"
     (line,) = error_of(["-e", "gymnax:CartPole-v1", "-a", "ppo", "--normalize_obs", "--outdir", str(tmp_path)], capsys)
     assert line == "kerlym: error: the fused JAX path (-e gymnax:CartPole-v1) does not take --normalize_obs"
     assert os.listdir(tmp_path) == []  # no run folder for bad input

@@ -64,7 +64,8 @@ def test_the_update_in_the_scan_has_the_hand_computed_td_and_double_q_targets(na
 def test_the_buffer_holds_each_step_exactly_in_ring_order():
     import jax
 
-    agent = kerlym.make("gymnax:CartPole-v1", "dqn", **{**SMALL, "update_freq": 40, "update_nsamp": 16, "max_memory": 24})
+    small = {**SMALL, "update_freq": 40, "update_nsamp": 16, "max_memory": 24}
+    agent = kerlym.make("gymnax:CartPole-v1", "dqn", **small)
     fused = agent.fused
     fused.begin(3)
     first_obs = np.asarray(fused.carry.obs)[0]
