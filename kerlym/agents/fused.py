@@ -15,6 +15,10 @@ are written back into the Keras model, which saves as usual), evaluates, and
 stops on Ctrl-C. The maths is PPO's own: :meth:`kerlym.agents.ppo.PPO.loss_fn`
 and :meth:`~kerlym.agents.actor_critic.ActorCriticAgent.act_fn`, here called on
 JAX arrays; :func:`gae_scan` is :func:`kerlym.memory.gae` as a reverse scan.
+
+:class:`FusedChunks` is what the fused agents share (the chunk driver, the greedy evaluation, the results
+written back); :mod:`kerlym.agents.fused_dqn` is DQN and D2QN on it, and :class:`FusedGroup` trains any of
+them as a vmapped group of seeds.
 """
 
 from __future__ import annotations
