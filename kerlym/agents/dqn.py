@@ -156,6 +156,7 @@ class DQN(Agent):
         self.batch_size = int(c.batch_size)
         self.replay = c.replay
         self.n_step = int(c.return_steps)
+        self.own_epsilon_schedule = epsilon_schedule is not None  # a caller's function (not on the fused path)
         if epsilon_schedule is None and c.epsilon_decay > 0:
             epsilon_schedule = functools.partial(decayed_epsilon, decay=c.epsilon_decay, floor=c.epsilon_min)
         self.epsilon_schedule = epsilon_schedule

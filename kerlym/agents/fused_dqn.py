@@ -109,14 +109,11 @@ class FusedDQN(FusedChunks):
     def __init__(self, agent):
         import flashbax
 
-        from kerlym.agents.dqn import decayed_epsilon
-
         c = agent.config
         self.num_envs = agent.concurrency
         checks = ((c.return_steps > 1, "--n_step above 1"), (c.symmetries, "--symmetries"))
         refused = [name for bad, name in checks if bad]
-        schedule = agent.epsilon_schedule
-        if schedule is not None and getattr(schedule, "func", None) is not decayed_epsilon:
+        if agent.own_epsilon_schedule and not c.epsilon_decay_steps:
             refused.append("an epsilon_schedule function")
         if agent.update_freq % self.num_envs:
             refused.append(f"-f {agent.update_freq}, not a multiple of -c {self.num_envs}")
