@@ -829,7 +829,7 @@ def part_fused_dqn(args) -> list[dict]:
         for r in done:
             r["part"], r["pair"] = "fused", f"fused-dqn/{i}"
         if len(done) == 2 and "error" not in done[0] and "error" not in done[1]:
-            done[0]["ratio"] = done[0]["process_s"] / done[1]["process_s"]
+            done[0]["ratio"], done[1]["ratio"] = done[0]["process_s"] / done[1]["process_s"], 1.0
             done[1]["eval"] = done[1]["train_return"]  # CleanRL makes no greedy evaluation: its last 10 episodes
         rows += done
     return rows
