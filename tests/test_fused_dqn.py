@@ -181,3 +181,17 @@ def test_seeds_whose_buffers_do_not_fit_are_refused_in_one_line(tmp_path, monkey
         "lower --max_mem or the number of seeds"
     )
     assert os.listdir(tmp_path) == []  # refused before any folder was made
+    argv[argv.index("100000")] = "1000000"  # one seed's 39 MiB
+    assert main.main([*argv, "--seed", "0"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("kerlym: error: a replay buffer of 1,000,000 transitions needs 39 MiB, and 10 MiB is free")
+    assert os.listdir(tmp_path) == []
+
+
+def test_settings_the_fused_dqn_does_not_take_are_refused_in_one_line(tmp_path, capsys):
+    argv = [*SMALL_ARGV, "-a", "dqn", "-c", "3", "--n_step", "3", "--outdir", str(tmp_path)]
+    assert main.main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    expected = "does not take --n_step above 1, -f 8 (not a multiple of -c 3)"
+    assert line == f"kerlym: error: the fused JAX path (-e gymnax:CartPole-v1) {expected}"
+    assert os.listdir(tmp_path) == []

@@ -258,14 +258,6 @@ class DQN(Agent):
             greedy = masked_argmax(q, masks)
         return np.where(random, actions, greedy), q
 
-    def evaluate(
-        self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False, search: int = 0
-    ) -> np.ndarray:
-        """:meth:`kerlym.agents.base.Agent.evaluate`; on the fused path its greedy episodes run in one compiled call."""
-        if self.fused is not None and env is None and not explore and not search:
-            return self.fused.evaluate(episodes, seed)
-        return super().evaluate(episodes, env, seed, explore, search)
-
     def position_values(self, states, masks):
         # The prior is a softmax of Q over the legal actions, the value the largest legal Q (greedy play's).
         from kerlym.puct import masked_softmax

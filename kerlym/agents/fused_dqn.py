@@ -89,9 +89,9 @@ def check_replay_fits(env_id: str, config, seeds: int) -> None:
     need = seeds * replay_bytes(shape, 4, config.max_memory)
     free = available_memory_bytes()
     if need > free:
-        whose = f"{seeds} seeds'" if seeds > 1 else "the"
+        whose = f"{seeds} seeds' replay buffers" if seeds > 1 else "a replay buffer"
         raise ConfigError(
-            f"{whose} replay buffers of {config.max_memory:,} transitions need {need / 2**20:,.0f} MiB, "
+            f"{whose} of {config.max_memory:,} transitions {'need' if seeds > 1 else 'needs'} {need / 2**20:,.0f} MiB, "
             f"and {free / 2**20:,.0f} MiB is free: lower --max_mem or the number of seeds"
         )
 
@@ -111,14 +111,8 @@ class FusedDQN(FusedChunks):
 
         c = agent.config
         self.num_envs = agent.concurrency
-        checks = ((c.return_steps > 1, "--n_step above 1"), (c.symmetries, "--symmetries"))
-        refused = [name for bad, name in checks if bad]
-        if agent.own_epsilon_schedule and not c.epsilon_decay_steps:
-            refused.append("an epsilon_schedule function")
-        if agent.update_freq % self.num_envs:
-            refused.append(f"-f {agent.update_freq}, not a multiple of -c {self.num_envs}")
-        if agent.update_nsamp > c.max_memory:  # flashbax samples at most the buffer's size at once
-            refused.append(f"-u {agent.update_nsamp} above -m {c.max_memory}")
+        # The rest it refuses (-f not a multiple of -c, ...) are in kerlym.envs.gymnax_envs.refusals.
+        refused = ["an epsilon_schedule function"] if agent.own_epsilon_schedule and not c.epsilon_decay_steps else []
         self.n_steps = max(1, agent.update_freq // self.num_envs)
         self.rollout_steps = self.n_steps * self.num_envs
         super().__init__(agent, refused)
