@@ -32,7 +32,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "ruff>=0.5", "gymnasium[box2d]>=1.0"],
-        "jax": ["jax>=0.4.30", "gymnax>=1.0"],  # gymnax: the JAX-native envs of -e gymnax:ENV_ID (fused PPO)
+        # gymnax: the JAX-native envs of -e gymnax:ENV_ID (the fused path); flashbax: fused DQN's replay buffer
+        "jax": ["jax>=0.4.30", "gymnax>=1.0", "flashbax>=0.1.3"],
         "box2d": ["gymnasium[box2d]>=1.0"],
         "go": ["open-spiel>=1.5"],  # Go9x9-v0 / Go19x19-v0; GnuGo opponents also need apt-get install gnugo
         "games": ["open-spiel>=1.5"],  # -e openspiel:GAME and --search (the same package as .[go])

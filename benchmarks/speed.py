@@ -665,10 +665,35 @@ def kerlym_fused(spec: dict) -> dict:
     return result(steps, seconds, eval=float(means.mean()), eval_std=float(means.std()), runs=len(records))
 
 
+def kerlym_fused_dqn(spec: dict) -> dict:
+    """Fused DQN on gymnax's CartPole at CleanRL's settings (:func:`cleanrl_dqn_settings`), ``spec["seeds"]`` together.
+
+    Trained as ``kerlym --seeds`` trains them (:func:`kerlym.sweep.run_seeds`, one compiled program for all the
+    seeds), with CleanRL's network registered by name; ``max_memory`` is CleanRL's 10,000, since the fused buffer
+    counts transitions. seconds: the whole sweep (building, compiling, training, checkpoints, each seed's final
+    20-episode greedy evaluation); eval: the mean over the seeds of that evaluation's mean, eval_std their std.
+    """
+    cache = tempfile.mkdtemp(prefix="kerlym-jax-cache-")  # a first run: everything compiles
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+    from kerlym import networks, sweep
+    from kerlym.make import configure
+
+    networks.NETWORKS["cleanrl_mlp"] = cleanrl_mlp
+    settings = {**cleanrl_dqn_settings(spec["steps"]), "modelfactory": "cleanrl_mlp", "max_memory": 10_000}
+    out = tempfile.mkdtemp(prefix="kerlym-fused-dqn-")
+    run, cfg = configure("gymnax:CartPole-v1", "dqn", steps=spec["steps"], outdir=out, quiet=True, **settings)
+    start = time.perf_counter()
+    rows = sweep.run_seeds(run, cfg, spec["seeds"])
+    seconds = time.perf_counter() - start
+    means = np.array([r["eval_mean"] for r in rows])
+    steps = sum(r["steps"] for r in rows)
+    return result(steps, seconds, eval=float(means.mean()), eval_std=float(means.std()), runs=len(rows))
+
+
 WORKERS = {
     f.__name__: f
     for f in (kerlym_cartpole, sb3_cartpole, kerlym_pong, sb3_pong, kerlym_pg, keras_pg, kerlym_as_cleanrl)
-    + (kerlym_ppo, sb3_ppo, kerlym_fused, kerlym_as_purejaxrl)
+    + (kerlym_ppo, sb3_ppo, kerlym_fused, kerlym_fused_dqn, kerlym_as_purejaxrl)
 }
 
 
@@ -894,8 +919,11 @@ def part_ppo(args, sb3: bool) -> list[dict]:
 
 def part_fused(args, sb3: bool) -> list[dict]:
     """Fused PPO on gymnax's CartPole, one seed and ``--fused-seeds`` seeds together, beside SB3's PPO with one
-    seed (``--fused-repeats`` rounds, the order turning each round); ratio = the process's wall-clock / SB3's."""
-    rows = []
+    seed (``--fused-repeats`` rounds, the order turning each round); ratio = the process's wall-clock / SB3's.
+    Then (``--fused-agents dqn``) fused DQN's ``--fused-seeds`` seeds beside CleanRL's ``dqn_jax.py``, one seed."""
+    rows = part_fused_dqn(args) if "dqn" in args.fused_agents else []
+    if "ppo" not in args.fused_agents:
+        return rows
     steps, many = args.fused_steps, list(range(args.fused_seeds))
     spec = {"fn": "kerlym_fused", "steps": steps, "seed": 0}
     cached = None
@@ -973,6 +1001,36 @@ def purejaxrl_summary(rows: list[dict]) -> list[str]:
     return lines
 
 
+def part_fused_dqn(args) -> list[dict]:
+    """``--fused-seeds`` seeds of fused DQN at CleanRL's settings, and CleanRL's ``dqn_jax.py`` with one seed, for
+    ``--fused-dqn-steps`` steps each, ``--fused-repeats`` rounds; ratio = the sweep's wall-clock / CleanRL's process.
+    """
+    rows = []
+    script = os.path.join(args.cleanrl_dir or "", "cleanrl", "dqn_jax.py")
+    have_cleanrl = bool(args.cleanrl_dir) and os.path.exists(script)
+    if not have_cleanrl:
+        print(f"no CleanRL checkout: the fused DQN rows without CleanRL's ({CLEANRL_GET})")
+    seeds, steps = list(range(args.fused_seeds)), args.fused_dqn_steps
+    name = f"kerlym fused DQN gymnax:CartPole-v1 (CleanRL's settings), {len(seeds)} seeds"
+    spec = {"fn": "kerlym_fused_dqn", "steps": steps, "seed": 0, "seeds": seeds}
+    for i in range(args.fused_repeats):
+        done = [None, None]  # kerlym's row, CleanRL's; the order turns each round
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)) if have_cleanrl else (0,):
+            if k == 0:
+                done[0] = run_row("fused", name, "jax", spec)
+            else:
+                threads = args.cleanrl_threads
+                done[1] = run_cleanrl("dqn_jax.py", 0, steps, args.cleanrl_dir, args.cleanrl_python, threads)
+        done = [r for r in done if r is not None]
+        for r in done:
+            r["part"], r["pair"] = "fused", f"fused-dqn/{i}"
+        if len(done) == 2 and "error" not in done[0] and "error" not in done[1]:
+            done[0]["ratio"], done[1]["ratio"] = done[0]["process_s"] / done[1]["process_s"], 1.0
+            done[1]["eval"] = done[1]["train_return"]  # CleanRL makes no greedy evaluation: its last 10 episodes
+        rows += done
+    return rows
+
+
 def fused_summary(rows: list[dict]) -> list[str]:
     """Each fused row's wall-clock over SB3's one seed (mean ± std over the rounds), greedy returns, the goals."""
     by: dict[str, list[dict]] = {}
@@ -981,15 +1039,16 @@ def fused_summary(rows: list[dict]) -> list[str]:
             by.setdefault(r["system"], []).append(r)
     if not by:
         return []
-    lines = ["", "fused PPO (whole processes), wall-clock / SB3 one seed's (mean ± std over the rounds):"]
+    lines = ["", "fused (whole processes), wall-clock / SB3's or CleanRL's one seed (mean ± std over the rounds):"]
     for system, rs in by.items():
         s = np.array([r["process_s"] for r in rs])
         x = np.array([r.get("ratio", np.nan) for r in rs])
         ev = " / ".join(f"{r['eval']:.1f}" + (f" ± {r['eval_std']:.1f}" if "eval_std" in r else "") for r in rs)
-        one = system.endswith(", 1 seed")
-        goal = 0.25 if one else 1.0  # the goals of 2026-12-07; the seeds together also a mean greedy return >= 475
-        met = np.nanmean(x) <= goal and (one or np.mean([r["eval"] for r in rs]) >= SOLVED)
-        verdict = "" if system.startswith("SB3") or np.isnan(x).all() else f" goals met: {'yes' if met else '**no**'}"
+        one, dqn = system.endswith(", 1 seed"), "DQN" in system
+        goal = 0.25 if one else 1.0  # the goals of 2026-12-07; PPO's seeds together also a mean greedy return >= 475
+        met = np.nanmean(x) <= goal and (one or dqn or np.mean([r["eval"] for r in rs]) >= SOLVED)
+        reference = system.startswith(("SB3", "CleanRL"))
+        verdict = "" if reference or np.isnan(x).all() else f" goals met: {'yes' if met else '**no**'}"
         lines.append(
             f"| {system} | {s.mean():.1f} ± {s.std():.1f} s | {np.nanmean(x):.2f}x ± {np.nanstd(x):.2f} | "
             f"{ev} |{verdict}"
@@ -1101,6 +1160,14 @@ def main(argv=None) -> int:
         default=os.environ.get("PUREJAXRL_PYTHON", sys.executable),
         help="the Python that runs PureJaxRL, e.g. a venv's [$PUREJAXRL_PYTHON, else this one]",
     )
+    p.add_argument(
+        "--fused-agents",
+        nargs="+",
+        choices=("ppo", "dqn"),
+        default=["ppo", "dqn"],
+        help="fused: PPO's rows (beside SB3) and DQN's (beside CleanRL's dqn_jax.py, with a CleanRL checkout)",
+    )
+    p.add_argument("--fused-dqn-steps", type=int, default=50_000, help="fused: env steps per seed of the DQN rows")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -235,6 +235,10 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
         refused = gymnax_envs.refusals(config)
         if refused:
             raise C.ConfigError(f"the fused JAX path (-e {run.env}) does not take {', '.join(refused)}")
+        if isinstance(config, C.DQNConfig):  # its replay buffer, before a run folder is made
+            from kerlym.agents.fused_dqn import check_replay_fits
+
+            check_replay_fits(run.env, config, 1)
     schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")

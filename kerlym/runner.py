@@ -285,10 +285,12 @@ class Runner:
             steps_after, wall = agent.total_steps, time.perf_counter() - start
             stop, used = False, 0
             metrics = np.mean(chunk.losses[:, :, 1:], axis=1)  # each update's mean metrics
+            trained = np.ones(chunk.updates, bool) if chunk.trained is None else chunk.trained
             for u, t, i in zip(*chunk.done.nonzero()):  # in the order the episodes ended
                 for k in range(used, u):  # the updates before this episode's end: its row's loss
-                    losses.extend(chunk.losses[k, :, 0].tolist())
-                    self._updated(chunk.losses[k, :, 0].tolist())
+                    if trained[k]:
+                        losses.extend(chunk.losses[k, :, 0].tolist())
+                        self._updated(chunk.losses[k, :, 0].tolist())
                 used = max(used, u)
                 agent.total_steps = steps_before + (u * fused.n_steps + t + 1) * fused.num_envs
                 agent.episode += 1
@@ -297,10 +299,10 @@ class Runner:
                     "total_steps": agent.total_steps,
                     "reward": float(chunk.returns[u, t, i]),
                     "length": int(chunk.lengths[u, t, i]),
-                    "epsilon": math.nan,
+                    "epsilon": math.nan if chunk.epsilon is None else float(chunk.epsilon[u, t, i]),
                     "loss": float(np.mean(losses)) if losses else float("nan"),
                     "max_q": float(chunk.values[u, t, i]),
-                    "min_q": float(chunk.values[u, t, i]),
+                    "min_q": float((chunk.values if chunk.min_values is None else chunk.min_values)[u, t, i]),
                     "wall_time": wall,
                 }
                 losses = []
@@ -310,8 +312,9 @@ class Runner:
                 if self._episode_ended(row, callback, episode_limit):
                     stop = True
             for k in range(used, chunk.updates):
-                losses.extend(chunk.losses[k, :, 0].tolist())
-                self._updated(chunk.losses[k, :, 0].tolist())
+                if trained[k]:
+                    losses.extend(chunk.losses[k, :, 0].tolist())
+                    self._updated(chunk.losses[k, :, 0].tolist())
             agent.total_steps = steps_after
             agent.stats = dict(zip(agent.metric_names, map(float, metrics[-1])))
             self._tick(step_callback)

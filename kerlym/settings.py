@@ -121,7 +121,7 @@ def check_env_id(run: C.RunConfig) -> None:
 
 
 def check_gymnax(run: C.RunConfig) -> None:
-    """``-e gymnax:ENV_ID``: JAX, gymnax and Keras's JAX backend, an env gymnax knows, and PPO (the fused path)."""
+    """``-e gymnax:ENV_ID``: JAX, gymnax and Keras on JAX, an env gymnax knows, PPO, A2C or DQN (the fused path)."""
     import difflib
 
     from kerlym.envs import gymnax_envs
@@ -130,8 +130,9 @@ def check_gymnax(run: C.RunConfig) -> None:
         gymnax_envs.require(run.env)
     except (ImportError, RuntimeError) as e:
         raise C.ConfigError(str(e)) from None
-    if run.agent != "ppo":
-        raise C.ConfigError(f"-e {run.env} trains with -a ppo (the fused JAX path), not -a {run.agent}")
+    if run.agent not in ("ppo", "a2c", "a3c", "dqn", "ddqn"):
+        agents = "-a ppo, a2c, dqn or ddqn (the fused JAX path)"
+        raise C.ConfigError(f"-e {run.env} trains with {agents}, not -a {run.agent}")
     name = run.env[len(gymnax_envs.PREFIX) :]
     known = gymnax_envs.registered()
     if name not in known:

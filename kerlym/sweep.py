@@ -204,13 +204,18 @@ def run_seeds(
         The summary rows (seed, greedy mean and std, steps, wall-clock), or ``None`` if interrupted.
     """
     seeds = list(seeds)
+    fused = ray is None and len(seeds) > 1 and run.env.startswith("gymnax:") and run.steps is not None
+    if fused and run.agent in ("dqn", "ddqn"):  # every seed holds a replay buffer: refuse before any folder
+        from kerlym.agents.fused_dqn import check_replay_fits
+
+        check_replay_fits(run.env, cfg, len(seeds))
     sweep_dir = os.path.abspath(sweep_dir) if sweep_dir else new_sweep_dir(run)  # Ray workers start elsewhere
     os.makedirs(sweep_dir, exist_ok=True)
     if not is_sweep(sweep_dir):
         _write_marker(sweep_dir, {"kind": "seeds", "seeds": seeds, "ray": ray, "settings": C.config_dict(run, cfg)})
     print(f"sweep folder: {sweep_dir}", flush=True)
     folders = {s: os.path.join(sweep_dir, f"seed-{s}") for s in seeds}
-    if ray is None and len(seeds) > 1 and run.env.startswith("gymnax:") and run.steps is not None:
+    if fused:
         if not _train_fused_seeds(run, cfg, seeds, folders):
             print(f"\ninterrupted: continue with: kerlym --resume {sweep_dir}")
             return None

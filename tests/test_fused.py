@@ -59,8 +59,9 @@ def test_gymnax_env_off_the_jax_backend_says_to_set_it(monkeypatch, capsys):
 def test_gymnax_errors_are_one_line(capsys, tmp_path):
     (line,) = error_of(["-e", "gymnax:CartPol-v1", "-a", "ppo", "--outdir", str(tmp_path)], capsys)
     assert line == "kerlym: error: gymnax has no env 'CartPol-v1'; did you mean gymnax:CartPole-v1?"
-    (line,) = error_of(["-e", "gymnax:CartPole-v1", "-a", "dqn", "--outdir", str(tmp_path)], capsys)
-    assert line == "kerlym: error: -e gymnax:CartPole-v1 trains with -a ppo (the fused JAX path), not -a dqn"
+    (line,) = error_of(["-e", "gymnax:CartPole-v1", "-a", "pg", "--outdir", str(tmp_path)], capsys)
+    expected = "-e gymnax:CartPole-v1 trains with -a ppo, a2c, dqn or ddqn (the fused JAX path), not -a pg"
+    assert line == f"kerlym: error: {expected}"
     (line,) = error_of(["-e", "gymnax:CartPole-v1", "-a", "ppo", "--normalize_obs", "--outdir", str(tmp_path)], capsys)
     assert line == "kerlym: error: the fused JAX path (-e gymnax:CartPole-v1) does not take --normalize_obs"
     assert os.listdir(tmp_path) == []  # no run folder for bad input
@@ -273,3 +274,33 @@ def test_the_fused_path_keeps_its_compiled_chunks_in_a_cache_folder_unless_told_
         assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0  # every program kept, however quick
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+
+
+@needs_fused
+def test_fused_a2c_takes_one_gradient_step_on_its_rollout_with_a2cs_loss():
+    import jax
+
+    small = dict(concurrency=4, n_steps=8, seed=0, learning_rate=1e-3, gae_lambda=0.9, ent_coef=0.01)
+    agent = kerlym.make("gymnax:CartPole-v1", "a2c", **small)
+    fused = agent.fused
+    fused.begin(0)
+    tv, ntv, ov = agent.steps.arrays()
+    key = jax.random.key(3)
+    _, (obs, actions, _, values, rewards, term, trunc, final, *_) = jax.jit(fused.rollout)(tv, ntv, fused.carry, key)
+    row = np.asarray(jax.jit(fused.update)(tv, ntv, ov, fused.carry, key, 0.0)[4][4])[0]  # the same rollout
+    # By hand: kerlym.memory.gae on the rollout, then A2C's loss on all 32 samples at the weights before the step.
+    obs, final, actions = (np.asarray(x).reshape(32, *np.shape(x)[2:]) for x in (obs, final, actions))
+    out, next_out = np.asarray(agent.model(obs), np.float64), np.asarray(agent.model(final), np.float64)
+    values = np.asarray(values, np.float64)
+    np.testing.assert_allclose(out[:, 2], values.ravel(), rtol=1e-5, atol=1e-6)
+    adv = gae(np.asarray(rewards), values, next_out[:, 2].reshape(8, 4), np.asarray(term), np.asarray(trunc), 0.99, 0.9)
+    returns = (adv + values).ravel()
+    log_softmax = out[:, :2] - np.log(np.exp(out[:, :2]).sum(axis=1, keepdims=True))
+    policy_loss = -np.mean(adv.ravel() * log_softmax[np.arange(32), actions])
+    value_loss = np.mean((returns - out[:, 2]) ** 2)
+    entropy = np.mean(-(np.exp(log_softmax) * log_softmax).sum(axis=1))
+    expected = [policy_loss - 0.01 * entropy + 0.5 * value_loss, policy_loss, value_loss, entropy]
+    np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6)
+    rows = agent.learn(max_steps=32 * 5, verbose=0, eval_episodes=0)  # and as a run: 5 updates, their rows
+    assert agent.total_steps == 160 and agent.updates == 5 and len(rows) >= 1
+    assert all(float(r["reward"]) == r["length"] for r in rows)

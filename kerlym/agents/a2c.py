@@ -35,6 +35,13 @@ class A2C(ActorCriticAgent):
     name = "a2c"
     Config = A2CConfig
 
+    def __init__(self, env, config=None, *, enable_plots: bool = False, **kwargs):
+        super().__init__(env, config, enable_plots=enable_plots, **kwargs)
+        if getattr(self.env.unwrapped, "gymnax_env", None) is not None:  # a JAX-native env: the fused path
+            from kerlym.agents.fused_a2c import FusedA2C
+
+            self.fused = FusedA2C(self)
+
     @staticmethod
     def _compile_settings(config):
         settings = ActorCriticAgent._compile_settings(config)

@@ -403,8 +403,11 @@ class Agent:
         ``search=N`` plays each move by a PUCT search of N simulations (:meth:`search_action`).
 
         Uses a fresh copy of the environment when the agent was given an env id
-        or callable, so evaluation never disturbs training episodes.
+        or callable, so evaluation never disturbs training episodes. On the fused path
+        (:attr:`fused`), greedy episodes of the agent's own env play side by side in one compiled call.
         """
+        if self.fused is not None and env is None and not explore and not search:
+            return self.fused.evaluate(episodes, seed)
         if env is None:
             if self._eval_env is None:  # training steps self.env only when concurrency is 1
                 self._eval_env = self._make_env() if self.env_spec and self.concurrency == 1 else self.env

@@ -156,6 +156,7 @@ class DQN(Agent):
         self.batch_size = int(c.batch_size)
         self.replay = c.replay
         self.n_step = int(c.return_steps)
+        self.own_epsilon_schedule = epsilon_schedule is not None  # a caller's function (not on the fused path)
         if epsilon_schedule is None and c.epsilon_decay > 0:
             epsilon_schedule = functools.partial(decayed_epsilon, decay=c.epsilon_decay, floor=c.epsilon_min)
         self.epsilon_schedule = epsilon_schedule
@@ -188,6 +189,10 @@ class DQN(Agent):
             ema_model = self.build_model()
             ema_model.set_weights(self.model.get_weights())
             self.ema = WeightAverage(ema_steps, build_steps(ema_model))
+        if getattr(self.env.unwrapped, "gymnax_env", None) is not None:  # a JAX-native env: the fused path
+            from kerlym.agents.fused_dqn import FusedDQN
+
+            self.fused = FusedDQN(self)
 
     def build_model(self):
         net = super().build_model()
@@ -356,6 +361,8 @@ class DQN(Agent):
         if include_memory:
             meta["memory"], memory = self.memory.state_dict()
             arrays.update({f"memory/{k}": v for k, v in memory.items()})
+        if self.fused is not None:  # its envs, key and (with include_memory) replay buffer
+            self.fused.get_state(arrays, include_memory)
         return meta, arrays
 
     def set_state(self, meta, arrays):
@@ -370,6 +377,8 @@ class DQN(Agent):
             prefix = "memory/"
             memory = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             self.memory.load_state_dict(meta["memory"], memory)
+        if self.fused is not None:
+            self.fused.set_state(arrays)
 
     def end_episode(self, stream=0):
         if self.epsilon_schedule is not None and self._step_epsilon is None:

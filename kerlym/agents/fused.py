@@ -8,13 +8,17 @@ optimizer through ``optimizer.stateless_apply``, so nothing leaves the device
 until a chunk of updates is done. The state is explicit, a tuple passed through
 the scans, and nothing is mutated.
 
-The runner sees one chunk at a time (:meth:`FusedPPO.train_chunk`): the
+The runner sees one chunk at a time (:meth:`FusedChunks.train_chunk`): the
 episodes that ended in it (their returns, lengths and end steps), and each
 update's loss rows. Between chunks it writes rows, checkpoints (the weights
 are written back into the Keras model, which saves as usual), evaluates, and
 stops on Ctrl-C. The maths is PPO's own: :meth:`kerlym.agents.ppo.PPO.loss_fn`
 and :meth:`~kerlym.agents.actor_critic.ActorCriticAgent.act_fn`, here called on
 JAX arrays; :func:`gae_scan` is :func:`kerlym.memory.gae` as a reverse scan.
+
+:class:`FusedChunks` is what the fused agents share (the chunk driver, the greedy evaluation, the results
+written back); :mod:`kerlym.agents.fused_dqn` is DQN and D2QN on it, and :class:`FusedGroup` trains any of
+them as a vmapped group of seeds.
 """
 
 from __future__ import annotations
@@ -94,6 +98,9 @@ class Chunk(NamedTuple):
         lengths: ``[U, T, N]``: its length.
         values: ``[U, T, N]``: the mean of its value estimates.
         losses: ``[U, minibatches, 1 + metrics]``: each update's loss rows (PPO's ``metric_names``).
+        trained: bool ``[U]``: that update trained (``None``: all did; a DQN waits for ``learning_starts``).
+        min_values: ``[U, T, N]``: the mean of the episode's smallest Q-values (``None``: ``values``).
+        epsilon: ``[U, T, N]``: the exploration rate when the episode ended (``None``: NaN, no epsilon).
     """
 
     updates: int
@@ -102,10 +109,181 @@ class Chunk(NamedTuple):
     lengths: np.ndarray
     values: np.ndarray
     losses: np.ndarray
+    trained: np.ndarray | None = None
+    min_values: np.ndarray | None = None
+    epsilon: np.ndarray | None = None
 
 
-class FusedPPO:
-    """A PPO agent's training on its gymnax env, in compiled chunks; built by the agent.
+class FusedChunks:
+    """What the fused agents share: the chunk of units scanned with ``lax.cond`` on the active count, the
+    greedy evaluation, and the host side (starting the envs, a chunk's call, its results written back).
+
+    A subclass sets ``num_envs``, ``n_steps`` (env steps per env in a unit) and ``rollout_steps`` (env steps
+    in a unit), then calls this ``__init__``; it defines :meth:`unit` (one unit: PPO's update, DQN's
+    ``update_freq`` steps and their update), :meth:`reset`, :meth:`greedy` and :meth:`results`.
+
+    Args:
+        agent: the agent, on a :class:`kerlym.envs.gymnax_envs` env, Keras on JAX.
+
+    Raises:
+        ValueError: a setting the fused path does not have (one line).
+    """
+
+    def __init__(self, agent, refused: list[str] = ()):
+        from kerlym.envs.gymnax_envs import refusals
+
+        c = agent.config
+        refused = refusals(c) + list(refused) + (["image observations"] if len(agent.frame_shape) != 1 else [])
+        if refused:
+            raise ValueError(f"the fused JAX path (-e {agent.env.unwrapped.env_id}) does not take {', '.join(refused)}")
+        self.agent = agent
+        use_compilation_cache()
+        self.env, self.params = agent.env.unwrapped.gymnax_env, agent.env.unwrapped.gymnax_params
+        self.model = agent.steps.model
+        self.optimizer = self.model.optimizer
+        self.chunk_updates = max(1, CHUNK_STEPS // self.rollout_steps)
+        self.carry = None  # the envs (and what else a unit carries) between chunks
+        self.key = None
+        self.evaluations = 0
+        self._chunk = jax.jit(self.chunk, static_argnums=(0,))
+        self.group: tuple[FusedGroup, int] | None = None  # (the group, this agent's place) when seeds train together
+        self._evaluate = jax.jit(self.greedy_returns, static_argnums=(3,))
+        self._prepared: dict = {}  # episodes -> a Future of the evaluation compiled ahead (prepare_evaluation)
+
+    # -- the compiled pieces -------------------------------------------------------
+    def env_step(self, key, states, actions):
+        keys = jax.random.split(key, actions.shape[0])
+        return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, states, actions, self.params)
+
+    def chunk(self, size, tv, ntv, ov, carry, key, steps, active, step_limit):
+        """``size`` units of which the first ``active`` run (a traced count: one compiled program per ``size``).
+
+        ``steps``: the env steps before the chunk; ``step_limit``: where the linear schedules reach 0 (0: none).
+        Returns the new weights, optimizer state, carry and key, and the units' outputs ``[size, ...]``.
+        """
+
+        def one(c, u):
+            tv, ntv, ov, carry, key = c
+            key, k = jax.random.split(key)  # only a unit that runs uses up its key: chunks' sizes leave no trace
+            before = steps + u * self.rollout_steps
+
+            def run(_):
+                tv2, ntv2, ov2, carry2, out = self.unit(tv, ntv, ov, carry, k, before, step_limit)
+                return (tv2, ntv2, ov2, carry2, key), out
+
+            shapes = jax.eval_shape(run, None)[1]
+
+            def skip(_):
+                return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+            return jax.lax.cond(u < active, run, skip, None)
+
+        (tv, ntv, ov, carry, key), outs = jax.lax.scan(one, (tv, ntv, ov, carry, key), jnp.arange(size))
+        return tv, ntv, ov, carry, key, outs
+
+    def greedy_returns(self, tv, ntv, key, episodes):
+        """Returns of ``episodes`` greedy episodes played side by side (each to its end or the env's step limit)."""
+        obs, states = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(key, episodes), self.params)
+
+        def step(c, key):
+            states, obs, total, alive = c
+            obs, states, reward, terminated, truncated, _ = self.env_step(key, states, self.greedy(tv, ntv, obs))
+            total = total + reward * alive
+            alive = alive * jnp.logical_not(jnp.logical_or(terminated, truncated))
+            return (states, obs, total, alive), None
+
+        start = (states, obs, jnp.zeros(episodes), jnp.ones(episodes))
+        keys = jax.random.split(key, int(self.params.max_steps_in_episode))
+        (_, _, total, _), _ = jax.lax.scan(step, start, keys)
+        return total
+
+    # -- the host side ---------------------------------------------------------------
+    def begin(self, seed: int | None, eval_episodes: int = 0) -> None:
+        """Start the envs' episodes (a run, or a resumed run, begins them anew); ``seed`` seeds the first.
+
+        ``eval_episodes``: the run's evaluations play that many episodes; their program compiles meanwhile
+        (:meth:`prepare_evaluation`; 0: when first used).
+        """
+        agent = self.agent
+        if eval_episodes > 0:
+            self.prepare_evaluation(eval_episodes)
+        start = seed if seed is not None else int(agent.rng.integers(2**31))
+        # A resumed run (total_steps > 0) continues with other random numbers than its start had.
+        self.key, k_reset = jax.random.split(jax.random.fold_in(jax.random.key(start), agent.total_steps))
+        self.carry = self.reset(k_reset)
+
+    def prepare_evaluation(self, episodes: int) -> None:
+        """Compile :meth:`evaluate`'s program for ``episodes`` in a background thread, beside the first chunk's.
+
+        XLA compiles a program on one core, and the evaluation's takes about a third as long as the chunk's,
+        so on two cores it comes at little cost. :meth:`evaluate` waits for it (or, if it failed, compiles).
+        """
+        import concurrent.futures
+        import threading
+
+        future = concurrent.futures.Future()
+        if self._prepared.setdefault(int(episodes), future) is not future:  # one already (a group's seeds share)
+            return
+        tv, ntv = self.greedy_weights()
+
+        def compile_it():
+            try:
+                future.set_result(self._evaluate.lower(tv, ntv, jax.random.key(0), int(episodes)).compile())
+            except Exception:  # noqa: BLE001 -- evaluate() compiles as it would have without this
+                future.set_result(None)
+
+        threading.Thread(target=compile_it, name="kerlym-compile-evaluation", daemon=True).start()
+
+    def train_chunk(self, max_updates: int | None, step_limit: int | None) -> Chunk:
+        """Train up to ``chunk_updates`` units (at most ``max_updates``) in one compiled call.
+
+        Counts the steps and updates on the agent (the runner keeps the last update's metrics as its ``stats``).
+        In a :class:`FusedGroup`, waits for the group's other agents and trains with them.
+        """
+        if self.carry is None:
+            self.begin(None)
+        active = self.chunk_updates if max_updates is None else max(1, min(self.chunk_updates, max_updates))
+        if self.group is not None:
+            group, place = self.group
+            return group.train_chunk(place, self, active, step_limit)
+        outs = self._chunk(self.chunk_updates, *self.inputs(step_limit), active, step_limit or 0)
+        return self.take(outs, active)
+
+    def inputs(self, step_limit) -> tuple:
+        """The chunk's arguments before ``active``: weights, optimizer state, the carry, the key, the steps so far."""
+        tv, ntv, ov = self.agent.steps.arrays()
+        return tv, ntv, ov, self.carry, self.key, self.agent.total_steps
+
+    def take(self, outs, active: int) -> Chunk:
+        """Keep a chunk's results: the new weights in the agent's steps, the carry and key here, the counts."""
+        agent = self.agent
+        tv, ntv, ov, self.carry, self.key, outs = outs
+        agent.steps.set_arrays(tv, ntv, ov)
+        chunk = self.results(outs, active)
+        agent.total_steps += active * self.rollout_steps
+        agent.updates += active if chunk.trained is None else int(chunk.trained.sum())
+        return chunk
+
+    def greedy_weights(self) -> tuple:
+        """The ``(trainable, non_trainable)`` arrays greedy actions come from."""
+        tv, ntv, _ = self.agent.steps.arrays()
+        return tv, ntv
+
+    def evaluate(self, episodes: int, seed: int | None = None) -> np.ndarray:
+        """Returns of ``episodes`` greedy episodes, all in one compiled call."""
+        tv, ntv = self.greedy_weights()
+        if seed is None:  # each evaluation its own episodes, without touching the training's random numbers
+            seed = (self.agent.seed or 0) * 7919 + 104_729 + self.evaluations
+        self.evaluations += 1
+        future = self._prepared.get(int(episodes))
+        program = future.result() if future is not None else None
+        key = jax.random.key(seed)
+        returns = program(tv, ntv, key) if program is not None else self._evaluate(tv, ntv, key, int(episodes))
+        return np.asarray(returns, dtype=np.float64)
+
+
+class FusedPPO(FusedChunks):
+    """A PPO agent's training on its gymnax env, in compiled chunks of updates; built by the agent.
 
     Args:
         agent: a :class:`kerlym.agents.ppo.PPO` on a :class:`kerlym.envs.gymnax_envs` env, Keras on JAX.
@@ -115,31 +293,14 @@ class FusedPPO:
     """
 
     def __init__(self, agent):
-        from kerlym.envs.gymnax_envs import refusals
-
         c = agent.config
-        refused = refusals(c) + (["image observations"] if len(agent.frame_shape) != 1 else [])
-        if refused:
-            raise ValueError(f"the fused JAX path (-e {agent.env.unwrapped.env_id}) does not take {', '.join(refused)}")
-        self.agent = agent
-        use_compilation_cache()
-        self.env, self.params = agent.env.unwrapped.gymnax_env, agent.env.unwrapped.gymnax_params
-        self.model = agent.steps.model
-        self.optimizer = self.model.optimizer
+        self.num_envs, self.n_steps = agent.concurrency, int(c.n_steps)
+        self.rollout_steps = self.num_envs * self.n_steps
+        super().__init__(agent)
         lr = self.optimizer.learning_rate
         self.lr_index = next((i for i, v in enumerate(self.optimizer.variables) if v is lr), None)
         if c.lr_schedule == "linear" and self.lr_index is None:
             raise ValueError("lr_schedule linear needs an optimizer with a plain learning rate (not a schedule)")
-        self.num_envs, self.n_steps = agent.concurrency, int(c.n_steps)
-        self.rollout_steps = self.num_envs * self.n_steps
-        self.chunk_updates = max(1, CHUNK_STEPS // self.rollout_steps)
-        self.carry = None  # the envs between chunks: (env states, observations, episode return, length, value sum)
-        self.key = None
-        self.evaluations = 0
-        self._chunk = jax.jit(self.chunk, static_argnums=(0,))
-        self.group: tuple[FusedGroup, int] | None = None  # (the group, this agent's place) when seeds train together
-        self._evaluate = jax.jit(self.greedy_returns, static_argnums=(3,))
-        self._prepared: dict = {}  # episodes -> a Future of the evaluation compiled ahead (prepare_evaluation)
 
     # -- the compiled pieces -------------------------------------------------------
     def policy(self, tv, ntv, obs, noise):
@@ -147,6 +308,11 @@ class FusedPPO:
         out, _ = self.model.stateless_call(tv, ntv, ops.cast(obs, "float32"), training=False)
         sampled, greedy, log_prob, value = self.agent.act_fn(float32(out), noise)
         return sampled, greedy, log_prob, value[:, 0]
+
+    def greedy(self, tv, ntv, obs):
+        """The greedy actions on ``obs``, as the env takes them."""
+        _, greedy, _, _ = self.policy(tv, ntv, obs, jnp.full((obs.shape[0], self.agent.num_actions), 0.5))
+        return self.to_env(greedy)
 
     def noise(self, key, n):
         """The random numbers the agent's ``act_fn`` samples with: uniform (Gumbel-max) or Gaussian."""
@@ -156,10 +322,6 @@ class FusedPPO:
     def to_env(self, actions):
         """Actions as the env takes them: a ``Box`` policy's samples clipped to the bounds."""
         return jnp.clip(actions, self.agent.low, self.agent.high) if self.agent.continuous else actions
-
-    def env_step(self, key, states, actions):
-        keys = jax.random.split(key, actions.shape[0])
-        return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, states, actions, self.params)
 
     def reset(self, key):
         """``num_envs`` fresh episodes: ``(env states, observations, return, length, value sum)``."""
@@ -228,129 +390,15 @@ class FusedPPO:
         tv, ntv, ov, rows = self.learn(tv, ntv, ov, batches, lr, clip_range)
         return tv, ntv, ov, carry, (done, ep_ret, ep_len, ep_val, rows)
 
-    def chunk(self, size, tv, ntv, ov, carry, key, steps, active, step_limit):
-        """``size`` updates of which the first ``active`` run (a traced count: one compiled program per ``size``).
+    def unit(self, tv, ntv, ov, carry, key, before, step_limit):
+        """One update (:meth:`update`), its schedules' progress as the Gymnasium path's, after the rollout."""
+        after = before + self.rollout_steps
+        progress = jnp.where(step_limit > 0, after / jnp.maximum(step_limit, 1), 0.0)
+        return self.update(tv, ntv, ov, carry, key, progress)
 
-        ``steps``: the env steps before the chunk; ``step_limit``: where the linear schedules reach 0 (0: none).
-        Returns the new weights, optimizer state, env carry and key, and the updates' outputs ``[size, ...]``.
-        """
-
-        def one(c, u):
-            tv, ntv, ov, carry, key = c
-            key, k = jax.random.split(key)
-            after = steps + (u + 1) * self.rollout_steps  # as the Gymnasium path, the schedule after the rollout
-            progress = jnp.where(step_limit > 0, after / jnp.maximum(step_limit, 1), 0.0)
-
-            def run(_):
-                tv2, ntv2, ov2, carry2, out = self.update(tv, ntv, ov, carry, k, progress)
-                return (tv2, ntv2, ov2, carry2, key), out
-
-            shapes = jax.eval_shape(run, None)[1]
-
-            def skip(_):
-                return (tv, ntv, ov, carry, key), jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-            return jax.lax.cond(u < active, run, skip, None)
-
-        (tv, ntv, ov, carry, key), outs = jax.lax.scan(one, (tv, ntv, ov, carry, key), jnp.arange(size))
-        return tv, ntv, ov, carry, key, outs
-
-    def greedy_returns(self, tv, ntv, key, episodes):
-        """Returns of ``episodes`` greedy episodes played side by side (each to its end or the env's step limit)."""
-        obs, states = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(key, episodes), self.params)
-        half = jnp.full((episodes, self.agent.num_actions), 0.5)
-
-        def step(c, key):
-            states, obs, total, alive = c
-            _, greedy, _, _ = self.policy(tv, ntv, obs, half)
-            obs, states, reward, terminated, truncated, _ = self.env_step(key, states, self.to_env(greedy))
-            total = total + reward * alive
-            alive = alive * jnp.logical_not(jnp.logical_or(terminated, truncated))
-            return (states, obs, total, alive), None
-
-        start = (states, obs, jnp.zeros(episodes), jnp.ones(episodes))
-        keys = jax.random.split(key, int(self.params.max_steps_in_episode))
-        (_, _, total, _), _ = jax.lax.scan(step, start, keys)
-        return total
-
-    # -- the host side ---------------------------------------------------------------
-    def begin(self, seed: int | None, eval_episodes: int = 0) -> None:
-        """Start the envs' episodes (a run, or a resumed run, begins them anew); ``seed`` seeds the first.
-
-        ``eval_episodes``: the run's evaluations play that many episodes; their program compiles meanwhile
-        (:meth:`prepare_evaluation`; 0: when first used).
-        """
-        agent = self.agent
-        if eval_episodes > 0:
-            self.prepare_evaluation(eval_episodes)
-        start = seed if seed is not None else int(agent.rng.integers(2**31))
-        # A resumed run (total_steps > 0) continues with other random numbers than its start had.
-        self.key, k_reset = jax.random.split(jax.random.fold_in(jax.random.key(start), agent.total_steps))
-        self.carry = self.reset(k_reset)
-
-    def prepare_evaluation(self, episodes: int) -> None:
-        """Compile :meth:`evaluate`'s program for ``episodes`` in a background thread, beside the first chunk's.
-
-        XLA compiles a program on one core, and the evaluation's takes about a third as long as the chunk's,
-        so on two cores it comes at little cost. :meth:`evaluate` waits for it (or, if it failed, compiles).
-        """
-        import concurrent.futures
-        import threading
-
-        future = concurrent.futures.Future()
-        if self._prepared.setdefault(int(episodes), future) is not future:  # one already (a group's seeds share)
-            return
-        tv, ntv, _ = self.agent.steps.arrays()
-
-        def compile_it():
-            try:
-                future.set_result(self._evaluate.lower(tv, ntv, jax.random.key(0), int(episodes)).compile())
-            except Exception:  # noqa: BLE001 -- evaluate() compiles as it would have without this
-                future.set_result(None)
-
-        threading.Thread(target=compile_it, name="kerlym-compile-evaluation", daemon=True).start()
-
-    def train_chunk(self, max_updates: int | None, step_limit: int | None) -> Chunk:
-        """Train up to ``chunk_updates`` updates (at most ``max_updates``) in one compiled call.
-
-        Counts the steps and updates on the agent (the runner keeps the last update's metrics as its ``stats``).
-        In a :class:`FusedGroup`, waits for the group's other agents and trains with them.
-        """
-        if self.carry is None:
-            self.begin(None)
-        active = self.chunk_updates if max_updates is None else max(1, min(self.chunk_updates, max_updates))
-        if self.group is not None:
-            group, place = self.group
-            return group.train_chunk(place, self, active, step_limit)
-        outs = self._chunk(self.chunk_updates, *self.inputs(step_limit), active, step_limit or 0)
-        return self.take(outs, active)
-
-    def inputs(self, step_limit) -> tuple:
-        """The chunk's arguments before ``active``: weights, optimizer state, the envs, the key, the steps so far."""
-        tv, ntv, ov = self.agent.steps.arrays()
-        return tv, ntv, ov, self.carry, self.key, self.agent.total_steps
-
-    def take(self, outs, active: int) -> Chunk:
-        """Keep a chunk's results: the new weights in the agent's steps, the envs and key here, the counts."""
-        agent = self.agent
-        tv, ntv, ov, self.carry, self.key, outs = outs
-        agent.steps.set_arrays(tv, ntv, ov)
+    def results(self, outs, active: int) -> Chunk:
         done, returns, lengths, values, losses = (np.asarray(x)[:active] for x in outs)
-        agent.total_steps += active * self.rollout_steps
-        agent.updates += active
         return Chunk(active, done, returns, lengths, values, losses)
-
-    def evaluate(self, episodes: int, seed: int | None = None) -> np.ndarray:
-        """Returns of ``episodes`` greedy episodes, all in one compiled call."""
-        tv, ntv, _ = self.agent.steps.arrays()
-        if seed is None:  # each evaluation its own episodes, without touching the training's random numbers
-            seed = (self.agent.seed or 0) * 7919 + 104_729 + self.evaluations
-        self.evaluations += 1
-        future = self._prepared.get(int(episodes))
-        program = future.result() if future is not None else None
-        key = jax.random.key(seed)
-        returns = program(tv, ntv, key) if program is not None else self._evaluate(tv, ntv, key, int(episodes))
-        return np.asarray(returns, dtype=np.float64)
 
 
 class FusedGroup:
@@ -375,11 +423,11 @@ class FusedGroup:
         self.cond = threading.Condition()
         self.interrupted = False
         self.error: BaseException | None = None
-        self.first: FusedPPO | None = None
+        self.first: FusedChunks | None = None
         self._chunks: dict = {}
 
     def join(self, place: int, agent) -> None:
-        """Make ``agent`` (a fused PPO agent) train in this group as ``place``; the first one's programs are shared."""
+        """Make ``agent`` (a fused agent) train in this group as ``place``; the first one's programs are shared."""
         fused = agent.fused
         if fused is None:
             raise ValueError("only agents on the fused JAX path (a gymnax env) train as a group")
@@ -403,7 +451,7 @@ class FusedGroup:
             self.interrupted = True
             self.cond.notify_all()
 
-    def train_chunk(self, place: int, fused: FusedPPO, active: int, step_limit) -> Chunk:
+    def train_chunk(self, place: int, fused: FusedChunks, active: int, step_limit) -> Chunk:
         with self.cond:
             if self.interrupted:
                 raise KeyboardInterrupt

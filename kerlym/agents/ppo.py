@@ -53,14 +53,6 @@ class PPO(ActorCriticAgent):
 
             self.fused = FusedPPO(self)
 
-    def evaluate(
-        self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False, search: int = 0
-    ) -> np.ndarray:
-        """:meth:`kerlym.agents.base.Agent.evaluate`; on the fused path its greedy episodes run in one compiled call."""
-        if self.fused is not None and env is None and not explore and not search:
-            return self.fused.evaluate(episodes, seed)
-        return super().evaluate(episodes, env, seed, explore, search)
-
     def loss_fn(self, online, batch, prepared=None):
         """The PPO loss of one minibatch, then its policy loss, value loss, entropy, clip fraction and KL estimate."""
         states, actions, old_log_prob, old_value, advantages, returns, clip_range, *legal = batch

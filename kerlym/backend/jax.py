@@ -124,6 +124,18 @@ class JaxSteps(Steps):
             self.from_keras()
         return self.tv, self.ntv, self.ov
 
+    def update_arrays(self, tv, ntv, ov, target_tv, target_ntv, batches):
+        """The update as a pure function of arrays, ``(tv, ntv, ov, loss rows)`` out: what :meth:`update` compiles.
+
+        For a compiled loop of the caller's own (:mod:`kerlym.agents.fused_dqn`), which traces it inside its own.
+        """
+        return self._update_arrays(tv, ntv, ov, target_tv, target_ntv, batches)
+
+    def set_target_arrays(self, target_tv, target_ntv):
+        """Take the target network's arrays from a compiled loop of the caller's own; Keras's copy is written later."""
+        self.target_tv, self.target_ntv = list(target_tv), list(target_ntv)
+        self._keras_stale = True
+
     def set_arrays(self, tv, ntv, ov):
         """Take new weights and optimizer state, as :meth:`arrays` gave them; Keras's copy is written when read."""
         self.tv, self.ntv, self.ov = list(tv), list(ntv), list(ov)

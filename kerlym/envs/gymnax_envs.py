@@ -68,7 +68,13 @@ def refusals(config) -> list[str]:
         (config.difference_obs, "difference frames (-i)"),
         (config.preprocessor not in (None, "none"), "a preprocessor (-E)"),
         (config.actors != "local", f"--actors {config.actors}"),
+        (getattr(config, "return_steps", 1) > 1, "--n_step above 1"),
+        (getattr(config, "symmetries", False), "--symmetries"),
     ]
+    if hasattr(config, "update_freq"):  # DQN's units are -f env steps of every env copy; flashbax samples <= -m
+        freq, envs, samples, memory = config.update_freq, config.concurrency, config.update_nsamp, config.max_memory
+        checks.append((freq % envs != 0, f"-f {freq} (not a multiple of -c {envs})"))
+        checks.append((samples > memory, f"-u {samples} (above -m {memory})"))
     return [name for bad, name in checks if bad]
 
 
