@@ -235,6 +235,16 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
         refused = gymnax_envs.refusals(config)
         if refused:
             raise C.ConfigError(f"the fused JAX path (-e {run.env}) does not take {', '.join(refused)}")
+    if config.vector_env == "envpool":
+        from kerlym.envs import envpool_atari
+
+        flags = {"env_kwargs": run.env_kwargs, "render": run.render, "submit": run.submit}
+        other = tuple(C.flag(name) for name, on in flags.items() if on)
+        other += ("--actors ray",) if config.actors == "ray" else ()
+        preprocessor = config.preprocessor if not callable(config.preprocessor) else "a function's"
+        why = envpool_atari.refusal(None if ":" in run.env else run.env, str(preprocessor), other)
+        if why:
+            raise C.ConfigError(why)
     schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")
