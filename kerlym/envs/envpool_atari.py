@@ -8,8 +8,8 @@ reward clipping, no FIRE on reset. It stacks no frames: kerlym stacks them itsel
 one uint8 copy of each frame, in its replay memory too.
 
 EnvPool restarts a finished episode at the next step (its ``NEXT_STEP`` autoreset); kerlym's vector
-envs restart it within the step, with the last frame in ``info["final_obs"]``. :class:`EnvPoolVectorEnv`
-receives one env at a time (``batch_size=1``) and resets the finished ones before returning.
+envs restart it within the step, with the last frame in ``info["final_obs"]``: :class:`EnvPoolVectorEnv`
+resets the finished ones (EnvPool takes a reset of some of its envs) before returning.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class EnvPoolVectorEnv:
         self.num_envs = num_envs
         self.num_threads = num_threads
         self.env = None
+        self._ids = np.arange(num_envs, dtype=np.int32)
 
     def _make(self, seed):
         import envpool
@@ -124,58 +125,50 @@ class EnvPoolVectorEnv:
             envpool_id(_game(self.env_id)),
             env_type="gymnasium",
             num_envs=self.num_envs,
-            batch_size=1,  # one env at a time, so that a finished one can be reset alone
+            batch_size=self.num_envs,  # every env each step, as kerlym acts on all of them at once
             num_threads=self.num_threads,
             seed=int(seed),
             **envpool_kwargs(self.env_id),
         )
 
-    def _receive(self, count: int) -> tuple:
-        """``count`` envs' results, each ``(env_id, frame, reward, terminated, truncated, lives, elapsed_step)``."""
-        out = []
-        for _ in range(count):
-            obs, reward, terminated, truncated, info = self.env.recv()
-            out.append(
-                (int(info["env_id"][0]), obs[0], reward[0], terminated[0], truncated[0],
-                 info["lives"][0], info["elapsed_step"][0])
-            )  # fmt: skip
-        return out
+    @staticmethod
+    def _frames(obs, info) -> np.ndarray:
+        order = info["env_id"]
+        if (np.diff(order) < 0).any():  # EnvPool returns a batch in the order its envs finished
+            obs = obs[np.argsort(order)]
+        return obs.reshape(obs.shape[0], *obs.shape[2:], 1)  # EnvPool's [N, 1, 84, 84] -> [N, 84, 84, 1]
 
     @staticmethod
-    def _frame(obs) -> np.ndarray:
-        return obs.reshape(*obs.shape[1:], 1)  # EnvPool's [1, 84, 84] -> the atari preprocessor's [84, 84, 1]
+    def _by_env(info, *arrays):
+        order = info["env_id"]
+        if not (np.diff(order) < 0).any():
+            return arrays
+        back = np.argsort(order)
+        return tuple(a[back] for a in arrays)
 
     def reset(self, seed=None):
         """Start every env anew (``seed``, when given, seeds EnvPool's emulators and no-op starts)."""
         if self.env is None or seed is not None:
             self._make(seed)
-        self.env.async_reset()
-        frames = np.empty((self.num_envs, 84, 84, 1), np.uint8)
-        lives = np.empty(self.num_envs, np.int32)
-        for i, obs, _, _, _, life, _ in self._receive(self.num_envs):
-            frames[i], lives[i] = self._frame(obs), life
-        return frames, {"lives": lives}
+        obs, info = self.env.reset(self._ids)
+        (lives,) = self._by_env(info, info["lives"])
+        return self._frames(obs, info), {"lives": lives}
 
     def step(self, actions):
         """Step every env once; finished episodes restart within the step (see the class)."""
-        n = self.num_envs
-        self.env.send(np.asarray(actions, dtype=np.int32).reshape(n), np.arange(n, dtype=np.int32))
-        frames = np.empty((n, 84, 84, 1), np.uint8)
-        rewards = np.empty(n, np.float32)
-        terminated, truncated = np.zeros(n, bool), np.zeros(n, bool)
-        lives, elapsed = np.empty(n, np.int32), np.empty(n, np.int32)
-        for i, obs, reward, term, trunc, life, steps in self._receive(n):
-            frames[i], rewards[i], terminated[i], truncated[i] = self._frame(obs), reward, term, trunc
-            lives[i], elapsed[i] = life, steps
+        obs, rewards, terminated, truncated, info = self.env.step(np.asarray(actions, dtype=np.int32), self._ids)
+        frames = self._frames(obs, info)
+        rewards, terminated, truncated, lives, elapsed = self._by_env(
+            info, rewards, terminated, truncated, info["lives"], info["elapsed_step"]
+        )
         info = {"lives": lives, "elapsed_step": elapsed}
         done = np.flatnonzero(terminated | truncated)
         if done.size:
             info["final_obs"] = frames.copy()
-            # EnvPool ignores a finished env's next action and starts its next episode instead.
-            self.env.send(np.zeros(done.size, np.int32), done.astype(np.int32))
-            for i, obs, *_ in self._receive(done.size):
-                frames[i] = self._frame(obs)
-        return frames, rewards, terminated, truncated, info
+            # EnvPool would start a finished env's next episode at its next step; kerlym wants its first frame now.
+            obs, first = self.env.reset(done.astype(np.int32))
+            frames[np.sort(first["env_id"])] = self._frames(obs, first)
+        return frames, rewards.astype(np.float32, copy=False), terminated, truncated, info
 
     def close(self):
         """Stop EnvPool's threads."""
