@@ -217,7 +217,7 @@ def _saved_run(args, saved_dir: str) -> int:
     if args.play and given_kwargs:  # --play against another opponent: the given env kwargs add to the run's
         run = dataclasses.replace(run, env_kwargs={**(run.env_kwargs or {}), **given_kwargs})
     S.check_settings(run, cfg)
-    check_env(run, cfg)
+    check_env(run, cfg, training=not (args.play or args.export))
     if args.play:  # reads only (but for -S's bundle): no lock, works on a read-only disk
         from kerlym.playback import play
 

@@ -219,8 +219,11 @@ def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:
         )
 
 
-def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
-    """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`)."""
+def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) -> None:
+    """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`).
+
+    ``training=False`` (``--play``, ``--export``) leaves out what only training's envs need (``--vector_env``).
+    """
     import gymnasium as gym
 
     from kerlym import networks
@@ -235,7 +238,7 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
         refused = gymnax_envs.refusals(config)
         if refused:
             raise C.ConfigError(f"the fused JAX path (-e {run.env}) does not take {', '.join(refused)}")
-    if config.vector_env == "envpool":
+    if training and config.vector_env == "envpool":
         from kerlym.envs import envpool_atari
 
         flags = {"env_kwargs": run.env_kwargs, "render": run.render, "submit": run.submit}

@@ -145,3 +145,13 @@ def test_episode_rows_and_replay_frames_come_through_the_runner():
     b = agent.memory.sample(8, np.random.default_rng(0))
     assert b.states.shape == (8, 4 * 84 * 84)
     agent.close()
+
+
+def test_play_and_export_of_an_envpool_run_take_what_training_with_envpool_refuses():
+    from kerlym.config import ConfigError
+    from kerlym.make import check_env, configure
+
+    run, config = configure("PongNoFrameskip-v4", "dqn", preprocessor="atari", vector_env="envpool", submit=True)
+    with pytest.raises(ConfigError, match="it does not take -S/--submit"):
+        check_env(run, config)
+    check_env(run, config, training=False)  # --play RUN -S plays and records through Gymnasium's own env
