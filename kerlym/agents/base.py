@@ -246,7 +246,7 @@ class Agent:
     def _envpool_env(self, env_id):
         from kerlym.envs import envpool_atari
 
-        name = "atari" if self.preprocessor is preproc.atari else str(self.config.preprocessor)
+        name = "atari" if self.preprocessor is preproc.atari else getattr(self.preprocessor, "__name__", "none")
         why = envpool_atari.refusal(env_id, name)
         if why:
             raise ValueError(why)
