@@ -155,3 +155,13 @@ def test_play_and_export_of_an_envpool_run_take_what_training_with_envpool_refus
     with pytest.raises(ConfigError, match="it does not take -S/--submit"):
         check_env(run, config)
     check_env(run, config, training=False)  # --play RUN -S plays and records through Gymnasium's own env
+
+
+def test_the_python_api_refuses_what_envpool_cannot_give_when_its_envs_are_made():
+    from kerlym.agents import DQN
+    from kerlym.preproc import karpathy_preproc
+
+    agent = DQN("PongNoFrameskip-v4", preprocessor=karpathy_preproc, vector_env="envpool", learning_starts=10**6)
+    with pytest.raises(ValueError, match="--vector_env async for the karpathy_preproc preprocessor"):
+        agent.vector_env()
+    agent.close()
