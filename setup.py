@@ -35,6 +35,7 @@ setup(
         # gymnax: the JAX-native envs of -e gymnax:ENV_ID (the fused path); flashbax: fused DQN's replay buffer
         "jax": ["jax>=0.4.30", "gymnax>=1.0", "flashbax>=0.1.3"],
         "box2d": ["gymnasium[box2d]>=1.0"],
+        "envpool": ["envpool>=1.2.5"],  # --vector_env envpool: Atari copies in EnvPool's C++ threads
         "go": ["open-spiel>=1.5"],  # Go9x9-v0 / Go19x19-v0; GnuGo opponents also need apt-get install gnugo
         "games": ["open-spiel>=1.5"],  # -e openspiel:GAME and --search (the same package as .[go])
         "ray": ["ray[tune]>=2.40", "optuna>=3.0", "pyyaml>=6"],  # --seeds --ray, --tune (kerlym.sweep)

@@ -34,15 +34,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def pong_round(args) -> list[dict]:
-    base = pong_spec(args, dtype_policy=args.dtype)
-    rows = [
-        run_row("actors", "kerlym DQN (local)", args.backend, {**base, "actors": "local"}),
-        run_row("actors", "kerlym DQN (process)", args.backend, {**base, "actors": "process",
-                                                                 "actor_sync_every": args.sync_every}),
-    ]  # fmt: skip
+    rows = []
+    for vector in args.vector_envs:
+        base, tag = pong_spec(args, dtype_policy=args.dtype, vector_env=vector), vector_tag(vector)
+        rows += [
+            run_row("actors", f"kerlym DQN (local{tag})", args.backend, {**base, "actors": "local"}),
+            run_row("actors", f"kerlym DQN (process{tag})", args.backend, {**base, "actors": "process",
+                                                                           "actor_sync_every": args.sync_every}),
+        ]  # fmt: skip
     if not args.no_sb3:
         rows.append(run_row("actors", "SB3 DQN", "torch", {**base, "fn": "sb3_pong"}))
     return rows
+
+
+def vector_tag(vector_env: str | None) -> str:
+    return f", {vector_env}" if vector_env else ""
 
 
 def command_seconds(cmd: list[str]) -> float:
@@ -90,6 +96,13 @@ def main(argv=None) -> int:
     p.add_argument("--sync-every", type=int, default=None, help="process rows' actor_sync_every (default: kerlym's)")
     p.add_argument("--no-sb3", action="store_true", help="skip the SB3 rows")
     p.add_argument(
+        "--vector-envs",
+        nargs="+",
+        default=[None],
+        type=lambda v: None if v == "default" else v,
+        help="kerlym's rows once per --vector_env (default: kerlym's own; envpool: EnvPool's threads)",
+    )
+    p.add_argument(
         "--ray-overhead",
         action="store_true",
         help="also time --seeds 0 --ray against a plain run, --seeds 0 1 --ray against them in turn",
@@ -100,13 +113,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     rounds = [] if args.no_pong else [pong_round(args) for _ in range(args.rounds)]
-    ratios = {"process / local": [], "process / SB3": [], "local / SB3": []}
+    ratios = {}
     for rows in rounds:
         rate = {r["system"]: r.get("steps_per_s", float("nan")) for r in rows}
-        ratios["process / local"].append(rate["kerlym DQN (process)"] / rate["kerlym DQN (local)"])
-        if "SB3 DQN" in rate:
-            ratios["process / SB3"].append(rate["kerlym DQN (process)"] / rate["SB3 DQN"])
-            ratios["local / SB3"].append(rate["kerlym DQN (local)"] / rate["SB3 DQN"])
+        for tag in map(vector_tag, args.vector_envs):
+            process, local = rate[f"kerlym DQN (process{tag})"], rate[f"kerlym DQN (local{tag})"]
+            ratios.setdefault(f"process / local{tag}", []).append(process / local)
+            if "SB3 DQN" in rate:
+                ratios.setdefault(f"process{tag} / SB3", []).append(process / rate["SB3 DQN"])
+                ratios.setdefault(f"local{tag} / SB3", []).append(local / rate["SB3 DQN"])
     ray = [ray_round(args) for _ in range(args.rounds)] if args.ray_overhead else []
     print("\nsteps/s per round:")
     for i, rows in enumerate(rounds):

@@ -242,6 +242,8 @@ def kerlym_pong(spec: dict) -> dict:
     kw.update(epsilon_min=0.01, epsilon_decay_steps=ls, learning_rate=1e-4, optimizer="adam", loss="huber")
     kw.update(concurrency=spec["concurrency"], dtype_policy=spec.get("dtype_policy", "float32"))
     kw.update(actors=spec.get("actors", "local"), actor_sync_every=spec.get("actor_sync_every"))
+    if spec.get("vector_env"):
+        kw.update(vector_env=spec["vector_env"])
     agent = kerlym.make(PONG, spec["agent"], seed=spec["seed"], **kw)
     window = Window(ls + 200)
     agent.learn(
@@ -560,7 +562,8 @@ def kerlym_ppo(spec: dict) -> dict:
     """``kerlym -e ENV -a ppo --preset``: CartPole timed over the whole ``learn``, Pong over a window of steps."""
     import kerlym
 
-    agent = kerlym.make(spec["env"], "ppo", preset=True, cli_defaults=True, seed=spec["seed"])
+    changes = {"vector_env": spec["vector_env"]} if spec.get("vector_env") else {}
+    agent = kerlym.make(spec["env"], "ppo", preset=True, cli_defaults=True, seed=spec["seed"], **changes)
     if spec.get("window") is None:
         start = time.perf_counter()
         agent.learn(max_steps=spec["steps"], verbose=0, eval_episodes=0)
@@ -586,7 +589,8 @@ def sb3_ppo(spec: dict) -> dict:
     from stable_baselines3.common.env_util import make_atari_env, make_vec_env
     from stable_baselines3.common.vec_env import VecFrameStack
 
-    torch.set_num_threads(spec.get("threads", 1))
+    if spec.get("threads", 1):  # 0: torch's default, one thread per core
+        torch.set_num_threads(spec.get("threads", 1))
     if spec["env"] == PONG:
         import ale_py
         import gymnasium as gym
@@ -816,6 +820,10 @@ def cleanrl_summary(rows: list[dict]) -> list[str]:
     return lines
 
 
+def vector_label(vector_env: str | None) -> str:
+    return f" ({vector_env})" if vector_env else ""
+
+
 def pong_spec(args, **changes) -> dict:
     spec = {"fn": "kerlym_pong", "agent": "dqn", "concurrency": 1, "seed": args.seeds[0], "steps": args.pong_steps}
     return {**spec, "learning_starts": args.pong_learning_starts, "buffer": args.pong_buffer, **changes}
@@ -842,8 +850,12 @@ def part_cartpole(args, sb3: bool) -> list[dict]:
 
 def part_pong(args, sb3: bool) -> list[dict]:
     mine = [
-        ("kerlym DQN" + ("" if policy == "float32" else " (bf16)"), pong_spec(args, dtype_policy=policy))
+        (
+            "kerlym DQN" + ("" if policy == "float32" else " (bf16)") + vector_label(vector),
+            pong_spec(args, dtype_policy=policy, vector_env=vector),
+        )
         for policy in args.pong_dtype_policies
+        for vector in args.vector_envs
     ]
     ref = ("SB3 DQN", "torch", pong_spec(args, fn="sb3_pong")) if sb3 else None
     return versus("pong", mine, args.backends, ref, "steps_per_s")
@@ -903,16 +915,22 @@ def part_ppo(args, sb3: bool) -> list[dict]:
             spec = {"env": env_id, "steps": steps, "window": window, "seed": seed}
             pair = []
             for b in args.backends:
-                mine = ("ppo", f"kerlym PPO {env_id} (preset)", b, {**spec, "fn": "kerlym_ppo"})
-                threads = "" if args.sb3_threads == 1 else f", {args.sb3_threads} threads"
+                mine = [
+                    ("ppo", f"kerlym PPO {env_id} (preset{vector_label(v)})", b,
+                     {**spec, "fn": "kerlym_ppo", "vector_env": v})
+                    for v in (args.vector_envs if env_id == PONG else [None])
+                ]  # fmt: skip
+                threads = {1: "", 0: ", default threads"}.get(args.sb3_threads, f", {args.sb3_threads} threads")
                 ref_spec = {**spec, "fn": "sb3_ppo", "threads": args.sb3_threads}
                 ref = ("ppo", f"SB3 PPO {env_id} (RL Zoo{threads})", "torch", ref_spec)
-                first, second = (ref, mine) if i % 2 else (mine, ref)  # a drift in the machine falls on both
-                done = {id(first): run_row(*first), id(second): run_row(*second)}
-                mine_row, ref_row = done[id(mine)], done[id(ref)]
-                set_ratios([mine_row], ref_row, "steps_per_s")
-                mine_row["pair"] = ref_row["pair"] = f"{env_id}/{b}/{i}"
-                pair += [mine_row, ref_row]
+                order = [ref, *mine] if i % 2 else [*mine, ref]  # a drift in the machine falls on every side
+                done = {id(job): run_row(*job) for job in order}
+                ref_row = done[id(ref)]
+                ref_row["pair"] = f"{env_id}/{b}/{i}"
+                for job in mine:
+                    set_ratios([done[id(job)]], ref_row, "steps_per_s")
+                    done[id(job)]["pair"] = ref_row["pair"]
+                pair += [*(done[id(job)] for job in mine), ref_row]
             rows += pair
     return rows
 
@@ -1130,7 +1148,16 @@ def main(argv=None) -> int:
         "busy 2-core machine)",
     )
     p.add_argument("--ppo-repeats", type=int, default=3, help="ppo: pairs per env and backend (seeds cycle)")
-    p.add_argument("--sb3-threads", type=int, default=1, help="ppo: torch threads of SB3's rows")
+    p.add_argument(
+        "--sb3-threads", type=int, default=1, help="ppo: torch threads of SB3's rows (0: torch's default, one per core)"
+    )
+    p.add_argument(
+        "--vector-envs",
+        nargs="+",
+        default=[None],
+        type=lambda v: None if v == "default" else v,
+        help="pong and ppo's Pong: a kerlym row per --vector_env (default: the preset's; envpool: EnvPool's threads)",
+    )
     p.add_argument("--ppo-cartpole-steps", type=int, default=100_000, help="ppo: CartPole steps per run (0: skip)")
     p.add_argument(
         "--ppo-pong-steps",

@@ -221,7 +221,7 @@ def _saved_run(args, saved_dir: str) -> int:
     if args.play:  # the opponents --play plays are the ones named here, else the env's own
         run = dataclasses.replace(run, eval_opponents=S.given_settings(args).get("eval_opponents"))
     S.check_settings(run, cfg)
-    check_env(run, cfg)
+    check_env(run, cfg, training=not (args.play or args.export))
     if args.play:  # reads only (but for -S's bundle): no lock, works on a read-only disk
         from kerlym.playback import play
 

@@ -219,8 +219,11 @@ def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:
         )
 
 
-def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
-    """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`)."""
+def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) -> None:
+    """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`).
+
+    ``training=False`` (``--play``, ``--export``) leaves out what only training's envs need (``--vector_env``).
+    """
     import gymnasium as gym
 
     from kerlym import networks
@@ -239,6 +242,16 @@ def check_env(run: C.RunConfig, config: C.AgentConfig) -> None:
             from kerlym.agents.fused_dqn import check_replay_fits
 
             check_replay_fits(run.env, config, 1)
+    if training and config.vector_env == "envpool":
+        from kerlym.envs import envpool_atari
+
+        flags = {"env_kwargs": run.env_kwargs, "render": run.render, "submit": run.submit}
+        other = tuple(C.flag(name) for name, on in flags.items() if on)
+        other += ("--actors ray",) if config.actors == "ray" else ()
+        preprocessor = config.preprocessor if not callable(config.preprocessor) else "a function's"
+        why = envpool_atari.refusal(None if ":" in run.env else run.env, str(preprocessor), other)
+        if why:
+            raise C.ConfigError(why)
     schedules = (getattr(config, "lr_schedule", None), getattr(config, "clip_schedule", None))
     if "linear" in schedules and run.steps is None:
         raise C.ConfigError("a linear schedule falls to 0 at --steps, so it needs --steps")

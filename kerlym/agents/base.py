@@ -236,7 +236,8 @@ class Agent:
         One env steps in this process; N copies step in Gymnasium's
         ``AsyncVectorEnv`` worker processes (``vector_env="sync"``: its
         ``SyncVectorEnv``, in turn in this process) or, for ALE ids with the
-        ``atari`` preprocessor, in ale-py's ``AtariVectorEnv`` C++ threads.
+        ``atari`` preprocessor, in ale-py's ``AtariVectorEnv`` C++ threads;
+        ``vector_env="envpool"``: in EnvPool's C++ threads (one copy too).
 
         Episodes end and restart within one ``step`` (same-step autoreset), with
         the final observation in ``info["final_obs"]``.
@@ -252,6 +253,8 @@ class Agent:
                 for env in envs:
                     env.unwrapped.external_opponent()
                 self._vector_env = SelfPlayEnvs(self, envs)
+            elif self.config.vector_env == "envpool":
+                self._vector_env = self._envpool_env(env_id)
             elif self.concurrency == 1:
                 self._vector_env = OneEnv(self.env)
             elif self.env_spec is None:
@@ -268,6 +271,17 @@ class Agent:
                 # Worker processes end with the program even if close() is never called.
                 weakref.finalize(self, self._vector_env.close)
         return self._vector_env
+
+    def _envpool_env(self, env_id):
+        from kerlym.envs import envpool_atari
+
+        name = "atari" if self.preprocessor is preproc.atari else getattr(self.preprocessor, "__name__", "none")
+        why = envpool_atari.refusal(env_id, name)
+        if why:
+            raise ValueError(why)
+        env = envpool_atari.EnvPoolVectorEnv(env_id, self.concurrency)
+        weakref.finalize(self, env.close)
+        return env
 
     def env_id(self) -> str | None:
         """The env id, when envs come from one with nothing added (a callable may say so with ``env_id``)."""

@@ -196,7 +196,8 @@ class AgentConfig:
         "async",
         "How -c N env copies step: async (Gymnasium's AsyncVectorEnv, a worker process each) or sync "
         "(SyncVectorEnv, in turn in this process: faster for cheap envs such as CartPole); ALE ids with the atari "
-        "preprocessor use ale-py's AtariVectorEnv either way",
+        "preprocessor use ale-py's AtariVectorEnv either way. envpool: ALE ids with the atari preprocessor in "
+        "EnvPool's C++ threads, -c 1 too (pip install .[envpool])",
         choices=VECTOR_MODES,
         topic="environment",
     )

@@ -16,7 +16,7 @@ REPLAY_MODES = ("newest", "uniform")
 PREPROCESSOR_NAMES = ("none", "atari", "karpathy")
 SCHEDULES = ("constant", "linear")
 ACTOR_MODES = ("local", "process", "ray")
-VECTOR_MODES = ("async", "sync")
+VECTOR_MODES = ("async", "sync", "envpool")
 # --mlflow without a URI: MLflow's own embedded store, a SQLite file beside its ./mlruns artifact folder.
 MLFLOW_DEFAULT_URI = "sqlite:///mlflow.db"
 # The names keras.optimizers.get takes (any case) and kerlym's rmsprop_tf; and the names keras.losses.get takes (as
