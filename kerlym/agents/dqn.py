@@ -247,16 +247,17 @@ class DQN(Agent):
             else:
                 greedy, q = acting.act(states)
             return (greedy if masks is None else masked_argmax(q, masks)), q
-        u, actions = self._exploration_draws(len(states))
+        n = len(states)
+        u, actions = self._exploration_draws(n)
         if masks is not None:  # explore among the legal actions only
             actions = masked_argmax(self.rng.random(masks.shape), masks)
-        random = u < self.epsilon
-        if random.all():  # nothing for the network to decide (most steps while epsilon is near 1)
+        # Nothing for the network to decide (most steps while epsilon is near 1); one env's test is a scalar's.
+        if u[0] < self.epsilon if n == 1 else (u < self.epsilon).all():
             return actions, None
         greedy, q = self.steps.act(states)
         if masks is not None:
             greedy = masked_argmax(q, masks)
-        return np.where(random, actions, greedy), q
+        return np.where(u < self.epsilon, actions, greedy), q
 
     def opponent_moves(self, outputs, masks, rng):
         """The legal move of the highest Q-value (greedy, as the final evaluation plays)."""
