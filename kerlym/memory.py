@@ -99,7 +99,8 @@ class FrameRing:
         self.last[stream] = i
         self.writes += 1
         self.ptr = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        if self.size < self.capacity:
+            self.size += 1
         return i
 
     def stack(self, idx) -> np.ndarray:

@@ -251,7 +251,8 @@ class Runner:
             vector_steps += 1
             if vector_steps % tick_every == 0:
                 self._tick(step_callback)
-            next_checkpoint, next_eval = self._checkpoint_and_evaluate_when_due(next_checkpoint, next_eval)
+            if next_checkpoint is not None or next_eval is not None:
+                next_checkpoint, next_eval = self._checkpoint_and_evaluate_when_due(next_checkpoint, next_eval)
             if agent.total_steps >= next_snapshot:
                 self._snapshot()
                 next_snapshot = self._next(agent.total_steps, self.snapshot_every)

@@ -298,9 +298,10 @@ class DQN(Agent):
         # its replay memory refill it before training again.
         # A full memory also starts them: each episode's first frame takes a slot without a transition,
         # so a memory can fill up holding fewer than learning_starts transitions.
-        if len(self.memory) >= self.learning_starts or self.memory.size == self.memory.capacity:
-            # One update per multiple of update_freq crossed; with -c N a step can cross several.
-            for k in range(steps_before // self.update_freq + 1, t // self.update_freq + 1):
+        # One update per multiple of update_freq crossed; with -c N a step can cross several.
+        first, end = steps_before // self.update_freq + 1, t // self.update_freq + 1
+        if first < end and (len(self.memory) >= self.learning_starts or self.memory.size == self.memory.capacity):
+            for k in range(first, end):
                 losses.extend(self.update(step=k * self.update_freq).tolist())
         if t // self.target_update_freq > steps_before // self.target_update_freq:
             self.steps.sync_target()
