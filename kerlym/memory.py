@@ -110,6 +110,8 @@ class FrameRing:
         oldest frame available, so a difference there is zero.
         """
         cur = np.asarray(idx, dtype=np.int64)
+        if self.nframes == 1 and not self.difference:  # each state is its own frame
+            return self.frames[cur].reshape(len(cur), -1)
         cols = [cur]
         for _ in range(self.nframes + self.difference - 1):
             p = self.prev[cur]

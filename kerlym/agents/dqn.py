@@ -257,6 +257,8 @@ class DQN(Agent):
         greedy, q = self.steps.act(states)
         if masks is not None:
             greedy = masked_argmax(q, masks)
+        if n == 1:  # its draw was not random (that returned above): np.where's result without its cost
+            return greedy.astype(actions.dtype, copy=False), q
         return np.where(u < self.epsilon, actions, greedy), q
 
     def opponent_moves(self, outputs, masks, rng):
