@@ -133,9 +133,13 @@ def sync_every(config) -> int:
     return 1 if update_freq is None else max(1, SYNC_STEPS // int(update_freq))
 
 
-def _checked(agent, frame, when: str):
-    """``frame``, if it has the shape the env's observation space declares; else an :class:`ObservationError`."""
+def _checked(agent, frame, when: str, step: int | None = None):
+    """``frame``, if it has the shape the env's observation space declares; else an :class:`ObservationError`.
+
+    ``when`` (followed by ``step``, if given) says where in the message.
+    """
     if np.shape(frame) != agent.frame_shape:
+        when = when if step is None else f"{when} {step}"
         raise ObservationError(
             f"the env returned an observation of shape {np.shape(frame)}, but its observation_space declares "
             f"{agent.frame_shape} ({when})"
@@ -180,10 +184,10 @@ class LocalActing:
         final_masks = action_masks(infos.get("final_info"), n) if masks is not None and done.any() else None
         next_frames = []
         for i in range(n):
-            nxt = _checked(agent, infos["final_obs"][i] if done[i] else obs[i], f"step {total_steps + n}")
+            nxt = _checked(agent, infos["final_obs"][i] if done[i] else obs[i], "step", total_steps + n)
             self.histories[i].push(nxt, first=False)
             if done[i]:
-                self.histories[i].push(_checked(agent, obs[i], f"reset after step {total_steps + n}"), first=True)
+                self.histories[i].push(_checked(agent, obs[i], "reset after step", total_steps + n), first=True)
             next_frames.append(nxt)
         self.masks = masks
         return Step(

@@ -99,7 +99,8 @@ class FrameRing:
         self.last[stream] = i
         self.writes += 1
         self.ptr = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        if self.size < self.capacity:
+            self.size += 1
         return i
 
     def stack(self, idx) -> np.ndarray:
@@ -109,6 +110,8 @@ class FrameRing:
         oldest frame available, so a difference there is zero.
         """
         cur = np.asarray(idx, dtype=np.int64)
+        if self.nframes == 1 and not self.difference:  # each state is its own frame
+            return self.frames[cur].reshape(len(cur), -1)
         cols = [cur]
         for _ in range(self.nframes + self.difference - 1):
             p = self.prev[cur]
@@ -126,6 +129,31 @@ class FrameRing:
             i = self.last[stream]
             return self.frames[i : i + 1].reshape(1, -1).copy()
         return self.stack(self.last[stream : stream + 1])
+
+
+class LatestFrame:
+    """The frame history of a state that is one frame (``nframes=1``, no differences): the newest frame alone.
+
+    What :class:`FrameRing` gives for one stream, without its bookkeeping: :meth:`push` keeps a
+    copy of the frame in ``dtype``, :meth:`latest` returns it as ``[1, input_dim]``. The array
+    :meth:`latest` returns is replaced at the next push, never written into.
+    """
+
+    nframes, difference = 1, False
+
+    def __init__(self, frame_shape, dtype=np.float32):
+        self.frame_shape = tuple(frame_shape)
+        self.dtype = np.dtype(dtype)
+        self.size = int(np.prod(self.frame_shape, dtype=np.int64))
+        self.state: np.ndarray | None = None
+
+    def push(self, frame, first: bool, stream: int = 0) -> None:
+        """Keep ``frame`` (a copy); ``first`` (an episode start) changes nothing for one frame."""
+        self.state = np.array(frame, dtype=self.dtype).reshape(1, self.size)
+
+    def latest(self, stream: int = 0) -> np.ndarray:
+        """The state of the newest frame, shape ``[1, input_dim]``."""
+        return self.state
 
 
 class ReplayMemory(FrameRing):
@@ -174,8 +202,9 @@ class ReplayMemory(FrameRing):
         self.actions[i] = action
         self.rewards[i] = reward
         self.terminated[i] = terminated
-        self.next[i] = self.push(next_obs, False, stream)
-        self._store_mask(self.next[i], mask)
+        self.next[i] = j = self.push(next_obs, False, stream)
+        if mask is not None:
+            self._store_mask(j, mask)
         self.valid[i] = True
         self.num_transitions += 1
 

@@ -182,8 +182,9 @@ class Runner:
         # wall_time goes on from the last row (a resumed run's rows were read back from progress.csv).
         last_wall = float(agent.episodes[-1].get("wall_time", 0.0)) if agent.episodes else 0.0
         start = time.perf_counter() - (last_wall if math.isfinite(last_wall) else 0.0)
-        ep_reward, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
-        ep_qmax, ep_qmin, ep_qsteps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
+        # Per env: the episode's return and length so far, and the network's outputs at each step it was consulted.
+        ep_reward, ep_len = [0.0] * n, [0] * n
+        ep_values: list[list[np.ndarray]] = [[] for _ in range(n)]
 
         losses: list[float] = []  # the updates' losses since any env's last episode ended: that row's loss
         obs, masks = acting.reset(agent.reset_seed)
@@ -196,21 +197,20 @@ class Runner:
             if acting.remote and s.behaviour is not None:  # an actor acted: its act becomes the agent's own
                 agent.adopt(s.states, s.behaviour)
             for i, (first, first_masks) in acting.restarts():  # a restarted actor's env: its episode begins anew
-                ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
+                ep_reward[i], ep_len[i], ep_values[i] = 0.0, 0, []
                 agent.begin_episode(first[0], i, mask=None if first_masks is None else first_masks[0])
             done = s.terminated | s.truncated
+            dones, rewards, values = done.tolist(), s.rewards.tolist(), s.values
             steps_before = agent.total_steps
             agent.total_steps += n
-            ep_reward += s.rewards
-            ep_len += 1
-            if s.values is not None:  # statistics over the steps where the network was consulted
-                ep_qmax += s.values.max(axis=1)
-                ep_qmin += s.values.min(axis=1)
-                ep_qsteps += 1
             # The legal actions at each next frame: an ended episode's last frame has its own.
-            next_masks = s.final_masks if s.final_masks is not None and done.any() else s.masks
+            next_masks = s.final_masks if s.final_masks is not None and True in dones else s.masks
             for i in range(n):
-                mask = None if s.masks is None else (next_masks if done[i] else s.masks)[i]
+                ep_reward[i] += rewards[i]
+                ep_len[i] += 1
+                if values is not None:  # statistics over the steps where the network was consulted
+                    ep_values[i].append(values[i])
+                mask = None if s.masks is None else (next_masks if dones[i] else s.masks)[i]
                 a, r, term, trunc = s.actions[i], s.rewards[i], s.terminated[i], s.truncated[i]
                 agent.observe(i, s.states[i], a, r, term, trunc, s.next_frames[i], mask=mask)
             new = agent.after_step(steps_before)
@@ -219,13 +219,14 @@ class Runner:
                 self._updated(new)
             acting.after_learning()
             stop = False
-            for i in done.nonzero()[0]:
+            for i in [i for i, d in enumerate(dones) if d] if True in dones else ():
                 agent.episode += 1
                 epsilon = math.nan if agent.epsilon is None else agent.epsilon  # the episode's own (PG has none)
                 extra, new = agent.end_episode(i)  # DQN decays epsilon here; PG updates, so its loss joins this row
                 if new:
                     losses.extend(new)
                     self._updated(new)
+                max_q, min_q = mean_extremes(ep_values[i])
                 row = {
                     "episode": agent.episode,
                     "total_steps": agent.total_steps,
@@ -233,15 +234,15 @@ class Runner:
                     "length": int(ep_len[i]),
                     "epsilon": epsilon,
                     "loss": float(np.mean(losses)) if losses else float("nan"),
-                    "max_q": float(ep_qmax[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
-                    "min_q": float(ep_qmin[i] / ep_qsteps[i]) if ep_qsteps[i] else float("nan"),
+                    "max_q": max_q,
+                    "min_q": min_q,
                     "wall_time": time.perf_counter() - start,
                 }
                 losses = []
                 row.update(extra)
                 row.update(acting.episode_stats(i))
                 agent.episodes.append(row)
-                ep_reward[i] = ep_len[i] = ep_qmax[i] = ep_qmin[i] = ep_qsteps[i] = 0
+                ep_reward[i], ep_len[i], ep_values[i] = 0.0, 0, []
                 agent.begin_episode(s.obs[i], i, mask=None if s.masks is None else s.masks[i])
                 if self._episode_ended(row, callback, episode_limit):
                     stop = True
@@ -250,7 +251,8 @@ class Runner:
             vector_steps += 1
             if vector_steps % tick_every == 0:
                 self._tick(step_callback)
-            next_checkpoint, next_eval = self._checkpoint_and_evaluate_when_due(next_checkpoint, next_eval)
+            if next_checkpoint is not None or next_eval is not None:
+                next_checkpoint, next_eval = self._checkpoint_and_evaluate_when_due(next_checkpoint, next_eval)
             if agent.total_steps >= next_snapshot:
                 self._snapshot()
                 next_snapshot = self._next(agent.total_steps, self.snapshot_every)
@@ -467,6 +469,21 @@ class Runner:
     def _restore_signals(previous) -> None:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def mean_extremes(values: list[np.ndarray]) -> tuple[float, float]:
+    """The means over an episode's steps of the largest and the smallest network output (NaN without any).
+
+    ``values``: the outputs of each step where the network was consulted. The sums run step by step in
+    float64 (``np.cumsum``), as a running total kept during the episode would.
+    """
+    if not values:
+        return math.nan, math.nan
+    q = np.stack(values)
+    return (
+        float(np.cumsum(q.max(axis=1), dtype=np.float64)[-1] / len(values)),
+        float(np.cumsum(q.min(axis=1), dtype=np.float64)[-1] / len(values)),
+    )
 
 
 def acting_for(agent):

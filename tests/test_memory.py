@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kerlym.memory import FrameRing, ReplayMemory, RolloutBuffer
+from kerlym.memory import FrameRing, LatestFrame, ReplayMemory, RolloutBuffer
 
 
 def fill(mem, episodes):
@@ -105,6 +105,22 @@ def test_latest_single_frame_state_is_a_copy_of_each_streams_newest_frame(dtype)
         ring.push(np.full((2, 2), 9, dtype), first=False, stream=0)
     assert ring.last[0] == 1
     np.testing.assert_array_equal(newest1, [[2, 3, 4, 5]])  # states handed out are not views of the ring
+
+
+def test_latest_frame_gives_the_states_of_a_one_frame_ring_and_keeps_a_copy():
+    latest, ring = LatestFrame((2, 2), np.float32), FrameRing(3, (2, 2), np.float32)
+    frames = [np.array([[1.5, 2.0], [3.0, 4.25]]), np.array([[5.0, 6.0], [7.0, 8.0]]), np.array([[9.0, 1], [2, 3]])]
+    for t, frame in enumerate(frames):
+        first = t != 1
+        latest.push(frame, first=first)
+        ring.push(frame, first=first)
+        state = latest.latest()
+        np.testing.assert_array_equal(state, ring.latest())
+        assert state.dtype == np.float32 and state.shape == (1, 4)
+    frames[-1][0, 0] = -1.0  # the env reuses its observation's array: the state kept is unchanged
+    np.testing.assert_array_equal(latest.latest(), [[9.0, 1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError):
+        latest.push(np.zeros(3), first=False)
 
 
 def test_images_stay_uint8_and_storage_is_one_frame_per_step():

@@ -301,3 +301,36 @@ def test_evaluations_against_opponents_write_a_row_each_with_the_games_played(tm
     direct = agent.evaluate(7, env=env, seed=5)
     assert list(direct) == [r for _, r in played["mcts:2"][:7]]
     agent.close()
+
+
+def test_episode_rows_hold_the_sums_and_q_means_of_each_episodes_own_steps():
+    agent = D2QN("CartPole-v1", seed=0, batch_size=16, update_nsamp=32, update_freq=50, epsilon=0.5)
+    acted = []  # per training step: its reward and the network's outputs (None when exploring skipped it)
+    act, step = agent.act, agent.env.step
+
+    def recording_act(states, explore=True, masks=None):
+        actions, values = act(states, explore=explore, masks=masks)
+        acted.append([None, None if values is None else np.array(values)])
+        return actions, values
+
+    def recording_step(action):
+        out = step(action)
+        acted[-1][0] = float(out[1])
+        return out
+
+    agent.act, agent.env.step = recording_act, recording_step
+    rows = agent.learn(max_steps=400, verbose=0, eval_episodes=0)
+    assert len(rows) >= 5 and any(v is None for _, v in acted) and any(v is not None for _, v in acted)
+    begin = 0
+    for row in rows:
+        steps, begin = acted[begin : begin + row["length"]], begin + row["length"]
+        assert row["reward"] == sum(r for r, _ in steps)
+        values = [v for _, v in steps if v is not None]
+        if not values:
+            assert np.isnan(row["max_q"]) and np.isnan(row["min_q"])
+            continue
+        max_q = min_q = 0.0  # running float64 sums, step by step
+        for v in values:
+            max_q, min_q = max_q + float(v.max()), min_q + float(v.min())
+        assert (row["max_q"], row["min_q"]) == (max_q / len(values), min_q / len(values))
+    assert begin == rows[-1]["total_steps"]

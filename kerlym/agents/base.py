@@ -19,7 +19,7 @@ from kerlym.backend import set_random_seed, synchronous_jax_cpu
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, canonical, field_names
 from kerlym.envs import OneEnv, action_masks, make_env, reset_env, step_env, vector_worker
 from kerlym.factories import build_model, refuse_unknown_arguments
-from kerlym.memory import FrameRing
+from kerlym.memory import FrameRing, LatestFrame
 
 
 class Agent:
@@ -164,8 +164,13 @@ class Agent:
         raise NotImplementedError
 
     # -- construction helpers ---------------------------------------------
-    def frame_history(self) -> FrameRing:
-        """A small ring of frames that builds this agent's states (stacking, differences) for one env."""
+    def frame_history(self) -> FrameRing | LatestFrame:
+        """A small ring of frames that builds this agent's states (stacking, differences) for one env.
+
+        A state of one frame needs only that frame: a :class:`~kerlym.memory.LatestFrame` then.
+        """
+        if self.nframes == 1 and not self.difference_obs:
+            return LatestFrame(self.frame_shape, self.frame_dtype)
         cap = self.nframes + self.difference_obs + 1
         return FrameRing(cap, self.frame_shape, self.frame_dtype, self.nframes, self.difference_obs)
 

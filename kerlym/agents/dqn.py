@@ -247,16 +247,19 @@ class DQN(Agent):
             else:
                 greedy, q = acting.act(states)
             return (greedy if masks is None else masked_argmax(q, masks)), q
-        u, actions = self._exploration_draws(len(states))
+        n = len(states)
+        u, actions = self._exploration_draws(n)
         if masks is not None:  # explore among the legal actions only
             actions = masked_argmax(self.rng.random(masks.shape), masks)
-        random = u < self.epsilon
-        if random.all():  # nothing for the network to decide (most steps while epsilon is near 1)
+        # Nothing for the network to decide (most steps while epsilon is near 1); one env's test is a scalar's.
+        if u[0] < self.epsilon if n == 1 else (u < self.epsilon).all():
             return actions, None
         greedy, q = self.steps.act(states)
         if masks is not None:
             greedy = masked_argmax(q, masks)
-        return np.where(random, actions, greedy), q
+        if n == 1:  # its draw was not random (that returned above): np.where's result without its cost
+            return greedy.astype(actions.dtype, copy=False), q
+        return np.where(u < self.epsilon, actions, greedy), q
 
     def opponent_moves(self, outputs, masks, rng):
         """The legal move of the highest Q-value (greedy, as the final evaluation plays)."""
@@ -297,9 +300,10 @@ class DQN(Agent):
         # its replay memory refill it before training again.
         # A full memory also starts them: each episode's first frame takes a slot without a transition,
         # so a memory can fill up holding fewer than learning_starts transitions.
-        if len(self.memory) >= self.learning_starts or self.memory.size == self.memory.capacity:
-            # One update per multiple of update_freq crossed; with -c N a step can cross several.
-            for k in range(steps_before // self.update_freq + 1, t // self.update_freq + 1):
+        # One update per multiple of update_freq crossed; with -c N a step can cross several.
+        first, end = steps_before // self.update_freq + 1, t // self.update_freq + 1
+        if first < end and (len(self.memory) >= self.learning_starts or self.memory.size == self.memory.capacity):
+            for k in range(first, end):
                 losses.extend(self.update(step=k * self.update_freq).tolist())
         if t // self.target_update_freq > steps_before // self.target_update_freq:
             self.steps.sync_target()
