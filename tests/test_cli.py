@@ -331,7 +331,7 @@ BAD_INPUTS = {
     "atari on vectors": (["-e", "CartPole-v1", "-E", "atari"], "-E atari is Gymnasium's AtariPreprocessing, for ALE"),
     "self-play on a one-player env": (
         ["-e", "CartPole-v1", "--self-play"],
-        "--self-play needs a two-player OpenSpiel game (-e openspiel:GAME), not CartPole-v1",
+        "--self-play needs a two-player OpenSpiel game (-e openspiel:GAME) or Go, not CartPole-v1",
     ),
     "self-play pool size": (["--self-play", "-1"], "--self_play/--self-play must be at least 0, got -1"),
     "self-play pool size not an int": (["--self-play", "2.5"], "--self-play: invalid int value: '2.5'"),
@@ -790,5 +790,5 @@ def test_the_headline_go_example_says_gnugo_beats_an_untrained_agent(tmp_path):
     assert (
         "kerlym: note: Go9x9-v0 plays GnuGo level 0 (opponent gnugo:0), and an untrained agent loses every game "
         "against it (reward -1 each episode); for a run that learns: --preset (kerlym's settings, against random "
-        "moves), or -e 'openspiel:go?board_size=5' --self-play (against snapshots of itself)\n"
+        "moves), or --self-play (-e Go9x9-v0 against snapshots of itself)\n"
     ) in out.stderr
