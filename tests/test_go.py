@@ -260,15 +260,24 @@ def test_self_play_resigning_loses_for_either_side(make):
     obs, reward, terminated, truncated, info = env.settle()
     assert (reward, terminated, info["end"]) == (1.0, True, "opponent_resigned")
     assert obs[0, 2, 2] == 1 and obs[1].sum() == 0
-    _, info = env.reset(seed=0)  # the agent white: the snapshot resigns on the first move
+    _, info = env.reset(seed=0)  # the agent white: the snapshot, black, may not resign the game's first move
+    assert info["player"] == 1 and env.opponent_view()[1][26] == 0 and env.opponent_view()[1][25] == 1
+    with pytest.raises(go.IllegalMove):
+        env.opponent_play(26)
+    env.opponent_play(6)
+    assert env.play(18) is None and env.opponent_view()[1][26] == 1  # from its second move on it may
     env.opponent_play(26)
-    assert info["player"] == 1 and env.view()[1]["action_mask"].sum() == 2  # pass and resign: any move ends it
-    obs, reward, terminated, truncated, info = env.play(3)
-    assert (reward, terminated, info["end"]) == (1.0, True, "opponent_resigned") and obs[:2].sum() == 0
+    assert env.other_resigned
+    obs, reward, terminated, truncated, info = env.settle()
+    assert (reward, terminated, info["end"], info["player"]) == (1.0, True, "opponent_resigned", 1)
+    assert obs[0].sum() == 1 and obs[1, 3, 3] == 1
     env.reset(seed=0)  # the agent black resigns: play() is the self-play path, step() the fixed opponent's
+    assert env.view()[1]["action_mask"][26] == 1  # the agent may resign its first move, as without self-play
     obs, reward, terminated, truncated, info = env.play(26)
     assert (reward, terminated, info["end"]) == (-1.0, True, "resign")
-    env.reset(seed=0)  # the agent white again
+    env.reset(seed=0)  # the agent white
+    env.opponent_play(0)
+    env.play(1)
     env.opponent_play(26)
     assert env.other_resigned
     env.reset(seed=0)  # a resignation does not outlive its game

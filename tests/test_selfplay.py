@@ -207,15 +207,15 @@ def test_go_self_play_games_are_scored_from_the_learners_seat_over_alternating_c
         game._finish = finish
     rng = np.random.default_rng(0)
 
-    def moves(states, masks, envs):  # the snapshots' legal moves, resigning one time in ten
-        return [26 if rng.random() < 0.1 else int(rng.choice(np.flatnonzero(m[:26]))) for m in masks]
+    def moves(states, masks, envs):  # the snapshots' legal moves, resigning one time in ten where they may
+        return [26 if m[26] and rng.random() < 0.1 else int(rng.choice(np.flatnonzero(m[:26]))) for m in masks]
 
     agent.pool.moves = moves
     obs, info = envs.reset(seed=0)
     seats, ends = [[p] for p in info["player"]], []
     while len(ends) < 20:
         for i, game in enumerate(envs.games):  # the learner's turn, in its own colour, on the same planes
-            assert game.state.current_player() == game.player == info["player"][i] or game.other_resigned
+            assert game.state.current_player() == game.player == info["player"][i]
             np.testing.assert_array_equal(obs[i], game.observation(game.state))
         masks = info["action_mask"].astype(bool)
         masks[:, -1] = False  # the learner plays on; the snapshots may resign

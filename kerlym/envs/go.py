@@ -21,8 +21,9 @@ Self-play (``--self-play``, :mod:`kerlym.agents.selfplay`): the other seat is a 
 and plays this env's actions too (rows from the top, pass, resign), from the legal moves of its own
 colour. The planes say black, white and empty whoever is to move, so the snapshot sees what the agent
 sees when it plays that colour. Either side may resign, and the side that resigns loses: the agent's
-reward is +1 when the snapshot resigns (``info["end"]`` ``"opponent_resigned"``). A snapshot that
-resigns on the first move of a game leaves the agent one move, which ends that game with its +1.
+reward is +1 when the snapshot resigns (``info["end"]`` ``"opponent_resigned"``). The snapshot may not
+resign the game's first move: the agent would have no move of its own to take the +1 with, and a
+step shown for it would be the empty board black starts from, taught that every move there wins.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class GoEnv(OpenSpielEnv):
         self.max_game_length = self.game.max_game_length()
         self.observation_space = spaces.Box(0, 1, shape=(3, n, n), dtype=np.uint8)
         self.action_space = spaces.Discrete(n * n + 2)
-        self.other_resigned = False  # self-play: the other seat resigned; the agent's next step scores it
+        self.other_resigned = False  # self-play: the other seat resigned; settle() scores it
 
     # -- Go's actions and observation over the generic game ---------------------------------------------------------
     def reset(self, *, seed=None, options=None):
@@ -125,11 +126,8 @@ class GoEnv(OpenSpielEnv):
         return super().reset(seed=seed, options=options)
 
     def play(self, action):
-        if self.action_space.contains(action) and not self.done:
-            if self.other_resigned:  # the other seat resigned on the game's first move: any move wins
-                return self._finish(1.0, "opponent_resigned")
-            if int(action) == self.resign_action:
-                return self._finish(-1.0, "resign")
+        if self.action_space.contains(action) and int(action) == self.resign_action and not self.done:
+            return self._finish(-1.0, "resign")
         return super().play(action)
 
     def settle(self):
@@ -140,9 +138,16 @@ class GoEnv(OpenSpielEnv):
     def opponent_to_move(self) -> bool:
         return not self.other_resigned and super().opponent_to_move()
 
+    def opponent_view(self) -> tuple[np.ndarray, np.ndarray]:
+        obs, mask = super().opponent_view()
+        if not self.state.history():  # no resigning the first move (the module's docstring says why)
+            mask[self.resign_action] = 0
+        return obs, mask
+
     def opponent_play(self, action: int) -> None:
-        """Play the other seat's move ``action`` in this env's actions; resigning ends the game, won by the agent."""
-        if int(action) == self.resign_action and self.opponent_to_move():
+        """Play the other seat's move ``action`` in this env's actions; resigning (not the game's first move)
+        ends the game, won by the agent."""
+        if int(action) == self.resign_action and self.opponent_to_move() and self.state.history():
             self.other_resigned = True
             return
         super().opponent_play(action)
@@ -210,7 +215,7 @@ class GoEnv(OpenSpielEnv):
         """int8 over the actions, 1 where legal for the side to move (the agent's, or in self-play the other
         seat's while :meth:`opponent_to_move`); pass and resign always."""
         mask = np.zeros(self.action_space.n, dtype=np.int8)
-        if not self.done and not self.other_resigned and not self.state.is_terminal():
+        if not self.done and not self.state.is_terminal():
             mask[[flip_rows(a, self.board_size) for a in self.state.legal_actions()]] = 1
         mask[self.pass_action] = mask[self.resign_action] = 1
         return mask
