@@ -18,6 +18,7 @@ import os
 from kerlym import checkpoints, resources
 from kerlym import config as C
 from kerlym.agents import AGENT_CONFIGS, AGENTS
+from kerlym.envs import GO_IDS
 
 
 def configure(
@@ -76,6 +77,8 @@ def configure(
         # Given env kwargs add to a preset's: Go's `--preset --env-kwargs komi=0` keeps its random opponent.
         settings = {**settings, "env_kwargs": {**values["env_kwargs"], **settings["env_kwargs"]}}
     values.update(settings)
+    if values.get("self_play") is not None and env in GO_IDS:  # the snapshots play, so GnuGo need not start
+        values["env_kwargs"] = {"opponent": "random", **(values.get("env_kwargs") or {})}
     if values.get("ema_steps") == 0:  # --ema 0 turns a preset's weight average off
         values["ema_steps"] = None
     run_values, agent_values, other = split_settings(values, agent)
@@ -277,7 +280,9 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) ->
         if run.search and not getattr(env.unwrapped, "searchable", False):
             raise C.ConfigError(f"--search plays OpenSpiel games (-e openspiel:GAME) and Go, not {run.env}")
         if config.self_play is not None and not getattr(env.unwrapped, "self_play", False):
-            raise C.ConfigError(f"--self-play needs a two-player OpenSpiel game (-e openspiel:GAME), not {run.env}")
+            raise C.ConfigError(
+                f"--self-play needs a two-player OpenSpiel game (-e openspiel:GAME) or Go, not {run.env}"
+            )
         env = _preprocessed(env, run, config)
         shape = env.observation_space.shape
         if shape is None:

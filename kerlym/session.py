@@ -327,7 +327,7 @@ def opponent_note(agent, run: C.RunConfig) -> str | None:
     the line names the opponent and the ways to a run that learns. ``None`` for other envs, a random
     opponent, and self-play.
     """
-    from kerlym.envs import OPENSPIEL_PREFIX, is_two_player
+    from kerlym.envs import is_two_player
     from kerlym.envs.go_opponents import opponent_text, parse_opponent
 
     game = getattr(agent.env, "unwrapped", agent.env)
@@ -347,11 +347,7 @@ def opponent_note(agent, run: C.RunConfig) -> str | None:
         easier = "--preset (kerlym's settings, against random moves)"
     else:
         easier = "--env-kwargs opponent=random (an opponent it can beat)"
-    if run.env.startswith(OPENSPIEL_PREFIX):
-        self_play = f"--self-play (-e {run.env} against snapshots of itself)"
-    else:  # Go9x9-v0's own planes and resign: self-play plays the same game as an OpenSpiel env
-        size = getattr(game, "board_size", 9)
-        self_play = f"-e 'openspiel:go?board_size={size}' --self-play (against snapshots of itself)"
+    self_play = f"--self-play (-e {run.env} against snapshots of itself)"
     return (
         f"{run.env} plays {opponent_text(name)} (opponent {name}), and an untrained agent loses {loses}; "
         f"for a run that learns: {easier}, or {self_play}"

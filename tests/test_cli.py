@@ -331,7 +331,7 @@ BAD_INPUTS = {
     "atari on vectors": (["-e", "CartPole-v1", "-E", "atari"], "-E atari is Gymnasium's AtariPreprocessing, for ALE"),
     "self-play on a one-player env": (
         ["-e", "CartPole-v1", "--self-play"],
-        "--self-play needs a two-player OpenSpiel game (-e openspiel:GAME), not CartPole-v1",
+        "--self-play needs a two-player OpenSpiel game (-e openspiel:GAME) or Go, not CartPole-v1",
     ),
     "self-play pool size": (["--self-play", "-1"], "--self_play/--self-play must be at least 0, got -1"),
     "self-play pool size not an int": (["--self-play", "2.5"], "--self-play: invalid int value: '2.5'"),
@@ -762,8 +762,8 @@ def test_a_strong_fixed_opponent_is_named_at_the_start_with_the_ways_to_a_run_th
     note = [line for line in out.stderr.splitlines() if "untrained agent" in line]
     assert note == [
         "kerlym: note: openspiel:tic_tac_toe plays OpenSpiel's MCTS bot (2 simulations a move) (opponent mcts:2), "
-        "and an untrained agent loses most games against it; for a run that learns: --env-kwargs opponent=random "
-        "(an opponent it can beat), or --self-play (-e openspiel:tic_tac_toe against snapshots of itself)"
+        "and an untrained agent loses most games against it; for a run that learns: --preset (kerlym's settings, "
+        "against random moves), or --self-play (-e openspiel:tic_tac_toe against snapshots of itself)"
     ]
     out = kerlym(*game, "--eval_episodes", "1", "--env-kwargs", "opponent=mcts:2", "-q", "--outdir", str(tmp_path))
     assert out.returncode == 0 and "untrained agent" not in out.stderr + out.stdout  # -q: quiet
@@ -790,5 +790,38 @@ def test_the_headline_go_example_says_gnugo_beats_an_untrained_agent(tmp_path):
     assert (
         "kerlym: note: Go9x9-v0 plays GnuGo level 0 (opponent gnugo:0), and an untrained agent loses every game "
         "against it (reward -1 each episode); for a run that learns: --preset (kerlym's settings, against random "
-        "moves), or -e 'openspiel:go?board_size=5' --self-play (against snapshots of itself)\n"
+        "moves), or --self-play (-e Go9x9-v0 against snapshots of itself)\n"
     ) in out.stderr
+
+
+def test_the_headline_go_note_points_at_self_play_on_the_same_env():
+    pytest.importorskip("pyspiel", reason="Go needs the .[go] extra (open-spiel)")
+    import types
+
+    from kerlym.envs.go import GoEnv
+    from kerlym.session import opponent_note
+
+    presets = {9: "--preset (kerlym's settings, against random moves)"}
+    for size, env_id in ((9, "Go9x9-v0"), (19, "Go19x19-v0")):
+        env = GoEnv(board_size=size, opponent="random")
+        env.opponent_name = "gnugo:0"  # what the env plays by default, named without starting GnuGo
+        agent = types.SimpleNamespace(env=env, config=config.DQNConfig())
+        note = opponent_note(agent, config.RunConfig(env=env_id, agent="ddqn"))
+        easier = presets.get(size, "--env-kwargs opponent=random (an opponent it can beat)")
+        assert note == (
+            f"{env_id} plays GnuGo level 0 (opponent gnugo:0), and an untrained agent loses every game against it "
+            f"(reward -1 each episode); for a run that learns: {easier}, "
+            f"or --self-play (-e {env_id} against snapshots of itself)"
+        )
+        agent.config = config.DQNConfig(self_play=2)
+        assert opponent_note(agent, config.RunConfig(env=env_id, agent="ddqn")) is None
+        env.close()
+
+
+def test_self_play_on_the_headline_go_env_trains_without_gnugo(tmp_path):
+    pytest.importorskip("pyspiel", reason="Go needs the .[go] extra (open-spiel)")
+    go = ["-e", "Go9x9-v0", "-n", "simple_dnn", "--self-play", "--env-kwargs", "board_size=5", "--steps", "60"]
+    out = kerlym(*go, "--eval_episodes", "1", "--outdir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "untrained agent" not in out.stderr and "GnuGo" not in out.stderr + out.stdout
+    assert "finished at step 60" in out.stdout + out.stderr

@@ -182,6 +182,108 @@ def test_resigning_loses(make):
     assert (reward, terminated, info["end"]) == (-1.0, True, "resign")
 
 
+# -- self-play: the other seat is played from outside (kerlym.agents.selfplay) ----------------------------------------
+def self_play_env(make, **kwargs):
+    env = make(board_size=5, **kwargs)
+    env.external_opponent()
+    return env
+
+
+def test_self_play_opponent_sees_what_the_agent_sees_in_its_colour_and_its_legal_moves(make):
+    black, white = [11, 13, 17, 7], [0, 24, 20]  # black: B3, D3, C2, C4 round C3; white: A5, E1, A1
+    env = self_play_env(make)
+    env.reset(seed=0)
+    assert env.player == 0  # the first game: the agent is black, the snapshot white
+    views = []
+    for b, w in zip(black, white + [None]):
+        assert env.play(b) is None and env.opponent_to_move()
+        views.append(env.opponent_view())
+        if w is not None:
+            env.opponent_play(w)
+            obs, reward, terminated, truncated, info = env.settle()
+            assert (reward, terminated, info["player"]) == (0.0, False, 0) and not env.opponent_to_move()
+    # the same position with the agent playing white against black's moves: the same planes and mask
+    as_white = make(board_size=5, player_color="white", script=black)
+    obs, info = as_white.reset(seed=0)
+    seen = [(obs, info["action_mask"])]
+    for w in white:
+        obs, reward, terminated, truncated, info = as_white.step(w)
+        seen.append((obs, info["action_mask"]))
+    for (obs, mask), (their_obs, their_mask) in zip(views, seen):
+        np.testing.assert_array_equal(obs, their_obs)
+        np.testing.assert_array_equal(mask, their_mask)
+    obs, mask = views[-1]
+    assert sorted(np.flatnonzero(obs[0])) == [7, 11, 13, 17] and sorted(np.flatnonzero(obs[1])) == [0, 20, 24]
+    assert mask[12] == 0 and mask[[0, 7, 11]].sum() == 0  # C3 is suicide for white; the stones' points taken
+    assert mask.sum() == 25 - 7 - 1 + 2  # the other empty points, pass and resign
+    with pytest.raises(go.IllegalMove):
+        env.opponent_play(12)
+
+
+def test_self_play_opponent_actions_count_rows_from_the_top(make):
+    env = self_play_env(make)
+    env.reset(seed=0)
+    env.play(24)  # black E1, the bottom-right corner
+    env.opponent_play(1)  # white B5: row 0 (the top), column 1
+    assert env.state.history() == [flip_rows(24, 5), flip_rows(1, 5)] == [4, 21]  # OpenSpiel's rows from the bottom
+    obs, *_ = env.settle()
+    assert obs[1, 0, 1] == 1 and obs[0, 4, 4] == 1 and obs[:2].sum() == 2
+    assert action_to_gtp(1, 5) == "B5"
+    env.play(6)
+    env.opponent_play(25)  # white passes: the game goes on with black to move
+    assert env.state.history()[-1] == 25 and not env.state.is_terminal() and not env.opponent_to_move()
+
+
+@pytest.mark.parametrize("colour, reward", [(0, -1.0), (1, 1.0)])
+def test_self_play_two_passes_score_from_the_agents_side(make, colour, reward):
+    env = self_play_env(make)  # komi 7.5 on an empty board: white wins
+    for _ in range(colour + 1):
+        env.reset(seed=0)
+    assert env.player == colour  # seats alternate over games
+    if colour == 1:
+        env.opponent_play(25)  # black passes first
+    decided = env.play(25)
+    if colour == 0:
+        assert decided is None
+        env.opponent_play(25)
+    obs, r, terminated, truncated, info = env.settle()
+    assert (r, terminated, info["end"], info["player"]) == (reward, True, "two_passes", colour)
+
+
+def test_self_play_resigning_loses_for_either_side(make):
+    env = self_play_env(make)
+    env.reset(seed=0)  # the agent black
+    assert env.play(12) is None
+    assert env.opponent_view()[1][26] == 1  # the snapshot may resign too
+    env.opponent_play(26)
+    assert not env.opponent_to_move()
+    obs, reward, terminated, truncated, info = env.settle()
+    assert (reward, terminated, info["end"]) == (1.0, True, "opponent_resigned")
+    assert obs[0, 2, 2] == 1 and obs[1].sum() == 0
+    _, info = env.reset(seed=0)  # the agent white: the snapshot, black, may not resign the game's first move
+    assert info["player"] == 1 and env.opponent_view()[1][26] == 0 and env.opponent_view()[1][25] == 1
+    with pytest.raises(go.IllegalMove):
+        env.opponent_play(26)
+    env.opponent_play(6)
+    assert env.play(18) is None and env.opponent_view()[1][26] == 1  # from its second move on it may
+    env.opponent_play(26)
+    assert env.other_resigned
+    obs, reward, terminated, truncated, info = env.settle()
+    assert (reward, terminated, info["end"], info["player"]) == (1.0, True, "opponent_resigned", 1)
+    assert obs[0].sum() == 1 and obs[1, 3, 3] == 1
+    env.reset(seed=0)  # the agent black resigns: play() is the self-play path, step() the fixed opponent's
+    assert env.view()[1]["action_mask"][26] == 1  # the agent may resign its first move, as without self-play
+    obs, reward, terminated, truncated, info = env.play(26)
+    assert (reward, terminated, info["end"]) == (-1.0, True, "resign")
+    env.reset(seed=0)  # the agent white
+    env.opponent_play(0)
+    env.play(1)
+    env.opponent_play(26)
+    assert env.other_resigned
+    env.reset(seed=0)  # a resignation does not outlive its game
+    assert not env.other_resigned and env.play(0) is None and env.opponent_to_move()
+
+
 # -- seeding, Gymnasium's checks, rendering -------------------------------------------------------------------------
 def random_game(env, seed):
     """A game of uniformly random legal moves (the agent never resigns); every observation, as bytes."""

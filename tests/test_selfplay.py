@@ -164,3 +164,73 @@ def test_self_play_refuses_a_one_player_env_and_an_agent_without_an_opponent_pol
         kerlym.make(GAME, "ppo", self_play=-1)
     with pytest.raises(ValueError, match="must be an integer"):
         kerlym.make(GAME, "ppo", self_play=1.5)
+
+
+@pytest.mark.parametrize("name", ["dqn", "ppo"])
+def test_self_play_on_go_trains_with_legal_moves_and_checkpoints_the_pool(tmp_path, name):
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    net = {"dqn": "simple_dnn", "ppo": "actor_critic_mlp"}[name]
+    settings = {"self_play": 2, "self_play_every": 10, "concurrency": 2, "vector_env": "sync", "steps": 40}
+    go = {"env_kwargs": {"board_size": 5}, "modelfactory": net, "seed": 0, "nframes": 1, "eval_episodes": 2}
+    agent = kerlym.make("Go9x9-v0", name, checkpoint_every=20, **go, **SMALL[name], **settings)
+    assert agent.run_config.env_kwargs == {"opponent": "random", "board_size": 5}  # GnuGo is not started
+    quiet = {"verbose": False, "console": False, "final_evaluation": False}
+    session.train(agent, agent.run_config, run_dir, **quiet)  # an illegal move of the snapshots would raise
+    envs = agent.vector_env()
+    assert agent.total_steps == 40 and [g.board_size for g in envs.games] == [5, 5]
+    assert all(g.opponent is None and g.external for g in envs.games)
+    assert agent.pool.steps == [20, 30] and agent.pool.next_snapshot == 40
+    restored = kerlym.make("Go9x9-v0", name, **go, **SMALL[name], **settings)
+    checkpoints.restore_checkpoint(os.path.join(run_dir, "checkpoints", "step-0000000040"), restored)
+    assert restored.pool.steps == [20, 30]
+    for (_, a), (_, b) in zip(agent.pool.snapshots, restored.pool.snapshots):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    for a in (agent, restored):
+        a.close()
+
+
+def test_go_self_play_games_are_scored_from_the_learners_seat_over_alternating_colours():
+    agent = kerlym.make(
+        "Go9x9-v0", "dqn", self_play=1, concurrency=2, vector_env="sync", env_kwargs={"board_size": 5},
+        seed=0, nframes=1, **SMALL["dqn"],
+    )  # fmt: skip
+    envs = agent.vector_env()
+    finished = {}  # each game's last position and why it ended, as the env finishes it (autoreset follows)
+    for i, game in enumerate(envs.games):
+
+        def finish(final_return, end, game=game, i=i, original=game._finish):
+            finished[i] = (game.player, end, final_return, game.state.clone())
+            return original(final_return, end)
+
+        game._finish = finish
+    rng = np.random.default_rng(0)
+
+    def moves(states, masks, envs):  # the snapshots' legal moves, resigning one time in ten where they may
+        return [26 if m[26] and rng.random() < 0.1 else int(rng.choice(np.flatnonzero(m[:26]))) for m in masks]
+
+    agent.pool.moves = moves
+    obs, info = envs.reset(seed=0)
+    seats, ends = [[p] for p in info["player"]], []
+    while len(ends) < 20:
+        for i, game in enumerate(envs.games):  # the learner's turn, in its own colour, on the same planes
+            assert game.state.current_player() == game.player == info["player"][i]
+            np.testing.assert_array_equal(obs[i], game.observation(game.state))
+        masks = info["action_mask"].astype(bool)
+        masks[:, -1] = False  # the learner plays on; the snapshots may resign
+        obs, rewards, terminated, truncated, info = envs.step([int(rng.choice(np.flatnonzero(m))) for m in masks])
+        for i in np.flatnonzero(terminated):
+            player, end, final_return, state = finished.pop(i)
+            assert player == info["final_info"]["player"][i] and rewards[i] == final_return
+            seats[i].append(info["player"][i])
+            ends.append(end)
+            if end == "opponent_resigned":
+                assert rewards[i] == 1.0 and not state.is_terminal()
+            else:  # scored by OpenSpiel, from the learner's seat
+                assert end in ("two_passes", "superko", "move_limit") and state.is_terminal()
+                assert rewards[i] == state.returns()[player] and rewards[i] == -state.returns()[1 - player]
+    for played in seats:
+        assert played == [k % 2 for k in range(len(played))]
+    assert {"opponent_resigned", "two_passes"} <= set(ends)
+    agent.close()

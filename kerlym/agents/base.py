@@ -153,7 +153,7 @@ class Agent:
         game = self.env.unwrapped
         if not getattr(game, "self_play", False):
             what = self.env_id() or type(game).__name__
-            raise ValueError(f"--self-play needs a two-player OpenSpiel game (-e openspiel:GAME), not {what}")
+            raise ValueError(f"--self-play needs a two-player OpenSpiel game (-e openspiel:GAME) or Go, not {what}")
         if type(self).opponent_moves is Agent.opponent_moves:
             raise ValueError(f"-a {self.name} cannot play itself; --self-play takes dqn, ddqn, a2c, a3c or ppo")
         if self.env_spec is None:

@@ -1,4 +1,4 @@
-"""Self-play (``--self-play K``): the agent plays both seats of an ``openspiel:GAME`` against its own snapshots.
+"""Self-play (``--self-play K``): the agent plays both seats of an ``openspiel:GAME`` or Go against its own snapshots.
 
 The pool holds the learner's latest weights and up to ``K`` frozen snapshots of them. A snapshot joins
 every ``self_play_every`` env steps (before the first vector step at or past each multiple, labelled with

@@ -24,6 +24,8 @@ KERLYM_ENVS: dict[str, tuple[str, dict, int | None]] = {
     "RadioSearchMulti-v0": ("kerlym.envs.radio:RadioSearchEnv", {"variant": "multi"}, None),
 }
 
+GO_IDS = ("Go9x9-v0", "Go19x19-v0")  # kerlym.envs.go's GoEnv: GnuGo by default, random under --self-play
+
 
 def register() -> None:
     """Register kerlym's own env ids with Gymnasium (once; ids already registered are left alone)."""

@@ -16,6 +16,14 @@ it stands. Resigning is this env's own: the resigning side loses.
 Coordinates: an action ``row * N + col`` is a point counted from the top-left
 corner (row 0 is the top, as in the observation); ``N * N`` passes and
 ``N * N + 1`` resigns. In GTP's letters, on 9x9 action 0 is A9, 8 is J9 and 80 is J1.
+
+Self-play (``--self-play``, :mod:`kerlym.agents.selfplay`): the other seat is a snapshot of the agent
+and plays this env's actions too (rows from the top, pass, resign), from the legal moves of its own
+colour. The planes say black, white and empty whoever is to move, so the snapshot sees what the agent
+sees when it plays that colour. Either side may resign, and the side that resigns loses: the agent's
+reward is +1 when the snapshot resigns (``info["end"]`` ``"opponent_resigned"``). The snapshot may not
+resign the game's first move: the agent would have no move of its own to take the +1 with, and a
+step shown for it would be the empty board black starts from, taught that every move there wins.
 """
 
 from __future__ import annotations
@@ -53,7 +61,8 @@ class GoEnv(OpenSpielEnv):
     pass and resign. Reward: +1 / -1 / 0 for the agent's win, loss or draw when
     the game ends (``terminated``), 0 before. ``info["action_mask"]`` (int8,
     1 = legal) comes with every reset and step; pass and resign are always
-    legal. At the end ``info["end"]`` says why: ``"two_passes"``, ``"resign"``,
+    legal. ``info["player"]`` is the agent's colour, 0 black and 1 white.
+    At the end ``info["end"]`` says why: ``"two_passes"``, ``"resign"``,
     ``"opponent_resigned"``, ``"illegal_move"``, ``"superko"`` or ``"move_limit"``.
 
     Args:
@@ -70,7 +79,7 @@ class GoEnv(OpenSpielEnv):
 
     metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
     searchable = True  # --search: OpenSpiel's actions map to Go's (search_actions), and planes swap colours
-    self_play = False  # resign and its own planes: --self-play plays openspiel:GAME envs only
+    self_play = True  # the other seat plays Go's actions (resign too) on the same planes: opponent_play
 
     def __init__(
         self,
@@ -109,12 +118,39 @@ class GoEnv(OpenSpielEnv):
         self.max_game_length = self.game.max_game_length()
         self.observation_space = spaces.Box(0, 1, shape=(3, n, n), dtype=np.uint8)
         self.action_space = spaces.Discrete(n * n + 2)
+        self.other_resigned = False  # self-play: the other seat resigned; settle() scores it
 
     # -- Go's actions and observation over the generic game ---------------------------------------------------------
-    def step(self, action):
+    def reset(self, *, seed=None, options=None):
+        self.other_resigned = False
+        return super().reset(seed=seed, options=options)
+
+    def play(self, action):
         if self.action_space.contains(action) and int(action) == self.resign_action and not self.done:
             return self._finish(-1.0, "resign")
-        return super().step(action)
+        return super().play(action)
+
+    def settle(self):
+        if self.other_resigned and not self.done:
+            return self._finish(1.0, "opponent_resigned")
+        return super().settle()
+
+    def opponent_to_move(self) -> bool:
+        return not self.other_resigned and super().opponent_to_move()
+
+    def opponent_view(self) -> tuple[np.ndarray, np.ndarray]:
+        obs, mask = super().opponent_view()
+        if not self.state.history():  # no resigning the first move (the module's docstring says why)
+            mask[self.resign_action] = 0
+        return obs, mask
+
+    def opponent_play(self, action: int) -> None:
+        """Play the other seat's move ``action`` in this env's actions; resigning (not the game's first move)
+        ends the game, won by the agent."""
+        if int(action) == self.resign_action and self.opponent_to_move() and self.state.history():
+            self.other_resigned = True
+            return
+        super().opponent_play(action)
 
     def to_spiel(self, action: int) -> int:
         return flip_rows(action, self.board_size)
@@ -176,7 +212,8 @@ class GoEnv(OpenSpielEnv):
         return np.array(obs_index), np.array(action_index)
 
     def action_mask(self) -> np.ndarray:
-        """int8 over the actions, 1 where legal for the agent now; pass and resign always."""
+        """int8 over the actions, 1 where legal for the side to move (the agent's, or in self-play the other
+        seat's while :meth:`opponent_to_move`); pass and resign always."""
         mask = np.zeros(self.action_space.n, dtype=np.int8)
         if not self.done and not self.state.is_terminal():
             mask[[flip_rows(a, self.board_size) for a in self.state.legal_actions()]] = 1
@@ -184,7 +221,7 @@ class GoEnv(OpenSpielEnv):
         return mask
 
     def _info(self) -> dict:
-        info = {"action_mask": self.action_mask()}
+        info = {"action_mask": self.action_mask(), "player": self.player}
         if self.end is not None:
             info["end"] = self.end
         return info
