@@ -81,7 +81,9 @@ def test_batched_moves_equal_per_env_moves_and_are_legal(name):
             single[i] = pool.moves(states[i : i + 1], masks[i : i + 1], [i])[0]
     np.testing.assert_array_equal(batched, single)
     if name == "dqn":  # greedy: the legal action of the highest Q of the opponent's own weights
-        q = agent.model(states, training=False).numpy()
+        import keras
+
+        q = keras.ops.convert_to_numpy(agent.model(states, training=False))
         latest = pool.opponents == LATEST
         np.testing.assert_array_equal(batched[latest], np.where(masks, q, -np.inf).argmax(axis=1)[latest])
     agent.close()
