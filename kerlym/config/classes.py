@@ -90,7 +90,8 @@ class RunConfig:
     eval_opponents: tuple[str, ...] | None = setting(
         None,
         "Two-player games: evaluations play each of these fixed opponents, alternating colours ('random', "
-        "'mcts:SIMULATIONS', for Go 'gnugo:LEVEL'); the first one picks best.keras (default: the training env's opponent)",
+        "'mcts:SIMULATIONS', for Go 'gnugo:LEVEL'); the first one picks best.keras "
+        "(default: the training env's opponent)",
         cli_nargs="+",
         metavar="OPPONENT",
         topic="evaluation",
