@@ -109,11 +109,9 @@ def main(argv=None) -> int:
         rows += [run(path, seed, args.steps, args.episodes) for path in order]
     lines = summarise(rows)
     print("\n".join(["", *lines]))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"args": {k: v for k, v in vars(args).items() if k != "worker"}, "rows": rows}, f, indent=1)
-    print(f"wrote {args.out}")
-    return 1 if any("error" in r for r in rows) else 0
+    from speed import write_rows  # benchmarks/ is the script's folder, on sys.path
+
+    return write_rows(args, rows)
 
 
 if __name__ == "__main__":

@@ -1224,6 +1224,11 @@ def main(argv=None) -> int:
     parts["purejaxrl"] = part_purejaxrl
     rows = [row for name in PARTS if name in args.parts for row in parts[name](args, sb3)]
     print_table(rows)
+    return write_rows(args, rows)
+
+
+def write_rows(args, rows: list[dict]) -> int:
+    """Write ``rows`` and the arguments to ``args.out`` as JSON; the exit status (1 if a row has an error)."""
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"args": {k: v for k, v in vars(args).items() if k != "worker"}, "rows": rows}, f, indent=1)
