@@ -214,7 +214,8 @@ class LocalActing:
             return None
         meta, arrays = self.envs.get_state()
         arrays = {f"envs/{k}": v for k, v in arrays.items()}
-        arrays.update({f"history/{i}/{k}": v for i, h in enumerate(self.histories) for k, v in h.history_arrays().items()})
+        for i, history in enumerate(self.histories):
+            arrays.update({f"history/{i}/{k}": v for k, v in history.history_arrays().items()})
         if self.masks is not None:
             arrays["masks"] = self.masks
         return {"envs": meta, "streams": self.n}, arrays

@@ -140,7 +140,7 @@ class FrameRing:
         for name in ("frames", "prev", "stamp", "last"):
             mine = getattr(self, name)
             if np.shape(arrays[name]) != mine.shape:
-                raise ValueError(f"saved frame history {name} has shape {np.shape(arrays[name])}, expected {mine.shape}")
+                raise ValueError(f"saved frames' {name} has shape {np.shape(arrays[name])}, expected {mine.shape}")
             mine[...] = arrays[name]
         self.ptr, self.size, self.writes = (int(x) for x in arrays["counters"])
 
@@ -513,7 +513,7 @@ class RolloutBuffer:
             arrays["legal"] = self.legal[: self.t]
         for i, history in enumerate(self.histories):
             arrays.update({f"history/{i}/{k}": v for k, v in history.history_arrays().items()})
-        for k, (t, stream, state) in enumerate(self.truncations):
+        for k, (_, _, state) in enumerate(self.truncations):
             arrays[f"truncation/{k}"] = state
         meta = {"t": self.t, "truncations": [[t, stream] for t, stream, _ in self.truncations]}
         return meta, arrays

@@ -239,7 +239,6 @@ def test_go_self_play_games_are_scored_from_the_learners_seat_over_alternating_c
     agent.close()
 
 
-
 def rows_and_weights(agent, run_dir):
     """progress.csv's rows as numbers' text without wall_time (a resumed run's clock differs), and the final weights.
 

@@ -250,7 +250,8 @@ class SelfPlayEnvs:
         for i, (game, saved) in enumerate(zip(self.games, meta["games"])):
             game.restore_game(saved)
             prefix = f"other/{i}/"
-            self.histories[i].load_history_arrays({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+            saved_frames = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            self.histories[i].load_history_arrays(saved_frames)
         self.fresh = np.asarray(meta["fresh"], dtype=bool)
 
     def view(self) -> tuple[list, dict]:
