@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -362,6 +363,12 @@ class Runner:
             return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
         if not self.agent.restore_in_flight(meta["agent"], part("agent/")):
+            print(
+                "kerlym: note: the checkpoint's games in progress need the agent's replay memory, which checkpoints "
+                "keep with --save_memory; each env starts a new game",
+                file=sys.stderr,
+                flush=True,
+            )
             return False
         if not self.acting.set_state(meta["acting"], part("acting/")):
             return False

@@ -129,7 +129,7 @@ def test_seats_alternate_and_the_learner_sees_its_own_side_and_only_legal_moves_
     agent.close()
 
 
-def test_checkpoints_keep_the_pool_and_a_resumed_run_keeps_its_schedule(tmp_path):
+def test_checkpoints_keep_the_pool_and_a_resumed_run_keeps_its_schedule(tmp_path, capsys):
     run_dir = str(tmp_path / "run")
     os.makedirs(run_dir)
     agent = make(steps=60, checkpoint_every=30)
@@ -148,11 +148,18 @@ def test_checkpoints_keep_the_pool_and_a_resumed_run_keeps_its_schedule(tmp_path
     states = np.random.default_rng(0).normal(size=(4, agent.input_dim)).astype(np.float32)
     np.testing.assert_array_equal(back._acting(1).act(states)[1], pool._acting(1).act(states)[1])
 
-    # resumed from the checkpoint at step 30, a run takes its snapshots at the steps the uninterrupted one did
+    # resumed from the checkpoint at step 30, a run takes its snapshots at the steps the uninterrupted one did,
+    # also from a checkpoint written before checkpoints held the games in progress (new games start, with a note)
     resumed = make(steps=60, checkpoint_every=30)
     checkpoint = os.path.join(run_dir, "checkpoints", "step-0000000030")
+    with open(os.path.join(checkpoint, "state.json")) as f:
+        meta = json.load(f)
+    del meta["in_flight"]
+    with open(os.path.join(checkpoint, "state.json"), "w") as f:
+        json.dump(meta, f)
     quiet = {"verbose": False, "console": False, "final_evaluation": False}
     session.train(resumed, resumed.run_config, run_dir, resume_from=checkpoint, **quiet)
+    assert "holds no games in progress" in capsys.readouterr().err
     assert resumed.total_steps == 60 and resumed.pool.steps == [40, 50] and resumed.pool.next_snapshot == 60
     for a in (agent, restored, resumed):
         a.close()
