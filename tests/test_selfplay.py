@@ -20,8 +20,8 @@ SMALL = {
 
 
 def make(agent="ppo", **settings):
-    settings = {"self_play": 2, "self_play_every": 10, "concurrency": 2, "vector_env": "sync", **settings}
-    return kerlym.make(GAME, agent, seed=0, nframes=1, eval_episodes=2, **SMALL[agent], **settings)
+    settings = {"self_play": 2, "self_play_every": 10, "concurrency": 2, "vector_env": "sync", "nframes": 1, **settings}
+    return kerlym.make(GAME, agent, seed=0, eval_episodes=2, **SMALL[agent], **settings)
 
 
 def test_the_draw_is_the_latest_with_probability_p_else_a_frozen_snapshot_uniformly():
@@ -262,7 +262,8 @@ def rows_and_weights(agent, run_dir):
 def test_a_run_resumed_from_a_checkpoint_mid_game_goes_on_exactly_as_the_uninterrupted_one(name, tmp_path):
     quiet = {"verbose": False, "console": False, "final_evaluation": False}
     # DQN's episodes in progress are in its replay memory, which the checkpoints keep; an update every 8 steps
-    memory = {"save_memory": True, "update_freq": 8, "update_nsamp": 16} if name == "dqn" else {}
+    # (and states of 2 frames, so each env's frame ring and the other seat's are saved part-way too)
+    memory = {"save_memory": True, "update_freq": 8, "update_nsamp": 16, "nframes": 2} if name == "dqn" else {}
     run_dir = str(tmp_path / "run")
     os.makedirs(run_dir)
     whole = make(name, steps=240, checkpoint_every=100, **memory)
