@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kerlym import actors, checkpoints
-from kerlym._io import take_deferred_signals
+from kerlym._io import first_line, take_deferred_signals
 from kerlym.actors import ObservationError  # noqa: F401 (kerlym.runner's API)
 from kerlym.config import ConfigError
 
@@ -356,26 +356,32 @@ class Runner:
             return False
         meta, arrays = saved
         ep_reward, ep_len, ep_values, losses = self.progress
-        if len(meta["reward"]) != len(ep_reward):  # another -c N: the games start anew
-            return False
 
         def part(prefix: str) -> dict:
             return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
-        if not self.agent.restore_in_flight(meta["agent"], part("agent/")):
-            print(
-                "kerlym: note: the checkpoint's games in progress need the agent's replay memory, which checkpoints "
-                "keep with --save_memory; each env starts a new game",
-                file=sys.stderr,
-                flush=True,
+        # The envs first, the agent last: where either fails part-way, the reset that follows starts every env's
+        # episode anew (and a rollout's row count is restored last of all).
+        try:
+            if len(meta["reward"]) != len(ep_reward):  # another -c N: the games start anew
+                return False
+            restored = (
+                [float(r) for r in meta["reward"]],
+                [int(k) for k in meta["length"]],
+                [list(arrays[f"values/{i}"]) if f"values/{i}" in arrays else [] for i in range(len(ep_values))],
+                [float(x) for x in meta["losses"]],
             )
+            if not self.acting.set_state(meta["acting"], part("acting/")):
+                return False
+            if not self.agent.restore_in_flight(meta["agent"], part("agent/")):
+                note("the checkpoint's games in progress need the agent's replay memory, which checkpoints keep "
+                     "with --save_memory; each env starts a new game")  # fmt: skip
+                return False
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            note(f"the checkpoint's games in progress are unreadable ({first_line(e)}); each env starts a new game")
             return False
-        if not self.acting.set_state(meta["acting"], part("acting/")):
-            return False
-        ep_reward[:] = [float(r) for r in meta["reward"]]
-        ep_len[:] = [int(k) for k in meta["length"]]
-        ep_values[:] = [list(arrays[f"values/{i}"]) if f"values/{i}" in arrays else [] for i in range(len(ep_values))]
-        losses[:] = [float(x) for x in meta["losses"]]
+        for mine, values in zip((ep_reward, ep_len, ep_values, losses), restored):
+            mine[:] = values
         return True
 
     def _episode_ended(self, row: dict, callback, episode_limit) -> bool:
@@ -522,6 +528,11 @@ class Runner:
     def _restore_signals(previous) -> None:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def note(text: str) -> None:
+    """One ``kerlym: note:`` line on stderr."""
+    print(f"kerlym: note: {text}", file=sys.stderr, flush=True)
 
 
 def mean_extremes(values: list[np.ndarray]) -> tuple[float, float]:
