@@ -206,6 +206,31 @@ class LocalActing:
         """Extra statistics for the row of an episode of env ``stream`` that just ended."""
         return {}
 
+    # -- the episodes in progress, for an exact resume where the envs can save theirs (self-play) --------------------
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """The envs' games in progress, their frame histories and legal actions; ``None`` where the envs cannot
+        save their state (Gymnasium's envs: a resumed run resets them)."""
+        if not hasattr(self.envs, "get_state"):
+            return None
+        meta, arrays = self.envs.get_state()
+        arrays = {f"envs/{k}": v for k, v in arrays.items()}
+        for i, history in enumerate(self.histories):
+            arrays.update({f"history/{i}/{k}": v for k, v in history.history_arrays().items()})
+        if self.masks is not None:
+            arrays["masks"] = self.masks
+        return {"envs": meta, "streams": self.n}, arrays
+
+    def set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> bool:
+        """Restore what :meth:`get_state` returned instead of :meth:`reset`; False (nothing changed) where it cannot."""
+        if not hasattr(self.envs, "set_state") or int(meta["streams"]) != self.n:
+            return False
+        self.envs.set_state(meta["envs"], {k[5:]: v for k, v in arrays.items() if k.startswith("envs/")})
+        for i, history in enumerate(self.histories):
+            prefix = f"history/{i}/"
+            history.load_history_arrays({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+        self.masks = np.asarray(arrays["masks"], dtype=bool) if "masks" in arrays else None
+        return True
+
     def summary(self) -> dict | None:
         """What the actors did over the session, or ``None`` when acting was local."""
         return None

@@ -33,6 +33,7 @@ EVALUATION = "evaluation.json"
 EVALUATION_FIELDS = ["total_steps", "mean", "std"]
 OPPONENT_FIELDS = EVALUATION_FIELDS + ["opponent", "wins", "draws", "losses", "win_rate", "win_rate_lo", "win_rate_hi"]
 T = TypeVar("T")
+IN_FLIGHT = "in_flight/"  # the arrays of the episodes in progress in a checkpoint's arrays.npz
 
 
 def non_finite_arrays(arrays: dict) -> list[str]:
@@ -75,8 +76,14 @@ def _latest_or_none(root: str) -> str | None:
         return None
 
 
-def save_checkpoint(run_dir: str, agent, include_memory: bool = False, keep: int = 2) -> str:
+def save_checkpoint(
+    run_dir: str, agent, include_memory: bool = False, keep: int = 2, in_flight: tuple | None = None
+) -> str:
     """Write the agent's model and state as a new checkpoint; returns its folder.
+
+    ``in_flight``: the runner's episodes in progress as ``(meta, arrays)`` (self-play's games), saved as
+    ``state.json``'s ``in_flight`` and the arrays under ``in_flight/``; :func:`restore_checkpoint` hands
+    them to the agent's ``in_flight`` for the next run to go on with.
 
     Nothing that exists is touched until the new checkpoint is complete: a
     failed or killed save leaves the previous checkpoint as ``latest``.
@@ -96,6 +103,9 @@ def save_checkpoint(run_dir: str, agent, include_memory: bool = False, keep: int
     meta, arrays = agent.get_state(**kwargs)
     weights = {f"model weight {i}": w for i, w in enumerate(agent.model.get_weights())}
     checked = {**weights, **{k: v for k, v in arrays.items() if not k.startswith("memory/")}}  # replay is data
+    if in_flight is not None:  # data too, like the replay memory: not checked
+        meta = {**meta, "in_flight": in_flight[0]}
+        arrays = {**arrays, **{f"{IN_FLIGHT}{k}": v for k, v in in_flight[1].items()}}
     bad = non_finite_arrays(checked)
     if bad:
         kept = f"{previous} stays the latest checkpoint" if previous else "no checkpoint is written"
@@ -343,6 +353,9 @@ def restore_checkpoint(path: str, agent) -> None:
         agent.set_state(meta, arrays)
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {path} does not match this agent: {first_line(e)}") from None
+    # The episodes in progress (self-play's games), for the runner; a checkpoint without them starts new ones.
+    in_flight = {k[len(IN_FLIGHT) :]: v for k, v in arrays.items() if k.startswith(IN_FLIGHT)}
+    agent.in_flight = (meta["in_flight"], in_flight) if isinstance(meta.get("in_flight"), dict) else None
 
 
 def greedy_weights(path: str) -> list:

@@ -130,6 +130,20 @@ class FrameRing:
             return self.frames[i : i + 1].reshape(1, -1).copy()
         return self.stack(self.last[stream : stream + 1])
 
+    def history_arrays(self) -> dict[str, np.ndarray]:
+        """The ring as arrays (its counters too), for a checkpoint of the episodes in progress."""
+        counters = np.array([self.ptr, self.size, self.writes], dtype=np.int64)
+        return {"frames": self.frames, "prev": self.prev, "stamp": self.stamp, "last": self.last, "counters": counters}
+
+    def load_history_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`history_arrays` returned (same shapes, else ValueError)."""
+        for name in ("frames", "prev", "stamp", "last"):
+            mine = getattr(self, name)
+            if np.shape(arrays[name]) != mine.shape:
+                raise ValueError(f"saved frames' {name} has shape {np.shape(arrays[name])}, expected {mine.shape}")
+            mine[...] = arrays[name]
+        self.ptr, self.size, self.writes = (int(x) for x in arrays["counters"])
+
 
 class LatestFrame:
     """The frame history of a state that is one frame (``nframes=1``, no differences): the newest frame alone.
@@ -154,6 +168,19 @@ class LatestFrame:
     def latest(self, stream: int = 0) -> np.ndarray:
         """The state of the newest frame, shape ``[1, input_dim]``."""
         return self.state
+
+    def history_arrays(self) -> dict[str, np.ndarray]:
+        """The newest frame (none yet: no arrays), for a checkpoint of the episodes in progress."""
+        return {} if self.state is None else {"state": self.state}
+
+    def load_history_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`history_arrays` returned."""
+        if "state" not in arrays:
+            self.state = None
+            return
+        if np.size(arrays["state"]) != self.size:
+            raise ValueError(f"saved frame has {np.size(arrays['state'])} values, expected {self.size}")
+        self.state = np.array(arrays["state"], dtype=self.dtype).reshape(1, self.size)
 
 
 class ReplayMemory(FrameRing):
@@ -476,3 +503,37 @@ class RolloutBuffer:
         """Start the next rollout (the histories go on: episodes run across rollouts)."""
         self.t = 0
         self.truncations = []
+
+    ROWS = ("states", "actions", "log_probs", "values", "rewards", "terminated", "truncated")
+
+    def state_dict(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The rollout so far (rows before ``t``) and each env's frame history, as a counter and arrays."""
+        arrays = {name: getattr(self, name)[: self.t] for name in self.ROWS}
+        if self.legal is not None:
+            arrays["legal"] = self.legal[: self.t]
+        for i, history in enumerate(self.histories):
+            arrays.update({f"history/{i}/{k}": v for k, v in history.history_arrays().items()})
+        for k, (_, _, state) in enumerate(self.truncations):
+            arrays[f"truncation/{k}"] = state
+        meta = {"t": self.t, "truncations": [[t, stream] for t, stream, _ in self.truncations]}
+        return meta, arrays
+
+    def load_state_dict(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned into a buffer of the same shape (else ValueError)."""
+        t = int(meta["t"])
+        for name in self.ROWS:
+            mine = getattr(self, name)
+            if np.shape(arrays[name])[1:] != mine.shape[1:] or t > self.n_steps:
+                raise ValueError(f"saved rollout {name} has shape {np.shape(arrays[name])}, expected {mine.shape}")
+            mine[:t] = arrays[name]
+        if "legal" in arrays:
+            self.legal = np.ones((self.n_steps, self.streams, np.shape(arrays["legal"])[-1]), dtype=np.float32)
+            self.legal[:t] = arrays["legal"]
+        for i, history in enumerate(self.histories):
+            prefix = f"history/{i}/"
+            history.load_history_arrays({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+        self.truncations = [
+            (int(row), int(stream), np.asarray(arrays[f"truncation/{k}"]))
+            for k, (row, stream) in enumerate(meta["truncations"])
+        ]
+        self.t = t

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kerlym import actors, checkpoints
-from kerlym._io import take_deferred_signals
+from kerlym._io import first_line, take_deferred_signals
 from kerlym.actors import ObservationError  # noqa: F401 (kerlym.runner's API)
 from kerlym.config import ConfigError
 
@@ -97,6 +98,10 @@ class Runner:
         self.finishing = False  # True during the final evaluation, after the loop
         self.will_evaluate = False  # whether this run evaluates (the fused path compiles the evaluation early)
         self.actor_summary: dict | None = None  # with actors: weight pushes and lag (kerlym.actors)
+        # While the env loop runs: who acts, and each env's episode so far (return, length, outputs) with the
+        # losses not yet in a row, which a checkpoint keeps where the envs can save their games (self-play).
+        self.acting = None
+        self.progress: tuple | None = None
         self.t0 = time.perf_counter()
         self.steps0 = agent.total_steps
 
@@ -187,10 +192,12 @@ class Runner:
         ep_values: list[list[np.ndarray]] = [[] for _ in range(n)]
 
         losses: list[float] = []  # the updates' losses since any env's last episode ended: that row's loss
-        obs, masks = acting.reset(agent.reset_seed)
+        self.acting, self.progress = acting, (ep_reward, ep_len, ep_values, losses)
+        if not self._restore_in_flight():  # a checkpoint's games in progress go on; else every env starts anew
+            obs, masks = acting.reset(agent.reset_seed)
+            for i in range(n):
+                agent.begin_episode(obs[i], i, mask=None if masks is None else masks[i])
         agent.reset_seed = None  # seed only the first reset; later resets continue each env's RNG
-        for i in range(n):
-            agent.begin_episode(obs[i], i, mask=None if masks is None else masks[i])
         vector_steps = 0
         while True:
             s = acting.step(agent.total_steps)
@@ -238,7 +245,7 @@ class Runner:
                     "min_q": min_q,
                     "wall_time": time.perf_counter() - start,
                 }
-                losses = []
+                losses.clear()
                 row.update(extra)
                 row.update(acting.episode_stats(i))
                 agent.episodes.append(row)
@@ -326,6 +333,57 @@ class Runner:
                 agent.stop_requested = False
                 return
 
+    def _in_flight(self) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """The episodes in progress between two steps, for a checkpoint: each env's game, its return, length and
+        outputs so far, the losses not yet in a row and the agent's partial rollout; ``None`` where the envs or
+        the agent cannot save theirs (a resumed run then starts new episodes)."""
+        if self.acting is None or self.progress is None or not hasattr(self.acting, "get_state"):
+            return None
+        acting, agent = self.acting.get_state(), self.agent.in_flight_state()
+        if acting is None or agent is None:
+            return None
+        ep_reward, ep_len, ep_values, losses = self.progress
+        meta = {"acting": acting[0], "agent": agent[0], "reward": list(ep_reward), "length": list(ep_len)}
+        meta["losses"] = list(losses)
+        arrays = {f"acting/{k}": v for k, v in acting[1].items()} | {f"agent/{k}": v for k, v in agent[1].items()}
+        arrays |= {f"values/{i}": np.stack(values) for i, values in enumerate(ep_values) if values}
+        return meta, arrays
+
+    def _restore_in_flight(self) -> bool:
+        """Go on with the episodes in progress of the checkpoint the agent was restored from, where they fit."""
+        saved, self.agent.in_flight = self.agent.in_flight, None
+        if saved is None or not hasattr(self.acting, "set_state"):
+            return False
+        meta, arrays = saved
+        ep_reward, ep_len, ep_values, losses = self.progress
+
+        def part(prefix: str) -> dict:
+            return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+        # The envs first, the agent last: where either fails part-way, the reset that follows starts every env's
+        # episode anew (and a rollout's row count is restored last of all).
+        try:
+            if len(meta["reward"]) != len(ep_reward):  # another -c N: the games start anew
+                return False
+            restored = (
+                [float(r) for r in meta["reward"]],
+                [int(k) for k in meta["length"]],
+                [list(arrays[f"values/{i}"]) if f"values/{i}" in arrays else [] for i in range(len(ep_values))],
+                [float(x) for x in meta["losses"]],
+            )
+            if not self.acting.set_state(meta["acting"], part("acting/")):
+                return False
+            if not self.agent.restore_in_flight(meta["agent"], part("agent/")):
+                note("the checkpoint's games in progress need the agent's replay memory, which checkpoints keep "
+                     "with --save_memory; each env starts a new game")  # fmt: skip
+                return False
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            note(f"the checkpoint's games in progress are unreadable ({first_line(e)}); each env starts a new game")
+            return False
+        for mine, values in zip((ep_reward, ep_len, ep_values, losses), restored):
+            mine[:] = values
+        return True
+
     def _episode_ended(self, row: dict, callback, episode_limit) -> bool:
         """Hand an ended episode's row to the sinks and the callback; whether training should stop."""
         for sink in self.sinks:
@@ -390,6 +448,7 @@ class Runner:
     def _checkpoint_after(self, error: BaseException) -> None:
         from kerlym import runs
 
+        self.progress = None  # the step the error came from is half done: its episodes start anew on resume
         try:
             self.checkpoint()
         except runs.CheckpointError as e:  # the original error is the one to report; say what else went wrong
@@ -405,7 +464,7 @@ class Runner:
         self.saving = True
         try:
             self.last_checkpoint = checkpoints.save_checkpoint(
-                self.run_dir, self.agent, include_memory=self.save_memory
+                self.run_dir, self.agent, include_memory=self.save_memory, in_flight=self._in_flight()
             )
         finally:
             self.saving = False
@@ -469,6 +528,11 @@ class Runner:
     def _restore_signals(previous) -> None:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def note(text: str) -> None:
+    """One ``kerlym: note:`` line on stderr."""
+    print(f"kerlym: note: {text}", file=sys.stderr, flush=True)
 
 
 def mean_extremes(values: list[np.ndarray]) -> tuple[float, float]:

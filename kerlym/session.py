@@ -56,6 +56,12 @@ def restore(agent, checkpoint: str, run_dir: str) -> None:
 
     with native_stderr_silenced():
         checkpoints.restore_checkpoint(checkpoint, agent)
+    if agent.pool is not None and agent.in_flight is None:  # self-play resumes exactly from the games it saved
+        print(
+            f"kerlym: note: {checkpoint} holds no games in progress (written before 2026-12-07 or after an error); "
+            "each env starts a new game, so the run differs from an uninterrupted one",
+            file=sys.stderr,
+        )
     rows, note = truncate_progress(
         os.path.join(run_dir, runs.PROGRESS), until_step=agent.total_steps, until_episode=agent.episode
     )

@@ -543,3 +543,15 @@ def test_a_killed_gnugo_ends_a_run_in_one_line_with_the_checkpoint_kept(tmp_path
     assert last.startswith("kerlym: error: GnuGo, the Go opponent, exited (code -9)"), err
     assert f"; checkpoint kept: {run}/checkpoints/step-" in last and last.endswith(f"kerlym --resume {run}")
     assert "Traceback" not in err
+
+
+def test_a_saved_game_state_keeps_a_resignation_the_agent_has_not_seen_yet(make):
+    env = self_play_env(make)
+    env.reset(seed=0)
+    assert env.play(12) is None
+    env.opponent_play(26)  # the snapshot resigns; the agent's step has not settled yet
+    back = self_play_env(make)
+    back.restore_game(env.game_state())
+    assert back.other_resigned and back.state.history() == [flip_rows(12, 5)]
+    _, reward, terminated, _, info = back.settle()
+    assert (reward, terminated, info["end"]) == (1.0, True, "opponent_resigned")

@@ -259,3 +259,33 @@ def test_rollout_buffer_stores_box_actions_and_difference_states():
     assert buf.advance() and buf.states.dtype == np.float32
     np.testing.assert_array_equal(buf.actions[0, 0], [0.5, -2.5])
     np.testing.assert_array_equal(buf.bootstrap_states(), [[-2, 5]])  # 1 - 3 and 9 - 4, not wrapped around in uint8
+
+
+def test_a_rollout_saved_part_way_finishes_as_the_one_that_went_on():
+    def fill(buf, rows):
+        for t in rows:
+            for i in range(2):
+                frame = np.array([10.0 * t + i], dtype=np.float32)
+                truncated = (t, i) == (1, 0)
+                state = buf.histories[i].latest()
+                buf.add(i, state, t + i, -0.5, 0.1 * t, 1.0 + i, False, truncated, frame, legal=[1, t % 2])
+            buf.advance()
+
+    def make():
+        return RolloutBuffer(4, 2, (1,), np.float32, nframes=2, difference=True)
+
+    whole, part = make(), make()
+    for buf in (whole, part):
+        for i in range(2):
+            buf.start_episode(np.array([-1.0 - i], dtype=np.float32), i)
+        fill(buf, range(2))  # two rows, one of them truncated
+    meta, arrays = part.state_dict()
+    assert meta == {"t": 2, "truncations": [[1, 0]]} and arrays["states"].shape == (2, 2, 2)
+    back = make()
+    back.load_state_dict(meta, {k: np.array(v) for k, v in arrays.items()})
+    for buf in (whole, back):
+        fill(buf, range(2, 4))
+    np.testing.assert_array_equal(back.bootstrap_states(), whole.bootstrap_states())
+    bootstrap = np.array([0.3, -0.2, 0.7])  # the two envs' newest states, then the truncation's
+    for a, b in zip(whole.finish(bootstrap, 0.9, 0.95), back.finish(bootstrap, 0.9, 0.95)):
+        np.testing.assert_array_equal(a, b)

@@ -165,3 +165,35 @@ def test_an_external_opponent_waits_for_its_moves_from_outside():
 def test_self_is_no_opponent_an_env_takes():
     with pytest.raises(ValueError, match="self"):
         tic_tac_toe(opponent="self")
+
+
+def test_a_saved_game_state_rebuilds_the_game_in_progress_in_a_new_env():
+    import json
+
+    def self_play(game):
+        env = make_env(f"openspiel:{game}").unwrapped
+        env.external_opponent()
+        return env
+
+    env, rng = self_play("connect_four"), np.random.default_rng(0)
+    env.reset(seed=3)
+    env.reset()  # the second game: the agent moves second
+    for _ in range(5):  # both seats' moves, the agent's through play() and settle(), as self-play steps them
+        env.opponent_play(int(rng.choice(np.flatnonzero(env.opponent_view()[1]))))
+        assert env.play(int(rng.choice(np.flatnonzero(env.action_mask())))) is None
+    saved = json.loads(json.dumps(env.game_state()))  # as a checkpoint's state.json holds it
+    assert len(saved["history"]) == 10 and (saved["player"], saved["games_started"]) == (1, 2)
+    back = self_play("connect_four")
+    back.restore_game(saved)
+    assert back.state.history() == env.state.history() and back.player == 1 and back.opponent_to_move()
+    np.testing.assert_array_equal(back.opponent_view()[0], env.opponent_view()[0])
+    for e in (env, back):  # the game goes on alike, and the next game has the seat and seed the first would
+        e.opponent_play(3)
+    (obs, *result, info), (obs_back, *result_back, info_back) = env.settle(), back.settle()
+    np.testing.assert_array_equal(obs_back, obs)
+    np.testing.assert_array_equal(info_back["action_mask"], info["action_mask"])
+    assert result_back == result and info_back["player"] == info["player"]
+    for e in (env, back):
+        e.reset()
+    assert back.player == env.player == 0
+    assert back.np_random.random() == env.np_random.random()

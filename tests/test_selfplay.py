@@ -1,5 +1,6 @@
 """kerlym.agents.selfplay: the opponents' draw, the pool's schedule, batched legal moves, seats, checkpoints."""
 
+import json
 import os
 
 import numpy as np
@@ -19,8 +20,8 @@ SMALL = {
 
 
 def make(agent="ppo", **settings):
-    settings = {"self_play": 2, "self_play_every": 10, "concurrency": 2, "vector_env": "sync", **settings}
-    return kerlym.make(GAME, agent, seed=0, nframes=1, eval_episodes=2, **SMALL[agent], **settings)
+    settings = {"self_play": 2, "self_play_every": 10, "concurrency": 2, "vector_env": "sync", "nframes": 1, **settings}
+    return kerlym.make(GAME, agent, seed=0, eval_episodes=2, **SMALL[agent], **settings)
 
 
 def test_the_draw_is_the_latest_with_probability_p_else_a_frozen_snapshot_uniformly():
@@ -128,7 +129,7 @@ def test_seats_alternate_and_the_learner_sees_its_own_side_and_only_legal_moves_
     agent.close()
 
 
-def test_checkpoints_keep_the_pool_and_a_resumed_run_keeps_its_schedule(tmp_path):
+def test_checkpoints_keep_the_pool_and_a_resumed_run_keeps_its_schedule(tmp_path, capsys):
     run_dir = str(tmp_path / "run")
     os.makedirs(run_dir)
     agent = make(steps=60, checkpoint_every=30)
@@ -147,11 +148,18 @@ def test_checkpoints_keep_the_pool_and_a_resumed_run_keeps_its_schedule(tmp_path
     states = np.random.default_rng(0).normal(size=(4, agent.input_dim)).astype(np.float32)
     np.testing.assert_array_equal(back._acting(1).act(states)[1], pool._acting(1).act(states)[1])
 
-    # resumed from the checkpoint at step 30, a run takes its snapshots at the steps the uninterrupted one did
+    # resumed from the checkpoint at step 30, a run takes its snapshots at the steps the uninterrupted one did,
+    # also from a checkpoint written before checkpoints held the games in progress (new games start, with a note)
     resumed = make(steps=60, checkpoint_every=30)
     checkpoint = os.path.join(run_dir, "checkpoints", "step-0000000030")
+    with open(os.path.join(checkpoint, "state.json")) as f:
+        meta = json.load(f)
+    del meta["in_flight"]
+    with open(os.path.join(checkpoint, "state.json"), "w") as f:
+        json.dump(meta, f)
     quiet = {"verbose": False, "console": False, "final_evaluation": False}
     session.train(resumed, resumed.run_config, run_dir, resume_from=checkpoint, **quiet)
+    assert "holds no games in progress" in capsys.readouterr().err
     assert resumed.total_steps == 60 and resumed.pool.steps == [40, 50] and resumed.pool.next_snapshot == 60
     for a in (agent, restored, resumed):
         a.close()
@@ -236,3 +244,44 @@ def test_go_self_play_games_are_scored_from_the_learners_seat_over_alternating_c
         assert played == [k % 2 for k in range(len(played))]
     assert {"opponent_resigned", "two_passes"} <= set(ends)
     agent.close()
+
+
+def rows_and_weights(agent, run_dir):
+    """progress.csv's rows as numbers' text without wall_time (a resumed run's clock differs), and the final weights.
+
+    A resume rewrites the rows it keeps, a metric not yet known as ``nan`` where the first writing left it empty.
+    """
+    import csv
+
+    with open(os.path.join(run_dir, "progress.csv")) as f:
+        rows = [{k: repr(float(v or "nan")) for k, v in row.items() if k != "wall_time"} for row in csv.DictReader(f)]
+    return rows, agent.model.get_weights()
+
+
+@pytest.mark.parametrize("name", ["ppo", "dqn"])
+def test_a_run_resumed_from_a_checkpoint_mid_game_goes_on_exactly_as_the_uninterrupted_one(name, tmp_path):
+    quiet = {"verbose": False, "console": False, "final_evaluation": False}
+    # DQN's episodes in progress are in its replay memory, which the checkpoints keep; an update every 8 steps
+    # (and states of 2 frames, so each env's frame ring and the other seat's are saved part-way too)
+    memory = {"save_memory": True, "update_freq": 8, "update_nsamp": 16, "nframes": 2} if name == "dqn" else {}
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    whole = make(name, steps=240, checkpoint_every=100, **memory)
+    session.train(whole, whole.run_config, run_dir, **quiet)
+    rows, weights = rows_and_weights(whole, run_dir)
+    checkpoint = os.path.join(run_dir, "checkpoints", "step-0000000200")  # kept with the final one at 240
+    with open(os.path.join(checkpoint, "state.json")) as f:
+        in_flight = json.load(f)["in_flight"]
+    assert any(game["history"] for game in in_flight["acting"]["envs"]["games"])  # games were under way
+    if name == "ppo":
+        assert in_flight["agent"]["t"] == 4  # and half a rollout: step 200 is 100 vector steps, rollouts are 8
+    # interrupted at step 200 and resumed: the same games, moves, updates and rows as the run that went on
+    resumed = make(name, steps=240, checkpoint_every=100, **memory)
+    session.train(resumed, resumed.run_config, run_dir, resume_from=checkpoint, **quiet)
+    rows_after, weights_after = rows_and_weights(resumed, run_dir)
+    assert len(rows) > 40 and rows_after == rows
+    assert resumed.pool.steps == whole.pool.steps and resumed.updates == whole.updates > 2
+    for a, b in zip(weights, weights_after):
+        np.testing.assert_array_equal(a, b)
+    for agent in (whole, resumed):
+        agent.close()

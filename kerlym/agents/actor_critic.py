@@ -385,6 +385,7 @@ class ActorCriticAgent(Agent):
         self.steps.to_keras()
         meta, arrays = super().get_state()
         meta["running_returns"] = self.running_returns.tolist()
+        meta["stats"] = dict(self.stats)  # the last update's metrics, in each row until the next update
         for prefix, rms in (("obs_rms", self.obs_rms), ("ret_rms", self.ret_rms)):
             if rms is not None:
                 m, a = rms.state(prefix)
@@ -396,6 +397,15 @@ class ActorCriticAgent(Agent):
         self.steps.to_keras()
         super().set_state(meta, arrays)
         self.running_returns = np.asarray(meta.get("running_returns", self.running_returns), dtype=np.float64)
+        self.stats = dict(meta.get("stats", self.stats))
         for prefix, rms in (("obs_rms", self.obs_rms), ("ret_rms", self.ret_rms)):
             if rms is not None:
                 rms.restore(prefix, meta, arrays)
+
+    def in_flight_state(self):
+        """The rollout so far and each env's frame history (:meth:`kerlym.memory.RolloutBuffer.state_dict`)."""
+        return self.buffer.state_dict()
+
+    def restore_in_flight(self, meta, arrays):
+        self.buffer.load_state_dict(meta, arrays)
+        return True

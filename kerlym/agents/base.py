@@ -114,6 +114,7 @@ class Agent:
         self.stop_requested = False  # set by request_stop(); the runner stops after the current step
         self.run_config = None  # the run settings kerlym.make built it with: learn() takes its budget from them
         self.pool = None  # --self-play: the snapshots the agent plays against (kerlym.agents.selfplay)
+        self.in_flight = None  # a checkpoint's episodes in progress (meta, arrays); the runner takes them once
         if config.self_play is not None:
             self._check_self_play()
             from kerlym.agents.selfplay import SelfPlayPool
@@ -539,6 +540,17 @@ class Agent:
             v.assign(arrays[f"optimizer/{i}"])
         if self.pool is not None and "self_play" in meta:
             self.pool.set_state(meta["self_play"], arrays)
+
+    def in_flight_state(self) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """What this agent holds of the episodes in progress (a partial rollout), for an exact resume.
+
+        ``None``: the agent cannot save it, and a resumed run starts new episodes.
+        """
+        return None
+
+    def restore_in_flight(self, meta: dict, arrays: dict[str, np.ndarray]) -> bool:
+        """Restore what :meth:`in_flight_state` returned; False (nothing changed) where the agent cannot."""
+        return False
 
     def request_stop(self) -> None:
         """Ask :meth:`learn` to return after the current step (safe from a signal handler)."""

@@ -384,6 +384,14 @@ class DQN(Agent):
         if self.fused is not None:
             self.fused.set_state(arrays)
 
+    def in_flight_state(self):
+        """Nothing beyond the replay memory, which holds the episodes in progress (saved with ``save_memory``)."""
+        return {}, {}
+
+    def restore_in_flight(self, meta, arrays):
+        # Only a restored memory has each env's episode so far; a new one starts them anew.
+        return self.fused is None and len(self.memory) > 0 and bool((self.memory.last >= 0).all())
+
     def end_episode(self, stream=0):
         if self.epsilon_schedule is not None and self._step_epsilon is None:
             self.epsilon = float(self.epsilon_schedule(self.episode, self.epsilon))

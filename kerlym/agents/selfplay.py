@@ -233,6 +233,32 @@ class SelfPlayEnvs:
                 self.games[i].opponent_play(int(move))
             waiting = [i for i in waiting if self.games[i].opponent_to_move()]
 
+    # -- checkpoints: the games in progress ---------------------------------------------------------------------------
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """Each env's game (its moves, seat, counters and RNG) and the other seat's frames, for an exact resume.
+
+        The opponents of these games and the draws' RNG are the pool's (:meth:`SelfPlayPool.get_state`).
+        """
+        meta = {"games": [game.game_state() for game in self.games], "fresh": self.fresh.tolist()}
+        arrays = {f"other/{i}/{k}": v for i, h in enumerate(self.histories) for k, v in h.history_arrays().items()}
+        return meta, arrays
+
+    def set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`get_state` returned; the next :meth:`step` goes on with the saved games."""
+        if len(meta["games"]) != self.num_envs:
+            raise ValueError(f"the checkpoint has {len(meta['games'])} games in progress, not {self.num_envs}")
+        for i, (game, saved) in enumerate(zip(self.games, meta["games"])):
+            game.restore_game(saved)
+            prefix = f"other/{i}/"
+            saved_frames = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            self.histories[i].load_history_arrays(saved_frames)
+        self.fresh = np.asarray(meta["fresh"], dtype=bool)
+
+    def view(self) -> tuple[list, dict]:
+        """Each env's observation and the vector info now, as :meth:`reset` returns them (without resetting)."""
+        views = [game.view() for game in self.games]
+        return [obs for obs, _ in views], self._info([info for _, info in views])
+
     def _info(self, infos: list[dict]) -> dict:
         """The envs' infos as one vector-env info: ``action_mask`` ``[N, A]`` and ``player`` ``[N]``."""
         return {

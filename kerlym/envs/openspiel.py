@@ -241,6 +241,33 @@ class OpenSpielEnv(gym.Env):
         self.state.apply_action(spiel_action)
         self._others_move()
 
+    # -- the game in progress, for a checkpoint (self-play's exact resume) ---------------------------------------------
+    def game_state(self) -> dict:
+        """The game in progress as JSON-able data: its moves (chance outcomes too), the seat, the counters, the RNG.
+
+        :meth:`restore_game` rebuilds the game from its moves (OpenSpiel replays them from the initial state).
+        A fixed opponent's own state (GnuGo's process, MCTS's tree) is not in it: only self-play restores exactly.
+        """
+        return {
+            "history": [int(a) for a in self.state.history()],
+            "player": self.player,
+            "games_started": self.games_started,
+            "done": self.done,
+            "returned": self.returned,
+            "end": self.end,
+            "rng": self.np_random.bit_generator.state,
+        }
+
+    def restore_game(self, saved: dict) -> None:
+        """Put the game back to what :meth:`game_state` returned (the envs' next step goes on from there)."""
+        state = self.game.new_initial_state()
+        for action in saved["history"]:
+            state.apply_action(int(action))
+        self.state = state
+        self.player, self.games_started = int(saved["player"]), int(saved["games_started"])
+        self.done, self.returned, self.end = bool(saved["done"]), float(saved["returned"]), saved["end"]
+        self.np_random.bit_generator.state = saved["rng"]
+
     def view(self) -> tuple[np.ndarray, dict]:
         """The agent's observation and info now, as ``reset`` returns them."""
         return self.observation(self.state), self._info()
