@@ -484,7 +484,7 @@ class Runner:
             returns = played[self.eval_opponents[0]]
             games = {name: opponent_results(r) for name, r in played.items()}
         else:
-            returns = self.agent.evaluate(self.eval_episodes, search=self.search)
+            returns = self.agent.evaluate(self.eval_episodes, seed=self.agent.seed, search=self.search)
         self.last_evaluation = (self.agent.total_steps, returns)
         self.last_games = games
         mean, std = float(returns.mean()), float(returns.std())

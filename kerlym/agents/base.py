@@ -421,6 +421,9 @@ class Agent:
         ``explore=True`` picks actions as training does instead (epsilon-greedy
         for DQN, sampled from the policy for PG), still without learning.
         ``search=N`` plays each move by a PUCT search of N simulations (:meth:`search_action`).
+        ``seed`` seeds episode ``i``'s reset with ``seed + i``, so evaluations at the same seed play the same
+        episodes; it is not used on the training env itself (an env object with ``concurrency`` 1), whose
+        training episodes a reseed would repeat.
 
         Uses a fresh copy of the environment when the agent was given an env id
         or callable, so evaluation never disturbs training episodes. On the fused path
@@ -432,6 +435,8 @@ class Agent:
             if self._eval_env is None:  # training steps self.env only when concurrency is 1
                 self._eval_env = self._make_env() if self.env_spec and self.concurrency == 1 else self.env
             env = self._eval_env
+            if env is self.env and self.concurrency == 1:
+                seed = None
         history = self.frame_history()
         returns = []
         for i in range(episodes):
