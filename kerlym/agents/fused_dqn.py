@@ -159,8 +159,10 @@ class FusedDQN(FusedChunks):
             newest = min(agent.update_freq, self.samples, self.capacity)
             idx = (buffer.current_index - 1 - jnp.arange(newest)) % self.capacity
             batch = jax.tree.map(lambda b, x: b.at[:newest].set(x[0, idx]), batch, buffer.experience)
-        order = jax.random.permutation(k_order, self.samples)  # spread the newest over the minibatches
         steps = self.samples // agent.batch_size
+        if steps == 1:  # one minibatch: its loss is a mean, which no order changes (a sort and a gather saved)
+            return tuple(x[None] for x in batch)
+        order = jax.random.permutation(k_order, self.samples)  # spread the newest over the minibatches
         return tuple(x[order].reshape(steps, agent.batch_size, *x.shape[1:]) for x in batch)
 
     def unit(self, tv, ntv, ov, carry, key, before, step_limit, may_learn=True):
