@@ -93,6 +93,42 @@ def test_the_buffer_holds_each_step_exactly_in_ring_order():
     assert set(action.tolist()) <= {0, 1} and first_obs.shape == (4,)
 
 
+def test_units_before_learning_starts_only_collect_and_give_the_same_results_alone_and_in_a_group():
+    import jax
+    import jax.numpy as jnp
+
+    agents = [kerlym.make("gymnax:CartPole-v1", "dqn", **{**SMALL, "seed": seed, "ema_steps": 100}) for seed in (0, 1)]
+    for seed, agent in enumerate(agents):
+        agent.fused.begin(seed)
+    # 64 transitions to learn from, 8 a unit: units 0 .. 6 end with 8 .. 56 held, unit 7 with 64, and trains.
+    assert [agent.fused.collect_units() for agent in agents] == [7, 7]
+    fused = agents[0].fused
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[agent.fused.inputs(None) for agent in agents])
+    group = jax.jit(jax.vmap(lambda *args: fused.chunk(12, *args), in_axes=(0, 0, 0, 0, 0, 0, None, 0, None)))
+    limits = jnp.zeros(2, jnp.int32)
+
+    def plain(outs):  # NumPy arrays (a key as its data)
+        is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)  # noqa: E731
+        return jax.device_get(jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, outs))
+
+    every_unit_updates = plain(group(*stacked, 12, limits, 0))  # the update computed and thrown away
+    collecting_first = plain(group(*stacked, 12, limits, 7))
+    jax.tree.map(np.testing.assert_array_equal, every_unit_updates, collecting_first)
+    trained = np.asarray(collecting_first[-1][-1])  # [seeds, units]
+    assert not trained[:, :7].any() and trained[:, 7:].all()
+    losses = np.asarray(collecting_first[-1][-2]).reshape(2, 12, 2, -1)  # [seeds, units, gradient steps, rows]
+    assert (losses[:, :7] == 0).all() and (losses[:, 7:, :, 0] > 0).all()
+    # Seed 1 alone: its own compiled chunk, collecting first, gives what it gives in the group.
+    alone = plain(jax.jit(fused.chunk, static_argnums=0)(12, *agents[1].fused.inputs(None), 12, 0, 7))
+    in_group = jax.tree.map(lambda x: x[1], collecting_first)
+    _, _, _, carry_alone, _, outs_alone = alone
+    _, _, _, carry_group, _, outs_group = in_group
+    jax.tree.map(np.testing.assert_array_equal, carry_alone.buffer, carry_group.buffer)
+    for a, b in zip(outs_alone[:3] + outs_alone[5:], outs_group[:3] + outs_group[5:]):  # all but the Q sums
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), alone[:3], in_group[:3])
+
+
 def test_epsilon_schedules_match_the_gymnasium_dqns():
     from kerlym.agents.fused_dqn import decayed_epsilon_after, linear_epsilon_at
 

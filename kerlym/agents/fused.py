@@ -155,10 +155,13 @@ class FusedChunks:
         keys = jax.random.split(key, actions.shape[0])
         return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, states, actions, self.params)
 
-    def chunk(self, size, tv, ntv, ov, carry, key, steps, active, step_limit):
+    def chunk(self, size, tv, ntv, ov, carry, key, steps, active, step_limit, collecting=0):
         """``size`` units of which the first ``active`` run (a traced count: one compiled program per ``size``).
 
-        ``steps``: the env steps before the chunk; ``step_limit``: where the linear schedules reach 0 (0: none).
+        ``steps``: the env steps before the chunk; ``step_limit``: where the linear schedules reach 0 (0: none);
+        ``collecting``: the first units that cannot learn yet (:meth:`collect_units`). ``active`` and
+        ``collecting`` are the same for every seed of a :class:`FusedGroup`, so under ``jax.vmap`` their
+        ``lax.cond``-s stay branches, where a seed's own count would turn them into selects that compute both.
         Returns the new weights, optimizer state, carry and key, and the units' outputs ``[size, ...]``.
         """
 
@@ -168,7 +171,7 @@ class FusedChunks:
             before = steps + u * self.rollout_steps
 
             def run(_):
-                tv2, ntv2, ov2, carry2, out = self.unit(tv, ntv, ov, carry, k, before, step_limit)
+                tv2, ntv2, ov2, carry2, out = self.unit(tv, ntv, ov, carry, k, before, step_limit, u >= collecting)
                 return (tv2, ntv2, ov2, carry2, key), out
 
             shapes = jax.eval_shape(run, None)[1]
@@ -198,6 +201,10 @@ class FusedChunks:
         return total
 
     # -- the host side ---------------------------------------------------------------
+    def collect_units(self) -> int:
+        """How many of the next chunk's first units cannot learn (the agent waits for data); 0 here."""
+        return 0
+
     def begin(self, seed: int | None, eval_episodes: int = 0) -> None:
         """Start the envs' episodes (a run, or a resumed run, begins them anew); ``seed`` seeds the first.
 
@@ -246,7 +253,7 @@ class FusedChunks:
         if self.group is not None:
             group, place = self.group
             return group.train_chunk(place, self, active, step_limit)
-        outs = self._chunk(self.chunk_updates, *self.inputs(step_limit), active, step_limit or 0)
+        outs = self._chunk(self.chunk_updates, *self.inputs(step_limit), active, step_limit or 0, self.collect_units())
         return self.take(outs, active)
 
     def inputs(self, step_limit) -> tuple:
@@ -390,8 +397,11 @@ class FusedPPO(FusedChunks):
         tv, ntv, ov, rows = self.learn(tv, ntv, ov, batches, lr, clip_range)
         return tv, ntv, ov, carry, (done, ep_ret, ep_len, ep_val, rows)
 
-    def unit(self, tv, ntv, ov, carry, key, before, step_limit):
-        """One update (:meth:`update`), its schedules' progress as the Gymnasium path's, after the rollout."""
+    def unit(self, tv, ntv, ov, carry, key, before, step_limit, may_learn=True):
+        """One update (:meth:`update`), its schedules' progress as the Gymnasium path's, after the rollout.
+
+        ``may_learn`` is not used: PPO learns in every unit.
+        """
         after = before + self.rollout_steps
         progress = jnp.where(step_limit > 0, after / jnp.maximum(step_limit, 1), 0.0)
         return self.update(tv, ntv, ov, carry, key, progress)
@@ -476,11 +486,12 @@ class FusedGroup:
         try:
             stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[m[0].inputs(m[2]) for m in members])
             limits = jnp.asarray([m[2] or 0 for m in members])
+            collecting = min(m[0].collect_units() for m in members)  # units in which no seed learns
             size = first.chunk_updates
             if size not in self._chunks:
-                run = jax.vmap(lambda *args: first.chunk(size, *args), in_axes=(0, 0, 0, 0, 0, 0, None, 0))
+                run = jax.vmap(lambda *args: first.chunk(size, *args), in_axes=(0, 0, 0, 0, 0, 0, None, 0, None))
                 self._chunks[size] = jax.jit(run)
-            outs = self._chunks[size](*stacked, active, limits)
+            outs = self._chunks[size](*stacked, active, limits, collecting)
             for k, (place, (fused, _, _)) in enumerate(zip(places, members)):
                 self.results[place] = fused.take(jax.tree.map(lambda x, k=k: x[k], outs), active)
         except BaseException as e:  # every waiting session hears of it

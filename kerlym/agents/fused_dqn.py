@@ -159,12 +159,18 @@ class FusedDQN(FusedChunks):
             newest = min(agent.update_freq, self.samples, self.capacity)
             idx = (buffer.current_index - 1 - jnp.arange(newest)) % self.capacity
             batch = jax.tree.map(lambda b, x: b.at[:newest].set(x[0, idx]), batch, buffer.experience)
-        order = jax.random.permutation(k_order, self.samples)  # spread the newest over the minibatches
         steps = self.samples // agent.batch_size
+        if steps == 1:  # one minibatch: its loss is a mean, which no order changes (a sort and a gather saved)
+            return tuple(x[None] for x in batch)
+        order = jax.random.permutation(k_order, self.samples)  # spread the newest over the minibatches
         return tuple(x[order].reshape(steps, agent.batch_size, *x.shape[1:]) for x in batch)
 
-    def unit(self, tv, ntv, ov, carry, key, before, step_limit):
-        """``update_freq`` env steps, then (once the buffer holds ``learning_starts``) one update, target syncs."""
+    def unit(self, tv, ntv, ov, carry, key, before, step_limit, may_learn=True):
+        """``update_freq`` env steps, then (once the buffer holds ``learning_starts``) one update, target syncs.
+
+        ``may_learn``: false where the host knows the buffer is still short (:meth:`collect_units`); the unit
+        then only collects, and computes no update (the same results: one would not have trained).
+        """
         agent = self.agent
         n, actions_n = self.num_envs, agent.num_actions
         k_steps, k_sample = jax.random.split(key)
@@ -208,24 +214,36 @@ class FusedDQN(FusedChunks):
         target = choose(early, (tv, ntv), carry.target)
 
         def learn(_):
-            return agent.steps.update_arrays(tv, ntv, ov, *target, self.sample(buffer, k_sample))
+            tv2, ntv2, ov2, rows = agent.steps.update_arrays(tv, ntv, ov, *target, self.sample(buffer, k_sample))
+            ema, ema_step = carry.ema, carry.ema_step
+            if agent.ema is not None:  # WeightAverage.update at each update, in env steps; its first move copies
+                keep = jnp.where(ema_step < 0, 0.0, jnp.exp(-(after - ema_step) / agent.ema_steps))
+                ema = jax.tree.map(lambda e, w: keep * e + (1.0 - keep) * w, ema, (tv2, ntv2))
+                ema_step = jnp.asarray(after, ema_step.dtype)
+            return tv2, ntv2, ov2, rows, ema, ema_step
 
         shapes = jax.eval_shape(learn, None)
 
         def wait(_):
-            return tv, ntv, ov, jnp.zeros(shapes[3].shape, shapes[3].dtype)
+            return tv, ntv, ov, jnp.zeros(shapes[3].shape, shapes[3].dtype), carry.ema, carry.ema_step
 
-        tv, ntv, ov, rows = jax.lax.cond(trains, learn, wait, None)
-        carry = carry._replace(target=choose(late, (tv, ntv), target))
-        if agent.ema is not None:  # WeightAverage.update at each update, in env steps; its first move copies
-            keep = jnp.where(carry.ema_step < 0, 0.0, jnp.exp(-(after - carry.ema_step) / agent.ema_steps))
-            averaged = jax.tree.map(lambda e, w: keep * e + (1.0 - keep) * w, carry.ema, (tv, ntv))
-            carry = carry._replace(
-                ema=choose(trains, averaged, carry.ema), ema_step=jnp.where(trains, after, carry.ema_step)
-            )
+        def learn_if_ready(_):  # under jax.vmap, trains differs by seed: a select, which computes both
+            return jax.lax.cond(trains, learn, wait, None)
+
+        tv, ntv, ov, rows, ema, ema_step = jax.lax.cond(may_learn, learn_if_ready, wait, None)
+        carry = carry._replace(target=choose(late, (tv, ntv), target), ema=ema, ema_step=ema_step)
         return tv, ntv, ov, carry, (done, ep_return, ep_length, qmax, qmin, shown, rows, trains)
 
     # -- the host side ---------------------------------------------------------------
+    def collect_units(self) -> int:
+        """The next chunk's first units that end with fewer than ``learning_starts`` transitions held (or a
+        buffer not yet full, where it holds fewer): they cannot train, so they run without the update."""
+        buffer = self.carry.buffer
+        if bool(buffer.is_full):
+            return 0
+        short = min(self.agent.learning_starts, self.capacity) - int(buffer.current_index)
+        return max(0, -(-short // self.rollout_steps) - 1)
+
     def reset(self, key) -> DQNCarry:
         """Fresh episodes in every env, with the agent's epsilon, target network, weight average and buffer."""
         agent = self.agent
