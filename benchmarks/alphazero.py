@@ -29,10 +29,7 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")  # one core's CPU time, as the budget says
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def search_targets_loss(num_actions: int):
@@ -48,6 +45,11 @@ def search_targets_loss(num_actions: int):
         return ops.mean(cross_entropy + ops.square(y_pred[:, -1] - outcome))
 
     return loss
+
+
+def mover_outcomes(returns, movers) -> np.ndarray:
+    """The value targets: the finished game's ``returns`` from the side of each position's player to move."""
+    return np.array([returns[p] for p in movers], dtype=np.float32)
 
 
 class ExpertIteration:
@@ -84,6 +86,20 @@ class ExpertIteration:
         out = np.asarray(self.model.predict_on_batch(self.flat(observations)), dtype=np.float64)
         return self.puct.masked_softmax(out[:, : self.num_actions], masks), out[:, -1]
 
+    def visits(self, state, seed: int, evaluator=None) -> np.ndarray:
+        """The root's visit counts ``[A]`` after a search from ``state`` with the root's Dirichlet noise."""
+        a = self.args
+        root = self.puct.search(
+            state,
+            self.positions,
+            self.env.search_observation,
+            a.simulations,
+            seed=seed,
+            evaluator=evaluator,
+            dirichlet_noise=(0.25, a.alpha),
+        )
+        return self.puct.visit_counts(root, self.num_actions).astype(np.float64)
+
     def play_game(self):
         """One self-play game: ``(observations, legal masks, visit distributions, outcomes for the mover)``."""
         a = self.args
@@ -92,30 +108,21 @@ class ExpertIteration:
         rows, movers = [], []
         move = 0
         while not state.is_terminal():
-            root = self.puct.search(
-                state,
-                None,
-                None,
-                a.simulations,
-                seed=int(self.rng.integers(2**31)),
-                evaluator=evaluator,
-                dirichlet_noise=(0.25, a.alpha),
-            )
-            counts = self.puct.visit_counts(root, self.num_actions).astype(np.float64)
+            counts = self.visits(state, int(self.rng.integers(2**31)), evaluator)
             target = counts / counts.sum()
             mask = np.zeros(self.num_actions, dtype=bool)
             mask[state.legal_actions()] = True
             rows.append((self.env.search_observation(state).reshape(-1), mask, target))
             movers.append(state.current_player())
-            action = int(self.rng.choice(self.num_actions, p=target)) if move < a.temperature_moves else int(
-                np.argmax(counts)
+            action = (
+                int(self.rng.choice(self.num_actions, p=target))
+                if move < a.temperature_moves
+                else int(np.argmax(counts))
             )
             state.apply_action(action)
             move += 1
-        returns = state.returns()
         obs, masks, targets = (np.stack(x) for x in zip(*rows))
-        outcomes = np.array([returns[p] for p in movers], dtype=np.float32)
-        return obs, masks, targets, outcomes
+        return obs, masks, targets, mover_outcomes(state.returns(), movers)
 
     def train_step(self, new_positions: int) -> float:
         a = self.args
@@ -149,15 +156,17 @@ def make_agent(game: str, method: str, seed: int, learning_rate: float):
     import kerlym
 
     settings = {"modelfactory": "actor_critic_mlp", "nframes": 1, "seed": seed, "env_kwargs": {"player": "alternate"}}
-    if method == "ppo":
-        return kerlym.make(f"openspiel:{game}", "ppo", preset=game == "tic_tac_toe", **settings, **(
-            {} if game == "tic_tac_toe" else {"concurrency": 8, "vector_env": "sync", "self_play": 4,
-                                               "self_play_every": 20000, "n_steps": 256, "batch_size": 256,
-                                               "n_epochs": 4}))
+    if method == "ppo" and game == "tic_tac_toe":
+        return kerlym.make(f"openspiel:{game}", "ppo", preset=True, steps=10**9, **settings)  # stopped by CPU time
+    if method == "ppo":  # connect four: the self-play settings of the README's 400k-step row
+        more = {"n_steps": 256, "batch_size": 256, "n_epochs": 4, "self_play_every": 20000}
+        return kerlym.make(
+            f"openspiel:{game}", "ppo", concurrency=8, vector_env="sync", self_play=4, steps=10**9, **more, **settings
+        )
     return kerlym.make(f"openspiel:{game}", "ppo", learning_rate=learning_rate, **settings)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--game", default="tic_tac_toe")
     parser.add_argument("--method", choices=("alphazero", "ppo"), default="alphazero")
@@ -175,7 +184,13 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--out", default=None, help="append each row as a JSON line to this file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")  # before TensorFlow's import: one core, as the budget says
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
     from kerlym.envs import make_env
     from kerlym.stats import game_results, wilson_interval
@@ -188,8 +203,11 @@ def main(argv=None) -> int:
         if args.method == "alphazero":
             info = ExpertIteration(agent, args, seed).train(args.cpu_seconds, start)
         else:
-            agent.learn(callback=lambda a, row: time.process_time() - start >= args.cpu_seconds, verbose=0,
-                        eval_episodes=0)
+
+            def spent(agent, row, start=start):
+                return time.process_time() - start >= args.cpu_seconds
+
+            agent.learn(callback=spent, verbose=0, eval_episodes=0)
             info = {"steps": agent.total_steps, "episodes": agent.episode}
         info.update(cpu_s=round(time.process_time() - start, 1), wall_s=round(time.perf_counter() - wall, 1))
         print(f"seed {seed} {args.method} trained: {info}", flush=True)
@@ -209,7 +227,8 @@ def main(argv=None) -> int:
         agent.close()
 
     print(f"\n{args.game}, {args.method}, {args.cpu_seconds:.0f} CPU s: seeds {args.seeds}, {args.episodes} games\n")
-    print("| opponent | search | win rate (mean ± std) | mean return (mean ± std) | wins / draws / losses | win rate, 95% |")
+    print("| opponent | search | win rate (mean ± std) | mean return (mean ± std) | wins / draws / losses ", end="")
+    print("| win rate, 95% |")
     print("| --- | --- | --- | --- | --- | --- |")
     for (opponent, search), results in rows.items():
         rates = np.array([r["win_rate"] for r in results])
