@@ -184,18 +184,48 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--out", default=None, help="append each row as a JSON line to this file")
+    parser.add_argument("--table", default=None, metavar="FILE", help="print the table of --out's rows, then exit")
     return parser
+
+
+def table(results: list[dict]) -> list[str]:
+    """Markdown rows per game, method, opponent and search: win rate and mean return over seeds, pooled counts."""
+    from kerlym.stats import wilson_interval
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["game"], r["method"], r["cpu_budget"], r["opponent"], r["search"]), []).append(r)
+    lines = [
+        "| game | method | CPU s | opponent | search | seeds | win rate (mean ± std) | mean return (mean ± std) "
+        "| wins / draws / losses | pooled win rate, 95% |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (game, method, budget, opponent, search), rows in groups.items():
+        rates = np.array([r["win_rate"] for r in rows])
+        means = np.array([r["mean"] for r in rows])
+        w, d, ls = (sum(r[k] for r in rows) for k in ("wins", "draws", "losses"))
+        lo, hi = wilson_interval(w, w + d + ls)
+        lines.append(
+            f"| {game} | {method} | {budget:.0f} | {opponent} | {search or '-'} | {len(rows)} "
+            f"| {rates.mean():.2f} ± {rates.std():.2f} | {means.mean():.2f} ± {means.std():.2f} | {w} / {d} / {ls} "
+            f"| {w / (w + d + ls):.2f} ({lo:.2f}-{hi:.2f}) |"
+        )
+    return lines
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    if args.table:
+        with open(args.table) as f:
+            print("\n".join(table([json.loads(line) for line in f if line.strip()])))
+        return 0
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")  # before TensorFlow's import: one core, as the budget says
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
     from kerlym.envs import make_env
-    from kerlym.stats import game_results, wilson_interval
+    from kerlym.stats import game_results
 
-    rows: dict[tuple[str, int], list[dict]] = {}
+    results: list[dict] = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         agent = make_agent(args.game, args.method, seed, args.learning_rate)
         start = time.process_time()
@@ -217,28 +247,17 @@ def main(argv=None) -> int:
                 returns = agent.evaluate(args.episodes, env=env, seed=10_000, search=search)
                 env.close()
                 result = {**game_results(returns), "mean": float(returns.mean())}
-                rows.setdefault((opponent, search), []).append(result)
                 print(f"seed {seed} vs {opponent} search {search}: {result}", flush=True)
+                line = {"game": args.game, "method": args.method, "seed": seed, "opponent": opponent}
+                line.update(search=search, cpu_budget=args.cpu_seconds, train=info, **result)
+                results.append(line)
                 if args.out:
                     with open(args.out, "a") as f:
-                        line = {"game": args.game, "method": args.method, "seed": seed, "opponent": opponent}
-                        line.update(search=search, cpu_budget=args.cpu_seconds, train=info, **result)
                         f.write(json.dumps(line) + "\n")
         agent.close()
 
     print(f"\n{args.game}, {args.method}, {args.cpu_seconds:.0f} CPU s: seeds {args.seeds}, {args.episodes} games\n")
-    print("| opponent | search | win rate (mean ± std) | mean return (mean ± std) | wins / draws / losses ", end="")
-    print("| win rate, 95% |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for (opponent, search), results in rows.items():
-        rates = np.array([r["win_rate"] for r in results])
-        means = np.array([r["mean"] for r in results])
-        w, d, ls = (sum(r[k] for r in results) for k in ("wins", "draws", "losses"))
-        lo, hi = wilson_interval(w, w + d + ls)
-        print(
-            f"| {opponent} | {search or '-'} | {rates.mean():.2f} ± {rates.std():.2f} | {means.mean():.2f} ± "
-            f"{means.std():.2f} | {w} / {d} / {ls} | {w / (w + d + ls):.2f} ({lo:.2f}-{hi:.2f}) |"
-        )
+    print("\n".join(table(results)))
     return 0
 
 

@@ -339,3 +339,18 @@ def test_alphazero_policy_targets_are_a_seeded_searchs_visits(bench):
     ei.train_step(len(obs))
     assert ei.updates >= 1 and not np.allclose(before, ei.model.predict_on_batch(obs))
     ei.agent.close()
+
+
+def test_alphazero_table_pools_the_seeds_games(bench):
+    az = bench("alphazero")
+    row = {"game": "tic_tac_toe", "method": "alphazero", "cpu_budget": 120.0, "opponent": "mcts:200", "search": 64}
+    rows = [
+        {**row, "wins": 15, "draws": 35, "losses": 0, "win_rate": 0.3, "mean": 0.3},
+        {**row, "wins": 5, "draws": 40, "losses": 5, "win_rate": 0.1, "mean": 0.0},
+    ]
+    (line,) = az.table(rows)[2:]
+    # win rates 0.3 and 0.1: mean 0.2, std 0.1; 20 wins in 100 games, Wilson 95% 0.13-0.29
+    assert line == (
+        "| tic_tac_toe | alphazero | 120 | mcts:200 | 64 | 2 | 0.20 ± 0.10 | 0.15 ± 0.15 "
+        "| 20 / 75 / 5 | 0.20 (0.13-0.29) |"
+    )
