@@ -83,13 +83,22 @@ def position_evaluator(positions: Callable, observation: Callable):
 
 
 def search(
-    state, positions: Callable, observation: Callable, simulations: int, seed: int = 0, c_puct=C_PUCT, evaluator=None
+    state,
+    positions: Callable,
+    observation: Callable,
+    simulations: int,
+    seed: int = 0,
+    c_puct=C_PUCT,
+    evaluator=None,
+    dirichlet_noise: tuple[float, float] | None = None,
 ):
     """PUCT search from ``state``: OpenSpiel's root ``SearchNode`` after ``simulations`` simulations.
 
     The most visited child (``root.best_child().action``; a child found to end the game in a win first)
     is the move; :func:`visit_counts` its visit counts. ``positions`` and ``observation``: see
     :func:`position_evaluator`; or give ``evaluator``, one it made (its ``calls`` count network calls).
+    ``dirichlet_noise=(epsilon, alpha)`` mixes ``Dirichlet(alpha)`` noise into the root's priors with weight
+    ``epsilon`` (OpenSpiel's, drawn from the seed's random state), as training on search targets does.
     """
     from open_spiel.python.algorithms import mcts
 
@@ -104,6 +113,7 @@ def search(
         solve=False,  # the network's values decide, not proofs found by the search
         random_state=np.random.RandomState(seed),
         child_selection_fn=mcts.SearchNode.puct_value,
+        dirichlet_noise=dirichlet_noise,
     )
     return bot.mcts_search(state)
 

@@ -288,3 +288,69 @@ def test_fused_summary_judges_the_goals(bench):
     # 16 seeds within the time, but a mean greedy return under 475: not met.
     assert lines[3] == f"| {many} | 90.0 ± 0.0 s | 0.90x ± 0.00 | 470.0 ± 20.0 | goals met: **no**"
     assert lines[4] == f"| {sb3} | 100.0 ± 0.0 s | 1.00x ± 0.00 | 500.0 |"
+
+
+def test_alphazero_loss_by_hand(bench):
+    az = bench("alphazero")
+    # legal actions 0 and 1, equal logits: log-softmax -log 2 each; visit distribution (0.5, 0.5); value 0.5 to 1
+    y_true = np.array([[0.5, 0.5, 0.0, 1, 1, 0, 1.0]], dtype=np.float32)
+    y_pred = np.array([[0.0, 0.0, 5.0, 0.5]], dtype=np.float32)
+    loss = float(np.asarray(az.search_targets_loss(3)(y_true, y_pred)))
+    assert loss == pytest.approx(np.log(2) + 0.25, abs=1e-5)
+
+
+def test_alphazero_value_targets_are_the_outcome_from_the_movers_side(bench):
+    pyspiel = pytest.importorskip("pyspiel", reason="OpenSpiel games need the .[games] extra")
+    az = bench("alphazero")
+    state = pyspiel.load_game("tic_tac_toe").new_initial_state()
+    movers = []
+    for action in (0, 3, 1, 4, 2):  # X takes the top row; O loses
+        movers.append(state.current_player())
+        state.apply_action(action)
+    np.testing.assert_array_equal(az.mover_outcomes(state.returns(), movers), [1, -1, 1, -1, 1])
+    np.testing.assert_array_equal(az.mover_outcomes([0.0, 0.0], [0, 1, 0]), [0, 0, 0])  # a draw
+
+
+def test_alphazero_policy_targets_are_a_seeded_searchs_visits(bench):
+    pytest.importorskip("pyspiel", reason="OpenSpiel games need the .[games] extra")
+    from kerlym import puct
+
+    az = bench("alphazero")
+    args = az.parser().parse_args(["--simulations", "16", "--games-per-update", "1", "--batch-size", "8"])
+    ei = az.ExpertIteration(az.make_agent("tic_tac_toe", "alphazero", 0, 1e-3), args, seed=0)
+    state = ei.game.new_initial_state()
+    for action in (0, 3, 1, 4):  # X to move, X at 2 wins
+        state.apply_action(action)
+    root = puct.search(state, ei.positions, ei.env.search_observation, 16, seed=7, dirichlet_noise=(0.25, 1.0))
+    expected = puct.visit_counts(root, 9)
+    counts = ei.visits(state, seed=7)
+    np.testing.assert_array_equal(counts, expected)
+    assert counts.sum() == 15 and counts[[0, 1, 3, 4]].sum() == 0 and counts.argmax() == 2
+    obs, masks, targets, outcomes = ei.play_game()
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0)
+    assert not (targets * ~masks).any()  # no visits to an illegal move
+    assert set(np.abs(outcomes)) <= {0.0, 1.0} and len(obs) == len(outcomes) >= 5
+    if outcomes[-1]:  # the last mover won, and its opponent's positions lost
+        np.testing.assert_array_equal(
+            outcomes, [1 if (len(outcomes) - 1 - i) % 2 == 0 else -1 for i in range(len(outcomes))]
+        )
+    before = ei.model.predict_on_batch(obs)
+    ei.window.append((obs, masks, targets, outcomes))
+    ei.train_step(len(obs))
+    assert ei.updates >= 1 and not np.allclose(before, ei.model.predict_on_batch(obs))
+    ei.agent.close()
+
+
+def test_alphazero_table_pools_the_seeds_games(bench):
+    az = bench("alphazero")
+    row = {"game": "tic_tac_toe", "method": "alphazero", "cpu_budget": 120.0, "opponent": "mcts:200", "search": 64}
+    rows = [
+        {**row, "wins": 15, "draws": 35, "losses": 0, "win_rate": 0.3, "mean": 0.3},
+        {**row, "wins": 5, "draws": 40, "losses": 5, "win_rate": 0.1, "mean": 0.0},
+    ]
+    (line,) = az.table(rows)[2:]
+    # win rates 0.3 and 0.1: mean 0.2, std 0.1; 20 wins in 100 games, Wilson 95% 0.13-0.29
+    assert line == (
+        "| tic_tac_toe | alphazero | 120 | mcts:200 | 64 | 2 | 0.20 ± 0.10 | 0.15 ± 0.15 "
+        "| 20 / 75 / 5 | 0.20 (0.13-0.29) |"
+    )

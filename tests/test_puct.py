@@ -55,6 +55,19 @@ def test_visit_counts_are_deterministic_for_a_seed_and_calls_are_batched():
     assert evaluator.calls == 1  # the root and its 5 children in one network call covered all 16 simulations
 
 
+def test_root_dirichlet_noise_is_seeded_and_moves_visits_from_the_prior():
+    env = position([])  # the empty board: 9 moves, a uniform prior and value 0 everywhere
+    plain = puct.visit_counts(puct.search(env.state, uniform, env.observation, 64, seed=3), 9)
+    noisy = [
+        puct.visit_counts(puct.search(env.state, uniform, env.observation, 64, seed=3, dirichlet_noise=(0.5, 0.3)), 9)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(noisy[0], noisy[1])  # the noise comes from the seed's random state
+    assert plain.sum() == noisy[0].sum() == 63
+    assert plain.max() - plain.min() <= 1  # a uniform prior spreads the visits evenly
+    assert noisy[0].max() - noisy[0].min() > 5  # the noisy prior does not
+
+
 def test_value_signs_on_terminal_and_scored_positions():
     env = position([0, 3, 1, 4])  # X to move; X at 2 wins
     won = env.state.child(2)
