@@ -284,9 +284,10 @@ class ReplayMemory(FrameRing):
         """``n`` transition slots drawn uniformly with replacement."""
         if self.num_transitions == 0:
             raise ValueError("cannot sample from an empty replay memory")
-        out = np.empty(0, dtype=np.int64)
+        # Oversample a little: a few slots (episode ends, the newest frames) hold no transition.
+        cand = rng.integers(0, self.size, size=2 * n + 8)
+        out = cand[self.valid[cand]]
         while len(out) < n:
-            # Oversample a little: a few slots (episode ends, the newest frames) hold no transition.
             cand = rng.integers(0, self.size, size=2 * (n - len(out)) + 8)
             out = np.concatenate([out, cand[self.valid[cand]]])
         return out[:n]

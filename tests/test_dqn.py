@@ -197,6 +197,22 @@ def test_uniform_replay_draws_every_sample_from_memory():
     assert not set(range(26, 31)) <= set(expected.tolist())  # unlike "newest", which forces these in
 
 
+def test_single_minibatch_update_keeps_the_drawn_order():
+    # One minibatch per update (CleanRL's settings): its loss is a mean, so no shuffle is drawn.
+    agent = make_agent(DQN, batch_size=6, update_nsamp=6, update_freq=5, replay="uniform")
+    agent.learning_starts = 10**9
+    agent.begin_episode(np.zeros(4, np.float32))
+    for t in range(1, 31):
+        agent.observe(0, None, 0, float(t), False, False, np.full(4, t, np.float32))
+    rng = deepcopy(agent.rng)
+    expected = agent.memory._gather(agent.memory.random_indices(6, rng)).rewards
+    batches = agent.sample_update()
+    assert batches[0].shape == (1, 6, 4)
+    np.testing.assert_array_equal(batches[2][0], expected)
+    np.testing.assert_array_equal(batches[0][0, :, 0], expected - 1.0)
+    assert agent.rng.random() == rng.random()  # the update drew nothing beyond the samples
+
+
 @pytest.mark.parametrize(
     "kw, message",
     [

@@ -317,6 +317,8 @@ class DQN(Agent):
         batch = self.memory.sample(n, self.rng, newest=newest, n_step=self.n_step, discount=self.discount)
         if self.config.symmetries:
             batch = self.symmetries.apply(batch, self.rng.integers(len(self.symmetries), size=n))
+        if steps == 1:  # one minibatch: its loss is a mean, so the order changes only float rounding
+            return tuple(x[None] for x in batch.arrays())
         order = self.rng.permutation(n)  # spread the newest transitions over the minibatches
         return tuple(x[order].reshape(steps, self.batch_size, *x.shape[1:]) for x in batch.arrays())
 

@@ -63,9 +63,14 @@ def direct_call(fn):
     if not single and not (isinstance(structure, tuple) and len(tf.nest.flatten(structure)) == len(structure)):
         return None  # outputs other than one tensor or a flat tuple would need repacking
 
+    # An EagerTensor made for a named device ("" included: the default) is made on the host and then
+    # copied there; on a host-only machine the inputs are made where they stay (no device, no copy).
+    host_only = not tf.config.list_logical_devices("GPU")
+
     def call(*arrays):
         device = ctx.device_name
-        inputs = [EagerTensor(a, device) for a in arrays] + captured
+        at = None if host_only and not device else device
+        inputs = [EagerTensor(a, at) for a in arrays] + captured
         out = execute(ctx._handle, device, name, inputs, attrs, n_out)
         return out[0] if single else tuple(out)
 
