@@ -307,11 +307,11 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) ->
                 f"{net} reads vector observations but {run.env} observations have shape {shape}; "
                 "use a convolutional network (nature_cnn, actor_critic_cnn)"
             )
-        if net == "board_cnn":
+        if net in ("board_cnn", "actor_critic_board"):
             height, width = networks.board_size(shape)
             if env.action_space.n < height * width:
                 raise C.ConfigError(
-                    f"board_cnn needs an action per point of the board first, {height}x{width} = "
+                    f"{net} needs an action per point of the board first, {height}x{width} = "
                     f"{height * width}, but {run.env} has {env.action_space.n} actions"
                 )
         flag = next((f for f in ("symmetries", "average_symmetries") if getattr(config, f, False)), None)
