@@ -28,6 +28,8 @@ import numpy as np
 
 SPEC_FORM = "gnugo:LEVEL:GAMES"
 RECORD = "pretrain.json"  # what was cloned, in the run folder
+PART_GAMES = 100  # games played, and saved, together
+GNUGO_RETRIES = 2  # a GnuGo that dies mid-game (killed from outside) is started again this many times
 OPENING_MOVES = 2  # random moves opening each game (not learnt from): GnuGo alone repeats its games often
 VALUE_WEIGHT = 0.5  # the value's squared error beside the policy's cross-entropy, as PPO's vf_coef
 EPOCHS = 10
@@ -57,7 +59,7 @@ def dataset_path(level: int, games: int, board_size: int, komi: float, seed: int
 
 
 # -- the games --------------------------------------------------------------------------------------------------
-def play_games(level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int = 0) -> dict:
+def play_games(level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int | list = 0) -> dict:
     """GnuGo at ``level`` playing itself ``games`` times: every position GnuGo moved in, as the env shows it.
 
     Returns:
@@ -72,51 +74,36 @@ def play_games(level: int, games: int, board_size: int = 9, komi: float = 7.5, s
     """
     from gymnasium.error import DependencyNotInstalled
 
-    from kerlym.envs.go import RESIGN, GnuGoOpponent, GoEnv, find_gnugo, flip_rows
+    from kerlym._io import ProcessDied
+    from kerlym.envs.go import RESIGN, GnuGoOpponent, GoEnv, find_gnugo
 
     binary = find_gnugo()
     if binary is None:
         raise DependencyNotInstalled("--pretrain gnugo needs GnuGo: apt-get install gnugo")
     env = GoEnv(board_size, opponent="random", komi=komi)
     gnugo = GnuGoOpponent(binary, level, board_size, komi)
-    rng = np.random.default_rng([int(seed), 0x6C0])
-    rows: dict[str, list] = {"obs": [], "mask": [], "action": [], "mover": [], "game": []}
-    values, move_lists = [], []
-    n = board_size
+    rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 0x6C0])
+    rows: dict[str, list] = {"obs": [], "mask": [], "action": [], "value": [], "game": []}
+    move_lists = []
     try:
         for g in range(games):
-            env.reset(seed=int(rng.integers(2**31)))
-            state = env.state
-            gnugo.new_game(rng)
-            moves, movers, resigned = [], [], None
-            while not state.is_terminal():
-                mover = state.current_player()
-                if len(moves) < OPENING_MOVES:
-                    spiel = int(rng.choice([a for a in state.legal_actions() if a != n * n]))
-                    gnugo.gtp(f"play {'BW'[mover]} {gnugo.vertex(spiel)}")
-                else:
-                    spiel = gnugo.move(state)  # genmove: GnuGo's board holds the move already
-                    obs, mask = env.observation(state), env.action_mask()
-                    action = env.resign_action if spiel == RESIGN else flip_rows(spiel, n)
-                    for key, value in (("obs", obs), ("mask", mask), ("action", action), ("mover", mover), ("game", g)):
-                        rows[key].append(value)
-                    movers.append(mover)
-                    if spiel == RESIGN:
-                        moves.append(action)
-                        resigned = mover
-                        break
-                moves.append(flip_rows(spiel, n))
-                state.apply_action(spiel)
-            if resigned is not None:
-                returns = [1.0, 1.0]
-                returns[resigned] = -1.0
-            else:
-                returns = state.returns()
-            values += [float(returns[m]) for m in movers]
+            game_seed = int(rng.integers(2**31))
+            for attempt in range(GNUGO_RETRIES + 1):  # a GnuGo killed from outside: a new one plays the game again
+                try:
+                    game_rows, moves = _one_game(env, gnugo, np.random.default_rng(game_seed), RESIGN)
+                    break
+                except ProcessDied:
+                    gnugo.close()
+                    if attempt == GNUGO_RETRIES:
+                        raise
+            for key, values in game_rows.items():
+                rows[key] += values
+            rows["game"] += [g] * len(game_rows["action"])
             move_lists.append(moves)
     finally:
         gnugo.close()
         env.close()
+    n = board_size
     longest = max(len(m) for m in move_lists)
     table = np.full((games, longest), -1, dtype=np.int16)
     for g, m in enumerate(move_lists):
@@ -125,34 +112,98 @@ def play_games(level: int, games: int, board_size: int = 9, komi: float = 7.5, s
         "obs": np.asarray(rows["obs"], dtype=np.uint8).reshape(-1, 3, n, n),
         "mask": np.asarray(rows["mask"], dtype=np.int8).reshape(-1, n * n + 2),
         "action": np.asarray(rows["action"], dtype=np.int16),
-        "value": np.asarray(values, dtype=np.float32),
+        "value": np.asarray(rows["value"], dtype=np.float32),
         "game": np.asarray(rows["game"], dtype=np.int32),
         "moves": table,
     }
 
 
-def _play_part(args) -> dict:
-    return play_games(*args)
+def _one_game(env, gnugo, rng, resign: int) -> tuple[dict, list[int]]:
+    """One game of GnuGo against itself after :data:`OPENING_MOVES` random ones: its rows (the positions GnuGo
+    moved in) and its whole move list, in the env's actions."""
+    from kerlym.envs.go import flip_rows
+
+    n = env.board_size
+    env.reset(seed=int(rng.integers(2**31)))
+    state = env.state
+    gnugo.new_game(rng)
+    rows: dict[str, list] = {"obs": [], "mask": [], "action": []}
+    moves, movers, resigned = [], [], None
+    while not state.is_terminal():
+        mover = state.current_player()
+        if len(moves) < OPENING_MOVES:
+            spiel = int(rng.choice([a for a in state.legal_actions() if a != n * n]))
+            gnugo.gtp(f"play {'BW'[mover]} {gnugo.vertex(spiel)}")
+        else:
+            spiel = gnugo.move(state)  # genmove: GnuGo's board holds the move already
+            action = env.resign_action if spiel == resign else flip_rows(spiel, n)
+            rows["obs"].append(env.observation(state))
+            rows["mask"].append(env.action_mask())
+            rows["action"].append(action)
+            movers.append(mover)
+            if spiel == resign:
+                moves.append(action)
+                resigned = mover
+                break
+        moves.append(flip_rows(spiel, n))
+        state.apply_action(spiel)
+    returns = state.returns() if resigned is None else [1.0 - 2.0 * (p == resigned) for p in (0, 1)]
+    rows["value"] = [float(returns[m]) for m in movers]
+    return rows, moves
 
 
-def generate(level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int = 0, workers: int = 2) -> dict:
-    """:func:`play_games` split over ``workers`` processes (each its own GnuGo), the parts joined in order."""
-    workers = max(1, min(int(workers), games))
-    counts = [games // workers + (i < games % workers) for i in range(workers)]
-    parts_args = [(level, c, board_size, komi, seed * 1000 + i) for i, c in enumerate(counts)]
+def _play_part(job) -> dict:
+    *args, part = job
+    if part and os.path.exists(part):
+        return _load(part)
+    data = play_games(*args)
+    if part:
+        _save(part, data)
+    return data
+
+
+def generate(
+    level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int = 0, workers: int = 2,
+    parts: str | None = None,
+) -> dict:  # fmt: skip
+    """:func:`play_games` in parts of :data:`PART_GAMES` games, ``workers`` processes (each its own GnuGo) at once.
+
+    Part ``i`` is seeded ``(seed, i)``, so the games do not depend on ``workers``. With ``parts`` (a path
+    prefix), each part is saved as it ends, and a part saved by an earlier, interrupted call is loaded
+    instead of played again.
+    """
+    sizes = [min(PART_GAMES, games - start) for start in range(0, games, PART_GAMES)]
+    jobs = [
+        (level, size, board_size, komi, [int(seed), i], parts and f"{parts}.part{i}.npz")
+        for i, size in enumerate(sizes)
+    ]
+    workers = max(1, min(int(workers), len(jobs)))
     if workers == 1:
-        parts = [_play_part(parts_args[0])]
+        done = [_play_part(job) for job in jobs]
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            parts = list(pool.map(_play_part, parts_args))
-    offsets = np.cumsum([0] + counts[:-1])
-    longest = max(p["moves"].shape[1] for p in parts)
-    out = {key: np.concatenate([p[key] for p in parts]) for key in ("obs", "mask", "action", "value")}
-    out["game"] = np.concatenate([p["game"] + o for p, o in zip(parts, offsets)]).astype(np.int32)
+            done = list(pool.map(_play_part, jobs))
+    offsets = np.cumsum([0] + sizes[:-1])
+    longest = max(p["moves"].shape[1] for p in done)
+    out = {key: np.concatenate([p[key] for p in done]) for key in ("obs", "mask", "action", "value")}
+    out["game"] = np.concatenate([p["game"] + o for p, o in zip(done, offsets)]).astype(np.int32)
     out["moves"] = np.concatenate(
-        [np.pad(p["moves"], ((0, 0), (0, longest - p["moves"].shape[1])), constant_values=-1) for p in parts]
+        [np.pad(p["moves"], ((0, 0), (0, longest - p["moves"].shape[1])), constant_values=-1) for p in done]
     )
     return out
+
+
+def _save(path: str, data: dict) -> None:
+    """``data`` as an ``.npz`` at ``path``, whole or not at all (written aside, then renamed)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez_compressed(temporary, **data)
+    os.replace(temporary, path)
+
+
+def _load(path: str) -> dict:
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
 
 
 def load_or_generate(
@@ -161,13 +212,13 @@ def load_or_generate(
     """The dataset of these games from the cache, or generated and saved there: ``(arrays, path, was cached)``."""
     path = dataset_path(level, games, board_size, komi, seed, folder)
     if os.path.exists(path):
-        with np.load(path) as data:
-            return {key: data[key] for key in data.files}, path, True
-    data = generate(level, games, board_size, komi, seed, workers)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.tmp.npz"
-    np.savez_compressed(temporary, **data)
-    os.replace(temporary, path)
+        return _load(path), path, True
+    data = generate(level, games, board_size, komi, seed, workers, parts=path)
+    _save(path, data)
+    for i in range(-(-games // PART_GAMES)):
+        part = f"{path}.part{i}.npz"
+        if os.path.exists(part):
+            os.remove(part)
     return data, path, False
 
 

@@ -203,3 +203,29 @@ def test_pretrain_without_gnugo_names_the_package(capsys, monkeypatch, tmp_path)
     assert main(flags.split()) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["kerlym: error: --pretrain gnugo:0:3 has GnuGo play the games: apt-get install gnugo"]
+
+
+@needs_gnugo
+def test_a_gnugo_killed_mid_game_is_restarted_and_saved_parts_are_not_played_again(tmp_path, monkeypatch):
+    from kerlym._io import ProcessDied
+
+    monkeypatch.setattr(pretrain, "PART_GAMES", 2)
+    whole = pretrain.generate(0, 3, board_size=5, seed=4, workers=1)
+    move, calls = go.GnuGoOpponent.move, []
+
+    def dies_once(self, state):
+        calls.append(1)
+        if len(calls) == 5:
+            self.process.kill()
+            raise ProcessDied("GnuGo, the Go opponent, exited (code -9) answering 'genmove B'")
+        return move(self, state)
+
+    monkeypatch.setattr(go.GnuGoOpponent, "move", dies_once)
+    prefix = str(tmp_path / "games")
+    again = pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix)
+    for key in whole:
+        np.testing.assert_array_equal(again[key], whole[key])  # the game is played again from its start
+    assert sorted(os.listdir(tmp_path)) == ["games.part0.npz", "games.part1.npz"]
+    monkeypatch.setattr(pretrain, "play_games", None)  # from the saved parts alone
+    for key, value in pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix).items():
+        np.testing.assert_array_equal(value, whole[key])
