@@ -288,7 +288,7 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) ->
             raise C.ConfigError(
                 f"--self-play needs a two-player OpenSpiel game (-e openspiel:GAME) or Go, not {run.env}"
             )
-        if run.pretrain:
+        if run.pretrain and training:  # --play and --export of a pretrained run need no GnuGo
             _check_pretrain(env.unwrapped, run.pretrain)
         env = _preprocessed(env, run, config)
         shape = env.observation_space.shape
