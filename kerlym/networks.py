@@ -421,8 +421,8 @@ def actor_critic_board(
     points (Go).
 
     ``conv_layers`` 3x3 same-padding convolutions of ``filters``; the policy is a 1x1 convolution to one logit per
-    point and a linear layer over the board for the actions after the points (pass, resign); the value is a 1x1
-    convolution, then 64 ReLU units and one linear output (AlphaGo Zero's heads, without their batch norm).
+    point and a linear layer over the board for the actions after the points (pass, resign); the value is 64 ReLU
+    units over the trunk's features and one linear output.
     """
     import keras
     from keras import layers
@@ -443,8 +443,10 @@ def actor_critic_board(
     if n > points:
         rest = layers.Dense(n - points, kernel_initializer="zeros", dtype="float32")(layers.Flatten()(h))
         pi = layers.Concatenate(dtype="float32", name="policy")([pi, rest])
-    v = layers.Flatten()(layers.Conv2D(1, 1, activation="relu")(h))
-    v = layers.Dense(1, dtype="float32", name="value")(layers.Dense(64, activation="relu")(v))
+    # A value head of one ReLU filter (AlphaGo Zero's, there after batch norm) can die at the start and stay 0:
+    # cloned from GnuGo's games, its error stayed at 1.0. 64 ReLU units over the whole trunk learn.
+    v = layers.Dense(64, activation="relu", kernel_initializer="he_normal")(layers.Flatten()(h))
+    v = layers.Dense(1, dtype="float32", name="value")(v)
     model = keras.Model(s, [pi, v], name="actor_critic_board")
     return _compile_actor_critic(model, learning_rate, optimizer, kwargs.get("clipnorm"))
 
