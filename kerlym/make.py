@@ -263,6 +263,11 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) ->
             raise C.ConfigError(
                 f"--search needs a value estimate, which -a {run.agent} has not; use dqn, ddqn, a2c or ppo"
             )
+    if run.pretrain and (not actor_critic or run.env not in GO_IDS):
+        raise C.ConfigError(f"--pretrain clones GnuGo's Go into -a a2c, a3c or ppo on {' or '.join(GO_IDS)}")
+    if run.pretrain and (config.nframes != 1 or config.difference_obs or config.preprocessor not in (None, "none")):
+        raise C.ConfigError("--pretrain learns single board positions: it needs --nframes 1, no --difference_obs "
+                            "and no preprocessor")  # fmt: skip
     if config.self_play is not None and AGENT_CONFIGS[run.agent].network_kind == "policy":
         raise C.ConfigError(f"-a {run.agent} cannot play itself; --self-play takes dqn, ddqn, a2c, a3c or ppo")
     try:
@@ -283,6 +288,8 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) ->
             raise C.ConfigError(
                 f"--self-play needs a two-player OpenSpiel game (-e openspiel:GAME) or Go, not {run.env}"
             )
+        if run.pretrain and training:  # --play and --export of a pretrained run need no GnuGo
+            _check_pretrain(env.unwrapped, run.pretrain)
         env = _preprocessed(env, run, config)
         shape = env.observation_space.shape
         if shape is None:
@@ -300,11 +307,11 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) ->
                 f"{net} reads vector observations but {run.env} observations have shape {shape}; "
                 "use a convolutional network (nature_cnn, actor_critic_cnn)"
             )
-        if net == "board_cnn":
+        if net in ("board_cnn", "actor_critic_board"):
             height, width = networks.board_size(shape)
             if env.action_space.n < height * width:
                 raise C.ConfigError(
-                    f"board_cnn needs an action per point of the board first, {height}x{width} = "
+                    f"{net} needs an action per point of the board first, {height}x{width} = "
                     f"{height * width}, but {run.env} has {env.action_space.n} actions"
                 )
         flag = next((f for f in ("symmetries", "average_symmetries") if getattr(config, f, False)), None)
@@ -319,6 +326,16 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) ->
         check_resources(config, shape, env.observation_space.dtype)
     finally:
         env.close()
+
+
+def _check_pretrain(game, spec: str) -> None:
+    """``--pretrain``'s games: cached, or GnuGo there to play them; else a :class:`ConfigError` naming the package."""
+    from kerlym import pretrain
+    from kerlym.envs.go_opponents import find_gnugo
+
+    level, games = pretrain.parse_spec(spec)
+    if find_gnugo() is None and not os.path.exists(pretrain.dataset_path(level, games, game.board_size, game.komi, 0)):
+        raise C.ConfigError(f"--pretrain {spec} has GnuGo play the games: apt-get install gnugo")
 
 
 def _check_opponents(env, run: C.RunConfig) -> None:

@@ -414,6 +414,43 @@ def actor_critic_cnn(agent, env, dropout=0.0, learning_rate=2.5e-4, optimizer="a
     return _compile_actor_critic(model, learning_rate, optimizer, kwargs.get("clipnorm"))
 
 
+def actor_critic_board(
+    agent, env, dropout=0.0, learning_rate=3e-4, optimizer="adam", filters=64, conv_layers=4, **kwargs
+):
+    """``board_cnn``'s trunk with a policy and a value head, for board games whose first ``H * W`` actions are the
+    points (Go).
+
+    ``conv_layers`` 3x3 same-padding convolutions of ``filters``; the policy is a 1x1 convolution to one logit per
+    point and a linear layer over the board for the actions after the points (pass, resign); the value is 64 tanh
+    units over the trunk's features and one linear output.
+    """
+    import keras
+    from keras import layers
+
+    s = keras.Input(shape=(agent.input_dim,))
+    h, (nframes, height, width, channels) = _frames(s, agent, "actor_critic_board")
+    points, n = height * width, _action_count(env)
+    if n < points:
+        raise ValueError(
+            f"actor_critic_board needs an action per point of the {height}x{width} board first; the env has {n} actions"
+        )
+    h = layers.Permute((2, 3, 1, 4))(h)
+    h = layers.Reshape((height, width, nframes * channels))(h)
+    for _ in range(int(conv_layers)):
+        h = layers.Conv2D(int(filters), 3, padding="same", activation="relu", kernel_initializer="he_normal")(h)
+    h = layers.Dropout(dropout)(h) if dropout else h
+    pi = layers.Flatten()(layers.Conv2D(1, 1, kernel_initializer="zeros", dtype="float32")(h))
+    if n > points:
+        rest = layers.Dense(n - points, kernel_initializer="zeros", dtype="float32")(layers.Flatten()(h))
+        pi = layers.Concatenate(dtype="float32", name="policy")([pi, rest])
+    # ReLU value units died in behaviour cloning from GnuGo's games (one 1x1 filter as AlphaGo Zero's without its
+    # batch norm, and 64 units over the trunk alike): the value stayed constant, its error 1.0. tanh units do not die.
+    v = layers.Dense(64, activation="tanh")(layers.Flatten()(h))
+    v = layers.Dense(1, dtype="float32", name="value")(v)
+    model = keras.Model(s, [pi, v], name="actor_critic_board")
+    return _compile_actor_critic(model, learning_rate, optimizer, kwargs.get("clipnorm"))
+
+
 def actor_critic_rnn(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="adam", rnn_units=64, **kwargs):
     """A GRU over the ``nframes`` stacked observations, then SB3-style 64-tanh policy and value heads.
 
@@ -437,9 +474,9 @@ def actor_critic_rnn(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="ada
     return _compile_actor_critic(model, learning_rate, optimizer, kwargs.get("clipnorm"))
 
 
-NETWORKS.update({f.__name__: f for f in (actor_critic_mlp, actor_critic_cnn, actor_critic_rnn)})
-CONV_NETWORKS.add("actor_critic_cnn")
-ACTOR_CRITIC_NETWORKS = {"actor_critic_mlp", "actor_critic_cnn", "actor_critic_rnn"}
+NETWORKS.update({f.__name__: f for f in (actor_critic_mlp, actor_critic_cnn, actor_critic_board, actor_critic_rnn)})
+CONV_NETWORKS.update({"actor_critic_cnn", "actor_critic_board"})
+ACTOR_CRITIC_NETWORKS = {"actor_critic_mlp", "actor_critic_cnn", "actor_critic_board", "actor_critic_rnn"}
 VECTOR_NETWORKS = {"q_rnn", "actor_critic_rnn"}  # a GRU over vector observations; images are refused
 
 

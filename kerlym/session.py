@@ -175,6 +175,8 @@ def train(
     if run_dir is not None:
         runs.write_config(run_dir, settings)
         say(f"run folder: {run_dir}")
+    if run.pretrain and resume_from is None:  # a resumed run's weights are the checkpoint's, pretrained or not
+        _pretrain(agent, run, run_dir, say)
     note = opponent_note(agent, run) if resume_from is None and not run.quiet else None
     if note and verbose:
         print(f"kerlym: note: {note}", file=sys.stderr, flush=True)
@@ -243,6 +245,20 @@ def train(
         except KeyboardInterrupt:  # a second Ctrl-C: the checkpoint is safe; only the bundle is cut short
             print("\nkerlym: note: results bundle not finished (interrupted again)", file=sys.stderr)
     return Outcome(agent.episodes, evaluation, interrupted, runner.last_checkpoint)
+
+
+def _pretrain(agent, run: C.RunConfig, run_dir: str | None, say) -> None:
+    """``--pretrain``: behaviour cloning into the agent's network (:mod:`kerlym.pretrain`), recorded in
+    ``pretrain.json`` in the run folder."""
+    import json
+
+    from kerlym.pretrain import RECORD, pretrain
+
+    summary = pretrain(agent, run.pretrain, run.pretrain_epochs, say=say)
+    if run_dir is not None:
+        from kerlym._io import atomic_write
+
+        atomic_write(os.path.join(run_dir, RECORD), json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
 def learn(

@@ -211,11 +211,12 @@ def test_self_play_opponent_sees_what_the_agent_sees_in_its_colour_and_its_legal
         seen.append((obs, info["action_mask"]))
     for (obs, mask), (their_obs, their_mask) in zip(views, seen):
         np.testing.assert_array_equal(obs, their_obs)
-        np.testing.assert_array_equal(mask, their_mask)
+        np.testing.assert_array_equal(mask[:25], their_mask[:25])  # the points; pass and resign are the seat's own
+        assert mask[25:].tolist() == [0, 0] and their_mask[25:].tolist() == [1, 1]
     obs, mask = views[-1]
     assert sorted(np.flatnonzero(obs[0])) == [7, 11, 13, 17] and sorted(np.flatnonzero(obs[1])) == [0, 20, 24]
     assert mask[12] == 0 and mask[[0, 7, 11]].sum() == 0  # C3 is suicide for white; the stones' points taken
-    assert mask.sum() == 25 - 7 - 1 + 2  # the other empty points, pass and resign
+    assert mask.sum() == 25 - 7 - 1  # the other empty points: no passing (the agent did not pass), no resigning
     with pytest.raises(go.IllegalMove):
         env.opponent_play(12)
 
@@ -229,59 +230,45 @@ def test_self_play_opponent_actions_count_rows_from_the_top(make):
     obs, *_ = env.settle()
     assert obs[1, 0, 1] == 1 and obs[0, 4, 4] == 1 and obs[:2].sum() == 2
     assert action_to_gtp(1, 5) == "B5"
-    env.play(6)
-    env.opponent_play(25)  # white passes: the game goes on with black to move
-    assert env.state.history()[-1] == 25 and not env.state.is_terminal() and not env.opponent_to_move()
+    env.play(25)
+    env.opponent_play(6)  # black passed, white plays on: the game goes on with black to move
+    assert env.state.history()[-1] == flip_rows(6, 5) and not env.state.is_terminal() and not env.opponent_to_move()
 
 
-@pytest.mark.parametrize("colour, reward", [(0, -1.0), (1, 1.0)])
+@pytest.mark.parametrize("colour, reward", [(0, -1.0), (1, -1.0)])
 def test_self_play_two_passes_score_from_the_agents_side(make, colour, reward):
-    env = self_play_env(make)  # komi 7.5 on an empty board: white wins
+    env = self_play_env(make)  # komi 7.5 on an empty board: white wins; one black stone owns the board: black wins
     for _ in range(colour + 1):
         env.reset(seed=0)
     assert env.player == colour  # seats alternate over games
     if colour == 1:
-        env.opponent_play(25)  # black passes first
+        env.opponent_play(12)  # black may not pass first
     decided = env.play(25)
-    if colour == 0:
-        assert decided is None
-        env.opponent_play(25)
+    assert decided is None
+    env.opponent_play(25)  # a pass in reply to the agent's ends the game
     obs, r, terminated, truncated, info = env.settle()
     assert (r, terminated, info["end"], info["player"]) == (reward, True, "two_passes", colour)
 
 
-def test_self_play_resigning_loses_for_either_side(make):
+def test_self_play_opponent_never_resigns_and_passes_only_in_reply(make):
     env = self_play_env(make)
     env.reset(seed=0)  # the agent black
     assert env.play(12) is None
-    assert env.opponent_view()[1][26] == 1  # the snapshot may resign too
-    env.opponent_play(26)
-    assert not env.opponent_to_move()
-    obs, reward, terminated, truncated, info = env.settle()
-    assert (reward, terminated, info["end"]) == (1.0, True, "opponent_resigned")
-    assert obs[0, 2, 2] == 1 and obs[1].sum() == 0
-    _, info = env.reset(seed=0)  # the agent white: the snapshot, black, may not resign the game's first move
-    assert info["player"] == 1 and env.opponent_view()[1][26] == 0 and env.opponent_view()[1][25] == 1
-    with pytest.raises(go.IllegalMove):
-        env.opponent_play(26)
+    mask = env.opponent_view()[1]
+    assert mask[26] == 0 and mask[25] == 0 and mask[:25].sum() == 24  # every empty point, no pass, no resign
+    for action, word in ((26, "resign"), (25, "pass")):
+        with pytest.raises(go.IllegalMove, match=word):
+            env.opponent_play(action)
     env.opponent_play(6)
-    assert env.play(18) is None and env.opponent_view()[1][26] == 1  # from its second move on it may
-    env.opponent_play(26)
-    assert env.other_resigned
-    obs, reward, terminated, truncated, info = env.settle()
-    assert (reward, terminated, info["end"], info["player"]) == (1.0, True, "opponent_resigned", 1)
-    assert obs[0].sum() == 1 and obs[1, 3, 3] == 1
+    assert env.settle()[2] is False
+    assert env.view()[1]["action_mask"][[25, 26]].tolist() == [1, 1]  # the agent may pass and resign
+    assert env.play(25) is None
+    assert env.opponent_view()[1][[25, 26]].tolist() == [1, 0]  # after the agent's pass it may pass
+    _, info = env.reset(seed=0)  # the agent white: black, to move first, neither passes nor resigns
+    assert info["player"] == 1 and env.opponent_view()[1][[25, 26]].tolist() == [0, 0]
     env.reset(seed=0)  # the agent black resigns: play() is the self-play path, step() the fixed opponent's
-    assert env.view()[1]["action_mask"][26] == 1  # the agent may resign its first move, as without self-play
     obs, reward, terminated, truncated, info = env.play(26)
     assert (reward, terminated, info["end"]) == (-1.0, True, "resign")
-    env.reset(seed=0)  # the agent white
-    env.opponent_play(0)
-    env.play(1)
-    env.opponent_play(26)
-    assert env.other_resigned
-    env.reset(seed=0)  # a resignation does not outlive its game
-    assert not env.other_resigned and env.play(0) is None and env.opponent_to_move()
 
 
 # -- seeding, Gymnasium's checks, rendering -------------------------------------------------------------------------

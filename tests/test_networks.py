@@ -271,3 +271,24 @@ def test_board_cnn_refuses_an_env_without_an_action_per_point():
         networks.board_cnn(fake_agent(1, (3, 9, 9)), VECTOR_ENV)
     with pytest.raises(ValueError, match="board_cnn is a convolutional network"):
         networks.board_cnn(fake_agent(1, (4,)), VECTOR_ENV)
+
+
+def test_actor_critic_board_gives_a_logit_per_point_pass_resign_and_a_value():
+    agent, env = fake_agent(1, (3, 9, 9)), SimpleNamespace(action_space=gym.spaces.Discrete(83))
+    model = networks.actor_critic_board(agent, env, filters=8, conv_layers=2)  # a 5x5 receptive field
+    assert model.output_shape == [(None, 83), (None, 1)] and model.optimizer is not None
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])  # heads start at 0
+    board = np.zeros((3, 9, 9), np.float32)
+    board[2] = 1.0
+    stone = board.copy()
+    stone[:, 1, 7] = (1.0, 0.0, 0.0)  # a black stone at action 16
+    out = lambda b: [keras.ops.convert_to_numpy(o)[0] for o in model(b.reshape(1, -1))]  # noqa: E731
+    (p0, v0), (p1, v1) = out(board), out(stone)
+    changed = np.abs(p1 - p0) > 1e-6
+    rows, cols = np.divmod(np.arange(81), 9)
+    near = (np.abs(rows - 1) <= 2) & (np.abs(cols - 7) <= 2)
+    assert changed[16] and not changed[:81][~near].any() and changed[81:].all()
+    assert v0.shape == (1,) and abs(v1[0] - v0[0]) > 1e-6
+    with pytest.raises(ValueError, match="actor_critic_board needs an action per point of the 9x9 board"):
+        networks.actor_critic_board(fake_agent(1, (3, 9, 9)), VECTOR_ENV)

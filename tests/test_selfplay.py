@@ -217,8 +217,12 @@ def test_go_self_play_games_are_scored_from_the_learners_seat_over_alternating_c
         game._finish = finish
     rng = np.random.default_rng(0)
 
-    def moves(states, masks, envs):  # the snapshots' legal moves, resigning one time in ten where they may
-        return [26 if m[26] and rng.random() < 0.1 else int(rng.choice(np.flatnonzero(m[:26]))) for m in masks]
+    def moves(states, masks, envs):  # the snapshots' legal moves, passing one time in ten where they may
+        assert not masks[:, 26].any()  # the snapshots never resign
+        return [
+            25 if m[25] and (rng.random() < 0.1 or not m[:25].any()) else int(rng.choice(np.flatnonzero(m[:25])))
+            for m in masks
+        ]
 
     agent.pool.moves = moves
     obs, info = envs.reset(seed=0)
@@ -228,21 +232,52 @@ def test_go_self_play_games_are_scored_from_the_learners_seat_over_alternating_c
             assert game.state.current_player() == game.player == info["player"][i]
             np.testing.assert_array_equal(obs[i], game.observation(game.state))
         masks = info["action_mask"].astype(bool)
-        masks[:, -1] = False  # the learner plays on; the snapshots may resign
+        masks[:, -1] = False  # the learner plays on
         obs, rewards, terminated, truncated, info = envs.step([int(rng.choice(np.flatnonzero(m))) for m in masks])
         for i in np.flatnonzero(terminated):
             player, end, final_return, state = finished.pop(i)
             assert player == info["final_info"]["player"][i] and rewards[i] == final_return
             seats[i].append(info["player"][i])
             ends.append(end)
-            if end == "opponent_resigned":
-                assert rewards[i] == 1.0 and not state.is_terminal()
-            else:  # scored by OpenSpiel, from the learner's seat
-                assert end in ("two_passes", "superko", "move_limit") and state.is_terminal()
-                assert rewards[i] == state.returns()[player] and rewards[i] == -state.returns()[1 - player]
+            assert end in ("two_passes", "superko", "move_limit") and state.is_terminal()  # scored by OpenSpiel
+            assert rewards[i] == state.returns()[player] and rewards[i] == -state.returns()[1 - player]
     for played in seats:
         assert played == [k % 2 for k in range(len(played))]
-    assert {"opponent_resigned", "two_passes"} <= set(ends)
+    assert "two_passes" in ends
+    agent.close()
+
+
+@pytest.mark.parametrize("name", ["dqn", "ddqn"])
+def test_go_self_play_greedy_snapshots_that_would_resign_play_games_out(name):
+    """Q-networks whose greedy move is resign, then pass, everywhere: their games still run to a scored end."""
+    agent = kerlym.make(
+        "Go9x9-v0", name, self_play=1, concurrency=2, vector_env="sync", env_kwargs={"board_size": 5},
+        seed=0, nframes=1, **SMALL["dqn"],
+    )  # fmt: skip
+    envs = agent.vector_env()
+    bias = agent.model.layers[-1].weights[-1]
+    favour = np.zeros(bias.shape, dtype="float32")
+    favour[-2:] = [50.0, 100.0]  # pass, resign: above every point's Q-value, whatever the planes
+    bias.assign(favour + np.asarray(bias))
+    _, outputs = agent.steps.act(np.zeros((3, agent.input_dim), dtype=np.float32))
+    assert (np.asarray(outputs).argmax(axis=1) == 26).all()
+    finished = []  # each game's move count and why it ended
+    for game in envs.games:
+
+        def finish(final_return, end, game=game, original=game._finish):
+            finished.append((len(game.state.history()), end))
+            return original(final_return, end)
+
+        game._finish = finish
+    rng = np.random.default_rng(0)
+    obs, info = envs.reset(seed=0)
+    while len(finished) < 4:
+        masks = info["action_mask"].astype(bool)
+        masks[:, 25:] = ~masks[:, :25].any(axis=1, keepdims=True)  # the learner plays points while it can
+        obs, rewards, terminated, truncated, info = envs.step([int(rng.choice(np.flatnonzero(m))) for m in masks])
+    lengths, ends = zip(*finished)
+    assert "opponent_resigned" not in ends and "two_passes" not in ends  # neither side passed while it had a point
+    assert min(lengths) >= 10  # the greedy snapshots resigned at once before: about 2 moves a game
     agent.close()
 
 

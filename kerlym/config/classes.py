@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 
 from kerlym.config.declare import (
@@ -114,9 +115,27 @@ class RunConfig:
         "Log the same to Weights & Biases (offline without an API key; upload later with: wandb sync)",
         topic="output",
     )
+    pretrain: str | None = setting(
+        None,
+        "Before RL on Go (-a a2c, a3c or ppo): behaviour cloning of the network on GAMES games GnuGo at LEVEL plays "
+        "against itself, cached in $KERLYM_CACHE or ~/.cache/kerlym",
+        ("--pretrain",),
+        metavar="gnugo:LEVEL:GAMES",
+        topic="run control",
+    )
+    pretrain_epochs: int = setting(
+        10,
+        "With --pretrain: passes over the games' positions",
+        ("--pretrain-epochs",),
+        topic="run control",
+        check="positive",
+    )
 
     def __post_init__(self):
         _check_fields(self)
+        spec = self.pretrain
+        if spec is not None and not re.fullmatch(r"gnugo:([0-9]|10):[0-9]*[1-9][0-9]*", str(spec)):
+            raise ConfigError(f"--pretrain takes gnugo:LEVEL:GAMES (level 0-10, at least 1 game), got {spec!r}")
 
 
 @configclass

@@ -18,12 +18,13 @@ corner (row 0 is the top, as in the observation); ``N * N`` passes and
 ``N * N + 1`` resigns. In GTP's letters, on 9x9 action 0 is A9, 8 is J9 and 80 is J1.
 
 Self-play (``--self-play``, :mod:`kerlym.agents.selfplay`): the other seat is a snapshot of the agent
-and plays this env's actions too (rows from the top, pass, resign), from the legal moves of its own
-colour. The planes say black, white and empty whoever is to move, so the snapshot sees what the agent
-sees when it plays that colour. Either side may resign, and the side that resigns loses: the agent's
-reward is +1 when the snapshot resigns (``info["end"]`` ``"opponent_resigned"``). The snapshot may not
-resign the game's first move: the agent would have no move of its own to take the +1 with, and a
-step shown for it would be the empty board black starts from, taught that every move there wins.
+and plays this env's actions too (rows from the top, pass), from the legal moves of its own colour.
+The planes say black, white and empty whoever is to move, so the snapshot sees what the agent sees
+when it plays that colour. The snapshot never resigns, and passes only in reply to the agent's pass
+(ending the game, scored) or when no point is legal for it: an untrained snapshot's greedy move is
+often resign or pass, and games it ends at once (2.2 moves on average for an untrained DQN's
+snapshots) teach the agent nothing of Go. The agent itself may pass and resign as against any
+opponent; resigning loses.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class GoEnv(OpenSpielEnv):
 
     metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
     searchable = True  # --search: OpenSpiel's actions map to Go's (search_actions), and planes swap colours
-    self_play = True  # the other seat plays Go's actions (resign too) on the same planes: opponent_play
+    self_play = True  # the other seat plays Go's actions (no resigning) on the same planes: opponent_play
 
     def __init__(
         self,
@@ -118,38 +119,28 @@ class GoEnv(OpenSpielEnv):
         self.max_game_length = self.game.max_game_length()
         self.observation_space = spaces.Box(0, 1, shape=(3, n, n), dtype=np.uint8)
         self.action_space = spaces.Discrete(n * n + 2)
-        self.other_resigned = False  # self-play: the other seat resigned; settle() scores it
 
     # -- Go's actions and observation over the generic game ---------------------------------------------------------
-    def reset(self, *, seed=None, options=None):
-        self.other_resigned = False
-        return super().reset(seed=seed, options=options)
-
     def play(self, action):
         if self.action_space.contains(action) and int(action) == self.resign_action and not self.done:
             return self._finish(-1.0, "resign")
         return super().play(action)
 
-    def settle(self):
-        if self.other_resigned and not self.done:
-            return self._finish(1.0, "opponent_resigned")
-        return super().settle()
-
-    def opponent_to_move(self) -> bool:
-        return not self.other_resigned and super().opponent_to_move()
-
     def opponent_view(self) -> tuple[np.ndarray, np.ndarray]:
+        """The other seat's planes and legal moves: never resign, pass only in reply to a pass or with no point left
+        (the module's docstring says why)."""
         obs, mask = super().opponent_view()
-        if not self.state.history():  # no resigning the first move (the module's docstring says why)
-            mask[self.resign_action] = 0
+        mask[self.resign_action] = 0
+        history = self.state.history()
+        if mask[: self.pass_action].any() and not (history and history[-1] == self.pass_action):
+            mask[self.pass_action] = 0
         return obs, mask
 
     def opponent_play(self, action: int) -> None:
-        """Play the other seat's move ``action`` in this env's actions; resigning (not the game's first move)
-        ends the game, won by the agent."""
-        if int(action) == self.resign_action and self.opponent_to_move() and self.state.history():
-            self.other_resigned = True
-            return
+        """Play the other seat's move ``action``, one :meth:`opponent_view`'s mask allows (else IllegalMove)."""
+        action = int(action)
+        if action >= self.pass_action and self.opponent_to_move() and not self.opponent_view()[1][action]:
+            raise IllegalMove(f"the other seat cannot {('pass', 'resign')[action - self.pass_action]} now")
         super().opponent_play(action)
 
     def game_state(self) -> dict:

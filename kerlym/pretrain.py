@@ -1,0 +1,385 @@
+"""Behaviour cloning from GnuGo before RL: ``--pretrain gnugo:LEVEL:GAMES``.
+
+GnuGo plays ``GAMES`` games against itself at ``LEVEL`` (one GTP process plays both colours, a few
+processes in parallel), and every position is kept as the Go env shows it to the side to move:
+the env's own planes (:meth:`kerlym.envs.go.GoEnv.observation`, black, white and empty whoever is
+to move), its action mask (:meth:`~kerlym.envs.go.GoEnv.action_mask`: the legal points, pass and
+resign), GnuGo's move in the env's actions, and the game's result from the mover's side (+1, 0, -1).
+The games are saved once as an ``.npz`` dataset in a cache folder (``$KERLYM_CACHE``, else
+``~/.cache/kerlym``) and reused by every later run that asks for the same games.
+
+The agent's own network (its model factory's, as the run built it) then learns the games with
+Keras's ``fit``: the policy head by cross-entropy over the legal moves of GnuGo's move, the value
+head by the squared error to the result, each position turned by one of the board's 8 symmetries
+drawn afresh each time it is seen. RL starts from those weights. Actor-critic agents (a2c, ppo)
+only: they have the policy and value heads to clone into.
+
+GnuGo's games vary by their random seeds (``set_random_seed``, a new one each game) and by
+``OPENING_MOVES`` uniformly random moves at the start of each game, which are not learnt from.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+import numpy as np
+
+SPEC_FORM = "gnugo:LEVEL:GAMES"
+RECORD = "pretrain.json"  # what was cloned, in the run folder
+PART_GAMES = 100  # games played, and saved, together
+GNUGO_RETRIES = 2  # a GnuGo that dies mid-game (killed from outside) is started again this many times
+OPENING_MOVES = 2  # random moves opening each game (not learnt from): GnuGo alone repeats its games often
+VALUE_WEIGHT = 0.5  # the value's squared error beside the policy's cross-entropy, as PPO's vf_coef
+EPOCHS = 10
+BATCH_SIZE = 256
+LEARNING_RATE = 1e-3
+
+
+def parse_spec(spec: str) -> tuple[int, int]:
+    """``"gnugo:0:500"`` -> ``(0, 500)``: GnuGo's level (0-10) and the number of games; ValueError otherwise."""
+    parts = str(spec).split(":")
+    if len(parts) == 3 and parts[0] == "gnugo" and parts[1].isdigit() and parts[2].isdigit():
+        level, games = int(parts[1]), int(parts[2])
+        if level <= 10 and games >= 1:
+            return level, games
+    raise ValueError(f"--pretrain takes {SPEC_FORM} (level 0-10, at least 1 game), got {spec!r}")
+
+
+def cache_dir() -> str:
+    """Where datasets are kept: ``$KERLYM_CACHE``, else ``~/.cache/kerlym``."""
+    return os.environ.get("KERLYM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kerlym")
+
+
+def dataset_path(level: int, games: int, board_size: int, komi: float, seed: int, folder: str | None = None) -> str:
+    """The ``.npz`` file of these games in ``folder`` (default :func:`cache_dir`)."""
+    name = f"gnugo{level}_go{board_size}_komi{komi:g}_{games}games_seed{seed}.npz"
+    return os.path.join(folder or cache_dir(), name)
+
+
+# -- the games --------------------------------------------------------------------------------------------------
+def play_games(level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int | list = 0) -> dict:
+    """GnuGo at ``level`` playing itself ``games`` times: every position GnuGo moved in, as the env shows it.
+
+    Returns:
+        ``obs`` uint8 ``[M, 3, N, N]`` (the env's planes), ``mask`` int8 ``[M, N*N + 2]`` (its action mask),
+        ``action`` int16 ``[M]`` (GnuGo's move in the env's actions; resign is ``N*N + 1``), ``value`` float32
+        ``[M]`` (the game's result for the side that moved), ``game`` int32 ``[M]`` and ``moves`` int16
+        ``[games, max moves]``, each game's whole move list in the env's actions (random openings included),
+        -1 after its end, for replaying it.
+
+    Raises:
+        DependencyNotInstalled: GnuGo or OpenSpiel is missing (one line).
+    """
+    from gymnasium.error import DependencyNotInstalled
+
+    from kerlym._io import ProcessDied
+    from kerlym.envs.go import RESIGN, GnuGoOpponent, GoEnv, find_gnugo
+
+    binary = find_gnugo()
+    if binary is None:
+        raise DependencyNotInstalled("--pretrain gnugo needs GnuGo: apt-get install gnugo")
+    env = GoEnv(board_size, opponent="random", komi=komi)
+    gnugo = GnuGoOpponent(binary, level, board_size, komi)
+    rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 0x6C0])
+    rows: dict[str, list] = {"obs": [], "mask": [], "action": [], "value": [], "game": []}
+    move_lists = []
+    try:
+        for g in range(games):
+            game_seed = int(rng.integers(2**31))
+            for attempt in range(GNUGO_RETRIES + 1):  # a GnuGo killed from outside: a new one plays the game again
+                try:
+                    game_rows, moves = _one_game(env, gnugo, np.random.default_rng(game_seed), RESIGN)
+                    break
+                except ProcessDied:
+                    gnugo.close()
+                    if attempt == GNUGO_RETRIES:
+                        raise
+            for key, values in game_rows.items():
+                rows[key] += values
+            rows["game"] += [g] * len(game_rows["action"])
+            move_lists.append(moves)
+    finally:
+        gnugo.close()
+        env.close()
+    n = board_size
+    longest = max(len(m) for m in move_lists)
+    table = np.full((games, longest), -1, dtype=np.int16)
+    for g, m in enumerate(move_lists):
+        table[g, : len(m)] = m
+    return {
+        "obs": np.asarray(rows["obs"], dtype=np.uint8).reshape(-1, 3, n, n),
+        "mask": np.asarray(rows["mask"], dtype=np.int8).reshape(-1, n * n + 2),
+        "action": np.asarray(rows["action"], dtype=np.int16),
+        "value": np.asarray(rows["value"], dtype=np.float32),
+        "game": np.asarray(rows["game"], dtype=np.int32),
+        "moves": table,
+    }
+
+
+def _one_game(env, gnugo, rng, resign: int) -> tuple[dict, list[int]]:
+    """One game of GnuGo against itself after :data:`OPENING_MOVES` random ones: its rows (the positions GnuGo
+    moved in) and its whole move list, in the env's actions."""
+    from kerlym.envs.go import flip_rows
+
+    n = env.board_size
+    env.reset(seed=int(rng.integers(2**31)))
+    state = env.state
+    gnugo.new_game(rng)
+    rows: dict[str, list] = {"obs": [], "mask": [], "action": []}
+    moves, movers, resigned = [], [], None
+    while not state.is_terminal():
+        mover = state.current_player()
+        if len(moves) < OPENING_MOVES:
+            spiel = int(rng.choice([a for a in state.legal_actions() if a != n * n]))
+            gnugo.gtp(f"play {'BW'[mover]} {gnugo.vertex(spiel)}")
+        else:
+            spiel = gnugo.move(state)  # genmove: GnuGo's board holds the move already
+            action = env.resign_action if spiel == resign else flip_rows(spiel, n)
+            rows["obs"].append(env.observation(state))
+            rows["mask"].append(env.action_mask())
+            rows["action"].append(action)
+            movers.append(mover)
+            if spiel == resign:
+                moves.append(action)
+                resigned = mover
+                break
+        moves.append(flip_rows(spiel, n))
+        state.apply_action(spiel)
+    returns = state.returns() if resigned is None else [1.0 - 2.0 * (p == resigned) for p in (0, 1)]
+    rows["value"] = [float(returns[m]) for m in movers]
+    return rows, moves
+
+
+def _play_part(job) -> dict:
+    *args, part = job
+    if part and os.path.exists(part):
+        return _load(part)
+    data = play_games(*args)
+    if part:
+        _save(part, data)
+    return data
+
+
+def generate(
+    level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int = 0, workers: int = 2,
+    parts: str | None = None,
+) -> dict:  # fmt: skip
+    """:func:`play_games` in parts of :data:`PART_GAMES` games, ``workers`` processes (each its own GnuGo) at once.
+
+    Part ``i`` is seeded ``(seed, i)``, so the games do not depend on ``workers``. With ``parts`` (a path
+    prefix), each part is saved as it ends, and a part saved by an earlier, interrupted call is loaded
+    instead of played again.
+    """
+    sizes = [min(PART_GAMES, games - start) for start in range(0, games, PART_GAMES)]
+    jobs = [
+        (level, size, board_size, komi, [int(seed), i], parts and f"{parts}.part{i}.npz")
+        for i, size in enumerate(sizes)
+    ]
+    workers = max(1, min(int(workers), len(jobs)))
+    if workers == 1:
+        done = [_play_part(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            done = list(pool.map(_play_part, jobs))
+    offsets = np.cumsum([0] + sizes[:-1])
+    longest = max(p["moves"].shape[1] for p in done)
+    out = {key: np.concatenate([p[key] for p in done]) for key in ("obs", "mask", "action", "value")}
+    out["game"] = np.concatenate([p["game"] + o for p, o in zip(done, offsets)]).astype(np.int32)
+    out["moves"] = np.concatenate(
+        [np.pad(p["moves"], ((0, 0), (0, longest - p["moves"].shape[1])), constant_values=-1) for p in done]
+    )
+    return out
+
+
+def _save(path: str, data: dict) -> None:
+    """``data`` as an ``.npz`` at ``path``, whole or not at all (written aside, then renamed)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez_compressed(temporary, **data)
+    os.replace(temporary, path)
+
+
+def _load(path: str) -> dict:
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def load_or_generate(
+    level: int, games: int, board_size: int, komi: float, seed: int = 0, folder: str | None = None, workers: int = 2
+) -> tuple[dict, str, bool]:
+    """The dataset of these games from the cache, or generated and saved there: ``(arrays, path, was cached)``."""
+    path = dataset_path(level, games, board_size, komi, seed, folder)
+    if os.path.exists(path):
+        return _load(path), path, True
+    data = generate(level, games, board_size, komi, seed, workers, parts=path)
+    _save(path, data)
+    for i in range(-(-games // PART_GAMES)):
+        part = f"{path}.part{i}.npz"
+        if os.path.exists(part):
+            os.remove(part)
+    return data, path, False
+
+
+# -- learning the games -------------------------------------------------------------------------------------------
+def check_agent(agent) -> None:
+    """Refuse, in one line (ValueError), an agent or env behaviour cloning cannot work with."""
+    game = agent.env.unwrapped
+    if getattr(agent.config, "network_kind", None) != "actor_critic" or agent.continuous:
+        raise ValueError(f"--pretrain clones into a policy and a value head: -a a2c, a3c or ppo, not -a {agent.name}")
+    if not (callable(getattr(game, "symmetries", None)) and hasattr(game, "resign_action")):
+        raise ValueError(f"--pretrain gnugo plays Go: -e Go9x9-v0 or Go19x19-v0, not {type(game).__name__}")
+    if agent.nframes != 1 or agent.difference_obs or agent.frame_shape != game.observation_space.shape:
+        raise ValueError("--pretrain learns single board positions: it needs --nframes 1, no difference frames and "
+                         "no preprocessor")  # fmt: skip
+
+
+def symmetry_tables(game) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(obs_index [8, 3 N²], action_index [8, A], action_of [8, A])`` of the Go env ``game``: symmetry ``k`` takes
+    flat planes ``o`` to ``o[obs_index[k]]``, an action mask ``m`` to ``m[action_index[k]]`` and the action ``a`` to
+    ``action_of[k, a]``."""
+    obs_index, action_index = game.symmetries()
+    action_of = np.argsort(action_index, axis=1)  # the inverse permutations: action_index[k][action_of[k][a]] == a
+    return obs_index, action_index, action_of
+
+
+def bc_targets(data: dict) -> np.ndarray:
+    """One float32 row per position for Keras: ``[GnuGo's move, the result for the mover, the action mask...]``."""
+    return np.concatenate(
+        [data["action"][:, None].astype(np.float32), data["value"][:, None], data["mask"].astype(np.float32)], axis=1
+    )
+
+
+def bc_losses(num_actions: int):
+    """``(loss, policy cross-entropy, value error)`` as Keras losses of :func:`bc_targets`' rows on the model's output
+    ``[policy logits, value]``; the loss is the cross-entropy over the legal moves plus :data:`VALUE_WEIGHT` times the
+    value's squared error, per position."""
+    from keras import ops
+
+    def policy_ce(y_true, y_pred):
+        legal = ops.cast(y_true[:, 2:], "bool")
+        logits = ops.where(legal, y_pred[:, :num_actions], ops.cast(-1e9, y_pred.dtype))  # the legal moves only
+        moves = ops.one_hot(ops.cast(y_true[:, 0], "int32"), num_actions, dtype=y_pred.dtype)
+        return -ops.sum(moves * ops.log_softmax(logits, axis=-1), axis=-1)
+
+    def value_mse(y_true, y_pred):
+        return ops.square(y_pred[:, -1] - y_true[:, 1])
+
+    def bc_loss(y_true, y_pred):
+        return policy_ce(y_true, y_pred) + VALUE_WEIGHT * value_mse(y_true, y_pred)
+
+    return bc_loss, policy_ce, value_mse
+
+
+def make_batches(data: dict, game, batch_size: int, seed: int, symmetries: bool = True):
+    """A ``keras.utils.PyDataset`` of shuffled ``(states, targets)`` batches, each position under a random symmetry."""
+    import keras
+
+    obs_index, action_index, action_of = symmetry_tables(game)
+    states = data["obs"].reshape(len(data["obs"]), -1)
+    targets = bc_targets(data)
+
+    class Positions(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng([int(seed), 0xBC])
+            self.order = self.rng.permutation(len(states))
+
+        def __len__(self):
+            return -(-len(states) // batch_size)
+
+        def __getitem__(self, i):
+            rows = self.order[i * batch_size : (i + 1) * batch_size]
+            x, y = states[rows], targets[rows].copy()
+            if symmetries:
+                k = self.rng.integers(8, size=len(rows))
+                x = np.take_along_axis(x, obs_index[k], axis=1)
+                y[:, 2:] = np.take_along_axis(y[:, 2:], action_index[k], axis=1)
+                y[:, 0] = action_of[k, y[:, 0].astype(np.int64)]
+            return x.astype(np.float32), y
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(states))
+
+    return Positions()
+
+
+def policy_cross_entropy(agent, data: dict, batch_size: int = 4096) -> tuple[float, float]:
+    """The agent's mean cross-entropy over the legal moves of GnuGo's moves, and its value's mean squared error."""
+    from keras import ops
+
+    _, policy_ce, value_mse = bc_losses(agent.num_actions)
+    model = agent.model
+    targets, states = bc_targets(data), data["obs"].reshape(len(data["obs"]), -1).astype(np.float32)
+    ce, mse = 0.0, 0.0
+    for i in range(0, len(states), batch_size):
+        out = model(states[i : i + batch_size], training=False)
+        y = targets[i : i + batch_size]
+        ce += float(ops.sum(policy_ce(y, out)))
+        mse += float(ops.sum(value_mse(y, out)))
+    return ce / len(states), mse / len(states)
+
+
+def fit(agent, data: dict, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
+        seed: int = 0, symmetries: bool = True, verbose: int = 0) -> list[dict]:  # fmt: skip
+    """Behaviour cloning of ``data`` (:func:`play_games`' arrays) into the agent's network with Keras's ``fit``.
+
+    The agent's own model is trained through a second ``keras.Model`` over the same layers, compiled with
+    its own Adam, so the agent's optimizer and compiled steps are left as they were; its weights are the
+    agent's from then on. Returns the per-epoch means (``loss``, ``policy_ce``, ``value_mse``).
+    """
+    import keras
+
+    check_agent(agent)
+    model = agent.model
+    cloner = keras.Model(model.inputs, model.outputs, name="behaviour_cloning")
+    loss, policy_ce, value_mse = bc_losses(agent.num_actions)
+    cloner.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[policy_ce, value_mse])
+    batches = make_batches(data, agent.env.unwrapped, batch_size, seed, symmetries)
+    history = cloner.fit(batches, epochs=int(epochs), verbose=verbose, shuffle=False)
+    names = ("loss", "policy_ce", "value_mse")
+    return [{name: float(history.history[name][e]) for name in names} for e in range(int(epochs))]
+
+
+def pretrain(agent, spec: str, epochs: int = EPOCHS, seed: int = 0, folder: str | None = None,
+             workers: int = 2, say=print) -> dict:  # fmt: skip
+    """``--pretrain gnugo:LEVEL:GAMES``: the games (cached, or played now), then :func:`fit`; a summary for the run.
+
+    Args:
+        agent: an a2c, a3c or ppo agent on Go (:func:`check_agent`).
+        spec: ``gnugo:LEVEL:GAMES``.
+        epochs: passes over the positions.
+        seed: the games' seed (their cache file's too) and the batches' order and symmetries.
+        folder: the datasets' folder (default :func:`cache_dir`).
+        workers: GnuGo processes playing the games at once.
+        say: where the progress lines go.
+
+    Returns:
+        What was done: ``dataset``, ``games``, ``positions``, ``level``, ``cached``, ``epochs``, the cross-entropy
+        and value error before and after, ``seconds`` (playing and learning).
+
+    Raises:
+        ValueError: a bad spec, or an agent or env it cannot clone into (one line).
+        DependencyNotInstalled: GnuGo is needed to play the games and is missing.
+    """
+    import time
+
+    level, games = parse_spec(spec)
+    check_agent(agent)
+    game = agent.env.unwrapped
+    t0 = time.perf_counter()
+    say(f"pretraining: behaviour cloning from GnuGo level {level}, {games} games")
+    data, path, cached = load_or_generate(level, games, game.board_size, game.komi, seed, folder, workers)
+    played = time.perf_counter() - t0
+    say(f"{'games from' if cached else 'games saved in'} {path}: {len(data['action'])} positions")
+    before = policy_cross_entropy(agent, data)
+    history = fit(agent, data, epochs, seed=seed)
+    after = policy_cross_entropy(agent, data)
+    say(f"pretrained: cross-entropy {before[0]:.3f} -> {after[0]:.3f}, value error {before[1]:.3f} -> {after[1]:.3f}")
+    return {
+        "level": level, "games": games, "positions": int(len(data["action"])), "dataset": path, "cached": cached,
+        "epochs": int(epochs), "policy_ce_before": before[0], "policy_ce_after": after[0],
+        "value_mse_before": before[1], "value_mse_after": after[1], "epoch_losses": history,
+        "play_seconds": played, "seconds": time.perf_counter() - t0,
+    }  # fmt: skip

@@ -1,0 +1,231 @@
+"""kerlym.pretrain: GnuGo's games as the Go env shows them, their symmetries, behaviour cloning, --pretrain.
+
+Everything past the spec needs OpenSpiel (the ``.[go]`` extra) and GnuGo (``apt-get install gnugo``).
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from kerlym import pretrain
+from kerlym.config import ConfigError, RunConfig
+
+
+@pytest.mark.parametrize("spec", ["gnugo:0:500", "gnugo:10:1"])
+def test_a_spec_names_level_and_games(spec):
+    assert pretrain.parse_spec(spec) == tuple(int(x) for x in spec.split(":")[1:])
+    assert RunConfig(pretrain=spec).pretrain == spec
+
+
+@pytest.mark.parametrize("spec", ["gnugo:11:5", "gnugo:0:0", "gnugo:0", "pachi:0:5", "gnugo:a:5", "gnugo:0:5:1"])
+def test_a_bad_spec_is_one_line(spec):
+    with pytest.raises(ValueError, match="gnugo:LEVEL:GAMES"):
+        pretrain.parse_spec(spec)
+    with pytest.raises(ConfigError, match=r"^--pretrain takes gnugo:LEVEL:GAMES .*got") as e:
+        RunConfig(pretrain=spec)
+    assert "\n" not in str(e.value)
+
+
+# -- the games --------------------------------------------------------------------------------------------------
+pytest.importorskip("pyspiel", reason="Go needs the .[go] extra (open-spiel)")
+from kerlym.envs import go  # noqa: E402
+
+needs_gnugo = pytest.mark.skipif(go.find_gnugo() is None, reason="GnuGo is not installed (apt-get install gnugo)")
+
+
+class Scripted:
+    """An opponent playing the given moves (this env's actions; resign too) in turn."""
+
+    def __init__(self, actions, board_size):
+        resign = board_size * board_size + 1
+        self.moves = [go.RESIGN if a == resign else go.flip_rows(int(a), board_size) for a in actions]
+
+    def new_game(self, rng):
+        self.next = iter(self.moves)
+
+    def observe(self, state, action):
+        pass
+
+    def move(self, state):
+        return next(self.next)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def games():
+    if go.find_gnugo() is None:
+        pytest.skip("GnuGo is not installed (apt-get install gnugo)")
+    return pretrain.play_games(0, 4, board_size=5, komi=7.5, seed=3)
+
+
+@needs_gnugo
+def test_rows_are_the_envs_observations_masks_and_gnugos_moves_of_a_replayed_game(games):
+    n, opening = 5, pretrain.OPENING_MOVES
+    assert len(games["obs"]) == len(games["mask"]) == len(games["action"]) == len(games["value"])
+    assert len(np.unique(games["moves"][:, :8], axis=0)) == 4  # the games differ
+    for g, moves in enumerate(games["moves"]):
+        moves = [int(m) for m in moves if m >= 0]
+        rows = np.flatnonzero(games["game"] == g)
+        assert len(rows) == len(moves) - opening  # one row a GnuGo move, none for the random opening
+        seen = {}  # the agent's view at each of its moves, in either colour, as the env gives it
+        for colour in (0, 1):
+            env = go.GoEnv(n, opponent="random", player_color=("black", "white")[colour])
+            env.opponent = Scripted(moves[1 - colour :: 2], n)
+            obs, info = env.reset(seed=0)
+            for k in range(colour, len(moves), 2):
+                seen[k] = (obs, info["action_mask"])
+                obs, reward, terminated, truncated, info = env.step(moves[k])
+                if terminated:
+                    break
+            outcome = reward  # the agent's result in this colour, as the env scored the game
+            env.close()
+            for k in range(max(colour, opening + (opening + colour) % 2), len(moves), 2):
+                row = rows[k - opening]
+                np.testing.assert_array_equal(games["obs"][row], seen[k][0])
+                np.testing.assert_array_equal(games["mask"][row], seen[k][1])
+                assert games["action"][row] == moves[k] and games["value"][row] == outcome
+    assert set(np.unique(games["value"])) <= {-1.0, 0.0, 1.0}
+
+
+@needs_gnugo
+def test_symmetric_batches_move_the_move_with_the_board(games):
+    game = go.GoEnv(5, opponent="random")
+    batches = pretrain.make_batches(games, game, batch_size=64, seed=0)
+    x, y = batches[0]
+    obs_index, action_index, action_of = pretrain.symmetry_tables(game)
+    played = np.arange(27)
+    for k in range(8):
+        np.testing.assert_array_equal(action_index[k][action_of[k]], played)
+    for state, target in zip(x, y):
+        planes = state.reshape(3, 5, 5)
+        move, legal = int(target[0]), target[2:]
+        assert legal[move] == 1 and legal[25] == legal[26] == 1
+        if move < 25:  # the move's point is empty on the turned board too
+            assert planes[2].reshape(-1)[move] == 1
+        # the turned position is one of the dataset's under some symmetry, its move and mask turned alike
+        flat = games["obs"].reshape(len(games["obs"]), -1)
+        found = False
+        for k in range(8):
+            back = np.empty_like(state)
+            back[obs_index[k]] = state
+            rows = np.flatnonzero((flat == back).all(axis=1))
+            for r in rows:
+                if games["action"][r] == action_index[k][move] and (games["mask"][r][action_index[k]] == legal).all():
+                    found = True
+        assert found
+
+
+@needs_gnugo
+def test_a_tiny_behaviour_cloning_lowers_the_cross_entropy_on_the_games(games):
+    import kerlym
+
+    agent = kerlym.make("Go9x9-v0", "ppo", env_kwargs={"board_size": 5, "opponent": "random"}, seed=0, nframes=1)
+    before = pretrain.policy_cross_entropy(agent, games)
+    legal = games["mask"].sum(axis=1)
+    assert before[0] == pytest.approx(np.log(legal).mean(), abs=0.1)  # a fresh policy: about uniform over the legal
+    epochs = pretrain.fit(agent, games, epochs=15, batch_size=32, learning_rate=3e-3, symmetries=False)
+    after = pretrain.policy_cross_entropy(agent, games)
+    assert after[0] < before[0] - 0.3 and after[1] < before[1]
+    assert epochs[-1]["policy_ce"] < epochs[0]["policy_ce"]
+    agent.close()
+
+
+def test_pretrain_refuses_agents_without_a_policy_and_a_value_head():
+    import kerlym
+
+    agent = kerlym.make("Go9x9-v0", "dqn", env_kwargs={"board_size": 5, "opponent": "random"}, seed=0, nframes=1)
+    with pytest.raises(ValueError, match=r"^--pretrain clones into a policy and a value head: -a a2c, a3c or ppo"):
+        pretrain.check_agent(agent)
+    agent.close()
+
+
+@needs_gnugo
+def test_the_rl_run_starts_from_the_pretrained_weights_and_a_second_run_reuses_the_games(tmp_path, monkeypatch):
+    from kerlym.main import main
+
+    monkeypatch.setenv("KERLYM_CACHE", str(tmp_path / "cache"))
+    seen = {}
+    fit = pretrain.fit
+
+    def recording_fit(agent, data, *args, **kwargs):
+        seen.setdefault("before", [w.copy() for w in agent.model.get_weights()])
+        result = fit(agent, data, *args, **kwargs)
+        seen["after"] = [w.copy() for w in agent.model.get_weights()]
+        return result
+
+    monkeypatch.setattr(pretrain, "fit", recording_fit)
+    flags = "-e Go9x9-v0 -a ppo --env-kwargs board_size=5 opponent=random --nframes 1 --pretrain gnugo:0:3"
+    flags += " --pretrain-epochs 2 --steps 8 --n_steps 64 --seed 0 -q --eval_episodes 1"
+    records = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        assert main([*flags.split(), "--outdir", str(out)]) == 0
+        (run,) = os.listdir(out)
+        run_dir = str(out / run)
+        with open(os.path.join(run_dir, pretrain.RECORD)) as f:
+            records.append(json.load(f))
+        # no update in 8 steps of a 64-step rollout: the run's weights are the pretrained ones
+        import kerlym
+
+        trained = kerlym.load(run_dir, checkpoint="latest")
+        for mine, theirs in zip(trained.model.get_weights(), seen["after"]):
+            np.testing.assert_array_equal(mine, theirs)
+        assert any(not np.array_equal(a, b) for a, b in zip(seen["before"], seen["after"]))
+        trained.close()
+        seen.clear()
+    assert [r["cached"] for r in records] == [False, True] and records[0]["dataset"] == records[1]["dataset"]
+    assert records[0]["positions"] == records[1]["positions"] > 0 and records[0]["games"] == 3
+    assert records[0]["policy_ce_after"] < records[0]["policy_ce_before"]
+
+
+def test_pretrain_on_another_env_or_agent_is_one_line(capsys):
+    from kerlym.main import main
+
+    for flags in ("-e CartPole-v1 -a ppo", "-e Go9x9-v0 -a dqn --env-kwargs opponent=random"):
+        assert main([*flags.split(), "--pretrain", "gnugo:0:3", "--steps", "1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["kerlym: error: --pretrain clones GnuGo's Go into -a a2c, a3c or ppo on Go9x9-v0 or Go19x19-v0"]
+
+
+def test_pretrain_without_gnugo_names_the_package(capsys, monkeypatch, tmp_path):
+    from kerlym.main import main
+
+    monkeypatch.setenv("KERLYM_CACHE", str(tmp_path))
+    import kerlym.envs.go_opponents as opponents
+
+    monkeypatch.setattr(opponents.shutil, "which", lambda name: None)
+    monkeypatch.setattr(opponents, "GNUGO_PATH", str(tmp_path / "no-gnugo"))
+    flags = "-e Go9x9-v0 -a ppo --env-kwargs opponent=random --pretrain gnugo:0:3 --steps 1"
+    assert main(flags.split()) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["kerlym: error: --pretrain gnugo:0:3 has GnuGo play the games: apt-get install gnugo"]
+
+
+@needs_gnugo
+def test_a_gnugo_killed_mid_game_is_restarted_and_saved_parts_are_not_played_again(tmp_path, monkeypatch):
+    from kerlym._io import ProcessDied
+
+    monkeypatch.setattr(pretrain, "PART_GAMES", 2)
+    whole = pretrain.generate(0, 3, board_size=5, seed=4, workers=1)
+    move, calls = go.GnuGoOpponent.move, []
+
+    def dies_once(self, state):
+        calls.append(1)
+        if len(calls) == 5:
+            self.process.kill()
+            raise ProcessDied("GnuGo, the Go opponent, exited (code -9) answering 'genmove B'")
+        return move(self, state)
+
+    monkeypatch.setattr(go.GnuGoOpponent, "move", dies_once)
+    prefix = str(tmp_path / "games")
+    again = pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix)
+    for key in whole:
+        np.testing.assert_array_equal(again[key], whole[key])  # the game is played again from its start
+    assert sorted(os.listdir(tmp_path)) == ["games.part0.npz", "games.part1.npz"]
+    monkeypatch.setattr(pretrain, "play_games", None)  # from the saved parts alone
+    for key, value in pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix).items():
+        np.testing.assert_array_equal(value, whole[key])
