@@ -421,7 +421,7 @@ def actor_critic_board(
     points (Go).
 
     ``conv_layers`` 3x3 same-padding convolutions of ``filters``; the policy is a 1x1 convolution to one logit per
-    point and a linear layer over the board for the actions after the points (pass, resign); the value is 64 tanh
+    point and a linear layer over the board for the actions after the points (pass, resign); the value is 64 ReLU
     units over the trunk's features and one linear output.
     """
     import keras
@@ -443,9 +443,9 @@ def actor_critic_board(
     if n > points:
         rest = layers.Dense(n - points, kernel_initializer="zeros", dtype="float32")(layers.Flatten()(h))
         pi = layers.Concatenate(dtype="float32", name="policy")([pi, rest])
-    # ReLU value units died in behaviour cloning from GnuGo's games (one 1x1 filter as AlphaGo Zero's without its
-    # batch norm, and 64 units over the trunk alike): the value stayed constant, its error 1.0. tanh units do not die.
-    v = layers.Dense(64, activation="tanh")(layers.Flatten()(h))
+    # A value head of one ReLU filter (AlphaGo Zero's, there after batch norm) can die at the start and stay 0:
+    # cloned from GnuGo's games, its error stayed at 1.0. 64 ReLU units over the whole trunk learn.
+    v = layers.Dense(64, activation="relu", kernel_initializer="he_normal")(layers.Flatten()(h))
     v = layers.Dense(1, dtype="float32", name="value")(v)
     model = keras.Model(s, [pi, v], name="actor_critic_board")
     return _compile_actor_critic(model, learning_rate, optimizer, kwargs.get("clipnorm"))
