@@ -28,6 +28,29 @@ def test_a_bad_spec_is_one_line(spec):
     assert "\n" not in str(e.value)
 
 
+def test_a_signal_during_pretraining_is_recorded_then_raised_from_python_or_left_to_the_command():
+    import signal
+
+    from kerlym import _io
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):  # from Python: raised once the block ends, not inside it
+            with _io.signals_recorded() as received:
+                os.kill(os.getpid(), signal.SIGINT)
+                assert received() == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        _io.defer_signals()  # the command: its deferral goes on, and the runner sees the signal
+        with _io.signals_recorded() as received:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert received() == [signal.SIGINT]
+        assert _io.deferred_signals() == [signal.SIGINT]
+        _io.end_deferral()
+    finally:
+        _io.end_deferral()
+        signal.signal(signal.SIGINT, before)
+
+
 # -- the games --------------------------------------------------------------------------------------------------
 pytest.importorskip("pyspiel", reason="Go needs the .[go] extra (open-spiel)")
 from kerlym.envs import go  # noqa: E402
