@@ -353,7 +353,7 @@ def test_ctrl_c_while_gnugo_plays_keeps_the_games_in_one_line(tmp_path):
         assert re.fullmatch(r"gnugo0_go5_komi7\.5_100000games_seed0\.npz\.part[01]\.npz", name), name
         with np.load(cache / name) as part:
             saved += len(part["moves"])
-    assert saved == int(kept.group(1)) >= 2
+    assert saved == int(kept.group(1)) >= 1
     assert _gnugo_processes(marker) == []  # closed before kerlym exited
     assert os.listdir(outdir) == []  # no run folder: nothing was trained
 
