@@ -207,6 +207,33 @@ def end_deferral() -> None:
     _deferred = None
 
 
+@contextlib.contextmanager
+def signals_recorded():
+    """Within the block, SIGINT and SIGTERM are recorded, not raised; yields :func:`deferred_signals` to look at them.
+
+    For work that stops on its own at a safe point (between GnuGo's moves, at a batch's end) and keeps what it
+    has. Where the command defers signals already (:func:`defer_signals`), its deferral goes on after the block,
+    so the runner still sees them. Otherwise (from Python) the block defers them itself and ends the deferral
+    after it; a signal the block did not act on then raises ``KeyboardInterrupt``, so none is lost. Off the main
+    thread, without the command's deferral, nothing is recorded (Python raises ``KeyboardInterrupt`` in the main
+    thread).
+    """
+    own = _deferred is None and threading.current_thread() is threading.main_thread()
+    if own:
+        defer_signals()
+    try:
+        yield deferred_signals
+    except BaseException:
+        if own:
+            end_deferral()
+        raise
+    if own:
+        unseen = deferred_signals()
+        end_deferral()
+        if unseen:
+            raise KeyboardInterrupt
+
+
 def die_with_parent(signum: int | None = None) -> None:
     """Have the kernel send this process ``signum`` (default SIGTERM) when its parent dies (Linux; elsewhere nothing).
 

@@ -188,6 +188,7 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
     from kerlym import session
     from kerlym._io import ProcessDied, native_stderr_silenced
     from kerlym.make import make
+    from kerlym.pretrain import Interrupted as PretrainInterrupted
     from kerlym.runner import NonFiniteLoss
 
     stats_envs: list | None = [] if run.submit else None
@@ -201,6 +202,8 @@ def train(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, resume_from: str |
         raise UsageError(session.non_finite_message(e, run_dir)) from None
     except ProcessDied as e:  # an env worker, the actor process, a Go opponent
         raise RunFailed(session.failure_message(e, run_dir)) from None
+    except PretrainInterrupted as e:  # a fresh run's Ctrl-C during --pretrain: the games played are cached
+        raise Interrupted(str(e), e.signum) from None
     finally:
         agent.close()
     return 0
@@ -221,7 +224,7 @@ def _saved_run(args, saved_dir: str) -> int:
     if args.play:  # the opponents --play plays are the ones named here, else the env's own
         run = dataclasses.replace(run, eval_opponents=S.given_settings(args).get("eval_opponents"))
     S.check_settings(run, cfg)
-    check_env(run, cfg, training=not (args.play or args.export))
+    check_env(run, cfg, training=not (args.play or args.export), new_run=False)
     if args.play:  # reads only (but for -S's bundle): no lock, works on a read-only disk
         from kerlym.playback import play
 

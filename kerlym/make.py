@@ -222,10 +222,12 @@ def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:
         )
 
 
-def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) -> None:
+def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True, new_run: bool = True) -> None:
     """Refuse env/agent/net combinations that cannot work, before any model is built (:class:`ConfigError`).
 
-    ``training=False`` (``--play``, ``--export``) leaves out what only training's envs need (``--vector_env``).
+    ``training=False`` (``--play``, ``--export``) leaves out what only training's envs need (``--vector_env``);
+    ``new_run=False`` (``--resume`` too) what only a fresh run needs (``--pretrain``'s GnuGo or cached games: a
+    saved run's weights are its checkpoint's).
     """
     import gymnasium as gym
 
@@ -288,7 +290,7 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True) ->
             raise C.ConfigError(
                 f"--self-play needs a two-player OpenSpiel game (-e openspiel:GAME) or Go, not {run.env}"
             )
-        if run.pretrain and training:  # --play and --export of a pretrained run need no GnuGo
+        if run.pretrain and training and new_run:  # a saved run, pretrained once, needs neither GnuGo nor the games
             _check_pretrain(env.unwrapped, run.pretrain)
         env = _preprocessed(env, run, config)
         shape = env.observation_space.shape

@@ -16,12 +16,18 @@ only: they have the policy and value heads to clone into.
 
 GnuGo's games vary by their random seeds (``set_random_seed``, a new one each game) and by
 ``OPENING_MOVES`` uniformly random moves at the start of each game, which are not learnt from.
+
+Ctrl-C (or SIGTERM) stops the pretraining at once: while the games are played, between two moves,
+with every finished game saved in the cache (the part files, a part's finished games too) and GnuGo
+closed; during ``fit``, at the end of the current batch. Either way :class:`Interrupted` says in one
+line what was kept, and RL does not start: the same command again plays only the games still missing,
+or clones from the cached games, and goes on.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from multiprocessing import get_context
 
 import numpy as np
@@ -35,6 +41,22 @@ VALUE_WEIGHT = 0.5  # the value's squared error beside the policy's cross-entrop
 EPOCHS = 10
 BATCH_SIZE = 256
 LEARNING_RATE = 1e-3
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal stopped the pretraining; the message (one line) says what was kept, ``signum`` which signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+class Stopped(Exception):
+    """:func:`generate` was stopped before all its games were played; ``games`` of them are saved (with ``parts``)."""
+
+    def __init__(self, games: int):
+        super().__init__(f"stopped after {games} games")
+        self.games = games
 
 
 def parse_spec(spec: str) -> tuple[int, int]:
@@ -59,15 +81,21 @@ def dataset_path(level: int, games: int, board_size: int, komi: float, seed: int
 
 
 # -- the games --------------------------------------------------------------------------------------------------
-def play_games(level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int | list = 0) -> dict:
+def play_games(
+    level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int | list = 0, first: int = 0, stop=None
+) -> dict:
     """GnuGo at ``level`` playing itself ``games`` times: every position GnuGo moved in, as the env shows it.
+
+    ``first`` skips that many of the games (their seeds are drawn all the same, so game ``i`` is the same game
+    whether or not it follows a skipped one). ``stop()``, asked before each move, ends the play when true: the
+    game in progress is dropped, and the games finished so far are returned.
 
     Returns:
         ``obs`` uint8 ``[M, 3, N, N]`` (the env's planes), ``mask`` int8 ``[M, N*N + 2]`` (its action mask),
         ``action`` int16 ``[M]`` (GnuGo's move in the env's actions; resign is ``N*N + 1``), ``value`` float32
-        ``[M]`` (the game's result for the side that moved), ``game`` int32 ``[M]`` and ``moves`` int16
-        ``[games, max moves]``, each game's whole move list in the env's actions (random openings included),
-        -1 after its end, for replaying it.
+        ``[M]`` (the game's result for the side that moved), ``game`` int32 ``[M]`` (its index among those
+        returned) and ``moves`` int16 ``[games played, max moves]``, each game's whole move list in the env's
+        actions (random openings included), -1 after its end, for replaying it.
 
     Raises:
         DependencyNotInstalled: GnuGo or OpenSpiel is missing (one line).
@@ -85,27 +113,29 @@ def play_games(level: int, games: int, board_size: int = 9, komi: float = 7.5, s
     rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 0x6C0])
     rows: dict[str, list] = {"obs": [], "mask": [], "action": [], "value": [], "game": []}
     move_lists = []
+    game_seeds = [int(rng.integers(2**31)) for _ in range(games)]
     try:
-        for g in range(games):
-            game_seed = int(rng.integers(2**31))
+        for game_seed in game_seeds[first:]:
             for attempt in range(GNUGO_RETRIES + 1):  # a GnuGo killed from outside: a new one plays the game again
                 try:
-                    game_rows, moves = _one_game(env, gnugo, np.random.default_rng(game_seed), RESIGN)
+                    game_rows, moves = _one_game(env, gnugo, np.random.default_rng(game_seed), RESIGN, stop)
                     break
                 except ProcessDied:
                     gnugo.close()
                     if attempt == GNUGO_RETRIES:
                         raise
+            if game_rows is None:  # stopped
+                break
             for key, values in game_rows.items():
                 rows[key] += values
-            rows["game"] += [g] * len(game_rows["action"])
+            rows["game"] += [len(move_lists)] * len(game_rows["action"])
             move_lists.append(moves)
     finally:
         gnugo.close()
         env.close()
     n = board_size
-    longest = max(len(m) for m in move_lists)
-    table = np.full((games, longest), -1, dtype=np.int16)
+    longest = max((len(m) for m in move_lists), default=0)
+    table = np.full((len(move_lists), longest), -1, dtype=np.int16)
     for g, m in enumerate(move_lists):
         table[g, : len(m)] = m
     return {
@@ -118,9 +148,9 @@ def play_games(level: int, games: int, board_size: int = 9, komi: float = 7.5, s
     }
 
 
-def _one_game(env, gnugo, rng, resign: int) -> tuple[dict, list[int]]:
+def _one_game(env, gnugo, rng, resign: int, stop=None) -> tuple[dict | None, list[int] | None]:
     """One game of GnuGo against itself after :data:`OPENING_MOVES` random ones: its rows (the positions GnuGo
-    moved in) and its whole move list, in the env's actions."""
+    moved in) and its whole move list, in the env's actions; ``(None, None)`` once ``stop()`` is true."""
     from kerlym.envs.go import flip_rows
 
     n = env.board_size
@@ -130,6 +160,8 @@ def _one_game(env, gnugo, rng, resign: int) -> tuple[dict, list[int]]:
     rows: dict[str, list] = {"obs": [], "mask": [], "action": []}
     moves, movers, resigned = [], [], None
     while not state.is_terminal():
+        if stop is not None and stop():
+            return None, None
         mover = state.current_player()
         if len(moves) < OPENING_MOVES:
             spiel = int(rng.choice([a for a in state.legal_actions() if a != n * n]))
@@ -152,25 +184,66 @@ def _one_game(env, gnugo, rng, resign: int) -> tuple[dict, list[int]]:
     return rows, moves
 
 
-def _play_part(job) -> dict:
+_worker_stop = None  # in a worker process of generate(): the event the parent sets to stop the games
+
+
+def _start_worker(stop_event) -> None:
+    """A worker of :func:`generate`: Ctrl-C and SIGTERM are the parent's to act on (a terminal sends them to the
+    whole process group); it stops when the parent sets ``stop_event``, and dies with the parent."""
+    import signal
+
+    from kerlym._io import die_with_parent
+
+    global _worker_stop
+    _worker_stop = stop_event
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+    die_with_parent(signal.SIGKILL)  # its GnuGo, its stdin closed, then ends too
+
+
+def _play_part(job, stop=None) -> dict:
+    """One part's games: those an earlier call saved in the part's file, then the rest, saved as they end (a
+    stopped part's finished games too)."""
     *args, part = job
-    if part and os.path.exists(part):
-        return _load(part)
-    data = play_games(*args)
-    if part:
+    games = args[1]
+    saved = _load(part) if part and os.path.exists(part) else None
+    played = 0 if saved is None else len(saved["moves"])
+    if played >= games:
+        return saved
+    if stop is None and _worker_stop is not None:
+        stop = _worker_stop.is_set
+    new = play_games(*args, first=played, stop=stop)
+    data = new if saved is None else _concatenate([saved, new])
+    if part and len(new["moves"]):
         _save(part, data)
     return data
 
 
+def _concatenate(parts: list[dict]) -> dict:
+    """:func:`play_games`' arrays of consecutive games as one set of them (games numbered on, move lists padded)."""
+    offsets = np.cumsum([0] + [len(p["moves"]) for p in parts[:-1]])
+    longest = max(p["moves"].shape[1] for p in parts)
+    out = {key: np.concatenate([p[key] for p in parts]) for key in ("obs", "mask", "action", "value")}
+    out["game"] = np.concatenate([p["game"] + o for p, o in zip(parts, offsets)]).astype(np.int32)
+    out["moves"] = np.concatenate(
+        [np.pad(p["moves"], ((0, 0), (0, longest - p["moves"].shape[1])), constant_values=-1) for p in parts]
+    )
+    return out
+
+
 def generate(
     level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int = 0, workers: int = 2,
-    parts: str | None = None,
+    parts: str | None = None, stop=None,
 ) -> dict:  # fmt: skip
     """:func:`play_games` in parts of :data:`PART_GAMES` games, ``workers`` processes (each its own GnuGo) at once.
 
     Part ``i`` is seeded ``(seed, i)``, so the games do not depend on ``workers``. With ``parts`` (a path
     prefix), each part is saved as it ends, and a part saved by an earlier, interrupted call is loaded
-    instead of played again.
+    instead of played again (a part stopped before its end: its finished games, and the rest are played).
+
+    Raises:
+        Stopped: ``stop()``, asked between moves, was true before every game was played; each part's
+            finished games are saved first (with ``parts``) and the GnuGo processes closed.
     """
     sizes = [min(PART_GAMES, games - start) for start in range(0, games, PART_GAMES)]
     jobs = [
@@ -178,19 +251,31 @@ def generate(
         for i, size in enumerate(sizes)
     ]
     workers = max(1, min(int(workers), len(jobs)))
+    stopping = stop or (lambda: False)
     if workers == 1:
-        done = [_play_part(job) for job in jobs]
+        done = []
+        for job in jobs:
+            if stopping():
+                break
+            done.append(_play_part(job, stopping))
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            done = list(pool.map(_play_part, jobs))
-    offsets = np.cumsum([0] + sizes[:-1])
-    longest = max(p["moves"].shape[1] for p in done)
-    out = {key: np.concatenate([p[key] for p in done]) for key in ("obs", "mask", "action", "value")}
-    out["game"] = np.concatenate([p["game"] + o for p, o in zip(done, offsets)]).astype(np.int32)
-    out["moves"] = np.concatenate(
-        [np.pad(p["moves"], ((0, 0), (0, longest - p["moves"].shape[1])), constant_values=-1) for p in done]
-    )
-    return out
+        context = get_context("spawn")
+        stop_event = context.Event()
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(stop_event,))
+        with pool:
+            futures = [pool.submit(_play_part, job) for job in jobs]
+            pending = set(futures)
+            while pending:
+                pending = wait(pending, timeout=0.25).not_done
+                if pending and not stop_event.is_set() and stopping():
+                    stop_event.set()  # the running parts save their finished games; the others never start
+                    for future in pending:
+                        future.cancel()
+            done = [future.result() for future in futures if not future.cancelled()]
+    played = sum(len(p["moves"]) for p in done)
+    if played < games:
+        raise Stopped(played)
+    return _concatenate(done)
 
 
 def _save(path: str, data: dict) -> None:
@@ -207,13 +292,18 @@ def _load(path: str) -> dict:
 
 
 def load_or_generate(
-    level: int, games: int, board_size: int, komi: float, seed: int = 0, folder: str | None = None, workers: int = 2
-) -> tuple[dict, str, bool]:
-    """The dataset of these games from the cache, or generated and saved there: ``(arrays, path, was cached)``."""
+    level: int, games: int, board_size: int, komi: float, seed: int = 0, folder: str | None = None, workers: int = 2,
+    stop=None,
+) -> tuple[dict, str, bool]:  # fmt: skip
+    """The dataset of these games from the cache, or generated and saved there: ``(arrays, path, was cached)``.
+
+    Raises:
+        Stopped: ``stop()`` was true before the games were all played (:func:`generate`); those played are saved.
+    """
     path = dataset_path(level, games, board_size, komi, seed, folder)
     if os.path.exists(path):
         return _load(path), path, True
-    data = generate(level, games, board_size, komi, seed, workers, parts=path)
+    data = generate(level, games, board_size, komi, seed, workers, parts=path, stop=stop)
     _save(path, data)
     for i in range(-(-games // PART_GAMES)):
         part = f"{path}.part{i}.npz"
@@ -322,12 +412,14 @@ def policy_cross_entropy(agent, data: dict, batch_size: int = 4096) -> tuple[flo
 
 
 def fit(agent, data: dict, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
-        seed: int = 0, symmetries: bool = True, verbose: int = 0) -> list[dict]:  # fmt: skip
+        seed: int = 0, symmetries: bool = True, verbose: int = 0, stop=None) -> list[dict]:  # fmt: skip
     """Behaviour cloning of ``data`` (:func:`play_games`' arrays) into the agent's network with Keras's ``fit``.
 
     The agent's own model is trained through a second ``keras.Model`` over the same layers, compiled with
     its own Adam, so the agent's optimizer and compiled steps are left as they were; its weights are the
-    agent's from then on. Returns the per-epoch means (``loss``, ``policy_ce``, ``value_mse``).
+    agent's from then on. ``stop()``, asked after each batch, ends the fit there when true (Keras's
+    ``stop_training``). Returns the per-epoch means (``loss``, ``policy_ce``, ``value_mse``) of the epochs
+    begun.
     """
     import keras
 
@@ -337,9 +429,16 @@ def fit(agent, data: dict, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, l
     loss, policy_ce, value_mse = bc_losses(agent.num_actions)
     cloner.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[policy_ce, value_mse])
     batches = make_batches(data, agent.env.unwrapped, batch_size, seed, symmetries)
-    history = cloner.fit(batches, epochs=int(epochs), verbose=verbose, shuffle=False)
+
+    class StopWhenAsked(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if stop():
+                self.model.stop_training = True
+
+    callbacks = [StopWhenAsked()] if stop is not None else []
+    history = cloner.fit(batches, epochs=int(epochs), verbose=verbose, shuffle=False, callbacks=callbacks)
     names = ("loss", "policy_ce", "value_mse")
-    return [{name: float(history.history[name][e]) for name in names} for e in range(int(epochs))]
+    return [{name: float(history.history[name][e]) for name in names} for e in range(len(history.history["loss"]))]
 
 
 def pretrain(agent, spec: str, epochs: int = EPOCHS, seed: int = 0, folder: str | None = None,
@@ -362,20 +461,43 @@ def pretrain(agent, spec: str, epochs: int = EPOCHS, seed: int = 0, folder: str 
     Raises:
         ValueError: a bad spec, or an agent or env it cannot clone into (one line).
         DependencyNotInstalled: GnuGo is needed to play the games and is missing.
+        Interrupted: Ctrl-C or SIGTERM (see the module's docstring); the message says what was kept.
     """
     import time
+
+    from kerlym._io import signals_recorded
 
     level, games = parse_spec(spec)
     check_agent(agent)
     game = agent.env.unwrapped
     t0 = time.perf_counter()
     say(f"pretraining: behaviour cloning from GnuGo level {level}, {games} games")
-    data, path, cached = load_or_generate(level, games, game.board_size, game.komi, seed, folder, workers)
-    played = time.perf_counter() - t0
-    say(f"{'games from' if cached else 'games saved in'} {path}: {len(data['action'])} positions")
-    before = policy_cross_entropy(agent, data)
-    history = fit(agent, data, epochs, seed=seed)
-    after = policy_cross_entropy(agent, data)
+    with signals_recorded() as received:
+
+        def stop() -> bool:
+            return bool(received())
+
+        try:
+            data, path, cached = load_or_generate(
+                level, games, game.board_size, game.komi, seed, folder, workers, stop=stop
+            )  # fmt: skip
+        except Stopped as e:
+            where = os.path.dirname(dataset_path(level, games, game.board_size, game.komi, seed, folder))
+            kept = f"{e.games} of {games} games are saved in {where}" if e.games else f"none of the {games} games ended"
+            raise Interrupted(
+                f"interrupted while GnuGo played the pretraining games: {kept}; the same command again plays the "
+                "rest and goes on", received()[0],
+            ) from None  # fmt: skip
+        played = time.perf_counter() - t0
+        say(f"{'games from' if cached else 'games saved in'} {path}: {len(data['action'])} positions")
+        before = policy_cross_entropy(agent, data)
+        history = fit(agent, data, epochs, seed=seed, stop=stop)
+        if received():
+            raise Interrupted(
+                f"interrupted while learning GnuGo's games (epoch {len(history)} of {epochs}), before RL: the "
+                f"games are kept in {path}; the same command again learns from them and goes on", received()[0],
+            )  # fmt: skip
+        after = policy_cross_entropy(agent, data)
     say(f"pretrained: cross-entropy {before[0]:.3f} -> {after[0]:.3f}, value error {before[1]:.3f} -> {after[1]:.3f}")
     return {
         "level": level, "games": games, "positions": int(len(data["action"])), "dataset": path, "cached": cached,

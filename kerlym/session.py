@@ -172,11 +172,11 @@ def train(
         restore(agent, resume_from, run_dir)
         say(f"resumed {run_dir} at step {agent.total_steps}, episode {agent.episode}")
     settings = {**C.to_dict(run), **C.to_dict(agent.config)}
+    if run.pretrain and resume_from is None:  # a resumed run's weights are the checkpoint's, pretrained or not
+        _pretrain(agent, run, run_dir, say)  # before the config: a Ctrl-C in it leaves no run folder behind
     if run_dir is not None:
         runs.write_config(run_dir, settings)
         say(f"run folder: {run_dir}")
-    if run.pretrain and resume_from is None:  # a resumed run's weights are the checkpoint's, pretrained or not
-        _pretrain(agent, run, run_dir, say)
     note = opponent_note(agent, run) if resume_from is None and not run.quiet else None
     if note and verbose:
         print(f"kerlym: note: {note}", file=sys.stderr, flush=True)

@@ -28,6 +28,29 @@ def test_a_bad_spec_is_one_line(spec):
     assert "\n" not in str(e.value)
 
 
+def test_a_signal_during_pretraining_is_recorded_then_raised_from_python_or_left_to_the_command():
+    import signal
+
+    from kerlym import _io
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):  # from Python: raised once the block ends, not inside it
+            with _io.signals_recorded() as received:
+                os.kill(os.getpid(), signal.SIGINT)
+                assert received() == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        _io.defer_signals()  # the command: its deferral goes on, and the runner sees the signal
+        with _io.signals_recorded() as received:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert received() == [signal.SIGINT]
+        assert _io.deferred_signals() == [signal.SIGINT]
+        _io.end_deferral()
+    finally:
+        _io.end_deferral()
+        signal.signal(signal.SIGINT, before)
+
+
 # -- the games --------------------------------------------------------------------------------------------------
 pytest.importorskip("pyspiel", reason="Go needs the .[go] extra (open-spiel)")
 from kerlym.envs import go  # noqa: E402
@@ -229,3 +252,138 @@ def test_a_gnugo_killed_mid_game_is_restarted_and_saved_parts_are_not_played_aga
     monkeypatch.setattr(pretrain, "play_games", None)  # from the saved parts alone
     for key, value in pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix).items():
         np.testing.assert_array_equal(value, whole[key])
+
+
+# -- Ctrl-C and resuming -------------------------------------------------------------------------------------------
+@needs_gnugo
+def test_a_stopped_generation_keeps_its_finished_games_and_the_next_call_plays_only_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrain, "PART_GAMES", 2)
+    whole = pretrain.generate(0, 3, board_size=5, seed=4, workers=1)
+    first_game = int((whole["moves"][0] >= 0).sum())
+    asked = []
+
+    def stop():  # asked before each move: true a few moves into the second game
+        asked.append(1)
+        return len(asked) > first_game + 3
+
+    prefix = str(tmp_path / "games")
+    with pytest.raises(pretrain.Stopped) as e:
+        pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix, stop=stop)
+    assert e.value.games == 1 and os.listdir(tmp_path) == ["games.part0.npz"]  # the part's first game, saved
+    with np.load(prefix + ".part0.npz") as part:
+        np.testing.assert_array_equal(part["moves"], whole["moves"][:1, : part["moves"].shape[1]])
+    one_game, played = pretrain._one_game, []
+    monkeypatch.setattr(pretrain, "_one_game", lambda *a: played.append(1) or one_game(*a))
+    again = pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix)
+    assert len(played) == 2  # the second game of part 0 and part 1's game
+    for key in whole:
+        np.testing.assert_array_equal(again[key], whole[key])
+
+
+@needs_gnugo
+def test_fit_stops_at_the_end_of_the_batch_it_was_asked_in(games):
+    import kerlym
+
+    agent = kerlym.make("Go9x9-v0", "ppo", env_kwargs={"board_size": 5, "opponent": "random"}, seed=0, nframes=1)
+    asked = []
+    epochs = pretrain.fit(agent, games, epochs=5, batch_size=8, stop=lambda: asked.append(1) or True)
+    assert len(asked) == 1 and len(epochs) == 1  # one batch, then Keras's stop_training
+    agent.close()
+
+
+def _gnugo_processes(marker: str) -> list[int]:
+    """The processes whose command line starts with ``marker`` (this test's own GnuGo, by its argv[0])."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(marker.encode()):
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@needs_gnugo
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds its GnuGo processes in /proc (Linux)")
+def test_ctrl_c_while_gnugo_plays_keeps_the_games_in_one_line(tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = str(tmp_path / "bin" / "gnugo")  # a GnuGo of this test's own, told apart by its argv[0]
+    os.makedirs(os.path.dirname(marker))
+    with open(marker, "w") as f:
+        f.write(f'#!/bin/bash\nexec -a "$0" {go.find_gnugo()} "$@"\n')
+    os.chmod(marker, 0o755)
+    cache, outdir = tmp_path / "cache", tmp_path / "runs"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", "KERLYM_CACHE": str(cache)}
+    env["PATH"] = f"{os.path.dirname(marker)}{os.pathsep}{env.get('PATH', '')}"
+    flags = "-e Go9x9-v0 -a ppo --env-kwargs board_size=5 opponent=random --nframes 1 --pretrain gnugo:0:100000"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kerlym", *flags.split(), "--steps", "64", "-q", "--outdir", str(outdir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:
+            if line.startswith("pretraining:"):
+                break
+        deadline = time.monotonic() + 60
+        while len(_gnugo_processes(marker)) < 2 and time.monotonic() < deadline:  # both workers play
+            time.sleep(0.1)
+        time.sleep(1.5)  # a few games each
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: kerlym and its workers
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "Traceback" not in out + err and "Exception ignored" not in err
+    last = err.strip().splitlines()[-1]
+    kept = re.fullmatch(
+        rf"kerlym: interrupted while GnuGo played the pretraining games: (\d+) of 100000 games are saved in "
+        rf"{re.escape(str(cache))}; the same command again plays the rest and goes on",
+        last,
+    )  # fmt: skip
+    assert kept, last
+    saved = 0
+    for name in os.listdir(cache):
+        assert re.fullmatch(r"gnugo0_go5_komi7\.5_100000games_seed0\.npz\.part[01]\.npz", name), name
+        with np.load(cache / name) as part:
+            saved += len(part["moves"])
+    assert saved == int(kept.group(1)) >= 1
+    assert _gnugo_processes(marker) == []  # closed before kerlym exited
+    assert os.listdir(outdir) == []  # no run folder: nothing was trained
+
+
+def test_a_pretrained_run_resumes_without_gnugo_or_its_games(tmp_path, monkeypatch):
+    import kerlym.envs.go_opponents as opponents
+    from kerlym import checkpoints
+    from kerlym.main import main
+
+    monkeypatch.setenv("KERLYM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(opponents.shutil, "which", lambda name: None)
+    monkeypatch.setattr(opponents, "GNUGO_PATH", str(tmp_path / "no-gnugo"))
+    games = pretrain.dataset_path(0, 3, 5, go.GoEnv(5, opponent="random").komi, 0)
+    os.makedirs(os.path.dirname(games))
+    open(games, "w").close()  # the first run's games, as far as the command's check sees
+    monkeypatch.setattr(pretrain, "pretrain", lambda agent, spec, *a, **k: {"spec": spec})
+    flags = "-e Go9x9-v0 -a ppo --env-kwargs board_size=5 opponent=random --nframes 1 --pretrain gnugo:0:3 -q"
+    flags += " --n_steps 32 -b 32"
+    assert main([*flags.split(), "--steps", "64", "--outdir", str(tmp_path / "runs")]) == 0
+    (run,) = os.listdir(tmp_path / "runs")
+    run = str(tmp_path / "runs" / run)
+    with open(os.path.join(run, pretrain.RECORD)) as f:
+        assert json.load(f) == {"spec": "gnugo:0:3"}
+    step = lambda run: int(os.path.basename(checkpoints.resumable_checkpoint(run)[0]).split("-")[1])  # noqa: E731
+    assert step(run) == 64
+    os.remove(games)
+
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("a resumed run was pretrained again")
+
+    monkeypatch.setattr(pretrain, "pretrain", no_pretraining)
+    assert main(["--resume", run, "--steps", "128", "-q"]) == 0
+    assert step(run) == 128
