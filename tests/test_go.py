@@ -532,13 +532,14 @@ def test_a_killed_gnugo_ends_a_run_in_one_line_with_the_checkpoint_kept(tmp_path
     assert "Traceback" not in err
 
 
-def test_a_saved_game_state_keeps_a_resignation_the_agent_has_not_seen_yet(make):
+def test_a_saved_self_play_game_state_rebuilds_the_board_and_the_other_seats_moves(make):
     env = self_play_env(make)
     env.reset(seed=0)
     assert env.play(12) is None
-    env.opponent_play(26)  # the snapshot resigns; the agent's step has not settled yet
+    env.opponent_play(7)  # the snapshot's move; the agent's step has not settled yet
     back = self_play_env(make)
     back.restore_game(env.game_state())
-    assert back.other_resigned and back.state.history() == [flip_rows(12, 5)]
-    _, reward, terminated, _, info = back.settle()
-    assert (reward, terminated, info["end"]) == (1.0, True, "opponent_resigned")
+    assert back.state.history() == [flip_rows(12, 5), flip_rows(7, 5)] == env.state.history()
+    np.testing.assert_array_equal(back._observation(), env._observation())
+    for mine, theirs in zip(back.opponent_view(), env.opponent_view(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)

@@ -143,13 +143,6 @@ class GoEnv(OpenSpielEnv):
             raise IllegalMove(f"the other seat cannot {('pass', 'resign')[action - self.pass_action]} now")
         super().opponent_play(action)
 
-    def game_state(self) -> dict:
-        return {**super().game_state(), "other_resigned": self.other_resigned}
-
-    def restore_game(self, saved: dict) -> None:
-        super().restore_game(saved)
-        self.other_resigned = bool(saved.get("other_resigned", False))
-
     def to_spiel(self, action: int) -> int:
         return flip_rows(action, self.board_size)
 
