@@ -224,25 +224,41 @@ def board_cnn(
     Frames are stacked as channels; both heads start at zero, as ``simple_dnn``'s.
     """
     import keras
-    from keras import layers
 
     s = keras.Input(shape=(agent.input_dim,))
-    h, (nframes, height, width, channels) = _frames(s, agent, "board_cnn")
+    h = _board_trunk(s, agent, env, "board_cnn", filters, conv_layers, dropout)
+    q = _point_outputs(h, _action_count(env))
+    return _compile(keras.Model(s, q, name="board_cnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
+
+
+def _board_trunk(s, agent, env, name: str, filters, conv_layers, dropout):
+    """The board networks' trunk: the frames as an ``H x W`` image, ``conv_layers`` 3x3 same-padding
+    convolutions of ``filters``; refuses an env whose first ``H * W`` actions are not the points."""
+    from keras import layers
+
+    h, (nframes, height, width, channels) = _frames(s, agent, name)
     points, n = height * width, _action_count(env)
     if n < points:
         raise ValueError(
-            f"board_cnn needs an action per point of the {height}x{width} board first; the env has {n} actions"
+            f"{name} needs an action per point of the {height}x{width} board first; the env has {n} actions"
         )
     h = layers.Permute((2, 3, 1, 4))(h)
     h = layers.Reshape((height, width, nframes * channels))(h)
     for _ in range(int(conv_layers)):
         h = layers.Conv2D(int(filters), 3, padding="same", activation="relu", kernel_initializer="he_normal")(h)
-    h = layers.Dropout(dropout)(h) if dropout else h
-    q = layers.Flatten()(layers.Conv2D(1, 1, kernel_initializer="zeros", dtype="float32")(h))
-    if n > points:
-        rest = layers.Dense(n - points, kernel_initializer="zeros", dtype="float32")(layers.Flatten()(h))
-        q = layers.Concatenate(dtype="float32")([q, rest])
-    return _compile(keras.Model(s, q, name="board_cnn"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
+    return layers.Dropout(dropout)(h) if dropout else h
+
+
+def _point_outputs(h, n: int, name: str | None = None):
+    """One output per point (a 1x1 convolution of the trunk ``h``), then a linear layer over the board for the
+    ``n - H * W`` actions after the points (pass, resign)."""
+    from keras import layers
+
+    out = layers.Flatten()(layers.Conv2D(1, 1, kernel_initializer="zeros", dtype="float32")(h))
+    if n > out.shape[-1]:
+        rest = layers.Dense(n - out.shape[-1], kernel_initializer="zeros", dtype="float32")(layers.Flatten()(h))
+        out = layers.Concatenate(dtype="float32", name=name)([out, rest])
+    return out
 
 
 # -- policy networks (softmax over actions) for the PG agent ------------------
@@ -428,21 +444,8 @@ def actor_critic_board(
     from keras import layers
 
     s = keras.Input(shape=(agent.input_dim,))
-    h, (nframes, height, width, channels) = _frames(s, agent, "actor_critic_board")
-    points, n = height * width, _action_count(env)
-    if n < points:
-        raise ValueError(
-            f"actor_critic_board needs an action per point of the {height}x{width} board first; the env has {n} actions"
-        )
-    h = layers.Permute((2, 3, 1, 4))(h)
-    h = layers.Reshape((height, width, nframes * channels))(h)
-    for _ in range(int(conv_layers)):
-        h = layers.Conv2D(int(filters), 3, padding="same", activation="relu", kernel_initializer="he_normal")(h)
-    h = layers.Dropout(dropout)(h) if dropout else h
-    pi = layers.Flatten()(layers.Conv2D(1, 1, kernel_initializer="zeros", dtype="float32")(h))
-    if n > points:
-        rest = layers.Dense(n - points, kernel_initializer="zeros", dtype="float32")(layers.Flatten()(h))
-        pi = layers.Concatenate(dtype="float32", name="policy")([pi, rest])
+    h = _board_trunk(s, agent, env, "actor_critic_board", filters, conv_layers, dropout)
+    pi = _point_outputs(h, _action_count(env), name="policy")
     # A value head of one ReLU filter (AlphaGo Zero's, there after batch norm) can die at the start and stay 0:
     # cloned from GnuGo's games, its error stayed at 1.0. 64 ReLU units over the whole trunk learn.
     v = layers.Dense(64, activation="relu", kernel_initializer="he_normal")(layers.Flatten()(h))
