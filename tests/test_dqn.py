@@ -170,12 +170,17 @@ def test_exploration_draws_come_in_blocks_and_continue_after_a_checkpoint():
     assert [int(restored.act(state)[0][0]) for _ in range(5)] == expected[13:18].tolist()
 
 
-def test_update_scheme_samples_newest_then_replay():
-    agent = make_agent(DQN, batch_size=4, update_nsamp=12, update_freq=5)
+def remember_thirty_steps(agent):
+    """Steps 1..30 of one episode in memory, no update: state t - 1 led to reward t (the state is t, 4 times)."""
     agent.learning_starts = 10**9
     agent.begin_episode(np.zeros(4, np.float32))
     for t in range(1, 31):
         agent.observe(0, None, 0, float(t), False, False, np.full(4, t, np.float32))
+
+
+def test_update_scheme_samples_newest_then_replay():
+    agent = make_agent(DQN, batch_size=4, update_nsamp=12, update_freq=5)
+    remember_thirty_steps(agent)
     batches = agent.sample_update()
     assert batches[0].shape == (3, 4, 4)  # 12 samples -> 3 gradient steps of 4
     rewards = batches[2].ravel()
@@ -184,10 +189,7 @@ def test_update_scheme_samples_newest_then_replay():
 
 def test_uniform_replay_draws_every_sample_from_memory():
     agent = make_agent(DQN, batch_size=4, update_nsamp=12, update_freq=5, replay="uniform")
-    agent.learning_starts = 10**9
-    agent.begin_episode(np.zeros(4, np.float32))
-    for t in range(1, 31):
-        agent.observe(0, None, 0, float(t), False, False, np.full(4, t, np.float32))
+    remember_thirty_steps(agent)
     rng = deepcopy(agent.rng)  # replays the agent's draws: 12 uniform indices, then the shuffle
     drawn = agent.memory._gather(agent.memory.random_indices(12, rng)).rewards
     expected = drawn[rng.permutation(12)]
@@ -200,10 +202,7 @@ def test_uniform_replay_draws_every_sample_from_memory():
 def test_single_minibatch_update_keeps_the_drawn_order():
     # One minibatch per update (CleanRL's settings): its loss is a mean, so no shuffle is drawn.
     agent = make_agent(DQN, batch_size=6, update_nsamp=6, update_freq=5, replay="uniform")
-    agent.learning_starts = 10**9
-    agent.begin_episode(np.zeros(4, np.float32))
-    for t in range(1, 31):
-        agent.observe(0, None, 0, float(t), False, False, np.full(4, t, np.float32))
+    remember_thirty_steps(agent)
     rng = deepcopy(agent.rng)
     expected = agent.memory._gather(agent.memory.random_indices(6, rng)).rewards
     batches = agent.sample_update()
