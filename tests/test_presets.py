@@ -25,7 +25,7 @@ def test_preset_loads_and_runs(env_id, agent_name):
     for key, value in presets.PRESETS[(env_id, agent_name)].items():
         assert getattr(run, key, getattr(cfg, key, None)) == value
     agent = kerlym.make(run, cfg)
-    agent.learn(max_steps=300, verbose=0)
+    agent.learn(max_steps=300, verbose=0, eval_episodes=1)  # one greedy episode (20 of Pong take a minute)
     # The vector env steps all -c copies at once, so a run stops within one vector step past the limit.
     assert 300 <= agent.total_steps < 300 + cfg.concurrency
     if agent_name in ("a2c", "a3c", "ppo"):
