@@ -10,8 +10,11 @@ move, with that player's observation tensor, so one network scores both sides (t
 - the leaf value is the value head (DQN and D2QN: the largest legal Q-value), and the opponent's is
   its negative. Terminal positions are scored by the game's own returns.
 
-Network calls are batched: the first time a position is evaluated, its children are evaluated in the
-same call, so when the search expands a child later its prior and value are already known. A chance
+Network calls are batched where that pays: the first time a position with at most
+:data:`BATCH_CHILDREN` legal moves is evaluated (tic-tac-toe, connect four), its children are
+evaluated in the same call, so when the search expands a child later its prior and value are already
+known. A position with more (Go) is evaluated alone: a search visits few children of a wide node, and
+scoring all of them made a Go search several times slower (``benchmarks/README.md``). A chance
 node (dice, deals) left unexpanded at a leaf is worth 0. The search is deterministic for a seed
 (the seed orders children with equal scores).
 """
@@ -23,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 C_PUCT = 2.0  # OpenSpiel's AlphaZero default
+BATCH_CHILDREN = 16  # a position with at most this many legal moves is scored with its children in one call
 
 
 def masked_softmax(logits: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -32,14 +36,18 @@ def masked_softmax(logits: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def position_evaluator(positions: Callable, observation: Callable):
+def position_evaluator(positions: Callable, observation: Callable, batch_children: int | None = None):
     """OpenSpiel's ``mcts.Evaluator`` around a network: ``positions(obs [B, ...], masks [B, A]) -> (priors, values)``.
 
     Args:
         positions: scores a batch of observations, each from the seat of its player to move, with that
             player's legal actions: priors ``[B, A]`` and values ``[B]``, from that player's side.
         observation: ``state -> obs`` from the seat of the player to move.
+        batch_children: score a position's children in the same call when it has at most this many legal moves
+            (default :data:`BATCH_CHILDREN`).
     """
+    if batch_children is None:
+        batch_children = BATCH_CHILDREN
     from open_spiel.python.algorithms import mcts
 
     class NetworkEvaluator(mcts.Evaluator):
@@ -51,8 +59,9 @@ def position_evaluator(positions: Callable, observation: Callable):
             key = state.history_str()
             if key not in self.cache:
                 batch = [state]
-                if not state.is_chance_node():
-                    for action in state.legal_actions():
+                legal = [] if state.is_chance_node() else state.legal_actions()
+                if len(legal) <= batch_children:
+                    for action in legal:
                         child = state.child(action)
                         if not child.is_terminal() and not child.is_chance_node():
                             batch.append(child)

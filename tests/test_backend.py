@@ -132,6 +132,24 @@ def test_act_returns_the_models_outputs_and_their_argmax(dtype):
         np.testing.assert_array_equal(actions, expected.argmax(-1))
 
 
+def test_outputs_are_the_models_for_every_batch_size_and_follow_the_weights_after_an_update():
+    model = linear()
+    w = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    model.set_weights([w])
+    steps = build_steps(model, lambda online, batch, prepared: ops.mean(online(batch[0], training=True) ** 2))
+    rng = np.random.default_rng(2)
+    for n in (1, 3, 4, 5, 3):  # padded to 1, 4, 4, 8, then 4 again (the cached call)
+        x = rng.uniform(-2, 2, size=(n, 3)).astype(np.float32)
+        out = steps.outputs(x)
+        assert out.shape == (n, 2)
+        np.testing.assert_allclose(out, x @ w, rtol=1e-6, atol=1e-6)
+    x = rng.normal(size=(1, 4, 3)).astype(np.float32)
+    steps.update((x,))  # one step of SGD toward zero outputs
+    steps.to_keras()
+    np.testing.assert_allclose(steps.outputs(x[0]), x[0] @ model.get_weights()[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(model.get_weights()[0], w)
+
+
 def test_act_fn_gets_the_float32_outputs_and_the_extra_inputs():
     model = linear()
     model.set_weights([np.eye(3, 2, dtype=np.float32)])

@@ -53,6 +53,11 @@ def test_visit_counts_are_deterministic_for_a_seed_and_calls_are_batched():
     # 0 1 3 4 are taken; the win (2) takes the visits, each other move is tried once
     np.testing.assert_array_equal(counts[0], [0, 0, 11, 0, 0, 1, 1, 1, 1])
     assert evaluator.calls == 1  # the root and its 5 children in one network call covered all 16 simulations
+    # scored alone (as Go's wide positions are), each position takes a call, and the search is the same
+    alone = puct.position_evaluator(uniform, env.observation, batch_children=0)
+    root = puct.search(env.state, None, None, 16, seed=0, evaluator=alone)
+    np.testing.assert_array_equal(puct.visit_counts(root, 9), counts[0])
+    assert alone.calls == len(alone.cache) > 1
 
 
 def test_root_dirichlet_noise_is_seeded_and_moves_visits_from_the_prior():
@@ -108,8 +113,10 @@ def test_untrained_agents_search_to_the_win_and_predict_takes_the_env(name):
     agent.close()
 
 
-def test_go_searches_in_its_own_actions_and_scores_the_other_side_with_the_colours_swapped():
+def test_go_searches_in_its_own_actions_and_scores_the_other_side_with_the_colours_swapped(monkeypatch):
     import kerlym
+
+    monkeypatch.setattr(puct, "BATCH_CHILDREN", 26)  # the 5x5 root's children in its call, to see what they show
 
     go = {"opponent": "random", "board_size": 5}
     agent = kerlym.make("Go9x9-v0", "ppo", modelfactory="actor_critic_mlp", seed=0, nframes=1, env_kwargs=go)

@@ -290,7 +290,7 @@ class ActorCriticAgent(Agent):
     def position_values(self, states, masks):
         from kerlym.puct import masked_softmax
 
-        logits, _, value = self.split(ops.convert_to_numpy(self.greedy_model(np.asarray(states), training=False)))
+        logits, _, value = self.split(self.steps.outputs(np.asarray(states)))
         return masked_softmax(logits, masks), np.asarray(value, dtype=np.float64).reshape(len(states))
 
     def symmetric_greedy(self, states, masks=None):
@@ -299,7 +299,7 @@ class ActorCriticAgent(Agent):
         The network scores every state under every symmetry; each policy's logits are mapped
         back to the actions of the state as played, softmaxed over its legal actions and averaged.
         """
-        outputs = ops.convert_to_numpy(self.greedy_model(self.symmetries.turn(states), training=False))
+        outputs = self.steps.outputs(self.symmetries.turn(states))
         logits, _, value = self.split(outputs)
         logits = self.symmetries.back(logits)  # [N, symmetries, actions]
         legal = None if masks is None else np.asarray(masks)[:, None]

@@ -138,6 +138,21 @@ class Steps:
         """``act_fn(model(x), *extra)`` for a batch of flat states, as NumPy arrays."""
         raise NotImplementedError
 
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """The model's raw outputs for a batch of flat states, as a NumPy array, compiled as :meth:`act` is.
+
+        For callers with batches of every size (a search scores a position and its children at once):
+        the batch is padded with zero states to a power of two, so a few shapes compile, and cut back.
+        """
+        n = len(x)
+        size = 1 << (n - 1).bit_length() if n > 1 else 1
+        if size != n:
+            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), dtype=x.dtype)])
+        return self._outputs(x)[:n]
+
+    def _outputs(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
     def update(self, batches: tuple[np.ndarray, ...]) -> np.ndarray:
         """One optimizer step per minibatch; every array of ``batches`` has a leading minibatch axis.
 

@@ -63,6 +63,7 @@ class JaxSteps(Steps):
         where.update({id(v): (1, i) for i, v in enumerate(self.non_trainable)})
         self._weight_index = [where[id(v)] for v in model.weights]
         self._act = jax.jit(self._forward)
+        self._raw = jax.jit(self._network)
         # Donating the weights and optimizer state lets XLA update them in place rather than
         # allocate fresh buffers each call.
         self._update = jax.jit(self._update_arrays, donate_argnums=(0, 1, 2))
@@ -73,6 +74,9 @@ class JaxSteps(Steps):
     def _forward(self, tv, ntv, x, *extra):
         out, _ = self.model.stateless_call(tv, ntv, ops.cast(x, "float32"), training=False)
         return tuple(self.act_fn(float32(out), *extra))
+
+    def _network(self, tv, ntv, x):
+        return float32(self.model.stateless_call(tv, ntv, ops.cast(x, "float32"), training=False)[0])
 
     def _update_arrays(self, tv, ntv, ov, target_tv, target_ntv, batches):
         model, optimizer = self.model, self.model.optimizer
@@ -104,6 +108,11 @@ class JaxSteps(Steps):
             self.from_keras()
         out = self._act(self.tv, self.ntv, x, *extra)
         return tuple([np.asarray(o) for o in out])  # keras's convert_to_numpy costs more than the call
+
+    def _outputs(self, x):
+        if self._lent:
+            self.from_keras()
+        return np.asarray(self._raw(self.tv, self.ntv, x))
 
     def update(self, batches):
         if self._lent:

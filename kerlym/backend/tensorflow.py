@@ -141,6 +141,7 @@ class TensorFlowSteps(Steps):
         xla = not (on_cpu and (computes_in_16_bits(model) or has_convolutions(model)))
         self._act = Graph(self._forward, "the act step", batch_polymorphic=True, xla=xla, fast=True)
         self._update = Graph(self._update_graph, "the update step", batch_polymorphic=False, xla=xla, fast=True)
+        self._raw = Graph(lambda x: (self.online(x),), "the network", batch_polymorphic=True, xla=xla, fast=True)
 
     def online(self, x, training=False):
         return float32(self.model(ops.cast(x, "float32"), training=training))
@@ -175,6 +176,9 @@ class TensorFlowSteps(Steps):
 
     def act(self, x, *extra):
         return tuple([t.numpy() for t in self._act(x, *extra)])
+
+    def _outputs(self, x):
+        return self._raw(x)[0].numpy()
 
     def update(self, batches):
         return self._update(*(np.asarray(b) for b in batches)).numpy()

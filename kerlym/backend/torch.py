@@ -25,6 +25,10 @@ class TorchSteps(Steps):
             out = self.act_fn(self.online(ops.convert_to_tensor(x)), *(ops.convert_to_tensor(e) for e in extra))
         return tuple(ops.convert_to_numpy(o) for o in out)
 
+    def _outputs(self, x):
+        with torch.no_grad():
+            return ops.convert_to_numpy(self.online(ops.convert_to_tensor(x)))
+
     def update(self, batches):
         batches = tuple(ops.convert_to_tensor(b) for b in batches)
         prepared = None
