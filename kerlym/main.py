@@ -248,8 +248,9 @@ def _new_run(args) -> int:
     from kerlym import runs
     from kerlym.make import check_env
 
-    S.weights_choice(args)  # --best, --weights or --format without --play/--export: an error
+    which = S.weights_choice(args)  # --best, --weights or --format without --play/--export/--trained-agent: an error
     run, cfg, notes = S.resolve(args)
+    run = S.check_trained_agent(run, which)
     S.check_settings(run, cfg)
     run = S.check_tracking(run)
     S.check_env_id(run)
