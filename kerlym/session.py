@@ -1,7 +1,8 @@
 """The training session: what ``kerlym``, ``--seeds``/``--tune`` and ``Agent.learn`` all run.
 
 One function, :func:`train`, takes a built agent and the run's settings and
-does, in order: restore a checkpoint (trimming ``progress.csv`` to it), write
+does, in order: restore a checkpoint (trimming ``progress.csv`` to it), or on a
+new run start from a saved run's weights (``--trained-agent``), write
 ``config.json``, choose the sinks (console, progress bar, ``progress.csv``,
 the live plot, TensorBoard), run the :class:`~kerlym.runner.Runner`, and end
 with a greedy evaluation of the weights ``--play`` would use, written to
