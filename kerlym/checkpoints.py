@@ -26,6 +26,7 @@ from kerlym._io import (
     remove,
     temporary_path,
 )
+from kerlym.config import ConfigError
 from kerlym.runs import ARRAYS, BEST, CHECKPOINTS, EVALUATIONS, LATEST, MODEL, STATE, STEP_NAME
 
 EVALUATION = "evaluation.json"
@@ -34,6 +35,7 @@ EVALUATION_FIELDS = ["total_steps", "mean", "std"]
 OPPONENT_FIELDS = EVALUATION_FIELDS + ["opponent", "wins", "draws", "losses", "win_rate", "win_rate_lo", "win_rate_hi"]
 T = TypeVar("T")
 IN_FLIGHT = "in_flight/"  # the arrays of the episodes in progress in a checkpoint's arrays.npz
+WEIGHTS = ("online", "average", "best")  # the weights a saved run is played or started from (--weights)
 
 
 def non_finite_arrays(arrays: dict) -> list[str]:
@@ -448,6 +450,46 @@ def best_model(run_dir: str) -> str:
     if not os.path.isfile(path):
         raise CheckpointError(f"{run_dir!r} has no {BEST}; train with --eval_every N to keep the best model")
     return path
+
+
+# -- the weights a saved run acts with: --play, --export, --trained-agent ----------------
+def pick_weights(run_dir: str, which: str | None, averaged: bool) -> tuple[list, str]:
+    """The weights ``--play``, ``--export`` and ``--trained-agent`` use and a phrase naming them, e.g.
+    ``weight average of PATH``.
+
+    Args:
+        run_dir: the run folder.
+        which: ``"online"``, ``"average"``, ``"best"`` or ``None`` (the average where the checkpoint has one, else
+            the online network: what evaluations during training used).
+        averaged: the run keeps a weight average (its agent config's ``ema_steps`` is set).
+    """
+    if which == "best":
+        path = best_model(run_dir)
+        return load_model(path).get_weights(), f"best.keras of {run_dir}"
+    if which == "average" and not averaged:
+        raise ConfigError("--weights average needs a run trained with --ema (a weight average); use online or best")
+    return read_latest(run_dir, lambda checkpoint: _checkpoint_weights(checkpoint, which))
+
+
+def _checkpoint_weights(checkpoint: str, which: str | None) -> tuple[list, str]:
+    """:func:`pick_weights` for the weights of one checkpoint."""
+    if which == "online":
+        model = load_model(os.path.join(checkpoint, MODEL))
+        return model.get_weights(), f"online network of {checkpoint}"
+    weights = greedy_weights(checkpoint)  # the average where the checkpoint holds one, else model.keras
+    if not _has_average(checkpoint):
+        if which == "average":
+            raise ConfigError(f"{checkpoint} holds no weight average yet (saved before the first update); use online")
+        return weights, f"online network of {checkpoint}"
+    return weights, f"weight average of {checkpoint}"
+
+
+def _has_average(checkpoint: str) -> bool:
+    """Whether a checkpoint holds a weight average (``ema/*`` arrays; :func:`kerlym.greedy_weights`)."""
+    import numpy as np
+
+    with np.load(os.path.join(checkpoint, ARRAYS)) as npz:
+        return any(k.startswith("ema/") for k in npz.files)
 
 
 # -- the final evaluation: evaluation.json -------------------------------------------

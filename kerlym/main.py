@@ -17,7 +17,7 @@ from kerlym import config as C
 from kerlym import settings as S
 from kerlym.agents import AGENT_CONFIGS
 
-# --weights and --format's choices (kerlym.playback's WEIGHTS and EXPORT_FORMATS, which import more).
+# --weights and --format's choices (kerlym.checkpoints' WEIGHTS, kerlym.playback's EXPORT_FORMATS: they import more).
 WEIGHTS = ("online", "average", "best")
 FORMATS = ("keras", "saved_model", "onnx", "litert")
 
@@ -162,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     played.add_argument(
         "--weights",
         choices=WEIGHTS,
-        help="With --play or --export: the latest checkpoint's online network, its weight average (runs with "
-        "--ema), or best.keras (see --eval_every) [the average where there is one, else online]",
+        help="With --play, --export or --trained-agent: the latest checkpoint's online network, its weight average "
+        "(runs with --ema), or best.keras (see --eval_every) [the average where there is one, else online]",
     )
     played.add_argument(
         "--export",
@@ -248,8 +248,9 @@ def _new_run(args) -> int:
     from kerlym import runs
     from kerlym.make import check_env
 
-    S.weights_choice(args)  # --best, --weights or --format without --play/--export: an error
+    which = S.weights_choice(args)  # --best, --weights or --format without --play/--export/--trained-agent: an error
     run, cfg, notes = S.resolve(args)
+    run = S.check_trained_agent(run, which)
     S.check_settings(run, cfg)
     run = S.check_tracking(run)
     S.check_env_id(run)

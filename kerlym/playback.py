@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from kerlym import checkpoints, runs
 from kerlym import config as C
+from kerlym import runs
 from kerlym._io import (
     deferred_signals,
     end_deferral,
@@ -22,10 +22,10 @@ from kerlym._io import (
     remove,
     temporary_path,
 )
+from kerlym.checkpoints import WEIGHTS, pick_weights  # noqa: F401 (their names here before 2026-12-07)
 from kerlym.envs import is_two_player
 from kerlym.make import make
 
-WEIGHTS = ("online", "average", "best")
 # --format: (file or folder name under RUN_DIR/export/ after the weights' name, Keras's export format; None: .keras)
 EXPORT_FORMATS = {
     "keras": (".keras", None),
@@ -33,44 +33,6 @@ EXPORT_FORMATS = {
     "onnx": (".onnx", "onnx"),
     "litert": (".tflite", "litert"),
 }
-
-
-def pick_weights(run_dir: str, which: str | None, cfg: C.AgentConfig) -> tuple[list, str]:
-    """The weights ``--play``/``--export`` use and a phrase naming them, e.g. ``weight average of PATH``.
-
-    Args:
-        run_dir: the run folder.
-        which: ``"online"``, ``"average"``, ``"best"`` or ``None`` (the average where the checkpoint has one, else
-            the online network: what evaluations during training used).
-        cfg: the run's agent config (``ema_steps`` says whether it keeps an average).
-    """
-    if which == "best":
-        path = checkpoints.best_model(run_dir)
-        return checkpoints.load_model(path).get_weights(), f"best.keras of {run_dir}"
-    if which == "average" and getattr(cfg, "ema_steps", None) is None:
-        raise C.ConfigError("--weights average needs a run trained with --ema (a weight average); use online or best")
-    return checkpoints.read_latest(run_dir, lambda checkpoint: _checkpoint_weights(checkpoint, which))
-
-
-def _checkpoint_weights(checkpoint: str, which: str | None) -> tuple[list, str]:
-    """:func:`pick_weights` for the weights of one checkpoint."""
-    if which == "online":
-        model = checkpoints.load_model(os.path.join(checkpoint, runs.MODEL))
-        return model.get_weights(), f"online network of {checkpoint}"
-    weights = checkpoints.greedy_weights(checkpoint)  # the average where the checkpoint holds one, else model.keras
-    if not _has_average(checkpoint):
-        if which == "average":
-            raise C.ConfigError(f"{checkpoint} holds no weight average yet (saved before the first update); use online")
-        return weights, f"online network of {checkpoint}"
-    return weights, f"weight average of {checkpoint}"
-
-
-def _has_average(checkpoint: str) -> bool:
-    """Whether a checkpoint holds a weight average (``ema/*`` arrays; :func:`kerlym.checkpoints.greedy_weights`)."""
-    import numpy as np
-
-    with np.load(os.path.join(checkpoint, runs.ARRAYS)) as npz:
-        return any(k.startswith("ema/") for k in npz.files)
 
 
 def _agent_with(run: C.RunConfig, cfg: C.AgentConfig, weights: list, source: str):
@@ -95,7 +57,7 @@ def play(
     import numpy as np
 
     with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
-        weights, source = pick_weights(run_dir, which, cfg)
+        weights, source = pick_weights(run_dir, which, getattr(cfg, "ema_steps", None) is not None)
     print(f"playing with the {source}")
     agent = _agent_with(run, cfg, weights, source)
     stopped = deferred_signals()  # the command's Ctrl-C while the agent was built
@@ -237,7 +199,7 @@ def export(run: C.RunConfig, cfg: C.AgentConfig, run_dir: str, fmt: str, which: 
         _check_litert()
     out = _export_folder(run_dir)  # before the agent is built: a folder that cannot be written is said at once
     with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
-        weights, source = pick_weights(run_dir, which, cfg)
+        weights, source = pick_weights(run_dir, which, getattr(cfg, "ema_steps", None) is not None)
     agent = _agent_with(run, cfg, weights, source)
     model = agent.greedy_model
     name = which or ("average" if source.startswith("weight average") else "online")

@@ -1,7 +1,8 @@
 """The training session: what ``kerlym``, ``--seeds``/``--tune`` and ``Agent.learn`` all run.
 
 One function, :func:`train`, takes a built agent and the run's settings and
-does, in order: restore a checkpoint (trimming ``progress.csv`` to it), write
+does, in order: restore a checkpoint (trimming ``progress.csv`` to it), or on a
+new run start from a saved run's weights (``--trained-agent``), write
 ``config.json``, choose the sinks (console, progress bar, ``progress.csv``,
 the live plot, TensorBoard), run the :class:`~kerlym.runner.Runner`, and end
 with a greedy evaluation of the weights ``--play`` would use, written to
@@ -26,6 +27,8 @@ from kerlym import checkpoints, runs
 from kerlym import config as C
 from kerlym._io import end_deferral, first_line, native_stderr_silenced
 from kerlym.checkpoints import evaluation_record, weights_label, write_evaluation
+
+TRAINED_AGENT = "trained_agent.json"  # a run started from another run's weights: which ones (--trained-agent)
 
 
 class Outcome(NamedTuple):
@@ -172,6 +175,8 @@ def train(
         restore(agent, resume_from, run_dir)
         say(f"resumed {run_dir} at step {agent.total_steps}, episode {agent.episode}")
     settings = {**C.to_dict(run), **C.to_dict(agent.config)}
+    if run.trained_agent and resume_from is None and agent.total_steps == 0:  # a new run from a saved one's weights
+        _start_from(agent, run, run_dir, say)
     if run.pretrain and resume_from is None:  # a resumed run's weights are the checkpoint's, pretrained or not
         _pretrain(agent, run, run_dir, say)  # before the config: a Ctrl-C in it leaves no run folder behind
     if run_dir is not None:
@@ -245,6 +250,36 @@ def train(
         except KeyboardInterrupt:  # a second Ctrl-C: the checkpoint is safe; only the bundle is cut short
             print("\nkerlym: note: results bundle not finished (interrupted again)", file=sys.stderr)
     return Outcome(agent.episodes, evaluation, interrupted, runner.last_checkpoint)
+
+
+def _start_from(agent, run: C.RunConfig, run_dir: str | None, say) -> None:
+    """``--trained-agent RUN_DIR``: the new agent's networks start from the weights of the saved run (those
+    ``--play`` uses, or ``--weights``'s), which ``trained_agent.json`` in the new run folder names.
+
+    Raises:
+        CheckpointError: the saved run, its checkpoint or model is unreadable, or its network is not this agent's.
+        kerlym.config.ConfigError: ``--weights average`` of a run without a weight average.
+    """
+    import json
+
+    source = run.trained_agent
+    saved = runs.read_config(source)
+    averaged = isinstance(saved, dict) and saved.get("ema_steps") is not None
+    with native_stderr_silenced():  # Keras's start-up logs, when a .keras file is loaded
+        weights, phrase = checkpoints.pick_weights(source, run.trained_weights, averaged)
+    try:
+        agent.start_from(weights)
+    except ValueError as e:
+        raise checkpoints.CheckpointError(
+            f"--trained-agent: the {phrase} does not fit this agent's network (built with the same -a, network "
+            f"and observation settings?): {first_line(e)}"
+        ) from None
+    say(f"starting from the {phrase}")
+    if run_dir is not None:
+        from kerlym._io import atomic_write
+
+        record = {"trained_agent": os.path.abspath(source), "weights": phrase}
+        atomic_write(os.path.join(run_dir, TRAINED_AGENT), json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def _pretrain(agent, run: C.RunConfig, run_dir: str | None, say) -> None:

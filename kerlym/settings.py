@@ -157,17 +157,33 @@ def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.Agen
 
 
 def weights_choice(args: argparse.Namespace) -> str | None:
-    """``--weights`` (``--best`` is ``--weights best``); both go with --play or --export only."""
+    """``--weights`` (``--best`` is ``--weights best``); both go with --play, --export or --trained-agent only."""
     which = args.weights
     if args.best:
         if which not in (None, "best"):
             raise C.ConfigError(f"--best and --weights {which} disagree; give one")
         which = "best"
-    if which and not (args.play or args.export):
-        raise C.ConfigError(f"{'--best' if args.best else '--weights'} goes with --play or --export")
+    if which and not (args.play or args.export or args.trained_agent):
+        raise C.ConfigError(f"{'--best' if args.best else '--weights'} goes with --play, --export or --trained-agent")
     if args.format != "saved_model" and not args.export:
         raise C.ConfigError("--format goes with --export")
     return which
+
+
+def check_trained_agent(run: C.RunConfig, which: str | None) -> C.RunConfig:
+    """``--trained-agent RUN_DIR``: a run folder with the weights ``which`` names, before the new run's folder
+    exists; ``run`` with the folder's absolute path (recorded in the new run's config) and ``which``."""
+    from kerlym import checkpoints, runs
+
+    if not run.trained_agent:
+        return run
+    path = os.path.abspath(run.trained_agent)
+    runs.read_config(path)  # a folder that is no run says so
+    if which == "best":
+        checkpoints.best_model(path)
+    else:
+        checkpoints.latest_checkpoint(path)
+    return C.replace(run, trained_agent=path, trained_weights=which)
 
 
 def ray_actors(cfg: C.AgentConfig, address: str) -> C.AgentConfig:

@@ -347,6 +347,7 @@ BAD_INPUTS = {
         ["-e", "CartPole-v1", "--eval_opponents", "random"],
         "--eval_opponents on CartPole-v1: it has no opponent: evaluation opponents are for two-player games",
     ),
+    "missing trained agent": (["--trained-agent", "/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
     "env kwarg of a wrong type": (
         ["-e", "RadioSearch-v0", "--env-kwargs", "snr_db='(nan,nan)'"],
         "cannot create RadioSearch-v0: snr_db must be a (low, high) pair of finite numbers, got '(nan,nan)'",
@@ -460,7 +461,49 @@ def test_play_says_which_weights_it_uses_and_weights_chooses(tmp_path):
     clash = kerlym("--play", run, "--best", "--weights", "online")
     assert clash.returncode == 2 and clash.stderr == "kerlym: error: --best and --weights online disagree; give one\n"
     alone = kerlym(*FAST, "--weights", "online")
-    assert alone.returncode == 2 and alone.stderr == "kerlym: error: --weights goes with --play or --export\n"
+    assert alone.returncode == 2
+    assert alone.stderr == "kerlym: error: --weights goes with --play, --export or --trained-agent\n"
+
+
+def _predictions(model_path):
+    """A saved network's outputs on fixed CartPole observations."""
+    states = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    outputs = checkpoints.load_model(model_path).predict(states, verbose=0)
+    return [np.asarray(o) for o in (outputs if isinstance(outputs, list) else [outputs])]
+
+
+def test_trained_agent_starts_a_new_run_from_a_saved_runs_weights(tmp_path):
+    ppo = ["-e", "CartPole-v1", "-a", "ppo", "--seed", "0", "-q", "--eval_episodes", "1", "--n_steps", "64"]
+    saving = ("--eval_every", "128", "--checkpoint_every", "128")
+    assert kerlym(*ppo, "--steps", "256", *saving, "--outdir", str(tmp_path / "src")).returncode == 0
+    source = only_run(tmp_path / "src")
+    out = kerlym(*ppo, "--seed", "1", "--steps", "30", "--trained-agent", source, "--outdir", str(tmp_path / "new"))
+    assert out.returncode == 0, out.stderr
+    new = only_run(tmp_path / "new")
+    started = os.path.join(source, "checkpoints", "step-0000000256")
+    assert f"starting from the online network of {started}" in out.stdout
+    saved = json.load(open(os.path.join(new, "config.json")))
+    assert saved["trained_agent"] == os.path.abspath(source) and saved["trained_weights"] is None
+    record = json.load(open(os.path.join(new, "trained_agent.json")))
+    assert record == {"trained_agent": os.path.abspath(source), "weights": f"online network of {started}"}
+    assert int(read_rows(new)[0]["episode"]) == 1 and checkpoint_step(new) == 30  # its own counters, from 0
+    # 30 steps make no update (a rollout is 64): the new run's network is the source's, its predictions equal.
+    mine = _predictions(os.path.join(new, "checkpoints", "step-0000000030", "model.keras"))
+    theirs = _predictions(os.path.join(started, "model.keras"))
+    assert all(np.array_equal(a, b) for a, b in zip(mine, theirs, strict=True))
+    untrained = _predictions(os.path.join(source, "checkpoints", "step-0000000128", "model.keras"))
+    assert not np.array_equal(mine[0], untrained[0])  # the check can fail: another checkpoint's weights differ
+    # --weights best: best.keras; a network of another shape: one line, exit 2, no run folder left.
+    best = kerlym(*ppo, "--steps", "1", "--trained-agent", source, "--weights", "best", "--outdir", str(tmp_path / "b"))
+    assert best.returncode == 0 and f"starting from the best.keras of {source}" in best.stdout, best.stderr
+    other = kerlym(*ppo, "--steps", "1", "--trained-agent", source, "-t", "2", "--outdir", str(tmp_path / "bad"))
+    assert other.returncode == 2 and "Traceback" not in other.stderr, other.stderr
+    error = other.stderr.splitlines()[-1]  # after the note on CartPole's preset
+    assert error.startswith("kerlym: error: --trained-agent: the online network of")
+    assert "does not fit this agent's network" in error and "(8, 64) is not compatible" in error
+    assert not os.listdir(tmp_path / "bad")
+    average = kerlym(*ppo, "--trained-agent", source, "--weights", "average", "--outdir", str(tmp_path / "avg"))
+    assert average.returncode == 2 and "--weights average needs a run trained with --ema" in average.stderr
 
 
 def test_weights_average_needs_a_run_with_ema_and_an_update(tmp_path):

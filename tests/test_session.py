@@ -70,3 +70,30 @@ def test_a_resume_says_when_progress_rows_are_missing(saved_run, tmp_path, capsy
         "and statistics start from the rows it has"
     ]
     agent.close()
+
+
+@pytest.mark.parametrize("which", [None, "online"])
+def test_learn_starts_from_a_trained_agents_weights_target_and_average_too(tmp_path, which):
+    import numpy as np
+
+    from kerlym import checkpoints
+    from kerlym.main import main
+
+    flags = "-e CartPole-v1 -a dqn --steps 200 -f 50 -u 64 -b 32 --ema 100 --seed 0 -q --eval_episodes 1"
+    assert main([*flags.split(), "--outdir", str(tmp_path)]) == 0
+    (name,) = os.listdir(tmp_path)
+    checkpoint = checkpoints.latest_checkpoint(str(tmp_path / name))
+    online = checkpoints.load_model(os.path.join(checkpoint, "model.keras")).get_weights()
+    average = checkpoints.greedy_weights(checkpoint)  # the weights --play uses, the default here
+    assert not all(np.array_equal(a, b) for a, b in zip(online, average))  # the two choices differ
+    source = str(tmp_path / name)
+    settings = {"seed": 1, "nframes": 2, "ema_steps": 100}  # the command's -t 2: the same network
+    agent = kerlym.make("CartPole-v1", "dqn", trained_agent=source, trained_weights=which, **settings)
+    try:
+        agent.learn(max_steps=1, eval_episodes=0, verbose=0)  # one step: no update yet
+        expected = online if which == "online" else average
+        for model in (agent.model, agent.target_model, agent.greedy_model):
+            assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), expected, strict=True))
+        assert agent.total_steps == 1 and agent.updates == 0
+    finally:
+        agent.close()

@@ -546,6 +546,16 @@ class Agent:
         if self.pool is not None and "self_play" in meta:
             self.pool.set_state(meta["self_play"], arrays)
 
+    def start_from(self, weights: list) -> None:
+        """Give this untrained agent's networks ``weights``, a trained agent's (``--trained-agent``).
+
+        ``weights`` are in ``model.get_weights()``'s order, from a network built by the same factory.
+
+        Raises:
+            ValueError: the weights do not fit this agent's network.
+        """
+        self.model.set_weights(weights)
+
     def in_flight_state(self) -> tuple[dict, dict[str, np.ndarray]] | None:
         """What this agent holds of the episodes in progress (a partial rollout), for an exact resume.
 

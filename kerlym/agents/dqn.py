@@ -386,6 +386,13 @@ class DQN(Agent):
         if self.fused is not None:
             self.fused.set_state(arrays)
 
+    def start_from(self, weights):
+        """Also the target network and the weight average (``ema_steps``) start at ``weights``."""
+        super().start_from(weights)
+        self.steps.sync_target()
+        if self.ema is not None:
+            self.ema.set_state({}, {}, self.steps.get_weights())
+
     def in_flight_state(self):
         """Nothing beyond the replay memory, which holds the episodes in progress (saved with ``save_memory``)."""
         return {}, {}

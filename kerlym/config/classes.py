@@ -130,6 +130,19 @@ class RunConfig:
         topic="run control",
         check="positive",
     )
+    trained_agent: str | None = setting(
+        None,
+        "Start a new run from the weights of the saved run in RUN_DIR (its latest checkpoint; --weights picks online, "
+        "average or best); the new run has its own folder and counters from 0, and its network must match",
+        ("--trained-agent",),
+        metavar="RUN_DIR",
+        topic="run control",
+    )
+    trained_weights: str | None = setting(
+        None,
+        "Which of trained_agent's weights: online, average or best (None: those --play uses)",
+        choices=("online", "average", "best"),
+    )
 
     def __post_init__(self):
         _check_fields(self)
