@@ -3,8 +3,9 @@
 GnuGo plays ``GAMES`` games against itself at ``LEVEL`` (one GTP process plays both colours, a few
 processes in parallel), and every position is kept as the Go env shows it to the side to move:
 the env's own planes (:meth:`kerlym.envs.go.GoEnv.observation`, black, white and empty whoever is
-to move), its action mask (:meth:`~kerlym.envs.go.GoEnv.action_mask`: the legal points, pass and
-resign), GnuGo's move in the env's actions, and the game's result from the mover's side (+1, 0, -1).
+to move; a run on ``planes="mover"`` learns them as the mover's, :func:`env_planes`), its action
+mask (:meth:`~kerlym.envs.go.GoEnv.action_mask`: the legal points, pass and resign), GnuGo's move
+in the env's actions, and the game's result from the mover's side (+1, 0, -1).
 The games are saved once as an ``.npz`` dataset in a cache folder (``$KERLYM_CACHE``, else
 ``~/.cache/kerlym``) and reused by every later run that asks for the same games.
 
