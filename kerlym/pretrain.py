@@ -3,8 +3,9 @@
 GnuGo plays ``GAMES`` games against itself at ``LEVEL`` (one GTP process plays both colours, a few
 processes in parallel), and every position is kept as the Go env shows it to the side to move:
 the env's own planes (:meth:`kerlym.envs.go.GoEnv.observation`, black, white and empty whoever is
-to move), its action mask (:meth:`~kerlym.envs.go.GoEnv.action_mask`: the legal points, pass and
-resign), GnuGo's move in the env's actions, and the game's result from the mover's side (+1, 0, -1).
+to move; a run on ``planes="mover"`` learns them as the mover's, :func:`env_planes`), its action
+mask (:meth:`~kerlym.envs.go.GoEnv.action_mask`: the legal points, pass and resign), GnuGo's move
+in the env's actions, and the game's result from the mover's side (+1, 0, -1).
 The games are saved once as an ``.npz`` dataset in a cache folder (``$KERLYM_CACHE``, else
 ``~/.cache/kerlym``) and reused by every later run that asks for the same games.
 
@@ -325,8 +326,26 @@ def check_agent(agent) -> None:
                          "no preprocessor")  # fmt: skip
 
 
+def env_planes(data: dict, game) -> dict:
+    """``data`` (:func:`play_games`' arrays, whose planes are black, white and empty) with the planes the Go env
+    ``game`` shows: the same for its default planes, the mover's (:func:`kerlym.envs.go.mover_planes`) for
+    ``planes="mover"``.
+
+    The mover of a row follows from the rows' order: a game's rows are its consecutive moves after
+    :data:`OPENING_MOVES` random ones, black moving first and passes counting as moves.
+    """
+    if getattr(game, "planes", "colours") == "colours":
+        return data
+    from kerlym.envs.go import mover_planes
+
+    games = data["game"]
+    _, first, which = np.unique(games, return_index=True, return_inverse=True)
+    move = OPENING_MOVES + np.arange(len(games)) - first[which]  # the move's number in its game, from 0
+    return {**data, "obs": mover_planes(data["obs"], move % 2 == 1)}
+
+
 def symmetry_tables(game) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(obs_index [8, 3 N²], action_index [8, A], action_of [8, A])`` of the Go env ``game``: symmetry ``k`` takes
+    """``(obs_index [8, P N²], action_index [8, A], action_of [8, A])`` of the Go env ``game``: symmetry ``k`` takes
     flat planes ``o`` to ``o[obs_index[k]]``, an action mask ``m`` to ``m[action_index[k]]`` and the action ``a`` to
     ``action_of[k, a]``."""
     obs_index, action_index = game.symmetries()
@@ -490,6 +509,7 @@ def pretrain(agent, spec: str, epochs: int = EPOCHS, seed: int = 0, folder: str 
             ) from None  # fmt: skip
         played = time.perf_counter() - t0
         say(f"{'games from' if cached else 'games saved in'} {path}: {len(data['action'])} positions")
+        data = env_planes(data, game)  # the cache keeps black, white and empty, whatever the env shows
         before = policy_cross_entropy(agent, data)
         history = fit(agent, data, epochs, seed=seed, stop=stop)
         if received():

@@ -101,6 +101,30 @@ def test_planes_after_known_moves(make):
     assert lines[9] == " 1 . . . . . . . . O  1"
 
 
+def test_mover_planes_put_the_side_to_moves_stones_first_and_say_its_colour(make):
+    env = make(script=[40, 80], planes="mover", render_mode="ansi")  # white: E5, J1
+    colours = make(script=[40, 80], render_mode="ansi")
+    obs, info = env.reset(seed=0)
+    colours.reset(seed=0)
+    assert env.observation_space.shape == obs.shape == (4, 9, 9) and obs.dtype == np.uint8
+    assert obs[2].sum() == 81 and obs[[0, 1, 3]].sum() == 0  # black to move: its colour plane is 0
+    obs, *_ = play(env, [0, 10])  # black: A9, B8; black to move again
+    black, white = np.zeros((2, 9, 9), np.uint8)
+    black[0, 0] = black[1, 1] = 1
+    white[4, 4] = white[8, 8] = 1
+    np.testing.assert_array_equal(obs, np.stack([black, white, 1 - black - white, np.zeros((9, 9), np.uint8)]))
+    # with white to move (after black's third stone, before white's reply) white's stones come first, colour 1s
+    env.play(20)  # black: C7
+    black[2, 2] = 1
+    np.testing.assert_array_equal(
+        env._observation(), np.stack([white, black, 1 - black - white, np.ones((9, 9), np.uint8)])
+    )
+    np.testing.assert_array_equal(env.search_observation(env.state), env._observation())  # no swap: the mover's
+    colours.step(0), colours.step(10), colours.play(20)
+    assert env.render() == colours.render()  # the board drawn in its real colours
+    np.testing.assert_array_equal(go.mover_planes(colours._observation(), True), env._observation())
+
+
 def test_capture_removes_stones(make):
     # 5x5: black surrounds white's C3 (action 12) at B3, D3, C2, C4; white's other stones are far away.
     env = make(board_size=5, script=[12, 20, 24, 0])  # white: C3, A1, E1, A5
@@ -219,6 +243,18 @@ def test_self_play_opponent_sees_what_the_agent_sees_in_its_colour_and_its_legal
     assert mask.sum() == 25 - 7 - 1  # the other empty points: no passing (the agent did not pass), no resigning
     with pytest.raises(go.IllegalMove):
         env.opponent_play(12)
+
+
+def test_self_play_opponent_sees_its_own_mover_planes(make):
+    env = self_play_env(make, planes="mover")
+    obs, _ = env.reset(seed=0)
+    assert env.player == 0 and obs[3].sum() == 0  # the agent is black
+    env.play(12)  # black: C3
+    view, _ = env.opponent_view()  # white to move: its (no) stones first, then black's, and the colour's 1s
+    assert view[0].sum() == 0 and np.flatnonzero(view[1]).tolist() == [12] and view[3].all()
+    env.opponent_play(0)  # white: A5
+    obs, *_ = env.settle()
+    assert np.flatnonzero(obs[0]).tolist() == [12] and np.flatnonzero(obs[1]).tolist() == [0] and obs[3].sum() == 0
 
 
 def test_self_play_opponent_actions_count_rows_from_the_top(make):
@@ -443,6 +479,7 @@ def test_bad_board_size_is_refused(make, board_size):
         ({"komi": float("inf")}, "komi must be a finite number, got inf"),
         ({"max_game_length": 2.5}, "max_game_length must be a positive integer or None, got 2.5"),
         ({"max_game_length": 0}, "max_game_length must be a positive integer or None, got 0"),
+        ({"planes": "alphago"}, "planes must be 'colours' \\(black, white, empty\\) or 'mover' .*, got 'alphago'"),
     ],
 )
 def test_bad_arguments_are_refused_by_type(make, kwargs, message):
@@ -450,8 +487,10 @@ def test_bad_arguments_are_refused_by_type(make, kwargs, message):
         make(board_size=5, **kwargs)
 
 
-def test_symmetries_map_a_played_game_onto_the_same_game_rotated_and_reflected(make):
-    env, replay = make(board_size=5), make(board_size=5)
+@pytest.mark.parametrize("planes", ["colours", "mover"])
+def test_symmetries_map_a_played_game_onto_the_same_game_rotated_and_reflected(make, planes):
+    env, replay = make(board_size=5, planes=planes), make(board_size=5, planes=planes)
+    count = go.PLANES[planes]
     env.reset(seed=3)
     rng = np.random.default_rng(3)
     for _ in range(12):  # a real position: captures and the random opponent's replies included
@@ -460,8 +499,8 @@ def test_symmetries_map_a_played_game_onto_the_same_game_rotated_and_reflected(m
         if done:
             break
     obs_index, action_index = env.symmetries()
-    assert obs_index.shape == (8, 75) and action_index.shape == (8, 27)
-    np.testing.assert_array_equal(obs_index[0], np.arange(75))  # row 0: the identity
+    assert obs_index.shape == (8, count * 25) and action_index.shape == (8, 27)
+    np.testing.assert_array_equal(obs_index[0], np.arange(count * 25))  # row 0: the identity
     assert len({row.tobytes() for row in obs_index}) == 8  # eight distinct symmetries
     new_action = np.argsort(action_index, axis=1)
     for k in range(8):

@@ -114,6 +114,55 @@ def test_rows_are_the_envs_observations_masks_and_gnugos_moves_of_a_replayed_gam
     assert set(np.unique(games["value"])) <= {-1.0, 0.0, 1.0}
 
 
+def replayed_observations(data: dict, env) -> list:
+    """``env``'s own observation at each row of ``data``, replaying each game from its ``moves``."""
+    seen = []
+    for g, moves in enumerate(data["moves"]):
+        state = env.game.new_initial_state()
+        for k, move in enumerate(int(m) for m in moves if m >= 0):
+            if k >= pretrain.OPENING_MOVES:
+                seen.append(env.observation(state))
+            if move == env.resign_action:
+                break
+            state.apply_action(go.flip_rows(move, env.board_size))
+        assert len(seen) == np.count_nonzero(data["game"] <= g)  # a row for each move after the opening
+    return seen
+
+
+@needs_gnugo
+def test_cached_rows_become_the_mover_planes_the_env_shows_at_the_same_positions(games):
+    mover = go.GoEnv(5, opponent="random", planes="mover")
+    assert pretrain.env_planes(games, go.GoEnv(5, opponent="random")) is games  # the default planes: as cached
+    converted = pretrain.env_planes(games, mover)
+    assert converted["obs"].shape == (len(games["obs"]), 4, 5, 5) and converted["obs"].dtype == np.uint8
+    np.testing.assert_array_equal(converted["obs"], np.stack(replayed_observations(games, mover)))
+    assert 0 < converted["obs"][:, 3, 0, 0].mean() < 1  # both colours moved
+    for key in ("mask", "action", "value", "game", "moves"):
+        assert converted[key] is games[key]
+
+
+def test_rows_of_random_games_with_passes_and_resigning_convert_to_the_mover_planes():
+    colours, mover = go.GoEnv(5, opponent="random"), go.GoEnv(5, opponent="random", planes="mover")
+    rng = np.random.default_rng(0)
+    rows, games, move_lists = [], [], []
+    for g in range(6):  # :func:`pretrain.play_games`' layout: rows from the move after the opening on
+        state, moves = colours.game.new_initial_state(), []
+        while not state.is_terminal() and len(moves) < 40:
+            if len(moves) >= pretrain.OPENING_MOVES:
+                rows.append(colours.observation(state))
+                games.append(g)
+            if g == 5 and len(moves) == 9:  # the mover resigns: the game's last row, no move after it
+                moves.append(colours.resign_action)
+                break
+            spiel = int(rng.choice(state.legal_actions()))  # passes too
+            moves.append(go.flip_rows(spiel, 5))
+            state.apply_action(spiel)
+        move_lists.append(moves + [-1] * (60 - len(moves)))
+    data = {"obs": np.stack(rows), "game": np.array(games, np.int32), "moves": np.array(move_lists, np.int16)}
+    assert (data["moves"] == 25).any()  # a pass among the moves
+    np.testing.assert_array_equal(pretrain.env_planes(data, mover)["obs"], np.stack(replayed_observations(data, mover)))
+
+
 @needs_gnugo
 def test_symmetric_batches_move_the_move_with_the_board(games):
     game = go.GoEnv(5, opponent="random")
@@ -143,10 +192,13 @@ def test_symmetric_batches_move_the_move_with_the_board(games):
 
 
 @needs_gnugo
-def test_a_tiny_behaviour_cloning_lowers_the_cross_entropy_on_the_games(games):
+@pytest.mark.parametrize("planes", ["colours", "mover"])
+def test_a_tiny_behaviour_cloning_lowers_the_cross_entropy_on_the_games(games, planes):
     import kerlym
 
-    agent = kerlym.make("Go9x9-v0", "ppo", env_kwargs={"board_size": 5, "opponent": "random"}, seed=0, nframes=1)
+    kwargs = {"board_size": 5, "opponent": "random", "planes": planes}
+    agent = kerlym.make("Go9x9-v0", "ppo", env_kwargs=kwargs, seed=0, nframes=1)
+    games = pretrain.env_planes(games, agent.env.unwrapped)
     before = pretrain.policy_cross_entropy(agent, games)
     legal = games["mask"].sum(axis=1)
     assert before[0] == pytest.approx(np.log(legal).mean(), abs=0.1)  # a fresh policy: about uniform over the legal

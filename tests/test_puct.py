@@ -113,17 +113,18 @@ def test_untrained_agents_search_to_the_win_and_predict_takes_the_env(name):
     agent.close()
 
 
-def test_go_searches_in_its_own_actions_and_scores_the_other_side_with_the_colours_swapped(monkeypatch):
+@pytest.mark.parametrize("kind", ["colours", "mover"])
+def test_go_searches_in_its_own_actions_and_scores_each_position_from_its_movers_side(kind, monkeypatch):
     import kerlym
 
     monkeypatch.setattr(puct, "BATCH_CHILDREN", 26)  # the 5x5 root's children in its call, to see what they show
-
-    go = {"opponent": "random", "board_size": 5}
+    go = {"opponent": "random", "board_size": 5, "planes": kind}
+    count = 3 if kind == "colours" else 4
     agent = kerlym.make("Go9x9-v0", "ppo", modelfactory="actor_critic_mlp", seed=0, nframes=1, env_kwargs=go)
     seen = []
 
     def top_left(states, masks):  # a network sure of the top-left point, A5 (Go9x9-v0's action 0)
-        seen.append((np.array(states).reshape(-1, 3, 5, 5), masks))
+        seen.append((np.array(states).reshape(-1, count, 5, 5), masks))
         logits = np.where(np.arange(masks.shape[1]) == 0, 10.0, 0.0)
         return puct.masked_softmax(np.tile(logits, (len(masks), 1)), masks), np.zeros(len(masks))
 
@@ -136,7 +137,14 @@ def test_go_searches_in_its_own_actions_and_scores_the_other_side_with_the_colou
     assert planes[:, 0].sum() == 0  # no stone in the mover's own plane: white has none, black's show as the other's
     stones = [tuple(map(tuple, np.argwhere(p[1]))) for p in planes[1:]]  # the 25 points black can take, and pass
     assert sorted(stones) == sorted([((r, c),) for r in range(5) for c in range(5)] + [()])
+    if kind == "mover":  # the mover's planes as the env gives them: white to move in the children, 1s
+        assert planes_of(seen[0][0][0]) == 0 and all(planes_of(p) == 25 for p in seen[0][0][1:])
     agent.close()
+
+
+def planes_of(position: np.ndarray) -> int:
+    """The colour plane's count of 1s (``planes="mover"``: 1s when white is to move)."""
+    return int(position[3].sum())
 
 
 def test_search_is_refused_in_one_line_where_it_cannot_run():

@@ -20,7 +20,8 @@ corner (row 0 is the top, as in the observation); ``N * N`` passes and
 Self-play (``--self-play``, :mod:`kerlym.agents.selfplay`): the other seat is a snapshot of the agent
 and plays this env's actions too (rows from the top, pass), from the legal moves of its own colour.
 The planes say black, white and empty whoever is to move, so the snapshot sees what the agent sees
-when it plays that colour. The snapshot never resigns, and passes only in reply to the agent's pass
+when it plays that colour; with ``planes="mover"`` each seat sees its own stones first, as the agent
+does. The snapshot never resigns, and passes only in reply to the agent's pass
 (ending the game, scored) or when no point is legal for it: an untrained snapshot's greedy move is
 often resign or pass, and games it ends at once (2.2 moves on average for an untrained DQN's
 snapshots) teach the agent nothing of Go. The agent itself may pass and resign as against any
@@ -53,14 +54,17 @@ from kerlym.envs.go_opponents import (  # noqa: F401 (kerlym.envs.go's API)
 )
 from kerlym.envs.openspiel import IllegalMove, OpenSpielEnv  # noqa: F401 (IllegalMove: kerlym.envs.go's API)
 
+PLANES = {"colours": 3, "mover": 4}  # GoEnv's ``planes`` settings and their planes' count
+
 
 class GoEnv(OpenSpielEnv):
     """Go on an N x N board against a fixed opponent; the agent plays ``player_color``.
 
-    Observation: uint8 ``(3, N, N)`` planes of black, white and empty points,
-    row 0 at the top. Actions: ``Discrete(N*N + 2)``, points row-major, then
-    pass and resign. Reward: +1 / -1 / 0 for the agent's win, loss or draw when
-    the game ends (``terminated``), 0 before. ``info["action_mask"]`` (int8,
+    Observation: uint8 ``(3, N, N)`` planes of black, white and empty points, row 0 at the top; with
+    ``planes="mover"``, ``(4, N, N)`` planes of the stones of the side to move, the other side's stones,
+    the empty points and the colour to move (all 1 when white is to move), AlphaGo Zero's convention.
+    Actions: ``Discrete(N*N + 2)``, points row-major, then pass and resign. Reward: +1 / -1 / 0 for the
+    agent's win, loss or draw when the game ends (``terminated``), 0 before. ``info["action_mask"]`` (int8,
     1 = legal) comes with every reset and step; pass and resign are always
     legal. ``info["player"]`` is the agent's colour, 0 black and 1 white.
     At the end ``info["end"]`` says why: ``"two_passes"``, ``"resign"``,
@@ -75,11 +79,15 @@ class GoEnv(OpenSpielEnv):
         illegal_move_mode: ``"lose"`` (an illegal move loses: reward -1, terminated) or ``"raise"`` (IllegalMove).
         komi: points added to white's score. OpenSpiel's default 7.5; the old gym's Pachi board had komi 0.
         max_game_length: OpenSpiel's move cap, after which the position is scored; None for its ``2 N**2``.
+        planes: ``"colours"`` (black, white, empty: the original env's 3 planes, which do not say whose turn it is)
+            or ``"mover"`` (the side to move's stones, the other side's, empty, and a plane of 1s when white is to
+            move): they say whose turn it is, so a value head can learn the result for the side to move, and a
+            search scores either side's positions as they are.
         render_mode: ``"ansi"`` (text), ``"rgb_array"`` (an image, for videos) or ``"human"`` (prints the text).
     """
 
     metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
-    searchable = True  # --search: OpenSpiel's actions map to Go's (search_actions), and planes swap colours
+    searchable = True  # --search: OpenSpiel's actions map to Go's (search_actions); search_observation
     self_play = True  # the other seat plays Go's actions (no resigning) on the same planes: opponent_play
 
     def __init__(
@@ -91,6 +99,7 @@ class GoEnv(OpenSpielEnv):
         komi: float = 7.5,
         max_game_length: int | None = None,
         render_mode: str | None = None,
+        planes: str = "colours",
     ):
         try:
             import pyspiel
@@ -105,6 +114,11 @@ class GoEnv(OpenSpielEnv):
             raise ValueError(f"max_game_length must be a positive integer or None, got {max_game_length!r}")
         if player_color not in ("black", "white", "alternate"):
             raise ValueError(f"player_color must be 'black', 'white' or 'alternate', got {player_color!r}")
+        if planes not in PLANES:
+            raise ValueError(
+                f"planes must be 'colours' (black, white, empty) or 'mover' (the side to move's), got {planes!r}"
+            )
+        self.planes = planes
         self.board_size = n = int(board_size)
         self.player_color, self.komi = player_color, float(komi)
         self.pass_action, self.resign_action = n * n, n * n + 1
@@ -117,7 +131,7 @@ class GoEnv(OpenSpielEnv):
         seat = {"black": 0, "white": 1, "alternate": "alternate"}[player_color]
         super().__init__(game, opponent, seat, illegal_move_mode, render_mode)
         self.max_game_length = self.game.max_game_length()
-        self.observation_space = spaces.Box(0, 1, shape=(3, n, n), dtype=np.uint8)
+        self.observation_space = spaces.Box(0, 1, shape=(PLANES[planes], n, n), dtype=np.uint8)
         self.action_space = spaces.Discrete(n * n + 2)
 
     # -- Go's actions and observation over the generic game ---------------------------------------------------------
@@ -151,9 +165,12 @@ class GoEnv(OpenSpielEnv):
         return np.array([flip_rows(a, n) for a in range(n * n + 1)])  # points and pass; resign is not OpenSpiel's
 
     def search_observation(self, state) -> np.ndarray:
-        """The planes with the colours swapped when the other side is to move: an agent's network knows its own
-        colour from training, and the planes do not say whose turn it is."""
+        """The mover's planes of ``state`` (``planes="mover"``); black-white-empty planes with the colours swapped
+        when the other side is to move: there an agent's network knows its own colour from training only, since
+        the planes do not say whose turn it is."""
         planes = self.observation(state)
+        if self.planes == "mover":
+            return planes
         mover = state.current_player()
         return planes[[1, 0, 2]] if 0 <= mover < 2 and mover != self.player else planes
 
@@ -171,16 +188,24 @@ class GoEnv(OpenSpielEnv):
         return "move_limit" if len(history) >= self.max_game_length else "superko"
 
     def observation(self, state) -> np.ndarray:
-        """Black, white and empty planes of ``state`` (whoever is to move), row 0 at the top."""
+        """The env's planes of ``state``, row 0 at the top: black, white and empty (whoever is to move), or with
+        ``planes="mover"`` the side to move's stones, the other side's, empty and the colour to move."""
+        planes = self.spiel_planes(state)
+        # OpenSpiel's 4th plane is 1s when white is to move (at the end too: the side whose turn it would be)
+        return planes[:3] if self.planes == "colours" else mover_planes(planes[:3], planes[3, 0, 0])
+
+    def spiel_planes(self, state) -> np.ndarray:
+        """OpenSpiel's 4 planes of ``state`` (black, white, empty, 1s when white is to move), row 0 at the top."""
         n = self.board_size
-        planes = np.asarray(state.observation_tensor(0), dtype=np.float32).reshape(4, n, n)[:3]
+        planes = np.asarray(state.observation_tensor(0), dtype=np.float32).reshape(4, n, n)
         return np.ascontiguousarray(planes[:, ::-1], dtype=np.uint8)  # OpenSpiel's row 0 is the bottom
 
     def _observation(self) -> np.ndarray:
         return self.observation(self.state)
 
     def symmetries(self) -> tuple[np.ndarray, np.ndarray]:
-        """The board's 8 rotations and reflections as index arrays ``(obs_index [8, 3 N²], action_index [8, N² + 2])``.
+        """The board's 8 rotations and reflections as index arrays ``(obs_index [8, P N²], action_index [8, N² + 2])``,
+        P the planes (3, or 4 with ``planes="mover"``).
 
         Symmetry ``k`` turns a flat observation ``o`` into ``o[obs_index[k]]`` and a per-action
         vector ``v`` (the action mask) into ``v[action_index[k]]``; pass and resign stay put.
@@ -189,7 +214,8 @@ class GoEnv(OpenSpielEnv):
         (:class:`kerlym.symmetries.Symmetries` uses them).
         """
         n = self.board_size
-        planes = np.arange(3 * n * n).reshape(3, n, n)
+        count = self.observation_space.shape[0]
+        planes = np.arange(count * n * n).reshape(count, n, n)
         points = np.arange(n * n).reshape(n, n)
         obs_index, action_index = [], []
         for flip in (False, True):
@@ -220,8 +246,8 @@ class GoEnv(OpenSpielEnv):
     # -- rendering and closing -----------------------------------------------------------------------------------
     def render(self):
         if self.render_mode == "rgb_array":
-            return board_image(self._observation())
-        text = board_text(self._observation(), self.komi)
+            return board_image(self.spiel_planes(self.state))
+        text = board_text(self.spiel_planes(self.state), self.komi)  # real colours, whatever ``planes`` is
         if self.render_mode == "human":
             print(text, file=sys.stdout)
             return None
@@ -232,6 +258,18 @@ class GoEnv(OpenSpielEnv):
             self.close()
         except Exception:  # at interpreter exit the pipes or the subprocess module may be gone already
             pass
+
+
+def mover_planes(colours: np.ndarray, white_to_move) -> np.ndarray:
+    """Black, white and empty planes ``[..., 3, N, N]`` as the mover's ``[..., 4, N, N]`` (``planes="mover"``): the
+    side to move's stones, the other side's, empty, and 1s when white is to move (``white_to_move``, a bool, or
+    one for each board of a batch)."""
+    colours = np.asarray(colours, dtype=np.uint8)
+    white = np.asarray(white_to_move, dtype=bool)[..., None, None]
+    black_stones, white_stones, empty = colours[..., 0, :, :], colours[..., 1, :, :], colours[..., 2, :, :]
+    own, other = np.where(white, white_stones, black_stones), np.where(white, black_stones, white_stones)
+    colour = np.broadcast_to(white, empty.shape)
+    return np.stack([own, other, empty, colour], axis=-3).astype(np.uint8)
 
 
 def board_text(planes: np.ndarray, komi: float) -> str:
