@@ -381,8 +381,9 @@ def opponent_note(agent, run: C.RunConfig) -> str | None:
     """What a newcomer should know at the start of a two-player game against a strong fixed opponent.
 
     ``kerlym -e Go9x9-v0`` plays GnuGo, which beats an untrained agent every game, so the rewards never move;
-    the line names the opponent and the ways to a run that learns. ``None`` for other envs, a random
-    opponent, and self-play.
+    the line names the opponent and the ways to a run that learns (against GnuGo, cloning its own games too).
+    ``None`` for other envs, a random opponent, self-play, and an agent that starts from trained weights
+    (``--pretrain``, ``--trained-agent``).
     """
     from kerlym.envs import is_two_player
     from kerlym.envs.go_opponents import opponent_text, parse_opponent
@@ -390,6 +391,8 @@ def opponent_note(agent, run: C.RunConfig) -> str | None:
     game = getattr(agent.env, "unwrapped", agent.env)
     name = getattr(game, "opponent_name", None)
     if not is_two_player(game) or getattr(agent.config, "self_play", None) is not None or not isinstance(name, str):
+        return None
+    if run.pretrain or run.trained_agent:
         return None
     try:
         kind, _ = parse_opponent(name)
@@ -404,10 +407,13 @@ def opponent_note(agent, run: C.RunConfig) -> str | None:
         easier = "--preset (kerlym's settings, against random moves)"
     else:
         easier = "--env-kwargs opponent=random (an opponent it can beat)"
-    self_play = f"--self-play (-e {run.env} against snapshots of itself)"
+    ways = [easier, f"--self-play (-e {run.env} against snapshots of itself)"]
+    if kind == "gnugo":
+        ways.append("-a ppo -n actor_critic_board -t 1 --env-kwargs planes=mover --pretrain gnugo:0:1200 (GnuGo's own "
+                    "games cloned first, benchmarks/README.md)")  # fmt: skip
     return (
         f"{run.env} plays {opponent_text(name)} (opponent {name}), and an untrained agent loses {loses}; "
-        f"for a run that learns: {easier}, or {self_play}"
+        f"for a run that learns: {', '.join(ways[:-1])}, or {ways[-1]}"
     )
 
 

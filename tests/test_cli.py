@@ -833,7 +833,8 @@ def test_the_headline_go_example_says_gnugo_beats_an_untrained_agent(tmp_path):
     assert (
         "kerlym: note: Go9x9-v0 plays GnuGo level 0 (opponent gnugo:0), and an untrained agent loses every game "
         "against it (reward -1 each episode); for a run that learns: --preset (kerlym's settings, against random "
-        "moves), or --self-play (-e Go9x9-v0 against snapshots of itself)\n"
+        "moves), --self-play (-e Go9x9-v0 against snapshots of itself), or -a ppo -n actor_critic_board -t 1 "
+        "--env-kwargs planes=mover --pretrain gnugo:0:1200 (GnuGo's own games cloned first, benchmarks/README.md)\n"
     ) in out.stderr
 
 
@@ -854,8 +855,11 @@ def test_the_headline_go_note_points_at_self_play_on_the_same_env():
         assert note == (
             f"{env_id} plays GnuGo level 0 (opponent gnugo:0), and an untrained agent loses every game against it "
             f"(reward -1 each episode); for a run that learns: {easier}, "
-            f"or --self-play (-e {env_id} against snapshots of itself)"
+            f"--self-play (-e {env_id} against snapshots of itself), or -a ppo -n actor_critic_board -t 1 "
+            "--env-kwargs planes=mover --pretrain gnugo:0:1200 (GnuGo's own games cloned first, benchmarks/README.md)"
         )
+        for started in ({"pretrain": "gnugo:0:10"}, {"trained_agent": "/some/run"}):  # not an untrained agent
+            assert opponent_note(agent, config.RunConfig(env=env_id, agent="ddqn", **started)) is None
         agent.config = config.DQNConfig(self_play=2)
         assert opponent_note(agent, config.RunConfig(env=env_id, agent="ddqn")) is None
         env.close()
