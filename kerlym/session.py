@@ -140,6 +140,7 @@ def train(
     verbose: bool = True,
     final_evaluation: bool = True,
     group: str | None = None,
+    train_nothing: bool = False,
 ) -> Outcome:
     """Run one training session of ``agent`` until ``run.steps`` or ``run.episodes`` in total, then evaluate it.
 
@@ -160,6 +161,7 @@ def train(
         verbose: print the session's own lines (run folder, how it ended, the evaluation).
         final_evaluation: end with a greedy evaluation of ``run.eval_episodes`` episodes (unless interrupted).
         group: a sweep's name: its runs share one MLflow experiment and one W&B group (``run.mlflow``, ``run.wandb``).
+        train_nothing: take no step whatever the budget, then evaluate (``Agent.learn(0)``).
 
     Returns:
         The :class:`Outcome`.
@@ -206,7 +208,7 @@ def train(
             eval_opponents=run.eval_opponents,
             opponent_env=opponent_env_maker(agent, run) if run.eval_opponents else None,
         )
-        steps_left = None if run.steps is None else max(0, run.steps - agent.total_steps)
+        steps_left = 0 if train_nothing else None if run.steps is None else max(0, run.steps - agent.total_steps)
         episodes_left = None if run.episodes is None else max(0, run.episodes - agent.episode)
         runner.run(
             max_steps=steps_left,
@@ -328,7 +330,8 @@ def learn(
         max_steps = total_timesteps
     env_id = agent.env_id() or type(agent.env.unwrapped).__name__
     run = agent.run_config or C.RunConfig(env=env_id, agent=agent.name)
-    if max_steps is not None or max_episodes is not None:
+    train_nothing = max_steps == 0 or max_episodes == 0  # a total of 0 is no --steps a run may have: not set below
+    if (max_steps is not None or max_episodes is not None) and not train_nothing:
         steps = None if max_steps is None else agent.total_steps + max_steps
         episodes = None if max_episodes is None else agent.episode + max_episodes
         run = C.replace(run, steps=steps, episodes=episodes)
@@ -362,6 +365,7 @@ def learn(
         console=bool(verbose),
         verbose=bool(verbose),
         final_evaluation=eval_episodes != 0,
+        train_nothing=train_nothing,
     )
     return outcome.episodes
 

@@ -3,6 +3,7 @@
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 import kerlym
@@ -32,6 +33,19 @@ def test_learn_names_a_bad_argument_before_training(agent, kwargs, message, is_t
         agent.learn(verbose=0, **kwargs)
     assert str(e.value) == message and isinstance(e.value, TypeError) == is_type_error
     assert agent.total_steps == 0  # nothing ran
+
+
+@pytest.mark.parametrize("budget", [{"max_steps": 0}, {"total_timesteps": 0}, {"max_episodes": 0}])
+def test_learn_of_nothing_takes_no_step_and_still_evaluates(budget):
+    agent = kerlym.make("CartPole-v1", "dqn", seed=0)
+    weights = agent.model.get_weights()
+    evaluated = []
+    agent.evaluate = lambda *args, **kwargs: evaluated.append(args) or np.array([10.0])  # the final evaluation
+    assert agent.learn(verbose=0, eval_episodes=1, **budget) == []  # no episode trained
+    assert agent.total_steps == 0 and agent.episode == 0 and agent.updates == 0 and len(evaluated) == 1
+    for before, after in zip(weights, agent.model.get_weights(), strict=True):
+        assert (before == after).all()
+    agent.close()
 
 
 @pytest.fixture(scope="module")
