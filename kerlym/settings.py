@@ -176,7 +176,12 @@ def check_trained_agent(run: C.RunConfig, which: str | None) -> C.RunConfig:
     from kerlym import checkpoints, runs
 
     if not run.trained_agent:
+        if run.trained_weights:
+            raise C.ConfigError("--trained-weights goes with --trained-agent")
         return run
+    if which and run.trained_weights and which != run.trained_weights:
+        raise C.ConfigError(f"--weights {which} and --trained-weights {run.trained_weights} disagree; give one")
+    which = which or run.trained_weights
     path = os.path.abspath(run.trained_agent)
     runs.read_config(path)  # a folder that is no run says so
     if which == "best":

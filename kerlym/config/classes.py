@@ -134,14 +134,17 @@ class RunConfig:
         None,
         "Start a new run from the weights of the saved run in RUN_DIR (its latest checkpoint; --weights picks online, "
         "average or best); the new run has its own folder and counters from 0, and its network must match",
-        ("--trained-agent",),
+        ("--trained_agent", "--trained-agent"),
         metavar="RUN_DIR",
         topic="run control",
     )
     trained_weights: str | None = setting(
         None,
-        "Which of trained_agent's weights: online, average or best (None: those --play uses)",
+        "With --trained-agent: which of its weights, online, average or best (--weights says the same; default: "
+        "those --play uses)",
+        ("--trained_weights", "--trained-weights"),
         choices=("online", "average", "best"),
+        topic="run control",
     )
 
     def __post_init__(self):
