@@ -41,7 +41,8 @@ OPENING_MOVES = 2  # random moves opening each game (not learnt from): GnuGo alo
 VALUE_WEIGHT = 0.5  # the value's squared error beside the policy's cross-entropy, as PPO's vf_coef
 EPOCHS = 10
 BATCH_SIZE = 256
-LEARNING_RATE = 1e-3
+LEARNING_RATE = 1e-3  # Adam's, at the start; it falls along a cosine to FINAL_LR_FRACTION of it by the last batch
+FINAL_LR_FRACTION = 0.02
 
 
 class Interrupted(KeyboardInterrupt):
@@ -436,9 +437,11 @@ def fit(agent, data: dict, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, l
 
     The agent's own model is trained through a second ``keras.Model`` over the same layers, compiled with
     its own Adam, so the agent's optimizer and compiled steps are left as they were; its weights are the
-    agent's from then on. ``stop()``, asked after each batch, ends the fit there when true (Keras's
-    ``stop_training``). Returns the per-epoch means (``loss``, ``policy_ce``, ``value_mse``) of the epochs
-    begun.
+    agent's from then on. Adam's step starts at ``learning_rate`` and decays along a cosine (Keras's
+    ``CosineDecay``) to :data:`FINAL_LR_FRACTION` of it at the last batch of the last epoch. ``stop()``,
+    asked after each batch, ends the fit there when true (Keras's ``stop_training``). Returns the per-epoch
+    means (``loss``, ``policy_ce``, ``value_mse``) of the epochs begun, each with Adam's ``learning_rate`` at
+    the epoch's end.
     """
     import keras
 
@@ -446,18 +449,26 @@ def fit(agent, data: dict, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, l
     model = agent.model
     cloner = keras.Model(model.inputs, model.outputs, name="behaviour_cloning")
     loss, policy_ce, value_mse = bc_losses(agent.num_actions)
-    cloner.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[policy_ce, value_mse])
     batches = make_batches(data, agent.env.unwrapped, batch_size, seed, symmetries)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=max(1, int(epochs) * len(batches)), alpha=FINAL_LR_FRACTION
+    )
+    cloner.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=[policy_ce, value_mse])
 
-    class StopWhenAsked(keras.callbacks.Callback):
+    rates = []
+
+    class Progress(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            if stop():
+            if stop is not None and stop():
                 self.model.stop_training = True
 
-    callbacks = [StopWhenAsked()] if stop is not None else []
-    history = cloner.fit(batches, epochs=int(epochs), verbose=verbose, shuffle=False, callbacks=callbacks)
+        def on_epoch_end(self, epoch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate))
+
+    history = cloner.fit(batches, epochs=int(epochs), verbose=verbose, shuffle=False, callbacks=[Progress()])
     names = ("loss", "policy_ce", "value_mse")
-    return [{name: float(history.history[name][e]) for name in names} for e in range(len(history.history["loss"]))]
+    rows = [{name: float(history.history[name][e]) for name in names} for e in range(len(history.history["loss"]))]
+    return [row | {"learning_rate": rate} for row, rate in zip(rows, rates)]
 
 
 def pretrain(agent, spec: str, epochs: int = EPOCHS, seed: int = 0, folder: str | None = None,

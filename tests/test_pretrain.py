@@ -206,6 +206,11 @@ def test_a_tiny_behaviour_cloning_lowers_the_cross_entropy_on_the_games(games, p
     after = pretrain.policy_cross_entropy(agent, games)
     assert after[0] < before[0] - 0.3 and after[1] < before[1]
     assert epochs[-1]["policy_ce"] < epochs[0]["policy_ce"]
+    # Adam's step falls along a cosine from its start to 2% of it at the last batch
+    rates = [row["learning_rate"] for row in epochs]
+    assert rates[-1] == pytest.approx(3e-3 * pretrain.FINAL_LR_FRACTION, rel=1e-4)
+    middle = 3e-3 * (pretrain.FINAL_LR_FRACTION + (1 - pretrain.FINAL_LR_FRACTION) * (1 + np.cos(np.pi * 8 / 15)) / 2)
+    assert rates[7] == pytest.approx(middle, rel=1e-4)  # after 8 of the 15 epochs
     agent.close()
 
 
