@@ -167,6 +167,9 @@ def test_average_symmetries_averages_the_legal_policy_over_the_turned_boards():
     actions, value = agent.act(state.reshape(1, -1), explore=False, masks=info["action_mask"][None])
     assert actions[0] == np.argmax(by_hand) and legal[actions[0]]
     np.testing.assert_allclose(value[0, 0], np.mean(values), rtol=1e-5)
+    priors, leaf = agent.position_values(state.reshape(1, -1), legal[None])  # a search scores positions alike
+    np.testing.assert_allclose(priors[0], by_hand, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(leaf[0], np.mean(values), rtol=1e-5)
     plain, _ = agent.act(state.reshape(1, -1).copy(), explore=True, masks=info["action_mask"][None])  # sampling
     assert legal[plain[0]]
     assert len({int(np.argmax(p)) for p in probs}) > 1  # the turned boards disagree, so the average decides

@@ -288,15 +288,20 @@ class ActorCriticAgent(Agent):
         return np.argmax(logits - np.log(-np.log(rng.random(logits.shape))), axis=-1)
 
     def position_values(self, states, masks):
+        """The policy over the legal moves and the value; with ``average_symmetries``, both averaged over the
+        env's symmetries (:meth:`symmetric_policy`), as DQN's search averages Q."""
         from kerlym.puct import masked_softmax
 
+        if self.symmetries is not None:
+            probs, value = self.symmetric_policy(np.asarray(states), masks)
+            return probs.astype(np.float64), value.astype(np.float64)
         logits, _, value = self.split(self.steps.outputs(np.asarray(states)))
         return masked_softmax(logits, masks), np.asarray(value, dtype=np.float64).reshape(len(states))
 
-    def symmetric_greedy(self, states, masks=None):
-        """Greedy actions from the policy averaged over the env's symmetries, and the mean value ``[N, 1]``.
+    def symmetric_policy(self, states, masks=None):
+        """The policy ``[N, actions]`` and value ``[N]`` of ``states``, averaged over the env's symmetries.
 
-        The network scores every state under every symmetry; each policy's logits are mapped
+        The network scores every state under every symmetry (one call); each policy's logits are mapped
         back to the actions of the state as played, softmaxed over its legal actions and averaged.
         """
         outputs = self.steps.outputs(self.symmetries.turn(states))
@@ -304,7 +309,12 @@ class ActorCriticAgent(Agent):
         logits = self.symmetries.back(logits)  # [N, symmetries, actions]
         legal = None if masks is None else np.asarray(masks)[:, None]
         probs = ops.convert_to_numpy(ops.softmax(masked_logits(logits, legal), axis=-1))
-        return probs.mean(axis=1).argmax(axis=1), value.reshape(len(states), -1).mean(axis=1, keepdims=True)
+        return probs.mean(axis=1), np.asarray(value).reshape(len(states), -1).mean(axis=1)
+
+    def symmetric_greedy(self, states, masks=None):
+        """Greedy actions from :meth:`symmetric_policy`, and the mean value ``[N, 1]``."""
+        probs, value = self.symmetric_policy(states, masks)
+        return probs.argmax(axis=1), value[:, None]
 
     def behaviour(self):
         """The sampled (unclipped) actions, their log-probabilities and values, and the legal actions acted on."""

@@ -114,6 +114,7 @@ RUNTIME_FIELDS = (
     "eval_episodes",
     "eval_every",
     "search",
+    "average_symmetries",  # how greedy moves and a search's scores are read from the network, not what it learns
     "checkpoint_every",
     "save_memory",
     "dtype_policy",  # weights are float32 under either policy
