@@ -226,9 +226,12 @@ def _saved_run(args, saved_dir: str) -> int:
     S.check_settings(run, cfg)
     check_env(run, cfg, training=not (args.play or args.export), new_run=False)
     if args.play:  # reads only (but for -S's bundle): no lock, works on a read-only disk
-        from kerlym.playback import play
+        from kerlym import playback
 
-        return play(run, cfg, saved_dir, which, seed=args.seed)
+        try:
+            return playback.play(run, cfg, saved_dir, which, seed=args.seed)
+        except playback.Interrupted as e:  # the finished episodes' results, in one line
+            raise Interrupted(str(e), e.signum) from None
     if args.export:
         from kerlym.playback import export
 

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -730,9 +731,14 @@ def test_ctrl_c_while_a_resume_is_set_up_leaves_the_run_as_it_was(tmp_path):
 def test_ctrl_c_during_play_is_one_line(tmp_path):
     assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
     run = only_run(tmp_path)
-    rc, out, err = _interrupt_once_it_says(["--play", run, "--eval_episodes", "100000"], "playing with", "stdout")
+    rc, out, err = _interrupt_once_it_says(["--play", run, "--eval_episodes", "100000"], " * Episode 2:", "stdout")
     assert rc == 128 + signal.SIGINT, err
-    assert err.strip().splitlines()[-1] == "kerlym: interrupted" and "Traceback" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    # Each episode was printed as it ended; the one line gives the finished ones' results.
+    rewards = [float(line.split("reward ")[1]) for line in out.splitlines() if line.startswith(" * Episode")]
+    finished = re.fullmatch(r"kerlym: interrupted: (\d+) of 100000 episodes finished, mean reward (\S+)", err.strip())
+    assert finished, err
+    assert int(finished[1]) == len(rewards) >= 2 and float(finished[2]) == pytest.approx(np.mean(rewards), abs=0.005)
 
 
 @pytest.mark.parametrize(

@@ -414,7 +414,13 @@ class Agent:
         return (actions if batched else int(actions[0])), state
 
     def evaluate(
-        self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False, search: int = 0
+        self,
+        episodes: int = 20,
+        env=None,
+        seed: int | None = None,
+        explore: bool = False,
+        search: int = 0,
+        on_episode: Callable[[int, float], None] | None = None,
     ) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).
 
@@ -424,13 +430,19 @@ class Agent:
         ``seed`` seeds episode ``i``'s reset with ``seed + i``, so evaluations at the same seed play the same
         episodes; it is not used on the training env itself (an env object with ``concurrency`` 1), whose
         training episodes a reseed would repeat.
+        ``on_episode(i, total)`` is called as episode ``i`` (from 0) ends, with its return, so that a caller can
+        report each one (``--play``) and keep the finished ones if the rest are interrupted.
 
         Uses a fresh copy of the environment when the agent was given an env id
         or callable, so evaluation never disturbs training episodes. On the fused path
         (:attr:`fused`), greedy episodes of the agent's own env play side by side in one compiled call.
         """
         if self.fused is not None and env is None and not explore and not search:
-            return self.fused.evaluate(episodes, seed)
+            returns = self.fused.evaluate(episodes, seed)  # one compiled call: the episodes end together
+            for i, total in enumerate(returns):
+                if on_episode is not None:
+                    on_episode(i, float(total))
+            return returns
         if env is None:
             if self._eval_env is None:  # training steps self.env only when concurrency is 1
                 self._eval_env = self._make_env() if self.env_spec and self.concurrency == 1 else self.env
@@ -455,6 +467,8 @@ class Agent:
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
+            if on_episode is not None:
+                on_episode(i, total)
         return np.asarray(returns)
 
     # -- play-time search (kerlym.puct) ---------------------------------------
