@@ -254,6 +254,8 @@ def _new_run(args) -> int:
     which = S.weights_choice(args)  # --best, --weights or --format without --play/--export/--trained-agent: an error
     run, cfg, notes = S.resolve(args)
     run = S.check_trained_agent(run, which)
+    cfg, note = S.trained_net_kwargs(run, cfg)
+    notes += [note] if note else []
     S.check_settings(run, cfg)
     run = S.check_tracking(run)
     S.check_env_id(run)

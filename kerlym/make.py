@@ -40,7 +40,8 @@ def configure(
             ``-o 0.5``, ``-D 1e-4``) instead of the Python API's.
         **settings: any :class:`~kerlym.config.RunConfig` or agent config field. A setting of another
             agent only is ignored (the command prints a note); an unknown name is an error. ``env_kwargs``
-            add to a preset's ``env_kwargs`` (a key given replaces the preset's value) rather than replace them.
+            add to a preset's ``env_kwargs`` (a key given replaces the preset's value) rather than replace them,
+            and ``net_kwargs`` (the network factory's keyword arguments, SB3's ``policy_kwargs``) to a preset's.
 
     Raises:
         kerlym.config.ConfigError: an unknown name, a bad value, or a missing preset (one line).
@@ -73,9 +74,10 @@ def configure(
             values.update(presets.get(env, agent))
         except KeyError as e:
             raise C.ConfigError(e.args[0]) from None
-    if isinstance(values.get("env_kwargs"), dict) and isinstance(settings.get("env_kwargs"), dict):
-        # Given env kwargs add to a preset's: Go's `--preset --env-kwargs komi=0` keeps its random opponent.
-        settings = {**settings, "env_kwargs": {**values["env_kwargs"], **settings["env_kwargs"]}}
+    for key in ("env_kwargs", "net_kwargs"):
+        if isinstance(values.get(key), dict) and isinstance(settings.get(key), dict):
+            # Given kwargs add to a preset's: Go's `--preset --env-kwargs komi=0` keeps its random opponent.
+            settings = {**settings, key: {**values[key], **settings[key]}}
     values.update(settings)
     if values.get("self_play") is not None and env in GO_IDS:  # the snapshots play, so GnuGo need not start
         values["env_kwargs"] = {"opponent": "random", **(values.get("env_kwargs") or {})}
@@ -215,6 +217,14 @@ def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:
             n for n in networks.NETWORKS if n not in networks.POLICY_NETWORKS | networks.ACTOR_CRITIC_NETWORKS
         )
         raise C.ConfigError(f"{net} is a policy network for -a pg; Q-learning agents need one of: {q_nets}")
+    if config.net_kwargs:
+        from kerlym.factories import net_kwargs_problem
+
+        # The agent's default network is known only to its class (which imports Keras): looked up only if needed.
+        factory = net if callable(net) else networks.get(net or AGENTS[run.agent].default_network)
+        problem = net_kwargs_problem(AGENT_CONFIGS[run.agent], config.net_kwargs, factory)
+        if problem is not None:
+            raise C.ConfigError(f"--net-kwargs: {problem}")
     if getattr(config, "dueling", False) and net in networks.MULTI_HEAD_Q_NETWORKS:
         raise C.ConfigError(
             f"--dueling replaces the network's output layer, and {net}'s Q-values come from several heads; "

@@ -18,7 +18,7 @@ from kerlym import preproc
 from kerlym.backend import set_random_seed, synchronous_jax_cpu
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, canonical, field_names
 from kerlym.envs import OneEnv, action_masks, make_env, reset_env, step_env, vector_worker
-from kerlym.factories import build_model, refuse_unknown_arguments
+from kerlym.factories import build_model, net_kwargs_problem, refuse_unknown_arguments
 from kerlym.memory import FrameRing, LatestFrame
 
 
@@ -132,8 +132,12 @@ class Agent:
             config = dataclasses.replace(config, **values) if config is not None else cls.Config(**values)
         except ConfigError as e:
             raise ValueError(str(e)) from None
-        refuse_unknown_arguments(cls.__name__, cls.Config, rest, cls._factory(config.modelfactory))
-        return config, rest
+        factory = cls._factory(config.modelfactory)
+        refuse_unknown_arguments(cls.__name__, cls.Config, rest, factory)
+        problem = net_kwargs_problem(cls.Config, config.net_kwargs or {}, factory)
+        if problem is not None:
+            raise TypeError(f"net_kwargs: {problem}")
+        return config, {**(config.net_kwargs or {}), **rest}  # a keyword argument given here wins
 
     @classmethod
     def _factory(cls, modelfactory):
