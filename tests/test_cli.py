@@ -254,9 +254,12 @@ def test_net_kwargs_are_saved_and_every_rebuild_of_the_run_uses_them(tmp_path):
     with open(os.path.join(run, "config.json")) as f:
         assert json.load(f)["net_kwargs"] == {"rnn_units": 12}
     assert _gru_units(os.path.join(run, "checkpoints", "step-0000000300", "model.keras")) == [12]  # q_rnn's own: 64
-    # --play and --resume rebuild the 12-unit GRU from config.json: the checkpoint's weights load into it.
+    # --play, --export and --resume rebuild the 12-unit GRU from config.json: the checkpoint's weights load into it.
     out = kerlym("--play", run, "--eval_episodes", "1")
     assert out.returncode == 0 and "mean reward" in out.stdout, out.stderr
+    out = kerlym("--export", run, "--format", "keras")
+    assert out.returncode == 0, out.stderr
+    assert _gru_units(os.path.join(run, "export", "online.keras")) == [12]
     out = kerlym("--resume", run, "--steps", "400", "-q", "--net-kwargs", "rnn_units=12")  # repeating it is allowed
     assert out.returncode == 0, out.stderr
     assert _gru_units(os.path.join(run, "checkpoints", "step-0000000400", "model.keras")) == [12]
