@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 
-from kerlym import checkpoints, resources
+from kerlym import checkpoints, factories, resources
 from kerlym import config as C
 from kerlym.agents import AGENT_CONFIGS, AGENTS
 from kerlym.envs import GO_IDS
@@ -86,12 +86,34 @@ def configure(
     run_values, agent_values, other = split_settings(values, agent)
     unknown = sorted(k for k in other if k not in all_agent_fields())
     if unknown:
+        factory = _named_factory(values.get("modelfactory"), agent)
+        if factory is not None and unknown[0] in factories.named_parameters(factory):  # filters=96: a net kwarg
+            raise C.ConfigError(
+                f"unknown setting {unknown[0]!r}: it is an argument of {factories.factory_name(factory)}; pass "
+                f"net_kwargs={{{unknown[0]!r}: ...}} (the command's --net-kwargs {unknown[0]}=...)"
+            )
         known = sorted(C.field_names(C.RunConfig) + C.field_names(AGENT_CONFIGS[agent]))
         close = difflib.get_close_matches(unknown[0], known, n=1)
+        arguments = sorted(factories.named_parameters(factory) - {"agent", "env"} - set(known)) if factory else []
+        close_argument = difflib.get_close_matches(unknown[0], arguments, n=1)
+        if close_argument and not close:  # rnn_unitz: net_kwargs={"rnn_units": ...}
+            close = [f"net_kwargs={{{close_argument[0]!r}: ...}}"]
         hint = f"; did you mean {close[0]}?" if close else ""
         raise C.ConfigError(f"unknown setting {unknown[0]!r}{hint}")
     run = C.RunConfig(**{**run_values, "env": env, "agent": agent})
     return run, agent_config(agent, agent_values)
+
+
+def _named_factory(net, agent: str):
+    """The model factory ``net`` names (a registered name, a function, or None: the agent's default), or None
+    where the name is unknown (refused later, with the names)."""
+    from kerlym import networks
+
+    if callable(net):
+        return net
+    if net is None:
+        net = AGENTS[agent].default_network
+    return networks.NETWORKS.get(net) if isinstance(net, str) else None
 
 
 def all_agent_fields() -> set[str]:

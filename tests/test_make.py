@@ -126,6 +126,17 @@ def test_net_kwargs_a_network_does_not_take_are_one_line(net_kwargs, error):
         D2QN("CartPole-v1", cfg)
 
 
+def test_make_points_a_network_argument_to_net_kwargs():
+    with pytest.raises(
+        ConfigError, match=r"^unknown setting 'rnn_units': it is an argument of q_rnn; pass net_kwargs="
+    ):
+        kerlym.make("CartPole-v1", "ddqn", modelfactory="q_rnn", rnn_units=12)
+    with pytest.raises(
+        ConfigError, match=r"^unknown setting 'rnn_unitz'; did you mean net_kwargs=\{'rnn_units': ...\}\?$"
+    ):
+        kerlym.configure("CartPole-v1", "ddqn", modelfactory="q_rnn", rnn_unitz=12)
+
+
 def test_env_kwargs_and_module_prefix_reach_the_env(tmp_path, monkeypatch):
     (tmp_path / "kerlym_test_lineworld.py").write_text(
         "import gymnasium as gym\n"
