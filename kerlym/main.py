@@ -249,12 +249,12 @@ def _saved_run(args, saved_dir: str) -> int:
 def _new_run(args) -> int:
     """A new run (or, with ``--seeds``/``--tune``, a sweep of them) from the flags."""
     from kerlym import runs
-    from kerlym.make import check_env
+    from kerlym.make import check_env, trained_net_kwargs
 
     which = S.weights_choice(args)  # --best, --weights or --format without --play/--export/--trained-agent: an error
     run, cfg, notes = S.resolve(args)
     run = S.check_trained_agent(run, which)
-    cfg, note = S.trained_net_kwargs(run, cfg)
+    cfg, note = trained_net_kwargs(run, cfg)
     notes += [note] if note else []
     S.check_settings(run, cfg)
     run = S.check_tracking(run)

@@ -210,10 +210,25 @@ def make(run, config: C.AgentConfig | None = None, submit_stats: list | None = N
     elif not isinstance(config, C.AgentConfig):
         need = AGENT_CONFIGS[run.agent].__name__
         raise C.ConfigTypeError(f"make(run, config): config must be a {need} for -a {run.agent}, got {config!r}")
+    config, _ = trained_net_kwargs(run, config)
     check_network(run, config)
     agent = AGENTS[run.agent](make_env_factory(run, submit_stats), config)
     agent.run_config = run  # learn() trains to its budget (a preset's steps) and evaluates as the run says
     return agent
+
+
+def trained_net_kwargs(run: C.RunConfig, cfg: C.AgentConfig) -> tuple[C.AgentConfig, str | None]:
+    """``--trained-agent RUN_DIR`` without ``--net-kwargs``: ``cfg`` with the saved run's, where it built the same
+    network (so that its weights fit), and a note saying so; else ``cfg`` as it is and None."""
+    if not run.trained_agent or cfg.net_kwargs is not None:
+        return cfg, None
+    source_run, source = saved_configs(run.trained_agent)
+    same_kind = AGENT_CONFIGS[source_run.agent].network_kind == AGENT_CONFIGS[run.agent].network_kind
+    if not source.net_kwargs or not same_kind or source.modelfactory != cfg.modelfactory:
+        return cfg, None
+    words = " ".join(f"{k}={v!r}" for k, v in source.net_kwargs.items())
+    note = f"--trained-agent: the network takes its run's --net-kwargs {words}"
+    return C.replace(cfg, net_kwargs=source.net_kwargs), note
 
 
 def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:

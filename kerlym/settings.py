@@ -203,22 +203,6 @@ def check_trained_agent(run: C.RunConfig, which: str | None) -> C.RunConfig:
     return C.replace(run, trained_agent=path, trained_weights=which)
 
 
-def trained_net_kwargs(run: C.RunConfig, cfg: C.AgentConfig) -> tuple[C.AgentConfig, str | None]:
-    """``--trained-agent RUN_DIR`` without ``--net-kwargs``: ``cfg`` with the saved run's, where it built the same
-    network (so that its weights fit), and a note saying so; else ``cfg`` as it is and None."""
-    from kerlym.make import saved_configs
-
-    if not run.trained_agent or cfg.net_kwargs is not None:
-        return cfg, None
-    source_run, source = saved_configs(run.trained_agent)
-    same_kind = AGENT_CONFIGS[source_run.agent].network_kind == AGENT_CONFIGS[run.agent].network_kind
-    if not source.net_kwargs or not same_kind or source.modelfactory != cfg.modelfactory:
-        return cfg, None
-    words = " ".join(f"{k}={v!r}" for k, v in source.net_kwargs.items())
-    note = f"--trained-agent: the network takes its run's --net-kwargs {words}"
-    return C.replace(cfg, net_kwargs=source.net_kwargs), note
-
-
 def ray_actors(cfg: C.AgentConfig, address: str) -> C.AgentConfig:
     """``cfg`` with ``actors="ray"``; Ray (started by :class:`kerlym.ray_actors.RayActors`) joins ``address``.
 

@@ -277,6 +277,11 @@ def test_net_kwargs_are_saved_and_every_rebuild_of_the_run_uses_them(tmp_path):
     assert "kerlym: note: --trained-agent: the network takes its run's --net-kwargs rnn_units=12" in out.stderr
     with open(os.path.join(only_run(tmp_path / "new"), "config.json")) as f:
         assert json.load(f)["net_kwargs"] == {"rnn_units": 12}
+    from kerlym import make
+
+    agent = make("CartPole-v1", "ddqn", modelfactory="q_rnn", nframes=2, trained_agent=run)  # the Python API too
+    assert agent.config.net_kwargs == {"rnn_units": 12}
+    agent.close()
     out = kerlym(*FAST, *rnn[:-1], "rnn_units=5", "--trained-agent", run, "--outdir", str(tmp_path / "other"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "does not fit this agent's network (built with the same -a, network, --net-kwargs" in out.stderr
