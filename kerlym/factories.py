@@ -59,6 +59,21 @@ def named_parameters(fn) -> set[str]:
     return {p.name for p in params if p.kind in kinds}
 
 
+def unknown_argument(config_cls, rest: dict, factory) -> tuple[str, str] | None:
+    """The first key of ``rest`` that is neither a field of ``config_cls`` nor a parameter ``factory`` names, and
+    a did-you-mean for it (``"; did you mean filters?"``, or ``""``); None if there is none."""
+    import difflib
+    from dataclasses import fields
+
+    names = {f.name for f in fields(config_cls)}
+    accepted = named_parameters(factory)
+    for key in rest:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, sorted(names | accepted), n=1)
+            return key, f"; did you mean {close[0]}?" if close else ""
+    return None
+
+
 def refuse_unknown_arguments(owner: str, config_cls, rest: dict, factory) -> None:
     """Refuse keyword arguments that are neither fields of ``config_cls`` nor parameters ``factory`` names.
 
@@ -71,19 +86,33 @@ def refuse_unknown_arguments(owner: str, config_cls, rest: dict, factory) -> Non
     Raises:
         TypeError: one line naming the first such argument, with a did-you-mean.
     """
-    import difflib
-    from dataclasses import fields
+    unknown = unknown_argument(config_cls, rest, factory)
+    if unknown is not None:
+        key, hint = unknown
+        raise TypeError(
+            f"{owner} got an unexpected argument {key!r}: it is neither a setting of "
+            f"{config_cls.__name__} nor a parameter that {factory_name(factory)} names{hint}"
+        )
 
-    names = {f.name for f in fields(config_cls)}
-    accepted = named_parameters(factory)
-    for key in rest:
-        if key not in accepted:
-            close = difflib.get_close_matches(key, sorted(names | accepted), n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise TypeError(
-                f"{owner} got an unexpected argument {key!r}: it is neither a setting of "
-                f"{config_cls.__name__} nor a parameter that {factory_name(factory)} names{hint}"
-            )
+
+def net_kwargs_problem(config_cls, net_kwargs: dict, factory) -> str | None:
+    """What is wrong with ``net_kwargs`` (``--net-kwargs``) for ``factory``, in one line; None if nothing.
+
+    A key that is a setting (``learning_rate``, ``dropout``, ``env``: the factory gets those from the configs)
+    should be given as its setting; any other key must be a parameter the factory names.
+    """
+    from kerlym.config import RunConfig, canonical, field_names, flag
+
+    settings = set(field_names(config_cls)) | set(field_names(RunConfig))
+    for key in net_kwargs:
+        name = next(iter(canonical({key: None})))  # max_mem is max_memory
+        if name in settings:
+            return f"{key} is a setting, not a network argument: use {flag(name)} instead (in Python, {name}=...)"
+    unknown = unknown_argument(config_cls, net_kwargs, factory)
+    if unknown is not None:
+        key, hint = unknown
+        return f"{factory_name(factory)} takes no argument {key!r}{hint}"
+    return None
 
 
 def build_model(agent):

@@ -226,9 +226,12 @@ def _saved_run(args, saved_dir: str) -> int:
     S.check_settings(run, cfg)
     check_env(run, cfg, training=not (args.play or args.export), new_run=False)
     if args.play:  # reads only (but for -S's bundle): no lock, works on a read-only disk
-        from kerlym.playback import play
+        from kerlym import playback
 
-        return play(run, cfg, saved_dir, which, seed=args.seed)
+        try:
+            return playback.play(run, cfg, saved_dir, which, seed=args.seed)
+        except playback.Interrupted as e:  # the finished episodes' results, in one line
+            raise Interrupted(str(e), e.signum) from None
     if args.export:
         from kerlym.playback import export
 
@@ -246,11 +249,13 @@ def _saved_run(args, saved_dir: str) -> int:
 def _new_run(args) -> int:
     """A new run (or, with ``--seeds``/``--tune``, a sweep of them) from the flags."""
     from kerlym import runs
-    from kerlym.make import check_env
+    from kerlym.make import check_env, trained_net_kwargs
 
     which = S.weights_choice(args)  # --best, --weights or --format without --play/--export/--trained-agent: an error
     run, cfg, notes = S.resolve(args)
     run = S.check_trained_agent(run, which)
+    cfg, note = trained_net_kwargs(run, cfg)
+    notes += [note] if note else []
     S.check_settings(run, cfg)
     run = S.check_tracking(run)
     S.check_env_id(run)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 
-from kerlym import checkpoints, resources
+from kerlym import checkpoints, factories, resources
 from kerlym import config as C
 from kerlym.agents import AGENT_CONFIGS, AGENTS
 from kerlym.envs import GO_IDS
@@ -40,7 +40,8 @@ def configure(
             ``-o 0.5``, ``-D 1e-4``) instead of the Python API's.
         **settings: any :class:`~kerlym.config.RunConfig` or agent config field. A setting of another
             agent only is ignored (the command prints a note); an unknown name is an error. ``env_kwargs``
-            add to a preset's ``env_kwargs`` (a key given replaces the preset's value) rather than replace them.
+            add to a preset's ``env_kwargs`` (a key given replaces the preset's value) rather than replace them,
+            and ``net_kwargs`` (the network factory's keyword arguments, SB3's ``policy_kwargs``) to a preset's.
 
     Raises:
         kerlym.config.ConfigError: an unknown name, a bad value, or a missing preset (one line).
@@ -73,9 +74,10 @@ def configure(
             values.update(presets.get(env, agent))
         except KeyError as e:
             raise C.ConfigError(e.args[0]) from None
-    if isinstance(values.get("env_kwargs"), dict) and isinstance(settings.get("env_kwargs"), dict):
-        # Given env kwargs add to a preset's: Go's `--preset --env-kwargs komi=0` keeps its random opponent.
-        settings = {**settings, "env_kwargs": {**values["env_kwargs"], **settings["env_kwargs"]}}
+    for key in ("env_kwargs", "net_kwargs"):
+        if isinstance(values.get(key), dict) and isinstance(settings.get(key), dict):
+            # Given kwargs add to a preset's: Go's `--preset --env-kwargs komi=0` keeps its random opponent.
+            settings = {**settings, key: {**values[key], **settings[key]}}
     values.update(settings)
     if values.get("self_play") is not None and env in GO_IDS:  # the snapshots play, so GnuGo need not start
         values["env_kwargs"] = {"opponent": "random", **(values.get("env_kwargs") or {})}
@@ -84,12 +86,34 @@ def configure(
     run_values, agent_values, other = split_settings(values, agent)
     unknown = sorted(k for k in other if k not in all_agent_fields())
     if unknown:
+        factory = _named_factory(values.get("modelfactory"), agent)
+        if factory is not None and unknown[0] in factories.named_parameters(factory):  # filters=96: a net kwarg
+            raise C.ConfigError(
+                f"unknown setting {unknown[0]!r}: it is an argument of {factories.factory_name(factory)}; pass "
+                f"net_kwargs={{{unknown[0]!r}: ...}} (the command's --net-kwargs {unknown[0]}=...)"
+            )
         known = sorted(C.field_names(C.RunConfig) + C.field_names(AGENT_CONFIGS[agent]))
         close = difflib.get_close_matches(unknown[0], known, n=1)
+        arguments = sorted(factories.named_parameters(factory) - {"agent", "env"} - set(known)) if factory else []
+        close_argument = difflib.get_close_matches(unknown[0], arguments, n=1)
+        if close_argument and not close:  # rnn_unitz: net_kwargs={"rnn_units": ...}
+            close = [f"net_kwargs={{{close_argument[0]!r}: ...}}"]
         hint = f"; did you mean {close[0]}?" if close else ""
         raise C.ConfigError(f"unknown setting {unknown[0]!r}{hint}")
     run = C.RunConfig(**{**run_values, "env": env, "agent": agent})
     return run, agent_config(agent, agent_values)
+
+
+def _named_factory(net, agent: str):
+    """The model factory ``net`` names (a registered name, a function, or None: the agent's default), or None
+    where the name is unknown (refused later, with the names)."""
+    from kerlym import networks
+
+    if callable(net):
+        return net
+    if net is None:
+        net = AGENTS[agent].default_network
+    return networks.NETWORKS.get(net) if isinstance(net, str) else None
 
 
 def all_agent_fields() -> set[str]:
@@ -186,10 +210,25 @@ def make(run, config: C.AgentConfig | None = None, submit_stats: list | None = N
     elif not isinstance(config, C.AgentConfig):
         need = AGENT_CONFIGS[run.agent].__name__
         raise C.ConfigTypeError(f"make(run, config): config must be a {need} for -a {run.agent}, got {config!r}")
+    config, _ = trained_net_kwargs(run, config)
     check_network(run, config)
     agent = AGENTS[run.agent](make_env_factory(run, submit_stats), config)
     agent.run_config = run  # learn() trains to its budget (a preset's steps) and evaluates as the run says
     return agent
+
+
+def trained_net_kwargs(run: C.RunConfig, cfg: C.AgentConfig) -> tuple[C.AgentConfig, str | None]:
+    """``--trained-agent RUN_DIR`` without ``--net-kwargs``: ``cfg`` with the saved run's, where it built the same
+    network (so that its weights fit), and a note saying so; else ``cfg`` as it is and None."""
+    if not run.trained_agent or cfg.net_kwargs is not None:
+        return cfg, None
+    source_run, source = saved_configs(run.trained_agent)
+    same_kind = AGENT_CONFIGS[source_run.agent].network_kind == AGENT_CONFIGS[run.agent].network_kind
+    if not source.net_kwargs or not same_kind or source.modelfactory != cfg.modelfactory:
+        return cfg, None
+    words = " ".join(f"{k}={v!r}" for k, v in source.net_kwargs.items())
+    note = f"--trained-agent: the network takes its run's --net-kwargs {words}"
+    return C.replace(cfg, net_kwargs=source.net_kwargs), note
 
 
 def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:
@@ -215,6 +254,14 @@ def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:
             n for n in networks.NETWORKS if n not in networks.POLICY_NETWORKS | networks.ACTOR_CRITIC_NETWORKS
         )
         raise C.ConfigError(f"{net} is a policy network for -a pg; Q-learning agents need one of: {q_nets}")
+    if config.net_kwargs:
+        from kerlym.factories import net_kwargs_problem
+
+        # The agent's default network is known only to its class (which imports Keras): looked up only if needed.
+        factory = net if callable(net) else networks.get(net or AGENTS[run.agent].default_network)
+        problem = net_kwargs_problem(AGENT_CONFIGS[run.agent], config.net_kwargs, factory)
+        if problem is not None:
+            raise C.ConfigError(f"--net-kwargs: {problem}")
     if getattr(config, "dueling", False) and net in networks.MULTI_HEAD_Q_NETWORKS:
         raise C.ConfigError(
             f"--dueling replaces the network's output layer, and {net}'s Q-values come from several heads; "

@@ -100,23 +100,24 @@ def _linear(units: int, fan_in: int, activation=None, dtype=None):
     )
 
 
-def zoo_mlp(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="huber", **kwargs):
+def zoo_mlp(agent, env, dropout=0.0, learning_rate=1e-4, optimizer="adam", loss="huber", units=(256, 256), **kwargs):
     """SB3's DQN network as the RL Zoo tuned it: two 256-unit ReLU layers, each layer initialised as torch's.
 
-    The same shape as :func:`simple_dnn`, whose He-normal weights have 6x the
-    variance and whose output layer starts at zero. The CartPole-v1 presets use
-    this one; how the two compare on the classic tasks is in benchmarks/README.md
+    ``units``: the hidden layers' widths, SB3's ``net_arch`` (``--net-kwargs units=[64,64]``). The same shape
+    as :func:`simple_dnn`, whose He-normal weights have 6x the variance and whose output layer starts at zero.
+    The CartPole-v1 presets use this one; how the two compare on the classic tasks is in benchmarks/README.md
     ("Preset choices").
     """
     import keras
     from keras import layers
 
     s = keras.Input(shape=(agent.input_dim,))
-    h = _linear(256, agent.input_dim, "relu")(s)
-    h = layers.Dropout(dropout)(h)
-    h = _linear(256, 256, "relu")(h)
-    h = layers.Dropout(dropout)(h)
-    v = _linear(_action_count(env), 256, dtype="float32")(h)
+    h, fan_in = s, agent.input_dim
+    for width in units:
+        h = _linear(int(width), fan_in, "relu")(h)
+        h = layers.Dropout(dropout)(h)
+        fan_in = int(width)
+    v = _linear(_action_count(env), fan_in, dtype="float32")(h)
     return _compile(keras.Model(s, v, name="zoo_mlp"), learning_rate, optimizer, loss, kwargs.get("clipnorm"))
 
 
@@ -383,11 +384,12 @@ def _orthogonal_dense(units, gain, activation=None, dtype=None, name=None):
     )
 
 
-def actor_critic_mlp(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="adam", **kwargs):
+def actor_critic_mlp(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="adam", net_arch=(64, 64), **kwargs):
     """SB3's default MlpPolicy: separate 64-64 tanh trunks for the policy and the value.
 
-    Orthogonal initialisation as SB3's: gain sqrt(2) in the trunks, 0.01 for the
-    policy head (a near-uniform first policy), 1 for the value head.
+    ``net_arch``: each trunk's layer widths, as SB3's ``net_arch=dict(pi=..., vf=...)`` with the two the same
+    (``--net-kwargs net_arch=[256,256]``). Orthogonal initialisation as SB3's: gain sqrt(2) in the trunks, 0.01
+    for the policy head (a near-uniform first policy), 1 for the value head.
     """
     import keras
 
@@ -395,8 +397,8 @@ def actor_critic_mlp(agent, env, dropout=0.0, learning_rate=3e-4, optimizer="ada
     trunks = []
     for prefix in ("pi", "vf"):
         h = s
-        for i in range(2):
-            h = _orthogonal_dense(64, 2**0.5, "tanh", name=f"{prefix}_{i}")(h)
+        for i, width in enumerate(net_arch):
+            h = _orthogonal_dense(int(width), 2**0.5, "tanh", name=f"{prefix}_{i}")(h)
             h = keras.layers.Dropout(dropout)(h) if dropout else h
         trunks.append(h)
     pi = _orthogonal_dense(_policy_size(env), 0.01, dtype="float32", name="policy")(trunks[0])

@@ -8,6 +8,7 @@ raises :class:`~kerlym.config.ConfigError` with a one-line message.
 from __future__ import annotations
 
 import os
+import signal
 
 from kerlym import config as C
 from kerlym import runs
@@ -66,20 +67,25 @@ def play(
         agent.close()
         raise KeyboardInterrupt
     searched = f", PUCT search of {run.search}" if run.search else ""
-    if run.eval_opponents:
-        returns, opponents = _play_opponents(agent, run, seed, searched)
-    else:
-        returns, opponents = agent.evaluate(run.eval_episodes, seed=seed, search=run.search), None
-        for i, r in enumerate(returns):
-            print(f" * Episode {i + 1}: reward {r:.2f}")
-        print(
-            f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes "
-            f"({source}{searched})"
-        )
-        if is_two_player(agent.env):
-            from kerlym.stats import game_results, game_results_text
+    played = {}  # the finished episodes' returns, by opponent (None: the env's own)
+    try:
+        if run.eval_opponents:
+            returns, opponents = _play_opponents(agent, run, seed, searched, played)
+        else:
+            returns, opponents = _play_episodes(agent, run, seed, played, None), None
+            print(
+                f"mean reward {np.mean(returns):.2f} ± {np.std(returns):.2f} over {len(returns)} episodes "
+                f"({source}{searched})"
+            )
+            if is_two_player(agent.env):
+                from kerlym.stats import game_results, game_results_text
 
-            print(f"games: {game_results_text(game_results(returns))}")
+                print(f"games: {game_results_text(game_results(returns))}")
+    except KeyboardInterrupt:
+        unwritten = "; no results bundle was written" if run.submit else ""  # a partial one would look complete
+        message = f"interrupted: {partial_results(played, run.eval_episodes, agent.env)}{unwritten}"
+        agent.close()
+        raise Interrupted(message) from None
     if run.submit:
         from kerlym.bundle import write_bundle
         from kerlym.checkpoints import evaluation_record
@@ -93,7 +99,56 @@ def play(
     return 0
 
 
-def _play_opponents(agent, run: C.RunConfig, seed: int | None, searched: str):
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``--play``; the message (one line) gives the finished episodes' results."""
+
+    signum = signal.SIGINT
+
+
+def _play_episodes(agent, run: C.RunConfig, seed: int | None, played: dict, name: str | None, env=None):
+    """``run.eval_episodes`` greedy episodes, each printed as it ends and kept in ``played[name]``; their returns.
+
+    In a two-player game each line adds the games' wins, draws and losses so far.
+    """
+    from kerlym.stats import game_results
+
+    finished = played.setdefault(name, [])
+    two_player = is_two_player(agent.env)
+
+    def report(i: int, total: float) -> None:
+        finished.append(total)
+        line = f" * Episode {i + 1}: reward {total:.2f}"
+        if two_player:
+            games = game_results(finished)
+            line += f" (wins {games['wins']}, draws {games['draws']}, losses {games['losses']})"
+        print(line, flush=True)
+
+    returns = agent.evaluate(run.eval_episodes, env=env, seed=seed, search=run.search, on_episode=report)
+    played[name] = list(returns)
+    return returns
+
+
+def partial_results(played: dict, episodes: int, env) -> str:
+    """The finished episodes of an interrupted ``--play``, in one line: how many of ``episodes``, their mean reward
+    and, in a two-player game, wins, draws, losses and the win rate's Wilson interval (per opponent, where named)."""
+    import numpy as np
+
+    from kerlym.stats import game_results, game_results_text
+
+    parts = []
+    for name, returns in played.items():
+        against = f"against {name}: " if name is not None else ""
+        if not returns:
+            parts.append(f"{against}no episode finished of {episodes}")
+            continue
+        text = f"{against}{len(returns)} of {episodes} episodes finished, mean reward {np.mean(returns):.2f}"
+        if is_two_player(env):
+            text += f"; {game_results_text(game_results(returns))}"
+        parts.append(text)
+    return "; ".join(parts) or f"no episode finished of {episodes}"
+
+
+def _play_opponents(agent, run: C.RunConfig, seed: int | None, searched: str, played: dict):
     """``--play --eval_opponents``: ``eval_episodes`` games against each opponent, seats alternating.
 
     Returns the first opponent's returns and :func:`kerlym.stats.opponent_results` by opponent.
@@ -102,15 +157,13 @@ def _play_opponents(agent, run: C.RunConfig, seed: int | None, searched: str):
     from kerlym.stats import game_results_text, opponent_results
 
     make_opponent_env = opponent_env_maker(agent, run)
-    played = {}
     for name in run.eval_opponents:
         env = make_opponent_env(name)
         try:
-            played[name] = agent.evaluate(run.eval_episodes, env=env, seed=seed, search=run.search)
+            returns = _play_episodes(agent, run, seed, played, name, env=env)
         finally:
             env.close()
-        results = opponent_results(played[name])
-        print(f"games against {name}{searched}: {game_results_text(results)}")
+        print(f"games against {name}{searched}: {game_results_text(opponent_results(returns))}")
     return played[run.eval_opponents[0]], {name: opponent_results(r) for name, r in played.items()}
 
 

@@ -273,8 +273,8 @@ def _start_from(agent, run: C.RunConfig, run_dir: str | None, say) -> None:
         agent.start_from(weights)
     except ValueError as e:
         raise checkpoints.CheckpointError(
-            f"--trained-agent: the {phrase} does not fit this agent's network (built with the same -a, network "
-            f"and observation settings?): {first_line(e)}"
+            f"--trained-agent: the {phrase} does not fit this agent's network (built with the same -a, network, "
+            f"--net-kwargs and observation settings?): {first_line(e)}"
         ) from None
     say(f"starting from the {phrase}")
     if run_dir is not None:

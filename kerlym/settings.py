@@ -27,8 +27,9 @@ def given_settings(args: argparse.Namespace) -> dict:
     values = {k: v for k, v in vars(args).items() if v is not None and k not in COMMAND_FLAGS}
     if "reset_on_score" in values:
         values["reset_on_score"] = bool(values["reset_on_score"])
-    if "env_kwargs" in values:
-        values["env_kwargs"] = parse_kwargs(values["env_kwargs"])
+    for key in ("env_kwargs", "net_kwargs"):
+        if key in values:
+            values[key] = parse_kwargs(values[key], "--" + key.replace("_", "-"))
     if "gym_packages" in values:
         values["gym_packages"] = list(values["gym_packages"])
     if "eval_opponents" in values:
@@ -36,12 +37,12 @@ def given_settings(args: argparse.Namespace) -> dict:
     return values
 
 
-def parse_kwargs(items: list[str]) -> dict:
-    """``--env-kwargs`` words as a dict (:func:`kerlym.config.parse_settings`)."""
+def parse_kwargs(items: list[str], flag: str = "--env-kwargs") -> dict:
+    """``--env-kwargs`` (or ``flag``'s, ``--net-kwargs``) words as a dict (:func:`kerlym.config.parse_settings`)."""
     try:
         return C.parse_settings(items)
     except C.ConfigError as e:
-        raise C.ConfigError(f"--env-kwargs: {e}") from None
+        raise C.ConfigError(f"{flag}: {e}") from None
 
 
 def resolve(args: argparse.Namespace) -> tuple[C.RunConfig, C.AgentConfig, list[str]]:
@@ -147,13 +148,24 @@ def check_fixed_settings(args: argparse.Namespace, run: C.RunConfig, cfg: C.Agen
     for key, value in given_settings(args).items():
         if key in C.RUNTIME_FIELDS or key == "outdir" or (key in PLAY_MAY_CHANGE and args.play):
             continue  # --seed with --play seeds the evaluation episodes; --env-kwargs picks another opponent
-        same = value == saved.get(key) or (key == "ema_steps" and value == 0 and saved.get(key) is None)
+        same = _as_saved(value) == _as_saved(saved.get(key))  # units=(64,64) is saved as a list
+        same = same or (key == "ema_steps" and value == 0 and saved.get(key) is None)
         if key in saved and not same:
             changeable = ", ".join(C.flag(k).split("/")[-1] for k in C.RUNTIME_FIELDS)
             raise C.ConfigError(
                 f"{C.flag(key)} {value} differs from this run's {key} ({saved.get(key)}); a saved run "
                 f"keeps its settings, except {changeable}"
             )
+
+
+def _as_saved(value):
+    """``value`` as config.json gives it back (``--net-kwargs units=(64,64)`` is saved as a list)."""
+    import json
+
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return value
 
 
 def weights_choice(args: argparse.Namespace) -> str | None:

@@ -336,3 +336,15 @@ def test_a_killed_actor_process_ends_the_run_in_one_line_and_keeps_a_checkpoint(
     assert status == 1 and left == set(), log
     _one_line_and_the_checkpoint_kept(tmp_path, log, "the actor process died (exit code -9)")
     assert "I0000" not in log and "cuda" not in log.lower()  # the actor's TensorFlow start-up lines are hidden
+
+
+def test_an_actor_builds_the_learners_network_with_its_net_kwargs():
+    config = DQNConfig(modelfactory="q_rnn", nframes=2, actors="process", net_kwargs={"rnn_units": 12})
+    learner = DQN("CartPole-v1", config)
+    actor = actors.build_actor_agent(actors.pack_recipe(learner))  # what the actor process or a Ray actor builds
+    assert actor.config.net_kwargs == {"rnn_units": 12} and actor.config.actors == "local"
+    shapes = [w.shape for w in actor.model.get_weights()]
+    assert shapes == [w.shape for w in learner.model.get_weights()] and (12, 36) in shapes  # the GRU's 12 units
+    actor.model.set_weights(learner.model.get_weights())  # the weights the learner sends fit
+    learner.close()
+    actor.close()

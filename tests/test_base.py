@@ -6,6 +6,7 @@ import sys
 
 import gymnasium as gym
 import keras
+import numpy as np
 import pytest
 from keras import layers
 
@@ -103,3 +104,12 @@ def test_atari_ids_are_registered_when_kerlym_is_imported_before_gymnasium():
     assert made.returncode == 0 and made.stdout.split()[-3:] == ["False", "SpaceInvaders-v0", "SourceFileLoader"], (
         made.stderr
     )
+
+
+def test_evaluate_reports_each_episode_as_it_ends_and_returns_the_same():
+    agent = D2QN("CartPole-v1", seed=0, max_memory=100)
+    seen = []
+    returns = agent.evaluate(3, seed=5, on_episode=lambda i, total: seen.append((i, total)))
+    assert seen == list(enumerate(returns.tolist())) and all(total >= 1 for _, total in seen)
+    np.testing.assert_array_equal(returns, agent.evaluate(3, seed=5))  # the callback changes nothing
+    agent.close()

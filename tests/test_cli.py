@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -238,6 +239,55 @@ def test_a_dueling_run_saves_its_head_and_plays_and_resumes_with_it(tmp_path):
     assert checkpoint_step(run) == 400
 
 
+def _gru_units(model_path):
+    import keras
+
+    model = keras.saving.load_model(model_path, compile=False)
+    return [layer.units for layer in model.layers if isinstance(layer, keras.layers.GRU)]
+
+
+def test_net_kwargs_are_saved_and_every_rebuild_of_the_run_uses_them(tmp_path):
+    rnn = ["-n", "q_rnn", "-t", "2", "--net-kwargs", "rnn_units=12"]
+    out = kerlym(*FAST, *rnn, "--steps", "300", "--outdir", str(tmp_path / "runs"))
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path / "runs")
+    with open(os.path.join(run, "config.json")) as f:
+        assert json.load(f)["net_kwargs"] == {"rnn_units": 12}
+    assert _gru_units(os.path.join(run, "checkpoints", "step-0000000300", "model.keras")) == [12]  # q_rnn's own: 64
+    # --play, --export and --resume rebuild the 12-unit GRU from config.json: the checkpoint's weights load into it.
+    out = kerlym("--play", run, "--eval_episodes", "1")
+    assert out.returncode == 0 and "mean reward" in out.stdout, out.stderr
+    out = kerlym("--export", run, "--format", "keras")
+    assert out.returncode == 0, out.stderr
+    assert _gru_units(os.path.join(run, "export", "online.keras")) == [12]
+    out = kerlym("--resume", run, "--steps", "400", "-q", "--net-kwargs", "rnn_units=12")  # repeating it is allowed
+    assert out.returncode == 0, out.stderr
+    assert _gru_units(os.path.join(run, "checkpoints", "step-0000000400", "model.keras")) == [12]
+    out = kerlym("--resume", run, "--steps", "500", "--net-kwargs", "rnn_units=8")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert (
+        "--net_kwargs/--net-kwargs {'rnn_units': 8} differs from this run's net_kwargs ({'rnn_units': 12})"
+        in out.stderr
+    )
+    # --trained-agent without --net-kwargs takes the source run's; a size that does not fit is one line.
+    out = kerlym(
+        *FAST, "-n", "q_rnn", "-t", "2", "--trained-agent", run, "--steps", "100", "--outdir", str(tmp_path / "new")
+    )
+    assert out.returncode == 0, out.stderr
+    assert "kerlym: note: --trained-agent: the network takes its run's --net-kwargs rnn_units=12" in out.stderr
+    with open(os.path.join(only_run(tmp_path / "new"), "config.json")) as f:
+        assert json.load(f)["net_kwargs"] == {"rnn_units": 12}
+    from kerlym import make
+
+    agent = make("CartPole-v1", "ddqn", modelfactory="q_rnn", nframes=2, trained_agent=run)  # the Python API too
+    assert agent.config.net_kwargs == {"rnn_units": 12}
+    agent.close()
+    out = kerlym(*FAST, *rnn[:-1], "rnn_units=5", "--trained-agent", run, "--outdir", str(tmp_path / "other"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "does not fit this agent's network (built with the same -a, network, --net-kwargs" in out.stderr
+    assert not os.path.exists(tmp_path / "other") or not os.listdir(tmp_path / "other")
+
+
 def test_a_go_run_with_symmetries_plays_with_their_average(tmp_path):
     pytest.importorskip("pyspiel")
     go = ["-e", "Go9x9-v0", "-a", "ddqn", "-n", "simple_dnn", "--env-kwargs", "opponent=random", "board_size=5"]
@@ -348,6 +398,18 @@ BAD_INPUTS = {
         "--eval_opponents on CartPole-v1: it has no opponent: evaluation opponents are for two-player games",
     ),
     "missing trained agent": (["--trained-agent", "/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
+    "net kwarg the network does not take": (
+        ["-e", "CartPole-v1", "-a", "ppo", "-n", "actor_critic_rnn", "--net-kwargs", "rnn_unit=8"],
+        "--net-kwargs: actor_critic_rnn takes no argument 'rnn_unit'; did you mean rnn_units?",
+    ),
+    "net kwarg that is a setting": (
+        ["-e", "CartPole-v1", "--net-kwargs", "learning_rate=0.1"],
+        "--net-kwargs: learning_rate is a setting, not a network argument: use -r/--learning_rate instead",
+    ),
+    "net kwarg without a value": (
+        ["-e", "CartPole-v1", "--net-kwargs", "filters"],
+        "--net-kwargs: settings are KEY=VALUE pairs, got 'filters'",  # as --env-kwargs says it
+    ),
     "env kwarg of a wrong type": (
         ["-e", "RadioSearch-v0", "--env-kwargs", "snr_db='(nan,nan)'"],
         "cannot create RadioSearch-v0: snr_db must be a (low, high) pair of finite numbers, got '(nan,nan)'",
@@ -730,9 +792,14 @@ def test_ctrl_c_while_a_resume_is_set_up_leaves_the_run_as_it_was(tmp_path):
 def test_ctrl_c_during_play_is_one_line(tmp_path):
     assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
     run = only_run(tmp_path)
-    rc, out, err = _interrupt_once_it_says(["--play", run, "--eval_episodes", "100000"], "playing with", "stdout")
+    rc, out, err = _interrupt_once_it_says(["--play", run, "--eval_episodes", "100000"], " * Episode 2:", "stdout")
     assert rc == 128 + signal.SIGINT, err
-    assert err.strip().splitlines()[-1] == "kerlym: interrupted" and "Traceback" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    # Each episode was printed as it ended; the one line gives the finished ones' results.
+    rewards = [float(line.split("reward ")[1]) for line in out.splitlines() if line.startswith(" * Episode")]
+    finished = re.fullmatch(r"kerlym: interrupted: (\d+) of 100000 episodes finished, mean reward (\S+)", err.strip())
+    assert finished, err
+    assert int(finished[1]) == len(rewards) >= 2 and float(finished[2]) == pytest.approx(np.mean(rewards), abs=0.005)
 
 
 @pytest.mark.parametrize(

@@ -304,3 +304,16 @@ def test_fused_a2c_takes_one_gradient_step_on_its_rollout_with_a2cs_loss():
     rows = agent.learn(max_steps=32 * 5, verbose=0, eval_episodes=0)  # and as a run: 5 updates, their rows
     assert agent.total_steps == 160 and agent.updates == 5 and len(rows) >= 1
     assert all(float(r["reward"]) == r["length"] for r in rows)
+
+
+@needs_fused
+def test_fused_evaluation_reports_each_episode_and_takes_net_kwargs():
+    agent = kerlym.make("gymnax:CartPole-v1", "ppo", **SMALL, net_kwargs={"net_arch": [16]})
+    assert agent.fused is not None
+    layers = [inner for layer in agent.model.layers for inner in getattr(layer, "layers", [layer])]  # the factory's
+    widths = {layer.name: layer.units for layer in layers if isinstance(layer, keras.layers.Dense)}
+    assert widths["pi_0"] == widths["vf_0"] == 16 and "pi_1" not in widths  # the compiled path's network
+    seen = []
+    returns = agent.evaluate(3, seed=0, on_episode=lambda i, total: seen.append((i, total)))  # one compiled call
+    assert seen == list(enumerate(returns.tolist())) and len(seen) == 3
+    agent.close()

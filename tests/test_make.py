@@ -74,6 +74,69 @@ def test_agent_arguments_are_config_fields_or_named_factory_parameters():
     agent.close()
 
 
+def _conv_filters(model, kernel):
+    """The filters of each Conv2D with ``kernel`` in ``model``, models inside it included, in order."""
+    import keras
+
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out += _conv_filters(layer, kernel)
+        elif isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == kernel:
+            out.append(layer.filters)
+    return out
+
+
+def test_net_kwargs_size_the_network_as_the_loose_keywords_do():
+    agent = kerlym.make("CartPole-v1", "ddqn", modelfactory="q_rnn", nframes=2, net_kwargs={"rnn_units": 12})
+    assert agent.config.net_kwargs == {"rnn_units": 12}
+    assert agent.model.get_layer(index=3).units == 12  # q_rnn's GRU, 64 by default
+    assert (
+        agent.model.count_params()
+        == D2QN("CartPole-v1", modelfactory="q_rnn", nframes=2, rnn_units=12).model.count_params()
+    )
+    agent.close()
+
+
+def test_net_kwargs_size_the_board_network():
+    pytest.importorskip("pyspiel", reason="Go needs the .[go] extra (open-spiel)")
+    go = {"env_kwargs": {"opponent": "random", "board_size": 5}, "nframes": 1, "modelfactory": "actor_critic_board"}
+    agent = kerlym.make("Go9x9-v0", "ppo", net_kwargs={"filters": 8, "conv_layers": 3}, **go)
+    assert _conv_filters(agent.model, (3, 3)) == [8, 8, 8]  # the trunk; 4 convolutions of 64 by default
+    agent.close()
+    agent = kerlym.make("Go9x9-v0", "ppo", **go)
+    assert _conv_filters(agent.model, (3, 3)) == [64] * 4
+    agent.close()
+
+
+@pytest.mark.parametrize(
+    "net_kwargs, error",
+    [
+        ({"rnn_unit": 8}, "--net-kwargs: q_rnn takes no argument 'rnn_unit'; did you mean rnn_units?"),
+        ({"dropout": 0.5}, "--net-kwargs: dropout is a setting, not a network argument: use -o/--dropout instead"),
+        ({"num_frames": 3}, "--net-kwargs: num_frames is a setting, not a network argument: use -t/--nframes/--num_"),
+    ],
+)
+def test_net_kwargs_a_network_does_not_take_are_one_line(net_kwargs, error):
+    with pytest.raises(ConfigError) as e:
+        kerlym.make("CartPole-v1", "ddqn", modelfactory="q_rnn", nframes=2, net_kwargs=net_kwargs)
+    assert str(e.value).startswith(error) and "\n" not in str(e.value)
+    run, cfg = kerlym.configure("CartPole-v1", "ddqn", modelfactory="q_rnn", nframes=2, net_kwargs=net_kwargs)
+    with pytest.raises(TypeError, match="^net_kwargs: "):  # the agent class itself refuses them too
+        D2QN("CartPole-v1", cfg)
+
+
+def test_make_points_a_network_argument_to_net_kwargs():
+    with pytest.raises(
+        ConfigError, match=r"^unknown setting 'rnn_units': it is an argument of q_rnn; pass net_kwargs="
+    ):
+        kerlym.make("CartPole-v1", "ddqn", modelfactory="q_rnn", rnn_units=12)
+    with pytest.raises(
+        ConfigError, match=r"^unknown setting 'rnn_unitz'; did you mean net_kwargs=\{'rnn_units': ...\}\?$"
+    ):
+        kerlym.configure("CartPole-v1", "ddqn", modelfactory="q_rnn", rnn_unitz=12)
+
+
 def test_env_kwargs_and_module_prefix_reach_the_env(tmp_path, monkeypatch):
     (tmp_path / "kerlym_test_lineworld.py").write_text(
         "import gymnasium as gym\n"

@@ -134,6 +134,18 @@ def test_zoo_mlp_starts_as_torch_linear_layers_do():
         np.testing.assert_allclose(kernel.var(), bound**2 / 3, rtol=0.15)
 
 
+def test_zoo_mlp_and_actor_critic_mlp_take_their_layer_widths():
+    model = networks.zoo_mlp(fake_agent(1, (6,)), VECTOR_ENV, units=[32, 16, 8])
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.units for d in dense] == [32, 16, 8, 3]
+    for layer, fan_in in zip(dense, (6, 32, 16, 8)):  # each initialised as torch's for its own fan-in
+        kernel = np.asarray(layer.get_weights()[0])
+        assert kernel.shape[0] == fan_in and np.abs(kernel).max() <= 1 / np.sqrt(fan_in)
+    model = networks.actor_critic_mlp(fake_agent(1, (6,)), VECTOR_ENV, net_arch=(32,))
+    widths = {layer.name: layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)}
+    assert widths == {"pi_0": 32, "vf_0": 32, "policy": 3, "value": 1}
+
+
 def test_simple_cnn_reads_go_planes_channels_first():
     # Go's (3, 9, 9) planes: the convolution must see 9x9 boards with 3 channels, not 3x9 images with 9.
     agent = fake_agent(2, (3, 9, 9))

@@ -18,7 +18,7 @@ from kerlym import preproc
 from kerlym.backend import set_random_seed, synchronous_jax_cpu
 from kerlym.config import DTYPE_POLICIES, AgentConfig, ConfigError, canonical, field_names
 from kerlym.envs import OneEnv, action_masks, make_env, reset_env, step_env, vector_worker
-from kerlym.factories import build_model, refuse_unknown_arguments
+from kerlym.factories import build_model, net_kwargs_problem, refuse_unknown_arguments
 from kerlym.memory import FrameRing, LatestFrame
 
 
@@ -132,8 +132,12 @@ class Agent:
             config = dataclasses.replace(config, **values) if config is not None else cls.Config(**values)
         except ConfigError as e:
             raise ValueError(str(e)) from None
-        refuse_unknown_arguments(cls.__name__, cls.Config, rest, cls._factory(config.modelfactory))
-        return config, rest
+        factory = cls._factory(config.modelfactory)
+        refuse_unknown_arguments(cls.__name__, cls.Config, rest, factory)
+        problem = net_kwargs_problem(cls.Config, config.net_kwargs or {}, factory)
+        if problem is not None:
+            raise TypeError(f"net_kwargs: {problem}")
+        return config, {**(config.net_kwargs or {}), **rest}  # a keyword argument given here wins
 
     @classmethod
     def _factory(cls, modelfactory):
@@ -414,7 +418,13 @@ class Agent:
         return (actions if batched else int(actions[0])), state
 
     def evaluate(
-        self, episodes: int = 20, env=None, seed: int | None = None, explore: bool = False, search: int = 0
+        self,
+        episodes: int = 20,
+        env=None,
+        seed: int | None = None,
+        explore: bool = False,
+        search: int = 0,
+        on_episode: Callable[[int, float], None] | None = None,
     ) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes (no exploration, no dropout, no learning).
 
@@ -424,13 +434,19 @@ class Agent:
         ``seed`` seeds episode ``i``'s reset with ``seed + i``, so evaluations at the same seed play the same
         episodes; it is not used on the training env itself (an env object with ``concurrency`` 1), whose
         training episodes a reseed would repeat.
+        ``on_episode(i, total)`` is called as episode ``i`` (from 0) ends, with its return, so that a caller can
+        report each one (``--play``) and keep the finished ones if the rest are interrupted.
 
         Uses a fresh copy of the environment when the agent was given an env id
         or callable, so evaluation never disturbs training episodes. On the fused path
         (:attr:`fused`), greedy episodes of the agent's own env play side by side in one compiled call.
         """
         if self.fused is not None and env is None and not explore and not search:
-            return self.fused.evaluate(episodes, seed)
+            returns = self.fused.evaluate(episodes, seed)  # one compiled call: the episodes end together
+            for i, total in enumerate(returns):
+                if on_episode is not None:
+                    on_episode(i, float(total))
+            return returns
         if env is None:
             if self._eval_env is None:  # training steps self.env only when concurrency is 1
                 self._eval_env = self._make_env() if self.env_spec and self.concurrency == 1 else self.env
@@ -455,6 +471,8 @@ class Agent:
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
+            if on_episode is not None:
+                on_episode(i, total)
         return np.asarray(returns)
 
     # -- play-time search (kerlym.puct) ---------------------------------------

@@ -183,6 +183,16 @@ class AgentConfig:
         topic="network",
         api_function=True,
     )
+    net_kwargs: dict | None = setting(
+        None,
+        "Keyword arguments for the network's factory, as KEY=VALUE, read as --env-kwargs are (e.g. filters=96 "
+        "conv_layers=8 for actor_critic_board; SB3's policy_kwargs); saved with the run",
+        ("--net-kwargs",),
+        cli_nargs="+",
+        metavar="KEY=VALUE",
+        topic="network",
+        check="keywords",
+    )
     dropout: float = setting(0.0, "Dropout rate in the NN", ("-o",), cli_default=0.5, topic="network", check="rate")
     learning_rate: float = setting(
         1e-4,
