@@ -301,7 +301,7 @@ class Runner:
                         losses.extend(chunk.losses[k, :, 0].tolist())
                         self._updated(chunk.losses[k, :, 0].tolist())
                 used = max(used, u)
-                agent.total_steps = steps_before + (u * fused.n_steps + t + 1) * fused.num_envs
+                agent.total_steps = steps_before + int(u * fused.n_steps + t + 1) * fused.num_envs
                 agent.episode += 1
                 row = {
                     "episode": agent.episode,
@@ -315,8 +315,9 @@ class Runner:
                     "wall_time": wall,
                 }
                 losses = []
-                if u > 0 or agent.stats:  # the metrics of the last update before the episode ended
-                    row.update(agent.stats if u == 0 else dict(zip(agent.metric_names, map(float, metrics[u - 1]))))
+                last = getattr(agent, "stats", None)  # a DQN's run has none before its first chunk ends
+                if u > 0 or last:  # the metrics of the last update before the episode ended
+                    row.update(last if u == 0 else dict(zip(agent.metric_names, map(float, metrics[u - 1]))))
                 agent.episodes.append(row)
                 if self._episode_ended(row, callback, episode_limit):
                     stop = True

@@ -190,6 +190,17 @@ def test_a_checkpoint_reloads_identically_and_a_resumed_run_continues_exactly(tm
             np.testing.assert_array_equal(w, v)
 
 
+def test_episodes_that_end_in_the_first_update_of_a_run_are_rows_and_the_run_checkpoints(tmp_path):
+    # A unit of 64 env steps: CartPole's random episodes (about 22 steps) end in the run's first unit, before
+    # any chunk has given the agent its last update's metrics.
+    argv = [*SMALL_ARGV, "-a", "dqn", "--seed", "0", "--update_freq", "64", "--steps", "256"]
+    assert main.main([*argv, "--outdir", str(tmp_path)]) == 0
+    run = only(tmp_path)
+    steps = [int(r["total_steps"]) for r in read_rows(run)]
+    assert steps[0] < 64 and steps == sorted(steps) and len(steps) >= 4
+    assert kerlym.load(run).total_steps == 256
+
+
 @pytest.mark.slow
 def test_seed_1_trained_in_a_group_of_two_equals_seed_1_alone(tmp_path):
     base = [*SMALL_ARGV, "-a", "dqn", "--steps", "400"]
