@@ -254,12 +254,10 @@ def check_network(run: C.RunConfig, config: C.AgentConfig) -> None:
             n for n in networks.NETWORKS if n not in networks.POLICY_NETWORKS | networks.ACTOR_CRITIC_NETWORKS
         )
         raise C.ConfigError(f"{net} is a policy network for -a pg; Q-learning agents need one of: {q_nets}")
-    if config.net_kwargs:
-        from kerlym.factories import net_kwargs_problem
-
-        # The agent's default network is known only to its class (which imports Keras): looked up only if needed.
-        factory = net if callable(net) else networks.get(net or AGENTS[run.agent].default_network)
-        problem = net_kwargs_problem(AGENT_CONFIGS[run.agent], config.net_kwargs, factory)
+    if config.net_kwargs:  # the agent's default network is known only to its class (which imports Keras)
+        problem = factories.net_kwargs_problem(
+            AGENT_CONFIGS[run.agent], config.net_kwargs, _named_factory(net, run.agent)
+        )
         if problem is not None:
             raise C.ConfigError(f"--net-kwargs: {problem}")
     if getattr(config, "dueling", False) and net in networks.MULTI_HEAD_Q_NETWORKS:

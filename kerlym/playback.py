@@ -123,9 +123,7 @@ def _play_episodes(agent, run: C.RunConfig, seed: int | None, played: dict, name
             line += f" (wins {games['wins']}, draws {games['draws']}, losses {games['losses']})"
         print(line, flush=True)
 
-    returns = agent.evaluate(run.eval_episodes, env=env, seed=seed, search=run.search, on_episode=report)
-    played[name] = list(returns)
-    return returns
+    return agent.evaluate(run.eval_episodes, env=env, seed=seed, search=run.search, on_episode=report)
 
 
 def partial_results(played: dict, episodes: int, env) -> str:
