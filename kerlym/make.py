@@ -18,7 +18,7 @@ import os
 from kerlym import checkpoints, factories, resources
 from kerlym import config as C
 from kerlym.agents import AGENT_CONFIGS, AGENTS
-from kerlym.envs import GO_IDS
+from kerlym.envs import GO_IDS, OPENSPIEL_PREFIX
 
 
 def configure(
@@ -310,8 +310,14 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True, ne
             raise C.ConfigError(
                 f"--search needs a value estimate, which -a {run.agent} has not; use dqn, ddqn, a2c or ppo"
             )
-    if run.pretrain and (not actor_critic or run.env not in GO_IDS):
-        raise C.ConfigError(f"--pretrain clones GnuGo's Go into -a a2c, a3c or ppo on {' or '.join(GO_IDS)}")
+    if run.pretrain and not actor_critic:
+        raise C.ConfigError(f"--pretrain clones into a policy and a value head: -a a2c, a3c or ppo, not -a {run.agent}")
+    if run.pretrain and run.pretrain.startswith("gnugo:") and run.env not in GO_IDS:
+        raise C.ConfigError(f"--pretrain {run.pretrain} clones GnuGo's Go: -e {' or '.join(GO_IDS)} (an openspiel: "
+                            "game learns from mcts:SIMULATIONS:GAMES)")  # fmt: skip
+    if run.pretrain and run.pretrain.startswith("mcts:") and not str(run.env).startswith(OPENSPIEL_PREFIX):
+        raise C.ConfigError(f"--pretrain {run.pretrain} clones OpenSpiel's MCTS: -e openspiel:GAME, not {run.env} "
+                            "(Go9x9-v0 learns from gnugo:LEVEL:GAMES)")  # fmt: skip
     if run.pretrain and (config.nframes != 1 or config.difference_obs or config.preprocessor not in (None, "none")):
         raise C.ConfigError("--pretrain learns single board positions: it needs --nframes 1, no --difference_obs "
                             "and no preprocessor")  # fmt: skip
@@ -356,10 +362,10 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True, ne
             )
         if net in ("board_cnn", "actor_critic_board"):
             height, width = networks.board_size(shape)
-            if env.action_space.n < height * width:
+            if not networks.board_actions_fit(height, width, env.action_space.n):
                 raise C.ConfigError(
                     f"{net} needs an action per point of the board first, {height}x{width} = "
-                    f"{height * width}, but {run.env} has {env.action_space.n} actions"
+                    f"{height * width}, or one per column, but {run.env} has {env.action_space.n} actions"
                 )
         flag = next((f for f in ("symmetries", "average_symmetries") if getattr(config, f, False)), None)
         if flag is not None:
@@ -376,12 +382,12 @@ def check_env(run: C.RunConfig, config: C.AgentConfig, training: bool = True, ne
 
 
 def _check_pretrain(game, spec: str) -> None:
-    """``--pretrain``'s games: cached, or GnuGo there to play them; else a :class:`ConfigError` naming the package."""
+    """``--pretrain gnugo``'s games: cached, or GnuGo there to play them; else a :class:`ConfigError` naming the
+    package (``mcts`` games need only OpenSpiel, which the env has)."""
     from kerlym import pretrain
     from kerlym.envs.go_opponents import find_gnugo
 
-    level, games = pretrain.parse_spec(spec)
-    if find_gnugo() is None and not os.path.exists(pretrain.dataset_path(level, games, game.board_size, game.komi, 0)):
+    if spec.startswith("gnugo:") and find_gnugo() is None and not os.path.exists(pretrain.dataset_path(spec, game)):
         raise C.ConfigError(f"--pretrain {spec} has GnuGo play the games: apt-get install gnugo")
 
 

@@ -51,9 +51,10 @@ def _frames_with_channels(agent, factory):
 
 
 def _is_channels_first(frame_shape) -> bool:
-    """A ``(C, H, W)`` frame: a few planes before a square image, as Go's ``(3, N, N)`` board planes."""
+    """A ``(C, H, W)`` frame: a few planes before a larger image, as Go's ``(3, N, N)`` board planes or connect
+    four's ``(3, 6, 7)``."""
     channels, height, width = frame_shape
-    return channels <= 4 and height == width > channels
+    return channels <= 4 and min(height, width) > channels
 
 
 def _frames(s, agent, factory):
@@ -234,14 +235,15 @@ def board_cnn(
 
 def _board_trunk(s, agent, env, name: str, filters, conv_layers, dropout):
     """The board networks' trunk: the frames as an ``H x W`` image, ``conv_layers`` 3x3 same-padding
-    convolutions of ``filters``; refuses an env whose first ``H * W`` actions are not the points."""
+    convolutions of ``filters``; refuses an env whose actions are neither the points first (Go) nor one per
+    column (connect four)."""
     from keras import layers
 
     h, (nframes, height, width, channels) = _frames(s, agent, name)
-    points, n = height * width, _action_count(env)
-    if n < points:
+    if not board_actions_fit(height, width, _action_count(env)):
         raise ValueError(
-            f"{name} needs an action per point of the {height}x{width} board first; the env has {n} actions"
+            f"{name} needs an action per point of the {height}x{width} board first, or one per column; the env has "
+            f"{_action_count(env)} actions"
         )
     h = layers.Permute((2, 3, 1, 4))(h)
     h = layers.Reshape((height, width, nframes * channels))(h)
@@ -250,11 +252,21 @@ def _board_trunk(s, agent, env, name: str, filters, conv_layers, dropout):
     return layers.Dropout(dropout)(h) if dropout else h
 
 
+def board_actions_fit(height: int, width: int, actions: int) -> bool:
+    """Whether the board networks can give ``actions`` outputs on an ``height x width`` board: one per point first
+    (then pass, resign...), or one per column (a game that drops pieces into columns)."""
+    return actions >= height * width or actions == width
+
+
 def _point_outputs(h, n: int, name: str | None = None):
     """One output per point (a 1x1 convolution of the trunk ``h``), then a linear layer over the board for the
-    ``n - H * W`` actions after the points (pass, resign)."""
+    ``n - H * W`` actions after the points (pass, resign); or, with one action per column, a linear layer over the
+    board for each column."""
     from keras import layers
 
+    height, width = h.shape[1], h.shape[2]
+    if n < height * width:  # one per column (board_actions_fit)
+        return layers.Dense(n, kernel_initializer="zeros", dtype="float32", name=name)(layers.Flatten()(h))
     out = layers.Flatten()(layers.Conv2D(1, 1, kernel_initializer="zeros", dtype="float32")(h))
     if n > out.shape[-1]:
         rest = layers.Dense(n - out.shape[-1], kernel_initializer="zeros", dtype="float32")(layers.Flatten()(h))

@@ -1,22 +1,31 @@
-"""Behaviour cloning from GnuGo before RL: ``--pretrain gnugo:LEVEL:GAMES``.
+"""Behaviour cloning before RL: ``--pretrain gnugo:LEVEL:GAMES`` (Go) or ``--pretrain mcts:SIMULATIONS:GAMES``
+(any ``openspiel:`` two-player game).
 
-GnuGo plays ``GAMES`` games against itself at ``LEVEL`` (one GTP process plays both colours, a few
-processes in parallel), and every position is kept as the Go env shows it to the side to move:
-the env's own planes (:meth:`kerlym.envs.go.GoEnv.observation`, black, white and empty whoever is
-to move; a run on ``planes="mover"`` learns them as the mover's, :func:`env_planes`), its action
-mask (:meth:`~kerlym.envs.go.GoEnv.action_mask`: the legal points, pass and resign), GnuGo's move
-in the env's actions, and the game's result from the mover's side (+1, 0, -1).
+A teacher plays ``GAMES`` games against itself (a few processes in parallel), and every position it moved in is
+kept as the env shows it to the side to move, with its action mask, the teacher's move in the env's actions and
+the game's result from the mover's side (+1, 0, -1):
+
+- ``gnugo:LEVEL``: GnuGo at ``LEVEL`` over GTP (one process plays both colours), positions as the Go env's own
+  planes (:meth:`kerlym.envs.go.GoEnv.observation`, black, white and empty whoever is to move; a run on
+  ``planes="mover"`` learns them as the mover's, :func:`env_planes`) and its mask
+  (:meth:`~kerlym.envs.go.GoEnv.action_mask`: the legal points, pass and resign).
+- ``mcts:SIMULATIONS``: OpenSpiel's C++ MCTS bot (``pyspiel.MCTSBot``, one random rollout per leaf, UCT
+  constant 2, solving proven wins and losses: the ``mcts:N`` opponent's algorithm, run natively) with
+  ``SIMULATIONS`` simulations a move; positions as ``state.observation_tensor(mover)``, the env's view
+  (:class:`kerlym.envs.openspiel.OpenSpielEnv`), and its most visited move.
+
 The games are saved once as an ``.npz`` dataset in a cache folder (``$KERLYM_CACHE``, else
 ``~/.cache/kerlym``) and reused by every later run that asks for the same games.
 
 The agent's own network (its model factory's, as the run built it) then learns the games with
-Keras's ``fit``: the policy head by cross-entropy over the legal moves of GnuGo's move, the value
-head by the squared error to the result, each position turned by one of the board's 8 symmetries
-drawn afresh each time it is seen. RL starts from those weights. Actor-critic agents (a2c, ppo)
-only: they have the policy and value heads to clone into.
+Keras's ``fit``: the policy head by cross-entropy over the legal moves of the teacher's move, the value
+head by the squared error to the result, each position turned by one of the env's symmetries (Go's 8,
+connect four's mirror, tic-tac-toe's 8; none for a game without them) drawn afresh each time it is seen.
+RL starts from those weights. Actor-critic agents (a2c, ppo) only: they have the policy and value heads to
+clone into.
 
-GnuGo's games vary by their random seeds (``set_random_seed``, a new one each game) and by
-``OPENING_MOVES`` uniformly random moves at the start of each game, which are not learnt from.
+The games vary by their random seeds (GnuGo's ``set_random_seed``, the MCTS bot's rollouts, a new one each
+game) and by ``OPENING_MOVES`` uniformly random moves at the start of each game, which are not learnt from.
 
 Ctrl-C (or SIGTERM) stops the pretraining at once: while the games are played, between two moves,
 with every finished game saved in the cache (the part files, a part's finished games too) and GnuGo
@@ -33,11 +42,13 @@ from multiprocessing import get_context
 
 import numpy as np
 
-SPEC_FORM = "gnugo:LEVEL:GAMES"
+SPEC_FORM = "gnugo:LEVEL:GAMES or mcts:SIMULATIONS:GAMES"
 RECORD = "pretrain.json"  # what was cloned, in the run folder
 PART_GAMES = 100  # games played, and saved, together
 GNUGO_RETRIES = 2  # a GnuGo that dies mid-game (killed from outside) is started again this many times
 OPENING_MOVES = 2  # random moves opening each game (not learnt from): GnuGo alone repeats its games often
+UCT_C = 2.0  # the MCTS teacher's exploration constant, the mcts:N opponent's (kerlym.envs.go_opponents.MCTSOpponent)
+MCTS_MEMORY_MB = 1000  # the C++ MCTS bot's tree, at most
 VALUE_WEIGHT = 0.5  # the value's squared error beside the policy's cross-entropy, as PPO's vf_coef
 EPOCHS = 10
 BATCH_SIZE = 256
@@ -61,14 +72,16 @@ class Stopped(Exception):
         self.games = games
 
 
-def parse_spec(spec: str) -> tuple[int, int]:
-    """``"gnugo:0:500"`` -> ``(0, 500)``: GnuGo's level (0-10) and the number of games; ValueError otherwise."""
+def parse_spec(spec: str) -> tuple[str, int, int]:
+    """``"gnugo:0:500"`` -> ``("gnugo", 0, 500)``, ``"mcts:4000:2500"`` -> ``("mcts", 4000, 2500)``: the teacher, its
+    strength (GnuGo's level, 0-10, or the MCTS bot's simulations a move) and the number of games; ValueError
+    otherwise."""
     parts = str(spec).split(":")
-    if len(parts) == 3 and parts[0] == "gnugo" and parts[1].isdigit() and parts[2].isdigit():
-        level, games = int(parts[1]), int(parts[2])
-        if level <= 10 and games >= 1:
-            return level, games
-    raise ValueError(f"--pretrain takes {SPEC_FORM} (level 0-10, at least 1 game), got {spec!r}")
+    if len(parts) == 3 and parts[0] in ("gnugo", "mcts") and parts[1].isdigit() and parts[2].isdigit():
+        teacher, strength, games = parts[0], int(parts[1]), int(parts[2])
+        if games >= 1 and (strength <= 10 if teacher == "gnugo" else strength >= 1):
+            return teacher, strength, games
+    raise ValueError(f"--pretrain takes {SPEC_FORM} (level 0-10, at least 1 simulation and 1 game), got {spec!r}")
 
 
 def cache_dir() -> str:
@@ -76,10 +89,23 @@ def cache_dir() -> str:
     return os.environ.get("KERLYM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kerlym")
 
 
-def dataset_path(level: int, games: int, board_size: int, komi: float, seed: int, folder: str | None = None) -> str:
-    """The ``.npz`` file of these games in ``folder`` (default :func:`cache_dir`)."""
-    name = f"gnugo{level}_go{board_size}_komi{komi:g}_{games}games_seed{seed}.npz"
-    return os.path.join(folder or cache_dir(), name)
+def teacher(spec: str, game) -> tuple:
+    """``(play, settings, name)`` for ``spec`` on the env ``game`` (unwrapped): the function that plays the games
+    (:func:`play_games` or :func:`play_mcts_games`, called with ``settings`` and the games and seed), and the
+    dataset's name without the games and seed."""
+    kind, strength, _ = parse_spec(spec)
+    if kind == "gnugo":
+        settings = {"level": strength, "board_size": game.board_size, "komi": game.komi}
+        return play_games, settings, f"gnugo{strength}_go{game.board_size}_komi{game.komi:g}"
+    spelled = str(game.game)  # OpenSpiel's own spelling, parameters included: "connect_four()"
+    name = "".join(c if c.isalnum() or c in "_." else "-" for c in spelled.replace("()", "")).strip("-")
+    return play_mcts_games, {"simulations": strength, "game": spelled}, f"mcts{strength}_{name}"
+
+
+def dataset_path(spec: str, game, seed: int = 0, folder: str | None = None) -> str:
+    """The ``.npz`` file of ``spec``'s games on the env ``game`` in ``folder`` (default :func:`cache_dir`)."""
+    _, _, name = teacher(spec, game)
+    return os.path.join(folder or cache_dir(), f"{name}_{parse_spec(spec)[2]}games_seed{seed}.npz")
 
 
 # -- the games --------------------------------------------------------------------------------------------------
@@ -186,6 +212,76 @@ def _one_game(env, gnugo, rng, resign: int, stop=None) -> tuple[dict | None, lis
     return rows, moves
 
 
+def play_mcts_games(
+    simulations: int, games: int, game: str = "connect_four", seed: int | list = 0, first: int = 0, stop=None
+) -> dict:
+    """OpenSpiel's C++ MCTS bot with ``simulations`` simulations a move playing itself ``games`` times at the
+    OpenSpiel game ``game``: every position it moved in, as the env shows it to the mover.
+
+    ``first`` and ``stop`` as :func:`play_games`'. Chance outcomes (dice, deals) are drawn from each game's seed.
+
+    Returns:
+        :func:`play_games`' arrays: ``obs`` float32 ``[M, *observation_tensor_shape]``
+        (``state.observation_tensor(mover)``), ``mask`` int8 ``[M, actions]``, ``action`` int16 ``[M]`` (the most
+        visited move, a proven win first), ``value`` float32 ``[M]`` (the mover's return), ``game`` int32 ``[M]``
+        and ``moves`` int16 ``[games played, max moves]`` (every action, chance outcomes and openings included).
+    """
+    import pyspiel
+
+    from kerlym.envs.openspiel import load_game
+
+    spiel = load_game(game)
+    actions = spiel.num_distinct_actions()
+    rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 0x3C7])
+    rows: dict[str, list] = {"obs": [], "mask": [], "action": [], "value": [], "game": []}
+    move_lists = []
+    for game_seed in [int(rng.integers(2**31)) for _ in range(games)][first:]:
+        game_rng = np.random.default_rng(game_seed)
+        bot = pyspiel.MCTSBot(
+            spiel, pyspiel.RandomRolloutEvaluator(1, game_seed), UCT_C, int(simulations), MCTS_MEMORY_MB, True,
+            game_seed, False,
+        )  # fmt: skip
+        state, moves, movers, game_rows = spiel.new_initial_state(), [], [], {"obs": [], "mask": [], "action": []}
+        while not state.is_terminal():
+            if stop is not None and stop():
+                break
+            if state.is_chance_node():
+                outcomes, chances = zip(*state.chance_outcomes())
+                action = int(game_rng.choice(outcomes, p=np.asarray(chances) / sum(chances)))
+            elif len(movers) == 0 and len(moves) < OPENING_MOVES:
+                action = int(game_rng.choice(state.legal_actions()))
+            else:
+                mover = state.current_player()
+                action = int(bot.mcts_search(state).best_child().action)
+                mask = np.zeros(actions, dtype=np.int8)
+                mask[state.legal_actions()] = 1
+                game_rows["obs"].append(np.asarray(state.observation_tensor(mover), dtype=np.float32))
+                game_rows["mask"].append(mask)
+                game_rows["action"].append(action)
+                movers.append(mover)
+            moves.append(action)
+            state.apply_action(action)
+        if not state.is_terminal():  # stopped: the game in progress is dropped
+            break
+        for key, values in game_rows.items():
+            rows[key] += values
+        rows["value"] += [float(state.returns()[m]) for m in movers]
+        rows["game"] += [len(move_lists)] * len(movers)
+        move_lists.append(moves)
+    longest = max((len(m) for m in move_lists), default=0)
+    table = np.full((len(move_lists), longest), -1, dtype=np.int16)
+    for g, m in enumerate(move_lists):
+        table[g, : len(m)] = m
+    return {
+        "obs": np.asarray(rows["obs"], dtype=np.float32).reshape(-1, *spiel.observation_tensor_shape()),
+        "mask": np.asarray(rows["mask"], dtype=np.int8).reshape(-1, actions),
+        "action": np.asarray(rows["action"], dtype=np.int16),
+        "value": np.asarray(rows["value"], dtype=np.float32),
+        "game": np.asarray(rows["game"], dtype=np.int32),
+        "moves": table,
+    }
+
+
 _worker_stop = None  # in a worker process of generate(): the event the parent sets to stop the games
 
 
@@ -206,15 +302,14 @@ def _start_worker(stop_event) -> None:
 def _play_part(job, stop=None) -> dict:
     """One part's games: those an earlier call saved in the part's file, then the rest, saved as they end (a
     stopped part's finished games too)."""
-    *args, part = job
-    games = args[1]
+    play, settings, games, seed, part = job
     saved = _load(part) if part and os.path.exists(part) else None
     played = 0 if saved is None else len(saved["moves"])
     if played >= games:
         return saved
     if stop is None and _worker_stop is not None:
         stop = _worker_stop.is_set
-    new = play_games(*args, first=played, stop=stop)
+    new = play(**settings, games=games, seed=seed, first=played, stop=stop)
     data = new if saved is None else _concatenate([saved, new])
     if part and len(new["moves"]):
         _save(part, data)
@@ -234,10 +329,10 @@ def _concatenate(parts: list[dict]) -> dict:
 
 
 def generate(
-    level: int, games: int, board_size: int = 9, komi: float = 7.5, seed: int = 0, workers: int = 2,
-    parts: str | None = None, stop=None,
-) -> dict:  # fmt: skip
-    """:func:`play_games` in parts of :data:`PART_GAMES` games, ``workers`` processes (each its own GnuGo) at once.
+    play, settings: dict, games: int, seed: int = 0, workers: int = 2, parts: str | None = None, stop=None
+) -> dict:
+    """``play(**settings, games=..., seed=...)`` (:func:`play_games`, :func:`play_mcts_games`) in parts of
+    :data:`PART_GAMES` games, ``workers`` processes (each its own GnuGo) at once.
 
     Part ``i`` is seeded ``(seed, i)``, so the games do not depend on ``workers``. With ``parts`` (a path
     prefix), each part is saved as it ends, and a part saved by an earlier, interrupted call is loaded
@@ -248,10 +343,7 @@ def generate(
             finished games are saved first (with ``parts``) and the GnuGo processes closed.
     """
     sizes = [min(PART_GAMES, games - start) for start in range(0, games, PART_GAMES)]
-    jobs = [
-        (level, size, board_size, komi, [int(seed), i], parts and f"{parts}.part{i}.npz")
-        for i, size in enumerate(sizes)
-    ]
+    jobs = [(play, settings, size, [int(seed), i], parts and f"{parts}.part{i}.npz") for i, size in enumerate(sizes)]
     workers = max(1, min(int(workers), len(jobs)))
     stopping = stop or (lambda: False)
     if workers == 1:
@@ -294,18 +386,20 @@ def _load(path: str) -> dict:
 
 
 def load_or_generate(
-    level: int, games: int, board_size: int, komi: float, seed: int = 0, folder: str | None = None, workers: int = 2,
-    stop=None,
-) -> tuple[dict, str, bool]:  # fmt: skip
-    """The dataset of these games from the cache, or generated and saved there: ``(arrays, path, was cached)``.
+    spec: str, game, seed: int = 0, folder: str | None = None, workers: int = 2, stop=None
+) -> tuple[dict, str, bool]:
+    """The dataset of ``spec``'s games on the env ``game`` from the cache, or generated and saved there:
+    ``(arrays, path, was cached)``.
 
     Raises:
         Stopped: ``stop()`` was true before the games were all played (:func:`generate`); those played are saved.
     """
-    path = dataset_path(level, games, board_size, komi, seed, folder)
+    path = dataset_path(spec, game, seed, folder)
     if os.path.exists(path):
         return _load(path), path, True
-    data = generate(level, games, board_size, komi, seed, workers, parts=path, stop=stop)
+    play, settings, _ = teacher(spec, game)
+    games = parse_spec(spec)[2]
+    data = generate(play, settings, games, seed, workers, parts=path, stop=stop)
     _save(path, data)
     for i in range(-(-games // PART_GAMES)):
         part = f"{path}.part{i}.npz"
@@ -315,13 +409,21 @@ def load_or_generate(
 
 
 # -- learning the games -------------------------------------------------------------------------------------------
-def check_agent(agent) -> None:
-    """Refuse, in one line (ValueError), an agent or env behaviour cloning cannot work with."""
+def check_agent(agent, spec: str | None = None) -> None:
+    """Refuse, in one line (ValueError), an agent or env behaviour cloning (from ``spec``'s teacher) cannot work
+    with."""
+    from kerlym.envs.openspiel import OpenSpielEnv
+
     game = agent.env.unwrapped
     if getattr(agent.config, "network_kind", None) != "actor_critic" or agent.continuous:
         raise ValueError(f"--pretrain clones into a policy and a value head: -a a2c, a3c or ppo, not -a {agent.name}")
-    if not (callable(getattr(game, "symmetries", None)) and hasattr(game, "resign_action")):
+    go = hasattr(game, "resign_action")
+    kind = None if spec is None else parse_spec(spec)[0]
+    if kind == "gnugo" and not go:
         raise ValueError(f"--pretrain gnugo plays Go: -e Go9x9-v0 or Go19x19-v0, not {type(game).__name__}")
+    if kind == "mcts" and (go or not isinstance(game, OpenSpielEnv)):
+        raise ValueError(f"--pretrain mcts plays OpenSpiel's games as -e openspiel:GAME shows them (Go9x9-v0 learns "
+                         f"from gnugo:LEVEL:GAMES), not {type(game).__name__}")  # fmt: skip
     if agent.nframes != 1 or agent.difference_obs or agent.frame_shape != game.observation_space.shape:
         raise ValueError("--pretrain learns single board positions: it needs --nframes 1, no difference frames and "
                          "no preprocessor")  # fmt: skip
@@ -346,16 +448,20 @@ def env_planes(data: dict, game) -> dict:
 
 
 def symmetry_tables(game) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(obs_index [8, P N²], action_index [8, A], action_of [8, A])`` of the Go env ``game``: symmetry ``k`` takes
-    flat planes ``o`` to ``o[obs_index[k]]``, an action mask ``m`` to ``m[action_index[k]]`` and the action ``a`` to
-    ``action_of[k, a]``."""
-    obs_index, action_index = game.symmetries()
+    """``(obs_index [S, P N²], action_index [S, A], action_of [S, A])`` of the env ``game``'s ``S`` symmetries (the
+    identity alone for an env without ``symmetries()``): symmetry ``k`` takes flat planes ``o`` to
+    ``o[obs_index[k]]``, an action mask ``m`` to ``m[action_index[k]]`` and the action ``a`` to ``action_of[k, a]``."""
+    if callable(getattr(game, "symmetries", None)):
+        obs_index, action_index = game.symmetries()
+    else:
+        obs_index = np.arange(int(np.prod(game.observation_space.shape)))[None]
+        action_index = np.arange(game.action_space.n)[None]
     action_of = np.argsort(action_index, axis=1)  # the inverse permutations: action_index[k][action_of[k][a]] == a
     return obs_index, action_index, action_of
 
 
 def bc_targets(data: dict) -> np.ndarray:
-    """One float32 row per position for Keras: ``[GnuGo's move, the result for the mover, the action mask...]``."""
+    """One float32 row per position for Keras: ``[the teacher's move, the mover's result, the action mask...]``."""
     return np.concatenate(
         [data["action"][:, None].astype(np.float32), data["value"][:, None], data["mask"].astype(np.float32)], axis=1
     )
@@ -403,7 +509,7 @@ def make_batches(data: dict, game, batch_size: int, seed: int, symmetries: bool 
             rows = self.order[i * batch_size : (i + 1) * batch_size]
             x, y = states[rows], targets[rows].copy()
             if symmetries:
-                k = self.rng.integers(8, size=len(rows))
+                k = self.rng.integers(len(obs_index), size=len(rows))
                 x = np.take_along_axis(x, obs_index[k], axis=1)
                 y[:, 2:] = np.take_along_axis(y[:, 2:], action_index[k], axis=1)
                 y[:, 0] = action_of[k, y[:, 0].astype(np.int64)]
@@ -416,7 +522,8 @@ def make_batches(data: dict, game, batch_size: int, seed: int, symmetries: bool 
 
 
 def policy_cross_entropy(agent, data: dict, batch_size: int = 4096) -> tuple[float, float]:
-    """The agent's mean cross-entropy over the legal moves of GnuGo's moves, and its value's mean squared error."""
+    """The agent's mean cross-entropy over the legal moves of the teacher's moves, and its value's mean squared
+    error."""
     from keras import ops
 
     _, policy_ce, value_mse = bc_losses(agent.num_actions)
@@ -473,20 +580,22 @@ def fit(agent, data: dict, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, l
 
 def pretrain(agent, spec: str, epochs: int = EPOCHS, seed: int = 0, folder: str | None = None,
              workers: int = 2, say=print) -> dict:  # fmt: skip
-    """``--pretrain gnugo:LEVEL:GAMES``: the games (cached, or played now), then :func:`fit`; a summary for the run.
+    """``--pretrain gnugo:LEVEL:GAMES`` or ``mcts:SIMULATIONS:GAMES``: the games (cached, or played now), then
+    :func:`fit`; a summary for the run.
 
     Args:
-        agent: an a2c, a3c or ppo agent on Go (:func:`check_agent`).
-        spec: ``gnugo:LEVEL:GAMES``.
+        agent: an a2c, a3c or ppo agent on Go (gnugo) or an ``openspiel:`` game (mcts) (:func:`check_agent`).
+        spec: ``gnugo:LEVEL:GAMES`` or ``mcts:SIMULATIONS:GAMES``.
         epochs: passes over the positions.
         seed: the games' seed (their cache file's too) and the batches' order and symmetries.
         folder: the datasets' folder (default :func:`cache_dir`).
-        workers: GnuGo processes playing the games at once.
+        workers: processes playing the games at once.
         say: where the progress lines go.
 
     Returns:
-        What was done: ``dataset``, ``games``, ``positions``, ``level``, ``cached``, ``epochs``, the cross-entropy
-        and value error before and after, ``seconds`` (playing and learning).
+        What was done: ``teacher`` (``gnugo:LEVEL`` or ``mcts:SIMULATIONS``), ``dataset``, ``games``, ``positions``,
+        ``cached``, ``epochs``, the cross-entropy and value error before and after, ``seconds`` (playing and
+        learning); for GnuGo ``level`` too.
 
     Raises:
         ValueError: a bad spec, or an agent or env it cannot clone into (one line).
@@ -497,25 +606,24 @@ def pretrain(agent, spec: str, epochs: int = EPOCHS, seed: int = 0, folder: str 
 
     from kerlym._io import signals_recorded
 
-    level, games = parse_spec(spec)
-    check_agent(agent)
+    kind, strength, games = parse_spec(spec)
+    check_agent(agent, spec)
     game = agent.env.unwrapped
+    who = f"GnuGo level {strength}" if kind == "gnugo" else f"OpenSpiel's MCTS at {strength} simulations a move"
     t0 = time.perf_counter()
-    say(f"pretraining: behaviour cloning from GnuGo level {level}, {games} games")
+    say(f"pretraining: behaviour cloning from {who}, {games} games")
     with signals_recorded() as received:
 
         def stop() -> bool:
             return bool(received())
 
         try:
-            data, path, cached = load_or_generate(
-                level, games, game.board_size, game.komi, seed, folder, workers, stop=stop
-            )  # fmt: skip
+            data, path, cached = load_or_generate(spec, game, seed, folder, workers, stop=stop)
         except Stopped as e:
-            where = os.path.dirname(dataset_path(level, games, game.board_size, game.komi, seed, folder))
+            where = os.path.dirname(dataset_path(spec, game, seed, folder))
             kept = f"{e.games} of {games} games are saved in {where}" if e.games else f"none of the {games} games ended"
             raise Interrupted(
-                f"interrupted while GnuGo played the pretraining games: {kept}; the same command again plays the "
+                f"interrupted while {who} played the pretraining games: {kept}; the same command again plays the "
                 "rest and goes on", received()[0],
             ) from None  # fmt: skip
         played = time.perf_counter() - t0
@@ -525,13 +633,14 @@ def pretrain(agent, spec: str, epochs: int = EPOCHS, seed: int = 0, folder: str 
         history = fit(agent, data, epochs, seed=seed, stop=stop)
         if received():
             raise Interrupted(
-                f"interrupted while learning GnuGo's games (epoch {len(history)} of {epochs}), before RL: the "
+                f"interrupted while learning {who}'s games (epoch {len(history)} of {epochs}), before RL: the "
                 f"games are kept in {path}; the same command again learns from them and goes on", received()[0],
             )  # fmt: skip
         after = policy_cross_entropy(agent, data)
     say(f"pretrained: cross-entropy {before[0]:.3f} -> {after[0]:.3f}, value error {before[1]:.3f} -> {after[1]:.3f}")
     return {
-        "level": level, "games": games, "positions": int(len(data["action"])), "dataset": path, "cached": cached,
+        "teacher": f"{kind}:{strength}", **({"level": strength} if kind == "gnugo" else {}), "games": games,
+        "positions": int(len(data["action"])), "dataset": path, "cached": cached,
         "epochs": int(epochs), "policy_ce_before": before[0], "policy_ce_after": after[0],
         "value_mse_before": before[1], "value_mse_after": after[1], "epoch_losses": history,
         "play_seconds": played, "seconds": time.perf_counter() - t0,

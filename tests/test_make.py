@@ -154,7 +154,7 @@ def test_env_kwargs_and_module_prefix_reach_the_env(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "agent, net, message",
     [
-        ("dqn", "board_cnn", "board_cnn needs an action per point of the board first, 210x160 = 33600, but "),
+        ("dqn", "board_cnn", "board_cnn needs an action per point of the board first, 210x160 = 33600, or one per "),
         ("dqn", "q_rnn", "q_rnn reads vector observations but PongNoFrameskip-v4 observations have shape (210, 160"),
         ("ppo", "actor_critic_rnn", "actor_critic_rnn reads vector observations"),
     ],

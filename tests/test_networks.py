@@ -285,6 +285,16 @@ def test_board_cnn_refuses_an_env_without_an_action_per_point():
         networks.board_cnn(fake_agent(1, (4,)), VECTOR_ENV)
 
 
+def test_board_networks_give_one_output_per_column_on_a_board_that_drops_pieces_into_columns():
+    agent, env = fake_agent(1, (3, 6, 7)), SimpleNamespace(action_space=gym.spaces.Discrete(7))  # connect four
+    model = networks.actor_critic_board(agent, env, filters=8, conv_layers=2)
+    assert model.output_shape == [(None, 7), (None, 1)]
+    assert networks.board_cnn(agent, env, filters=8, conv_layers=2).output_shape == (None, 7)
+    with pytest.raises(ValueError, match="needs an action per point of the 6x7 board first, or one per column; the env "
+                       "has 5 actions"):  # fmt: skip
+        networks.actor_critic_board(agent, SimpleNamespace(action_space=gym.spaces.Discrete(5)))
+
+
 def test_actor_critic_board_gives_a_logit_per_point_pass_resign_and_a_value():
     agent, env = fake_agent(1, (3, 9, 9)), SimpleNamespace(action_space=gym.spaces.Discrete(83))
     model = networks.actor_critic_board(agent, env, filters=8, conv_layers=2)  # a 5x5 receptive field

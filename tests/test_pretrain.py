@@ -13,13 +13,16 @@ from kerlym import pretrain
 from kerlym.config import ConfigError, RunConfig
 
 
-@pytest.mark.parametrize("spec", ["gnugo:0:500", "gnugo:10:1"])
-def test_a_spec_names_level_and_games(spec):
-    assert pretrain.parse_spec(spec) == tuple(int(x) for x in spec.split(":")[1:])
+@pytest.mark.parametrize("spec", ["gnugo:0:500", "gnugo:10:1", "mcts:4000:2500", "mcts:1:1"])
+def test_a_spec_names_teacher_strength_and_games(spec):
+    teacher, strength, games = spec.split(":")
+    assert pretrain.parse_spec(spec) == (teacher, int(strength), int(games))
     assert RunConfig(pretrain=spec).pretrain == spec
 
 
-@pytest.mark.parametrize("spec", ["gnugo:11:5", "gnugo:0:0", "gnugo:0", "pachi:0:5", "gnugo:a:5", "gnugo:0:5:1"])
+@pytest.mark.parametrize(
+    "spec", ["gnugo:11:5", "gnugo:0:0", "gnugo:0", "pachi:0:5", "gnugo:a:5", "gnugo:0:5:1", "mcts:0:5", "mcts:100:0"]
+)
 def test_a_bad_spec_is_one_line(spec):
     with pytest.raises(ValueError, match="gnugo:LEVEL:GAMES"):
         pretrain.parse_spec(spec)
@@ -56,6 +59,7 @@ pytest.importorskip("pyspiel", reason="Go needs the .[go] extra (open-spiel)")
 from kerlym.envs import go  # noqa: E402
 
 needs_gnugo = pytest.mark.skipif(go.find_gnugo() is None, reason="GnuGo is not installed (apt-get install gnugo)")
+FIVE = {"level": 0, "board_size": 5, "komi": 7.5}  # play_games' settings: GnuGo level 0 on a 5x5 board
 
 
 class Scripted:
@@ -265,10 +269,20 @@ def test_the_rl_run_starts_from_the_pretrained_weights_and_a_second_run_reuses_t
 def test_pretrain_on_another_env_or_agent_is_one_line(capsys):
     from kerlym.main import main
 
-    for flags in ("-e CartPole-v1 -a ppo", "-e Go9x9-v0 -a dqn --env-kwargs opponent=random"):
-        assert main([*flags.split(), "--pretrain", "gnugo:0:3", "--steps", "1"]) == 2
+    cases = {
+        ("-e CartPole-v1 -a ppo", "gnugo:0:3"): "--pretrain gnugo:0:3 clones GnuGo's Go: -e Go9x9-v0 or Go19x19-v0 "
+        "(an openspiel: game learns from mcts:SIMULATIONS:GAMES)",
+        ("-e openspiel:connect_four -a ppo", "gnugo:0:3"): "--pretrain gnugo:0:3 clones GnuGo's Go: -e Go9x9-v0 or "
+        "Go19x19-v0 (an openspiel: game learns from mcts:SIMULATIONS:GAMES)",
+        ("-e Go9x9-v0 -a ppo --env-kwargs opponent=random", "mcts:10:3"): "--pretrain mcts:10:3 clones OpenSpiel's "
+        "MCTS: -e openspiel:GAME, not Go9x9-v0 (Go9x9-v0 learns from gnugo:LEVEL:GAMES)",
+        ("-e Go9x9-v0 -a dqn --env-kwargs opponent=random", "gnugo:0:3"): "--pretrain clones into a policy and a "
+        "value head: -a a2c, a3c or ppo, not -a dqn",
+    }
+    for (flags, spec), message in cases.items():
+        assert main([*flags.split(), "--pretrain", spec, "--steps", "1"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err == ["kerlym: error: --pretrain clones GnuGo's Go into -a a2c, a3c or ppo on Go9x9-v0 or Go19x19-v0"]
+        assert err == [f"kerlym: error: {message}"]
 
 
 def test_pretrain_without_gnugo_names_the_package(capsys, monkeypatch, tmp_path):
@@ -290,7 +304,7 @@ def test_a_gnugo_killed_mid_game_is_restarted_and_saved_parts_are_not_played_aga
     from kerlym._io import ProcessDied
 
     monkeypatch.setattr(pretrain, "PART_GAMES", 2)
-    whole = pretrain.generate(0, 3, board_size=5, seed=4, workers=1)
+    whole = pretrain.generate(pretrain.play_games, FIVE, 3, seed=4, workers=1)
     move, calls = go.GnuGoOpponent.move, []
 
     def dies_once(self, state):
@@ -302,12 +316,11 @@ def test_a_gnugo_killed_mid_game_is_restarted_and_saved_parts_are_not_played_aga
 
     monkeypatch.setattr(go.GnuGoOpponent, "move", dies_once)
     prefix = str(tmp_path / "games")
-    again = pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix)
+    again = pretrain.generate(pretrain.play_games, FIVE, 3, seed=4, workers=1, parts=prefix)
     for key in whole:
         np.testing.assert_array_equal(again[key], whole[key])  # the game is played again from its start
     assert sorted(os.listdir(tmp_path)) == ["games.part0.npz", "games.part1.npz"]
-    monkeypatch.setattr(pretrain, "play_games", None)  # from the saved parts alone
-    for key, value in pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix).items():
+    for key, value in pretrain.generate(None, FIVE, 3, seed=4, workers=1, parts=prefix).items():
         np.testing.assert_array_equal(value, whole[key])
 
 
@@ -315,7 +328,7 @@ def test_a_gnugo_killed_mid_game_is_restarted_and_saved_parts_are_not_played_aga
 @needs_gnugo
 def test_a_stopped_generation_keeps_its_finished_games_and_the_next_call_plays_only_the_rest(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain, "PART_GAMES", 2)
-    whole = pretrain.generate(0, 3, board_size=5, seed=4, workers=1)
+    whole = pretrain.generate(pretrain.play_games, FIVE, 3, seed=4, workers=1)
     first_game = int((whole["moves"][0] >= 0).sum())
     asked = []
 
@@ -325,13 +338,13 @@ def test_a_stopped_generation_keeps_its_finished_games_and_the_next_call_plays_o
 
     prefix = str(tmp_path / "games")
     with pytest.raises(pretrain.Stopped) as e:
-        pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix, stop=stop)
+        pretrain.generate(pretrain.play_games, FIVE, 3, seed=4, workers=1, parts=prefix, stop=stop)
     assert e.value.games == 1 and os.listdir(tmp_path) == ["games.part0.npz"]  # the part's first game, saved
     with np.load(prefix + ".part0.npz") as part:
         np.testing.assert_array_equal(part["moves"], whole["moves"][:1, : part["moves"].shape[1]])
     one_game, played = pretrain._one_game, []
     monkeypatch.setattr(pretrain, "_one_game", lambda *a: played.append(1) or one_game(*a))
-    again = pretrain.generate(0, 3, board_size=5, seed=4, workers=1, parts=prefix)
+    again = pretrain.generate(pretrain.play_games, FIVE, 3, seed=4, workers=1, parts=prefix)
     assert len(played) == 2  # the second game of part 0 and part 1's game
     for key in whole:
         np.testing.assert_array_equal(again[key], whole[key])
@@ -400,7 +413,7 @@ def test_ctrl_c_while_gnugo_plays_keeps_the_games_in_one_line(tmp_path):
     assert "Traceback" not in out + err and "Exception ignored" not in err
     last = err.strip().splitlines()[-1]
     kept = re.fullmatch(
-        rf"kerlym: interrupted while GnuGo played the pretraining games: (\d+) of 100000 games are saved in "
+        rf"kerlym: interrupted while GnuGo level 0 played the pretraining games: (\d+) of 100000 games are saved in "
         rf"{re.escape(str(cache))}; the same command again plays the rest and goes on",
         last,
     )  # fmt: skip
@@ -423,7 +436,7 @@ def test_a_pretrained_run_resumes_without_gnugo_or_its_games(tmp_path, monkeypat
     monkeypatch.setenv("KERLYM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(opponents.shutil, "which", lambda name: None)
     monkeypatch.setattr(opponents, "GNUGO_PATH", str(tmp_path / "no-gnugo"))
-    games = pretrain.dataset_path(0, 3, 5, go.GoEnv(5, opponent="random").komi, 0)
+    games = pretrain.dataset_path("gnugo:0:3", go.GoEnv(5, opponent="random"))
     os.makedirs(os.path.dirname(games))
     open(games, "w").close()  # the first run's games, as far as the command's check sees
     monkeypatch.setattr(pretrain, "pretrain", lambda agent, spec, *a, **k: {"spec": spec})
@@ -444,3 +457,81 @@ def test_a_pretrained_run_resumes_without_gnugo_or_its_games(tmp_path, monkeypat
     monkeypatch.setattr(pretrain, "pretrain", no_pretraining)
     assert main(["--resume", run, "--steps", "128", "-q"]) == 0
     assert step(run) == 128
+
+
+# -- an OpenSpiel game's games, from OpenSpiel's MCTS ----------------------------------------------------------------
+def test_mcts_games_are_the_envs_views_of_a_replayed_game_and_repeat_under_their_seed():
+    import pyspiel
+
+    from kerlym.envs.openspiel import OpenSpielEnv
+
+    data = pretrain.play_mcts_games(30, 3, "connect_four", seed=2)
+    again = pretrain.play_mcts_games(30, 3, "connect_four", seed=2, first=1)  # the first game skipped
+    env = OpenSpielEnv("connect_four")
+    game = pyspiel.load_game("connect_four")
+    assert data["obs"].shape[1:] == env.observation_space.shape == (3, 6, 7) and data["mask"].shape[1] == 7
+    row = 0
+    for g, moves in enumerate(data["moves"]):
+        state, movers = game.new_initial_state(), []
+        for i, action in enumerate(moves[moves >= 0]):
+            if i >= pretrain.OPENING_MOVES:  # every later move is a row: the position as the env shows the mover
+                mover = state.current_player()
+                np.testing.assert_array_equal(data["obs"][row], env.observation(state) if mover == env.player else
+                                              np.reshape(state.observation_tensor(mover), (3, 6, 7)))  # fmt: skip
+                assert data["mask"][row].nonzero()[0].tolist() == state.legal_actions()
+                assert data["action"][row] == action and data["game"][row] == g
+                movers.append(mover)
+                row += 1
+            state.apply_action(int(action))
+        assert state.is_terminal()
+        np.testing.assert_array_equal(data["value"][data["game"] == g], [state.returns()[m] for m in movers])
+    assert row == len(data["action"])
+    later = data["game"] >= 1
+    for key in ("obs", "mask", "action", "value"):
+        np.testing.assert_array_equal(again[key], data[key][later])
+    np.testing.assert_array_equal(again["moves"], data["moves"][1:, : again["moves"].shape[1]])
+
+
+@pytest.mark.parametrize("name, count", [("connect_four", 2), ("tic_tac_toe", 8)])
+def test_a_games_symmetries_map_a_position_to_the_position_of_the_mapped_moves(name, count):
+    import pyspiel
+
+    from kerlym.envs.openspiel import OpenSpielEnv
+
+    env = OpenSpielEnv(name)
+    obs_index, action_index = env.symmetries()
+    assert obs_index.shape[0] == action_index.shape[0] == count
+    action_of = np.argsort(action_index, axis=1)  # action a of a position is action_of[k, a] of its image
+    game = pyspiel.load_game(name)
+    rng = np.random.default_rng(0)
+    for k in range(count):
+        state, image = game.new_initial_state(), game.new_initial_state()
+        for _ in range(5):
+            action = int(rng.choice(state.legal_actions()))
+            state.apply_action(action)
+            image.apply_action(int(action_of[k, action]))
+            flat = np.asarray(state.observation_tensor(0), np.float32)
+            np.testing.assert_array_equal(flat[obs_index[k]], np.asarray(image.observation_tensor(0), np.float32))
+            mask = np.zeros(game.num_distinct_actions(), np.int8)
+            mask[state.legal_actions()] = 1
+            assert mask[action_index[k]].nonzero()[0].tolist() == image.legal_actions()
+    assert not hasattr(OpenSpielEnv("breakthrough"), "symmetries")  # a game without a table has none
+
+
+def test_pretrain_from_mcts_clones_into_a_connect_four_network_and_caches_the_games(tmp_path):
+    import kerlym
+
+    agent = kerlym.make("openspiel:connect_four", "ppo", modelfactory="actor_critic_board", nframes=1, seed=0,
+                        net_kwargs={"filters": 8, "conv_layers": 2})  # fmt: skip
+    lines = []
+    first = pretrain.pretrain(agent, "mcts:20:4", epochs=2, folder=str(tmp_path), workers=1, say=lines.append)
+    assert lines[0] == "pretraining: behaviour cloning from OpenSpiel's MCTS at 20 simulations a move, 4 games"
+    assert first["teacher"] == "mcts:20" and "level" not in first and not first["cached"]
+    assert os.path.basename(first["dataset"]) == "mcts20_connect_four_4games_seed0.npz"
+    with np.load(first["dataset"]) as saved:
+        assert len(saved["moves"]) == 4 and len(saved["action"]) == first["positions"] > 0
+    second = pretrain.pretrain(agent, "mcts:20:4", epochs=1, folder=str(tmp_path), workers=1, say=lines.append)
+    assert second["cached"] and second["dataset"] == first["dataset"] and second["positions"] == first["positions"]
+    with pytest.raises(ValueError, match=r"^--pretrain gnugo plays Go: -e Go9x9-v0 or Go19x19-v0, not OpenSpielEnv"):
+        pretrain.pretrain(agent, "gnugo:0:4", folder=str(tmp_path))
+    agent.close()

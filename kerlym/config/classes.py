@@ -117,10 +117,11 @@ class RunConfig:
     )
     pretrain: str | None = setting(
         None,
-        "Before RL on Go (-a a2c, a3c or ppo): behaviour cloning of the network on GAMES games GnuGo at LEVEL plays "
-        "against itself, cached in $KERLYM_CACHE or ~/.cache/kerlym",
+        "Before RL (-a a2c, a3c or ppo): behaviour cloning of the network on GAMES games a teacher plays against "
+        "itself, GnuGo at LEVEL (Go) or OpenSpiel's MCTS at SIMULATIONS a move (-e openspiel:GAME), cached in "
+        "$KERLYM_CACHE or ~/.cache/kerlym",
         ("--pretrain",),
-        metavar="gnugo:LEVEL:GAMES",
+        metavar="gnugo:LEVEL:GAMES|mcts:SIMULATIONS:GAMES",
         topic="run control",
     )
     pretrain_epochs: int = setting(
@@ -150,8 +151,9 @@ class RunConfig:
     def __post_init__(self):
         _check_fields(self)
         spec = self.pretrain
-        if spec is not None and not re.fullmatch(r"gnugo:([0-9]|10):[0-9]*[1-9][0-9]*", str(spec)):
-            raise ConfigError(f"--pretrain takes gnugo:LEVEL:GAMES (level 0-10, at least 1 game), got {spec!r}")
+        if spec is not None and not re.fullmatch(r"(gnugo:([0-9]|10)|mcts:0*[1-9][0-9]*):0*[1-9][0-9]*", str(spec)):
+            raise ConfigError("--pretrain takes gnugo:LEVEL:GAMES or mcts:SIMULATIONS:GAMES (level 0-10, at least 1 "
+                              f"simulation and 1 game), got {spec!r}")  # fmt: skip
 
 
 @configclass

@@ -89,6 +89,34 @@ def make_opponent(game, opponent: str):
     return MCTSOpponent(game, number) if kind == "mcts" else RandomOpponent()
 
 
+# Games whose rules a board transformation leaves unchanged: all 8 rotations and reflections of the square, or the
+# left-right mirror alone (pieces fall down connect four's columns, so only that reflection keeps the game).
+BOARD_SYMMETRIES = {"tic_tac_toe": "dihedral", "connect_four": "mirror"}
+
+
+def board_symmetries(shape: tuple[int, int, int], num_actions: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(obs_index, action_index)`` of a ``(C, H, W)`` board's symmetries (``kind`` ``"dihedral"``: 8 of a square
+    board; ``"mirror"``: the identity and the left-right reflection), as :meth:`kerlym.envs.go.GoEnv.symmetries`
+    gives Go's: symmetry ``k`` turns a flat observation ``o`` into ``o[obs_index[k]]`` and a per-action vector ``v``
+    into ``v[action_index[k]]``. The actions are the points (``H * W``, row by row) or the columns (``W``)."""
+    channels, height, width = shape
+    planes = np.arange(channels * height * width).reshape(shape)
+    points = np.arange(height * width).reshape(height, width)
+    if num_actions == width:  # one action per column
+        points = np.arange(width)[None]
+    elif num_actions != height * width:
+        raise ValueError(f"a {height}x{width} board's symmetries need an action per point or column, not {num_actions}")
+    turns = [(k, flip) for flip in (False, True) for k in range(4)] if kind == "dihedral" else [(0, False), (0, True)]
+    obs_index, action_index = [], []
+    for k, flip in turns:
+        obs, board = np.rot90(planes, k, axes=(1, 2)), np.rot90(points, k)
+        if flip:
+            obs, board = obs[:, :, ::-1], board[:, ::-1]
+        obs_index.append(obs.reshape(-1))
+        action_index.append(board.reshape(-1))
+    return np.array(obs_index), np.array(action_index)
+
+
 class OpenSpielEnv(gym.Env):
     """A two-player OpenSpiel game as a Gymnasium env: the agent plays one seat, a fixed opponent the other.
 
@@ -139,6 +167,10 @@ class OpenSpielEnv(gym.Env):
         self.action_space = spaces.Discrete(self.game.num_distinct_actions())
         self.state = self.game.new_initial_state()
         self.done, self.returned, self.end = False, 0.0, None
+        kind = BOARD_SYMMETRIES.get(self.game.get_type().short_name)
+        if kind is not None and not hasattr(self, "symmetries"):  # Go's are its own (GoEnv.symmetries)
+            tables = board_symmetries(shape, self.action_space.n, kind)
+            self.symmetries = lambda: tables  # kerlym.symmetries.Symmetries, --average_symmetries, --pretrain
 
     # -- evaluations against fixed opponents (--eval_opponents) ------------------------------------------------------
     @classmethod
