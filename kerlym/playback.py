@@ -86,17 +86,42 @@ def play(
         message = f"interrupted: {partial_results(played, run.eval_episodes, agent.env)}{unwritten}"
         agent.close()
         raise Interrupted(message) from None
+    from kerlym.checkpoints import evaluation_record
+    from kerlym.stats import read_progress
+
+    agent.episodes = read_progress(os.path.join(run_dir, runs.PROGRESS))  # the training episodes, for the bundle
+    agent.total_steps = int(agent.episodes[-1]["total_steps"]) if agent.episodes else 0  # the weights' step count
+    evaluation = evaluation_record(run, agent, returns, source, opponents=opponents)
     if run.submit:
         from kerlym.bundle import write_bundle
-        from kerlym.checkpoints import evaluation_record
-        from kerlym.stats import read_progress
 
-        agent.episodes = read_progress(os.path.join(run_dir, runs.PROGRESS))  # the training episodes, for the bundle
-        agent.total_steps = int(agent.episodes[-1]["total_steps"]) if agent.episodes else 0
-        evaluation = evaluation_record(run, agent, returns, source, opponents=opponents)
         print(f"results bundle: {write_bundle(run, run_dir, agent, None, evaluation=evaluation)}")
+    else:
+        print(_save_play(run_dir, evaluation))
     agent.close()
     return 0
+
+
+PLAYS = "plays"  # RUN_DIR/plays/<UTC time>/evaluation.json: each --play's results, beside the run's own evaluation
+
+
+def _save_play(run_dir: str, evaluation: dict) -> str:
+    """``--play``'s results as ``evaluation.json`` (the run's schema) in a new ``RUN_DIR/plays/<UTC time>`` folder,
+    so the run's own final evaluation and earlier plays are kept; the line saying where, or why it was not saved
+    (a run folder the user cannot write to still plays)."""
+    import time
+
+    from kerlym.checkpoints import write_evaluation
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    folder, n = os.path.join(run_dir, PLAYS, stamp), 1
+    while os.path.exists(folder):  # two plays in one second
+        folder, n = os.path.join(run_dir, PLAYS, f"{stamp}-{n}"), n + 1
+    try:
+        os.makedirs(folder)
+        return f"evaluation: {write_evaluation(folder, evaluation)}"
+    except (OSError, runs.CheckpointError) as e:
+        return f"evaluation not saved: {reason(e) if isinstance(e, OSError) else e}"
 
 
 class Interrupted(KeyboardInterrupt):

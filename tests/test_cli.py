@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -222,9 +223,20 @@ def test_submit_counts_the_episodes_of_every_env_copy(tmp_path):
 
 def test_play_evaluates_a_saved_run(tmp_path):
     assert kerlym(*FAST, "--steps", "300", "--outdir", str(tmp_path)).returncode == 0
-    out = kerlym("--play", only_run(tmp_path), "--eval_episodes", "2")
+    run = only_run(tmp_path)
+    open(os.path.join(run, "plays"), "w").close()  # where the results go cannot be written: the play goes on
+    out = kerlym("--play", run, "--eval_episodes", "2")
+    os.remove(os.path.join(run, "plays"))
     assert out.returncode == 0, out.stderr
     assert out.stdout.count(" * Episode") == 2 and "mean reward" in out.stdout
+    assert out.stdout.strip().splitlines()[-1].startswith("evaluation not saved: ")
+    out = kerlym("--play", run, "--eval_episodes", "2")
+    rewards = [float(line.split("reward ")[1]) for line in out.stdout.splitlines() if line.startswith(" * Episode")]
+    (stamp,) = os.listdir(os.path.join(run, "plays"))
+    with open(os.path.join(run, "plays", stamp, checkpoints.EVALUATION)) as f:
+        played = json.load(f)
+    assert played["returns"] == pytest.approx(rewards, abs=0.005) and played["episodes"] == 2
+    assert 0 < played["total_steps"] <= 300 and played["env"] == "CartPole-v1"
 
 
 def test_a_dueling_run_saves_its_head_and_plays_and_resumes_with_it(tmp_path):
@@ -721,11 +733,16 @@ def test_openspiel_game_trains_and_plays_with_search_against_another_opponent(tm
     assert record["wins"] + record["draws"] + record["losses"] == 4
     assert record["wins"] == sum(r > 0 for r in record["returns"])
     assert 0 <= record["win_rate_95"][0] <= record["win_rate"] <= record["win_rate_95"][1] <= 1
-    out = kerlym("--play", run, "--env-kwargs", "opponent=mcts:8", "--search", "8", "--eval_episodes", "2", "-S")
+    out = kerlym("--play", run, "--env-kwargs", "opponent=mcts:8", "--search", "8", "--eval_episodes", "2")
     assert out.returncode == 0, out.stderr
     assert "PUCT search of 8" in out.stdout and "games: wins " in out.stdout
-    with open(os.path.join(run, "submission", checkpoints.EVALUATION)) as f:
+    (stamp,) = os.listdir(os.path.join(run, "plays"))  # each --play's results in a folder of their own
+    saved = os.path.join(run, "plays", stamp, checkpoints.EVALUATION)
+    assert out.stdout.strip().splitlines()[-1] == f"evaluation: {saved}"
+    with open(saved) as f:
         played = json.load(f)
+    with open(os.path.join(run, checkpoints.EVALUATION)) as f:
+        assert json.load(f) == record  # the run's own evaluation is kept
     assert (record["opponent"], played["opponent"], played["search"]) == ("random", "mcts:8", 8)
     assert played["wins"] + played["draws"] + played["losses"] == 2
     with open(os.path.join(run, "config.json")) as f:
@@ -750,12 +767,16 @@ def _interrupt_once_it_says(args, text, stream="stderr", tmp_path=None):
         if text in line:
             break
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
-    if stream == "stderr":
-        err = "".join(seen) + err
-    else:
-        out = "".join(seen) + out
-    return proc.returncode, out, err
+    # The rest through the same file objects: communicate() reads the pipes' descriptors and would miss lines the
+    # loop above had already buffered past ``text``.
+    other, read = proc.stderr if stream == "stdout" else proc.stdout, {}
+    reader = threading.Thread(target=lambda: read.setdefault("other", other.read()))
+    reader.start()
+    seen.append(getattr(proc, stream).read())
+    reader.join(timeout=300)
+    proc.wait(timeout=300)
+    return (proc.returncode, "".join(seen), read["other"]) if stream == "stdout" else (
+        proc.returncode, read["other"], "".join(seen))  # fmt: skip
 
 
 def test_ctrl_c_while_a_new_run_is_set_up_is_one_line_and_leaves_no_run_folder(tmp_path):
