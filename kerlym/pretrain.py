@@ -54,6 +54,7 @@ EPOCHS = 10
 BATCH_SIZE = 256
 LEARNING_RATE = 1e-3  # Adam's, at the start; it falls along a cosine to FINAL_LR_FRACTION of it by the last batch
 FINAL_LR_FRACTION = 0.02
+SEARCH_VALUE_WEIGHT = 0.5  # the value target's share of the teacher's search value, where it has one (mcts)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -223,7 +224,9 @@ def play_mcts_games(
     Returns:
         :func:`play_games`' arrays: ``obs`` float32 ``[M, *observation_tensor_shape]``
         (``state.observation_tensor(mover)``), ``mask`` int8 ``[M, actions]``, ``action`` int16 ``[M]`` (the most
-        visited move, a proven win first), ``value`` float32 ``[M]`` (the mover's return), ``game`` int32 ``[M]``
+        visited move, a proven win first), ``value`` float32 ``[M]`` (the mover's return), ``search_value``
+        float32 ``[M]`` (the teacher's value of its move for the mover: proven, else its mean return over the
+        simulations through it), ``game`` int32 ``[M]``
         and ``moves`` int16 ``[games played, max moves]`` (every action, chance outcomes and openings included).
     """
     import pyspiel
@@ -233,7 +236,7 @@ def play_mcts_games(
     spiel = load_game(game)
     actions = spiel.num_distinct_actions()
     rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 0x3C7])
-    rows: dict[str, list] = {"obs": [], "mask": [], "action": [], "value": [], "game": []}
+    rows: dict[str, list] = {"obs": [], "mask": [], "action": [], "search_value": [], "value": [], "game": []}
     move_lists = []
     for game_seed in [int(rng.integers(2**31)) for _ in range(games)][first:]:
         game_rng = np.random.default_rng(game_seed)
@@ -241,7 +244,8 @@ def play_mcts_games(
             spiel, pyspiel.RandomRolloutEvaluator(1, game_seed), UCT_C, int(simulations), MCTS_MEMORY_MB, True,
             game_seed, False,
         )  # fmt: skip
-        state, moves, movers, game_rows = spiel.new_initial_state(), [], [], {"obs": [], "mask": [], "action": []}
+        state, moves, movers = spiel.new_initial_state(), [], []
+        game_rows: dict[str, list] = {"obs": [], "mask": [], "action": [], "search_value": []}
         while not state.is_terminal():
             if stop is not None and stop():
                 break
@@ -252,7 +256,11 @@ def play_mcts_games(
                 action = int(game_rng.choice(state.legal_actions()))
             else:
                 mover = state.current_player()
-                action = int(bot.mcts_search(state).best_child().action)
+                best = bot.mcts_search(state).best_child()
+                action = int(best.action)
+                game_rows["search_value"].append(  # the teacher's estimate of the move for the mover: proven, or mean
+                    best.outcome[mover] if best.outcome else best.total_reward / max(1, best.explore_count)
+                )
                 mask = np.zeros(actions, dtype=np.int8)
                 mask[state.legal_actions()] = 1
                 game_rows["obs"].append(np.asarray(state.observation_tensor(mover), dtype=np.float32))
@@ -277,6 +285,7 @@ def play_mcts_games(
         "mask": np.asarray(rows["mask"], dtype=np.int8).reshape(-1, actions),
         "action": np.asarray(rows["action"], dtype=np.int16),
         "value": np.asarray(rows["value"], dtype=np.float32),
+        "search_value": np.asarray(rows["search_value"], dtype=np.float32),
         "game": np.asarray(rows["game"], dtype=np.int32),
         "moves": table,
     }
@@ -320,7 +329,8 @@ def _concatenate(parts: list[dict]) -> dict:
     """:func:`play_games`' arrays of consecutive games as one set of them (games numbered on, move lists padded)."""
     offsets = np.cumsum([0] + [len(p["moves"]) for p in parts[:-1]])
     longest = max(p["moves"].shape[1] for p in parts)
-    out = {key: np.concatenate([p[key] for p in parts]) for key in ("obs", "mask", "action", "value")}
+    keys = [key for key in parts[0] if key not in ("game", "moves")]  # obs, mask, action, value (, search_value)
+    out = {key: np.concatenate([p[key] for p in parts]) for key in keys}
     out["game"] = np.concatenate([p["game"] + o for p, o in zip(parts, offsets)]).astype(np.int32)
     out["moves"] = np.concatenate(
         [np.pad(p["moves"], ((0, 0), (0, longest - p["moves"].shape[1])), constant_values=-1) for p in parts]
@@ -460,10 +470,19 @@ def symmetry_tables(game) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return obs_index, action_index, action_of
 
 
+def value_targets(data: dict) -> np.ndarray:
+    """The value head's target per position: the mover's result, or where the teacher searched (``search_value``)
+    :data:`SEARCH_VALUE_WEIGHT` of the way from it to the search's value of the move played."""
+    if "search_value" not in data:
+        return data["value"].astype(np.float32)
+    return ((1 - SEARCH_VALUE_WEIGHT) * data["value"] + SEARCH_VALUE_WEIGHT * data["search_value"]).astype(np.float32)
+
+
 def bc_targets(data: dict) -> np.ndarray:
-    """One float32 row per position for Keras: ``[the teacher's move, the mover's result, the action mask...]``."""
+    """One float32 row per position for Keras: ``[the teacher's move, the value target, the action mask...]``."""
     return np.concatenate(
-        [data["action"][:, None].astype(np.float32), data["value"][:, None], data["mask"].astype(np.float32)], axis=1
+        [data["action"][:, None].astype(np.float32), value_targets(data)[:, None], data["mask"].astype(np.float32)],
+        axis=1,
     )
 
 

@@ -484,10 +484,20 @@ def test_mcts_games_are_the_envs_views_of_a_replayed_game_and_repeat_under_their
                 row += 1
             state.apply_action(int(action))
         assert state.is_terminal()
-        np.testing.assert_array_equal(data["value"][data["game"] == g], [state.returns()[m] for m in movers])
+        rows = data["game"] == g
+        np.testing.assert_array_equal(data["value"][rows], [state.returns()[m] for m in movers])
+        if state.returns()[movers[-1]] == 1:  # the winning move was found proven: the teacher's value of it is 1
+            assert data["search_value"][rows][-1] == 1.0
+    assert np.all(np.abs(data["search_value"]) <= 1)
+    targets, w = pretrain.bc_targets(data), pretrain.SEARCH_VALUE_WEIGHT  # the value: from the result to the search's
+    np.testing.assert_allclose(targets[:, 1], (1 - w) * data["value"] + w * data["search_value"], rtol=1e-6)
+    without = {key: value for key, value in data.items() if key != "search_value"}  # GnuGo's games: the result
+    np.testing.assert_array_equal(pretrain.bc_targets(without)[:, 1], data["value"])
+    np.testing.assert_array_equal(targets[:, 0], data["action"])
+    np.testing.assert_array_equal(targets[:, 2:], data["mask"])
     assert row == len(data["action"])
     later = data["game"] >= 1
-    for key in ("obs", "mask", "action", "value"):
+    for key in ("obs", "mask", "action", "value", "search_value"):
         np.testing.assert_array_equal(again[key], data[key][later])
     np.testing.assert_array_equal(again["moves"], data["moves"][1:, : again["moves"].shape[1]])
 
