@@ -19,7 +19,8 @@ The games are saved once as an ``.npz`` dataset in a cache folder (``$KERLYM_CAC
 
 The agent's own network (its model factory's, as the run built it) then learns the games with
 Keras's ``fit``: the policy head by cross-entropy over the legal moves of the teacher's move, the value
-head by the squared error to the result, each position turned by one of the env's symmetries (Go's 8,
+head by the squared error to the result (for the MCTS teacher, :data:`SEARCH_VALUE_WEIGHT` of the way from
+it to the search's value of the move), each position turned by one of the env's symmetries (Go's 8,
 connect four's mirror, tic-tac-toe's 8; none for a game without them) drawn afresh each time it is seen.
 RL starts from those weights. Actor-critic agents (a2c, ppo) only: they have the policy and value heads to
 clone into.
@@ -226,8 +227,8 @@ def play_mcts_games(
         (``state.observation_tensor(mover)``), ``mask`` int8 ``[M, actions]``, ``action`` int16 ``[M]`` (the most
         visited move, a proven win first), ``value`` float32 ``[M]`` (the mover's return), ``search_value``
         float32 ``[M]`` (the teacher's value of its move for the mover: proven, else its mean return over the
-        simulations through it), ``game`` int32 ``[M]``
-        and ``moves`` int16 ``[games played, max moves]`` (every action, chance outcomes and openings included).
+        simulations through it), ``game`` int32 ``[M]`` and ``moves`` int16 ``[games played, max moves]`` (every
+        action, chance outcomes and openings included).
     """
     import pyspiel
 
