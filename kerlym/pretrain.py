@@ -164,18 +164,22 @@ def play_games(
         gnugo.close()
         env.close()
     n = board_size
-    longest = max((len(m) for m in move_lists), default=0)
-    table = np.full((len(move_lists), longest), -1, dtype=np.int16)
-    for g, m in enumerate(move_lists):
-        table[g, : len(m)] = m
     return {
         "obs": np.asarray(rows["obs"], dtype=np.uint8).reshape(-1, 3, n, n),
         "mask": np.asarray(rows["mask"], dtype=np.int8).reshape(-1, n * n + 2),
         "action": np.asarray(rows["action"], dtype=np.int16),
         "value": np.asarray(rows["value"], dtype=np.float32),
         "game": np.asarray(rows["game"], dtype=np.int32),
-        "moves": table,
+        "moves": _move_table(move_lists),
     }
+
+
+def _move_table(move_lists: list[list[int]]) -> np.ndarray:
+    """Each game's moves as a row of an int16 table, -1 after its end."""
+    table = np.full((len(move_lists), max((len(m) for m in move_lists), default=0)), -1, dtype=np.int16)
+    for g, m in enumerate(move_lists):
+        table[g, : len(m)] = m
+    return table
 
 
 def _one_game(env, gnugo, rng, resign: int, stop=None) -> tuple[dict | None, list[int] | None]:
@@ -253,7 +257,7 @@ def play_mcts_games(
             if state.is_chance_node():
                 outcomes, chances = zip(*state.chance_outcomes())
                 action = int(game_rng.choice(outcomes, p=np.asarray(chances) / sum(chances)))
-            elif len(movers) == 0 and len(moves) < OPENING_MOVES:
+            elif len(moves) < OPENING_MOVES:
                 action = int(game_rng.choice(state.legal_actions()))
             else:
                 mover = state.current_player()
@@ -277,10 +281,6 @@ def play_mcts_games(
         rows["value"] += [float(state.returns()[m]) for m in movers]
         rows["game"] += [len(move_lists)] * len(movers)
         move_lists.append(moves)
-    longest = max((len(m) for m in move_lists), default=0)
-    table = np.full((len(move_lists), longest), -1, dtype=np.int16)
-    for g, m in enumerate(move_lists):
-        table[g, : len(m)] = m
     return {
         "obs": np.asarray(rows["obs"], dtype=np.float32).reshape(-1, *spiel.observation_tensor_shape()),
         "mask": np.asarray(rows["mask"], dtype=np.int8).reshape(-1, actions),
@@ -288,7 +288,7 @@ def play_mcts_games(
         "value": np.asarray(rows["value"], dtype=np.float32),
         "search_value": np.asarray(rows["search_value"], dtype=np.float32),
         "game": np.asarray(rows["game"], dtype=np.int32),
-        "moves": table,
+        "moves": _move_table(move_lists),
     }
 
 
