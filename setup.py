@@ -44,7 +44,7 @@ setup(
         "tracking": ["mlflow>=3.0", "wandb>=0.19"],  # --mlflow, --wandb (kerlym.tracking)
         "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.27"],  # mkdocs build --strict
     },
-    entry_points={"console_scripts": ["kerlym=kerlym.main:main"]},
+    entry_points={"console_scripts": ["kerlym=kerlym.main:command"]},
     classifiers=[
         "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",

@@ -1,3 +1,3 @@
-from kerlym.main import main
+from kerlym.main import command
 
-raise SystemExit(main())
+raise SystemExit(command())

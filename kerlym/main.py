@@ -296,6 +296,34 @@ def main(argv=None) -> int:
         end_deferral()
 
 
+def command() -> int:
+    """The console script and ``python -m kerlym``: :func:`main`, then a quiet exit with its status.
+
+    By the time :func:`main` returns, the run is saved. A Ctrl-C (or SIGTERM) while Python shuts down
+    (its exit handlers, TensorFlow's teardown: about a second) then ends the process at once with that
+    status, instead of a ``KeyboardInterrupt`` in an exit handler or death by the signal, which a shell
+    reads as a failed run. In the last stage of teardown, where Python code no longer runs, SIGINT is ignored.
+    """
+    import atexit
+    import os
+    import signal
+
+    atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # the first registered runs last
+    status = main()
+
+    def leave(signum, frame):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, leave)
+    return status
+
+
 def _main(argv) -> int:
     import signal
 

@@ -506,6 +506,27 @@ def test_a_second_process_cannot_resume_a_run_in_use(tmp_path):
     assert first.returncode == 0
 
 
+@pytest.mark.parametrize("stage", ["exit handlers", "teardown"])
+def test_a_ctrl_c_while_python_shuts_down_keeps_the_commands_status(stage):
+    # The run is saved once main() returns; a Ctrl-C after it (in Python's exit handlers, or its last teardown,
+    # where TensorFlow's takes about a second) ends the process with main's status (2 here), without a traceback.
+    late = (
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(2), print('went on')))"
+    )
+    code = (
+        "import atexit, os, signal, sys, time\n"
+        + (late + "\n" if stage == "teardown" else "")  # registered first: runs after the command's own
+        + "sys.argv = ['kerlym', '--play', '/nonexistent']\n"
+        "from kerlym.main import command\n"
+        "status = command()\n"
+        + (late + "\n" if stage == "exit handlers" else "")
+        + "sys.exit(status)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert ("went on" in out.stdout) == (stage == "teardown")  # ignored at the end; before, it ends the process
+
+
 def test_an_impatient_double_ctrl_c_still_saves_the_final_checkpoint(tmp_path):
     proc = _start([*FAST, "--steps", "100000", "--checkpoint_every", "1000", "--save_memory"], tmp_path)
     run = _wait_for_checkpoint(tmp_path, proc)
