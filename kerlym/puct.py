@@ -8,7 +8,9 @@ move, with that player's observation tensor, so one network scores both sides (t
 - the prior is the policy over the legal actions (actor-critic agents: the policy head's softmax;
   DQN and D2QN: a softmax of the Q-values over the legal actions);
 - the leaf value is the value head (DQN and D2QN: the largest legal Q-value), and the opponent's is
-  its negative. Terminal positions are scored by the game's own returns.
+  its negative. Terminal positions are scored by the game's own returns; at play time the search
+  proves what it can from them (``solve``, OpenSpiel's MCTS-Solver), while searches that make
+  training targets average them as AlphaZero does.
 
 Network calls are batched where that pays: the first time a position with at most
 :data:`BATCH_CHILDREN` legal moves is evaluated (tic-tac-toe, connect four), its children are
@@ -100,6 +102,7 @@ def search(
     c_puct=C_PUCT,
     evaluator=None,
     dirichlet_noise: tuple[float, float] | None = None,
+    solve: bool = False,
 ):
     """PUCT search from ``state``: OpenSpiel's root ``SearchNode`` after ``simulations`` simulations.
 
@@ -108,6 +111,10 @@ def search(
     :func:`position_evaluator`; or give ``evaluator``, one it made (its ``calls`` count network calls).
     ``dirichlet_noise=(epsilon, alpha)`` mixes ``Dirichlet(alpha)`` noise into the root's priors with weight
     ``epsilon`` (OpenSpiel's, drawn from the seed's random state), as training on search targets does.
+    ``solve``: OpenSpiel's MCTS-Solver: a position whose outcome the search proves (an end of the game in
+    the tree, then up: a move with a won reply for the player to move there, or all replies proven) is
+    scored by its outcome from then on, in choosing what to visit and the move; without it (as AlphaZero
+    trains) only the network's values and the game ends reached count, by their averages.
     """
     from open_spiel.python.algorithms import mcts
 
@@ -119,7 +126,7 @@ def search(
         uct_c=c_puct,
         max_simulations=int(simulations),
         evaluator=evaluator,
-        solve=False,  # the network's values decide, not proofs found by the search
+        solve=solve,
         random_state=np.random.RandomState(seed),
         child_selection_fn=mcts.SearchNode.puct_value,
         dirichlet_noise=dirichlet_noise,

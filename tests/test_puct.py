@@ -42,6 +42,19 @@ def test_search_with_an_untrained_network_finds_the_winning_move(simulations, mo
     assert puct.visit_counts(root, 9).sum() == simulations - 1
 
 
+def test_the_solver_proves_a_forced_win_and_stops_early():
+    # X (0, 8) to move against O (4, 2), who threatens 2-4-6: X must block at 6, which makes two threats
+    env = position([0, 4, 8, 2])
+    plain = puct.search(env.state, uniform, env.observation, 32, seed=0)
+    assert plain.outcome is None and all(c.outcome is None for c in plain.children)  # averages only
+    root = puct.search(env.state, uniform, env.observation, 32, seed=0, solve=True)
+    assert root.best_child().action == 6 and list(root.outcome) == [1.0, -1.0]  # proven: X wins
+    assert {c.action: list(c.outcome) for c in root.children if c.action != 6} == {
+        a: [-1.0, 1.0] for a in (1, 3, 5, 7)  # each lets O win at 6
+    }
+    assert puct.visit_counts(root, 9).sum() < puct.visit_counts(plain, 9).sum() == 31  # stopped once proven
+
+
 def test_visit_counts_are_deterministic_for_a_seed_and_calls_are_batched():
     env = position([0, 3, 1, 4])
     counts = []

@@ -486,6 +486,9 @@ class Agent:
     def search_action(self, env, simulations: int, seed: int = 0) -> int:
         """The move of a PUCT search (:func:`kerlym.puct.search`) of ``simulations`` from ``env``'s game state.
 
+        The search proves what it can (``solve``: a move whose reply wins for the opponent is a proven loss, and a
+        proven win is played, ending the search early); the network's values score the rest.
+
         Args:
             env: an ``openspiel:GAME`` env (:class:`kerlym.envs.openspiel.OpenSpielEnv`, wrapped or not) at the
                 agent's turn; its state is cloned, never changed.
@@ -508,7 +511,7 @@ class Agent:
             priors, values = self._search_positions(observations, env_masks)
             return np.asarray(priors)[:, actions], values
 
-        root = puct.search(game.state, positions, game.search_observation, simulations, seed)
+        root = puct.search(game.state, positions, game.search_observation, simulations, seed, solve=True)
         return int(actions[root.best_child().action])
 
     def _search_positions(self, observations: np.ndarray, masks: np.ndarray):
