@@ -148,6 +148,7 @@ class FusedChunks:
         self._chunk = jax.jit(self.chunk, static_argnums=(0,))
         self.group: tuple[FusedGroup, int] | None = None  # (the group, this agent's place) when seeds train together
         self._evaluate = jax.jit(self.greedy_returns, static_argnums=(3,))
+        self._start = jax.jit(self.start_envs)
         self._prepared: dict = {}  # episodes -> a Future of the evaluation compiled ahead (prepare_evaluation)
 
     # -- the compiled pieces -------------------------------------------------------
@@ -216,8 +217,18 @@ class FusedChunks:
             self.prepare_evaluation(eval_episodes)
         start = seed if seed is not None else int(agent.rng.integers(2**31))
         # A resumed run (total_steps > 0) continues with other random numbers than its start had.
-        self.key, k_reset = jax.random.split(jax.random.fold_in(jax.random.key(start), agent.total_steps))
-        self.carry = self.reset(k_reset)
+        self.key, obs, states = self._start(jax.random.key(start), np.uint32(agent.total_steps))
+        self.carry = self.reset(obs, states)
+
+    def start_envs(self, key, steps):
+        """The run's key from ``key`` and ``steps``, and ``num_envs`` fresh episodes: ``(key, obs, env states)``.
+
+        One compiled program (:meth:`begin`'s), where the key's folding and splitting and the envs' reset
+        each compiled on its own before.
+        """
+        key, k_reset = jax.random.split(jax.random.fold_in(key, steps))
+        obs, states = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(k_reset, self.num_envs), self.params)
+        return key, obs, states
 
     def prepare_evaluation(self, episodes: int) -> None:
         """Compile :meth:`evaluate`'s program for ``episodes`` in a background thread, beside the first chunk's.
@@ -330,11 +341,11 @@ class FusedPPO(FusedChunks):
         """Actions as the env takes them: a ``Box`` policy's samples clipped to the bounds."""
         return jnp.clip(actions, self.agent.low, self.agent.high) if self.agent.continuous else actions
 
-    def reset(self, key):
-        """``num_envs`` fresh episodes: ``(env states, observations, return, length, value sum)``."""
-        obs, states = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(key, self.num_envs), self.params)
-        zeros = jnp.zeros(self.num_envs)
-        return states, obs, zeros, jnp.zeros(self.num_envs, jnp.int32), zeros
+    def reset(self, obs, states):
+        """The carry of envs just started (:meth:`start_envs`): ``(env states, observations, return, length,
+        value sum)``."""
+        zeros = np.zeros(self.num_envs, np.float32)  # NumPy: no small program to compile for each
+        return states, obs, zeros, np.zeros(self.num_envs, np.int32), zeros
 
     def rollout(self, tv, ntv, carry, key):
         """``n_steps`` steps of every env; returns the new carry and the transitions ``[T, N, ...]``."""
@@ -446,6 +457,7 @@ class FusedGroup:
             if self.first is None:
                 self.first = fused
             fused._evaluate = self.first._evaluate  # one compiled evaluation for every seed (same network shape)
+            fused._start = self.first._start
             fused._prepared = self.first._prepared
 
     def leave(self, place: int) -> None:

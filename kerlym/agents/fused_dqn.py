@@ -244,11 +244,11 @@ class FusedDQN(FusedChunks):
         short = min(self.agent.learning_starts, self.capacity) - int(buffer.current_index)
         return max(0, -(-short // self.rollout_steps) - 1)
 
-    def reset(self, key) -> DQNCarry:
-        """Fresh episodes in every env, with the agent's epsilon, target network, weight average and buffer."""
+    def reset(self, obs, states) -> DQNCarry:
+        """The envs just started (:meth:`start_envs`), with the agent's epsilon, target network, weight average
+        and buffer."""
         agent = self.agent
-        obs, states = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(key, self.num_envs), self.params)
-        zeros = jnp.zeros(self.num_envs)
+        zeros = np.zeros(self.num_envs, np.float32)
         tv, ntv, _ = agent.steps.arrays()
         target = (list(agent.steps.target_tv), list(agent.steps.target_ntv))
         if agent.ema is not None and agent.ema.weights is not None:
@@ -261,8 +261,8 @@ class FusedDQN(FusedChunks):
             example = Transition(obs[0], jnp.int32(0), jnp.float32(0), obs[0], jnp.bool_(False))
             buffer = self.buffer.init(example)
         return DQNCarry(
-            states, obs, zeros, jnp.zeros(self.num_envs, jnp.int32), zeros, zeros,
-            jnp.float32(agent.epsilon), target, ema, jnp.asarray(ema_step, jnp.int32), buffer,
+            states, obs, zeros, np.zeros(self.num_envs, np.int32), zeros, zeros,
+            np.float32(agent.epsilon), target, ema, np.int32(ema_step), buffer,
         )  # fmt: skip
 
     def begin(self, seed: int | None, eval_episodes: int = 0) -> None:
