@@ -212,12 +212,17 @@ def max_env_workers() -> int:
     return env_worker_limit()[0]
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (``taskset`` and a container's CPU set honoured)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def env_worker_limit() -> tuple[int, str]:
     """:func:`max_env_workers` and why: ``""``, or e.g. ``"the cgroup's pids.max allows 11 more processes"``."""
-    try:
-        cpus = len(os.sched_getaffinity(0))  # honours taskset and container CPU sets
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     headroom, limit = task_headroom()
     bound = worker_bound(cpus, headroom)
     if headroom is not None and bound < worker_bound(cpus, None):

@@ -422,6 +422,18 @@ class FusedPPO(FusedChunks):
         return Chunk(active, done, returns, lengths, values, losses)
 
 
+def split_evenly(n: int, parts: int) -> list[list[int]]:
+    """``range(n)`` in ``min(n, parts)`` parts of one length, in order; a short part repeats its last index.
+
+    ``split_evenly(5, 2) == [[0, 1, 2], [3, 4, 4]]``: every part runs the same compiled program, and the
+    repeated member's second results are dropped.
+    """
+    parts = max(1, min(n, parts))
+    size = -(-n // parts)
+    chunks = [list(range(n))[k * size : (k + 1) * size] for k in range(parts)]
+    return [c + [c[-1]] * (size - len(c)) for c in chunks if c]
+
+
 class FusedGroup:
     """Agents of one config but their seeds (``--seeds``), each in its own session, trained as one program.
 
@@ -431,13 +443,24 @@ class FusedGroup:
     a leading axis), with the fewest updates any of them asked for. An agent whose session ends
     :meth:`leave`-s, and the rest go on without it.
 
+    On a CPU the agents are split into as many parts as there are usable cores (:func:`split_evenly`),
+    each part's vmapped chunk run in a thread of its own: one vmapped program keeps about one core busy
+    (XLA runs the seeds' small matrix products one after another), and 16 CartPole PPO seeds ran 1.7 times
+    as fast as two parts of 8 on two cores (``benchmarks/README.md``). Every part runs one compiled program.
+
     Args:
         places: how many agents will join (:meth:`join`), or leave without training.
+        parts: how many parts to run side by side (``None``: the usable cores on a CPU, 1 on an accelerator).
     """
 
-    def __init__(self, places: int):
+    def __init__(self, places: int, parts: int | None = None):
         import threading
 
+        if parts is None:
+            from kerlym.resources import usable_cpus
+
+            parts = usable_cpus() if jax.default_backend() == "cpu" else 1
+        self.parts = max(1, int(parts))
         self.live = set(range(places))
         self.waiting: dict[int, tuple] = {}
         self.results: dict[int, Chunk] = {}
@@ -496,18 +519,42 @@ class FusedGroup:
         active = min(m[1] for m in members)
         first = self.first
         try:
-            stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[m[0].inputs(m[2]) for m in members])
-            limits = jnp.asarray([m[2] or 0 for m in members])
+            inputs = [m[0].inputs(m[2]) for m in members]
+            limits = [m[2] or 0 for m in members]
             collecting = min(m[0].collect_units() for m in members)  # units in which no seed learns
-            size = first.chunk_updates
-            if size not in self._chunks:
-                run = jax.vmap(lambda *args: first.chunk(size, *args), in_axes=(0, 0, 0, 0, 0, 0, None, 0, None))
-                self._chunks[size] = jax.jit(run)
-            outs = self._chunks[size](*stacked, active, limits, collecting)
-            for k, (place, (fused, _, _)) in enumerate(zip(places, members)):
-                self.results[place] = fused.take(jax.tree.map(lambda x, k=k: x[k], outs), active)
+            parts = split_evenly(len(members), self.parts)
+
+            def arguments(part):
+                stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[inputs[i] for i in part])
+                return (*stacked, active, jnp.asarray([limits[i] for i in part]), collecting)
+
+            args = [arguments(part) for part in parts]
+            program = self._program(first, args[0])
+            if len(parts) == 1:
+                outs = [program(*args[0])]
+            else:
+                import concurrent.futures
+
+                with concurrent.futures.ThreadPoolExecutor(len(parts), thread_name_prefix="kerlym-seeds") as pool:
+                    outs = list(pool.map(lambda a: program(*a), args))
+            taken = set()
+            for part, out in zip(parts, outs):
+                for k, i in enumerate(part):
+                    if i not in taken:  # a part's repeated last member: its second results are dropped
+                        taken.add(i)
+                        self.results[places[i]] = members[i][0].take(jax.tree.map(lambda x, k=k: x[k], out), active)
         except BaseException as e:  # every waiting session hears of it
             self.error = e
             raise
         finally:
             self.cond.notify_all()
+
+    def _program(self, first: FusedChunks, args: tuple):
+        """The vmapped chunk compiled for ``args`` (one part's), compiled once for all the parts of its shape."""
+        size = first.chunk_updates
+        leaves, structure = jax.tree.flatten(args)
+        key = (size, structure, tuple((getattr(x, "shape", None), str(getattr(x, "dtype", type(x)))) for x in leaves))
+        if key not in self._chunks:
+            run = jax.vmap(lambda *a: first.chunk(size, *a), in_axes=(0, 0, 0, 0, 0, 0, None, 0, None))
+            self._chunks[key] = jax.jit(run).lower(*args).compile()
+        return self._chunks[key]
