@@ -193,6 +193,39 @@ def test_seeds_trained_together_equal_each_seed_trained_alone(tmp_path):
         assert [r["seed"] for r in csv.DictReader(f)] == ["0", "1"]
 
 
+def test_seeds_split_into_parts_of_one_length_in_order():
+    from kerlym.agents.fused import split_evenly
+
+    assert split_evenly(16, 2) == [list(range(8)), list(range(8, 16))]
+    assert split_evenly(5, 2) == [[0, 1, 2], [3, 4, 4]]  # the short part repeats its last seed
+    assert split_evenly(3, 8) == [[0], [1], [2]]
+    assert split_evenly(1, 2) == [[0]]
+
+
+@needs_fused
+def test_seeds_in_parts_side_by_side_equal_each_seed_trained_alone(tmp_path, monkeypatch):
+    import kerlym.resources
+
+    monkeypatch.setattr(kerlym.resources, "usable_cpus", lambda: 2)  # 3 seeds: parts [0, 1] and [2, 2]
+    small = ["-c", "4", "--n_steps", "16", "--batch_size", "32", "--n_epochs", "2", "--steps", "256", "-q"]
+    base = ["-e", "gymnax:CartPole-v1", "-a", "ppo", *small, "--eval_episodes", "3", "--checkpoint_every", "128"]
+    assert main.main([*base, "--seed", "2", "--outdir", str(tmp_path / "alone")]) == 0
+    assert main.main([*base, "--seeds", "0", "1", "2", "--outdir", str(tmp_path / "together")]) == 0
+    (alone,) = os.listdir(tmp_path / "alone")
+    (sweep,) = os.listdir(tmp_path / "together")
+
+    def rows(*parts):
+        with open(os.path.join(tmp_path, *parts, "progress.csv")) as f:
+            return list(csv.DictReader(f))
+
+    solo, grouped = rows("alone", alone), rows("together", sweep, "seed-2")
+    assert len(solo) == len(grouped) > 5
+    for a, b in zip(solo, grouped):  # the repeated seed's second copy changed nothing
+        assert (a["episode"], a["total_steps"], a["reward"]) == (b["episode"], b["total_steps"], b["reward"])
+        np.testing.assert_allclose(float(a["max_q"]), float(b["max_q"]), rtol=1e-4)
+    assert rows("together", sweep, "seed-1") != grouped != rows("together", sweep, "seed-0")
+
+
 @needs_fused
 def test_ctrl_c_stops_a_fused_run_at_the_chunks_end_with_a_checkpoint(tmp_path):
     import signal
