@@ -563,6 +563,8 @@ def kerlym_ppo(spec: dict) -> dict:
     import kerlym
 
     changes = {"vector_env": spec["vector_env"]} if spec.get("vector_env") else {}
+    if spec.get("dtype_policy"):
+        changes["dtype_policy"] = spec["dtype_policy"]
     agent = kerlym.make(spec["env"], "ppo", preset=True, cli_defaults=True, seed=spec["seed"], **changes)
     if spec.get("window") is None:
         start = time.perf_counter()
@@ -915,10 +917,13 @@ def part_ppo(args, sb3: bool) -> list[dict]:
             spec = {"env": env_id, "steps": steps, "window": window, "seed": seed}
             pair = []
             for b in args.backends:
+                pong = env_id == PONG  # Pong: a row per vector env and per dtype policy (SB3 runs float32)
+                bf16 = {"mixed_bfloat16": " (bf16)"}
                 mine = [
-                    ("ppo", f"kerlym PPO {env_id} (preset{vector_label(v)})", b,
-                     {**spec, "fn": "kerlym_ppo", "vector_env": v})
-                    for v in (args.vector_envs if env_id == PONG else [None])
+                    ("ppo", f"kerlym PPO {env_id} (preset{vector_label(v)}{bf16.get(d, '')})", b,
+                     {**spec, "fn": "kerlym_ppo", "vector_env": v, "dtype_policy": d})
+                    for v in (args.vector_envs if pong else [None])
+                    for d in (args.pong_dtype_policies if pong else [None])
                 ]  # fmt: skip
                 threads = {1: "", 0: ", default threads"}.get(args.sb3_threads, f", {args.sb3_threads} threads")
                 ref_spec = {**spec, "fn": "sb3_ppo", "threads": args.sb3_threads}
