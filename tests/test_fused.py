@@ -193,6 +193,7 @@ def test_seeds_trained_together_equal_each_seed_trained_alone(tmp_path):
         assert [r["seed"] for r in csv.DictReader(f)] == ["0", "1"]
 
 
+@needs_fused
 def test_seeds_split_into_parts_of_one_length_in_order():
     from kerlym.agents.fused import split_evenly
 

@@ -444,9 +444,9 @@ class FusedGroup:
     :meth:`leave`-s, and the rest go on without it.
 
     On a CPU the agents are split into as many parts as there are usable cores (:func:`split_evenly`),
-    each part's vmapped chunk run in a thread of its own: one vmapped program keeps about one core busy
-    (XLA runs the seeds' small matrix products one after another), and 16 CartPole PPO seeds ran 1.7 times
-    as fast as two parts of 8 on two cores (``benchmarks/README.md``). Every part runs one compiled program.
+    each part's vmapped chunk run in a thread of its own: one vmapped program of small networks keeps only
+    about one core busy (timings in ``benchmarks/README.md``, "Fused PPO on gymnax's CartPole"). Every part
+    runs the one compiled program.
 
     Args:
         places: how many agents will join (:meth:`join`), or leave without training.
