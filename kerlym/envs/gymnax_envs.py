@@ -4,8 +4,8 @@ A gymnax env is a pair of pure functions (``reset``, ``step``) and its
 parameters, so a whole rollout compiles into one XLA program with the agent's
 network (:mod:`kerlym.agents.fused`). For everything that steps one env from
 Python (spaces, ``--play``, the agent's checks) the env is also a Gymnasium env:
-gymnax's own ``GymnaxToGymWrapper``, with the gymnax env and its parameters kept
-public. gymnax comes with the ``.[jax]`` extra and runs only on Keras's JAX backend.
+gymnax's own ``GymnaxToGymWrapper``, made when first stepped, with the gymnax env
+and its parameters kept public. gymnax comes with the ``.[jax]`` extra and runs only on Keras's JAX backend.
 """
 
 from __future__ import annotations
@@ -108,10 +108,15 @@ def gymnax_env_class():
     """:class:`GymnaxEnv`, defined on first use so that importing this module imports neither JAX nor gymnax."""
     global _CLASS
     if _CLASS is None:
-        from gymnax.wrappers.gym import GymnaxToGymWrapper
+        import gymnasium as gym
+        from gymnax.environments.spaces import gymnax_space_to_gym_space
 
-        class GymnaxEnv(GymnaxToGymWrapper):
-            """gymnax's Gymnasium wrapper, with the gymnax env (``gymnax_env``) and its ``gymnax_params`` public.
+        class GymnaxEnv(gym.Env):
+            """A gymnax env as a Gymnasium env: gymnax's ``GymnaxToGymWrapper``, made when first stepped.
+
+            The gymnax env (``gymnax_env``) and its ``gymnax_params`` are public. gymnax's wrapper compiles the
+            env's reset when it is made (about 0.1-0.2 s, for every copy of the env), which the fused path,
+            stepping ``gymnax_env`` in its own programs, never uses; so it is made at the first ``reset``.
 
             Args:
                 env: the gymnax environment.
@@ -120,18 +125,32 @@ def gymnax_env_class():
             """
 
             def __init__(self, env, params, env_id: str):
-                super().__init__(env, params)
+                super().__init__()
                 self.gymnax_env, self.gymnax_params, self.env_id = env, params, env_id
                 # Gymnasium's spaces, made once (the wrapper's properties convert on every read).
-                self.action_space = super().action_space
-                self.observation_space = super().observation_space
+                self.action_space = gymnax_space_to_gym_space(env.action_space(params))
+                self.observation_space = gymnax_space_to_gym_space(env.observation_space(params))
+                modes = ["human", "rgb_array"] if hasattr(env, "render") else []  # as gymnax's wrapper says
+                self.metadata = {**self.metadata, "name": env.name, "render_modes": modes}
+                self._wrapper = None
 
-            action_space = None  # instance attributes, set in __init__
-            observation_space = None
+            def _gym(self):
+                if self._wrapper is None:
+                    from gymnax.wrappers.gym import GymnaxToGymWrapper
+
+                    self._wrapper = GymnaxToGymWrapper(self.gymnax_env, self.gymnax_params)
+                return self._wrapper
+
+            def reset(self, *, seed=None, options=None):
+                super().reset(seed=seed)
+                return self._gym().reset(seed=seed, options=options)
 
             def step(self, action):
-                obs, reward, terminated, truncated, info = super().step(action)
+                obs, reward, terminated, truncated, info = self._gym().step(action)
                 return obs, float(reward), bool(terminated), bool(truncated), info
+
+            def render(self):
+                return self._gym().render()
 
         _CLASS = GymnaxEnv
     return _CLASS
