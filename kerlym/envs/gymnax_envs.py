@@ -115,8 +115,8 @@ def gymnax_env_class():
             """A gymnax env as a Gymnasium env: gymnax's ``GymnaxToGymWrapper``, made when first stepped.
 
             The gymnax env (``gymnax_env``) and its ``gymnax_params`` are public. gymnax's wrapper compiles the
-            env's reset when it is made (about 0.1-0.2 s, for every copy of the env), which the fused path,
-            stepping ``gymnax_env`` in its own programs, never uses; so it is made at the first ``reset``.
+            env's reset when it is made, for every copy of the env, which the fused path, stepping ``gymnax_env``
+            in its own programs, never uses; so it is made at the first ``reset``.
 
             Args:
                 env: the gymnax environment.
