@@ -303,12 +303,18 @@ def command() -> int:
     (its exit handlers, TensorFlow's teardown: about a second) then ends the process at once with that
     status, instead of a ``KeyboardInterrupt`` in an exit handler or death by the signal, which a shell
     reads as a failed run. In the last stage of teardown, where Python code no longer runs, SIGINT is ignored.
+
+    The last exit handler also freezes the garbage collector's objects (``gc.freeze``): Python's final
+    collection would otherwise walk every object the imports made (Keras, JAX, TensorFlow) to free memory
+    the process hands back as it ends anyway.
     """
     import atexit
+    import gc
     import os
     import signal
 
-    atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # the first registered runs last
+    atexit.register(gc.freeze)  # the first registered runs last
+    atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)
     status = main()
 
     def leave(signum, frame):
