@@ -170,15 +170,17 @@ class FusedChunks:
             tv, ntv, ov, carry, key = c
             key, k = jax.random.split(key)  # only a unit that runs uses up its key: chunks' sizes leave no trace
             before = steps + u * self.rollout_steps
+            traced = []  # the unit's outputs as ``run`` was traced: ``skip``'s zeros take their shapes
 
             def run(_):
                 tv2, ntv2, ov2, carry2, out = self.unit(tv, ntv, ov, carry, k, before, step_limit, u >= collecting)
+                traced.append(out)
                 return (tv2, ntv2, ov2, carry2, key), out
 
-            shapes = jax.eval_shape(run, None)[1]
-
             def skip(_):
-                return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+                # ``lax.cond`` traces ``run`` first; were it not so, tracing the unit once more gives the shapes
+                outs = traced[-1] if traced else jax.eval_shape(run, None)[1]
+                return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), outs)
 
             return jax.lax.cond(u < active, run, skip, None)
 
