@@ -206,12 +206,17 @@ def test_seeds_split_into_parts_of_one_length_in_order():
 @needs_fused
 def test_seeds_in_parts_side_by_side_equal_each_seed_trained_alone(tmp_path, monkeypatch):
     import kerlym.resources
+    from kerlym.agents.fused import FusedGroup
 
     monkeypatch.setattr(kerlym.resources, "usable_cpus", lambda: 2)  # 3 seeds: parts [0, 1] and [2, 2]
+    compiled = []
+    compile_part = FusedGroup._compile
+    monkeypatch.setattr(FusedGroup, "_compile", staticmethod(lambda *a: compiled.append(1) or compile_part(*a)))
     small = ["-c", "4", "--n_steps", "16", "--batch_size", "32", "--n_epochs", "2", "--steps", "256", "-q"]
     base = ["-e", "gymnax:CartPole-v1", "-a", "ppo", *small, "--eval_episodes", "3", "--checkpoint_every", "128"]
     assert main.main([*base, "--seed", "2", "--outdir", str(tmp_path / "alone")]) == 0
     assert main.main([*base, "--seeds", "0", "1", "2", "--outdir", str(tmp_path / "together")]) == 0
+    assert len(compiled) == 1  # the program compiled ahead, as the first seed started its envs, is the one run
     (alone,) = os.listdir(tmp_path / "alone")
     (sweep,) = os.listdir(tmp_path / "together")
 

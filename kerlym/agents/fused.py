@@ -221,6 +221,8 @@ class FusedChunks:
         # A resumed run (total_steps > 0) continues with other random numbers than its start had.
         self.key, obs, states = self._start(jax.random.key(start), np.uint32(agent.total_steps))
         self.carry = self.reset(obs, states)
+        if self.group is not None:
+            self.group[0].prepare(self)
 
     def start_envs(self, key, steps):
         """The run's key from ``key`` and ``steps``, and ``num_envs`` fresh episodes: ``(key, obs, env states)``.
@@ -424,6 +426,11 @@ class FusedPPO(FusedChunks):
         return Chunk(active, done, returns, lengths, values, losses)
 
 
+def _is_key(x) -> bool:
+    """``x`` is an array of JAX random keys (``jax.random.key``)."""
+    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def split_evenly(n: int, parts: int) -> list[list[int]]:
     """``range(n)`` in ``min(n, parts)`` parts of one length, in order; a short part repeats its last index.
 
@@ -448,7 +455,8 @@ class FusedGroup:
     On a CPU the agents are split into as many parts as there are usable cores (:func:`split_evenly`),
     each part's vmapped chunk run in a thread of its own: one vmapped program of small networks keeps only
     about one core busy (timings in ``benchmarks/README.md``, "Fused PPO on gymnax's CartPole"). Every part
-    runs the one compiled program.
+    runs the one compiled program, which the first agent to start its envs sets compiling in a thread of
+    its own (:meth:`prepare`), while the other agents are still being built.
 
     Args:
         places: how many agents will join (:meth:`join`), or leave without training.
@@ -470,7 +478,7 @@ class FusedGroup:
         self.interrupted = False
         self.error: BaseException | None = None
         self.first: FusedChunks | None = None
-        self._chunks: dict = {}
+        self._chunks: dict = {}  # a part's argument shapes -> a Future of its compiled program
 
     def join(self, place: int, agent) -> None:
         """Make ``agent`` (a fused agent) train in this group as ``place``; the first one's programs are shared."""
@@ -484,6 +492,25 @@ class FusedGroup:
             fused._evaluate = self.first._evaluate  # one compiled evaluation for every seed (same network shape)
             fused._start = self.first._start
             fused._prepared = self.first._prepared
+
+    def prepare(self, fused: FusedChunks) -> None:
+        """Compile the chunk for parts of the group's size now, in a thread, from ``fused``'s arguments' shapes.
+
+        Called as each agent starts its envs (:meth:`FusedChunks.begin`); the first call starts the compile,
+        and the first chunk waits for it. Parts of another size (a seed left before training) compile then.
+        """
+        import threading
+
+        with self.cond:
+            if self.first is None or self._chunks:
+                return
+            size = len(split_evenly(len(self.live), self.parts)[0])
+            inputs = fused.inputs(None)
+            impls, args = self._arguments([inputs] * size, [0] * size, fused.chunk_updates, 0)
+            future = self._future(impls, args)
+        if future is not None:
+            compiling = (self.first, impls, args, future)
+            threading.Thread(target=self._compile, args=compiling, name="kerlym-compile", daemon=True).start()
 
     def leave(self, place: int) -> None:
         """``place`` trains no more (its session ended, or it had nothing to train)."""
@@ -525,38 +552,105 @@ class FusedGroup:
             limits = [m[2] or 0 for m in members]
             collecting = min(m[0].collect_units() for m in members)  # units in which no seed learns
             parts = split_evenly(len(members), self.parts)
-
-            def arguments(part):
-                stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[inputs[i] for i in part])
-                return (*stacked, active, jnp.asarray([limits[i] for i in part]), collecting)
-
-            args = [arguments(part) for part in parts]
-            program = self._program(first, args[0])
+            args = [
+                self._arguments([inputs[i] for i in part], [limits[i] for i in part], active, collecting)
+                for part in parts
+            ]
+            program = self._program(first, *args[0])
+            call = program[0]
             if len(parts) == 1:
-                outs = [program(*args[0])]
+                outs = [call(*args[0][1])]
             else:
                 import concurrent.futures
 
                 with concurrent.futures.ThreadPoolExecutor(len(parts), thread_name_prefix="kerlym-seeds") as pool:
-                    outs = list(pool.map(lambda a: program(*a), args))
+                    outs = list(pool.map(lambda a: call(*a[1]), args))
             taken = set()
             for part, out in zip(parts, outs):
-                for k, i in enumerate(part):
+                for i, mine in zip(part, self._members(program, out, len(part))):
                     if i not in taken:  # a part's repeated last member: its second results are dropped
                         taken.add(i)
-                        self.results[places[i]] = members[i][0].take(jax.tree.map(lambda x, k=k: x[k], out), active)
+                        self.results[places[i]] = members[i][0].take(mine, active)
         except BaseException as e:  # every waiting session hears of it
             self.error = e
             raise
         finally:
             self.cond.notify_all()
 
-    def _program(self, first: FusedChunks, args: tuple):
-        """The vmapped chunk compiled for ``args`` (one part's), compiled once for all the parts of its shape."""
-        size = first.chunk_updates
-        leaves, structure = jax.tree.flatten(args)
-        key = (size, structure, tuple((getattr(x, "shape", None), str(getattr(x, "dtype", type(x)))) for x in leaves))
-        if key not in self._chunks:
-            run = jax.vmap(lambda *a: first.chunk(size, *a), in_axes=(0, 0, 0, 0, 0, 0, None, 0, None))
-            self._chunks[key] = jax.jit(run).lower(*args).compile()
+    @staticmethod
+    def _arguments(inputs: list, limits: list, active: int, collecting: int) -> tuple:
+        """One part's arguments to its program (:meth:`_compile`): ``(impls, arguments)``.
+
+        The members' :meth:`FusedChunks.inputs` are stacked leaf by leaf on a new leading axis in NumPy (a
+        random key as its raw data, its kind of key in ``impls``; ``None`` for other leaves), where each
+        leaf's ``jnp.stack`` would be a small program of its own to compile. Then ``active``, the members'
+        step limits and ``collecting``.
+        """
+        leaves, structure = jax.tree.flatten(inputs[0])
+        impls = tuple(str(jax.random.key_impl(x)) if _is_key(x) else None for x in leaves)
+        columns = zip(*(jax.tree.leaves(i) for i in inputs))
+        stacked = [
+            np.stack([np.asarray(jax.random.key_data(x) if impl else x) for x in xs])
+            for xs, impl in zip(columns, impls)
+        ]
+        return impls, (jax.tree.unflatten(structure, stacked), active, np.asarray(limits, dtype=np.int32), collecting)
+
+    def _future(self, impls: tuple, args: tuple):
+        """A new Future for the program of ``args``'s shapes, to be compiled by the caller; ``None`` if one exists.
+
+        Called with the lock held.
+        """
+        import concurrent.futures
+
+        key = self._shapes(impls, args)
+        if key in self._chunks:
+            return None
+        self._chunks[key] = concurrent.futures.Future()
         return self._chunks[key]
+
+    @staticmethod
+    def _shapes(impls: tuple, args: tuple) -> tuple:
+        leaves, structure = jax.tree.flatten(args)
+        return impls, structure, tuple((getattr(x, "shape", None), str(getattr(x, "dtype", type(x)))) for x in leaves)
+
+    @staticmethod
+    def _compile(first: FusedChunks, impls: tuple, args: tuple, future) -> None:
+        """Compile a part's program: the chunk ``jax.vmap``-ed over the members' stacked inputs (their keys
+        made keys again inside), its outputs flat, keys as raw data. Sets ``future`` to
+        ``(program, the outputs' structure, their keys' impls)``."""
+        size = first.chunk_updates
+        chunks = jax.vmap(lambda *a: first.chunk(size, *a), in_axes=(0, 0, 0, 0, 0, 0, None, 0, None))
+        traced = []
+
+        def run(stacked, active, limits, collecting):
+            leaves, structure = jax.tree.flatten(stacked)
+            leaves = [jax.random.wrap_key_data(x, impl=impl) if impl else x for x, impl in zip(leaves, impls)]
+            outs = chunks(*jax.tree.unflatten(structure, leaves), active, limits, collecting)
+            outs, structure = jax.tree.flatten(outs)
+            traced.append((structure, tuple(str(jax.random.key_impl(x)) if _is_key(x) else None for x in outs)))
+            return [jax.random.key_data(x) if _is_key(x) else x for x in outs]
+
+        try:
+            program = jax.jit(run).lower(*args).compile()
+            future.set_result((program, *traced[-1]))
+        except BaseException as e:  # noqa: BLE001 -- the chunk that waits for it raises it
+            future.set_exception(e)
+
+    def _program(self, first: FusedChunks, impls: tuple, args: tuple):
+        """The vmapped chunk compiled for ``args`` (one part's), compiled once for all the parts of its shape."""
+        future = self._future(impls, args)
+        if future is not None:
+            self._compile(first, impls, args, future)
+        return self._chunks[self._shapes(impls, args)].result()
+
+    @staticmethod
+    def _members(program: tuple, outs: list, count: int) -> list:
+        """A part's flat outputs taken apart: the first ``count`` members' outputs, each as its chunk's."""
+        _, structure, impls = program
+        leaves = [np.asarray(x) for x in outs]
+        members = []
+        for k in range(count):
+            mine = jax.device_put([x[k] for x in leaves])
+            mine = [jax.random.wrap_key_data(x, impl=impl) if impl else x for x, impl in zip(mine, impls)]
+            members.append(jax.tree.unflatten(structure, mine))
+        return members
