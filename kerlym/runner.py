@@ -94,6 +94,8 @@ class Runner:
         self.interrupted: list[int] = []
         self.saving = False
         self.last_checkpoint: str | None = None
+        self._checkpointed: tuple | None = None  # :meth:`_stamp` when the last checkpoint was written
+        self.evaluations = 0  # made by :meth:`evaluate`
         self.last_evaluation: tuple[int, np.ndarray] | None = None  # (step, greedy returns) of the newest
         self.finishing = False  # True during the final evaluation, after the loop
         self.will_evaluate = False  # whether this run evaluates (the fused path compiles the evaluation early)
@@ -150,7 +152,7 @@ class Runner:
                 self._checkpoint_after(error)
             raise
         else:
-            if self.run_dir is not None:
+            if self.run_dir is not None and self._checkpointed != self._stamp():  # not one just written
                 self.checkpoint()
             done = self.last_evaluation is not None and self.last_evaluation[0] == agent.total_steps
             if final_evaluation and self.eval_episodes > 0 and not self.interrupted and not done:
@@ -467,9 +469,16 @@ class Runner:
             self.last_checkpoint = checkpoints.save_checkpoint(
                 self.run_dir, self.agent, include_memory=self.save_memory, in_flight=self._in_flight()
             )
+            self._checkpointed = self._stamp()
         finally:
             self.saving = False
         return self.last_checkpoint
+
+    def _stamp(self) -> tuple:
+        """What a checkpoint's contents follow: the agent's steps, episodes and updates, and the evaluations made
+        (one may move the agent's random numbers on)."""
+        agent = self.agent
+        return agent.total_steps, agent.episode, agent.updates, self.evaluations
 
     def evaluate(self) -> tuple[float, float]:
         """Greedy evaluation; with a run folder, a row in evaluations.csv and best.keras when it is the best.
@@ -487,6 +496,7 @@ class Runner:
         else:
             returns = self.agent.evaluate(self.eval_episodes, seed=self.agent.seed, search=self.search)
         self.last_evaluation = (self.agent.total_steps, returns)
+        self.evaluations += 1
         self.last_games = games
         mean, std = float(returns.mean()), float(returns.std())
         best = False

@@ -82,6 +82,27 @@ def test_a_checkpoint_on_an_episodes_last_step_counts_that_episode(tmp_path):
     agent.close()
 
 
+def test_a_run_ending_on_a_checkpoints_step_writes_that_checkpoint_once(tmp_path, monkeypatch):
+    saved = []
+    save = checkpoints.save_checkpoint
+
+    def counted(run_dir, agent, **kw):
+        saved.append(agent.total_steps)
+        return save(run_dir, agent, **kw)
+
+    monkeypatch.setattr(checkpoints, "save_checkpoint", counted)
+    agent = D2QN("MountainCar-v0", seed=0, learning_starts=99_999)
+    runner = Runner(agent, str(tmp_path), checkpoint_every=200, eval_episodes=1)
+    runner.run(max_steps=400)
+    assert saved == [200, 400]  # the one due at the last step is the run's final checkpoint
+    runner.run(max_steps=0)
+    assert saved == [200, 400]
+    runner.evaluate()  # an evaluation may move the agent's state on (its random numbers): a final one is written
+    runner.run(max_steps=0)
+    assert saved == [200, 400, 400]
+    agent.close()
+
+
 def test_configure_and_make_train_what_the_command_trains():
     run, cfg = kerlym.configure("CartPole-v1", "pg", preset=True, cli_defaults=True, seed=1)
     agent = kerlym.make(run, cfg)
