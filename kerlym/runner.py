@@ -288,12 +288,20 @@ class Runner:
         fused.begin(agent.reset_seed, self.eval_episodes if self.will_evaluate else 0)
         agent.reset_seed = None
         losses: list[float] = []
+
+        def rollouts_to_due(steps, next_checkpoint, next_eval):  # the next chunk's updates: whole rollouts
+            due = [x for x in (step_limit, next_checkpoint, next_eval) if x is not None]
+            return -(-(min(due) - steps) // fused.rollout_steps) if due else None
+
         while True:
             steps_before = agent.total_steps
-            due = [x for x in (step_limit, next_checkpoint, next_eval) if x is not None]
-            left = -(-(min(due) - steps_before) // fused.rollout_steps) if due else None  # whole rollouts to it
-            chunk = fused.train_chunk(left, step_limit)
+            chunk = fused.train_chunk(rollouts_to_due(steps_before, next_checkpoint, next_eval), step_limit)
             steps_after, wall = agent.total_steps, time.perf_counter() - start
+            if step_limit is None or steps_after < step_limit:
+                # Ask for the next chunk now: seeds trained together compute it while this one's rows,
+                # checkpoint and evaluation are written.
+                following = self._following(steps_after, next_checkpoint, next_eval)
+                fused.prefetch(rollouts_to_due(steps_after, *following), step_limit)
             stop, used = False, 0
             metrics = np.mean(chunk.losses[:, :, 1:], axis=1)  # each update's mean metrics
             trained = np.ones(chunk.updates, bool) if chunk.trained is None else chunk.trained
@@ -406,9 +414,15 @@ class Runner:
         steps = self.agent.total_steps
         if next_checkpoint is not None and steps >= next_checkpoint:
             self.checkpoint()
-            next_checkpoint = self._next(steps, self.checkpoint_every)
         if next_eval is not None and steps >= next_eval:
             self.evaluate()
+        return self._following(steps, next_checkpoint, next_eval)
+
+    def _following(self, steps: int, next_checkpoint, next_eval) -> tuple:
+        """The steps of the checkpoint and evaluation after those due by ``steps``."""
+        if next_checkpoint is not None and steps >= next_checkpoint:
+            next_checkpoint = self._next(steps, self.checkpoint_every)
+        if next_eval is not None and steps >= next_eval:
             next_eval = self._next(steps, self.eval_every)
         return next_checkpoint, next_eval
 

@@ -356,3 +356,31 @@ def test_fused_evaluation_reports_each_episode_and_takes_net_kwargs():
     returns = agent.evaluate(3, seed=0, on_episode=lambda i, total: seen.append((i, total)))  # one compiled call
     assert seen == list(enumerate(returns.tolist())) and len(seen) == 3
     agent.close()
+
+
+@needs_fused
+def test_a_chunk_asked_for_ahead_is_taken_only_if_asked_again_from_the_same_state():
+    from kerlym.agents.fused import FusedGroup
+
+    def grouped(prefetched: bool, nudge: bool):
+        agent = kerlym.make("gymnax:CartPole-v1", "ppo", **SMALL)
+        group = FusedGroup(1, parts=1)
+        group.join(0, agent)
+        run, runs = group._run, []
+        group._run = lambda asked: runs.append(len(asked)) or run(asked)
+        agent.fused.begin(0)
+        agent.fused.train_chunk(2, None)
+        if prefetched:  # as the runner asks, right after a chunk: it starts computing at once
+            agent.fused.prefetch(2, None)
+        if nudge:  # the weights changed through Keras meanwhile (a user's callback, say)
+            agent.model.set_weights([w * 0.5 for w in agent.model.get_weights()])
+        chunk = agent.fused.train_chunk(2, None)
+        assert len(runs) == 2 + (prefetched and nudge)  # the chunk asked for ahead, dropped after the nudge
+        return chunk.losses, [np.asarray(w) for w in agent.model.get_weights()]
+
+    for nudge in (False, True):
+        (losses, weights), (ahead, ahead_weights) = grouped(False, nudge), grouped(True, nudge)
+        np.testing.assert_array_equal(losses, ahead)
+        for a, b in zip(weights, ahead_weights):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(grouped(True, False)[0], grouped(True, True)[0])  # the nudge made a difference

@@ -264,12 +264,22 @@ class FusedChunks:
         """
         if self.carry is None:
             self.begin(None)
-        active = self.chunk_updates if max_updates is None else max(1, min(self.chunk_updates, max_updates))
+        active = self._active(max_updates)
         if self.group is not None:
             group, place = self.group
             return group.train_chunk(place, self, active, step_limit)
         outs = self._chunk(self.chunk_updates, *self.inputs(step_limit), active, step_limit or 0, self.collect_units())
         return self.take(outs, active)
+
+    def prefetch(self, max_updates: int | None, step_limit: int | None) -> None:
+        """The runner's next :meth:`train_chunk`, asked for ahead: in a :class:`FusedGroup`, it starts computing
+        once every seed has asked. Alone, nothing: the call itself comes soon enough."""
+        if self.group is not None and self.carry is not None:
+            group, place = self.group
+            group.prefetch(place, self, self._active(max_updates), step_limit)
+
+    def _active(self, max_updates: int | None) -> int:
+        return self.chunk_updates if max_updates is None else max(1, min(self.chunk_updates, max_updates))
 
     def inputs(self, step_limit) -> tuple:
         """The chunk's arguments before ``active``: weights, optimizer state, the carry, the key, the steps so far."""
@@ -443,14 +453,40 @@ def split_evenly(n: int, parts: int) -> list[list[int]]:
     return [c + [c[-1]] * (size - len(c)) for c in chunks if c]
 
 
+class _Request:
+    """An agent's request for a chunk: its state as it asked (``inputs``), then the chunk's outputs."""
+
+    def __init__(self, fused: FusedChunks, active: int, step_limit):
+        self.fused, self.active, self.step_limit = fused, active, step_limit
+        self.inputs = fused.inputs(step_limit)
+        self.collecting = fused.collect_units()
+        self.outputs, self.ran, self.done, self.error = None, 0, False, None
+
+    def same(self, other: _Request) -> bool:
+        """The same chunk: the same updates and step limit asked for, from the same arrays and counts."""
+        asked = (self.fused, self.active, self.step_limit, self.collecting)
+        if asked != (other.fused, other.active, other.step_limit, other.collecting):
+            return False
+        mine, theirs = jax.tree.leaves(self.inputs), jax.tree.leaves(other.inputs)
+        return len(mine) == len(theirs) and all(
+            a is b or (isinstance(a, int | float) and not isinstance(b, jax.Array) and a == b)
+            for a, b in zip(mine, theirs)
+        )
+
+
 class FusedGroup:
     """Agents of one config but their seeds (``--seeds``), each in its own session, trained as one program.
 
     Each agent's session runs in its own thread, with its own runner, run folder and rows. When every
-    agent still training has asked for its next chunk, the last to ask runs them all at once: the
-    compiled chunk ``jax.vmap``-ed over the agents (weights, optimizer states, envs and keys stacked on
-    a leading axis), with the fewest updates any of them asked for. An agent whose session ends
-    :meth:`leave`-s, and the rest go on without it.
+    agent still training has asked for its next chunk, a thread runs them all at once: the compiled chunk
+    ``jax.vmap``-ed over the agents (weights, optimizer states, envs and keys stacked on a leading axis),
+    with the fewest updates any of them asked for. An agent whose session ends :meth:`leave`-s, and the
+    rest go on without it.
+
+    A runner asks for its next chunk ahead (:meth:`prefetch`), as soon as it has the last one, so the
+    next chunk computes while the sessions write their rows, checkpoints and evaluations. A chunk asked
+    for ahead is taken only if the runner then asks for the same (updates, step limit) from the same
+    state (the same weight, optimizer and env arrays); otherwise it is dropped and the chunk computed anew.
 
     On a CPU the agents are split into as many parts as there are usable cores (:func:`split_evenly`),
     each part's vmapped chunk run in a thread of its own: one vmapped program of small networks keeps only
@@ -472,8 +508,8 @@ class FusedGroup:
             parts = usable_cpus() if jax.default_backend() == "cpu" else 1
         self.parts = max(1, int(parts))
         self.live = set(range(places))
-        self.waiting: dict[int, tuple] = {}
-        self.results: dict[int, Chunk] = {}
+        self.requests: dict[int, _Request] = {}  # place -> its next chunk's request, until the chunk runs
+        self.running: dict[int, _Request] = {}  # place -> its request in a chunk running or done, not taken
         self.cond = threading.Condition()
         self.interrupted = False
         self.error: BaseException | None = None
@@ -516,8 +552,9 @@ class FusedGroup:
         """``place`` trains no more (its session ended, or it had nothing to train)."""
         with self.cond:
             self.live.discard(place)
-            if self.waiting and len(self.waiting) == len(self.live):
-                self._run()
+            self.requests.pop(place, None)
+            self.running.pop(place, None)
+            self._launch_when_all_asked()
 
     def interrupt(self) -> None:
         """Stop every session at its next chunk (each raises ``KeyboardInterrupt``, and its runner checkpoints)."""
@@ -525,38 +562,67 @@ class FusedGroup:
             self.interrupted = True
             self.cond.notify_all()
 
+    def prefetch(self, place: int, fused: FusedChunks, active: int, step_limit) -> None:
+        """Ask ahead for ``place``'s next chunk, from its state now (see the class's docstring)."""
+        with self.cond:
+            if self.interrupted or self.error is not None or place in self.requests or place in self.running:
+                return
+            self.requests[place] = _Request(fused, active, step_limit)
+            self._launch_when_all_asked()
+
     def train_chunk(self, place: int, fused: FusedChunks, active: int, step_limit) -> Chunk:
         with self.cond:
             if self.interrupted:
                 raise KeyboardInterrupt
-            self.waiting[place] = (fused, active, step_limit)
-            if len(self.waiting) == len(self.live):
-                self._run()
-            while place not in self.results and not self.interrupted and self.error is None:
-                self.cond.wait()
-            if place in self.results:
-                return self.results.pop(place)
-            if self.error is not None:
-                raise RuntimeError(f"another seed's chunk failed: {self.error}")
-            raise KeyboardInterrupt
+            asked = self.running.get(place) or self.requests.get(place)
+            if asked is not None and not asked.same(_Request(fused, active, step_limit)):
+                # asked ahead for something else, or the state changed since: that chunk is not this one
+                if self.requests.pop(place, None) is None:
+                    self._wait(lambda: asked.done)
+                    self.running.pop(place, None)
+                asked = None
+            if asked is None:
+                asked = self.requests[place] = _Request(fused, active, step_limit)
+                self._launch_when_all_asked()
+            self._wait(lambda: asked.done)
+            self.running.pop(place, None)
+            if not asked.done and self.interrupted:
+                raise KeyboardInterrupt
+            error = asked.error if asked.done else self.error
+            if error is not None:
+                raise RuntimeError(f"another seed's chunk failed: {error}") from error
+        return fused.take(asked.outputs, asked.ran)
 
-    def _run(self) -> None:
-        """Every live agent is waiting: one vmapped chunk for all of them (called with the lock held)."""
-        places = sorted(self.waiting)
-        members = [self.waiting[p] for p in places]
-        self.waiting = {}
-        active = min(m[1] for m in members)
-        first = self.first
+    def _wait(self, ready) -> None:
+        """Wait (the lock held) until ``ready()``, the group is interrupted or a chunk failed."""
+        while not ready() and not self.interrupted and self.error is None:
+            self.cond.wait()
+
+    def _launch_when_all_asked(self) -> None:
+        """Every live agent has asked for a chunk: run them in a thread (called with the lock held)."""
+        import threading
+
+        if not self.requests or set(self.requests) != self.live:
+            return
+        asked, self.requests = self.requests, {}
+        self.running.update(asked)
+        threading.Thread(target=self._run, args=(asked,), name="kerlym-chunk", daemon=True).start()
+
+    def _run(self, asked: dict) -> None:
+        """One chunk for every agent of ``asked`` (place -> request), all at once; each request gets its outputs."""
+        places = sorted(asked)
+        members = [asked[p] for p in places]
+        active = min(m.active for m in members)
         try:
-            inputs = [m[0].inputs(m[2]) for m in members]
-            limits = [m[2] or 0 for m in members]
-            collecting = min(m[0].collect_units() for m in members)  # units in which no seed learns
+            collecting = min(m.collecting for m in members)  # units in which no seed learns
             parts = split_evenly(len(members), self.parts)
             args = [
-                self._arguments([inputs[i] for i in part], [limits[i] for i in part], active, collecting)
+                self._arguments(
+                    [members[i].inputs for i in part], [members[i].step_limit or 0 for i in part], active, collecting
+                )
                 for part in parts
             ]
-            program = self._program(first, *args[0])
+            program = self._program(self.first, *args[0])
             call = program[0]
             if len(parts) == 1:
                 outs = [call(*args[0][1])]
@@ -565,17 +631,20 @@ class FusedGroup:
 
                 with concurrent.futures.ThreadPoolExecutor(len(parts), thread_name_prefix="kerlym-seeds") as pool:
                     outs = list(pool.map(lambda a: call(*a[1]), args))
-            taken = set()
+            results = {}
             for part, out in zip(parts, outs):
                 for i, mine in zip(part, self._members(program, out, len(part))):
-                    if i not in taken:  # a part's repeated last member: its second results are dropped
-                        taken.add(i)
-                        self.results[places[i]] = members[i][0].take(mine, active)
-        except BaseException as e:  # every waiting session hears of it
-            self.error = e
-            raise
-        finally:
-            self.cond.notify_all()
+                    results.setdefault(i, mine)  # a part's repeated last member: its second results are dropped
+            with self.cond:
+                for i, m in enumerate(members):
+                    m.outputs, m.ran, m.done = results[i], active, True
+                self.cond.notify_all()
+        except BaseException as e:  # noqa: BLE001 -- every waiting session hears of it
+            with self.cond:
+                self.error = e
+                for m in members:
+                    m.error, m.done = e, True
+                self.cond.notify_all()
 
     @staticmethod
     def _arguments(inputs: list, limits: list, active: int, collecting: int) -> tuple:

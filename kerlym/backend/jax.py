@@ -196,11 +196,21 @@ class JaxSteps(Steps):
                 for v, value in zip(variables, values):
                     v.assign(value)
             self._keras_stale = False
+            self._written = [v.value for group in self._groups() for v in group]
         self._lent = True
 
     def from_keras(self):
-        """Take the Keras variables' values (copies) as the arrays the steps work on."""
+        """Take the Keras variables' values (copies) as the arrays the steps work on.
+
+        Where every variable still holds what :meth:`to_keras` wrote (a save or an evaluation only read
+        them), the arrays stay as they are, the same objects: a fused chunk computed ahead from them
+        (:class:`kerlym.agents.fused.FusedGroup`) is still the one to take.
+        """
         values = tuple([v.value for v in group] for group in self._groups())
-        self.tv, self.ntv, self.ov, self.target_tv, self.target_ntv = self._copy(values)
+        written = getattr(self, "_written", None)
+        unchanged = written is not None and all(a is b for a, b in zip(written, (x for g in values for x in g)))
+        if not unchanged:
+            self.tv, self.ntv, self.ov, self.target_tv, self.target_ntv = self._copy(values)
+        self._written = None
         self._keras_stale = False
         self._lent = False
