@@ -264,6 +264,7 @@ def _train_fused_seeds(run: C.RunConfig, cfg: C.AgentConfig, seeds, folders) -> 
             group.leave(place)
 
     print(f"== seeds {', '.join(map(str, seeds))} together, as one compiled program", flush=True)
+
     def on_signal(signum, frame):  # Ctrl-C or SIGTERM: the threads' runners cannot take signals over
         if not group.interrupted:
             print("\nkerlym: stopping every seed after its chunk; saving checkpoints ...", flush=True)
@@ -280,6 +281,7 @@ def _train_fused_seeds(run: C.RunConfig, cfg: C.AgentConfig, seeds, folders) -> 
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        group.close()  # no program left running as Python exits
     errors = [e for e in results.values() if isinstance(e, BaseException)]
     if errors:
         raise errors[0]

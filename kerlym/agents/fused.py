@@ -510,6 +510,7 @@ class FusedGroup:
         self.live = set(range(places))
         self.requests: dict[int, _Request] = {}  # place -> its next chunk's request, until the chunk runs
         self.running: dict[int, _Request] = {}  # place -> its request in a chunk running or done, not taken
+        self._threads: list = []  # the threads of the chunks launched
         self.cond = threading.Condition()
         self.interrupted = False
         self.error: BaseException | None = None
@@ -606,7 +607,14 @@ class FusedGroup:
             return
         asked, self.requests = self.requests, {}
         self.running.update(asked)
-        threading.Thread(target=self._run, args=(asked,), name="kerlym-chunk", daemon=True).start()
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._threads.append(threading.Thread(target=self._run, args=(asked,), name="kerlym-chunk", daemon=True))
+        self._threads[-1].start()
+
+    def close(self) -> None:
+        """Wait for a chunk still computing (one asked for ahead by seeds that then stopped) to end."""
+        for thread in list(self._threads):
+            thread.join()
 
     def _run(self, asked: dict) -> None:
         """One chunk for every agent of ``asked`` (place -> request), all at once; each request gets its outputs."""
@@ -707,10 +715,12 @@ class FusedGroup:
 
     def _program(self, first: FusedChunks, impls: tuple, args: tuple):
         """The vmapped chunk compiled for ``args`` (one part's), compiled once for all the parts of its shape."""
-        future = self._future(impls, args)
+        with self.cond:
+            future = self._future(impls, args)
+            compiled = self._chunks[self._shapes(impls, args)]
         if future is not None:
             self._compile(first, impls, args, future)
-        return self._chunks[self._shapes(impls, args)].result()
+        return compiled.result()
 
     @staticmethod
     def _members(program: tuple, outs: list, count: int) -> list:
