@@ -78,6 +78,26 @@ def _latest_or_none(root: str) -> str | None:
         return None
 
 
+def keep_keras_skipsets() -> None:
+    """Let Keras's next ``.keras`` save in this thread find the skip sets its last one made.
+
+    Keras's saving (``saving_lib.get_attr_skipset``, Keras 3.15) stores each kind of object's set of
+    attributes to skip as ``saving_attr_skipset_<kind>`` in its thread's global state, but looks for it
+    as ``saving_attr_skiplist_<kind>``: every save builds throwaway ``Layer`` and ``Optimizer`` objects to
+    make the sets again, about half of a small model's save. The sets stored are set under the name read
+    too; where Keras reads what it stores, or keeps its state elsewhere, nothing changes.
+    """
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        return
+    state = getattr(global_state, "GLOBAL_STATE_TRACKER", None)
+    stored = "saving_attr_skipset_"
+    for name, value in list(getattr(state, "__dict__", {}).items()):
+        if name.startswith(stored) and getattr(state, "saving_attr_skiplist_" + name[len(stored) :], None) is None:
+            setattr(state, "saving_attr_skiplist_" + name[len(stored) :], value)
+
+
 def save_checkpoint(
     run_dir: str, agent, include_memory: bool = False, keep: int = 2, in_flight: tuple | None = None
 ) -> str:
@@ -128,6 +148,7 @@ def save_checkpoint(
 
         with tensorflow_left_alone():
             agent.model.save(os.path.join(tmp, MODEL))
+        keep_keras_skipsets()
         np.savez(os.path.join(tmp, ARRAYS), **arrays)
         atomic_write(os.path.join(tmp, STATE), json.dumps(meta))
         for file in (MODEL, ARRAYS):
