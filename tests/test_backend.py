@@ -295,3 +295,23 @@ def test_a_checkpoint_on_jax_or_torch_saves_and_loads_without_importing_tensorfl
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "True False"
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX only")
+def test_jax_steps_keep_their_arrays_when_keras_only_read_them():
+    model = linear()
+    steps = build_steps(model, regression_loss, target=None)
+    tv = steps.arrays()[0]
+    steps.to_keras()  # lent to Keras, as a save or an evaluation does, which only read the variables
+    model.get_weights()
+    assert steps.arrays()[0][0] is tv[0]  # the same arrays: nothing to copy back
+    steps.to_keras()
+    model.layers[-1].kernel.assign(np.ones((3, 2), np.float32))  # the user's own change through Keras
+    (kernel,) = steps.arrays()[0]
+    assert kernel is not tv[0]
+    np.testing.assert_array_equal(np.asarray(kernel), np.ones((3, 2)))
+    steps.to_keras()
+    steps.set_arrays([np.full((3, 2), 2.0, np.float32)], [], steps.arrays()[2])  # new arrays while lent
+    np.testing.assert_array_equal(np.asarray(steps.arrays()[0][0]), np.full((3, 2), 2.0))
+    steps.to_keras()  # and Keras gets them
+    np.testing.assert_array_equal(model.get_weights()[0], np.full((3, 2), 2.0))

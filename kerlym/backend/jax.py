@@ -202,15 +202,15 @@ class JaxSteps(Steps):
     def from_keras(self):
         """Take the Keras variables' values (copies) as the arrays the steps work on.
 
-        Where every variable still holds what :meth:`to_keras` wrote (a save or an evaluation only read
-        them), the arrays stay as they are, the same objects: a fused chunk computed ahead from them
-        (:class:`kerlym.agents.fused.FusedGroup`) is still the one to take.
+        Where every variable still holds what :meth:`to_keras` wrote, or what the arrays were last copied
+        from (a save or an evaluation only read them), the arrays stay as they are, the same objects: a
+        fused chunk computed ahead from them (:class:`kerlym.agents.fused.FusedGroup`) is still the one to
+        take.
         """
         values = tuple([v.value for v in group] for group in self._groups())
+        flat = [x for group in values for x in group]
         written = getattr(self, "_written", None)
-        unchanged = written is not None and all(a is b for a, b in zip(written, (x for g in values for x in g)))
-        if not unchanged:
+        if written is None or len(written) != len(flat) or any(a is not b for a, b in zip(written, flat)):
             self.tv, self.ntv, self.ov, self.target_tv, self.target_ntv = self._copy(values)
-        self._written = None
-        self._keras_stale = False
+            self._written, self._keras_stale = flat, False  # Keras holds what the arrays were copied from
         self._lent = False
