@@ -544,8 +544,8 @@ class FusedGroup:
             size = len(split_evenly(len(self.live), self.parts)[0])
             inputs = fused.inputs(None)
             impls, args = self._arguments([inputs] * size, [0] * size, fused.chunk_updates, 0)
-            future = self._future(impls, args)
-        if future is not None:
+            future, new = self._future(impls, args)
+        if new:
             compiling = (self.first, impls, args, future)
             threading.Thread(target=self._compile, args=compiling, name="kerlym-compile", daemon=True).start()
 
@@ -672,23 +672,19 @@ class FusedGroup:
         ]
         return impls, (jax.tree.unflatten(structure, stacked), active, np.asarray(limits, dtype=np.int32), collecting)
 
-    def _future(self, impls: tuple, args: tuple):
-        """A new Future for the program of ``args``'s shapes, to be compiled by the caller; ``None`` if one exists.
+    def _future(self, impls: tuple, args: tuple) -> tuple:
+        """The Future of the program for ``args``'s shapes, and whether it is new (the caller compiles it then).
 
         Called with the lock held.
         """
         import concurrent.futures
 
-        key = self._shapes(impls, args)
-        if key in self._chunks:
-            return None
-        self._chunks[key] = concurrent.futures.Future()
-        return self._chunks[key]
-
-    @staticmethod
-    def _shapes(impls: tuple, args: tuple) -> tuple:
         leaves, structure = jax.tree.flatten(args)
-        return impls, structure, tuple((getattr(x, "shape", None), str(getattr(x, "dtype", type(x)))) for x in leaves)
+        key = impls, structure, tuple((getattr(x, "shape", None), str(getattr(x, "dtype", type(x)))) for x in leaves)
+        new = key not in self._chunks
+        if new:
+            self._chunks[key] = concurrent.futures.Future()
+        return self._chunks[key], new
 
     @staticmethod
     def _compile(first: FusedChunks, impls: tuple, args: tuple, future) -> None:
@@ -716,11 +712,10 @@ class FusedGroup:
     def _program(self, first: FusedChunks, impls: tuple, args: tuple):
         """The vmapped chunk compiled for ``args`` (one part's), compiled once for all the parts of its shape."""
         with self.cond:
-            future = self._future(impls, args)
-            compiled = self._chunks[self._shapes(impls, args)]
-        if future is not None:
+            future, new = self._future(impls, args)
+        if new:
             self._compile(first, impls, args, future)
-        return compiled.result()
+        return future.result()
 
     @staticmethod
     def _members(program: tuple, outs: list, count: int) -> list:
